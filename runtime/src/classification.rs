@@ -1,0 +1,304 @@
+//! Sequence classification: logits from ONNX Runtime, then scores and rankings exactly
+//! as the `transformers` text-classification pipeline computes them.
+
+use std::borrow::Cow;
+use std::path::Path;
+
+use ndarray::{Array2, Axis, Ix2};
+use ort::session::{Session, SessionInputValue};
+use ort::value::TensorRef;
+
+use crate::error::{Error, Result};
+use crate::pool::SessionPool;
+use crate::registry::{LoadOptions, ModelInfo, Task};
+use crate::signature::Signature;
+use crate::text::{EncodedBatch, TextEncoder};
+
+/// `config.json`'s `problem_type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProblemType {
+    SingleLabel,
+    MultiLabel,
+    Regression,
+}
+
+impl ProblemType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SingleLabel => "single_label_classification",
+            Self::MultiLabel => "multi_label_classification",
+            Self::Regression => "regression",
+        }
+    }
+}
+
+/// The pipeline's `function_to_apply`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClassificationFunction {
+    Softmax,
+    Sigmoid,
+    None,
+}
+
+impl ClassificationFunction {
+    /// The pipeline's default: none for regression, sigmoid for multi-label or a single
+    /// label, softmax otherwise.
+    pub fn default_for(problem_type: ProblemType, labels: usize) -> Self {
+        match problem_type {
+            ProblemType::Regression => Self::None,
+            ProblemType::MultiLabel => Self::Sigmoid,
+            ProblemType::SingleLabel if labels == 1 => Self::Sigmoid,
+            ProblemType::SingleLabel => Self::Softmax,
+        }
+    }
+
+    /// Parses the pipeline's names, case-insensitively as the pipeline does.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name.to_ascii_lowercase().as_str() {
+            "softmax" => Some(Self::Softmax),
+            "sigmoid" => Some(Self::Sigmoid),
+            "none" => Some(Self::None),
+            _ => None,
+        }
+    }
+
+    /// Scores from one row of logits, in f32 as numpy computes them in the pipeline.
+    pub fn apply(self, logits: &[f32]) -> Vec<f32> {
+        match self {
+            Self::None => logits.to_vec(),
+            Self::Sigmoid => logits.iter().map(|&x| 1.0 / (1.0 + (-x).exp())).collect(),
+            Self::Softmax => {
+                let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let exps: Vec<f32> = logits.iter().map(|&x| (x - max).exp()).collect();
+                let sum: f32 = exps.iter().sum();
+                exps.into_iter().map(|e| e / sum).collect()
+            }
+        }
+    }
+}
+
+/// A label id and its score.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LabelScore {
+    pub id: usize,
+    pub score: f32,
+}
+
+/// Labels by descending score (ties keep id order, as Python's stable sort does),
+/// cut to `top_k` when given.
+pub fn ranked(scores: &[f32], top_k: Option<usize>) -> Vec<LabelScore> {
+    let mut ranked: Vec<LabelScore> = scores
+        .iter()
+        .enumerate()
+        .map(|(id, &score)| LabelScore { id, score })
+        .collect();
+    ranked.sort_by(|a, b| b.score.total_cmp(&a.score));
+    if let Some(k) = top_k {
+        ranked.truncate(k);
+    }
+    ranked
+}
+
+/// The highest score (first on ties, as numpy's argmax).
+pub fn best(scores: &[f32]) -> LabelScore {
+    let mut best = LabelScore { id: 0, score: f32::NEG_INFINITY };
+    for (id, &score) in scores.iter().enumerate() {
+        if score > best.score {
+            best = LabelScore { id, score };
+        }
+    }
+    best
+}
+
+/// What a generated crate knows of its classifier, as constants.
+#[derive(Debug, Clone, Copy)]
+pub struct TextClassifierSpec {
+    pub name: &'static str,
+    pub signature: Signature,
+    pub logits_output: &'static str,
+    pub labels: &'static [&'static str],
+    pub max_length: usize,
+    pub problem_type: ProblemType,
+}
+
+/// A loaded sequence classifier: tokenizer, session pool and the model's metadata.
+pub struct TextClassifier {
+    info: ModelInfo,
+    spec: TextClassifierSpec,
+    encoder: TextEncoder,
+    pool: SessionPool,
+    max_batch_size: usize,
+}
+
+const TEXT_INPUTS: [&str; 3] = ["input_ids", "attention_mask", "token_type_ids"];
+
+impl TextClassifier {
+    /// Loads `dir/<variant>` with `dir/tokenizer.json` and `dir/config.json`, refusing
+    /// an artifact whose signature or labels differ from `spec`.
+    pub fn load(dir: &Path, spec: TextClassifierSpec, options: &LoadOptions) -> Result<Self> {
+        if let Some(unknown) = spec.signature.inputs.iter().find(|i| !TEXT_INPUTS.contains(&i.name)) {
+            return Err(Error::SignatureMismatch {
+                path: dir.to_path_buf(),
+                mismatch: format!("input `{}` is not one a text model can be given", unknown.name),
+            });
+        }
+        check_labels(&dir.join("config.json"), spec.labels)?;
+        let model = dir.join(&options.variant);
+        let pool = SessionPool::open(&model, options)?;
+        pool.inspect(|session| spec.signature.check(session, &model))?;
+        let encoder = TextEncoder::from_file(&dir.join("tokenizer.json"), spec.max_length)?;
+        Ok(Self {
+            info: ModelInfo {
+                name: spec.name,
+                task: Task::TextClassification,
+                labels: spec.labels,
+                max_length: spec.max_length,
+                problem_type: spec.problem_type,
+                variant: options.variant.clone(),
+                sessions: pool.size(),
+            },
+            spec,
+            encoder,
+            pool,
+            max_batch_size: options.max_batch_size.max(1),
+        })
+    }
+
+    pub fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    pub fn encoder(&self) -> &TextEncoder {
+        &self.encoder
+    }
+
+    pub fn default_function(&self) -> ClassificationFunction {
+        ClassificationFunction::default_for(self.spec.problem_type, self.spec.labels.len())
+    }
+
+    /// Logits `[texts, labels]`, run in batches of at most `max_batch_size`.
+    pub fn logits(&self, texts: &[&str]) -> Result<Array2<f32>> {
+        let mut all = Array2::zeros((0, self.spec.labels.len()));
+        for chunk in texts.chunks(self.max_batch_size) {
+            let batch = self.encoder.encode(chunk)?;
+            let logits = self.pool.with_session(|session| self.run(session, &batch))?;
+            all.append(Axis(0), logits.view())
+                .map_err(|error| Error::OutputShape(error.to_string()))?;
+        }
+        Ok(all)
+    }
+
+    /// Scores per text after `function` (the model's default when `None`).
+    pub fn scores(&self, texts: &[&str], function: Option<ClassificationFunction>) -> Result<Vec<Vec<f32>>> {
+        let function = function.unwrap_or_else(|| self.default_function());
+        let logits = self.logits(texts)?;
+        Ok(logits.rows().into_iter().map(|row| function.apply(&row.to_vec())).collect())
+    }
+
+    fn run(&self, session: &mut Session, batch: &EncodedBatch) -> Result<Array2<f32>> {
+        let mut inputs: Vec<(Cow<'_, str>, SessionInputValue<'_>)> = Vec::with_capacity(3);
+        for input in self.spec.signature.inputs {
+            let tensor = match input.name {
+                "input_ids" => &batch.input_ids,
+                "attention_mask" => &batch.attention_mask,
+                _ => &batch.token_type_ids,
+            };
+            inputs.push((Cow::Borrowed(input.name), TensorRef::from_array_view(tensor)?.into()));
+        }
+        let outputs = session.run(inputs)?;
+        let output = outputs
+            .get(self.spec.logits_output)
+            .ok_or_else(|| Error::OutputShape(format!("no output named `{}`", self.spec.logits_output)))?;
+        let logits = output
+            .try_extract_array::<f32>()?
+            .into_dimensionality::<Ix2>()
+            .map_err(|error| Error::OutputShape(error.to_string()))?;
+        let expected = (batch.lengths.len(), self.spec.labels.len());
+        if logits.dim() != expected {
+            return Err(Error::OutputShape(format!("{:?}, expected {expected:?}", logits.dim())));
+        }
+        // Copy out: the output borrows the session, which goes back to the pool.
+        Ok(logits.to_owned())
+    }
+}
+
+/// The artifact's `config.json` must name the same labels, in the same id order.
+fn check_labels(config: &Path, labels: &[&str]) -> Result<()> {
+    let unreadable = |message: String| Error::Artifact {
+        path: config.to_path_buf(),
+        message,
+    };
+    let text = std::fs::read_to_string(config).map_err(|error| unreadable(error.to_string()))?;
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(|error| unreadable(error.to_string()))?;
+    let id2label = value
+        .get("id2label")
+        .and_then(serde_json::Value::as_object)
+        .ok_or_else(|| unreadable("no `id2label` object".into()))?;
+    let found: Vec<Option<&str>> = (0..id2label.len())
+        .map(|id| id2label.get(&id.to_string()).and_then(serde_json::Value::as_str))
+        .collect();
+    let expected: Vec<Option<&str>> = labels.iter().map(|label| Some(*label)).collect();
+    if found == expected {
+        Ok(())
+    } else {
+        Err(Error::SignatureMismatch {
+            path: config.to_path_buf(),
+            mismatch: format!("id2label is {found:?}, expected {labels:?}"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn softmax_matches_numpy_and_sums_to_one() {
+        let scores = ClassificationFunction::Softmax.apply(&[1.0, 2.0, 3.0]);
+        // numpy: softmax([1, 2, 3]) in float32
+        let expected = [0.090_030_57, 0.244_728_48, 0.665_240_94];
+        for (got, want) in scores.iter().zip(expected) {
+            assert!((got - want).abs() < 1e-7, "{got} vs {want}");
+        }
+        assert!((scores.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn softmax_is_stable_for_large_logits() {
+        let scores = ClassificationFunction::Softmax.apply(&[1000.0, 1000.0]);
+        assert_eq!(scores, vec![0.5, 0.5]);
+    }
+
+    #[test]
+    fn sigmoid_and_none_follow_the_pipeline() {
+        assert_eq!(ClassificationFunction::Sigmoid.apply(&[0.0]), vec![0.5]);
+        assert_eq!(ClassificationFunction::None.apply(&[-3.5, 2.0]), vec![-3.5, 2.0]);
+    }
+
+    #[test]
+    fn default_function_follows_problem_type_and_label_count() {
+        use ClassificationFunction as F;
+        assert_eq!(F::default_for(ProblemType::SingleLabel, 5), F::Softmax);
+        assert_eq!(F::default_for(ProblemType::SingleLabel, 1), F::Sigmoid);
+        assert_eq!(F::default_for(ProblemType::MultiLabel, 5), F::Sigmoid);
+        assert_eq!(F::default_for(ProblemType::Regression, 1), F::None);
+    }
+
+    #[test]
+    fn function_names_parse_case_insensitively() {
+        assert_eq!(ClassificationFunction::parse("SoftMax"), Some(ClassificationFunction::Softmax));
+        assert_eq!(ClassificationFunction::parse("relu"), None);
+    }
+
+    #[test]
+    fn ranking_is_descending_stable_and_cut_at_top_k() {
+        let ranked = ranked(&[0.2, 0.5, 0.2, 0.1], Some(3));
+        let ids: Vec<usize> = ranked.iter().map(|s| s.id).collect();
+        assert_eq!(ids, vec![1, 0, 2]);
+    }
+
+    #[test]
+    fn best_takes_the_first_of_equal_scores() {
+        assert_eq!(best(&[0.1, 0.7, 0.7]).id, 1);
+    }
+}

@@ -1,0 +1,19 @@
+//! What every generated model crate shares: the ONNX Runtime environment and session
+//! pools, the check of an artifact against the signature a crate was generated from,
+//! tokenization into batched tensors, and the Hugging Face post-processing.
+//!
+//! Generated crates hold only model-specific constants and types, and call in here;
+//! the server reaches models only through [`registry`].
+
+pub mod classification;
+pub mod environment;
+pub mod error;
+pub mod pool;
+pub mod registry;
+pub mod signature;
+pub mod text;
+
+pub use classification::{ClassificationFunction, LabelScore, ProblemType, TextClassifier};
+pub use error::{Error, Result};
+pub use registry::{LoadOptions, LoadedModel, ModelEntry, ModelInfo, Task};
+pub use signature::{Signature, TensorSpec};

@@ -1,0 +1,102 @@
+//! Tokenization of a batch of texts into the padded tensors a transformer takes.
+//!
+//! Truncation is forced to the model's max length (longest-first, stride 0, as the
+//! `transformers` pipeline does with `truncation=True`); padding is done here, to the
+//! longest sequence of each batch, so that no batch pays for more than it holds.
+
+use std::path::Path;
+
+use ndarray::Array2;
+use tokenizers::{Encoding, Tokenizer, TruncationParams, TruncationStrategy};
+
+use crate::error::{Error, Result};
+
+pub struct TextEncoder {
+    tokenizer: Tokenizer,
+    max_length: usize,
+    pad_id: u32,
+}
+
+/// Row-major `[batch, longest]` tensors; `lengths[i]` is row i's real token count.
+#[derive(Debug, Clone)]
+pub struct EncodedBatch {
+    pub input_ids: Array2<i64>,
+    pub attention_mask: Array2<i64>,
+    pub token_type_ids: Array2<i64>,
+    pub lengths: Vec<usize>,
+}
+
+impl TextEncoder {
+    pub fn from_file(path: &Path, max_length: usize) -> Result<Self> {
+        let mut tokenizer = Tokenizer::from_file(path).map_err(|error| Error::Artifact {
+            path: path.to_path_buf(),
+            message: error.to_string(),
+        })?;
+        let pad_id = tokenizer.get_padding().map_or(0, |padding| padding.pad_id);
+        tokenizer
+            .with_truncation(Some(TruncationParams {
+                max_length,
+                strategy: TruncationStrategy::LongestFirst,
+                stride: 0,
+                ..TruncationParams::default()
+            }))
+            .map_err(|error| Error::Tokenizer(error.to_string()))?;
+        tokenizer.with_padding(None);
+        Ok(Self {
+            tokenizer,
+            max_length,
+            pad_id,
+        })
+    }
+
+    pub fn max_length(&self) -> usize {
+        self.max_length
+    }
+
+    /// One encoding per text, with special tokens, truncated to the max length.
+    pub fn encodings(&self, texts: &[&str]) -> Result<Vec<Encoding>> {
+        texts
+            .iter()
+            .map(|text| {
+                self.tokenizer
+                    .encode(*text, true)
+                    .map_err(|error| Error::Tokenizer(error.to_string()))
+            })
+            .collect()
+    }
+
+    pub fn token_ids(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>> {
+        Ok(self.encodings(texts)?.into_iter().map(|e| e.get_ids().to_vec()).collect())
+    }
+
+    pub fn encode(&self, texts: &[&str]) -> Result<EncodedBatch> {
+        Ok(self.pad(&self.encodings(texts)?))
+    }
+
+    fn pad(&self, encodings: &[Encoding]) -> EncodedBatch {
+        let longest = encodings.iter().map(Encoding::len).max().unwrap_or(0);
+        let shape = (encodings.len(), longest);
+        let mut input_ids = Array2::from_elem(shape, i64::from(self.pad_id));
+        let mut attention_mask = Array2::zeros(shape);
+        let mut token_type_ids = Array2::zeros(shape);
+        for (row, encoding) in encodings.iter().enumerate() {
+            let columns = encoding
+                .get_ids()
+                .iter()
+                .zip(encoding.get_attention_mask())
+                .zip(encoding.get_type_ids())
+                .enumerate();
+            for (column, ((&id, &mask), &type_id)) in columns {
+                input_ids[[row, column]] = i64::from(id);
+                attention_mask[[row, column]] = i64::from(mask);
+                token_type_ids[[row, column]] = i64::from(type_id);
+            }
+        }
+        EncodedBatch {
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            lengths: encodings.iter().map(Encoding::len).collect(),
+        }
+    }
+}
