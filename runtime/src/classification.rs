@@ -110,6 +110,36 @@ pub fn best(scores: &[f32]) -> LabelScore {
     best
 }
 
+/// One text's prediction with typed labels: the top label and every label's score.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Prediction<L, const N: usize> {
+    pub label: L,
+    pub score: f32,
+    /// Scores by label id.
+    pub scores: [f32; N],
+}
+
+/// A label string that is not one of the model's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown label `{label}`; the labels are {known:?}")]
+pub struct UnknownLabel {
+    pub label: String,
+    pub known: Vec<&'static str>,
+}
+
+/// The id of `text` among `names`.
+pub fn parse_label(text: &str, names: &[&'static str]) -> std::result::Result<usize, UnknownLabel> {
+    names.iter().position(|name| *name == text).ok_or_else(|| UnknownLabel {
+        label: text.to_string(),
+        known: names.to_vec(),
+    })
+}
+
+fn fixed<const N: usize>(row: &[f32]) -> Result<[f32; N]> {
+    row.try_into()
+        .map_err(|_| Error::OutputShape(format!("{} scores, expected {N}", row.len())))
+}
+
 /// What a generated crate knows of its classifier, as constants.
 #[derive(Debug, Clone, Copy)]
 pub struct TextClassifierSpec {
@@ -168,6 +198,10 @@ impl TextClassifier {
         &self.info
     }
 
+    pub fn max_batch_size(&self) -> usize {
+        self.max_batch_size
+    }
+
     pub fn encoder(&self) -> &TextEncoder {
         &self.encoder
     }
@@ -193,6 +227,28 @@ impl TextClassifier {
         let function = function.unwrap_or_else(|| self.default_function());
         let logits = self.logits(texts)?;
         Ok(logits.rows().into_iter().map(|row| function.apply(&row.to_vec())).collect())
+    }
+
+    /// Typed predictions: `labels[id]` is the label of logit column `id`.
+    pub fn predict<L: Copy, const N: usize>(
+        &self,
+        texts: &[&str],
+        function: Option<ClassificationFunction>,
+        labels: &[L; N],
+    ) -> Result<Vec<Prediction<L, N>>> {
+        self.scores(texts, function)?
+            .iter()
+            .map(|scores| {
+                let top = best(scores);
+                Ok(Prediction { label: labels[top.id], score: top.score, scores: fixed(scores)? })
+            })
+            .collect()
+    }
+
+    /// Logits per text as fixed-size rows.
+    pub fn logits_fixed<const N: usize>(&self, texts: &[&str]) -> Result<Vec<[f32; N]>> {
+        let logits = self.logits(texts)?;
+        logits.rows().into_iter().map(|row| fixed(&row.to_vec())).collect()
     }
 
     fn run(&self, session: &mut Session, batch: &EncodedBatch) -> Result<Array2<f32>> {

@@ -1,0 +1,309 @@
+//! `modelcrate-parity`: proves that a generated model predicts what PyTorch predicts,
+//! through the same loading, tokenization, inference and answer shaping as the server.
+//!
+//! Checks, against `golden/<name>/reference.json` (written by `cargo xtask golden`):
+//! token ids identical to Python's on every input; max |logit| difference ≤ 1e-4, each
+//! input alone and all of them as one padded batch; the same top label on every input;
+//! the pipeline's JSON for every recorded parameter set (labels and order identical,
+//! scores within 1e-4); and, over the whole test split, the same accuracy as PyTorch.
+//! Writes `<artifacts>/<name>/parity.json`, prints a table, exits non-zero on a failure.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use modelcrate_runtime::classification::best;
+use modelcrate_runtime::{ClassificationFunction, LoadOptions, LoadedModel, TextClassifier};
+use modelcrate_server::pipeline_json;
+use modelcrate_server::request::TopK;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+const LOGIT_BOUND: f64 = 1e-4;
+const SCORE_BOUND: f64 = 1e-4;
+
+#[derive(Parser)]
+struct Args {
+    #[arg(long)]
+    model: String,
+    /// The model's golden folder (inputs.json, reference.json).
+    #[arg(long)]
+    golden: PathBuf,
+    #[arg(long, env = "MODELCRATE_ARTIFACTS", default_value = "artifacts")]
+    artifacts: PathBuf,
+    #[arg(long, env = "ORT_DYLIB_PATH")]
+    ort_dylib: Option<PathBuf>,
+    #[arg(long, default_value = "model.onnx")]
+    variant: String,
+}
+
+#[derive(Deserialize)]
+struct Reference {
+    checkpoint_sha256: String,
+    cases: Vec<Case>,
+    pipeline_calls: serde_json::Map<String, Value>,
+    batch: Batch,
+    test_split: TestSplit,
+}
+
+#[derive(Deserialize)]
+struct Case {
+    id: String,
+    text: String,
+    input_ids: Vec<u32>,
+    logits: Vec<f64>,
+    pipeline: serde_json::Map<String, Value>,
+}
+
+#[derive(Deserialize)]
+struct Batch {
+    pipeline: serde_json::Map<String, Value>,
+}
+
+#[derive(Deserialize)]
+struct TestSplit {
+    examples: usize,
+    accuracy: f64,
+    predictions: Vec<usize>,
+}
+
+#[derive(Deserialize)]
+struct TestRow {
+    text: String,
+    label_id: usize,
+}
+
+/// Max |a − b| over two pipeline answers of the same shape; `Err` names the first
+/// structural difference (a label, an order, a length).
+fn json_difference(rust: &Value, python: &Value, place: &str) -> Result<f64, String> {
+    match (rust, python) {
+        (Value::Array(a), Value::Array(b)) => {
+            if a.len() != b.len() {
+                return Err(format!("{place}: {} entries, Python has {}", a.len(), b.len()));
+            }
+            a.iter().zip(b).enumerate().try_fold(0.0f64, |max, (i, (x, y))| {
+                Ok(max.max(json_difference(x, y, &format!("{place}[{i}]"))?))
+            })
+        }
+        (Value::Object(a), Value::Object(b)) => {
+            if a.get("label") != b.get("label") {
+                return Err(format!("{place}: label {:?}, Python has {:?}", a.get("label"), b.get("label")));
+            }
+            let score = |v: &serde_json::Map<String, Value>| v.get("score").and_then(Value::as_f64);
+            match (score(a), score(b)) {
+                (Some(x), Some(y)) => Ok((x - y).abs()),
+                _ => Err(format!("{place}: no score")),
+            }
+        }
+        _ => Err(format!("{place}: {rust} where Python has {python}")),
+    }
+}
+
+/// The pipeline parameters of a recorded call, as the server would parse them.
+fn call_parameters(call: &Value) -> Result<(TopK, Option<ClassificationFunction>)> {
+    let top_k = match call.get("top_k") {
+        None => TopK::Absent,
+        Some(Value::Null) => TopK::All,
+        Some(value) => TopK::K(value.as_u64().context("top_k is a number")? as usize),
+    };
+    let function = match call.get("function_to_apply").and_then(Value::as_str) {
+        Some(name) => Some(ClassificationFunction::parse(name).context("a known function")?),
+        None => None,
+    };
+    Ok((top_k, function))
+}
+
+struct Figures {
+    failures: Vec<String>,
+    rows: Vec<(String, String, String, bool)>,
+}
+
+impl Figures {
+    fn row(&mut self, check: &str, figure: String, bound: &str, pass: bool) {
+        if !pass {
+            self.failures.push(format!("{check}: {figure} (bound {bound})"));
+        }
+        self.rows.push((check.into(), figure, bound.into(), pass));
+    }
+}
+
+fn max_abs_difference(rust: &[f32], python: &[f64]) -> f64 {
+    rust.iter().zip(python).map(|(r, p)| (f64::from(*r) - p).abs()).fold(0.0, f64::max)
+        + if rust.len() == python.len() { 0.0 } else { f64::INFINITY }
+}
+
+fn check(classifier: &TextClassifier, reference: &Reference, test: &[TestRow], figures: &mut Figures) -> Result<Value> {
+    let labels = classifier.info().labels;
+    let texts: Vec<&str> = reference.cases.iter().map(|c| c.text.as_str()).collect();
+
+    let token_ids = classifier.encoder().token_ids(&texts)?;
+    let id_mismatches: Vec<&str> = reference
+        .cases
+        .iter()
+        .zip(&token_ids)
+        .filter(|(case, ids)| &case.input_ids != *ids)
+        .map(|(case, _)| case.id.as_str())
+        .collect();
+    figures.row(
+        "token ids identical",
+        format!("{}/{} inputs", texts.len() - id_mismatches.len(), texts.len()),
+        "all",
+        id_mismatches.is_empty(),
+    );
+
+    let mut alone_max = 0.0f64;
+    let mut top_mismatches = Vec::new();
+    for case in &reference.cases {
+        let logits = classifier.logits(&[case.text.as_str()])?;
+        let row = logits.row(0).to_vec();
+        alone_max = alone_max.max(max_abs_difference(&row, &case.logits));
+        let python: Vec<f32> = case.logits.iter().map(|&l| l as f32).collect();
+        if best(&row).id != best(&python).id {
+            top_mismatches.push(case.id.as_str());
+        }
+    }
+    figures.row("max |logit diff|, each input alone", format!("{alone_max:.2e}"), "1e-4", alone_max <= LOGIT_BOUND);
+
+    let batched = classifier.logits(&texts)?;
+    let batch_max = reference
+        .cases
+        .iter()
+        .zip(batched.rows())
+        .map(|(case, row)| max_abs_difference(&row.to_vec(), &case.logits))
+        .fold(0.0, f64::max);
+    figures.row(
+        &format!("max |logit diff|, padded batches of {}", classifier.max_batch_size().min(texts.len())),
+        format!("{batch_max:.2e}"),
+        "1e-4",
+        batch_max <= LOGIT_BOUND,
+    );
+    figures.row(
+        "top label identical",
+        format!("{}/{} inputs", texts.len() - top_mismatches.len(), texts.len()),
+        "all",
+        top_mismatches.is_empty(),
+    );
+
+    let mut pipeline_max = 0.0f64;
+    let mut pipeline_errors = Vec::new();
+    for (key, call) in &reference.pipeline_calls {
+        let (top_k, function) = call_parameters(call)?;
+        let scores = classifier.scores(&texts, function)?;
+        for (case, row) in reference.cases.iter().zip(&scores) {
+            let rust = pipeline_json::answer(labels, std::slice::from_ref(row), top_k, true);
+            match json_difference(&rust, &case.pipeline[key], &format!("{} {key}", case.id)) {
+                Ok(difference) => pipeline_max = pipeline_max.max(difference),
+                Err(problem) => pipeline_errors.push(problem),
+            }
+        }
+        let rust = pipeline_json::answer(labels, &scores, top_k, false);
+        match json_difference(&rust, &reference.batch.pipeline[key], &format!("batch {key}")) {
+            Ok(difference) => pipeline_max = pipeline_max.max(difference),
+            Err(problem) => pipeline_errors.push(problem),
+        }
+    }
+    let calls = reference.pipeline_calls.len();
+    figures.row(
+        &format!("pipeline JSON, {calls} parameter sets × {} inputs + batch", texts.len()),
+        if pipeline_errors.is_empty() {
+            format!("max |score diff| {pipeline_max:.2e}")
+        } else {
+            format!("{} differ, first: {}", pipeline_errors.len(), pipeline_errors[0])
+        },
+        "same labels, 1e-4",
+        pipeline_errors.is_empty() && pipeline_max <= SCORE_BOUND,
+    );
+
+    let test_texts: Vec<&str> = test.iter().map(|row| row.text.as_str()).collect();
+    let test_logits = classifier.logits(&test_texts)?;
+    let rust_predictions: Vec<usize> = test_logits.rows().into_iter().map(|row| best(&row.to_vec()).id).collect();
+    let correct = rust_predictions.iter().zip(test).filter(|(p, row)| **p == row.label_id).count();
+    let rust_accuracy = correct as f64 / test.len().max(1) as f64;
+    let agreement = rust_predictions.iter().zip(&reference.test_split.predictions).filter(|(r, p)| r == p).count();
+    figures.row(
+        &format!("test split accuracy ({} articles)", test.len()),
+        format!("Rust {rust_accuracy:.4}, PyTorch {:.4}", reference.test_split.accuracy),
+        "equal",
+        test.len() == reference.test_split.examples && (rust_accuracy - reference.test_split.accuracy).abs() < 1e-9,
+    );
+    figures.row(
+        "test split top-1 agreement",
+        format!("{agreement}/{}", test.len()),
+        "reported",
+        true,
+    );
+
+    Ok(json!({
+        "token_ids": {"inputs": texts.len(), "mismatched": id_mismatches},
+        "logits_max_abs_diff": {"alone": alone_max, "batched": batch_max, "bound": LOGIT_BOUND},
+        "top_label": {"inputs": texts.len(), "mismatched": top_mismatches},
+        "pipeline_json": {"max_abs_score_diff": pipeline_max, "bound": SCORE_BOUND, "differences": pipeline_errors},
+        "test_split": {
+            "examples": test.len(),
+            "rust_accuracy": rust_accuracy,
+            "pytorch_accuracy": reference.test_split.accuracy,
+            "top1_agreement": agreement,
+        },
+    }))
+}
+
+fn run(args: &Args) -> Result<bool> {
+    let reference_path = args.golden.join("reference.json");
+    let text = std::fs::read_to_string(&reference_path)
+        .with_context(|| format!("cannot read {}: run `cargo xtask golden`", reference_path.display()))?;
+    let reference: Reference =
+        serde_json::from_str(&text).with_context(|| format!("{} is not what `cargo xtask golden` writes", reference_path.display()))?;
+    let test_path = args.artifacts.join(&args.model).join("data/test.jsonl");
+    let test: Vec<TestRow> = std::fs::read_to_string(&test_path)
+        .with_context(|| format!("cannot read {}: run `cargo xtask train`", test_path.display()))?
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("{} has a malformed line", test_path.display()))?;
+
+    let entry = modelcrate_server::models::entry(&args.model)?;
+    let options = LoadOptions {
+        ort_dylib: args.ort_dylib.clone(),
+        variant: args.variant.clone(),
+        ..LoadOptions::default()
+    };
+    let model = modelcrate_server::models::load(entry, &args.artifacts, &options)?;
+    let LoadedModel::TextClassification(classifier) = &model;
+
+    let mut figures = Figures { failures: Vec::new(), rows: Vec::new() };
+    let details = check(classifier, &reference, &test, &mut figures)?;
+
+    println!("parity: {} ({}) vs PyTorch checkpoint {}", args.model, args.variant, &reference.checkpoint_sha256[..12]);
+    let width = figures.rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
+    for (check, figure, bound, pass) in &figures.rows {
+        println!("  {} {check:<width$}  {figure}  (bound: {bound})", if *pass { "ok  " } else { "FAIL" });
+    }
+    let passed = figures.failures.is_empty();
+    let report = json!({
+        "model": args.model,
+        "variant": args.variant,
+        "checkpoint_sha256": reference.checkpoint_sha256,
+        "passed": passed,
+        "failures": figures.failures,
+        "details": details,
+    });
+    let out = args.artifacts.join(&args.model).join("parity.json");
+    std::fs::write(&out, serde_json::to_string_pretty(&report)? + "\n")
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    Ok(passed)
+}
+
+fn main() {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(true) => {}
+        Ok(false) => {
+            eprintln!("error: {} does not match PyTorch (see the FAIL rows above)", args.model);
+            std::process::exit(1);
+        }
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::exit(1);
+        }
+    }
+}

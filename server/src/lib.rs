@@ -1,0 +1,12 @@
+//! Modelcrate's HTTP server. It links the umbrella crate of generated models and knows
+//! none by name: routes are per task, and models come from `modelcrate_models::MODELS`.
+
+pub mod config;
+pub mod error;
+pub mod models;
+pub mod pipeline_json;
+pub mod request;
+pub mod routes;
+
+pub use config::Config;
+pub use routes::{AppState, app};

@@ -1,0 +1,45 @@
+//! Loading the generated models the server serves, through the entries the umbrella
+//! crate lists: the same path `modelcrate-parity` checks against PyTorch.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use modelcrate_models::MODELS;
+use modelcrate_runtime::{LoadOptions, LoadedModel, ModelEntry};
+
+/// The entry of a model by name.
+pub fn entry(name: &str) -> Result<&'static ModelEntry> {
+    MODELS.iter().find(|entry| entry.name == name).with_context(|| {
+        let known: Vec<&str> = MODELS.iter().map(|e| e.name).collect();
+        format!("no generated model named `{name}`; generated models are {known:?}")
+    })
+}
+
+/// Loads one model from `<artifacts>/<name>/onnx`.
+pub fn load(entry: &ModelEntry, artifacts: &Path, options: &LoadOptions) -> Result<LoadedModel> {
+    let dir = artifacts.join(entry.name).join("onnx");
+    (entry.load)(&dir, options).with_context(|| format!("cannot load model `{}` from {}", entry.name, dir.display()))
+}
+
+/// Loads `names` (every generated model when empty).
+pub fn load_all(names: &[String], artifacts: &Path, options: &LoadOptions) -> Result<BTreeMap<String, Arc<LoadedModel>>> {
+    let entries: Vec<&ModelEntry> = if names.is_empty() {
+        MODELS.iter().collect()
+    } else {
+        names.iter().map(|name| entry(name)).collect::<Result<_>>()?
+    };
+    if entries.is_empty() {
+        bail!("no models to serve: generated/models lists none (run `cargo xtask gen`)");
+    }
+    let mut loaded = BTreeMap::new();
+    for entry in entries {
+        let started = Instant::now();
+        let model = load(entry, artifacts, options)?;
+        tracing::info!(model = entry.name, variant = %options.variant, seconds = started.elapsed().as_secs_f64(), "loaded");
+        loaded.insert(entry.name.to_string(), Arc::new(model));
+    }
+    Ok(loaded)
+}

@@ -1,0 +1,75 @@
+//! The exact JSON the `transformers` text-classification pipeline returns, built from
+//! scores. The server answers with it, and parity compares it with the pipeline's own.
+//!
+//! - no `top_k`: the best label per text, `{label, score}`; one text → `[{…}]`, a list → `[{…}, …]`
+//! - `top_k` given (k or null for all): labels by descending score; one text → `[{…}, …]`,
+//!   a list → `[[{…}, …], …]`
+
+use modelcrate_runtime::classification::{best, ranked};
+use serde_json::{Value, json};
+
+use crate::request::TopK;
+
+fn entry(labels: &[&str], id: usize, score: f32) -> Value {
+    // Python's `score.item()` widens float32 to a double; so does this.
+    json!({"label": labels[id], "score": f64::from(score)})
+}
+
+/// One text's answer.
+pub fn one(labels: &[&str], scores: &[f32], top_k: TopK) -> Value {
+    match top_k {
+        TopK::Absent => {
+            let top = best(scores);
+            entry(labels, top.id, top.score)
+        }
+        TopK::All | TopK::K(_) => {
+            let k = if let TopK::K(k) = top_k { Some(k) } else { None };
+            Value::Array(ranked(scores, k).iter().map(|s| entry(labels, s.id, s.score)).collect())
+        }
+    }
+}
+
+/// The whole answer; `single` when `inputs` was one string rather than a list.
+pub fn answer(labels: &[&str], scores: &[Vec<f32>], top_k: TopK, single: bool) -> Value {
+    let mut answers: Vec<Value> = scores.iter().map(|row| one(labels, row, top_k)).collect();
+    // One text with `top_k` gets its ranked list as is; otherwise a list, one entry per text.
+    if single && top_k != TopK::Absent && answers.len() == 1 {
+        return answers.remove(0);
+    }
+    Value::Array(answers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LABELS: [&str; 3] = ["a", "b", "c"];
+
+    #[test]
+    fn one_text_without_top_k_is_a_list_of_the_best() {
+        let answer = answer(&LABELS, &[vec![0.1, 0.7, 0.2]], TopK::Absent, true);
+        assert_eq!(answer, json!([{"label": "b", "score": f64::from(0.7f32)}]));
+    }
+
+    #[test]
+    fn one_text_with_top_k_is_a_flat_ranked_list() {
+        let answer = answer(&LABELS, &[vec![0.1, 0.7, 0.2]], TopK::K(2), true);
+        assert_eq!(answer[0]["label"], "b");
+        assert_eq!(answer[1]["label"], "c");
+        assert_eq!(answer.as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_list_with_top_k_is_a_list_of_lists() {
+        let answer = answer(&LABELS, &[vec![0.1, 0.7, 0.2], vec![0.5, 0.2, 0.3]], TopK::All, false);
+        assert_eq!(answer[1][0]["label"], "a");
+        assert_eq!(answer[0].as_array().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn a_list_without_top_k_is_one_best_per_text() {
+        let answer = answer(&LABELS, &[vec![0.1, 0.7, 0.2], vec![0.5, 0.2, 0.3]], TopK::Absent, false);
+        assert_eq!(answer[0]["label"], "b");
+        assert_eq!(answer[1]["label"], "a");
+    }
+}

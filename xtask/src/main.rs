@@ -1,0 +1,97 @@
+//! `cargo xtask`: the pipeline driver. Each step is a subcommand, usable alone, and
+//! skips work whose inputs and outputs are unchanged (`--force` redoes it).
+//!
+//! spec → train → export → golden → gen → parity → serve; `all` runs them in order and
+//! ends serving; `test` runs the pipeline, checks `generated/`, parity and the tests.
+
+mod codegen;
+mod paths;
+mod pipeline;
+mod python;
+mod smoke;
+mod spec;
+mod stamp;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Modelcrate's pipeline: train, export, golden, gen, parity, serve")]
+struct Cli {
+    #[command(subcommand)]
+    command: Step,
+}
+
+#[derive(Args, Clone, Default)]
+pub struct Select {
+    /// Only this model (a name under models/); every model when absent.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Redo the step even when its inputs and outputs are unchanged.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Args, Clone)]
+pub struct ServeArgs {
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Further flags for the server (see `modelcrate-server --help`), after `--`.
+    #[arg(last = true)]
+    pub server_args: Vec<String>,
+}
+
+#[derive(Subcommand)]
+enum Step {
+    /// Create the Python venv from python/requirements.lock and locate ONNX Runtime.
+    Setup {
+        #[arg(long)]
+        force: bool,
+    },
+    /// Fine-tune each model from its spec (artifacts/<name>/checkpoint, metrics.json).
+    Train(Select),
+    /// Export each checkpoint to ONNX with optimum (artifacts/<name>/onnx/).
+    Export(Select),
+    /// Write PyTorch's outputs for the golden inputs (golden/<name>/reference.json).
+    Golden(Select),
+    /// Render generated/ from templates/ and the exported models.
+    Gen {
+        /// Render in memory and fail if generated/ differs.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Check Rust against PyTorch for every model, through the server's code path.
+    Parity(Select),
+    /// Serve every model over HTTP.
+    Serve(ServeArgs),
+    /// The main job: setup, train, export, golden, gen, parity, then serve.
+    All {
+        #[command(flatten)]
+        select: Select,
+        #[command(flatten)]
+        serve: ServeArgs,
+    },
+    /// The test command: lints, the pipeline, gen --check, parity, every test, a served request.
+    Test,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let paths = paths::Paths::new();
+    let result = match cli.command {
+        Step::Setup { force } => pipeline::setup(&paths, force).map(drop),
+        Step::Train(select) => pipeline::python_steps(&paths, &select, &[pipeline::PyStep::Train]),
+        Step::Export(select) => pipeline::python_steps(&paths, &select, &[pipeline::PyStep::Export]),
+        Step::Golden(select) => pipeline::python_steps(&paths, &select, &[pipeline::PyStep::Golden]),
+        Step::Gen { check } => pipeline::generate(&paths, check),
+        Step::Parity(select) => pipeline::parity(&paths, &select),
+        Step::Serve(serve) => pipeline::serve(&paths, &serve),
+        Step::All { select, serve } => pipeline::all(&paths, &select, &serve),
+        Step::Test => pipeline::test(&paths),
+    };
+    if let Err(error) = result {
+        eprintln!("error: {error:#}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,289 @@
+//! The steps themselves, and how they chain.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+
+use crate::paths::Paths;
+use crate::python::Venv;
+use crate::spec::{self, ModelSpec};
+use crate::stamp::{Stamp, hash_paths};
+use crate::{Select, ServeArgs, codegen, smoke};
+
+/// Runs `work` under a heading, then says how long it took.
+fn timed<T>(what: &str, work: impl FnOnce() -> Result<T>) -> Result<T> {
+    eprintln!("==> {what}");
+    let started = Instant::now();
+    let result = work();
+    match &result {
+        Ok(_) => eprintln!("    {what}: done in {:.1}s", started.elapsed().as_secs_f64()),
+        Err(_) => eprintln!("    {what}: FAILED after {:.1}s", started.elapsed().as_secs_f64()),
+    }
+    result
+}
+
+pub struct Environment {
+    pub venv: Venv,
+    pub ort_dylib: PathBuf,
+}
+
+pub fn setup(paths: &Paths, force: bool) -> Result<Environment> {
+    timed("setup", || {
+        if force {
+            let dir = Venv::location()?;
+            eprintln!("    removing {}", dir.display());
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        let venv = Venv::ensure(paths)?;
+        let ort_dylib = venv.ort_dylib()?;
+        eprintln!("    venv {}\n    ONNX Runtime {}", venv.dir.display(), ort_dylib.display());
+        Ok(Environment { venv, ort_dylib })
+    })
+}
+
+fn selected(paths: &Paths, select: &Select) -> Result<Vec<ModelSpec>> {
+    let all = spec::all(&paths.models())?;
+    let specs: Vec<ModelSpec> = all
+        .into_iter()
+        .map(|(_, spec)| spec)
+        .filter(|spec| select.model.as_ref().is_none_or(|name| &spec.name == name))
+        .collect();
+    match (&select.model, specs.is_empty()) {
+        (Some(name), true) => bail!("no model `{name}`: there is no models/{name}.toml"),
+        (None, true) => bail!("no model specs under {}", paths.models().display()),
+        _ => Ok(specs),
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum PyStep {
+    Train,
+    Export,
+    Golden,
+}
+
+impl PyStep {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Train => "train",
+            Self::Export => "export",
+            Self::Golden => "golden",
+        }
+    }
+
+    /// (inputs, outputs) whose hashes decide whether the step must run.
+    fn io(self, paths: &Paths, spec: &ModelSpec) -> (Vec<PathBuf>, Vec<PathBuf>) {
+        let art = paths.artifact(&spec.name);
+        let code = |modules: &[&str]| -> Vec<PathBuf> {
+            let mut files: Vec<PathBuf> =
+                modules.iter().map(|m| paths.root.join(format!("python/modelcrate/{m}.py"))).collect();
+            files.push(paths.root.join("python/modelcrate/__init__.py"));
+            files.push(paths.root.join("python/requirements.lock"));
+            files.push(art.join("spec.json"));
+            files
+        };
+        match self {
+            Self::Train => (
+                code(&["spec", "bbc", "train"]),
+                vec![art.join("checkpoint"), art.join("metrics.json"), art.join("data")],
+            ),
+            Self::Export => {
+                let mut inputs = code(&["spec", "export"]);
+                inputs.push(art.join("checkpoint"));
+                (inputs, vec![art.join("onnx")])
+            }
+            Self::Golden => {
+                let mut inputs = code(&["spec", "bbc", "train", "golden"]);
+                inputs.extend([art.join("checkpoint"), art.join("data/test.jsonl"), paths.golden(&spec.name).join("inputs.json")]);
+                (inputs, vec![paths.golden(&spec.name).join("reference.json")])
+            }
+        }
+    }
+}
+
+/// Writes `artifacts/<name>/spec.json` for the Python steps, only when it changed.
+fn write_resolved_spec(paths: &Paths, spec: &ModelSpec) -> Result<PathBuf> {
+    let art = paths.artifact(&spec.name);
+    std::fs::create_dir_all(&art).with_context(|| format!("cannot create {}", art.display()))?;
+    let json = spec.resolved_json(&paths.relative(&art), &paths.relative(&paths.golden(&spec.name)))?;
+    let path = art.join("spec.json");
+    if std::fs::read_to_string(&path).ok().as_deref() != Some(json.as_str()) {
+        std::fs::write(&path, json).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(path)
+}
+
+fn run_python_step(paths: &Paths, venv: &Venv, spec: &ModelSpec, step: PyStep, force: bool) -> Result<()> {
+    let spec_json = write_resolved_spec(paths, spec)?;
+    let (inputs, outputs) = step.io(paths, spec);
+    let stamp = Stamp::new(&paths.artifact(&spec.name).join(".stamps"), step.name(), hash_paths(&paths.root, &inputs)?);
+    timed(&format!("{} {}", step.name(), spec.name), || {
+        if !force && stamp.is_fresh(&hash_paths(&paths.root, &outputs)?) {
+            eprintln!("    up to date (inputs and outputs unchanged; --force to redo)");
+            return Ok(());
+        }
+        stamp.clear();
+        venv.run_step(paths, &spec.name, step.name(), &paths.relative(&spec_json))?;
+        stamp.write(&hash_paths(&paths.root, &outputs)?)
+    })
+}
+
+pub fn python_steps(paths: &Paths, select: &Select, steps: &[PyStep]) -> Result<()> {
+    let specs = selected(paths, select)?;
+    let environment = setup(paths, false)?;
+    for spec in &specs {
+        for &step in steps {
+            run_python_step(paths, &environment.venv, spec, step, select.force)?;
+        }
+    }
+    Ok(())
+}
+
+pub fn generate(paths: &Paths, check: bool) -> Result<()> {
+    let what = if check { "gen --check" } else { "gen" };
+    timed(what, || {
+        let specs = spec::all(&paths.models())?;
+        let facts = specs
+            .iter()
+            .map(|(_, spec)| codegen::ModelFacts::read(paths, spec))
+            .collect::<Result<Vec<_>>>()?;
+        let rendered = codegen::render(&facts, &paths.root.join("rustfmt.toml"))?;
+        let generated = paths.generated();
+        if check {
+            let stale = codegen::stale_files(&generated, &rendered)?;
+            if !stale.is_empty() {
+                let list: Vec<String> = stale.iter().map(|p| format!("    generated/{}", p.display())).collect();
+                bail!(
+                    "generated/ is stale: these files differ from what templates/ and the models render:\n{}\nrun `{}` and commit the result",
+                    list.join("\n"),
+                    codegen::COMMAND
+                );
+            }
+            eprintln!("    generated/ is up to date ({} files)", rendered.len());
+        } else {
+            let written = codegen::write(&generated, &rendered)?;
+            eprintln!("    {written} of {} files changed", rendered.len());
+        }
+        Ok(())
+    })
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+fn run(command: &mut Command, what: &str) -> Result<()> {
+    let status = command.status().with_context(|| format!("cannot run {what}"))?;
+    if !status.success() {
+        bail!("{what} failed ({status})");
+    }
+    Ok(())
+}
+
+fn with_runtime_env<'c>(command: &'c mut Command, paths: &Paths, environment: &Environment) -> &'c mut Command {
+    command
+        .current_dir(&paths.root)
+        .env("ORT_DYLIB_PATH", &environment.ort_dylib)
+        .env("MODELCRATE_ARTIFACTS", paths.artifacts())
+}
+
+pub fn parity(paths: &Paths, select: &Select) -> Result<()> {
+    let environment = setup(paths, false)?;
+    parity_with(paths, select, &environment)
+}
+
+fn parity_with(paths: &Paths, select: &Select, environment: &Environment) -> Result<()> {
+    for spec in selected(paths, select)? {
+        let name = spec.name.clone();
+        let art = paths.artifact(&name);
+        let inputs: Vec<PathBuf> = ["runtime", "server", "generated", "Cargo.lock"]
+            .iter()
+            .map(|p| paths.root.join(p))
+            .chain([art.join("onnx"), art.join("data/test.jsonl"), paths.golden(&name)])
+            .collect();
+        let outputs = [art.join("parity.json")];
+        let stamp = Stamp::new(&art.join(".stamps"), "parity", hash_paths(&paths.root, &inputs)?);
+        timed(&format!("parity {name}"), || {
+            if !select.force && stamp.is_fresh(&hash_paths(&paths.root, &outputs)?) {
+                eprintln!("    up to date ({}; --force to redo)", paths.relative(&outputs[0]).display());
+                return Ok(());
+            }
+            stamp.clear();
+            let mut command = cargo();
+            command.args(["run", "--release", "--quiet", "-p", "modelcrate-server", "--bin", "modelcrate-parity", "--"]);
+            command.args(["--model", &name, "--golden"]).arg(paths.golden(&name));
+            run(with_runtime_env(&mut command, paths, environment), &format!("parity of {name}"))?;
+            stamp.write(&hash_paths(&paths.root, &outputs)?)
+        })?;
+    }
+    Ok(())
+}
+
+pub fn serve(paths: &Paths, args: &ServeArgs) -> Result<()> {
+    let environment = setup(paths, false)?;
+    serve_with(paths, args, &environment)
+}
+
+fn serve_with(paths: &Paths, args: &ServeArgs, environment: &Environment) -> Result<()> {
+    eprintln!("==> serve on http://{}:{}", args.host, args.port);
+    let mut command = cargo();
+    command.args(["run", "--release", "--quiet", "-p", "modelcrate-server", "--bin", "modelcrate-server", "--"]);
+    command.args(["--host", &args.host, "--port", &args.port.to_string()]).args(&args.server_args);
+    run(with_runtime_env(&mut command, paths, environment), "the server")
+}
+
+pub fn all(paths: &Paths, select: &Select, serve: &ServeArgs) -> Result<()> {
+    let started = Instant::now();
+    let environment = pipeline_to_parity(paths, select, false)?;
+    eprintln!("pipeline done in {:.0}s; serving", started.elapsed().as_secs_f64());
+    serve_with(paths, serve, &environment)
+}
+
+/// setup → train → export → golden → gen (or gen --check) → parity.
+fn pipeline_to_parity(paths: &Paths, select: &Select, check_generated: bool) -> Result<Environment> {
+    let environment = setup(paths, false)?;
+    for spec in selected(paths, select)? {
+        for step in [PyStep::Train, PyStep::Export, PyStep::Golden] {
+            run_python_step(paths, &environment.venv, &spec, step, select.force)?;
+        }
+    }
+    generate(paths, check_generated)?;
+    timed("build (release)", || {
+        run(cargo().current_dir(&paths.root).args(["build", "--release", "--workspace", "--all-targets"]), "cargo build")
+    })?;
+    parity_with(paths, select, &environment)?;
+    Ok(environment)
+}
+
+pub fn test(paths: &Paths) -> Result<()> {
+    let started = Instant::now();
+    timed("lint", || {
+        run(cargo().current_dir(&paths.root).args(["fmt", "--all", "--check"]), "cargo fmt --check")?;
+        run(
+            cargo().current_dir(&paths.root).args(["clippy", "--release", "--workspace", "--all-targets", "--", "-D", "warnings"]),
+            "cargo clippy",
+        )
+    })?;
+    let environment = pipeline_to_parity(paths, &Select::default(), true)?;
+    timed("tests", || {
+        let nextest = Command::new("cargo-nextest").arg("--version").output().is_ok_and(|o| o.status.success());
+        let mut command = cargo();
+        if nextest {
+            command.args(["nextest", "run", "--release", "--workspace", "--no-fail-fast"]);
+        } else {
+            command.args(["test", "--release", "--workspace", "--no-fail-fast"]);
+        }
+        run(with_runtime_env(&mut command, paths, &environment), "the tests")
+    })?;
+    timed("serve smoke test", || smoke::run(paths, &environment.ort_dylib))?;
+    eprintln!("test: everything passed in {:.0}s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// The release binary of `name` in the workspace's target dir.
+pub fn release_binary(paths: &Paths, name: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| paths.root.join("target"), PathBuf::from);
+    target.join("release").join(name)
+}

@@ -1,0 +1,154 @@
+//! The Python environment: a venv made once per machine from `python/requirements.lock`,
+//! and the runner that executes one Python step of one model.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, Result, bail};
+
+use crate::paths::Paths;
+use crate::stamp::hash_paths;
+
+/// Every Python step runs offline: models and data come from installed packages.
+pub const OFFLINE_ENV: [(&str, &str); 4] = [
+    ("HF_HUB_OFFLINE", "1"),
+    ("TRANSFORMERS_OFFLINE", "1"),
+    ("HF_DATASETS_OFFLINE", "1"),
+    ("TOKENIZERS_PARALLELISM", "false"),
+];
+
+const MARKER: &str = ".modelcrate-lock-sha256";
+
+pub struct Venv {
+    pub dir: PathBuf,
+}
+
+impl Venv {
+    /// `MODELCRATE_VENV`, else `~/.cache/modelcrate/venv`: outside any clone, so every
+    /// clone on the machine shares the ~6 GB environment.
+    pub fn location() -> Result<PathBuf> {
+        if let Some(dir) = std::env::var_os("MODELCRATE_VENV").filter(|v| !v.is_empty()) {
+            return Ok(PathBuf::from(dir));
+        }
+        let cache = std::env::var_os("XDG_CACHE_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
+            .context("neither MODELCRATE_VENV, XDG_CACHE_HOME nor HOME is set: cannot place the venv")?;
+        Ok(cache.join("modelcrate").join("venv"))
+    }
+
+    pub fn python(&self) -> PathBuf {
+        self.dir.join("bin").join("python")
+    }
+
+    /// Creates or updates the venv so that it holds exactly the lock; a no-op when the
+    /// lock is unchanged since the last install.
+    pub fn ensure(paths: &Paths) -> Result<Self> {
+        let venv = Self { dir: Self::location()? };
+        let lock = paths.root.join("python/requirements.lock");
+        let lock_hash = hash_paths(&paths.root, &[lock.clone()])?;
+        let marker = venv.dir.join(MARKER);
+        if std::fs::read_to_string(&marker).is_ok_and(|h| h.trim() == lock_hash) && venv.python().is_file() {
+            return Ok(venv);
+        }
+        if !venv.python().is_file() {
+            let base = base_python()?;
+            eprintln!("    creating venv {} with {}", venv.dir.display(), base.display());
+            run_quiet(Command::new(&base).arg("-m").arg("venv").arg("--clear").arg(&venv.dir), "create the venv")?;
+        }
+        eprintln!("    installing python/requirements.lock (torch and its libraries: about 6 GB, a few minutes)");
+        let _ = std::fs::remove_file(&marker);
+        let status = Command::new(venv.python())
+            .args(["-m", "pip", "install", "--disable-pip-version-check", "--no-deps", "--progress-bar", "off", "-q", "-r"])
+            .arg(&lock)
+            .status()
+            .context("cannot run pip")?;
+        if !status.success() {
+            bail!("pip could not install {} into {} ({status})", lock.display(), venv.dir.display());
+        }
+        std::fs::write(&marker, &lock_hash)?;
+        Ok(venv)
+    }
+
+    /// `libonnxruntime.so.1.31.1` from the `onnxruntime` wheel in the venv.
+    pub fn ort_dylib(&self) -> Result<PathBuf> {
+        let lib = self.dir.join("lib");
+        let entries = std::fs::read_dir(&lib).with_context(|| format!("cannot list {}", lib.display()))?;
+        for entry in entries.filter_map(|e| e.ok()) {
+            let candidate = entry.path().join("site-packages/onnxruntime/capi/libonnxruntime.so.1.31.1");
+            if candidate.is_file() {
+                return Ok(candidate);
+            }
+        }
+        bail!(
+            "libonnxruntime.so.1.31.1 is not in the venv at {}: the onnxruntime==1.31.1 wheel should carry it; run `cargo xtask setup --force`",
+            self.dir.display()
+        )
+    }
+
+    /// Runs `python -m modelcrate.<step> --spec <spec_json>` for one model, showing its
+    /// progress lines; on failure, the error names the model and step and quotes the
+    /// end of Python's error output.
+    pub fn run_step(&self, paths: &Paths, model: &str, step: &str, spec_json: &Path) -> Result<()> {
+        let mut child = Command::new(self.python())
+            .args(["-u", "-m", &format!("modelcrate.{step}"), "--spec"])
+            .arg(spec_json)
+            .current_dir(&paths.root)
+            .env("PYTHONPATH", paths.root.join("python"))
+            .envs(OFFLINE_ENV)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("cannot start python for step `{step}` of model `{model}`"))?;
+        let stderr = child.stderr.take().context("no stderr pipe")?;
+        // Keep the end of stderr for the error message; show stdout (progress) as it comes.
+        let tail = std::thread::spawn(move || {
+            let mut tail = VecDeque::new();
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tail.len() == 25 {
+                    tail.pop_front();
+                }
+                tail.push_back(line);
+            }
+            tail
+        });
+        if let Some(stdout) = child.stdout.take() {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                eprintln!("    {line}");
+            }
+        }
+        let status = child.wait()?;
+        let tail = tail.join().unwrap_or_default();
+        if !status.success() {
+            let quoted: Vec<String> = tail.iter().map(|l| format!("    | {l}")).collect();
+            bail!("step `{step}` of model `{model}` failed ({status}); Python said:\n{}", quoted.join("\n"));
+        }
+        Ok(())
+    }
+}
+
+fn base_python() -> Result<PathBuf> {
+    let candidates = std::env::var_os("MODELCRATE_PYTHON")
+        .map(|p| vec![PathBuf::from(p)])
+        .unwrap_or_else(|| vec!["python3.11".into(), "python3".into()]);
+    for candidate in candidates {
+        let Ok(output) = Command::new(&candidate).args(["-c", "import sys; print('%d.%d' % sys.version_info[:2])"]).output() else {
+            continue;
+        };
+        if String::from_utf8_lossy(&output.stdout).trim() == "3.11" {
+            return Ok(candidate);
+        }
+    }
+    bail!("the lock is for Python 3.11 and no python3.11 was found (set MODELCRATE_PYTHON to one)")
+}
+
+fn run_quiet(command: &mut Command, what: &str) -> Result<()> {
+    let output = command.output().with_context(|| format!("cannot {what}"))?;
+    if !output.status.success() {
+        bail!("cannot {what}: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    Ok(())
+}

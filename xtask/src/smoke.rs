@@ -1,0 +1,90 @@
+//! The end of the main job, checked: start the real server binary on a free loopback
+//! port, ask it the README's question, and stop it with SIGTERM.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use crate::paths::Paths;
+use crate::pipeline::release_binary;
+
+const QUESTION: &str = r#"{"inputs": "Arsenal beat Chelsea 2-1 in the league on Saturday"}"#;
+const EXPECTED_LABEL: &str = "sports";
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.0.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Sends one HTTP/1.1 request and returns (status, body).
+pub fn request(port: u16, method: &str, path: &str, body: &str) -> Result<(u16, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .with_context(|| format!("not an HTTP response: {response:?}"))?;
+    let body = response.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default();
+    Ok((status, body))
+}
+
+pub fn run(paths: &Paths, ort_dylib: &Path) -> Result<()> {
+    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let binary = release_binary(paths, "modelcrate-server");
+    let server = Server(
+        Command::new(&binary)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .arg("--artifacts")
+            .arg(paths.artifacts())
+            .env("ORT_DYLIB_PATH", ort_dylib)
+            .stdout(Stdio::null())
+            .spawn()
+            .with_context(|| format!("cannot start {}", binary.display()))?,
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok((200, _)) = request(port, "GET", "/health", "") {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("the server did not answer /health on port {port} within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (status, body) = request(port, "POST", "/models/news-topic/predict", QUESTION)?;
+    if status != 200 {
+        bail!("POST /models/news-topic/predict answered {status}: {body}");
+    }
+    let answer: serde_json::Value = serde_json::from_str(&body).with_context(|| format!("not JSON: {body}"))?;
+    let label = answer[0]["label"].as_str().unwrap_or_default();
+    if label != EXPECTED_LABEL {
+        bail!("POST /models/news-topic/predict {QUESTION} answered {body}; expected top label `{EXPECTED_LABEL}`");
+    }
+    eprintln!("    POST /models/news-topic/predict {QUESTION}\n    → {body}");
+    drop(server);
+    Ok(())
+}

