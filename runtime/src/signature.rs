@@ -89,8 +89,10 @@ fn compare<'a>(
             let _ = write!(problems, "{kind} `{name}` is not a tensor; ");
             continue;
         };
-        if DType::of(element) != Some(spec.dtype) {
-            let _ = write!(problems, "{kind} `{name}` is {element}, expected {}; ", spec.dtype.as_str());
+        let dtype = DType::of(element);
+        if dtype != Some(spec.dtype) {
+            let found = dtype.map_or_else(|| element.to_string(), |d| d.as_str().to_string());
+            let _ = write!(problems, "{kind} `{name}` is {found}, expected {}; ", spec.dtype.as_str());
         }
         let dims: Vec<Option<i64>> = shape.iter().map(|&d| (d >= 0).then_some(d)).collect();
         if dims.as_slice() != spec.dims {
