@@ -101,7 +101,10 @@ pub fn ranked(scores: &[f32], top_k: Option<usize>) -> Vec<LabelScore> {
 
 /// The highest score (first on ties, as numpy's argmax).
 pub fn best(scores: &[f32]) -> LabelScore {
-    let mut best = LabelScore { id: 0, score: f32::NEG_INFINITY };
+    let mut best = LabelScore {
+        id: 0,
+        score: f32::NEG_INFINITY,
+    };
     for (id, &score) in scores.iter().enumerate() {
         if score > best.score {
             best = LabelScore { id, score };
@@ -226,7 +229,11 @@ impl TextClassifier {
     pub fn scores(&self, texts: &[&str], function: Option<ClassificationFunction>) -> Result<Vec<Vec<f32>>> {
         let function = function.unwrap_or_else(|| self.default_function());
         let logits = self.logits(texts)?;
-        Ok(logits.rows().into_iter().map(|row| function.apply(&row.to_vec())).collect())
+        Ok(logits
+            .rows()
+            .into_iter()
+            .map(|row| function.apply(&row.to_vec()))
+            .collect())
     }
 
     /// Typed predictions: `labels[id]` is the label of logit column `id`.
@@ -240,7 +247,11 @@ impl TextClassifier {
             .iter()
             .map(|scores| {
                 let top = best(scores);
-                Ok(Prediction { label: labels[top.id], score: top.score, scores: fixed(scores)? })
+                Ok(Prediction {
+                    label: labels[top.id],
+                    score: top.score,
+                    scores: fixed(scores)?,
+                })
             })
             .collect()
     }
@@ -342,7 +353,10 @@ mod tests {
 
     #[test]
     fn function_names_parse_case_insensitively() {
-        assert_eq!(ClassificationFunction::parse("SoftMax"), Some(ClassificationFunction::Softmax));
+        assert_eq!(
+            ClassificationFunction::parse("SoftMax"),
+            Some(ClassificationFunction::Softmax)
+        );
         assert_eq!(ClassificationFunction::parse("relu"), None);
     }
 

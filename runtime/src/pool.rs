@@ -68,8 +68,14 @@ impl SessionPool {
             }
         };
         // The guard gives the session back even if `work` panics, so the pool never shrinks.
-        let mut checkout = Checkout { pool: self, session: Some(session) };
-        let session = checkout.session.as_mut().expect("the checkout holds a session until dropped");
+        let mut checkout = Checkout {
+            pool: self,
+            session: Some(session),
+        };
+        let session = checkout
+            .session
+            .as_mut()
+            .expect("the checkout holds a session until dropped");
         work(session)
     }
 

@@ -54,8 +54,18 @@ impl Signature {
     /// Compares a loaded session with this signature; lists every difference.
     pub fn check(&self, session: &Session, path: &Path) -> Result<()> {
         let mut problems = String::new();
-        compare("input", self.inputs, session.inputs().iter().map(|o| (o.name(), o.dtype())), &mut problems);
-        compare("output", self.outputs, session.outputs().iter().map(|o| (o.name(), o.dtype())), &mut problems);
+        compare(
+            "input",
+            self.inputs,
+            session.inputs().iter().map(|o| (o.name(), o.dtype())),
+            &mut problems,
+        );
+        compare(
+            "output",
+            self.outputs,
+            session.outputs().iter().map(|o| (o.name(), o.dtype())),
+            &mut problems,
+        );
         if problems.is_empty() {
             Ok(())
         } else {
@@ -92,11 +102,20 @@ fn compare<'a>(
         let dtype = DType::of(element);
         if dtype != Some(spec.dtype) {
             let found = dtype.map_or_else(|| element.to_string(), |d| d.as_str().to_string());
-            let _ = write!(problems, "{kind} `{name}` is {found}, expected {}; ", spec.dtype.as_str());
+            let _ = write!(
+                problems,
+                "{kind} `{name}` is {found}, expected {}; ",
+                spec.dtype.as_str()
+            );
         }
         let dims: Vec<Option<i64>> = shape.iter().map(|&d| (d >= 0).then_some(d)).collect();
         if dims.as_slice() != spec.dims {
-            let _ = write!(problems, "{kind} `{name}` has dimensions {}, expected {}; ", show(&dims), show(spec.dims));
+            let _ = write!(
+                problems,
+                "{kind} `{name}` has dimensions {}, expected {}; ",
+                show(&dims),
+                show(spec.dims)
+            );
         }
     }
 }

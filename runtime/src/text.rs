@@ -66,7 +66,11 @@ impl TextEncoder {
     }
 
     pub fn token_ids(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>> {
-        Ok(self.encodings(texts)?.into_iter().map(|e| e.get_ids().to_vec()).collect())
+        Ok(self
+            .encodings(texts)?
+            .into_iter()
+            .map(|e| e.get_ids().to_vec())
+            .collect())
     }
 
     pub fn encode(&self, texts: &[&str]) -> Result<EncodedBatch> {

@@ -11,20 +11,42 @@ use modelcrate_runtime::{Error, LoadOptions};
 
 const TEXT: &[Option<i64>] = &[None, None];
 const INPUTS: &[TensorSpec] = &[
-    TensorSpec { name: "input_ids", dtype: DType::Int64, dims: TEXT },
-    TensorSpec { name: "attention_mask", dtype: DType::Int64, dims: TEXT },
-    TensorSpec { name: "token_type_ids", dtype: DType::Int64, dims: TEXT },
+    TensorSpec {
+        name: "input_ids",
+        dtype: DType::Int64,
+        dims: TEXT,
+    },
+    TensorSpec {
+        name: "attention_mask",
+        dtype: DType::Int64,
+        dims: TEXT,
+    },
+    TensorSpec {
+        name: "token_type_ids",
+        dtype: DType::Int64,
+        dims: TEXT,
+    },
 ];
-const LOGITS: &[TensorSpec] = &[TensorSpec { name: "logits", dtype: DType::Float32, dims: &[None, Some(5)] }];
+const LOGITS: &[TensorSpec] = &[TensorSpec {
+    name: "logits",
+    dtype: DType::Float32,
+    dims: &[None, Some(5)],
+}];
 const LABELS: &[&str] = &["business", "entertainment", "politics", "sports", "tech"];
 
 fn onnx_dir() -> PathBuf {
-    let artifacts = std::env::var_os("MODELCRATE_ARTIFACTS")
-        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../artifacts"), PathBuf::from);
+    let artifacts = std::env::var_os("MODELCRATE_ARTIFACTS").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../artifacts"),
+        PathBuf::from,
+    );
     artifacts.join("news-topic/onnx")
 }
 
-fn spec(inputs: &'static [TensorSpec], outputs: &'static [TensorSpec], labels: &'static [&'static str]) -> TextClassifierSpec {
+fn spec(
+    inputs: &'static [TensorSpec],
+    outputs: &'static [TensorSpec],
+    labels: &'static [&'static str],
+) -> TextClassifierSpec {
     TextClassifierSpec {
         name: "news-topic",
         signature: Signature { inputs, outputs },
@@ -36,7 +58,14 @@ fn spec(inputs: &'static [TensorSpec], outputs: &'static [TensorSpec], labels: &
 }
 
 fn refusal(spec: TextClassifierSpec) -> String {
-    match TextClassifier::load(&onnx_dir(), spec, &LoadOptions { sessions: 1, ..LoadOptions::default() }) {
+    match TextClassifier::load(
+        &onnx_dir(),
+        spec,
+        &LoadOptions {
+            sessions: 1,
+            ..LoadOptions::default()
+        },
+    ) {
         Ok(_) => panic!("a mismatched artifact was accepted"),
         Err(error @ Error::SignatureMismatch { .. }) => error.to_string(),
         Err(other) => panic!("refused for another reason: {other}"),
@@ -45,35 +74,75 @@ fn refusal(spec: TextClassifierSpec) -> String {
 
 #[test]
 fn the_matching_signature_loads() {
-    TextClassifier::load(&onnx_dir(), spec(INPUTS, LOGITS, LABELS), &LoadOptions { sessions: 1, ..LoadOptions::default() })
-        .expect("the exported model matches its own signature");
+    TextClassifier::load(
+        &onnx_dir(),
+        spec(INPUTS, LOGITS, LABELS),
+        &LoadOptions {
+            sessions: 1,
+            ..LoadOptions::default()
+        },
+    )
+    .expect("the exported model matches its own signature");
 }
 
 #[test]
 fn a_different_label_count_is_refused() {
-    const FOUR: &[TensorSpec] = &[TensorSpec { name: "logits", dtype: DType::Float32, dims: &[None, Some(4)] }];
+    const FOUR: &[TensorSpec] = &[TensorSpec {
+        name: "logits",
+        dtype: DType::Float32,
+        dims: &[None, Some(4)],
+    }];
     let message = refusal(spec(INPUTS, FOUR, &["business", "entertainment", "politics", "sports"]));
     assert!(message.contains("id2label"), "{message}");
     let message = refusal(spec(INPUTS, FOUR, LABELS));
-    assert!(message.contains("output `logits` has dimensions [?, 5], expected [?, 4]"), "{message}");
+    assert!(
+        message.contains("output `logits` has dimensions [?, 5], expected [?, 4]"),
+        "{message}"
+    );
 }
 
 #[test]
 fn renamed_or_retyped_tensors_are_refused() {
-    const RENAMED: &[TensorSpec] = &[TensorSpec { name: "scores", dtype: DType::Float32, dims: &[None, Some(5)] }];
+    const RENAMED: &[TensorSpec] = &[TensorSpec {
+        name: "scores",
+        dtype: DType::Float32,
+        dims: &[None, Some(5)],
+    }];
     let message = refusal(spec(INPUTS, RENAMED, LABELS));
-    assert!(message.contains(r#"outputs are ["logits"], expected ["scores"]"#), "{message}");
+    assert!(
+        message.contains(r#"outputs are ["logits"], expected ["scores"]"#),
+        "{message}"
+    );
     const INT32: &[TensorSpec] = &[
-        TensorSpec { name: "input_ids", dtype: DType::Int32, dims: TEXT },
-        TensorSpec { name: "attention_mask", dtype: DType::Int64, dims: TEXT },
-        TensorSpec { name: "token_type_ids", dtype: DType::Int64, dims: TEXT },
+        TensorSpec {
+            name: "input_ids",
+            dtype: DType::Int32,
+            dims: TEXT,
+        },
+        TensorSpec {
+            name: "attention_mask",
+            dtype: DType::Int64,
+            dims: TEXT,
+        },
+        TensorSpec {
+            name: "token_type_ids",
+            dtype: DType::Int64,
+            dims: TEXT,
+        },
     ];
     let message = refusal(spec(INT32, LOGITS, LABELS));
-    assert!(message.contains("input `input_ids` is int64, expected int32"), "{message}");
+    assert!(
+        message.contains("input `input_ids` is int64, expected int32"),
+        "{message}"
+    );
 }
 
 #[test]
 fn relabelled_config_is_refused() {
-    let message = refusal(spec(INPUTS, LOGITS, &["business", "entertainment", "politics", "sport", "tech"]));
+    let message = refusal(spec(
+        INPUTS,
+        LOGITS,
+        &["business", "entertainment", "politics", "sport", "tech"],
+    ));
     assert!(message.contains("config.json"), "{message}");
 }

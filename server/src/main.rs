@@ -31,7 +31,9 @@ async fn run(config: Config) -> Result<()> {
         },
     };
     let address = format!("{}:{}", config.host, config.port);
-    let listener = tokio::net::TcpListener::bind(&address).await.with_context(|| format!("cannot listen on {address}"))?;
+    let listener = tokio::net::TcpListener::bind(&address)
+        .await
+        .with_context(|| format!("cannot listen on {address}"))?;
     let bound = listener.local_addr()?;
     let names: Vec<&String> = state.models.keys().collect();
     tracing::info!(%bound, models = ?names, "serving");

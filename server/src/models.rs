@@ -25,7 +25,11 @@ pub fn load(entry: &ModelEntry, artifacts: &Path, options: &LoadOptions) -> Resu
 }
 
 /// Loads `names` (every generated model when empty).
-pub fn load_all(names: &[String], artifacts: &Path, options: &LoadOptions) -> Result<BTreeMap<String, Arc<LoadedModel>>> {
+pub fn load_all(
+    names: &[String],
+    artifacts: &Path,
+    options: &LoadOptions,
+) -> Result<BTreeMap<String, Arc<LoadedModel>>> {
     let entries: Vec<&ModelEntry> = if names.is_empty() {
         MODELS.iter().collect()
     } else {

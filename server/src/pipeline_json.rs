@@ -68,7 +68,12 @@ mod tests {
 
     #[test]
     fn a_list_without_top_k_is_one_best_per_text() {
-        let answer = answer(&LABELS, &[vec![0.1, 0.7, 0.2], vec![0.5, 0.2, 0.3]], TopK::Absent, false);
+        let answer = answer(
+            &LABELS,
+            &[vec![0.1, 0.7, 0.2], vec![0.5, 0.2, 0.3]],
+            TopK::Absent,
+            false,
+        );
         assert_eq!(answer[0]["label"], "b");
         assert_eq!(answer[1]["label"], "a");
     }

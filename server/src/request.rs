@@ -55,7 +55,9 @@ fn invalid(message: String) -> ApiError {
 
 fn refuse_unknown(object: &Map<String, Value>, place: &str, known: &[&str]) -> Result<(), ApiError> {
     match object.keys().find(|key| !known.contains(&key.as_str())) {
-        Some(key) => Err(invalid(format!("unknown field `{place}{key}`; expected one of {known:?}"))),
+        Some(key) => Err(invalid(format!(
+            "unknown field `{place}{key}`; expected one of {known:?}"
+        ))),
         None => Ok(()),
     }
 }
@@ -101,11 +103,18 @@ impl ClassifyRequest {
                 if value.is_string() {
                     invalid("`inputs` is empty or only whitespace".into())
                 } else {
-                    invalid(format!("`inputs` must be a string or an array of strings, got {}", kind(value)))
+                    invalid(format!(
+                        "`inputs` must be a string or an array of strings, got {}",
+                        kind(value)
+                    ))
                 }
             })?),
         };
-        let mut request = Self { inputs, top_k: TopK::Absent, function: None };
+        let mut request = Self {
+            inputs,
+            top_k: TopK::Absent,
+            function: None,
+        };
         match object.get("parameters") {
             None | Some(Value::Null) => {}
             Some(Value::Object(parameters)) => {
@@ -158,14 +167,25 @@ mod tests {
     #[test]
     fn one_text_and_a_list_parse_with_their_shape() {
         assert_eq!(parse(r#"{"inputs": "hi"}"#).unwrap().inputs, Inputs::One("hi".into()));
-        assert_eq!(parse(r#"{"inputs": ["a", "b"]}"#).unwrap().inputs, Inputs::Many(vec!["a".into(), "b".into()]));
+        assert_eq!(
+            parse(r#"{"inputs": ["a", "b"]}"#).unwrap().inputs,
+            Inputs::Many(vec!["a".into(), "b".into()])
+        );
     }
 
     #[test]
     fn top_k_absent_null_and_number_are_distinct() {
         assert_eq!(parse(r#"{"inputs": "a"}"#).unwrap().top_k, TopK::Absent);
-        assert_eq!(parse(r#"{"inputs": "a", "parameters": {"top_k": null}}"#).unwrap().top_k, TopK::All);
-        assert_eq!(parse(r#"{"inputs": "a", "parameters": {"top_k": 2}}"#).unwrap().top_k, TopK::K(2));
+        assert_eq!(
+            parse(r#"{"inputs": "a", "parameters": {"top_k": null}}"#)
+                .unwrap()
+                .top_k,
+            TopK::All
+        );
+        assert_eq!(
+            parse(r#"{"inputs": "a", "parameters": {"top_k": 2}}"#).unwrap().top_k,
+            TopK::K(2)
+        );
     }
 
     #[test]
@@ -189,7 +209,9 @@ mod tests {
         assert!(message(r#"{"inputs": "a", "parameters": {"k": 1}}"#).contains("unknown field `parameters.k`"));
         assert!(message(r#"{"inputs": "a", "parameters": {"top_k": 0}}"#).contains("`parameters.top_k`"));
         assert!(message(r#"{"inputs": "a", "parameters": {"top_k": 1.5}}"#).contains("`parameters.top_k`"));
-        assert!(message(r#"{"inputs": "a", "parameters": {"function_to_apply": "relu"}}"#).contains("function_to_apply"));
+        assert!(
+            message(r#"{"inputs": "a", "parameters": {"function_to_apply": "relu"}}"#).contains("function_to_apply")
+        );
         assert!(message(r#"{"inputs": "a", "parameters": 3}"#).contains("`parameters` must be an object"));
     }
 

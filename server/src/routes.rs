@@ -68,9 +68,18 @@ async fn list_models(State(state): State<AppState>) -> Json<Value> {
 }
 
 fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
-    let content_type = headers.get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap_or("(not text)"));
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap_or("(not text)"));
     match content_type {
-        Some(value) if value.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json")) => Ok(()),
+        Some(value)
+            if value
+                .split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json")) =>
+        {
+            Ok(())
+        }
         Some(value) => Err(ApiError::UnsupportedMediaType(value.to_string())),
         None => Err(ApiError::UnsupportedMediaType("none".into())),
     }
@@ -98,7 +107,12 @@ async fn predict(
             .scores(&request.inputs.texts(), request.function)
             .map_err(|error| ApiError::Inference(error.to_string()))?;
         let single = matches!(request.inputs, crate::request::Inputs::One(_));
-        Ok(pipeline_json::answer(classifier.info().labels, &scores, request.top_k, single))
+        Ok(pipeline_json::answer(
+            classifier.info().labels,
+            &scores,
+            request.top_k,
+            single,
+        ))
     })
     .await
     .map_err(|error| ApiError::Inference(error.to_string()))??;

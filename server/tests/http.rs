@@ -28,14 +28,18 @@ fn reference() -> Value {
 
 /// Starts the server on a free loopback port; returns its base URL.
 async fn start() -> String {
-    let artifacts = std::env::var_os("MODELCRATE_ARTIFACTS").map_or_else(|| workspace().join("artifacts"), PathBuf::from);
+    let artifacts =
+        std::env::var_os("MODELCRATE_ARTIFACTS").map_or_else(|| workspace().join("artifacts"), PathBuf::from);
     let loaded = tokio::task::spawn_blocking(move || models::load_all(&[], &artifacts, &LoadOptions::default()))
         .await
         .unwrap()
         .expect("the exported models load (run `cargo xtask export`; set ORT_DYLIB_PATH)");
     let state = AppState {
         models: Arc::new(loaded),
-        limits: Limits { max_client_batch_size: MAX_CLIENT_BATCH_SIZE, max_body_bytes: MAX_BODY_BYTES },
+        limits: Limits {
+            max_client_batch_size: MAX_CLIENT_BATCH_SIZE,
+            max_body_bytes: MAX_BODY_BYTES,
+        },
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
@@ -44,7 +48,12 @@ async fn start() -> String {
 }
 
 async fn post(base: &str, path: &str, body: &Value) -> (u16, Value) {
-    let response = reqwest::Client::new().post(format!("{base}{path}")).json(body).send().await.unwrap();
+    let response = reqwest::Client::new()
+        .post(format!("{base}{path}"))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
     let status = response.status().as_u16();
     (status, response.json().await.expect("every answer is JSON"))
 }
@@ -54,7 +63,11 @@ fn compare(rust: &Value, python: &Value, place: &str) -> f64 {
     match (rust, python) {
         (Value::Array(a), Value::Array(b)) => {
             assert_eq!(a.len(), b.len(), "{place}: {rust} vs {python}");
-            a.iter().zip(b).enumerate().map(|(i, (x, y))| compare(x, y, &format!("{place}[{i}]"))).fold(0.0, f64::max)
+            a.iter()
+                .zip(b)
+                .enumerate()
+                .map(|(i, (x, y))| compare(x, y, &format!("{place}[{i}]")))
+                .fold(0.0, f64::max)
         }
         (Value::Object(a), Value::Object(b)) => {
             assert_eq!(a.len(), 2, "{place}: {rust} has other fields than label and score");
@@ -77,12 +90,25 @@ async fn predict_answers_like_the_transformers_pipeline_for_every_golden_input()
             let body = json!({"inputs": case["text"], "parameters": parameters});
             let (status, answer) = post(&base, "/models/news-topic/predict", &body).await;
             assert_eq!(status, 200, "{}: {answer}", case["id"]);
-            max_difference = max_difference.max(compare(&answer, &case["pipeline"][key], &format!("{} {key}", case["id"])));
+            max_difference = max_difference.max(compare(
+                &answer,
+                &case["pipeline"][key],
+                &format!("{} {key}", case["id"]),
+            ));
         }
         let texts: Vec<&Value> = cases.iter().map(|case| &case["text"]).collect();
-        let (status, answer) = post(&base, "/models/news-topic/predict", &json!({"inputs": texts, "parameters": parameters})).await;
+        let (status, answer) = post(
+            &base,
+            "/models/news-topic/predict",
+            &json!({"inputs": texts, "parameters": parameters}),
+        )
+        .await;
         assert_eq!(status, 200, "batch: {answer}");
-        max_difference = max_difference.max(compare(&answer, &reference["batch"]["pipeline"][key], &format!("batch {key}")));
+        max_difference = max_difference.max(compare(
+            &answer,
+            &reference["batch"]["pipeline"][key],
+            &format!("batch {key}"),
+        ));
     }
     assert!(max_difference <= SCORE_BOUND, "max score difference {max_difference}");
 }
@@ -100,7 +126,13 @@ async fn the_readme_question_is_answered_with_the_sports_topic() {
 async fn concurrent_requests_each_get_their_own_answer() {
     let base = start().await;
     let reference = reference();
-    let cases: Vec<Value> = reference["cases"].as_array().unwrap().iter().take(32).cloned().collect();
+    let cases: Vec<Value> = reference["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .take(32)
+        .cloned()
+        .collect();
     let requests = cases.iter().map(|case| {
         let base = base.clone();
         let body = json!({"inputs": case["text"], "parameters": {"top_k": null}});
@@ -134,33 +166,146 @@ async fn bad_requests_get_a_4xx_json_error_that_names_the_problem() {
     let too_many = json!({"inputs": too_many}).to_string();
     let too_large = json!({"inputs": "word ".repeat(MAX_BODY_BYTES / 4)}).to_string();
     let table: Vec<(&str, String, &str, u16, &str)> = vec![
-        ("malformed JSON", "{\"inputs\": ".into(), "application/json", 400, "malformed JSON"),
-        ("not an object", "[\"text\"]".into(), "application/json", 422, "must be a JSON object"),
-        ("no inputs", "{}".into(), "application/json", 422, "missing field `inputs`"),
-        ("inputs a number", r#"{"inputs": 42}"#.into(), "application/json", 422, "`inputs` must be a string or an array of strings"),
-        ("empty text", r#"{"inputs": ""}"#.into(), "application/json", 422, "`inputs` is empty or only whitespace"),
-        ("whitespace text", r#"{"inputs": " \t\n "}"#.into(), "application/json", 422, "`inputs` is empty or only whitespace"),
-        ("empty batch", r#"{"inputs": []}"#.into(), "application/json", 422, "empty array"),
-        ("a non-string in the batch", r#"{"inputs": ["ok", null]}"#.into(), "application/json", 422, "`inputs[1]` must be a string"),
-        ("a blank text in the batch", r#"{"inputs": ["ok", "   "]}"#.into(), "application/json", 422, "`inputs[1]` is empty"),
+        (
+            "malformed JSON",
+            "{\"inputs\": ".into(),
+            "application/json",
+            400,
+            "malformed JSON",
+        ),
+        (
+            "not an object",
+            "[\"text\"]".into(),
+            "application/json",
+            422,
+            "must be a JSON object",
+        ),
+        (
+            "no inputs",
+            "{}".into(),
+            "application/json",
+            422,
+            "missing field `inputs`",
+        ),
+        (
+            "inputs a number",
+            r#"{"inputs": 42}"#.into(),
+            "application/json",
+            422,
+            "`inputs` must be a string or an array of strings",
+        ),
+        (
+            "empty text",
+            r#"{"inputs": ""}"#.into(),
+            "application/json",
+            422,
+            "`inputs` is empty or only whitespace",
+        ),
+        (
+            "whitespace text",
+            r#"{"inputs": " \t\n "}"#.into(),
+            "application/json",
+            422,
+            "`inputs` is empty or only whitespace",
+        ),
+        (
+            "empty batch",
+            r#"{"inputs": []}"#.into(),
+            "application/json",
+            422,
+            "empty array",
+        ),
+        (
+            "a non-string in the batch",
+            r#"{"inputs": ["ok", null]}"#.into(),
+            "application/json",
+            422,
+            "`inputs[1]` must be a string",
+        ),
+        (
+            "a blank text in the batch",
+            r#"{"inputs": ["ok", "   "]}"#.into(),
+            "application/json",
+            422,
+            "`inputs[1]` is empty",
+        ),
         ("too many inputs", too_many, "application/json", 413, "at most 80"),
-        ("body over the limit", too_large, "application/json", 413, "--max-body-bytes"),
-        ("unknown field", r#"{"inputs": "a", "top_k": 2}"#.into(), "application/json", 422, "unknown field `top_k`"),
-        ("top_k zero", r#"{"inputs": "a", "parameters": {"top_k": 0}}"#.into(), "application/json", 422, "`parameters.top_k`"),
-        ("top_k text", r#"{"inputs": "a", "parameters": {"top_k": "2"}}"#.into(), "application/json", 422, "`parameters.top_k`"),
-        ("unknown function", r#"{"inputs": "a", "parameters": {"function_to_apply": "tanh"}}"#.into(), "application/json", 422, "function_to_apply"),
-        ("wrong content type", r#"{"inputs": "a"}"#.into(), "text/plain", 415, "Content-Type must be application/json"),
-        ("raw control characters", "{\"inputs\": \"a\u{1}b\"}".into(), "application/json", 400, "malformed JSON"),
+        (
+            "body over the limit",
+            too_large,
+            "application/json",
+            413,
+            "--max-body-bytes",
+        ),
+        (
+            "unknown field",
+            r#"{"inputs": "a", "top_k": 2}"#.into(),
+            "application/json",
+            422,
+            "unknown field `top_k`",
+        ),
+        (
+            "top_k zero",
+            r#"{"inputs": "a", "parameters": {"top_k": 0}}"#.into(),
+            "application/json",
+            422,
+            "`parameters.top_k`",
+        ),
+        (
+            "top_k text",
+            r#"{"inputs": "a", "parameters": {"top_k": "2"}}"#.into(),
+            "application/json",
+            422,
+            "`parameters.top_k`",
+        ),
+        (
+            "unknown function",
+            r#"{"inputs": "a", "parameters": {"function_to_apply": "tanh"}}"#.into(),
+            "application/json",
+            422,
+            "function_to_apply",
+        ),
+        (
+            "wrong content type",
+            r#"{"inputs": "a"}"#.into(),
+            "text/plain",
+            415,
+            "Content-Type must be application/json",
+        ),
+        (
+            "raw control characters",
+            "{\"inputs\": \"a\u{1}b\"}".into(),
+            "application/json",
+            400,
+            "malformed JSON",
+        ),
     ];
     for (what, body, content_type, status, message) in table {
-        let response = client.post(&url).header("content-type", content_type).body(body).send().await.unwrap();
+        let response = client
+            .post(&url)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status().as_u16(), status, "{what}");
-        let answer: Value = response.json().await.unwrap_or_else(|_| panic!("{what}: the answer is JSON"));
-        let error = answer["error"].as_str().unwrap_or_else(|| panic!("{what}: {answer} has an `error` string"));
+        let answer: Value = response
+            .json()
+            .await
+            .unwrap_or_else(|_| panic!("{what}: the answer is JSON"));
+        let error = answer["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{what}: {answer} has an `error` string"));
         assert!(error.contains(message), "{what}: {error:?} should contain {message:?}");
         assert!(answer["error_type"].is_string(), "{what}: {answer}");
     }
-    let raw = client.post(&url).header("content-type", "application/json").body(vec![b'"', 0xff, 0xfe, b'"']).send().await.unwrap();
+    let raw = client
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(vec![b'"', 0xff, 0xfe, b'"'])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(raw.status().as_u16(), 400, "bytes that are not UTF-8");
 }
 
@@ -175,19 +320,40 @@ async fn unknown_models_routes_and_methods_get_json_errors() {
     assert_eq!(response.json::<Value>().await.unwrap()["error_type"], "not_found");
     let response = reqwest::get(format!("{base}/models/news-topic/predict")).await.unwrap();
     assert_eq!(response.status().as_u16(), 405);
-    assert_eq!(response.json::<Value>().await.unwrap()["error_type"], "method_not_allowed");
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["error_type"],
+        "method_not_allowed"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn models_and_health_describe_what_is_served() {
     let base = start().await;
-    let health: Value = reqwest::get(format!("{base}/health")).await.unwrap().json().await.unwrap();
+    let health: Value = reqwest::get(format!("{base}/health"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(health["status"], "ok");
-    let models: Value = reqwest::get(format!("{base}/models")).await.unwrap().json().await.unwrap();
-    let by_name: BTreeMap<&str, &Value> = models.as_array().unwrap().iter().map(|m| (m["name"].as_str().unwrap(), m)).collect();
+    let models: Value = reqwest::get(format!("{base}/models"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let by_name: BTreeMap<&str, &Value> = models
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["name"].as_str().unwrap(), m))
+        .collect();
     let news = by_name["news-topic"];
     assert_eq!(news["task"], "text-classification");
-    assert_eq!(news["labels"], json!(["business", "entertainment", "politics", "sports", "tech"]));
+    assert_eq!(
+        news["labels"],
+        json!(["business", "entertainment", "politics", "sports", "tech"])
+    );
     assert_eq!(news["variant"], "model.onnx");
     assert_eq!(news["max_length"], 128);
 }

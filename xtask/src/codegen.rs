@@ -137,7 +137,9 @@ pub fn variant_name(label: &str) -> String {
         .filter(|part| !part.is_empty())
         .map(|part| {
             let mut chars = part.chars();
-            chars.next().map_or_else(String::new, |first| first.to_ascii_uppercase().to_string() + chars.as_str())
+            chars.next().map_or_else(String::new, |first| {
+                first.to_ascii_uppercase().to_string() + chars.as_str()
+            })
         })
         .collect();
     if !name.starts_with(|c: char| c.is_ascii_alphabetic()) {
@@ -151,7 +153,11 @@ fn tensor(json: &TensorJson, path: &Path) -> Result<Tensor> {
         "float32" => "Float32",
         "int64" => "Int64",
         "int32" => "Int32",
-        other => bail!("{}: tensor `{}` has element type {other}, which generated crates do not support", path.display(), json.name),
+        other => bail!(
+            "{}: tensor `{}` has element type {other}, which generated crates do not support",
+            path.display(),
+            json.name
+        ),
     };
     let mut rust = Vec::new();
     let mut shown = Vec::new();
@@ -195,18 +201,36 @@ impl ModelFacts {
                 .id2label
                 .get(&id.to_string())
                 .with_context(|| format!("{}: id2label has no id {id}", config_path.display()))?;
-            labels.push(LabelVariant { id, label: label.clone(), variant: variant_name(label) });
+            labels.push(LabelVariant {
+                id,
+                label: label.clone(),
+                variant: variant_name(label),
+            });
         }
         let mut seen = std::collections::HashSet::new();
         if let Some(clash) = labels.iter().find(|l| !seen.insert(l.variant.clone())) {
-            bail!("{}: two labels map to the Rust variant `{}`", config_path.display(), clash.variant);
+            bail!(
+                "{}: two labels map to the Rust variant `{}`",
+                config_path.display(),
+                clash.variant
+            );
         }
-        let inputs = signature.inputs.iter().map(|t| tensor(t, &signature_path)).collect::<Result<Vec<_>>>()?;
-        let outputs = signature.outputs.iter().map(|t| tensor(t, &signature_path)).collect::<Result<Vec<_>>>()?;
-        let logits = outputs
+        let inputs = signature
+            .inputs
             .iter()
-            .find(|t| t.name == "logits")
-            .with_context(|| format!("{}: a text classifier needs an output named `logits`", signature_path.display()))?;
+            .map(|t| tensor(t, &signature_path))
+            .collect::<Result<Vec<_>>>()?;
+        let outputs = signature
+            .outputs
+            .iter()
+            .map(|t| tensor(t, &signature_path))
+            .collect::<Result<Vec<_>>>()?;
+        let logits = outputs.iter().find(|t| t.name == "logits").with_context(|| {
+            format!(
+                "{}: a text classifier needs an output named `logits`",
+                signature_path.display()
+            )
+        })?;
         if logits.dims_rust != format!("&[None, Some({})]", labels.len()) {
             bail!(
                 "{}: `logits` has dimensions {}, expected [batch, {}] for {} labels",
@@ -250,17 +274,55 @@ pub fn render(models: &[ModelFacts], rustfmt_config: &Path) -> Result<BTreeMap<P
     let mut files = BTreeMap::new();
     for model in models {
         let dir = PathBuf::from(&model.name);
-        files.insert(dir.join("Cargo.toml"), ModelCargoToml { model, command: COMMAND }.render()?);
-        files.insert(dir.join("src/lib.rs"), rustfmt(&ModelLib { model, command: COMMAND }.render()?, rustfmt_config)?);
+        files.insert(
+            dir.join("Cargo.toml"),
+            ModelCargoToml {
+                model,
+                command: COMMAND,
+            }
+            .render()?,
+        );
+        files.insert(
+            dir.join("src/lib.rs"),
+            rustfmt(
+                &ModelLib {
+                    model,
+                    command: COMMAND,
+                }
+                .render()?,
+                rustfmt_config,
+            )?,
+        );
         files.insert(
             dir.join("tests/golden.rs"),
-            rustfmt(&ModelGoldenTest { model, command: COMMAND }.render()?, rustfmt_config)?,
+            rustfmt(
+                &ModelGoldenTest {
+                    model,
+                    command: COMMAND,
+                }
+                .render()?,
+                rustfmt_config,
+            )?,
         );
     }
-    files.insert(PathBuf::from("models/Cargo.toml"), UmbrellaCargoToml { models, command: COMMAND }.render()?);
+    files.insert(
+        PathBuf::from("models/Cargo.toml"),
+        UmbrellaCargoToml {
+            models,
+            command: COMMAND,
+        }
+        .render()?,
+    );
     files.insert(
         PathBuf::from("models/src/lib.rs"),
-        rustfmt(&UmbrellaLib { models, command: COMMAND }.render()?, rustfmt_config)?,
+        rustfmt(
+            &UmbrellaLib {
+                models,
+                command: COMMAND,
+            }
+            .render()?,
+            rustfmt_config,
+        )?,
     );
     Ok(files)
 }
@@ -281,7 +343,10 @@ fn rustfmt(source: &str, config: &Path) -> Result<String> {
     }
     let output = child.wait_with_output()?;
     if !output.status.success() {
-        bail!("rustfmt refused a rendered file (a template bug):\n{}\n---\n{source}", String::from_utf8_lossy(&output.stderr));
+        bail!(
+            "rustfmt refused a rendered file (a template bug):\n{}\n---\n{source}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
     Ok(String::from_utf8(output.stdout)?)
 }
@@ -369,7 +434,11 @@ mod tests {
             labels: ["business", "sci/tech", "3d"]
                 .iter()
                 .enumerate()
-                .map(|(id, label)| LabelVariant { id, label: (*label).into(), variant: variant_name(label) })
+                .map(|(id, label)| LabelVariant {
+                    id,
+                    label: (*label).into(),
+                    variant: variant_name(label),
+                })
                 .collect(),
             inputs: vec![text("input_ids"), text("attention_mask")],
             outputs: vec![Tensor {
@@ -421,7 +490,10 @@ mod tests {
         std::fs::write(dir.join("news-topic/src/lib.rs"), "// edited by hand\n").unwrap();
         std::fs::write(dir.join("orphan.rs"), "").unwrap();
         let stale = stale_files(&dir, &files).unwrap();
-        assert_eq!(stale, vec![PathBuf::from("news-topic/src/lib.rs"), PathBuf::from("orphan.rs")]);
+        assert_eq!(
+            stale,
+            vec![PathBuf::from("news-topic/src/lib.rs"), PathBuf::from("orphan.rs")]
+        );
         write(&dir, &files).unwrap();
         assert!(stale_files(&dir, &files).unwrap().is_empty());
         std::fs::remove_dir_all(&dir).unwrap();

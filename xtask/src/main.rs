@@ -15,7 +15,10 @@ mod stamp;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "cargo xtask", about = "Modelcrate's pipeline: train, export, golden, gen, parity, serve")]
+#[command(
+    name = "cargo xtask",
+    about = "Modelcrate's pipeline: train, export, golden, gen, parity, serve"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Step,

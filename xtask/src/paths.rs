@@ -43,6 +43,7 @@ impl Paths {
 
     /// A path relative to the root where it lies under it, for messages and spec JSON.
     pub fn relative(&self, path: &Path) -> PathBuf {
-        path.strip_prefix(&self.root).map_or_else(|_| path.to_path_buf(), Path::to_path_buf)
+        path.strip_prefix(&self.root)
+            .map_or_else(|_| path.to_path_buf(), Path::to_path_buf)
     }
 }

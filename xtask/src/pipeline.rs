@@ -38,7 +38,11 @@ pub fn setup(paths: &Paths, force: bool) -> Result<Environment> {
         }
         let venv = Venv::ensure(paths)?;
         let ort_dylib = venv.ort_dylib()?;
-        eprintln!("    venv {}\n    ONNX Runtime {}", venv.dir.display(), ort_dylib.display());
+        eprintln!(
+            "    venv {}\n    ONNX Runtime {}",
+            venv.dir.display(),
+            ort_dylib.display()
+        );
         Ok(Environment { venv, ort_dylib })
     })
 }
@@ -77,8 +81,10 @@ impl PyStep {
     fn io(self, paths: &Paths, spec: &ModelSpec) -> (Vec<PathBuf>, Vec<PathBuf>) {
         let art = paths.artifact(&spec.name);
         let code = |modules: &[&str]| -> Vec<PathBuf> {
-            let mut files: Vec<PathBuf> =
-                modules.iter().map(|m| paths.root.join(format!("python/modelcrate/{m}.py"))).collect();
+            let mut files: Vec<PathBuf> = modules
+                .iter()
+                .map(|m| paths.root.join(format!("python/modelcrate/{m}.py")))
+                .collect();
             files.push(paths.root.join("python/modelcrate/__init__.py"));
             files.push(paths.root.join("python/requirements.lock"));
             files.push(art.join("spec.json"));
@@ -96,7 +102,11 @@ impl PyStep {
             }
             Self::Golden => {
                 let mut inputs = code(&["spec", "bbc", "train", "golden"]);
-                inputs.extend([art.join("checkpoint"), art.join("data/test.jsonl"), paths.golden(&spec.name).join("inputs.json")]);
+                inputs.extend([
+                    art.join("checkpoint"),
+                    art.join("data/test.jsonl"),
+                    paths.golden(&spec.name).join("inputs.json"),
+                ]);
                 (inputs, vec![paths.golden(&spec.name).join("reference.json")])
             }
         }
@@ -118,7 +128,11 @@ fn write_resolved_spec(paths: &Paths, spec: &ModelSpec) -> Result<PathBuf> {
 fn run_python_step(paths: &Paths, venv: &Venv, spec: &ModelSpec, step: PyStep, force: bool) -> Result<()> {
     let spec_json = write_resolved_spec(paths, spec)?;
     let (inputs, outputs) = step.io(paths, spec);
-    let stamp = Stamp::new(&paths.artifact(&spec.name).join(".stamps"), step.name(), hash_paths(&paths.root, &inputs)?);
+    let stamp = Stamp::new(
+        &paths.artifact(&spec.name).join(".stamps"),
+        step.name(),
+        hash_paths(&paths.root, &inputs)?,
+    );
     timed(&format!("{} {}", step.name(), spec.name), || {
         if !force && stamp.is_fresh(&hash_paths(&paths.root, &outputs)?) {
             eprintln!("    up to date (inputs and outputs unchanged; --force to redo)");
@@ -207,14 +221,29 @@ fn parity_with(paths: &Paths, select: &Select, environment: &Environment) -> Res
         let stamp = Stamp::new(&art.join(".stamps"), "parity", hash_paths(&paths.root, &inputs)?);
         timed(&format!("parity {name}"), || {
             if !select.force && stamp.is_fresh(&hash_paths(&paths.root, &outputs)?) {
-                eprintln!("    up to date ({}; --force to redo)", paths.relative(&outputs[0]).display());
+                eprintln!(
+                    "    up to date ({}; --force to redo)",
+                    paths.relative(&outputs[0]).display()
+                );
                 return Ok(());
             }
             stamp.clear();
             let mut command = cargo();
-            command.args(["run", "--release", "--quiet", "-p", "modelcrate-server", "--bin", "modelcrate-parity", "--"]);
+            command.args([
+                "run",
+                "--release",
+                "--quiet",
+                "-p",
+                "modelcrate-server",
+                "--bin",
+                "modelcrate-parity",
+                "--",
+            ]);
             command.args(["--model", &name, "--golden"]).arg(paths.golden(&name));
-            run(with_runtime_env(&mut command, paths, environment), &format!("parity of {name}"))?;
+            run(
+                with_runtime_env(&mut command, paths, environment),
+                &format!("parity of {name}"),
+            )?;
             stamp.write(&hash_paths(&paths.root, &outputs)?)
         })?;
     }
@@ -229,8 +258,19 @@ pub fn serve(paths: &Paths, args: &ServeArgs) -> Result<()> {
 fn serve_with(paths: &Paths, args: &ServeArgs, environment: &Environment) -> Result<()> {
     eprintln!("==> serve on http://{}:{}", args.host, args.port);
     let mut command = cargo();
-    command.args(["run", "--release", "--quiet", "-p", "modelcrate-server", "--bin", "modelcrate-server", "--"]);
-    command.args(["--host", &args.host, "--port", &args.port.to_string()]).args(&args.server_args);
+    command.args([
+        "run",
+        "--release",
+        "--quiet",
+        "-p",
+        "modelcrate-server",
+        "--bin",
+        "modelcrate-server",
+        "--",
+    ]);
+    command
+        .args(["--host", &args.host, "--port", &args.port.to_string()])
+        .args(&args.server_args);
     run(with_runtime_env(&mut command, paths, environment), "the server")
 }
 
@@ -251,7 +291,12 @@ fn pipeline_to_parity(paths: &Paths, select: &Select, check_generated: bool) -> 
     }
     generate(paths, check_generated)?;
     timed("build (release)", || {
-        run(cargo().current_dir(&paths.root).args(["build", "--release", "--workspace", "--all-targets"]), "cargo build")
+        run(
+            cargo()
+                .current_dir(&paths.root)
+                .args(["build", "--release", "--workspace", "--all-targets"]),
+            "cargo build",
+        )
     })?;
     parity_with(paths, select, &environment)?;
     Ok(environment)
@@ -260,15 +305,29 @@ fn pipeline_to_parity(paths: &Paths, select: &Select, check_generated: bool) -> 
 pub fn test(paths: &Paths) -> Result<()> {
     let started = Instant::now();
     timed("lint", || {
-        run(cargo().current_dir(&paths.root).args(["fmt", "--all", "--check"]), "cargo fmt --check")?;
         run(
-            cargo().current_dir(&paths.root).args(["clippy", "--release", "--workspace", "--all-targets", "--", "-D", "warnings"]),
+            cargo().current_dir(&paths.root).args(["fmt", "--all", "--check"]),
+            "cargo fmt --check",
+        )?;
+        run(
+            cargo().current_dir(&paths.root).args([
+                "clippy",
+                "--release",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ]),
             "cargo clippy",
         )
     })?;
     let environment = pipeline_to_parity(paths, &Select::default(), true)?;
     timed("tests", || {
-        let nextest = Command::new("cargo-nextest").arg("--version").output().is_ok_and(|o| o.status.success());
+        let nextest = Command::new("cargo-nextest")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
         let mut command = cargo();
         if nextest {
             command.args(["nextest", "run", "--release", "--workspace", "--no-fail-fast"]);

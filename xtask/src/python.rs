@@ -49,7 +49,7 @@ impl Venv {
     pub fn ensure(paths: &Paths) -> Result<Self> {
         let venv = Self { dir: Self::location()? };
         let lock = paths.root.join("python/requirements.lock");
-        let lock_hash = hash_paths(&paths.root, &[lock.clone()])?;
+        let lock_hash = hash_paths(&paths.root, std::slice::from_ref(&lock))?;
         let marker = venv.dir.join(MARKER);
         if std::fs::read_to_string(&marker).is_ok_and(|h| h.trim() == lock_hash) && venv.python().is_file() {
             return Ok(venv);
@@ -57,17 +57,34 @@ impl Venv {
         if !venv.python().is_file() {
             let base = base_python()?;
             eprintln!("    creating venv {} with {}", venv.dir.display(), base.display());
-            run_quiet(Command::new(&base).arg("-m").arg("venv").arg("--clear").arg(&venv.dir), "create the venv")?;
+            run_quiet(
+                Command::new(&base).arg("-m").arg("venv").arg("--clear").arg(&venv.dir),
+                "create the venv",
+            )?;
         }
         eprintln!("    installing python/requirements.lock (torch and its libraries: about 6 GB, a few minutes)");
         let _ = std::fs::remove_file(&marker);
         let status = Command::new(venv.python())
-            .args(["-m", "pip", "install", "--disable-pip-version-check", "--no-deps", "--progress-bar", "off", "-q", "-r"])
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--disable-pip-version-check",
+                "--no-deps",
+                "--progress-bar",
+                "off",
+                "-q",
+                "-r",
+            ])
             .arg(&lock)
             .status()
             .context("cannot run pip")?;
         if !status.success() {
-            bail!("pip could not install {} into {} ({status})", lock.display(), venv.dir.display());
+            bail!(
+                "pip could not install {} into {} ({status})",
+                lock.display(),
+                venv.dir.display()
+            );
         }
         std::fs::write(&marker, &lock_hash)?;
         Ok(venv)
@@ -78,7 +95,9 @@ impl Venv {
         let lib = self.dir.join("lib");
         let entries = std::fs::read_dir(&lib).with_context(|| format!("cannot list {}", lib.display()))?;
         for entry in entries.filter_map(|e| e.ok()) {
-            let candidate = entry.path().join("site-packages/onnxruntime/capi/libonnxruntime.so.1.31.1");
+            let candidate = entry
+                .path()
+                .join("site-packages/onnxruntime/capi/libonnxruntime.so.1.31.1");
             if candidate.is_file() {
                 return Ok(candidate);
             }
@@ -124,7 +143,10 @@ impl Venv {
         let tail = tail.join().unwrap_or_default();
         if !status.success() {
             let quoted: Vec<String> = tail.iter().map(|l| format!("    | {l}")).collect();
-            bail!("step `{step}` of model `{model}` failed ({status}); Python said:\n{}", quoted.join("\n"));
+            bail!(
+                "step `{step}` of model `{model}` failed ({status}); Python said:\n{}",
+                quoted.join("\n")
+            );
         }
         Ok(())
     }
@@ -135,7 +157,10 @@ fn base_python() -> Result<PathBuf> {
         .map(|p| vec![PathBuf::from(p)])
         .unwrap_or_else(|| vec!["python3.11".into(), "python3".into()]);
     for candidate in candidates {
-        let Ok(output) = Command::new(&candidate).args(["-c", "import sys; print('%d.%d' % sys.version_info[:2])"]).output() else {
+        let Ok(output) = Command::new(&candidate)
+            .args(["-c", "import sys; print('%d.%d' % sys.version_info[:2])"])
+            .output()
+        else {
             continue;
         };
         if String::from_utf8_lossy(&output.stdout).trim() == "3.11" {

@@ -48,7 +48,10 @@ pub fn request(port: u16, method: &str, path: &str, body: &str) -> Result<(u16, 
         .nth(1)
         .and_then(|code| code.parse().ok())
         .with_context(|| format!("not an HTTP response: {response:?}"))?;
-    let body = response.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+        .unwrap_or_default();
     Ok((status, body))
 }
 

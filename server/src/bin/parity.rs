@@ -87,7 +87,11 @@ fn json_difference(rust: &Value, python: &Value, place: &str) -> Result<f64, Str
         }
         (Value::Object(a), Value::Object(b)) => {
             if a.get("label") != b.get("label") {
-                return Err(format!("{place}: label {:?}, Python has {:?}", a.get("label"), b.get("label")));
+                return Err(format!(
+                    "{place}: label {:?}, Python has {:?}",
+                    a.get("label"),
+                    b.get("label")
+                ));
             }
             let score = |v: &serde_json::Map<String, Value>| v.get("score").and_then(Value::as_f64);
             match (score(a), score(b)) {
@@ -128,7 +132,10 @@ impl Figures {
 }
 
 fn max_abs_difference(rust: &[f32], python: &[f64]) -> f64 {
-    rust.iter().zip(python).map(|(r, p)| (f64::from(*r) - p).abs()).fold(0.0, f64::max)
+    rust.iter()
+        .zip(python)
+        .map(|(r, p)| (f64::from(*r) - p).abs())
+        .fold(0.0, f64::max)
         + if rust.len() == python.len() { 0.0 } else { f64::INFINITY }
 }
 
@@ -162,7 +169,12 @@ fn check(classifier: &TextClassifier, reference: &Reference, test: &[TestRow], f
             top_mismatches.push(case.id.as_str());
         }
     }
-    figures.row("max |logit diff|, each input alone", format!("{alone_max:.2e}"), "1e-4", alone_max <= LOGIT_BOUND);
+    figures.row(
+        "max |logit diff|, each input alone",
+        format!("{alone_max:.2e}"),
+        "1e-4",
+        alone_max <= LOGIT_BOUND,
+    );
 
     let batched = classifier.logits(&texts)?;
     let batch_max = reference
@@ -172,7 +184,10 @@ fn check(classifier: &TextClassifier, reference: &Reference, test: &[TestRow], f
         .map(|(case, row)| max_abs_difference(&row.to_vec(), &case.logits))
         .fold(0.0, f64::max);
     figures.row(
-        &format!("max |logit diff|, padded batches of {}", classifier.max_batch_size().min(texts.len())),
+        &format!(
+            "max |logit diff|, padded batches of {}",
+            classifier.max_batch_size().min(texts.len())
+        ),
         format!("{batch_max:.2e}"),
         "1e-4",
         batch_max <= LOGIT_BOUND,
@@ -216,10 +231,22 @@ fn check(classifier: &TextClassifier, reference: &Reference, test: &[TestRow], f
 
     let test_texts: Vec<&str> = test.iter().map(|row| row.text.as_str()).collect();
     let test_logits = classifier.logits(&test_texts)?;
-    let rust_predictions: Vec<usize> = test_logits.rows().into_iter().map(|row| best(&row.to_vec()).id).collect();
-    let correct = rust_predictions.iter().zip(test).filter(|(p, row)| **p == row.label_id).count();
+    let rust_predictions: Vec<usize> = test_logits
+        .rows()
+        .into_iter()
+        .map(|row| best(&row.to_vec()).id)
+        .collect();
+    let correct = rust_predictions
+        .iter()
+        .zip(test)
+        .filter(|(p, row)| **p == row.label_id)
+        .count();
     let rust_accuracy = correct as f64 / test.len().max(1) as f64;
-    let agreement = rust_predictions.iter().zip(&reference.test_split.predictions).filter(|(r, p)| r == p).count();
+    let agreement = rust_predictions
+        .iter()
+        .zip(&reference.test_split.predictions)
+        .filter(|(r, p)| r == p)
+        .count();
     figures.row(
         &format!("test split accuracy ({} articles)", test.len()),
         format!("Rust {rust_accuracy:.4}, PyTorch {:.4}", reference.test_split.accuracy),
@@ -251,8 +278,8 @@ fn run(args: &Args) -> Result<bool> {
     let reference_path = args.golden.join("reference.json");
     let text = std::fs::read_to_string(&reference_path)
         .with_context(|| format!("cannot read {}: run `cargo xtask golden`", reference_path.display()))?;
-    let reference: Reference =
-        serde_json::from_str(&text).with_context(|| format!("{} is not what `cargo xtask golden` writes", reference_path.display()))?;
+    let reference: Reference = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not what `cargo xtask golden` writes", reference_path.display()))?;
     let test_path = args.artifacts.join(&args.model).join("data/test.jsonl");
     let test: Vec<TestRow> = std::fs::read_to_string(&test_path)
         .with_context(|| format!("cannot read {}: run `cargo xtask train`", test_path.display()))?
@@ -270,13 +297,24 @@ fn run(args: &Args) -> Result<bool> {
     let model = modelcrate_server::models::load(entry, &args.artifacts, &options)?;
     let LoadedModel::TextClassification(classifier) = &model;
 
-    let mut figures = Figures { failures: Vec::new(), rows: Vec::new() };
+    let mut figures = Figures {
+        failures: Vec::new(),
+        rows: Vec::new(),
+    };
     let details = check(classifier, &reference, &test, &mut figures)?;
 
-    println!("parity: {} ({}) vs PyTorch checkpoint {}", args.model, args.variant, &reference.checkpoint_sha256[..12]);
+    println!(
+        "parity: {} ({}) vs PyTorch checkpoint {}",
+        args.model,
+        args.variant,
+        &reference.checkpoint_sha256[..12]
+    );
     let width = figures.rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
     for (check, figure, bound, pass) in &figures.rows {
-        println!("  {} {check:<width$}  {figure}  (bound: {bound})", if *pass { "ok  " } else { "FAIL" });
+        println!(
+            "  {} {check:<width$}  {figure}  (bound: {bound})",
+            if *pass { "ok  " } else { "FAIL" }
+        );
     }
     let passed = figures.failures.is_empty();
     let report = json!({
