@@ -39,6 +39,32 @@ pub fn answer(labels: &[&str], scores: &[Vec<f32>], top_k: TopK, single: bool) -
     Value::Array(answers)
 }
 
+/// Max |score difference| between two answers of the same shape, or the first
+/// structural difference (a label, an order, a length, a missing score) as `Err`.
+pub fn difference(rust: &Value, python: &Value, place: &str) -> Result<f64, String> {
+    match (rust, python) {
+        (Value::Array(a), Value::Array(b)) => {
+            if a.len() != b.len() {
+                return Err(format!("{place}: {} entries, Python has {}", a.len(), b.len()));
+            }
+            a.iter().zip(b).enumerate().try_fold(0.0f64, |max, (i, (x, y))| {
+                Ok(max.max(difference(x, y, &format!("{place}[{i}]"))?))
+            })
+        }
+        (Value::Object(a), Value::Object(b)) => {
+            if a.len() != b.len() || a.get("label") != b.get("label") {
+                return Err(format!("{place}: {rust}, Python has {python}"));
+            }
+            let score = |v: &serde_json::Map<String, Value>| v.get("score").and_then(Value::as_f64);
+            match (score(a), score(b)) {
+                (Some(x), Some(y)) => Ok((x - y).abs()),
+                _ => Err(format!("{place}: no score in {rust} or {python}")),
+            }
+        }
+        _ => Err(format!("{place}: {rust}, Python has {python}")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,5 +102,17 @@ mod tests {
         );
         assert_eq!(answer[0]["label"], "b");
         assert_eq!(answer[1]["label"], "a");
+    }
+
+    #[test]
+    fn difference_is_the_largest_score_gap_and_refuses_other_changes() {
+        let a = json!([{"label": "a", "score": 0.5}, {"label": "b", "score": 0.25}]);
+        let b = json!([{"label": "a", "score": 0.5}, {"label": "b", "score": 0.5}]);
+        assert_eq!(difference(&a, &b, "x"), Ok(0.25));
+        let swapped = json!([{"label": "b", "score": 0.25}, {"label": "a", "score": 0.5}]);
+        assert!(difference(&a, &swapped, "x").unwrap_err().contains("x[0]"));
+        assert!(difference(&a, &json!([{"label": "a", "score": 0.5}]), "x").is_err());
+        let extra = json!([{"label": "a", "score": 0.5, "id": 0}, {"label": "b", "score": 0.25}]);
+        assert!(difference(&extra, &a, "x").is_err());
     }
 }

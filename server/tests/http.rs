@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use modelcrate_runtime::LoadOptions;
 use modelcrate_server::routes::Limits;
-use modelcrate_server::{AppState, app, models};
+use modelcrate_server::{AppState, app, models, pipeline_json};
 use serde_json::{Value, json};
 
 const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -60,22 +60,7 @@ async fn post(base: &str, path: &str, body: &Value) -> (u16, Value) {
 
 /// Max |score difference| of two pipeline answers; panics on any other difference.
 fn compare(rust: &Value, python: &Value, place: &str) -> f64 {
-    match (rust, python) {
-        (Value::Array(a), Value::Array(b)) => {
-            assert_eq!(a.len(), b.len(), "{place}: {rust} vs {python}");
-            a.iter()
-                .zip(b)
-                .enumerate()
-                .map(|(i, (x, y))| compare(x, y, &format!("{place}[{i}]")))
-                .fold(0.0, f64::max)
-        }
-        (Value::Object(a), Value::Object(b)) => {
-            assert_eq!(a.len(), 2, "{place}: {rust} has other fields than label and score");
-            assert_eq!(a["label"], b["label"], "{place}: {rust} vs {python}");
-            (a["score"].as_f64().unwrap() - b["score"].as_f64().unwrap()).abs()
-        }
-        _ => panic!("{place}: {rust} vs {python}"),
-    }
+    pipeline_json::difference(rust, python, place).unwrap_or_else(|problem| panic!("{problem}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,6 +6,7 @@
 
 use std::path::PathBuf;
 
+use modelcrate_runtime::classification::best;
 use {{ model.crate_name }}::{Label, load};
 
 fn workspace() -> PathBuf {
@@ -30,7 +31,7 @@ fn predict_returns_pytorch_top_label_for_every_golden_input() {
             .parse()
             .expect("the label is one of this crate's");
         assert_eq!(prediction.label, expected, "case {}", case["id"]);
-        assert_eq!(prediction.label.id(), prediction.scores.iter().enumerate().fold(0, |best, (i, s)| if *s > prediction.scores[best] { i } else { best }));
+        assert_eq!(prediction.label.id(), best(&prediction.scores).id, "case {}: the label is the best score", case["id"]);
     }
 }
 

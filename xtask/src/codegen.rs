@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
-use askama::Template;
+use askama::{DynTemplate, Template};
 use serde::Deserialize;
 
 use crate::paths::Paths;
@@ -271,6 +271,7 @@ impl ModelFacts {
 
 /// The files of `generated/`, path relative to it → contents.
 pub fn render(models: &[ModelFacts], rustfmt_config: &Path) -> Result<BTreeMap<PathBuf, String>> {
+    let rust = |template: &dyn DynTemplate| -> Result<String> { rustfmt(&template.dyn_render()?, rustfmt_config) };
     let mut files = BTreeMap::new();
     for model in models {
         let dir = PathBuf::from(&model.name);
@@ -284,25 +285,17 @@ pub fn render(models: &[ModelFacts], rustfmt_config: &Path) -> Result<BTreeMap<P
         );
         files.insert(
             dir.join("src/lib.rs"),
-            rustfmt(
-                &ModelLib {
-                    model,
-                    command: COMMAND,
-                }
-                .render()?,
-                rustfmt_config,
-            )?,
+            rust(&ModelLib {
+                model,
+                command: COMMAND,
+            })?,
         );
         files.insert(
             dir.join("tests/golden.rs"),
-            rustfmt(
-                &ModelGoldenTest {
-                    model,
-                    command: COMMAND,
-                }
-                .render()?,
-                rustfmt_config,
-            )?,
+            rust(&ModelGoldenTest {
+                model,
+                command: COMMAND,
+            })?,
         );
     }
     files.insert(
@@ -315,14 +308,10 @@ pub fn render(models: &[ModelFacts], rustfmt_config: &Path) -> Result<BTreeMap<P
     );
     files.insert(
         PathBuf::from("models/src/lib.rs"),
-        rustfmt(
-            &UmbrellaLib {
-                models,
-                command: COMMAND,
-            }
-            .render()?,
-            rustfmt_config,
-        )?,
+        rust(&UmbrellaLib {
+            models,
+            command: COMMAND,
+        })?,
     );
     Ok(files)
 }

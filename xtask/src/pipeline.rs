@@ -188,6 +188,22 @@ fn cargo() -> Command {
     Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
 }
 
+/// `cargo run` of a binary of the server crate, in the one (release) profile.
+fn server_crate_binary(binary: &str) -> Command {
+    let mut command = cargo();
+    command.args([
+        "run",
+        "--release",
+        "--quiet",
+        "-p",
+        "modelcrate-server",
+        "--bin",
+        binary,
+        "--",
+    ]);
+    command
+}
+
 fn run(command: &mut Command, what: &str) -> Result<()> {
     let status = command.status().with_context(|| format!("cannot run {what}"))?;
     if !status.success() {
@@ -228,17 +244,7 @@ fn parity_with(paths: &Paths, select: &Select, environment: &Environment) -> Res
                 return Ok(());
             }
             stamp.clear();
-            let mut command = cargo();
-            command.args([
-                "run",
-                "--release",
-                "--quiet",
-                "-p",
-                "modelcrate-server",
-                "--bin",
-                "modelcrate-parity",
-                "--",
-            ]);
+            let mut command = server_crate_binary("modelcrate-parity");
             command.args(["--model", &name, "--golden"]).arg(paths.golden(&name));
             run(
                 with_runtime_env(&mut command, paths, environment),
@@ -257,17 +263,7 @@ pub fn serve(paths: &Paths, args: &ServeArgs) -> Result<()> {
 
 fn serve_with(paths: &Paths, args: &ServeArgs, environment: &Environment) -> Result<()> {
     eprintln!("==> serve on http://{}:{}", args.host, args.port);
-    let mut command = cargo();
-    command.args([
-        "run",
-        "--release",
-        "--quiet",
-        "-p",
-        "modelcrate-server",
-        "--bin",
-        "modelcrate-server",
-        "--",
-    ]);
+    let mut command = server_crate_binary("modelcrate-server");
     command
         .args(["--host", &args.host, "--port", &args.port.to_string()])
         .args(&args.server_args);

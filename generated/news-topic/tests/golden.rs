@@ -6,6 +6,7 @@
 
 use std::path::PathBuf;
 
+use modelcrate_runtime::classification::best;
 use news_topic::{Label, load};
 
 fn workspace() -> PathBuf {
@@ -36,11 +37,9 @@ fn predict_returns_pytorch_top_label_for_every_golden_input() {
         assert_eq!(prediction.label, expected, "case {}", case["id"]);
         assert_eq!(
             prediction.label.id(),
-            prediction
-                .scores
-                .iter()
-                .enumerate()
-                .fold(0, |best, (i, s)| if *s > prediction.scores[best] { i } else { best })
+            best(&prediction.scores).id,
+            "case {}: the label is the best score",
+            case["id"]
         );
     }
 }

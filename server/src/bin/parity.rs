@@ -13,9 +13,9 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Parser;
 use modelcrate_runtime::classification::best;
-use modelcrate_runtime::{ClassificationFunction, LoadOptions, LoadedModel, TextClassifier};
+use modelcrate_runtime::{LoadOptions, LoadedModel, TextClassifier};
 use modelcrate_server::pipeline_json;
-use modelcrate_server::request::TopK;
+use modelcrate_server::request::ClassifyRequest;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -73,48 +73,10 @@ struct TestRow {
     label_id: usize,
 }
 
-/// Max |a − b| over two pipeline answers of the same shape; `Err` names the first
-/// structural difference (a label, an order, a length).
-fn json_difference(rust: &Value, python: &Value, place: &str) -> Result<f64, String> {
-    match (rust, python) {
-        (Value::Array(a), Value::Array(b)) => {
-            if a.len() != b.len() {
-                return Err(format!("{place}: {} entries, Python has {}", a.len(), b.len()));
-            }
-            a.iter().zip(b).enumerate().try_fold(0.0f64, |max, (i, (x, y))| {
-                Ok(max.max(json_difference(x, y, &format!("{place}[{i}]"))?))
-            })
-        }
-        (Value::Object(a), Value::Object(b)) => {
-            if a.get("label") != b.get("label") {
-                return Err(format!(
-                    "{place}: label {:?}, Python has {:?}",
-                    a.get("label"),
-                    b.get("label")
-                ));
-            }
-            let score = |v: &serde_json::Map<String, Value>| v.get("score").and_then(Value::as_f64);
-            match (score(a), score(b)) {
-                (Some(x), Some(y)) => Ok((x - y).abs()),
-                _ => Err(format!("{place}: no score")),
-            }
-        }
-        _ => Err(format!("{place}: {rust} where Python has {python}")),
-    }
-}
-
-/// The pipeline parameters of a recorded call, as the server would parse them.
-fn call_parameters(call: &Value) -> Result<(TopK, Option<ClassificationFunction>)> {
-    let top_k = match call.get("top_k") {
-        None => TopK::Absent,
-        Some(Value::Null) => TopK::All,
-        Some(value) => TopK::K(value.as_u64().context("top_k is a number")? as usize),
-    };
-    let function = match call.get("function_to_apply").and_then(Value::as_str) {
-        Some(name) => Some(ClassificationFunction::parse(name).context("a known function")?),
-        None => None,
-    };
-    Ok((top_k, function))
+/// A recorded pipeline call's parameters, read by the server's own request parser.
+fn call_parameters(call: &Value) -> Result<ClassifyRequest> {
+    let body = json!({"inputs": "-", "parameters": call}).to_string();
+    ClassifyRequest::parse(body.as_bytes(), 1).map_err(|error| anyhow::anyhow!("recorded call {call}: {error}"))
 }
 
 struct Figures {
@@ -202,17 +164,17 @@ fn check(classifier: &TextClassifier, reference: &Reference, test: &[TestRow], f
     let mut pipeline_max = 0.0f64;
     let mut pipeline_errors = Vec::new();
     for (key, call) in &reference.pipeline_calls {
-        let (top_k, function) = call_parameters(call)?;
+        let ClassifyRequest { top_k, function, .. } = call_parameters(call)?;
         let scores = classifier.scores(&texts, function)?;
         for (case, row) in reference.cases.iter().zip(&scores) {
             let rust = pipeline_json::answer(labels, std::slice::from_ref(row), top_k, true);
-            match json_difference(&rust, &case.pipeline[key], &format!("{} {key}", case.id)) {
+            match pipeline_json::difference(&rust, &case.pipeline[key], &format!("{} {key}", case.id)) {
                 Ok(difference) => pipeline_max = pipeline_max.max(difference),
                 Err(problem) => pipeline_errors.push(problem),
             }
         }
         let rust = pipeline_json::answer(labels, &scores, top_k, false);
-        match json_difference(&rust, &reference.batch.pipeline[key], &format!("batch {key}")) {
+        match pipeline_json::difference(&rust, &reference.batch.pipeline[key], &format!("batch {key}")) {
             Ok(difference) => pipeline_max = pipeline_max.max(difference),
             Err(problem) => pipeline_errors.push(problem),
         }
