@@ -51,10 +51,10 @@ def fix_tokenizer(path: Path, max_length: int) -> None:
 
 
 def export(spec: Spec) -> None:
-    from optimum.exporters.onnx import main_export
-
     if not (spec.checkpoint_dir / "config.json").is_file():
         raise SystemExit(f"no checkpoint at {spec.checkpoint_dir}: run `cargo xtask train` first")
+    from optimum.exporters.onnx import main_export  # slow to import: only once there is work
+
     staging = spec.onnx_dir.with_name("onnx.tmp")
     shutil.rmtree(staging, ignore_errors=True)
     main_export(

@@ -49,3 +49,21 @@ pub fn environment(dylib: Option<&Path>) -> Result<&'static Environment> {
     let environment = builder.with_name("modelcrate").build()?;
     Ok(ENVIRONMENT.get_or_init(|| environment))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_library_says_how_to_get_it() {
+        let message = resolve_dylib(Some(Path::new("/nonexistent/libonnxruntime.so.1.31.1")))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("at /nonexistent/libonnxruntime.so.1.31.1"),
+            "{message}"
+        );
+        assert!(message.contains("cargo xtask setup"), "{message}");
+        assert!(message.contains("ORT_DYLIB_PATH"), "{message}");
+    }
+}
