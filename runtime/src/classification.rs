@@ -246,11 +246,13 @@ impl TextClassifier {
         self.scores(texts, function)?
             .iter()
             .map(|scores| {
-                let top = best(scores);
+                // Check the width first: then every id `best` returns indexes `labels`.
+                let scores: [f32; N] = fixed(scores)?;
+                let top = best(&scores);
                 Ok(Prediction {
                     label: labels[top.id],
                     score: top.score,
-                    scores: fixed(scores)?,
+                    scores,
                 })
             })
             .collect()

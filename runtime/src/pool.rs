@@ -79,7 +79,7 @@ impl SessionPool {
         work(session)
     }
 
-    /// The first session, for reading the model's signature.
+    /// Looks at a free session (all hold the same model), e.g. to read its signature.
     pub fn inspect<T>(&self, look: impl FnOnce(&Session) -> T) -> T {
         self.with_session(|session| look(session))
     }

@@ -168,13 +168,22 @@ fn check(classifier: &TextClassifier, reference: &Reference, test: &[TestRow], f
         let scores = classifier.scores(&texts, function)?;
         for (case, row) in reference.cases.iter().zip(&scores) {
             let rust = pipeline_json::answer(labels, std::slice::from_ref(row), top_k, true);
-            match pipeline_json::difference(&rust, &case.pipeline[key], &format!("{} {key}", case.id)) {
+            let python = case
+                .pipeline
+                .get(key)
+                .with_context(|| format!("case {} has no pipeline output `{key}`", case.id))?;
+            match pipeline_json::difference(&rust, python, &format!("{} {key}", case.id)) {
                 Ok(difference) => pipeline_max = pipeline_max.max(difference),
                 Err(problem) => pipeline_errors.push(problem),
             }
         }
         let rust = pipeline_json::answer(labels, &scores, top_k, false);
-        match pipeline_json::difference(&rust, &reference.batch.pipeline[key], &format!("batch {key}")) {
+        let python = reference
+            .batch
+            .pipeline
+            .get(key)
+            .with_context(|| format!("the batch has no pipeline output `{key}`"))?;
+        match pipeline_json::difference(&rust, python, &format!("batch {key}")) {
             Ok(difference) => pipeline_max = pipeline_max.max(difference),
             Err(problem) => pipeline_errors.push(problem),
         }
@@ -269,7 +278,10 @@ fn run(args: &Args) -> Result<bool> {
         "parity: {} ({}) vs PyTorch checkpoint {}",
         args.model,
         args.variant,
-        &reference.checkpoint_sha256[..12]
+        reference
+            .checkpoint_sha256
+            .get(..12)
+            .unwrap_or(&reference.checkpoint_sha256)
     );
     let width = figures.rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
     for (check, figure, bound, pass) in &figures.rows {
