@@ -1,7 +1,7 @@
 //! `cargo xtask`: the pipeline driver. Each step is a subcommand, usable alone, and
 //! skips work whose inputs and outputs are unchanged (`--force` redoes it).
 //!
-//! spec → train → export → golden → gen → parity → serve; `all` runs them in order and
+//! spec → train → export → optimize → golden → gen → parity → serve; `all` runs them in order and
 //! ends serving; `test` runs the pipeline, checks `generated/`, parity and the tests.
 
 mod codegen;
@@ -56,6 +56,8 @@ enum Step {
     Train(Select),
     /// Export each checkpoint to ONNX with optimum (artifacts/<name>/onnx/).
     Export(Select),
+    /// Make graph-optimized (O1, O2, O3) and dynamic INT8 variants beside each export.
+    Optimize(Select),
     /// Write PyTorch's outputs for the golden inputs (golden/<name>/reference.json).
     Golden(Select),
     /// Render generated/ from templates/ and the exported models.
@@ -68,7 +70,7 @@ enum Step {
     Parity(Select),
     /// Serve every model over HTTP.
     Serve(ServeArgs),
-    /// The main job: setup, train, export, golden, gen, parity, then serve.
+    /// The main job: setup, train, export, optimize, golden, gen, parity, then serve.
     All {
         #[command(flatten)]
         select: Select,
@@ -86,6 +88,7 @@ fn main() {
         Step::Setup { force } => pipeline::setup(&paths, force).map(drop),
         Step::Train(select) => pipeline::python_steps(&paths, &select, &[pipeline::PyStep::Train]),
         Step::Export(select) => pipeline::python_steps(&paths, &select, &[pipeline::PyStep::Export]),
+        Step::Optimize(select) => pipeline::python_steps(&paths, &select, &[pipeline::PyStep::Optimize]),
         Step::Golden(select) => pipeline::python_steps(&paths, &select, &[pipeline::PyStep::Golden]),
         Step::Gen { check } => pipeline::generate(&paths, check),
         Step::Parity(select) => pipeline::parity(&paths, &select),

@@ -61,10 +61,31 @@ fn selected(paths: &Paths, select: &Select) -> Result<Vec<ModelSpec>> {
     }
 }
 
+/// What the export step writes into `onnx/` (the optimize step adds variants beside them).
+const EXPORTED_FILES: [&str; 7] = [
+    "model.onnx",
+    "config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.txt",
+    "signature.json",
+];
+
+/// What the optimize step writes into `onnx/`, besides `variants.json`.
+const VARIANT_FILES: [&str; 5] = [
+    "model.O1.onnx",
+    "model.O2.onnx",
+    "model.O3.onnx",
+    "model.int8.onnx",
+    "model.O2.int8.onnx",
+];
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum PyStep {
     Train,
     Export,
+    Optimize,
     Golden,
 }
 
@@ -73,6 +94,7 @@ impl PyStep {
         match self {
             Self::Train => "train",
             Self::Export => "export",
+            Self::Optimize => "optimize",
             Self::Golden => "golden",
         }
     }
@@ -80,6 +102,7 @@ impl PyStep {
     /// (inputs, outputs) whose hashes decide whether the step must run.
     fn io(self, paths: &Paths, spec: &ModelSpec) -> (Vec<PathBuf>, Vec<PathBuf>) {
         let art = paths.artifact(&spec.name);
+        let onnx = paths.onnx(&spec.name);
         let code = |modules: &[&str]| -> Vec<PathBuf> {
             let mut files: Vec<PathBuf> = modules
                 .iter()
@@ -98,7 +121,14 @@ impl PyStep {
             Self::Export => {
                 let mut inputs = code(&["spec", "export"]);
                 inputs.push(art.join("checkpoint"));
-                (inputs, vec![art.join("onnx")])
+                (inputs, EXPORTED_FILES.iter().map(|f| onnx.join(f)).collect())
+            }
+            Self::Optimize => {
+                let mut inputs = code(&["spec", "optimize"]);
+                inputs.push(onnx.join("model.onnx"));
+                let mut outputs: Vec<PathBuf> = VARIANT_FILES.iter().map(|f| onnx.join(f)).collect();
+                outputs.push(onnx.join("variants.json"));
+                (inputs, outputs)
             }
             Self::Golden => {
                 let mut inputs = code(&["spec", "bbc", "train", "golden"]);
@@ -224,34 +254,140 @@ pub fn parity(paths: &Paths, select: &Select) -> Result<()> {
     parity_with(paths, select, &environment)
 }
 
+/// The variants the optimize step made (`fp32` alone before it has run): (name, file).
+fn made_variants(paths: &Paths, model: &str) -> Result<Vec<(String, String)>> {
+    #[derive(serde::Deserialize)]
+    struct Manifest {
+        variants: Vec<Variant>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Variant {
+        name: String,
+        made: bool,
+        file: Option<String>,
+    }
+    let path = paths.onnx(model).join("variants.json");
+    if !path.is_file() {
+        return Ok(vec![("fp32".into(), "model.onnx".into())]);
+    }
+    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let manifest: Manifest = serde_json::from_str(&text).with_context(|| format!("{} is malformed", path.display()))?;
+    Ok(manifest
+        .variants
+        .into_iter()
+        .filter_map(|v| v.file.filter(|_| v.made).map(|file| (v.name, file)))
+        .collect())
+}
+
+/// The parity binary's exit code when it ran and wrote its report, but a bound failed.
+const GATE_NOT_MET: i32 = 2;
+
 fn parity_with(paths: &Paths, select: &Select, environment: &Environment) -> Result<()> {
     for spec in selected(paths, select)? {
         let name = spec.name.clone();
         let art = paths.artifact(&name);
-        let inputs: Vec<PathBuf> = ["runtime", "server", "generated", "Cargo.lock"]
+        let onnx = paths.onnx(&name);
+        let mut reports = Vec::new();
+        for (variant, file) in made_variants(paths, &name)? {
+            // The lock pins onnxruntime, whose library the check runs on.
+            let inputs: Vec<PathBuf> = [
+                "runtime",
+                "server",
+                "generated",
+                "Cargo.lock",
+                "python/requirements.lock",
+            ]
             .iter()
             .map(|p| paths.root.join(p))
-            .chain([art.join("onnx"), art.join("data/test.jsonl"), paths.golden(&name)])
+            .chain(["config.json", "tokenizer.json", "variants.json", file.as_str()].map(|f| onnx.join(f)))
+            .chain([art.join("data/test.jsonl"), paths.golden(&name)])
             .collect();
-        let outputs = [art.join("parity.json")];
-        let stamp = Stamp::new(&art.join(".stamps"), "parity", hash_paths(&paths.root, &inputs)?);
-        timed(&format!("parity {name}"), || {
-            if !select.force && stamp.is_fresh(&hash_paths(&paths.root, &outputs)?) {
-                eprintln!(
-                    "    up to date ({}; --force to redo)",
-                    paths.relative(&outputs[0]).display()
-                );
-                return Ok(());
-            }
-            stamp.clear();
-            let mut command = server_crate_binary("modelcrate-parity");
-            command.args(["--model", &name, "--golden"]).arg(paths.golden(&name));
-            run(
-                with_runtime_env(&mut command, paths, environment),
-                &format!("parity of {name}"),
-            )?;
-            stamp.write(&hash_paths(&paths.root, &outputs)?)
-        })?;
+            let report = art.join("parity").join(format!("{variant}.json"));
+            let outputs = [report.clone()];
+            let stamp = Stamp::new(
+                &art.join(".stamps"),
+                &format!("parity-{variant}"),
+                hash_paths(&paths.root, &inputs)?,
+            );
+            timed(&format!("parity {name} {variant}"), || {
+                if !select.force && stamp.is_fresh(&hash_paths(&paths.root, &outputs)?) {
+                    eprintln!(
+                        "    up to date ({}; --force to redo)",
+                        paths.relative(&report).display()
+                    );
+                    return Ok(());
+                }
+                stamp.clear();
+                let mut command = server_crate_binary("modelcrate-parity");
+                command
+                    .args(["--model", &name, "--variant", &variant, "--golden"])
+                    .arg(paths.golden(&name));
+                let status = with_runtime_env(&mut command, paths, environment)
+                    .status()
+                    .context("cannot run modelcrate-parity")?;
+                match status.code() {
+                    Some(0) | Some(GATE_NOT_MET) => stamp.write(&hash_paths(&paths.root, &outputs)?),
+                    _ => bail!("parity of {name} variant {variant} could not run ({status})"),
+                }
+            })?;
+            reports.push((variant, report));
+        }
+        summarize(paths, &name, &reports)?;
+    }
+    Ok(())
+}
+
+/// One line per variant; fails when the FP32 export misses its bounds, since every
+/// other variant is judged against the same PyTorch outputs through the same code.
+fn summarize(paths: &Paths, model: &str, reports: &[(String, PathBuf)]) -> Result<()> {
+    eprintln!(
+        "    {model}: variant   gate   passed  max|Δlogit|  top-1 golden  test accuracy (PyTorch)  test agreement"
+    );
+    let mut fp32_passed = false;
+    for (variant, path) in reports {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let report: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("{} is malformed", path.display()))?;
+        let details = &report["details"];
+        let passed = report["passed"].as_bool().unwrap_or(false);
+        let inputs = details["top_label"]["inputs"].as_u64().unwrap_or(0);
+        let mismatched = details["top_label"]["mismatched"].as_array().map_or(0, Vec::len) as u64;
+        let test = &details["test_split"];
+        eprintln!(
+            "    {model}: {variant:<9} {:<6} {:<7} {:>10.2e}  {:>5}/{:<7} {:.4} ({:.4})          {}/{}",
+            report["gate"].as_str().unwrap_or("?"),
+            if passed { "yes" } else { "NO" },
+            details["logits_max_abs_diff"]["alone"].as_f64().unwrap_or(f64::NAN),
+            inputs - mismatched.min(inputs),
+            inputs,
+            test["rust_accuracy"].as_f64().unwrap_or(f64::NAN),
+            test["pytorch_accuracy"].as_f64().unwrap_or(f64::NAN),
+            test["top1_agreement"].as_u64().unwrap_or(0),
+            test["examples"].as_u64().unwrap_or(0),
+        );
+        if !passed {
+            let failures: Vec<&str> = report["failures"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|f| f.as_str())
+                .collect();
+            eprintln!(
+                "        fails its gate, so it is never selected: {}",
+                failures.join("; ")
+            );
+        }
+        fp32_passed |= variant == "fp32" && passed;
+    }
+    eprintln!(
+        "    reports: {}",
+        paths.relative(&paths.artifact(model).join("parity")).display()
+    );
+    if !fp32_passed {
+        bail!(
+            "the FP32 export of {model} does not match PyTorch: see {}/fp32.json",
+            paths.relative(&paths.artifact(model).join("parity")).display()
+        );
     }
     Ok(())
 }
@@ -281,7 +417,7 @@ pub fn all(paths: &Paths, select: &Select, serve: &ServeArgs) -> Result<()> {
 fn pipeline_to_parity(paths: &Paths, select: &Select, check_generated: bool) -> Result<Environment> {
     let environment = setup(paths, false)?;
     for spec in selected(paths, select)? {
-        for step in [PyStep::Train, PyStep::Export, PyStep::Golden] {
+        for step in [PyStep::Train, PyStep::Export, PyStep::Optimize, PyStep::Golden] {
             run_python_step(paths, &environment.venv, &spec, step, select.force)?;
         }
     }

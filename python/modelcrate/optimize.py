@@ -1,0 +1,150 @@
+"""Graph-optimized and INT8 variants of an exported model, with a manifest.
+
+Writes, next to `artifacts/<name>/onnx/model.onnx` (the FP32 export, variant `fp32`):
+`model.O1.onnx`, `model.O2.onnx`, `model.O3.onnx` (ONNX Runtime graph optimization
+through optimum's ORTOptimizer), `model.int8.onnx` (dynamic INT8 of the FP32 graph with
+optimum's ORTQuantizer, the `avx512_vnni` config where the CPU has VNNI, `avx2`
+otherwise) and `model.O2.int8.onnx` (dynamic INT8 of the O2 graph with onnxruntime's
+`quantize_dynamic`: ORTQuantizer refuses optimized graphs). Every variant shares the
+FP32 signature. `variants.json` lists each with its size, node count and fused
+operators, or, where a variant could not be made, why.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Callable
+
+from .spec import Spec, from_cli, write_json
+
+# Operators whose presence shows that a fusion or quantization actually happened.
+FUSED_OPERATORS = (
+    "Attention",
+    "MultiHeadAttention",
+    "SkipLayerNormalization",
+    "EmbedLayerNormalization",
+    "BiasGelu",
+    "FastGelu",
+    "Gelu",
+    "MatMulInteger",
+    "DynamicQuantizeLinear",
+    "DynamicQuantizeMatMul",
+    "QAttention",
+)
+
+
+def cpu_has_vnni() -> bool:
+    try:
+        return "avx512_vnni" in Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+
+
+def describe(path: Path) -> dict:
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    counts = Counter(node.op_type for node in graph.node)
+    return {
+        "file": path.name,
+        "size_bytes": path.stat().st_size,
+        "nodes": len(graph.node),
+        "fused": {op: counts[op] for op in FUSED_OPERATORS if counts[op]},
+    }
+
+
+def optimized(onnx_dir: Path, level: str) -> Callable[[Path], None]:
+    def make(target: Path) -> None:
+        from optimum.onnxruntime import ORTOptimizer
+        from optimum.onnxruntime.configuration import AutoOptimizationConfig
+
+        with tempfile.TemporaryDirectory(dir=onnx_dir.parent) as scratch:
+            optimizer = ORTOptimizer.from_pretrained(onnx_dir, file_names=["model.onnx"])
+            config = AutoOptimizationConfig.with_optimization_level(level)
+            optimizer.optimize(optimization_config=config, save_dir=scratch, file_suffix="optimized")
+            shutil.move(Path(scratch) / "model_optimized.onnx", target)
+
+    return make
+
+
+def int8_of_fp32(onnx_dir: Path) -> tuple[Callable[[Path], None], str]:
+    from optimum.onnxruntime.configuration import AutoQuantizationConfig
+
+    vnni = cpu_has_vnni()
+    config = (AutoQuantizationConfig.avx512_vnni if vnni else AutoQuantizationConfig.avx2)(
+        is_static=False, per_channel=False
+    )
+
+    def make(target: Path) -> None:
+        from optimum.onnxruntime import ORTQuantizer
+
+        with tempfile.TemporaryDirectory(dir=onnx_dir.parent) as scratch:
+            quantizer = ORTQuantizer.from_pretrained(onnx_dir, file_name="model.onnx")
+            quantizer.quantize(save_dir=scratch, quantization_config=config)
+            shutil.move(Path(scratch) / "model_quantized.onnx", target)
+
+    return make, "avx512_vnni" if vnni else "avx2"
+
+
+def int8_of(source: Path) -> Callable[[Path], None]:
+    def make(target: Path) -> None:
+        import onnx
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        if not source.is_file():
+            raise RuntimeError(f"{source.name} was not made, so it cannot be quantized")
+        quantize_dynamic(
+            str(source),
+            str(target),
+            weight_type=QuantType.QInt8,
+            per_channel=False,
+            reduce_range=False,
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        )
+
+    return make
+
+
+def optimize(spec: Spec) -> None:
+    onnx_dir = spec.onnx_dir
+    fp32 = onnx_dir / "model.onnx"
+    if not fp32.is_file():
+        raise SystemExit(f"no {fp32}: run `cargo xtask export` first")
+    quantize_fp32, int8_config = int8_of_fp32(onnx_dir)
+    recipes: list[tuple[str, str, str, Callable[[Path], None]]] = [
+        ("O1", "model.O1.onnx", "fp32", optimized(onnx_dir, "O1")),
+        ("O2", "model.O2.onnx", "fp32", optimized(onnx_dir, "O2")),
+        ("O3", "model.O3.onnx", "fp32", optimized(onnx_dir, "O3")),
+        ("int8", "model.int8.onnx", "int8", quantize_fp32),
+        ("O2-int8", "model.O2.int8.onnx", "int8", int8_of(onnx_dir / "model.O2.onnx")),
+    ]
+    variants = [{"name": "fp32", "kind": "fp32", "made": True, "how": "optimum export", **describe(fp32)}]
+    for name, file_name, kind, make in recipes:
+        target = onnx_dir / file_name
+        target.unlink(missing_ok=True)
+        started = time.monotonic()
+        how = {
+            "int8": f"ORTQuantizer dynamic, per-tensor, {int8_config} config, of the FP32 graph",
+            "O2-int8": "onnxruntime quantize_dynamic, per-tensor QInt8 weights, of the O2 graph",
+        }.get(name, f"ORTOptimizer {name}")
+        try:
+            make(target)
+            variants.append({"name": name, "kind": kind, "made": True, "how": how, **describe(target)})
+            print(f"{name}: {file_name} in {time.monotonic() - started:.1f}s", flush=True)
+        except Exception as error:  # a variant that cannot be made is recorded, not fatal
+            target.unlink(missing_ok=True)
+            variants.append({"name": name, "kind": kind, "made": False, "how": how, "why": f"{type(error).__name__}: {error}"})
+            print(f"{name}: could not be made: {error}", flush=True)
+    write_json(onnx_dir / "variants.json", {"model": spec.name, "int8_config": int8_config, "variants": variants})
+
+
+def main() -> None:
+    optimize(from_cli(__doc__ or "optimize"))
+
+
+if __name__ == "__main__":
+    main()
