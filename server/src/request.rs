@@ -99,16 +99,13 @@ impl ClassifyRequest {
                     .collect::<Result<_, _>>()?;
                 Inputs::Many(texts)
             }
-            Some(value) => Inputs::One(text(value, "inputs").map_err(|_| {
-                if value.is_string() {
-                    invalid("`inputs` is empty or only whitespace".into())
-                } else {
-                    invalid(format!(
-                        "`inputs` must be a string or an array of strings, got {}",
-                        kind(value)
-                    ))
-                }
-            })?),
+            Some(value @ Value::String(_)) => Inputs::One(text(value, "inputs")?),
+            Some(value) => {
+                return Err(invalid(format!(
+                    "`inputs` must be a string or an array of strings, got {}",
+                    kind(value)
+                )));
+            }
         };
         let mut request = Self {
             inputs,

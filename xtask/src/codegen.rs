@@ -347,7 +347,7 @@ pub fn stale_files(generated: &Path, rendered: &BTreeMap<PathBuf, String>) -> Re
         .filter(|(path, contents)| std::fs::read_to_string(generated.join(path)).ok().as_ref() != Some(*contents))
         .map(|(path, _)| path.clone())
         .collect();
-    for path in existing_files(generated)? {
+    for path in existing_files(generated) {
         if !rendered.contains_key(&path) {
             stale.push(path);
         }
@@ -355,7 +355,7 @@ pub fn stale_files(generated: &Path, rendered: &BTreeMap<PathBuf, String>) -> Re
     Ok(stale)
 }
 
-fn existing_files(generated: &Path) -> Result<Vec<PathBuf>> {
+fn existing_files(generated: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
     let mut pending = vec![generated.to_path_buf()];
     while let Some(dir) = pending.pop() {
@@ -369,7 +369,7 @@ fn existing_files(generated: &Path) -> Result<Vec<PathBuf>> {
             }
         }
     }
-    Ok(found)
+    found
 }
 
 /// Writes `rendered` into `generated/` and removes files nothing renders any more.
