@@ -13,6 +13,7 @@ use crate::pool::SessionPool;
 use crate::registry::{LoadOptions, ModelInfo, Task};
 use crate::signature::Signature;
 use crate::text::{EncodedBatch, TextEncoder};
+use crate::variants;
 
 /// `config.json`'s `problem_type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,8 +167,8 @@ pub struct TextClassifier {
 const TEXT_INPUTS: [&str; 3] = ["input_ids", "attention_mask", "token_type_ids"];
 
 impl TextClassifier {
-    /// Loads `dir/<variant>` with `dir/tokenizer.json` and `dir/config.json`, refusing
-    /// an artifact whose signature or labels differ from `spec`.
+    /// Loads the chosen variant of `dir` with `dir/tokenizer.json` and `dir/config.json`,
+    /// refusing an artifact whose signature or labels differ from `spec`.
     pub fn load(dir: &Path, spec: TextClassifierSpec, options: &LoadOptions) -> Result<Self> {
         if let Some(unknown) = spec.signature.inputs.iter().find(|i| !TEXT_INPUTS.contains(&i.name)) {
             return Err(Error::SignatureMismatch {
@@ -176,7 +177,8 @@ impl TextClassifier {
             });
         }
         check_labels(&dir.join("config.json"), spec.labels)?;
-        let model = dir.join(&options.variant);
+        let variant = variants::resolve(dir, &options.variant)?;
+        let model = dir.join(&variant.file);
         let pool = SessionPool::open(&model, options)?;
         pool.inspect(|session| spec.signature.check(session, &model))?;
         let encoder = TextEncoder::from_file(&dir.join("tokenizer.json"), spec.max_length)?;
@@ -187,7 +189,10 @@ impl TextClassifier {
                 labels: spec.labels,
                 max_length: spec.max_length,
                 problem_type: spec.problem_type,
-                variant: options.variant.clone(),
+                variant: variant.name,
+                variant_file: variant.file,
+                variant_kind: variant.kind,
+                selection: variant.selection,
                 sessions: pool.size(),
             },
             spec,

@@ -25,6 +25,9 @@ pub enum Error {
     #[error("{path} does not match the signature this crate was generated from: {mismatch}")]
     SignatureMismatch { path: PathBuf, mismatch: String },
 
+    #[error("variant: {0}")]
+    Variant(String),
+
     #[error("tokenizer: {0}")]
     Tokenizer(String),
 

@@ -12,8 +12,10 @@ pub mod pool;
 pub mod registry;
 pub mod signature;
 pub mod text;
+pub mod variants;
 
 pub use classification::{ClassificationFunction, LabelScore, ProblemType, TextClassifier};
 pub use error::{Error, Result};
 pub use registry::{LoadOptions, LoadedModel, ModelEntry, ModelInfo, Task};
 pub use signature::{Signature, TensorSpec};
+pub use variants::{VariantChoice, VariantKind};

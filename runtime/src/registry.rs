@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::classification::{ProblemType, TextClassifier};
 use crate::error::Result;
+use crate::variants::{VariantChoice, VariantKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Task {
@@ -19,13 +20,13 @@ impl Task {
     }
 }
 
-/// How to load a model: which ONNX file of its folder, and the thread layout.
+/// How to load a model: which variant of its folder, and the thread layout.
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
     /// `libonnxruntime.so.1.31.1`; `ORT_DYLIB_PATH` when `None`.
     pub ort_dylib: Option<PathBuf>,
-    /// ONNX file name inside the model's folder.
-    pub variant: String,
+    /// Which variant: the serving one (`serving.json`) unless named.
+    pub variant: VariantChoice,
     /// Sessions in the pool: how many batches may run at once.
     pub sessions: usize,
     /// Intra-op threads of each session.
@@ -38,7 +39,7 @@ impl Default for LoadOptions {
     fn default() -> Self {
         Self {
             ort_dylib: None,
-            variant: "model.onnx".into(),
+            variant: VariantChoice::Serving,
             sessions: 2,
             intra_threads: 1,
             max_batch_size: 32,
@@ -54,7 +55,12 @@ pub struct ModelInfo {
     pub labels: &'static [&'static str],
     pub max_length: usize,
     pub problem_type: ProblemType,
+    /// The variant's name (`fp32`, `O2`, `int8`, …), its file and its kind.
     pub variant: String,
+    pub variant_file: String,
+    pub variant_kind: VariantKind,
+    /// Why this variant serves: named by the operator, or selected and by what measure.
+    pub selection: String,
     pub sessions: usize,
 }
 

@@ -7,7 +7,8 @@ use std::path::PathBuf;
 
 use modelcrate_runtime::classification::{ProblemType, TextClassifier, TextClassifierSpec};
 use modelcrate_runtime::signature::{DType, Signature, TensorSpec};
-use modelcrate_runtime::{Error, LoadOptions};
+use modelcrate_runtime::variants::Variants;
+use modelcrate_runtime::{Error, LoadOptions, VariantChoice};
 
 const TEXT: &[Option<i64>] = &[None, None];
 const INPUTS: &[TensorSpec] = &[
@@ -58,11 +59,16 @@ fn spec(
 }
 
 fn refusal(spec: TextClassifierSpec) -> String {
+    refusal_of("fp32", spec)
+}
+
+fn refusal_of(variant: &str, spec: TextClassifierSpec) -> String {
     match TextClassifier::load(
         &onnx_dir(),
         spec,
         &LoadOptions {
             sessions: 1,
+            variant: VariantChoice::Named(variant.into()),
             ..LoadOptions::default()
         },
     ) {
@@ -145,4 +151,25 @@ fn relabelled_config_is_refused() {
         &["business", "entertainment", "politics", "sport", "tech"],
     ));
     assert!(message.contains("config.json"), "{message}");
+}
+
+#[test]
+fn every_variant_is_checked_against_the_signature_like_the_export() {
+    const RENAMED: &[TensorSpec] = &[TensorSpec {
+        name: "scores",
+        dtype: DType::Float32,
+        dims: &[None, Some(5)],
+    }];
+    let variants = Variants::read(&onnx_dir())
+        .expect("variants.json is readable")
+        .expect("variants.json (cargo xtask optimize)");
+    for made in variants.made() {
+        let message = refusal_of(&made.name, spec(INPUTS, RENAMED, LABELS));
+        let file = made.file.as_deref().unwrap_or_default();
+        assert!(
+            message.contains(file) && message.contains(r#"outputs are ["logits"], expected ["scores"]"#),
+            "{}: {message}",
+            made.name
+        );
+    }
 }

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Parser;
-use modelcrate_runtime::LoadOptions;
+use modelcrate_runtime::{LoadOptions, VariantChoice};
 
 #[derive(Debug, Clone, Parser)]
 #[command(name = "modelcrate-server", about = "Serves Modelcrate's generated models over HTTP")]
@@ -23,8 +23,10 @@ pub struct Config {
     /// Serve only these models (repeatable); every generated model when absent.
     #[arg(long = "model")]
     pub models: Vec<String>,
-    /// ONNX file of each model's folder to serve.
-    #[arg(long, env = "MODELCRATE_VARIANT", default_value = "model.onnx")]
+    /// Variant of each model to serve: `serving` loads the one `cargo xtask select` chose
+    /// (onnx/serving.json; FP32 when there is none), otherwise a name from onnx/variants.json
+    /// (`fp32`, `O1`, `O2`, `int8`, `O2-int8`, …) or an ONNX file name.
+    #[arg(long, env = "MODELCRATE_VARIANT", default_value = "serving")]
     pub variant: String,
     /// ONNX Runtime sessions per model: how many requests run inference at once.
     #[arg(long, env = "MODELCRATE_SESSIONS", default_value_t = 2)]
@@ -47,7 +49,7 @@ impl Config {
     pub fn load_options(&self) -> LoadOptions {
         LoadOptions {
             ort_dylib: self.ort_dylib.clone(),
-            variant: self.variant.clone(),
+            variant: VariantChoice::parse(&self.variant),
             sessions: self.sessions,
             intra_threads: self.intra_threads,
             max_batch_size: self.max_batch_size,

@@ -42,7 +42,15 @@ pub fn load_all(
     for entry in entries {
         let started = Instant::now();
         let model = load(entry, artifacts, options)?;
-        tracing::info!(model = entry.name, variant = %options.variant, seconds = started.elapsed().as_secs_f64(), "loaded");
+        let info = model.info();
+        tracing::info!(
+            model = entry.name,
+            variant = %info.variant,
+            file = %info.variant_file,
+            selection = %info.selection,
+            seconds = started.elapsed().as_secs_f64(),
+            "loaded"
+        );
         loaded.insert(entry.name.to_string(), Arc::new(model));
     }
     Ok(loaded)

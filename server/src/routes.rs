@@ -58,7 +58,12 @@ async fn list_models(State(state): State<AppState>) -> Json<Value> {
                 "labels": info.labels,
                 "problem_type": info.problem_type.as_str(),
                 "max_length": info.max_length,
-                "variant": info.variant,
+                "variant": {
+                    "name": info.variant,
+                    "file": info.variant_file,
+                    "kind": info.variant_kind,
+                    "selection": info.selection,
+                },
                 "sessions": info.sessions,
                 "max_client_batch_size": state.limits.max_client_batch_size,
             })

@@ -12,14 +12,15 @@
 //! Writes `<artifacts>/<name>/parity/<variant>.json` and prints a table. Exits 0 when the
 //! variant meets its gate, 2 when it does not (the report is written), 1 on an error.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Parser;
 use modelcrate_runtime::classification::best;
-use modelcrate_runtime::{LoadOptions, LoadedModel, TextClassifier};
+use modelcrate_runtime::{LoadOptions, LoadedModel, TextClassifier, VariantChoice, VariantKind};
 use modelcrate_server::pipeline_json;
 use modelcrate_server::request::ClassifyRequest;
+use modelcrate_server::test_split::{self, TestRow};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -42,58 +43,6 @@ struct Args {
     /// A variant named in `onnx/variants.json` (`fp32` needs no manifest).
     #[arg(long, default_value = "fp32")]
     variant: String,
-}
-
-#[derive(Deserialize)]
-struct Manifest {
-    variants: Vec<Variant>,
-}
-
-#[derive(Deserialize)]
-struct Variant {
-    name: String,
-    kind: String,
-    made: bool,
-    file: Option<String>,
-    why: Option<String>,
-}
-
-/// The ONNX file and gate of a variant, from the manifest the optimize step writes.
-fn resolve_variant(onnx_dir: &Path, name: &str) -> Result<(String, Gate)> {
-    let path = onnx_dir.join("variants.json");
-    if !path.is_file() {
-        if name == "fp32" {
-            return Ok(("model.onnx".into(), Gate::Exact));
-        }
-        bail!(
-            "no {}: run `cargo xtask optimize` to make variant `{name}`",
-            path.display()
-        );
-    }
-    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-    let manifest: Manifest = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not what `cargo xtask optimize` writes", path.display()))?;
-    let variant = manifest
-        .variants
-        .iter()
-        .find(|v| v.name == name)
-        .with_context(|| format!("{} lists no variant `{name}`", path.display()))?;
-    let file = match (&variant.file, variant.made) {
-        (Some(file), true) => file.clone(),
-        _ => bail!(
-            "variant `{name}` was not made: {}",
-            variant.why.as_deref().unwrap_or("no reason recorded")
-        ),
-    };
-    let gate = match variant.kind.as_str() {
-        "fp32" => Gate::Exact,
-        "int8" => Gate::Int8,
-        other => bail!(
-            "{}: variant `{name}` has kind `{other}`, expected fp32 or int8",
-            path.display()
-        ),
-    };
-    Ok((file, gate))
 }
 
 #[derive(Deserialize)]
@@ -126,12 +75,6 @@ struct TestSplit {
     predictions: Vec<usize>,
 }
 
-#[derive(Deserialize)]
-struct TestRow {
-    text: String,
-    label_id: usize,
-}
-
 /// A recorded pipeline call's parameters, read by the server's own request parser.
 fn call_parameters(call: &Value) -> Result<ClassifyRequest> {
     let body = json!({"inputs": "-", "parameters": call}).to_string();
@@ -146,6 +89,15 @@ enum Gate {
     /// Dynamic INT8: identical tokens and an accuracy drop of at most 1.0 point vs
     /// PyTorch; logit drift, top-1 agreement and pipeline scores are reported.
     Int8,
+}
+
+impl From<VariantKind> for Gate {
+    fn from(kind: VariantKind) -> Self {
+        match kind {
+            VariantKind::Fp32 => Self::Exact,
+            VariantKind::Int8 => Self::Int8,
+        }
+    }
 }
 
 /// When a row's bound applies.
@@ -348,23 +300,18 @@ fn run(args: &Args) -> Result<bool> {
         .with_context(|| format!("cannot read {}: run `cargo xtask golden`", reference_path.display()))?;
     let reference: Reference = serde_json::from_str(&text)
         .with_context(|| format!("{} is not what `cargo xtask golden` writes", reference_path.display()))?;
-    let test_path = args.artifacts.join(&args.model).join("data/test.jsonl");
-    let test: Vec<TestRow> = std::fs::read_to_string(&test_path)
-        .with_context(|| format!("cannot read {}: run `cargo xtask train`", test_path.display()))?
-        .lines()
-        .map(serde_json::from_str)
-        .collect::<Result<_, _>>()
-        .with_context(|| format!("{} has a malformed line", test_path.display()))?;
+    let test = test_split::read(&args.artifacts, &args.model)?;
 
     let entry = modelcrate_server::models::entry(&args.model)?;
-    let (file, gate) = resolve_variant(&args.artifacts.join(&args.model).join("onnx"), &args.variant)?;
     let options = LoadOptions {
         ort_dylib: args.ort_dylib.clone(),
-        variant: file.clone(),
+        variant: VariantChoice::Named(args.variant.clone()),
         ..LoadOptions::default()
     };
     let model = modelcrate_server::models::load(entry, &args.artifacts, &options)?;
     let LoadedModel::TextClassification(classifier) = &model;
+    let file = classifier.info().variant_file.clone();
+    let gate = Gate::from(classifier.info().variant_kind);
 
     let mut figures = Figures {
         gate,
@@ -398,6 +345,12 @@ fn run(args: &Args) -> Result<bool> {
         "checkpoint_sha256": reference.checkpoint_sha256,
         "passed": passed,
         "failures": figures.failures,
+        // The task metric on the test split, by which variants are compared.
+        "metric": {
+            "name": "accuracy",
+            "value": details["test_split"]["rust_accuracy"],
+            "pytorch": details["test_split"]["pytorch_accuracy"],
+        },
         "details": details,
     });
     let out_dir = args.artifacts.join(&args.model).join("parity");

@@ -1,0 +1,279 @@
+//! Which ONNX file of a model's folder to load. The optimize step lists the variants it
+//! made in `variants.json`; `cargo xtask select` writes the one that serves, chosen by
+//! measurement among those that passed their parity gate, to `serving.json`. Every variant
+//! shares the FP32 signature, so any of them loads through the same generated crate.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// The manifest of variants, as `python/modelcrate/optimize.py` writes it.
+pub const VARIANTS_FILE: &str = "variants.json";
+/// The serving choice, as `cargo xtask select` writes it.
+pub const SERVING_FILE: &str = "serving.json";
+/// The FP32 export, which exists before any variant is made.
+pub const FP32: &str = "fp32";
+const FP32_FILE: &str = "model.onnx";
+
+/// Which variant to load.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum VariantChoice {
+    /// The one `serving.json` names; FP32 when the folder has no `serving.json`.
+    #[default]
+    Serving,
+    /// A variant by its name in `variants.json` (`fp32`, `O2`, `int8`, …) or its file name.
+    Named(String),
+}
+
+impl VariantChoice {
+    /// `serving` (or an empty string) picks the serving variant; anything else is a name.
+    pub fn parse(text: &str) -> Self {
+        match text.trim() {
+            "" | "serving" => Self::Serving,
+            name => Self::Named(name.to_string()),
+        }
+    }
+}
+
+/// How far a variant's outputs may drift from PyTorch's, by how it was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VariantKind {
+    /// The FP32 export or a graph-optimized copy of it: FP32 parity bounds.
+    Fp32,
+    /// Dynamically quantized: the INT8 gate (task metric within 1.0 point).
+    Int8,
+}
+
+/// One entry of `variants.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Variant {
+    pub name: String,
+    pub kind: VariantKind,
+    pub made: bool,
+    /// How it was made (optimum level, quantizer config, …).
+    #[serde(default)]
+    pub how: Option<String>,
+    #[serde(default)]
+    pub file: Option<String>,
+    /// Why it could not be made.
+    #[serde(default)]
+    pub why: Option<String>,
+    #[serde(default)]
+    pub size_bytes: Option<u64>,
+    #[serde(default)]
+    pub nodes: Option<u64>,
+    /// Fused operators by type, such as `Attention` or `SkipLayerNormalization`.
+    #[serde(default)]
+    pub fused: std::collections::BTreeMap<String, u64>,
+}
+
+/// `variants.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Variants {
+    pub model: String,
+    #[serde(default)]
+    pub int8_config: Option<String>,
+    pub variants: Vec<Variant>,
+}
+
+impl Variants {
+    /// Reads `dir/variants.json`; `None` when the optimize step has not run.
+    pub fn read(dir: &Path) -> Result<Option<Self>> {
+        read_json(&dir.join(VARIANTS_FILE))
+    }
+
+    /// The variants that were made.
+    pub fn made(&self) -> impl Iterator<Item = &Variant> {
+        self.variants.iter().filter(|v| v.made && v.file.is_some())
+    }
+}
+
+/// `serving.json`: the variant that serves and why it was chosen.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Serving {
+    pub model: String,
+    /// The spec's policy: `fastest`, `most_accurate` or `named`.
+    pub policy: String,
+    pub variant: String,
+    pub file: String,
+    pub kind: VariantKind,
+    /// One sentence on why this variant, with the figures that decided it.
+    pub reason: String,
+}
+
+impl Serving {
+    /// Reads `dir/serving.json`; `None` when no variant has been selected yet.
+    pub fn read(dir: &Path) -> Result<Option<Self>> {
+        read_json(&dir.join(SERVING_FILE))
+    }
+}
+
+/// A variant resolved to a file of the model's folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    pub name: String,
+    pub file: String,
+    pub kind: VariantKind,
+    /// Why this one: named by the caller, selected (with the reason), or the FP32 fallback.
+    pub selection: String,
+}
+
+/// Resolves `choice` against the folder's `variants.json` and `serving.json`.
+pub fn resolve(dir: &Path, choice: &VariantChoice) -> Result<Resolved> {
+    match choice {
+        VariantChoice::Serving => match Serving::read(dir)? {
+            Some(serving) => Ok(Resolved {
+                name: serving.variant,
+                file: serving.file,
+                kind: serving.kind,
+                selection: format!("selected ({}): {}", serving.policy, serving.reason),
+            }),
+            None => Ok(Resolved {
+                name: FP32.into(),
+                file: FP32_FILE.into(),
+                kind: VariantKind::Fp32,
+                selection: format!(
+                    "fp32: {} has no {SERVING_FILE} (run `cargo xtask select`)",
+                    dir.display()
+                ),
+            }),
+        },
+        VariantChoice::Named(name) => named(dir, name),
+    }
+}
+
+fn named(dir: &Path, name: &str) -> Result<Resolved> {
+    let path = dir.join(VARIANTS_FILE);
+    let Some(variants) = Variants::read(dir)? else {
+        if name == FP32 || name == FP32_FILE {
+            return Ok(Resolved {
+                name: FP32.into(),
+                file: FP32_FILE.into(),
+                kind: VariantKind::Fp32,
+                selection: "named".into(),
+            });
+        }
+        return Err(Error::Variant(format!(
+            "no {}: run `cargo xtask optimize` to make variant `{name}`",
+            path.display()
+        )));
+    };
+    let Some(variant) = variants
+        .variants
+        .iter()
+        .find(|v| v.name == name || v.file.as_deref() == Some(name))
+    else {
+        let known: Vec<&str> = variants.made().map(|v| v.name.as_str()).collect();
+        return Err(Error::Variant(format!(
+            "{} lists no variant `{name}`; made variants are {known:?}",
+            path.display()
+        )));
+    };
+    match (&variant.file, variant.made) {
+        (Some(file), true) => Ok(Resolved {
+            name: variant.name.clone(),
+            file: file.clone(),
+            kind: variant.kind,
+            selection: "named".into(),
+        }),
+        _ => Err(Error::Variant(format!(
+            "variant `{}` of {} was not made: {}",
+            variant.name,
+            dir.display(),
+            variant.why.as_deref().unwrap_or("no reason recorded")
+        ))),
+    }
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &PathBuf) -> Result<Option<T>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => {
+            return Err(Error::Artifact {
+                path: path.clone(),
+                message: error.to_string(),
+            });
+        }
+    };
+    serde_json::from_str(&text).map(Some).map_err(|error| Error::Artifact {
+        path: path.clone(),
+        message: format!("malformed: {error}"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fresh folder holding `files`, unique to the test that asks for it.
+    fn folder(test: &str, files: &[(&str, &str)]) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("modelcrate-variants-{}-{test}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.join(name), text).unwrap();
+        }
+        dir
+    }
+
+    const VARIANTS: &str = r#"{"model": "m", "variants": [
+        {"name": "fp32", "kind": "fp32", "made": true, "file": "model.onnx", "nodes": 529},
+        {"name": "int8", "kind": "int8", "made": true, "file": "model.int8.onnx"},
+        {"name": "O3", "kind": "fp32", "made": false, "why": "FastGelu is not supported"}]}"#;
+
+    #[test]
+    fn serving_falls_back_to_fp32_without_a_serving_file() {
+        let dir = folder("fallback", &[("variants.json", VARIANTS)]);
+        let resolved = resolve(&dir, &VariantChoice::Serving).unwrap();
+        assert_eq!((resolved.name.as_str(), resolved.file.as_str()), ("fp32", "model.onnx"));
+        assert!(resolved.selection.contains("no serving.json"), "{}", resolved.selection);
+    }
+
+    #[test]
+    fn serving_loads_what_serving_json_names() {
+        let serving = r#"{"model": "m", "policy": "fastest", "variant": "int8", "file": "model.int8.onnx",
+            "kind": "int8", "reason": "2.1x fp32's throughput"}"#;
+        let dir = folder("serving", &[("variants.json", VARIANTS), ("serving.json", serving)]);
+        let resolved = resolve(&dir, &VariantChoice::Serving).unwrap();
+        assert_eq!(resolved.file, "model.int8.onnx");
+        assert_eq!(resolved.kind, VariantKind::Int8);
+        assert_eq!(resolved.selection, "selected (fastest): 2.1x fp32's throughput");
+    }
+
+    #[test]
+    fn a_variant_is_found_by_name_or_file() {
+        let dir = folder("by-name", &[("variants.json", VARIANTS)]);
+        assert_eq!(named(&dir, "int8").unwrap().file, "model.int8.onnx");
+        assert_eq!(named(&dir, "model.int8.onnx").unwrap().name, "int8");
+    }
+
+    #[test]
+    fn an_unmade_or_unknown_variant_is_refused_with_the_reason() {
+        let dir = folder("refused", &[("variants.json", VARIANTS)]);
+        let unmade = named(&dir, "O3").unwrap_err().to_string();
+        assert!(unmade.contains("FastGelu is not supported"), "{unmade}");
+        let unknown = named(&dir, "O9").unwrap_err().to_string();
+        assert!(
+            unknown.contains("no variant `O9`") && unknown.contains("\"int8\""),
+            "{unknown}"
+        );
+    }
+
+    #[test]
+    fn a_malformed_serving_file_names_the_file() {
+        let dir = folder("malformed", &[("serving.json", "{\"model\": 1}")]);
+        let error = resolve(&dir, &VariantChoice::Serving).unwrap_err().to_string();
+        assert!(error.contains("serving.json") && error.contains("malformed"), "{error}");
+    }
+
+    #[test]
+    fn the_word_serving_and_an_empty_string_pick_the_serving_variant() {
+        assert_eq!(VariantChoice::parse("serving"), VariantChoice::Serving);
+        assert_eq!(VariantChoice::parse(""), VariantChoice::Serving);
+        assert_eq!(VariantChoice::parse("O2"), VariantChoice::Named("O2".into()));
+    }
+}
