@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use modelcrate_runtime::LoadOptions;
+use modelcrate_runtime::variants::Serving;
+use modelcrate_runtime::{LoadOptions, VariantChoice};
 use modelcrate_server::routes::Limits;
 use modelcrate_server::{AppState, app, models, pipeline_json};
 use serde_json::{Value, json};
@@ -26,11 +27,22 @@ fn reference() -> Value {
     serde_json::from_str(&text).expect("reference.json is JSON")
 }
 
-/// Starts the server on a free loopback port; returns its base URL.
+fn artifacts() -> PathBuf {
+    std::env::var_os("MODELCRATE_ARTIFACTS").map_or_else(|| workspace().join("artifacts"), PathBuf::from)
+}
+
+/// Starts the server with the FP32 export, whose answers must equal the pipeline's.
 async fn start() -> String {
-    let artifacts =
-        std::env::var_os("MODELCRATE_ARTIFACTS").map_or_else(|| workspace().join("artifacts"), PathBuf::from);
-    let loaded = tokio::task::spawn_blocking(move || models::load_all(&[], &artifacts, &LoadOptions::default()))
+    start_with(VariantChoice::Named("fp32".into())).await
+}
+
+/// Starts the server on a free loopback port; returns its base URL.
+async fn start_with(variant: VariantChoice) -> String {
+    let options = LoadOptions {
+        variant,
+        ..LoadOptions::default()
+    };
+    let loaded = tokio::task::spawn_blocking(move || models::load_all(&[], &artifacts(), &options))
         .await
         .unwrap()
         .expect("the exported models load (run `cargo xtask export`; set ORT_DYLIB_PATH)");
@@ -339,6 +351,39 @@ async fn models_and_health_describe_what_is_served() {
         news["labels"],
         json!(["business", "entertainment", "politics", "sports", "tech"])
     );
-    assert_eq!(news["variant"], "model.onnx");
+    assert_eq!(news["variant"]["name"], "fp32");
+    assert_eq!(news["variant"]["file"], "model.onnx");
+    assert_eq!(news["variant"]["selection"], "named");
     assert_eq!(news["max_length"], 128);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn by_default_the_server_loads_the_selected_variant_and_says_why() {
+    let serving = Serving::read(&artifacts().join("news-topic/onnx"))
+        .unwrap()
+        .expect("onnx/serving.json (cargo xtask select)");
+    let base = start_with(VariantChoice::Serving).await;
+    let models: Value = reqwest::get(format!("{base}/models"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let variant = &models[0]["variant"];
+    assert_eq!(variant["name"], serving.variant.as_str());
+    assert_eq!(variant["file"], serving.file.as_str());
+    let selection = variant["selection"].as_str().unwrap();
+    assert!(
+        selection.starts_with(&format!("selected ({})", serving.policy)) && selection.contains(&serving.reason),
+        "{selection}"
+    );
+    // Whatever variant serves, the README's question gets the sports topic.
+    let (status, answer) = post(
+        &base,
+        "/models/news-topic/predict",
+        &json!({"inputs": "Arsenal beat Chelsea 2-1 in the league on Saturday"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer[0]["label"], "sports");
 }

@@ -11,6 +11,7 @@
 //! - **Training:** {{ model.strategy }} fine-tune, {{ model.epochs }} epochs, learning rate {{ model.learning_rate }}, max length {{ model.max_length }} tokens
 //! - **Test accuracy (PyTorch):** {{ model.test_accuracy }} on the {{ model.test_examples }} held-out examples
 //! - **Labels:** {% for label in model.labels %}`{{ label.label }}`{% if !loop.last %}, {% endif %}{% endfor %}
+//! - **Variants:** FP32, graph-optimized O1/O2/O3 and dynamic INT8, each checked against PyTorch; `load` serves the one `cargo xtask select` chose (policy `{{ model.serve_policy }}`)
 //! - **ONNX (opset {{ model.opset }}):** inputs {% for input in model.inputs %}`{{ input.name }}` {{ input.dtype }} {{ input.dims_shown }}{% if !loop.last %}, {% endif %}{% endfor %}; outputs {% for output in model.outputs %}`{{ output.name }}` {{ output.dtype }} {{ output.dims_shown }}{% if !loop.last %}, {% endif %}{% endfor %}
 //!
 //! ```no_run
@@ -110,12 +111,14 @@ pub struct Model {
     classifier: TextClassifier,
 }
 
-/// Loads `dir/model.onnx` with its tokenizer and config, checking them against this crate.
+/// Loads the serving variant of `dir` (the one `dir/serving.json` names; `model.onnx`
+/// without it) with its tokenizer and config, checking them against this crate.
 pub fn load(dir: &Path) -> Result<Model> {
     load_with(dir, &LoadOptions::default())
 }
 
-/// Loads with a chosen variant file and thread layout.
+/// Loads with a chosen variant (`LoadOptions::variant`: any of `dir/variants.json`, which
+/// share this crate's signature) and thread layout.
 pub fn load_with(dir: &Path, options: &LoadOptions) -> Result<Model> {
     Ok(Model { classifier: TextClassifier::load(dir, SPEC, options)? })
 }

@@ -54,6 +54,8 @@ pub struct ModelFacts {
     pub learning_rate: String,
     pub max_length: usize,
     pub opset: u32,
+    /// The spec's serving policy (`fastest`, `most_accurate`, `named`).
+    pub serve_policy: String,
     pub train_examples: u64,
     pub test_examples: u64,
     pub test_accuracy: String,
@@ -258,6 +260,10 @@ impl ModelFacts {
             learning_rate: format!("{:e}", spec.train.learning_rate),
             max_length: spec.train.max_length,
             opset: signature.opset,
+            serve_policy: match &spec.serve.variant {
+                Some(variant) => format!("{} {variant}", spec.serve.policy),
+                None => spec.serve.policy.clone(),
+            },
             train_examples: metrics.train_examples,
             test_examples: metrics.test_examples,
             test_accuracy: format!("{:.4}", metrics.test_accuracy),
@@ -417,6 +423,7 @@ mod tests {
             learning_rate: "5e-5".into(),
             max_length: 128,
             opset: 17,
+            serve_policy: "fastest".into(),
             train_examples: 1557,
             test_examples: 445,
             test_accuracy: "0.9730".into(),

@@ -1,13 +1,16 @@
 //! `cargo xtask`: the pipeline driver. Each step is a subcommand, usable alone, and
 //! skips work whose inputs and outputs are unchanged (`--force` redoes it).
 //!
-//! spec → train → export → optimize → golden → gen → parity → serve; `all` runs them in order and
-//! ends serving; `test` runs the pipeline, checks `generated/`, parity and the tests.
+//! spec → train → export → optimize → golden → gen → parity → measure → select → serve; `all`
+//! runs them in order and ends serving; `test` runs the pipeline, checks `generated/`, parity
+//! and the tests. `report` tabulates every model and variant.
 
 mod codegen;
 mod paths;
 mod pipeline;
 mod python;
+mod report;
+mod select;
 mod smoke;
 mod spec;
 mod stamp;
@@ -66,11 +69,18 @@ enum Step {
         #[arg(long)]
         check: bool,
     },
-    /// Check Rust against PyTorch for every model, through the server's code path.
+    /// Check every variant of every model against PyTorch, through the server's code path.
     Parity(Select),
+    /// Time every variant here: latency at batch 1, throughput at batch 32, peak RSS.
+    Measure(Select),
+    /// Choose each model's serving variant by its spec's policy (onnx/serving.json).
+    #[command(name = "select")]
+    Choose(Select),
+    /// One table of every model and variant (artifacts/report.md and report.json).
+    Report,
     /// Serve every model over HTTP.
     Serve(ServeArgs),
-    /// The main job: setup, train, export, optimize, golden, gen, parity, then serve.
+    /// The main job: setup, train, export, optimize, golden, gen, parity, measure, select, then serve.
     All {
         #[command(flatten)]
         select: Select,
@@ -92,6 +102,9 @@ fn main() {
         Step::Golden(select) => pipeline::python_steps(&paths, &select, &[pipeline::PyStep::Golden]),
         Step::Gen { check } => pipeline::generate(&paths, check),
         Step::Parity(select) => pipeline::parity(&paths, &select),
+        Step::Measure(select) => pipeline::measure(&paths, &select),
+        Step::Choose(select) => pipeline::choose_serving(&paths, &select),
+        Step::Report => pipeline::report(&paths),
         Step::Serve(serve) => pipeline::serve(&paths, &serve),
         Step::All { select, serve } => pipeline::all(&paths, &select, &serve),
         Step::Test => pipeline::test(&paths),

@@ -10,7 +10,7 @@ use crate::paths::Paths;
 use crate::python::Venv;
 use crate::spec::{self, ModelSpec};
 use crate::stamp::{Stamp, hash_paths};
-use crate::{Select, ServeArgs, codegen, smoke};
+use crate::{Select, ServeArgs, codegen, report, select, smoke};
 
 /// Runs `work` under a heading, then says how long it took.
 fn timed<T>(what: &str, work: impl FnOnce() -> Result<T>) -> Result<T> {
@@ -254,8 +254,8 @@ pub fn parity(paths: &Paths, select: &Select) -> Result<()> {
     parity_with(paths, select, &environment)
 }
 
-/// The variants the optimize step made (`fp32` alone before it has run): (name, file).
-fn made_variants(paths: &Paths, model: &str) -> Result<Vec<(String, String)>> {
+/// The variants the optimize step made (`fp32` alone before it has run): (name, file, kind).
+fn made_variants(paths: &Paths, model: &str) -> Result<Vec<(String, String, String)>> {
     #[derive(serde::Deserialize)]
     struct Manifest {
         variants: Vec<Variant>,
@@ -263,32 +263,64 @@ fn made_variants(paths: &Paths, model: &str) -> Result<Vec<(String, String)>> {
     #[derive(serde::Deserialize)]
     struct Variant {
         name: String,
+        kind: String,
         made: bool,
         file: Option<String>,
     }
     let path = paths.onnx(model).join("variants.json");
     if !path.is_file() {
-        return Ok(vec![("fp32".into(), "model.onnx".into())]);
+        return Ok(vec![("fp32".into(), "model.onnx".into(), "fp32".into())]);
     }
-    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-    let manifest: Manifest = serde_json::from_str(&text).with_context(|| format!("{} is malformed", path.display()))?;
+    let manifest: Manifest = select::read_json(&path, "cargo xtask optimize")?;
     Ok(manifest
         .variants
         .into_iter()
-        .filter_map(|v| v.file.filter(|_| v.made).map(|file| (v.name, file)))
+        .filter_map(|v| v.file.filter(|_| v.made).map(|file| (v.name, file, v.kind)))
         .collect())
 }
 
 /// The parity binary's exit code when it ran and wrote its report, but a bound failed.
 const GATE_NOT_MET: i32 = 2;
 
-fn parity_with(paths: &Paths, select: &Select, environment: &Environment) -> Result<()> {
-    for spec in selected(paths, select)? {
-        let name = spec.name.clone();
-        let art = paths.artifact(&name);
-        let onnx = paths.onnx(&name);
+/// A check run once per variant, by a binary of the server crate, that writes
+/// `artifacts/<name>/<reports>/<variant>.json`.
+#[derive(Clone, Copy)]
+enum VariantCheck {
+    /// `modelcrate-parity`: the variant against PyTorch's golden outputs.
+    Parity,
+    /// `modelcrate-measure`: the variant's latency, throughput and memory here.
+    Measure,
+}
+
+impl VariantCheck {
+    fn step(self) -> &'static str {
+        match self {
+            Self::Parity => "parity",
+            Self::Measure => "measure",
+        }
+    }
+
+    fn reports(self) -> &'static str {
+        match self {
+            Self::Parity => "parity",
+            Self::Measure => "bench",
+        }
+    }
+
+    fn binary(self) -> &'static str {
+        match self {
+            Self::Parity => "modelcrate-parity",
+            Self::Measure => "modelcrate-measure",
+        }
+    }
+
+    /// Runs the check on every made variant of `model`, skipping a variant whose inputs
+    /// and report are unchanged; returns (variant, report) pairs.
+    fn run(self, paths: &Paths, model: &str, force: bool, environment: &Environment) -> Result<Vec<(String, PathBuf)>> {
+        let art = paths.artifact(model);
+        let onnx = paths.onnx(model);
         let mut reports = Vec::new();
-        for (variant, file) in made_variants(paths, &name)? {
+        for (variant, file, _) in made_variants(paths, model)? {
             // The lock pins onnxruntime, whose library the check runs on.
             let inputs: Vec<PathBuf> = [
                 "runtime",
@@ -300,17 +332,17 @@ fn parity_with(paths: &Paths, select: &Select, environment: &Environment) -> Res
             .iter()
             .map(|p| paths.root.join(p))
             .chain(["config.json", "tokenizer.json", "variants.json", file.as_str()].map(|f| onnx.join(f)))
-            .chain([art.join("data/test.jsonl"), paths.golden(&name)])
+            .chain([art.join("data/test.jsonl"), paths.golden(model)])
             .collect();
-            let report = art.join("parity").join(format!("{variant}.json"));
+            let report = art.join(self.reports()).join(format!("{variant}.json"));
             let outputs = [report.clone()];
             let stamp = Stamp::new(
                 &art.join(".stamps"),
-                &format!("parity-{variant}"),
+                &format!("{}-{variant}", self.step()),
                 hash_paths(&paths.root, &inputs)?,
             );
-            timed(&format!("parity {name} {variant}"), || {
-                if !select.force && stamp.is_fresh(&hash_paths(&paths.root, &outputs)?) {
+            timed(&format!("{} {model} {variant}", self.step()), || {
+                if !force && stamp.is_fresh(&hash_paths(&paths.root, &outputs)?) {
                     eprintln!(
                         "    up to date ({}; --force to redo)",
                         paths.relative(&report).display()
@@ -318,23 +350,80 @@ fn parity_with(paths: &Paths, select: &Select, environment: &Environment) -> Res
                     return Ok(());
                 }
                 stamp.clear();
-                let mut command = server_crate_binary("modelcrate-parity");
-                command
-                    .args(["--model", &name, "--variant", &variant, "--golden"])
-                    .arg(paths.golden(&name));
+                let mut command = server_crate_binary(self.binary());
+                command.args(["--model", model, "--variant", &variant]);
+                if let Self::Parity = self {
+                    command.arg("--golden").arg(paths.golden(model));
+                }
                 let status = with_runtime_env(&mut command, paths, environment)
                     .status()
-                    .context("cannot run modelcrate-parity")?;
-                match status.code() {
-                    Some(0) | Some(GATE_NOT_MET) => stamp.write(&hash_paths(&paths.root, &outputs)?),
-                    _ => bail!("parity of {name} variant {variant} could not run ({status})"),
+                    .with_context(|| format!("cannot run {}", self.binary()))?;
+                match (self, status.code()) {
+                    (_, Some(0)) | (Self::Parity, Some(GATE_NOT_MET)) => {
+                        stamp.write(&hash_paths(&paths.root, &outputs)?)
+                    }
+                    _ => bail!("{} of {model} variant {variant} could not run ({status})", self.step()),
                 }
             })?;
             reports.push((variant, report));
         }
-        summarize(paths, &name, &reports)?;
+        Ok(reports)
+    }
+}
+
+fn parity_with(paths: &Paths, select: &Select, environment: &Environment) -> Result<()> {
+    for spec in selected(paths, select)? {
+        let reports = VariantCheck::Parity.run(paths, &spec.name, select.force, environment)?;
+        summarize(paths, &spec.name, &reports)?;
     }
     Ok(())
+}
+
+pub fn measure(paths: &Paths, select: &Select) -> Result<()> {
+    let environment = setup(paths, false)?;
+    measure_with(paths, select, &environment)
+}
+
+fn measure_with(paths: &Paths, select: &Select, environment: &Environment) -> Result<()> {
+    for spec in selected(paths, select)? {
+        VariantCheck::Measure.run(paths, &spec.name, select.force, environment)?;
+    }
+    Ok(())
+}
+
+/// Writes each model's `onnx/serving.json`: the variant its policy picks among those that
+/// passed parity, by the figures measured here.
+pub fn choose_serving(paths: &Paths, select: &Select) -> Result<()> {
+    for spec in selected(paths, select)? {
+        timed(&format!("select {}", spec.name), || {
+            let made = made_variants(paths, &spec.name)?;
+            let candidates = select::candidates(paths, &spec, &made)?;
+            let (index, reason) = select::choose(&spec.serve.policy, spec.serve.variant.as_deref(), &candidates)
+                .with_context(|| format!("models/{}.toml, [serve]", spec.name))?;
+            let chosen = &candidates[index];
+            let serving = select::Serving {
+                model: &spec.name,
+                policy: &spec.serve.policy,
+                variant: &chosen.name,
+                file: &chosen.file,
+                kind: &chosen.kind,
+                reason,
+            };
+            let path = paths.onnx(&spec.name).join("serving.json");
+            let text = serde_json::to_string_pretty(&serving)? + "\n";
+            std::fs::write(&path, &text).with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!("    serves {}: {}", chosen.name, serving.reason);
+            Ok(())
+        })?;
+    }
+    Ok(())
+}
+
+pub fn report(paths: &Paths) -> Result<()> {
+    timed("report", || {
+        let specs: Vec<ModelSpec> = spec::all(&paths.models())?.into_iter().map(|(_, spec)| spec).collect();
+        report::write(paths, &specs)
+    })
 }
 
 /// One line per variant; fails when the FP32 export misses its bounds, since every
@@ -413,7 +502,8 @@ pub fn all(paths: &Paths, select: &Select, serve: &ServeArgs) -> Result<()> {
     serve_with(paths, serve, &environment)
 }
 
-/// setup → train → export → golden → gen (or gen --check) → parity.
+/// setup → train → export → optimize → golden → gen (or gen --check) → build → parity →
+/// measure → select → report.
 fn pipeline_to_parity(paths: &Paths, select: &Select, check_generated: bool) -> Result<Environment> {
     let environment = setup(paths, false)?;
     for spec in selected(paths, select)? {
@@ -431,6 +521,9 @@ fn pipeline_to_parity(paths: &Paths, select: &Select, check_generated: bool) -> 
         )
     })?;
     parity_with(paths, select, &environment)?;
+    measure_with(paths, select, &environment)?;
+    choose_serving(paths, select)?;
+    report(paths)?;
     Ok(environment)
 }
 

@@ -19,6 +19,9 @@ pub struct ModelSpec {
     pub train: TrainSpec,
     #[serde(default)]
     pub export: ExportSpec,
+    /// Read by the xtask alone, so it stays out of the Python steps' input hashes.
+    #[serde(default, skip_serializing)]
+    pub serve: ServeSpec,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -68,6 +71,32 @@ impl Default for ExportSpec {
     }
 }
 
+/// Which variant serves: chosen among those that pass their parity gate.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeSpec {
+    /// `fastest` (highest batch throughput measured here), `most_accurate` (highest test
+    /// accuracy), or `named` (the variant in `variant`).
+    #[serde(default = "default_policy")]
+    pub policy: String,
+    /// The variant to serve under the `named` policy.
+    #[serde(default)]
+    pub variant: Option<String>,
+}
+
+impl Default for ServeSpec {
+    fn default() -> Self {
+        Self {
+            policy: default_policy(),
+            variant: None,
+        }
+    }
+}
+
+fn default_policy() -> String {
+    "fastest".into()
+}
+
 fn default_problem_type() -> String {
     "single_label_classification".into()
 }
@@ -87,6 +116,9 @@ fn default_opset() -> u32 {
 pub const TASKS: &[&str] = &["text-classification"];
 pub const PROBLEM_TYPES: &[&str] = &["single_label_classification", "multi_label_classification"];
 pub const STRATEGIES: &[&str] = &["full"];
+pub const POLICIES: &[&str] = &["fastest", "most_accurate", "named"];
+/// The variants the optimize step makes (`python/modelcrate/optimize.py`).
+pub const VARIANTS: &[&str] = &["fp32", "O1", "O2", "O3", "int8", "O2-int8"];
 /// Data sources the Python side can read, with the words the model card uses for them.
 pub const DATA_SOURCES: &[(&str, &str)] = &[(
     "bbc-news",
@@ -186,6 +218,18 @@ impl ModelSpec {
         }
         if !(11..=21).contains(&self.export.opset) {
             return field("export.opset", format!("{} must be from 11 to 21", self.export.opset));
+        }
+        one_of("serve.policy", &self.serve.policy, POLICIES)?;
+        match (self.serve.policy.as_str(), &self.serve.variant) {
+            ("named", None) => return field("serve.variant", "is required by policy `named`".into()),
+            ("named", Some(variant)) => one_of("serve.variant", variant, VARIANTS)?,
+            (policy, Some(_)) => {
+                return field(
+                    "serve.variant",
+                    format!("is only read by policy `named`, and the policy is `{policy}`"),
+                );
+            }
+            _ => {}
         }
         Ok(())
     }
@@ -287,6 +331,33 @@ seed = 42
             .unwrap_err()
             .to_string();
         assert!(error.contains("epochs"), "{error}");
+    }
+
+    #[test]
+    fn the_serving_policy_defaults_to_fastest_and_a_named_one_needs_a_known_variant() {
+        assert_eq!(parse(VALID).unwrap().serve.policy, "fastest");
+        let named = |tail: &str| parse(&format!("{VALID}[serve]\n{tail}"));
+        assert_eq!(
+            named("policy = \"named\"\nvariant = \"O2\"\n")
+                .unwrap()
+                .serve
+                .variant
+                .as_deref(),
+            Some("O2")
+        );
+        let error = named("policy = \"named\"\n").unwrap_err().to_string();
+        assert!(error.contains("field `serve.variant`: is required"), "{error}");
+        let error = named("policy = \"named\"\nvariant = \"O9\"\n").unwrap_err().to_string();
+        assert!(error.contains("field `serve.variant`: `O9` is not one of"), "{error}");
+        let error = named("policy = \"fastest\"\nvariant = \"O2\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("field `serve.variant`: is only read by policy `named`"),
+            "{error}"
+        );
+        let error = named("policy = \"quickest\"\n").unwrap_err().to_string();
+        assert!(error.contains("field `serve.policy`"), "{error}");
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! - **Training:** full fine-tune, 2 epochs, learning rate 5e-5, max length 128 tokens
 //! - **Test accuracy (PyTorch):** 0.9730 on the 445 held-out examples
 //! - **Labels:** `business`, `entertainment`, `politics`, `sports`, `tech`
+//! - **Variants:** FP32, graph-optimized O1/O2/O3 and dynamic INT8, each checked against PyTorch; `load` serves the one `cargo xtask select` chose (policy `fastest`)
 //! - **ONNX (opset 17):** inputs `input_ids` int64 [batch_size, sequence_length], `attention_mask` int64 [batch_size, sequence_length], `token_type_ids` int64 [batch_size, sequence_length]; outputs `logits` float32 [batch_size, 5]
 //!
 //! ```no_run
@@ -141,12 +142,14 @@ pub struct Model {
     classifier: TextClassifier,
 }
 
-/// Loads `dir/model.onnx` with its tokenizer and config, checking them against this crate.
+/// Loads the serving variant of `dir` (the one `dir/serving.json` names; `model.onnx`
+/// without it) with its tokenizer and config, checking them against this crate.
 pub fn load(dir: &Path) -> Result<Model> {
     load_with(dir, &LoadOptions::default())
 }
 
-/// Loads with a chosen variant file and thread layout.
+/// Loads with a chosen variant (`LoadOptions::variant`: any of `dir/variants.json`, which
+/// share this crate's signature) and thread layout.
 pub fn load_with(dir: &Path, options: &LoadOptions) -> Result<Model> {
     Ok(Model {
         classifier: TextClassifier::load(dir, SPEC, options)?,

@@ -1,0 +1,240 @@
+//! `cargo xtask report`: one table of every model and variant — how it was made, its
+//! parity against PyTorch, its task metric, its speed and memory here, and which serves —
+//! printed, and written to `artifacts/report.md` and `artifacts/report.json`.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde_json::{Value, json};
+
+use crate::paths::Paths;
+use crate::spec::ModelSpec;
+
+/// A JSON file, or `Null` when it does not exist yet (a step that has not run).
+fn optional_json(path: &Path) -> Result<Value> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => serde_json::from_str(&text).with_context(|| format!("{} is malformed", path.display())),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(Value::Null),
+        Err(error) => Err(error).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+/// Everything known of one model's variants, as the JSON report holds it.
+fn model_report(paths: &Paths, spec: &ModelSpec) -> Result<Value> {
+    let art = paths.artifact(&spec.name);
+    let onnx = paths.onnx(&spec.name);
+    let manifest = optional_json(&onnx.join("variants.json"))?;
+    let serving = optional_json(&onnx.join("serving.json"))?;
+    let listed: Vec<Value> = match manifest["variants"].as_array() {
+        Some(variants) => variants.clone(),
+        None => vec![json!({"name": "fp32", "kind": "fp32", "made": true, "file": "model.onnx"})],
+    };
+    let mut variants = Vec::new();
+    for variant in listed {
+        let name = variant["name"].as_str().unwrap_or("?").to_string();
+        let parity = optional_json(&art.join("parity").join(format!("{name}.json")))?;
+        let bench = optional_json(&art.join("bench").join(format!("{name}.json")))?;
+        variants.push(json!({
+            "name": name,
+            "kind": variant["kind"],
+            "made": variant["made"],
+            "how": variant["how"],
+            "why_not_made": variant["why"],
+            "file": variant["file"],
+            "size_bytes": variant["size_bytes"],
+            "nodes": variant["nodes"],
+            "fused": variant["fused"],
+            "parity": {
+                "gate": parity["gate"],
+                "passed": parity["passed"],
+                "failures": parity["failures"],
+                "max_abs_logit_diff": parity["details"]["logits_max_abs_diff"]["alone"],
+                "golden_top1": {
+                    "inputs": parity["details"]["top_label"]["inputs"],
+                    "mismatched": parity["details"]["top_label"]["mismatched"],
+                },
+                "test_top1_agreement": parity["details"]["test_split"]["top1_agreement"],
+                "test_examples": parity["details"]["test_split"]["examples"],
+            },
+            "metric": parity["metric"],
+            "latency": bench["latency"],
+            "throughput": bench["throughput"],
+            "rss_bytes": bench["rss_bytes"],
+            "layout": bench["layout"],
+            "load_seconds": bench["load_seconds"],
+            "selected": serving["variant"].as_str() == Some(name.as_str()),
+        }));
+    }
+    let machine = art.join("bench");
+    let machine = std::fs::read_dir(&machine)
+        .ok()
+        .and_then(|mut entries| entries.find_map(|e| e.ok().map(|e| e.path())))
+        .map(|path| optional_json(&path))
+        .transpose()?
+        .map_or(Value::Null, |bench| bench["machine"].clone());
+    Ok(json!({
+        "model": spec.name,
+        "task": spec.task,
+        "policy": spec.serve.policy,
+        "serving": serving,
+        "machine": machine,
+        "int8_config": manifest["int8_config"],
+        "variants": variants,
+    }))
+}
+
+fn figure(value: &Value, format: impl Fn(f64) -> String) -> String {
+    value.as_f64().map_or_else(|| "—".into(), format)
+}
+
+/// The Markdown table of one model.
+fn markdown(model: &Value) -> String {
+    let variants = model["variants"].as_array().cloned().unwrap_or_default();
+    let fp32 = variants.iter().find(|v| v["name"] == "fp32");
+    let fp32_metric = fp32.and_then(|v| v["metric"]["value"].as_f64());
+    let fp32_throughput = fp32.and_then(|v| v["throughput"]["sequences_per_second"].as_f64());
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "### {} ({})\n",
+        model["model"].as_str().unwrap_or("?"),
+        model["task"].as_str().unwrap_or("?")
+    );
+    let _ = writeln!(
+        out,
+        "| variant | size MB | nodes | fused ops | gate | passed | max \\|Δlogit\\| | golden top-1 | test accuracy (Δ pt vs fp32) | test top-1 agreement | p50 ms, batch 1 | p99 ms, batch 1 | seq/s, batch 32 (× fp32) | peak RSS MB | load s | serves |"
+    );
+    let _ = writeln!(out, "|---|--:|--:|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|");
+    for v in &variants {
+        let name = v["name"].as_str().unwrap_or("?");
+        if v["made"] != true {
+            let _ = writeln!(
+                out,
+                "| {name} | not made: {} | | | | | | | | | | | | | | |",
+                v["why_not_made"]
+                    .as_str()
+                    .unwrap_or("no reason recorded")
+                    .replace('|', "\\|")
+            );
+            continue;
+        }
+        let fused = v["fused"]
+            .as_object()
+            .map(|ops| {
+                ops.iter()
+                    .map(|(op, n)| format!("{op} {n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "—".into());
+        let parity = &v["parity"];
+        let golden = match (
+            parity["golden_top1"]["inputs"].as_u64(),
+            parity["golden_top1"]["mismatched"].as_array(),
+        ) {
+            (Some(inputs), Some(mismatched)) => format!("{}/{inputs}", inputs.saturating_sub(mismatched.len() as u64)),
+            _ => "—".into(),
+        };
+        let metric = figure(&v["metric"]["value"], |m| match fp32_metric {
+            Some(base) if name != "fp32" => format!("{m:.4} ({:+.2})", (m - base) * 100.0),
+            _ => format!("{m:.4}"),
+        });
+        let agreement = match (parity["test_top1_agreement"].as_u64(), parity["test_examples"].as_u64()) {
+            (Some(agree), Some(all)) => format!("{agree}/{all}"),
+            _ => "—".into(),
+        };
+        let throughput = figure(&v["throughput"]["sequences_per_second"], |t| match fp32_throughput {
+            Some(base) if base > 0.0 => format!("{t:.1} ({:.2}×)", t / base),
+            _ => format!("{t:.1}"),
+        });
+        let passed = match parity["passed"].as_bool() {
+            Some(true) => "yes",
+            Some(false) => "**no**",
+            None => "—",
+        };
+        let _ = writeln!(
+            out,
+            "| {name} | {} | {} | {fused} | {} | {passed} | {} | {golden} | {metric} | {agreement} | {} | {} | {throughput} | {} | {} | {} |",
+            figure(&v["size_bytes"], |b| format!("{:.1}", b / 1e6)),
+            figure(&v["nodes"], |n| format!("{n:.0}")),
+            parity["gate"].as_str().unwrap_or("—"),
+            figure(&parity["max_abs_logit_diff"], |d| format!("{d:.2e}")),
+            figure(&v["latency"]["p50_ms"], |ms| format!("{ms:.2}")),
+            figure(&v["latency"]["p99_ms"], |ms| format!("{ms:.2}")),
+            figure(&v["rss_bytes"]["peak"], |b| format!("{:.0}", b / 1e6)),
+            figure(&v["load_seconds"], |s| format!("{s:.2}")),
+            if v["selected"] == true { "**yes**" } else { "" },
+        );
+    }
+    let serving = &model["serving"];
+    let _ = writeln!(
+        out,
+        "\nServes: **{}** (policy `{}`): {}",
+        serving["variant"]
+            .as_str()
+            .unwrap_or("nothing selected yet (run `cargo xtask select`)"),
+        model["policy"].as_str().unwrap_or("?"),
+        serving["reason"].as_str().unwrap_or("—")
+    );
+    for v in variants.iter().filter(|v| v["parity"]["passed"] == false) {
+        let failures: Vec<&str> = v["parity"]["failures"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        let _ = writeln!(
+            out,
+            "\n{} fails its gate and never serves: {}",
+            v["name"].as_str().unwrap_or("?"),
+            failures.join("; ")
+        );
+    }
+    out
+}
+
+pub fn write(paths: &Paths, specs: &[ModelSpec]) -> Result<()> {
+    let models = specs
+        .iter()
+        .map(|spec| model_report(paths, spec))
+        .collect::<Result<Vec<_>>>()?;
+    let machine = models
+        .iter()
+        .map(|m| &m["machine"])
+        .find(|m| !m.is_null())
+        .cloned()
+        .unwrap_or(Value::Null);
+    let mut text = String::from("# Modelcrate: every model and variant\n\n");
+    let _ = writeln!(
+        text,
+        "Machine: {}, {} cores (AVX2 {}, AVX-512 VNNI {}). Speed is measured through the generated crate, one \
+         session with one intra-op thread, on each model's test split; ratios are to FP32 in the same run.\n",
+        machine["cpu"].as_str().unwrap_or("unknown"),
+        machine["cores"],
+        machine["avx2"],
+        machine["avx512_vnni"],
+    );
+    for model in &models {
+        text.push_str(&markdown(model));
+        text.push('\n');
+    }
+    let artifacts = paths.artifacts();
+    std::fs::create_dir_all(&artifacts).with_context(|| format!("cannot create {}", artifacts.display()))?;
+    let json_path = artifacts.join("report.json");
+    let md_path = artifacts.join("report.md");
+    std::fs::write(
+        &json_path,
+        serde_json::to_string_pretty(&json!({"machine": machine, "models": models}))? + "\n",
+    )
+    .with_context(|| format!("cannot write {}", json_path.display()))?;
+    std::fs::write(&md_path, &text).with_context(|| format!("cannot write {}", md_path.display()))?;
+    println!("{text}");
+    eprintln!(
+        "    written: {} and {}",
+        paths.relative(&md_path).display(),
+        paths.relative(&json_path).display()
+    );
+    Ok(())
+}

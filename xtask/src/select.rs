@@ -1,0 +1,265 @@
+//! Choosing the variant that serves, by measurement: among the variants that passed their
+//! parity gate (`artifacts/<name>/parity/<variant>.json`), the one the spec's policy
+//! prefers by the figures `modelcrate-measure` wrote (`artifacts/<name>/bench/`). The
+//! choice is written to `artifacts/<name>/onnx/serving.json`, which the runtime reads.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+
+use crate::paths::Paths;
+use crate::spec::ModelSpec;
+
+/// Throughputs this close to the best are within the noise of one run on a busy
+/// 2-core machine; among them the more accurate variant wins.
+pub const SAME_SPEED: f64 = 0.05;
+
+/// What is known of one made variant after parity and measurement.
+#[derive(Debug, Clone, Serialize)]
+pub struct Candidate {
+    pub name: String,
+    pub file: String,
+    pub kind: String,
+    pub passed: bool,
+    pub failures: Vec<String>,
+    /// The task metric on the test split (accuracy for classifiers).
+    pub metric: f64,
+    /// Sequences per second at batch 32.
+    pub throughput: f64,
+    /// Milliseconds, one text per request.
+    pub p50_ms: f64,
+}
+
+/// `serving.json`, as `modelcrate_runtime::variants::Serving` reads it.
+#[derive(Debug, Serialize)]
+pub struct Serving<'a> {
+    pub model: &'a str,
+    pub policy: &'a str,
+    pub variant: &'a str,
+    pub file: &'a str,
+    pub kind: &'a str,
+    pub reason: String,
+}
+
+/// The index of the serving candidate under `policy`, and why.
+pub fn choose(policy: &str, named: Option<&str>, candidates: &[Candidate]) -> Result<(usize, String)> {
+    let passing: Vec<usize> = (0..candidates.len()).filter(|&i| candidates[i].passed).collect();
+    if passing.is_empty() {
+        bail!("no variant passes its parity gate, so none can serve");
+    }
+    let reference = candidates.iter().find(|c| c.name == "fp32");
+    let versus_fp32 = |c: &Candidate| match reference {
+        Some(fp32) if c.name != "fp32" && fp32.throughput > 0.0 => {
+            format!(", {:.2}× fp32's {:.1}", c.throughput / fp32.throughput, fp32.throughput)
+        }
+        _ => String::new(),
+    };
+    let describe = |c: &Candidate| {
+        format!(
+            "{:.1} sequences/s at batch 32{}, p50 {:.2} ms at batch 1, test accuracy {:.4}; passes its {} gate",
+            c.throughput,
+            versus_fp32(c),
+            c.p50_ms,
+            c.metric,
+            c.kind
+        )
+    };
+    match policy {
+        "named" => {
+            let name = named.context("policy `named` needs serve.variant")?;
+            let index = candidates
+                .iter()
+                .position(|c| c.name == name)
+                .with_context(|| format!("serve.variant `{name}` was not made (see onnx/variants.json)"))?;
+            let candidate = &candidates[index];
+            if !candidate.passed {
+                bail!(
+                    "serve.variant `{name}` fails its parity gate, so it cannot serve: {}",
+                    candidate.failures.join("; ")
+                );
+            }
+            Ok((index, format!("named in the spec; {}", describe(candidate))))
+        }
+        "fastest" => {
+            let best = passing
+                .iter()
+                .map(|&i| candidates[i].throughput)
+                .fold(f64::NEG_INFINITY, f64::max);
+            let index = passing
+                .iter()
+                .copied()
+                .filter(|&i| candidates[i].throughput >= best * (1.0 - SAME_SPEED))
+                .max_by(|&a, &b| by_metric_then_speed(&candidates[a], &candidates[b]))
+                .unwrap_or(passing[0]);
+            let close = passing
+                .iter()
+                .filter(|&&i| i != index && candidates[i].throughput >= best * (1.0 - SAME_SPEED))
+                .count();
+            let tie = if close > 0 {
+                format!(
+                    " ({close} other passing variant(s) within {:.0}% of the best throughput; of those, the more accurate, then the faster, serves)",
+                    SAME_SPEED * 100.0
+                )
+            } else {
+                String::new()
+            };
+            Ok((
+                index,
+                format!(
+                    "fastest of {} passing variants{tie}: {}",
+                    passing.len(),
+                    describe(&candidates[index])
+                ),
+            ))
+        }
+        "most_accurate" => {
+            let index = passing
+                .iter()
+                .copied()
+                .max_by(|&a, &b| by_metric_then_speed(&candidates[a], &candidates[b]))
+                .unwrap_or(passing[0]);
+            Ok((
+                index,
+                format!(
+                    "most accurate of {} passing variants (the faster on a tie): {}",
+                    passing.len(),
+                    describe(&candidates[index])
+                ),
+            ))
+        }
+        other => bail!("unknown serving policy `{other}`"),
+    }
+}
+
+fn by_metric_then_speed(a: &Candidate, b: &Candidate) -> std::cmp::Ordering {
+    a.metric
+        .total_cmp(&b.metric)
+        .then(a.throughput.total_cmp(&b.throughput))
+}
+
+/// Reads what parity and measurement wrote for every made variant of `spec`.
+pub fn candidates(paths: &Paths, spec: &ModelSpec, variants: &[(String, String, String)]) -> Result<Vec<Candidate>> {
+    #[derive(Deserialize)]
+    struct Parity {
+        passed: bool,
+        #[serde(default)]
+        failures: Vec<String>,
+        metric: Metric,
+    }
+    #[derive(Deserialize)]
+    struct Metric {
+        value: f64,
+    }
+    #[derive(Deserialize)]
+    struct Bench {
+        latency: Latency,
+        throughput: Throughput,
+    }
+    #[derive(Deserialize)]
+    struct Latency {
+        p50_ms: f64,
+    }
+    #[derive(Deserialize)]
+    struct Throughput {
+        sequences_per_second: f64,
+    }
+    let art = paths.artifact(&spec.name);
+    variants
+        .iter()
+        .map(|(name, file, kind)| {
+            let parity: Parity = read_json(&art.join("parity").join(format!("{name}.json")), "cargo xtask parity")?;
+            let bench: Bench = read_json(&art.join("bench").join(format!("{name}.json")), "cargo xtask measure")?;
+            Ok(Candidate {
+                name: name.clone(),
+                file: file.clone(),
+                kind: kind.clone(),
+                passed: parity.passed,
+                failures: parity.failures,
+                metric: parity.metric.value,
+                throughput: bench.throughput.sequences_per_second,
+                p50_ms: bench.latency.p50_ms,
+            })
+        })
+        .collect()
+}
+
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path, writer: &str) -> Result<T> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}: run `{writer}`", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not what `{writer}` writes", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn candidate(name: &str, kind: &str, passed: bool, metric: f64, throughput: f64) -> Candidate {
+        Candidate {
+            name: name.into(),
+            file: format!("model.{name}.onnx"),
+            kind: kind.into(),
+            passed,
+            failures: if passed {
+                vec![]
+            } else {
+                vec!["max |logit diff| 1.6e-3".into()]
+            },
+            metric,
+            throughput,
+            p50_ms: 1000.0 / throughput,
+        }
+    }
+
+    fn field() -> Vec<Candidate> {
+        vec![
+            candidate("fp32", "fp32", true, 0.973, 100.0),
+            candidate("O2", "fp32", true, 0.973, 120.0),
+            candidate("O3", "fp32", false, 0.973, 400.0),
+            candidate("int8", "int8", true, 0.966, 200.0),
+            candidate("O2-int8", "int8", true, 0.964, 230.0),
+        ]
+    }
+
+    #[test]
+    fn fastest_never_picks_a_variant_that_failed_its_gate() {
+        let (index, reason) = choose("fastest", None, &field()).unwrap();
+        assert_eq!(field()[index].name, "O2-int8");
+        assert!(reason.contains("2.30× fp32's 100.0"), "{reason}");
+    }
+
+    #[test]
+    fn fastest_prefers_the_more_accurate_of_variants_within_the_noise() {
+        let mut field = field();
+        field[4].throughput = 205.0;
+        let (index, reason) = choose("fastest", None, &field).unwrap();
+        assert_eq!(field[index].name, "int8");
+        assert!(reason.contains("1 other passing variant(s) within 5%"), "{reason}");
+    }
+
+    #[test]
+    fn most_accurate_takes_the_faster_of_equally_accurate_variants() {
+        let (index, _) = choose("most_accurate", None, &field()).unwrap();
+        assert_eq!(field()[index].name, "O2");
+    }
+
+    #[test]
+    fn a_named_variant_serves_only_if_it_passed() {
+        let (index, reason) = choose("named", Some("int8"), &field()).unwrap();
+        assert_eq!(field()[index].name, "int8");
+        assert!(reason.starts_with("named in the spec"), "{reason}");
+        let error = choose("named", Some("O3"), &field()).unwrap_err().to_string();
+        assert!(
+            error.contains("fails its parity gate") && error.contains("1.6e-3"),
+            "{error}"
+        );
+        let error = choose("named", Some("O1"), &field()).unwrap_err().to_string();
+        assert!(error.contains("was not made"), "{error}");
+    }
+
+    #[test]
+    fn nothing_serves_when_nothing_passed() {
+        let field: Vec<Candidate> = field().into_iter().map(|c| Candidate { passed: false, ..c }).collect();
+        assert!(choose("fastest", None, &field).is_err());
+    }
+}
