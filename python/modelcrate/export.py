@@ -3,7 +3,9 @@
 Writes `artifacts/<name>/onnx/`: model.onnx, config.json, tokenizer.json (truncation at
 the spec's max length, no padding: the Rust runtime pads each batch itself) and
 signature.json (input and output names, element types, dimensions), which is what
-`cargo xtask gen` reads.
+`cargo xtask gen` reads. A sentence-transformers checkpoint is exported as its
+transformer (`last_hidden_state`), and its pooling and normalisation are described in
+pooling.json for the Rust side, which pools over the attention mask itself.
 """
 
 from __future__ import annotations
@@ -69,6 +71,10 @@ def export(spec: Spec) -> None:
     )
     fix_tokenizer(staging / "tokenizer.json", spec.train.max_length)
     write_json(staging / "signature.json", signature(staging / "model.onnx"))
+    if spec.task == "feature-extraction":
+        from .embed import pooling_description
+
+        write_json(staging / "pooling.json", pooling_description(spec.checkpoint_dir))
     shutil.rmtree(spec.onnx_dir, ignore_errors=True)
     staging.replace(spec.onnx_dir)
     print(f"exported {spec.onnx_dir / 'model.onnx'}", flush=True)

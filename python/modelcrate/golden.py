@@ -5,6 +5,8 @@ Reads `golden/<name>/inputs.json` and the checkpoint; writes
 PyTorch's logits (each case run alone, unpadded) and the `transformers`
 text-classification pipeline's own JSON for the parameter sets the server accepts.
 The same for all cases as one batch, and PyTorch's predictions on the whole test split.
+For a sentence-embedding model: `SentenceTransformer.encode` per case and retrieval over
+the test split (see `embed`).
 """
 
 from __future__ import annotations
@@ -91,8 +93,22 @@ def golden(spec: Spec) -> None:
     )
 
 
+def golden_embeddings(spec: Spec) -> None:
+    from . import embed
+
+    seed_everything(spec.train.seed)
+    if not (spec.checkpoint_dir / "modules.json").is_file():
+        raise SystemExit(f"no sentence-transformers checkpoint at {spec.checkpoint_dir}: run `cargo xtask train` first")
+    cases = json.loads((spec.golden_dir / "inputs.json").read_text(encoding="utf-8"))["cases"]
+    write_json(spec.golden_dir / "reference.json", embed.golden(spec, cases, checkpoint_digest(spec.checkpoint_dir)))
+
+
 def main() -> None:
-    golden(from_cli(__doc__ or "golden"))
+    spec = from_cli(__doc__ or "golden")
+    if spec.task == "feature-extraction":
+        golden_embeddings(spec)
+    else:
+        golden(spec)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,10 @@
-"""Fine-tune a text classifier from its spec; write the checkpoint and metrics.json.
+"""Fine-tune a model from its spec; write the checkpoint and metrics.json.
+
+Text classifiers are fine-tuned here, by one of three strategies: `full` (every weight),
+`lora` (PEFT LoRA adapters on the attention's query and value projections plus the
+classifier head, merged into the weights with `merge_and_unload` before saving, so the
+export is an ordinary model) or `head-only` (the backbone frozen, the classifier head
+trained). Sentence-embedding models are trained in `embed`.
 
 Writes `artifacts/<name>/data/{train,validation,test}.jsonl` (the split, so later
 steps and the Rust parity check see the same articles), `checkpoint/` (safetensors,
@@ -7,17 +13,12 @@ config.json with id2label, tokenizer) and `metrics.json`.
 
 from __future__ import annotations
 
-import math
 import shutil
 import time
 
 from . import bbc
+from .fit import fit
 from .spec import Spec, base_model_path, from_cli, seed_everything, write_json
-
-
-def _batches(encoded: list[dict], order: list[int], batch_size: int):
-    for start in range(0, len(order), batch_size):
-        yield [encoded[i] for i in order[start : start + batch_size]]
 
 
 def evaluate(model, tokenizer, texts: list[str], max_length: int, batch_size: int = 32) -> list[int]:
@@ -43,17 +44,29 @@ def accuracy(predictions: list[int], targets: list[int]) -> float:
     return sum(p == t for p, t in zip(predictions, targets, strict=True)) / len(targets)
 
 
-def train(spec: Spec) -> None:
-    import torch
-    from transformers import (
-        AutoModelForSequenceClassification,
-        AutoTokenizer,
-        DataCollatorWithPadding,
-        get_linear_schedule_with_warmup,
-    )
+# LoRA as Modelcrate runs it; the model card states these.
+LORA = {"r": 8, "lora_alpha": 16, "lora_dropout": 0.1, "target_modules": ["query", "value"]}
 
-    if spec.train.strategy != "full":
-        raise SystemExit(f"strategy `{spec.train.strategy}` is not implemented for {spec.task}")
+
+def prepare(model, strategy: str):
+    """The model to train under `strategy`: frozen parts frozen, adapters added."""
+    if strategy == "full":
+        return model
+    if strategy == "head-only":
+        for parameter in model.base_model.parameters():
+            parameter.requires_grad_(False)
+        return model
+    if strategy == "lora":
+        from peft import LoraConfig, TaskType, get_peft_model
+
+        # SEQ_CLS keeps the new classifier head fully trainable next to the adapters.
+        return get_peft_model(model, LoraConfig(task_type=TaskType.SEQ_CLS, **LORA))
+    raise SystemExit(f"strategy `{strategy}` is not implemented for text classification")
+
+
+def train(spec: Spec) -> None:
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
+
     started = time.monotonic()
     seed_everything(spec.train.seed)
 
@@ -71,46 +84,36 @@ def train(spec: Spec) -> None:
         label2id={label: i for i, label in enumerate(labels)},
         problem_type=spec.problem_type,
     )
+    model = prepare(model, spec.train.strategy)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    print(f"{spec.train.strategy}: {trainable:,} of {total:,} parameters trained ({100 * trainable / total:.2f} %)", flush=True)
 
     train_set = splits["train"]
     encoded = [
         {**tokenizer(e.text, truncation=True, max_length=spec.train.max_length), "labels": e.label} for e in train_set
     ]
     collate = DataCollatorWithPadding(tokenizer)
-    steps_per_epoch = math.ceil(len(encoded) / spec.train.batch_size)
-    total_steps = steps_per_epoch * spec.train.epochs
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=spec.train.learning_rate, weight_decay=spec.train.weight_decay
-    )
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(total_steps * spec.train.warmup_ratio), total_steps)
-    shuffler = torch.Generator().manual_seed(spec.train.seed)
-
     validation_texts = [e.text for e in splits["validation"]]
     validation_targets = [e.label for e in splits["validation"]]
-    history = []
-    step = 0
-    for epoch in range(1, spec.train.epochs + 1):
-        model.train()
-        order = torch.randperm(len(encoded), generator=shuffler).tolist()
-        running = 0.0
-        for batch in _batches(encoded, order, spec.train.batch_size):
-            loss = model(**collate(batch)).loss
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
-            running += loss.item()
-            step += 1
-            if step % 20 == 0 or step == total_steps:
-                print(
-                    f"epoch {epoch}/{spec.train.epochs} step {step}/{total_steps} "
-                    f"loss {running / ((step - 1) % steps_per_epoch + 1):.4f} ({time.monotonic() - started:.0f}s)",
-                    flush=True,
-                )
+
+    def validation(epoch: int) -> dict:
         val_acc = accuracy(evaluate(model, tokenizer, validation_texts, spec.train.max_length), validation_targets)
-        history.append({"epoch": epoch, "train_loss": running / steps_per_epoch, "validation_accuracy": val_acc})
         print(f"epoch {epoch}: validation accuracy {val_acc:.4f}", flush=True)
+        return {"validation_accuracy": val_acc}
+
+    history = fit(
+        model,
+        spec,
+        len(encoded),
+        lambda batch: model(**collate([encoded[i] for i in batch])).loss,
+        validation,
+        started,
+    )
     train_seconds = time.monotonic() - started
+    if spec.train.strategy == "lora":
+        # Fold the adapters into the weights: what is tested, saved and exported is a plain model.
+        model = model.merge_and_unload()
 
     test_texts = [e.text for e in splits["test"]]
     test_targets = [e.label for e in splits["test"]]
@@ -125,8 +128,6 @@ def train(spec: Spec) -> None:
     shutil.rmtree(spec.checkpoint_dir, ignore_errors=True)
     staging.replace(spec.checkpoint_dir)
 
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    total = sum(p.numel() for p in model.parameters())
     write_json(
         spec.artifact_dir / "metrics.json",
         {
@@ -139,13 +140,20 @@ def train(spec: Spec) -> None:
             "epochs": history,
             "trainable_parameters": trainable,
             "total_parameters": total,
+            "lora": LORA if spec.train.strategy == "lora" else None,
             "train_seconds": round(train_seconds, 1),
         },
     )
 
 
 def main() -> None:
-    train(from_cli(__doc__ or "train"))
+    spec = from_cli(__doc__ or "train")
+    if spec.task == "feature-extraction":
+        from . import embed
+
+        embed.train(spec)
+    else:
+        train(spec)
 
 
 if __name__ == "__main__":

@@ -1,19 +1,16 @@
 //! Sequence classification: logits from ONNX Runtime, then scores and rankings exactly
 //! as the `transformers` text-classification pipeline computes them.
 
-use std::borrow::Cow;
 use std::path::Path;
 
 use ndarray::{Array2, Axis, Ix2};
-use ort::session::{Session, SessionInputValue};
-use ort::value::TensorRef;
+use ort::session::Session;
 
 use crate::error::{Error, Result};
 use crate::pool::SessionPool;
 use crate::registry::{LoadOptions, ModelInfo, Task};
 use crate::signature::Signature;
-use crate::text::{EncodedBatch, TextEncoder};
-use crate::variants;
+use crate::text::{EncodedBatch, TextEncoder, TextModelParts};
 
 /// `config.json`'s `problem_type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,35 +161,23 @@ pub struct TextClassifier {
     max_batch_size: usize,
 }
 
-const TEXT_INPUTS: [&str; 3] = ["input_ids", "attention_mask", "token_type_ids"];
-
 impl TextClassifier {
     /// Loads the chosen variant of `dir` with `dir/tokenizer.json` and `dir/config.json`,
     /// refusing an artifact whose signature or labels differ from `spec`.
     pub fn load(dir: &Path, spec: TextClassifierSpec, options: &LoadOptions) -> Result<Self> {
-        if let Some(unknown) = spec.signature.inputs.iter().find(|i| !TEXT_INPUTS.contains(&i.name)) {
-            return Err(Error::SignatureMismatch {
-                path: dir.to_path_buf(),
-                mismatch: format!("input `{}` is not one a text model can be given", unknown.name),
-            });
-        }
         check_labels(&dir.join("config.json"), spec.labels)?;
-        let variant = variants::resolve(dir, &options.variant)?;
-        let model = dir.join(&variant.file);
-        let pool = SessionPool::open(&model, options)?;
-        pool.inspect(|session| spec.signature.check(session, &model))?;
-        let encoder = TextEncoder::from_file(&dir.join("tokenizer.json"), spec.max_length)?;
+        let TextModelParts { variant, pool, encoder } =
+            TextModelParts::open(dir, &spec.signature, spec.max_length, options)?;
         Ok(Self {
             info: ModelInfo {
                 name: spec.name,
                 task: Task::TextClassification,
                 labels: spec.labels,
                 max_length: spec.max_length,
-                problem_type: spec.problem_type,
-                variant: variant.name,
-                variant_file: variant.file,
-                variant_kind: variant.kind,
-                selection: variant.selection,
+                problem_type: Some(spec.problem_type),
+                dimension: None,
+                signature: spec.signature,
+                variant,
                 sessions: pool.size(),
             },
             spec,
@@ -270,16 +255,7 @@ impl TextClassifier {
     }
 
     fn run(&self, session: &mut Session, batch: &EncodedBatch) -> Result<Array2<f32>> {
-        let mut inputs: Vec<(Cow<'_, str>, SessionInputValue<'_>)> = Vec::with_capacity(3);
-        for input in self.spec.signature.inputs {
-            let tensor = match input.name {
-                "input_ids" => &batch.input_ids,
-                "attention_mask" => &batch.attention_mask,
-                _ => &batch.token_type_ids,
-            };
-            inputs.push((Cow::Borrowed(input.name), TensorRef::from_array_view(tensor)?.into()));
-        }
-        let outputs = session.run(inputs)?;
+        let outputs = session.run(batch.session_inputs(&self.spec.signature)?)?;
         let output = outputs
             .get(self.spec.logits_output)
             .ok_or_else(|| Error::OutputShape(format!("no output named `{}`", self.spec.logits_output)))?;

@@ -1,11 +1,13 @@
 //! What every generated model crate shares: the ONNX Runtime environment and session
 //! pools, the check of an artifact against the signature a crate was generated from,
-//! tokenization into batched tensors, and the Hugging Face post-processing.
+//! tokenization into batched tensors, and the Hugging Face post-processing (pipeline
+//! scores for classifiers, sentence-transformers pooling for embedding models).
 //!
 //! Generated crates hold only model-specific constants and types, and call in here;
 //! the server reaches models only through [`registry`].
 
 pub mod classification;
+pub mod embedding;
 pub mod environment;
 pub mod error;
 pub mod pool;
@@ -15,6 +17,7 @@ pub mod text;
 pub mod variants;
 
 pub use classification::{ClassificationFunction, LabelScore, ProblemType, TextClassifier};
+pub use embedding::{Pooling, SentenceEmbedder};
 pub use error::{Error, Result};
 pub use registry::{LoadOptions, LoadedModel, ModelEntry, ModelInfo, Task};
 pub use signature::{Signature, TensorSpec};

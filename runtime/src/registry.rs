@@ -4,18 +4,23 @@
 use std::path::{Path, PathBuf};
 
 use crate::classification::{ProblemType, TextClassifier};
+use crate::embedding::SentenceEmbedder;
 use crate::error::Result;
-use crate::variants::{VariantChoice, VariantKind};
+use crate::signature::Signature;
+use crate::variants::{Resolved, VariantChoice};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Task {
     TextClassification,
+    /// Sentence embeddings (the Hugging Face pipeline's name for it).
+    FeatureExtraction,
 }
 
 impl Task {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::TextClassification => "text-classification",
+            Self::FeatureExtraction => "feature-extraction",
         }
     }
 }
@@ -54,25 +59,38 @@ pub struct ModelInfo {
     pub task: Task,
     pub labels: &'static [&'static str],
     pub max_length: usize,
-    pub problem_type: ProblemType,
-    /// The variant's name (`fp32`, `O2`, `int8`, …), its file and its kind.
-    pub variant: String,
-    pub variant_file: String,
-    pub variant_kind: VariantKind,
-    /// Why this variant serves: named by the operator, or selected and by what measure.
-    pub selection: String,
+    /// Classifiers only.
+    pub problem_type: Option<ProblemType>,
+    /// Embedding models only: the vector's length.
+    pub dimension: Option<usize>,
+    /// The ONNX signature the model's crate was generated from (and checked at load).
+    pub signature: Signature,
+    /// The variant loaded (`fp32`, `O2`, `int8`, …): its file, its kind, and why it serves
+    /// (named by the operator, or selected and by what measure).
+    pub variant: Resolved,
     pub sessions: usize,
 }
 
 /// A loaded model, by task.
 pub enum LoadedModel {
     TextClassification(TextClassifier),
+    FeatureExtraction(SentenceEmbedder),
 }
 
 impl LoadedModel {
     pub fn info(&self) -> &ModelInfo {
         match self {
             Self::TextClassification(model) => model.info(),
+            Self::FeatureExtraction(model) => model.info(),
+        }
+    }
+
+    /// The whole work of a request for `texts` (tokenize, infer, post-process) with the
+    /// model's defaults, its answer dropped: what warm-up and measurement run.
+    pub fn process(&self, texts: &[&str]) -> Result<()> {
+        match self {
+            Self::TextClassification(model) => model.scores(texts, None).map(drop),
+            Self::FeatureExtraction(model) => model.embed(texts).map(drop),
         }
     }
 }

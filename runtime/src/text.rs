@@ -4,12 +4,47 @@
 //! `transformers` pipeline does with `truncation=True`); padding is done here, to the
 //! longest sequence of each batch, so that no batch pays for more than it holds.
 
+use std::borrow::Cow;
 use std::path::Path;
 
 use ndarray::Array2;
+use ort::session::SessionInputValue;
+use ort::value::TensorRef;
 use tokenizers::{Encoding, Tokenizer, TruncationParams, TruncationStrategy};
 
 use crate::error::{Error, Result};
+use crate::pool::SessionPool;
+use crate::registry::LoadOptions;
+use crate::signature::Signature;
+use crate::variants::{self, Resolved};
+
+/// The inputs a text transformer may take, all built by [`TextEncoder::encode`].
+const TEXT_INPUTS: [&str; 3] = ["input_ids", "attention_mask", "token_type_ids"];
+
+/// What every text model loads from its folder: the chosen variant's sessions, checked
+/// against the signature the crate was generated from, and the tokenizer.
+pub struct TextModelParts {
+    pub variant: Resolved,
+    pub pool: SessionPool,
+    pub encoder: TextEncoder,
+}
+
+impl TextModelParts {
+    pub fn open(dir: &Path, signature: &Signature, max_length: usize, options: &LoadOptions) -> Result<Self> {
+        if let Some(unknown) = signature.inputs.iter().find(|i| !TEXT_INPUTS.contains(&i.name)) {
+            return Err(Error::SignatureMismatch {
+                path: dir.to_path_buf(),
+                mismatch: format!("input `{}` is not one a text model can be given", unknown.name),
+            });
+        }
+        let variant = variants::resolve(dir, &options.variant)?;
+        let model = dir.join(&variant.file);
+        let pool = SessionPool::open(&model, options)?;
+        pool.inspect(|session| signature.check(session, &model))?;
+        let encoder = TextEncoder::from_file(&dir.join("tokenizer.json"), max_length)?;
+        Ok(Self { variant, pool, encoder })
+    }
+}
 
 pub struct TextEncoder {
     tokenizer: Tokenizer,
@@ -24,6 +59,22 @@ pub struct EncodedBatch {
     pub attention_mask: Array2<i64>,
     pub token_type_ids: Array2<i64>,
     pub lengths: Vec<usize>,
+}
+
+impl EncodedBatch {
+    /// The tensors the signature asks for, by name, borrowed for one `session.run`.
+    pub fn session_inputs(&self, signature: &Signature) -> Result<Vec<(Cow<'static, str>, SessionInputValue<'_>)>> {
+        let mut inputs = Vec::with_capacity(signature.inputs.len());
+        for input in signature.inputs {
+            let tensor = match input.name {
+                "input_ids" => &self.input_ids,
+                "attention_mask" => &self.attention_mask,
+                _ => &self.token_type_ids,
+            };
+            inputs.push((Cow::Borrowed(input.name), TensorRef::from_array_view(tensor)?.into()));
+        }
+        Ok(inputs)
+    }
 }
 
 impl TextEncoder {

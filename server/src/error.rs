@@ -71,3 +71,9 @@ impl IntoResponse for ApiError {
         (self.status(), Json(body)).into_response()
     }
 }
+
+impl From<modelcrate_runtime::Error> for ApiError {
+    fn from(error: modelcrate_runtime::Error) -> Self {
+        Self::Inference(error.to_string())
+    }
+}

@@ -45,9 +45,9 @@ pub fn load_all(
         let info = model.info();
         tracing::info!(
             model = entry.name,
-            variant = %info.variant,
-            file = %info.variant_file,
-            selection = %info.selection,
+            variant = %info.variant.name,
+            file = %info.variant.file,
+            selection = %info.variant.selection,
             seconds = started.elapsed().as_secs_f64(),
             "loaded"
         );

@@ -1,6 +1,7 @@
-//! The Hugging Face Inference API request for text classification, validated by hand
-//! so that every refusal names the field and what was wrong with it:
-//! `{"inputs": str | [str], "parameters": {"top_k": n | null, "function_to_apply": …}}`.
+//! The Hugging Face Inference API requests, validated by hand so that every refusal
+//! names the field and what was wrong with it. Text classification:
+//! `{"inputs": str | [str], "parameters": {"top_k": n | null, "function_to_apply": …}}`;
+//! feature extraction: `{"inputs": str | [str], "parameters": {"normalize": bool}}`.
 
 use modelcrate_runtime::ClassificationFunction;
 use serde_json::{Map, Value};
@@ -72,80 +73,112 @@ fn text(value: &Value, place: &str) -> Result<String, ApiError> {
     Ok(text.clone())
 }
 
+/// `inputs` and the `parameters` object (empty when absent or null), with every field
+/// outside `inputs`/`parameters` and every parameter outside `known` refused.
+fn parse_body(body: &[u8], max_inputs: usize, known: &[&str]) -> Result<(Inputs, Map<String, Value>), ApiError> {
+    let value: Value = serde_json::from_slice(body).map_err(|error| ApiError::MalformedJson(error.to_string()))?;
+    let Value::Object(object) = value else {
+        return Err(invalid(format!("the body must be a JSON object, got {}", kind(&value))));
+    };
+    refuse_unknown(&object, "", &["inputs", "parameters"])?;
+    let inputs = match object.get("inputs") {
+        None => return Err(invalid("missing field `inputs`".into())),
+        Some(Value::Array(items)) => {
+            if items.is_empty() {
+                return Err(invalid("`inputs` is an empty array; send at least one text".into()));
+            }
+            if items.len() > max_inputs {
+                return Err(ApiError::PayloadTooLarge(format!(
+                    "`inputs` has {} texts; at most {max_inputs} are allowed per request (--max-client-batch-size)",
+                    items.len()
+                )));
+            }
+            let texts = items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| text(item, &format!("inputs[{i}]")))
+                .collect::<Result<_, _>>()?;
+            Inputs::Many(texts)
+        }
+        Some(value @ Value::String(_)) => Inputs::One(text(value, "inputs")?),
+        Some(value) => {
+            return Err(invalid(format!(
+                "`inputs` must be a string or an array of strings, got {}",
+                kind(value)
+            )));
+        }
+    };
+    let parameters = match object.get("parameters") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(parameters)) => {
+            refuse_unknown(parameters, "parameters.", known)?;
+            parameters.clone()
+        }
+        Some(value) => return Err(invalid(format!("`parameters` must be an object, got {}", kind(value)))),
+    };
+    Ok((inputs, parameters))
+}
+
 impl ClassifyRequest {
     /// Parses and validates a request body; `max_inputs` bounds a list of inputs.
     pub fn parse(body: &[u8], max_inputs: usize) -> Result<Self, ApiError> {
-        let value: Value = serde_json::from_slice(body).map_err(|error| ApiError::MalformedJson(error.to_string()))?;
-        let Value::Object(object) = value else {
-            return Err(invalid(format!("the body must be a JSON object, got {}", kind(&value))));
-        };
-        refuse_unknown(&object, "", &["inputs", "parameters"])?;
-        let inputs = match object.get("inputs") {
-            None => return Err(invalid("missing field `inputs`".into())),
-            Some(Value::Array(items)) => {
-                if items.is_empty() {
-                    return Err(invalid("`inputs` is an empty array; send at least one text".into()));
-                }
-                if items.len() > max_inputs {
-                    return Err(ApiError::PayloadTooLarge(format!(
-                        "`inputs` has {} texts; at most {max_inputs} are allowed per request (--max-client-batch-size)",
-                        items.len()
+        let (inputs, parameters) = parse_body(body, max_inputs, &["top_k", "function_to_apply"])?;
+        let top_k = match parameters.get("top_k") {
+            None => TopK::Absent,
+            Some(Value::Null) => TopK::All,
+            Some(value) => match value.as_u64() {
+                Some(k) if k >= 1 => TopK::K(usize::try_from(k).unwrap_or(usize::MAX)),
+                _ => {
+                    return Err(invalid(format!(
+                        "`parameters.top_k` must be a positive integer or null, got {value}"
                     )));
                 }
-                let texts = items
-                    .iter()
-                    .enumerate()
-                    .map(|(i, item)| text(item, &format!("inputs[{i}]")))
-                    .collect::<Result<_, _>>()?;
-                Inputs::Many(texts)
-            }
-            Some(value @ Value::String(_)) => Inputs::One(text(value, "inputs")?),
+            },
+        };
+        let function = match parameters.get("function_to_apply") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(name)) => Some(ClassificationFunction::parse(name).ok_or_else(|| {
+                invalid(format!(
+                    "`parameters.function_to_apply` must be \"softmax\", \"sigmoid\" or \"none\", got {name:?}"
+                ))
+            })?),
             Some(value) => {
                 return Err(invalid(format!(
-                    "`inputs` must be a string or an array of strings, got {}",
+                    "`parameters.function_to_apply` must be a string, got {}",
                     kind(value)
                 )));
             }
         };
-        let mut request = Self {
+        Ok(Self {
             inputs,
-            top_k: TopK::Absent,
-            function: None,
-        };
-        match object.get("parameters") {
-            None | Some(Value::Null) => {}
-            Some(Value::Object(parameters)) => {
-                refuse_unknown(parameters, "parameters.", &["top_k", "function_to_apply"])?;
-                request.top_k = match parameters.get("top_k") {
-                    None => TopK::Absent,
-                    Some(Value::Null) => TopK::All,
-                    Some(value) => match value.as_u64() {
-                        Some(k) if k >= 1 => TopK::K(usize::try_from(k).unwrap_or(usize::MAX)),
-                        _ => {
-                            return Err(invalid(format!(
-                                "`parameters.top_k` must be a positive integer or null, got {value}"
-                            )));
-                        }
-                    },
-                };
-                request.function = match parameters.get("function_to_apply") {
-                    None | Some(Value::Null) => None,
-                    Some(Value::String(name)) => Some(ClassificationFunction::parse(name).ok_or_else(|| {
-                        invalid(format!(
-                            "`parameters.function_to_apply` must be \"softmax\", \"sigmoid\" or \"none\", got {name:?}"
-                        ))
-                    })?),
-                    Some(value) => {
-                        return Err(invalid(format!(
-                            "`parameters.function_to_apply` must be a string, got {}",
-                            kind(value)
-                        )));
-                    }
-                };
+            top_k,
+            function,
+        })
+    }
+}
+
+/// A feature-extraction request: texts, and whether to L2-normalise (the model's own
+/// choice when absent).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmbedRequest {
+    pub inputs: Inputs,
+    pub normalize: Option<bool>,
+}
+
+impl EmbedRequest {
+    pub fn parse(body: &[u8], max_inputs: usize) -> Result<Self, ApiError> {
+        let (inputs, parameters) = parse_body(body, max_inputs, &["normalize"])?;
+        let normalize = match parameters.get("normalize") {
+            None | Some(Value::Null) => None,
+            Some(Value::Bool(normalize)) => Some(*normalize),
+            Some(value) => {
+                return Err(invalid(format!(
+                    "`parameters.normalize` must be true or false, got {}",
+                    kind(value)
+                )));
             }
-            Some(value) => return Err(invalid(format!("`parameters` must be an object, got {}", kind(value)))),
-        }
-        Ok(request)
+        };
+        Ok(Self { inputs, normalize })
     }
 }
 
@@ -210,6 +243,25 @@ mod tests {
             message(r#"{"inputs": "a", "parameters": {"function_to_apply": "relu"}}"#).contains("function_to_apply")
         );
         assert!(message(r#"{"inputs": "a", "parameters": 3}"#).contains("`parameters` must be an object"));
+    }
+
+    #[test]
+    fn an_embedding_request_takes_normalize_and_refuses_classification_parameters() {
+        let request = EmbedRequest::parse(br#"{"inputs": ["a"], "parameters": {"normalize": false}}"#, 4).unwrap();
+        assert_eq!(request.normalize, Some(false));
+        assert_eq!(EmbedRequest::parse(br#"{"inputs": "a"}"#, 4).unwrap().normalize, None);
+        let error = EmbedRequest::parse(br#"{"inputs": "a", "parameters": {"top_k": 1}}"#, 4).unwrap_err();
+        assert!(
+            error.to_string().contains("unknown field `parameters.top_k`"),
+            "{error}"
+        );
+        let error = EmbedRequest::parse(br#"{"inputs": "a", "parameters": {"normalize": "yes"}}"#, 4).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("`parameters.normalize` must be true or false, got a string"),
+            "{error}"
+        );
     }
 
     #[test]

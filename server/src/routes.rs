@@ -10,12 +10,12 @@ use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, Uri, header};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use modelcrate_runtime::LoadedModel;
+use modelcrate_runtime::{LoadedModel, TensorSpec};
 use serde_json::{Value, json};
 
 use crate::error::ApiError;
 use crate::pipeline_json;
-use crate::request::ClassifyRequest;
+use crate::request::{ClassifyRequest, EmbedRequest, Inputs};
 
 /// Limits a request is checked against.
 #[derive(Debug, Clone, Copy)]
@@ -56,13 +56,18 @@ async fn list_models(State(state): State<AppState>) -> Json<Value> {
                 "name": info.name,
                 "task": info.task.as_str(),
                 "labels": info.labels,
-                "problem_type": info.problem_type.as_str(),
+                "problem_type": info.problem_type.map(|p| p.as_str()),
+                "dimension": info.dimension,
+                "signature": {
+                    "inputs": tensors(info.signature.inputs),
+                    "outputs": tensors(info.signature.outputs),
+                },
                 "max_length": info.max_length,
                 "variant": {
-                    "name": info.variant,
-                    "file": info.variant_file,
-                    "kind": info.variant_kind,
-                    "selection": info.selection,
+                    "name": info.variant.name,
+                    "file": info.variant.file,
+                    "kind": info.variant.kind,
+                    "selection": info.variant.selection,
                 },
                 "sessions": info.sessions,
                 "max_client_batch_size": state.limits.max_client_batch_size,
@@ -70,6 +75,14 @@ async fn list_models(State(state): State<AppState>) -> Json<Value> {
         })
         .collect();
     Json(Value::Array(models))
+}
+
+/// Tensors as `/models` lists them; `null` marks a dynamic dimension.
+fn tensors(specs: &[TensorSpec]) -> Vec<Value> {
+    specs
+        .iter()
+        .map(|t| json!({"name": t.name, "dtype": t.dtype.as_str(), "dims": t.dims}))
+        .collect()
 }
 
 fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
@@ -105,19 +118,35 @@ async fn predict(
             rejection.body_text()
         ))
     })?;
-    let request = ClassifyRequest::parse(&body, state.limits.max_client_batch_size)?;
+    let max_inputs = state.limits.max_client_batch_size;
+    // Parsing is cheap; it runs with inference, off the async runtime.
     let answer = tokio::task::spawn_blocking(move || -> Result<Value, ApiError> {
-        let LoadedModel::TextClassification(classifier) = model.as_ref();
-        let scores = classifier
-            .scores(&request.inputs.texts(), request.function)
-            .map_err(|error| ApiError::Inference(error.to_string()))?;
-        let single = matches!(request.inputs, crate::request::Inputs::One(_));
-        Ok(pipeline_json::answer(
-            classifier.info().labels,
-            &scores,
-            request.top_k,
-            single,
-        ))
+        match model.as_ref() {
+            LoadedModel::TextClassification(classifier) => {
+                let request = ClassifyRequest::parse(&body, max_inputs)?;
+                let scores = classifier.scores(&request.inputs.texts(), request.function)?;
+                let single = matches!(request.inputs, Inputs::One(_));
+                Ok(pipeline_json::answer(
+                    classifier.info().labels,
+                    &scores,
+                    request.top_k,
+                    single,
+                ))
+            }
+            LoadedModel::FeatureExtraction(embedder) => {
+                let request = EmbedRequest::parse(&body, max_inputs)?;
+                let texts = request.inputs.texts();
+                let embeddings = match request.normalize {
+                    Some(normalize) => embedder.embed_with(&texts, normalize)?,
+                    None => embedder.embed(&texts)?,
+                };
+                // As the Inference API: one vector for one text, a list of vectors for a list.
+                Ok(match (&request.inputs, embeddings.as_slice()) {
+                    (Inputs::One(_), [embedding]) => json!(embedding),
+                    _ => json!(embeddings),
+                })
+            }
+        }
     })
     .await
     .map_err(|error| ApiError::Inference(error.to_string()))??;

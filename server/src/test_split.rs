@@ -16,8 +16,23 @@ pub struct TestRow {
 
 /// Reads the test split of `model`.
 pub fn read(artifacts: &Path, model: &str) -> Result<Vec<TestRow>> {
-    let path = artifacts.join(model).join("data/test.jsonl");
-    let text = std::fs::read_to_string(&path)
+    read_lines(&artifacts.join(model).join("data/test.jsonl"))
+}
+
+/// One held-out article as a retrieval pair: its title is the query, its body the target.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TitleBody {
+    pub title: String,
+    pub body: String,
+}
+
+/// Reads `<artifacts>/<name>/data/test_pairs.jsonl`, written by an embedding model's train step.
+pub fn read_pairs(artifacts: &Path, model: &str) -> Result<Vec<TitleBody>> {
+    read_lines(&artifacts.join(model).join("data/test_pairs.jsonl"))
+}
+
+fn read_lines<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
+    let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read {}: run `cargo xtask train`", path.display()))?;
     text.lines()
         .enumerate()

@@ -22,8 +22,12 @@ fn workspace() -> PathBuf {
 }
 
 fn reference() -> Value {
-    let path = workspace().join("golden/news-topic/reference.json");
-    let text = std::fs::read_to_string(&path).expect("golden/news-topic/reference.json (cargo xtask golden)");
+    reference_of("news-topic")
+}
+
+fn reference_of(model: &str) -> Value {
+    let path = workspace().join("golden").join(model).join("reference.json");
+    let text = std::fs::read_to_string(&path).expect("golden/<model>/reference.json (cargo xtask golden)");
     serde_json::from_str(&text).expect("reference.json is JSON")
 }
 
@@ -108,6 +112,63 @@ async fn predict_answers_like_the_transformers_pipeline_for_every_golden_input()
         ));
     }
     assert!(max_difference <= SCORE_BOUND, "max score difference {max_difference}");
+}
+
+fn cosine(a: &[f64], b: &[f64]) -> f64 {
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
+    dot / (norm(a) * norm(b))
+}
+
+fn vector(value: &Value) -> Vec<f64> {
+    value
+        .as_array()
+        .expect("an embedding is an array")
+        .iter()
+        .map(|v| v.as_f64().expect("of numbers"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embeddings_answer_like_sentence_transformers_in_the_inference_api_shape() {
+    let base = start().await;
+    let reference = reference_of("news-embed");
+    let cases = reference["cases"].as_array().unwrap();
+    // One text: one vector.
+    for case in cases {
+        let (status, answer) = post(&base, "/models/news-embed/predict", &json!({"inputs": case["text"]})).await;
+        assert_eq!(status, 200, "{}: {answer}", case["id"]);
+        let (rust, python) = (vector(&answer), vector(&case["embedding"]));
+        assert_eq!(rust.len(), 384);
+        assert!(cosine(&rust, &python) >= 0.99999, "{}", case["id"]);
+    }
+    // A list: a list of vectors, in order.
+    let texts: Vec<&Value> = cases.iter().map(|case| &case["text"]).collect();
+    let (status, answer) = post(&base, "/models/news-embed/predict", &json!({"inputs": texts})).await;
+    assert_eq!(status, 200);
+    let rows = answer.as_array().unwrap();
+    assert_eq!(rows.len(), cases.len());
+    for (case, row) in cases.iter().zip(rows) {
+        assert!(
+            cosine(&vector(row), &vector(&case["embedding"])) >= 0.99999,
+            "batch {}",
+            case["id"]
+        );
+    }
+    // normalize: false gives the pooled vector before L2 normalisation.
+    let body = json!({"inputs": "Shares rose sharply", "parameters": {"normalize": false}});
+    let (status, answer) = post(&base, "/models/news-embed/predict", &body).await;
+    assert_eq!(status, 200);
+    let norm = vector(&answer).iter().map(|x| x * x).sum::<f64>().sqrt();
+    assert!((norm - 1.0).abs() > 1e-3, "norm {norm}");
+    // Classification parameters mean nothing to an embedding model.
+    let body = json!({"inputs": "a", "parameters": {"top_k": 1}});
+    let (status, answer) = post(&base, "/models/news-embed/predict", &body).await;
+    assert_eq!(status, 422);
+    assert!(
+        answer["error"].as_str().unwrap().contains("parameters.top_k"),
+        "{answer}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -351,6 +412,18 @@ async fn models_and_health_describe_what_is_served() {
         news["labels"],
         json!(["business", "entertainment", "politics", "sports", "tech"])
     );
+    assert_eq!(news["problem_type"], "single_label_classification");
+    assert_eq!(news["dimension"], Value::Null);
+    let embed = by_name["news-embed"];
+    assert_eq!(embed["task"], "feature-extraction");
+    assert_eq!(embed["dimension"], 384);
+    assert_eq!(embed["labels"], json!([]));
+    assert_eq!(
+        embed["signature"]["outputs"],
+        json!([{"name": "last_hidden_state", "dtype": "float32", "dims": [null, null, 384]}])
+    );
+    assert_eq!(news["signature"]["outputs"][0]["dims"], json!([null, 5]));
+    assert_eq!(news["signature"]["inputs"][0]["name"], "input_ids");
     assert_eq!(news["variant"]["name"], "fp32");
     assert_eq!(news["variant"]["file"], "model.onnx");
     assert_eq!(news["variant"]["selection"], "named");
@@ -369,7 +442,13 @@ async fn by_default_the_server_loads_the_selected_variant_and_says_why() {
         .json()
         .await
         .unwrap();
-    let variant = &models[0]["variant"];
+    let news = models
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "news-topic")
+        .unwrap();
+    let variant = &news["variant"];
     assert_eq!(variant["name"], serving.variant.as_str());
     assert_eq!(variant["file"], serving.file.as_str());
     let selection = variant["selection"].as_str().unwrap();

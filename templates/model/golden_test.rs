@@ -12,19 +12,7 @@ use modelcrate_runtime::variants::{Serving, Variants};
 use modelcrate_runtime::{LoadOptions, VariantChoice};
 use {{ model.crate_name }}::{Label, Model, load, load_with};
 
-fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn onnx_dir() -> PathBuf {
-    let artifacts = std::env::var_os("MODELCRATE_ARTIFACTS").map_or_else(|| workspace().join("artifacts"), PathBuf::from);
-    artifacts.join("{{ model.name }}/onnx")
-}
-
-fn variant(name: &str) -> Model {
-    let options = LoadOptions { variant: VariantChoice::Named(name.into()), sessions: 1, ..LoadOptions::default() };
-    load_with(&onnx_dir(), &options).unwrap_or_else(|error| panic!("variant {name} loads: {error}"))
-}
+{% include "shared/variant_tests.rs" %}
 
 #[test]
 fn predict_returns_pytorch_top_label_for_every_golden_input() {
@@ -46,25 +34,6 @@ fn predict_returns_pytorch_top_label_for_every_golden_input() {
         assert_eq!(prediction.label, expected, "case {}", case["id"]);
         assert_eq!(prediction.label.id(), best(&prediction.scores).id, "case {}: the label is the best score", case["id"]);
     }
-}
-
-#[test]
-fn every_made_variant_loads_through_this_crate() {
-    let variants = Variants::read(&onnx_dir()).expect("variants.json is readable").expect("variants.json (cargo xtask optimize)");
-    for made in variants.made() {
-        let model = variant(&made.name);
-        let info = model.classifier().info();
-        assert_eq!((info.variant.as_str(), Some(info.variant_file.as_str())), (made.name.as_str(), made.file.as_deref()));
-        let predictions = model.predict(&["Some text to classify"]).expect("prediction succeeds");
-        assert_eq!(predictions.len(), 1, "variant {}", made.name);
-    }
-}
-
-#[test]
-fn load_serves_the_selected_variant() {
-    let serving = Serving::read(&onnx_dir()).expect("serving.json is readable").expect("serving.json (cargo xtask select)");
-    let model = load(&onnx_dir()).expect("the serving variant loads");
-    assert_eq!(model.classifier().info().variant, serving.variant);
 }
 
 #[test]

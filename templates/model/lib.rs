@@ -26,7 +26,7 @@ use std::path::Path;
 
 use modelcrate_runtime::classification::{ProblemType, TextClassifier, TextClassifierSpec};
 use modelcrate_runtime::signature::{DType, Signature, TensorSpec};
-use modelcrate_runtime::{ClassificationFunction, LoadOptions, LoadedModel, ModelEntry, Result, Task};
+use modelcrate_runtime::{ClassificationFunction, LoadOptions, LoadedModel, ModelEntry, ModelInfo, Result, Task};
 
 /// The model's name: its spec file, artifact folder and route.
 pub const NAME: &str = "{{ model.name }}";
@@ -137,6 +137,11 @@ impl Model {
     /// Raw logits per text, by label id.
     pub fn logits(&self, texts: &[&str]) -> Result<Vec<[f32; LABEL_COUNT]>> {
         self.classifier.logits_fixed(texts)
+    }
+
+    /// What was loaded: name, task, variant (and why it serves), signature.
+    pub fn info(&self) -> &ModelInfo {
+        self.classifier.info()
     }
 
     /// The untyped classifier, as the server uses it.

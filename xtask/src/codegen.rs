@@ -63,6 +63,23 @@ pub struct ModelFacts {
     pub inputs: Vec<Tensor>,
     pub outputs: Vec<Tensor>,
     pub logits_output: String,
+    /// Sentence-embedding models only.
+    pub embedding: Option<EmbeddingFacts>,
+}
+
+/// What an embedding model's crate adds: its vector, pooling and retrieval figures.
+#[derive(Debug, Clone)]
+pub struct EmbeddingFacts {
+    pub dimension: usize,
+    /// `mean` or `cls`, and the runtime's `Pooling` variant for it.
+    pub pooling: String,
+    pub pooling_variant: &'static str,
+    pub normalize: bool,
+    pub hidden_output: String,
+    pub recall_at_1: String,
+    pub recall_at_10: String,
+    pub base_recall_at_1: String,
+    pub base_recall_at_10: String,
 }
 
 #[derive(Template)]
@@ -82,6 +99,21 @@ struct ModelLib<'a> {
 #[derive(Template)]
 #[template(path = "model/golden_test.rs", escape = "none")]
 struct ModelGoldenTest<'a> {
+    model: &'a ModelFacts,
+    command: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "embedding/lib.rs", escape = "none")]
+struct EmbeddingLib<'a> {
+    model: &'a ModelFacts,
+    embedding: &'a EmbeddingFacts,
+    command: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "embedding/golden_test.rs", escape = "none")]
+struct EmbeddingGoldenTest<'a> {
     model: &'a ModelFacts,
     command: &'a str,
 }
@@ -121,9 +153,32 @@ struct ConfigJson {
 
 #[derive(Deserialize)]
 struct MetricsJson {
-    test_accuracy: f64,
+    #[serde(default)]
+    test_accuracy: Option<f64>,
     test_examples: u64,
     train_examples: u64,
+    #[serde(default)]
+    test_recall_at_1: Option<f64>,
+    #[serde(default)]
+    test_recall_at_10: Option<f64>,
+    #[serde(default)]
+    base_test_recall_at_1: Option<f64>,
+    #[serde(default)]
+    base_test_recall_at_10: Option<f64>,
+}
+
+#[derive(Deserialize)]
+struct PoolingJson {
+    mode: String,
+    normalize: bool,
+    dimension: usize,
+}
+
+/// A metric the train step must have written for this task.
+fn metric(value: Option<f64>, name: &str, path: &Path) -> Result<String> {
+    value
+        .map(|v| format!("{v:.4}"))
+        .with_context(|| format!("{}: no `{name}` (run `cargo xtask train --force`)", path.display()))
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path, made_by: &str) -> Result<T> {
@@ -193,30 +248,8 @@ impl ModelFacts {
         let onnx = paths.onnx(&spec.name);
         let signature_path = onnx.join("signature.json");
         let signature: SignatureJson = read_json(&signature_path, "export")?;
-        let config_path = onnx.join("config.json");
-        let config: ConfigJson = read_json(&config_path, "export")?;
-        let metrics: MetricsJson = read_json(&paths.artifact(&spec.name).join("metrics.json"), "train")?;
-
-        let mut labels = Vec::new();
-        for id in 0..config.id2label.len() {
-            let label = config
-                .id2label
-                .get(&id.to_string())
-                .with_context(|| format!("{}: id2label has no id {id}", config_path.display()))?;
-            labels.push(LabelVariant {
-                id,
-                label: label.clone(),
-                variant: variant_name(label),
-            });
-        }
-        let mut seen = std::collections::HashSet::new();
-        if let Some(clash) = labels.iter().find(|l| !seen.insert(l.variant.clone())) {
-            bail!(
-                "{}: two labels map to the Rust variant `{}`",
-                config_path.display(),
-                clash.variant
-            );
-        }
+        let metrics_path = paths.artifact(&spec.name).join("metrics.json");
+        let metrics: MetricsJson = read_json(&metrics_path, "train")?;
         let inputs = signature
             .inputs
             .iter()
@@ -227,21 +260,14 @@ impl ModelFacts {
             .iter()
             .map(|t| tensor(t, &signature_path))
             .collect::<Result<Vec<_>>>()?;
-        let logits = outputs.iter().find(|t| t.name == "logits").with_context(|| {
-            format!(
-                "{}: a text classifier needs an output named `logits`",
-                signature_path.display()
-            )
-        })?;
-        if logits.dims_rust != format!("&[None, Some({})]", labels.len()) {
-            bail!(
-                "{}: `logits` has dimensions {}, expected [batch, {}] for {} labels",
-                signature_path.display(),
-                logits.dims_shown,
-                labels.len(),
-                labels.len()
-            );
-        }
+        let (labels, logits_output, test_accuracy, embedding) = if spec.task == "feature-extraction" {
+            let embedding = embedding_facts(&onnx, &signature_path, &outputs, &metrics, &metrics_path)?;
+            (Vec::new(), String::new(), String::new(), Some(embedding))
+        } else {
+            let (labels, logits) = classifier_facts(&onnx.join("config.json"), &signature_path, &outputs)?;
+            let accuracy = metric(metrics.test_accuracy, "test_accuracy", &metrics_path)?;
+            (labels, logits, accuracy, None)
+        };
         Ok(Self {
             name: spec.name.clone(),
             crate_name: spec.name.replace('-', "_"),
@@ -266,13 +292,107 @@ impl ModelFacts {
             },
             train_examples: metrics.train_examples,
             test_examples: metrics.test_examples,
-            test_accuracy: format!("{:.4}", metrics.test_accuracy),
+            test_accuracy,
             labels,
-            logits_output: logits.name.clone(),
+            logits_output,
             inputs,
             outputs,
+            embedding,
         })
     }
+}
+
+/// Labels from `config.json`'s `id2label`, and the `logits` output that must match them.
+fn classifier_facts(
+    config_path: &Path,
+    signature_path: &Path,
+    outputs: &[Tensor],
+) -> Result<(Vec<LabelVariant>, String)> {
+    let config: ConfigJson = read_json(config_path, "export")?;
+    let mut labels = Vec::new();
+    for id in 0..config.id2label.len() {
+        let label = config
+            .id2label
+            .get(&id.to_string())
+            .with_context(|| format!("{}: id2label has no id {id}", config_path.display()))?;
+        labels.push(LabelVariant {
+            id,
+            label: label.clone(),
+            variant: variant_name(label),
+        });
+    }
+    let mut seen = std::collections::HashSet::new();
+    if let Some(clash) = labels.iter().find(|l| !seen.insert(l.variant.clone())) {
+        bail!(
+            "{}: two labels map to the Rust variant `{}`",
+            config_path.display(),
+            clash.variant
+        );
+    }
+    let logits = outputs.iter().find(|t| t.name == "logits").with_context(|| {
+        format!(
+            "{}: a text classifier needs an output named `logits`",
+            signature_path.display()
+        )
+    })?;
+    if logits.dims_rust != format!("&[None, Some({})]", labels.len()) {
+        bail!(
+            "{}: `logits` has dimensions {}, expected [batch, {}] for {} labels",
+            signature_path.display(),
+            logits.dims_shown,
+            labels.len(),
+            labels.len()
+        );
+    }
+    Ok((labels, logits.name.clone()))
+}
+
+/// Pooling from `pooling.json`, and the `last_hidden_state` output it pools.
+fn embedding_facts(
+    onnx: &Path,
+    signature_path: &Path,
+    outputs: &[Tensor],
+    metrics: &MetricsJson,
+    metrics_path: &Path,
+) -> Result<EmbeddingFacts> {
+    let pooling_path = onnx.join("pooling.json");
+    let pooling: PoolingJson = read_json(&pooling_path, "export")?;
+    let pooling_variant = match pooling.mode.as_str() {
+        "mean" => "Mean",
+        "cls" => "Cls",
+        other => bail!(
+            "{}: pooling `{other}` is not supported (mean or cls)",
+            pooling_path.display()
+        ),
+    };
+    let hidden = outputs
+        .iter()
+        .find(|t| t.name == "last_hidden_state")
+        .with_context(|| {
+            format!(
+                "{}: an embedding model needs an output named `last_hidden_state`",
+                signature_path.display()
+            )
+        })?;
+    if hidden.dims_rust != format!("&[None, None, Some({})]", pooling.dimension) {
+        bail!(
+            "{}: `last_hidden_state` has dimensions {}, expected [batch, tokens, {}] as pooling.json says",
+            signature_path.display(),
+            hidden.dims_shown,
+            pooling.dimension
+        );
+    }
+    Ok(EmbeddingFacts {
+        dimension: pooling.dimension,
+        pooling: pooling.mode,
+        pooling_variant,
+        normalize: pooling.normalize,
+        hidden_output: hidden.name.clone(),
+        recall_at_1: metric(metrics.test_recall_at_1, "test_recall_at_1", metrics_path)?,
+        recall_at_10: metric(metrics.test_recall_at_10, "test_recall_at_10", metrics_path)?,
+        base_recall_at_1: metric(metrics.base_test_recall_at_1, "base_test_recall_at_1", metrics_path)?,
+        base_recall_at_10: metric(metrics.base_test_recall_at_10, "base_test_recall_at_10", metrics_path)?,
+    })
 }
 
 /// The files of `generated/`, path relative to it → contents.
@@ -289,20 +409,31 @@ pub fn render(models: &[ModelFacts], rustfmt_config: &Path) -> Result<BTreeMap<P
             }
             .render()?,
         );
-        files.insert(
-            dir.join("src/lib.rs"),
-            rust(&ModelLib {
-                model,
-                command: COMMAND,
-            })?,
-        );
-        files.insert(
-            dir.join("tests/golden.rs"),
-            rust(&ModelGoldenTest {
-                model,
-                command: COMMAND,
-            })?,
-        );
+        let (lib, golden) = match &model.embedding {
+            Some(embedding) => (
+                rust(&EmbeddingLib {
+                    model,
+                    embedding,
+                    command: COMMAND,
+                })?,
+                rust(&EmbeddingGoldenTest {
+                    model,
+                    command: COMMAND,
+                })?,
+            ),
+            None => (
+                rust(&ModelLib {
+                    model,
+                    command: COMMAND,
+                })?,
+                rust(&ModelGoldenTest {
+                    model,
+                    command: COMMAND,
+                })?,
+            ),
+        };
+        files.insert(dir.join("src/lib.rs"), lib);
+        files.insert(dir.join("tests/golden.rs"), golden);
     }
     files.insert(
         PathBuf::from("models/Cargo.toml"),
@@ -445,12 +576,48 @@ mod tests {
                 dims_shown: "[batch_size, 3]".into(),
             }],
             logits_output: "logits".into(),
+            embedding: None,
+        }
+    }
+
+    pub fn embedding_fixture() -> ModelFacts {
+        let base = fixture();
+        ModelFacts {
+            name: "news-embed".into(),
+            crate_name: "news_embed".into(),
+            description: "Sentence embeddings for news search.".into(),
+            task: "feature-extraction".into(),
+            strategy: "contrastive".into(),
+            epochs: 1,
+            learning_rate: "2e-5".into(),
+            labels: Vec::new(),
+            logits_output: String::new(),
+            test_accuracy: String::new(),
+            outputs: vec![Tensor {
+                name: "last_hidden_state".into(),
+                dtype: "float32".into(),
+                dtype_variant: "Float32",
+                dims_rust: "&[None, None, Some(384)]".into(),
+                dims_shown: "[batch_size, sequence_length, 384]".into(),
+            }],
+            embedding: Some(EmbeddingFacts {
+                dimension: 384,
+                pooling: "mean".into(),
+                pooling_variant: "Mean",
+                normalize: true,
+                hidden_output: "last_hidden_state".into(),
+                recall_at_1: "0.8854".into(),
+                recall_at_10: "0.9933".into(),
+                base_recall_at_1: "0.8517".into(),
+                base_recall_at_10: "0.9865".into(),
+            }),
+            ..base
         }
     }
 
     fn rendered() -> BTreeMap<PathBuf, String> {
         let config = Paths::new().root.join("rustfmt.toml");
-        render(&[fixture()], &config).unwrap()
+        render(&[embedding_fixture(), fixture()], &config).unwrap()
     }
 
     #[test]
@@ -467,6 +634,16 @@ mod tests {
         insta::assert_snapshot!("model_cargo_toml", files[Path::new("news-topic/Cargo.toml")]);
         insta::assert_snapshot!("model_lib_rs", files[Path::new("news-topic/src/lib.rs")]);
         insta::assert_snapshot!("model_golden_test_rs", files[Path::new("news-topic/tests/golden.rs")]);
+    }
+
+    #[test]
+    fn embedding_crate_renders_as_snapshotted() {
+        let files = rendered();
+        insta::assert_snapshot!("embedding_lib_rs", files[Path::new("news-embed/src/lib.rs")]);
+        insta::assert_snapshot!(
+            "embedding_golden_test_rs",
+            files[Path::new("news-embed/tests/golden.rs")]
+        );
     }
 
     #[test]

@@ -103,9 +103,12 @@ impl PyStep {
     fn io(self, paths: &Paths, spec: &ModelSpec) -> (Vec<PathBuf>, Vec<PathBuf>) {
         let art = paths.artifact(&spec.name);
         let onnx = paths.onnx(&spec.name);
+        let embeddings = spec.task == "feature-extraction";
         let code = |modules: &[&str]| -> Vec<PathBuf> {
             let mut files: Vec<PathBuf> = modules
                 .iter()
+                .copied()
+                .chain(embeddings.then_some("embed"))
                 .map(|m| paths.root.join(format!("python/modelcrate/{m}.py")))
                 .collect();
             files.push(paths.root.join("python/modelcrate/__init__.py"));
@@ -121,7 +124,9 @@ impl PyStep {
             Self::Export => {
                 let mut inputs = code(&["spec", "export"]);
                 inputs.push(art.join("checkpoint"));
-                (inputs, EXPORTED_FILES.iter().map(|f| onnx.join(f)).collect())
+                let pooling = embeddings.then_some("pooling.json");
+                let outputs = EXPORTED_FILES.iter().copied().chain(pooling).map(|f| onnx.join(f));
+                (inputs, outputs.collect())
             }
             Self::Optimize => {
                 let mut inputs = code(&["spec", "optimize"]);
@@ -429,30 +434,30 @@ pub fn report(paths: &Paths) -> Result<()> {
 /// One line per variant; fails when the FP32 export misses its bounds, since every
 /// other variant is judged against the same PyTorch outputs through the same code.
 fn summarize(paths: &Paths, model: &str, reports: &[(String, PathBuf)]) -> Result<()> {
-    eprintln!(
-        "    {model}: variant   gate   passed  max|Δlogit|  top-1 golden  test accuracy (PyTorch)  test agreement"
-    );
     let mut fp32_passed = false;
-    for (variant, path) in reports {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-        let report: serde_json::Value =
-            serde_json::from_str(&text).with_context(|| format!("{} is malformed", path.display()))?;
-        let details = &report["details"];
+    for (index, (variant, path)) in reports.iter().enumerate() {
+        let report: serde_json::Value = select::read_json(path, "cargo xtask parity")?;
+        let summary = &report["summary"];
+        let metric = &report["metric"];
+        if index == 0 {
+            eprintln!(
+                "    {model}: variant   gate   passed  {:>12}  golden {:<10}  test {} (PyTorch)  test agreement",
+                summary["drift"]["name"].as_str().unwrap_or("drift"),
+                summary["golden"]["name"].as_str().unwrap_or("agreement"),
+                metric["name"].as_str().unwrap_or("metric"),
+            );
+        }
         let passed = report["passed"].as_bool().unwrap_or(false);
-        let inputs = details["top_label"]["inputs"].as_u64().unwrap_or(0);
-        let mismatched = details["top_label"]["mismatched"].as_array().map_or(0, Vec::len) as u64;
-        let test = &details["test_split"];
+        let count = |of: &serde_json::Value| format!("{}/{}", of["agree"], of["of"]);
         eprintln!(
-            "    {model}: {variant:<9} {:<6} {:<7} {:>10.2e}  {:>5}/{:<7} {:.4} ({:.4})          {}/{}",
+            "    {model}: {variant:<9} {:<6} {:<7} {:>12.2e}  {:>17}  {:.4} ({:.4})          {}",
             report["gate"].as_str().unwrap_or("?"),
             if passed { "yes" } else { "NO" },
-            details["logits_max_abs_diff"]["alone"].as_f64().unwrap_or(f64::NAN),
-            inputs - mismatched.min(inputs),
-            inputs,
-            test["rust_accuracy"].as_f64().unwrap_or(f64::NAN),
-            test["pytorch_accuracy"].as_f64().unwrap_or(f64::NAN),
-            test["top1_agreement"].as_u64().unwrap_or(0),
-            test["examples"].as_u64().unwrap_or(0),
+            summary["drift"]["value"].as_f64().unwrap_or(f64::NAN),
+            count(&summary["golden"]),
+            metric["value"].as_f64().unwrap_or(f64::NAN),
+            metric["pytorch"].as_f64().unwrap_or(f64::NAN),
+            count(&summary["test_agreement"]),
         );
         if !passed {
             let failures: Vec<&str> = report["failures"]

@@ -49,13 +49,9 @@ fn model_report(paths: &Paths, spec: &ModelSpec) -> Result<Value> {
                 "gate": parity["gate"],
                 "passed": parity["passed"],
                 "failures": parity["failures"],
-                "max_abs_logit_diff": parity["details"]["logits_max_abs_diff"]["alone"],
-                "golden_top1": {
-                    "inputs": parity["details"]["top_label"]["inputs"],
-                    "mismatched": parity["details"]["top_label"]["mismatched"],
-                },
-                "test_top1_agreement": parity["details"]["test_split"]["top1_agreement"],
-                "test_examples": parity["details"]["test_split"]["examples"],
+                "drift": parity["summary"]["drift"],
+                "golden": parity["summary"]["golden"],
+                "test_agreement": parity["summary"]["test_agreement"],
             },
             "metric": parity["metric"],
             "latency": bench["latency"],
@@ -93,6 +89,16 @@ fn markdown(model: &Value) -> String {
     let variants = model["variants"].as_array().cloned().unwrap_or_default();
     let fp32 = variants.iter().find(|v| v["name"] == "fp32");
     let fp32_metric = fp32.and_then(|v| v["metric"]["value"].as_f64());
+    let made = || variants.iter().filter(|v| v["made"] == true);
+    let heading = |field: &str, fallback: &str| {
+        made()
+            .find_map(|v| v["parity"][field]["name"].as_str().map(str::to_string))
+            .unwrap_or_else(|| fallback.to_string())
+            .replace('|', "\\|")
+    };
+    let metric_name = made()
+        .find_map(|v| v["metric"]["name"].as_str().map(str::to_string))
+        .unwrap_or_else(|| "metric".into());
     let fp32_throughput = fp32.and_then(|v| v["throughput"]["sequences_per_second"].as_f64());
     let mut out = String::new();
     let _ = writeln!(
@@ -103,7 +109,10 @@ fn markdown(model: &Value) -> String {
     );
     let _ = writeln!(
         out,
-        "| variant | size MB | nodes | fused ops | gate | passed | max \\|Δlogit\\| | golden top-1 | test accuracy (Δ pt vs fp32) | test top-1 agreement | p50 ms, batch 1 | p99 ms, batch 1 | seq/s, batch 32 (× fp32) | peak RSS MB | load s | serves |"
+        "| variant | size MB | nodes | fused ops | gate | passed | {} | golden {} | test {metric_name} (Δ pt vs fp32) | test {} agreement | p50 ms, batch 1 | p99 ms, batch 1 | seq/s, batch 32 (× fp32) | peak RSS MB | load s | serves |",
+        heading("drift", "drift"),
+        heading("golden", "agreement"),
+        heading("test_agreement", "top-1"),
     );
     let _ = writeln!(out, "|---|--:|--:|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|");
     for v in &variants {
@@ -130,21 +139,16 @@ fn markdown(model: &Value) -> String {
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| "—".into());
         let parity = &v["parity"];
-        let golden = match (
-            parity["golden_top1"]["inputs"].as_u64(),
-            parity["golden_top1"]["mismatched"].as_array(),
-        ) {
-            (Some(inputs), Some(mismatched)) => format!("{}/{inputs}", inputs.saturating_sub(mismatched.len() as u64)),
+        let count = |of: &Value| match (of["agree"].as_u64(), of["of"].as_u64()) {
+            (Some(agree), Some(all)) => format!("{agree}/{all}"),
             _ => "—".into(),
         };
+        let golden = count(&parity["golden"]);
         let metric = figure(&v["metric"]["value"], |m| match fp32_metric {
             Some(base) if name != "fp32" => format!("{m:.4} ({:+.2})", (m - base) * 100.0),
             _ => format!("{m:.4}"),
         });
-        let agreement = match (parity["test_top1_agreement"].as_u64(), parity["test_examples"].as_u64()) {
-            (Some(agree), Some(all)) => format!("{agree}/{all}"),
-            _ => "—".into(),
-        };
+        let agreement = count(&parity["test_agreement"]);
         let throughput = figure(&v["throughput"]["sequences_per_second"], |t| match fp32_throughput {
             Some(base) if base > 0.0 => format!("{t:.1} ({:.2}×)", t / base),
             _ => format!("{t:.1}"),
@@ -160,7 +164,11 @@ fn markdown(model: &Value) -> String {
             figure(&v["size_bytes"], |b| format!("{:.1}", b / 1e6)),
             figure(&v["nodes"], |n| format!("{n:.0}")),
             parity["gate"].as_str().unwrap_or("—"),
-            figure(&parity["max_abs_logit_diff"], |d| format!("{d:.2e}")),
+            figure(&parity["drift"]["value"], |d| if d.abs() >= 0.01 && d.abs() < 1.0 {
+                format!("{d:.6}")
+            } else {
+                format!("{d:.2e}")
+            }),
             figure(&v["latency"]["p50_ms"], |ms| format!("{ms:.2}")),
             figure(&v["latency"]["p99_ms"], |ms| format!("{ms:.2}")),
             figure(&v["rss_bytes"]["peak"], |b| format!("{:.0}", b / 1e6)),

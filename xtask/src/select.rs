@@ -23,8 +23,10 @@ pub struct Candidate {
     pub kind: String,
     pub passed: bool,
     pub failures: Vec<String>,
-    /// The task metric on the test split (accuracy for classifiers).
+    /// The task metric on the test split (accuracy for classifiers, recall@10 for
+    /// embedding models) and its name.
     pub metric: f64,
+    pub metric_name: String,
     /// Sequences per second at batch 32.
     pub throughput: f64,
     /// Milliseconds, one text per request.
@@ -57,10 +59,11 @@ pub fn choose(policy: &str, named: Option<&str>, candidates: &[Candidate]) -> Re
     };
     let describe = |c: &Candidate| {
         format!(
-            "{:.1} sequences/s at batch 32{}, p50 {:.2} ms at batch 1, test accuracy {:.4}; passes its {} gate",
+            "{:.1} sequences/s at batch 32{}, p50 {:.2} ms at batch 1, test {} {:.4}; passes its {} gate",
             c.throughput,
             versus_fp32(c),
             c.p50_ms,
+            c.metric_name,
             c.metric,
             c.kind
         )
@@ -149,6 +152,7 @@ pub fn candidates(paths: &Paths, spec: &ModelSpec, variants: &[(String, String, 
     }
     #[derive(Deserialize)]
     struct Metric {
+        name: String,
         value: f64,
     }
     #[derive(Deserialize)]
@@ -177,6 +181,7 @@ pub fn candidates(paths: &Paths, spec: &ModelSpec, variants: &[(String, String, 
                 passed: parity.passed,
                 failures: parity.failures,
                 metric: parity.metric.value,
+                metric_name: parity.metric.name,
                 throughput: bench.throughput.sequences_per_second,
                 p50_ms: bench.latency.p50_ms,
             })
@@ -206,6 +211,7 @@ mod tests {
                 vec!["max |logit diff| 1.6e-3".into()]
             },
             metric,
+            metric_name: "accuracy".into(),
             throughput,
             p50_ms: 1000.0 / throughput,
         }

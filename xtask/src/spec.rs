@@ -113,9 +113,14 @@ fn default_opset() -> u32 {
     17
 }
 
-pub const TASKS: &[&str] = &["text-classification"];
+pub const TASKS: &[&str] = &["text-classification", "feature-extraction"];
 pub const PROBLEM_TYPES: &[&str] = &["single_label_classification", "multi_label_classification"];
-pub const STRATEGIES: &[&str] = &["full"];
+pub const STRATEGIES: &[&str] = &["full", "lora", "head-only", "contrastive"];
+/// Which strategies each task can be trained with.
+const TASK_STRATEGIES: &[(&str, &[&str])] = &[
+    ("text-classification", &["full", "lora", "head-only"]),
+    ("feature-extraction", &["contrastive"]),
+];
 pub const POLICIES: &[&str] = &["fastest", "most_accurate", "named"];
 /// The variants the optimize step makes (`python/modelcrate/optimize.py`).
 pub const VARIANTS: &[&str] = &["fp32", "O1", "O2", "O3", "int8", "O2-int8"];
@@ -180,6 +185,19 @@ impl ModelSpec {
         let sources: Vec<&str> = DATA_SOURCES.iter().map(|(name, _)| *name).collect();
         one_of("data.source", &self.data.source, &sources)?;
         one_of("train.strategy", &self.train.strategy, STRATEGIES)?;
+        let fitting = TASK_STRATEGIES
+            .iter()
+            .find(|(task, _)| *task == self.task)
+            .map_or(&[][..], |(_, strategies)| *strategies);
+        if !fitting.contains(&self.train.strategy.as_str()) {
+            return field(
+                "train.strategy",
+                format!(
+                    "`{}` does not train a {} model; use one of {fitting:?}",
+                    self.train.strategy, self.task
+                ),
+            );
+        }
         let fraction = |name: &str, value: f64| {
             if value > 0.0 && value < 0.5 {
                 Ok(())
@@ -325,8 +343,15 @@ seed = 42
             error.contains("models/news-topic.toml: field `train.epochs`"),
             "{error}"
         );
-        let error = parse(&VALID.replace("\"full\"", "\"lora\"")).unwrap_err().to_string();
+        let error = parse(&VALID.replace("\"full\"", "\"qlora\"")).unwrap_err().to_string();
         assert!(error.contains("field `train.strategy`"), "{error}");
+        let error = parse(&VALID.replace("\"full\"", "\"contrastive\""))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("field `train.strategy`: `contrastive` does not train a text-classification model"),
+            "{error}"
+        );
         let error = parse(&VALID.replace("epochs = 2", "epochs = \"two\""))
             .unwrap_err()
             .to_string();

@@ -3,7 +3,7 @@
 //!
 //! One process per variant, so that its peak RSS is its own. After a warm-up it measures
 //! latency of single-text requests (p50/p90/p99: tokenization, inference and scoring, as a
-//! batch-1 request costs) and throughput in batches of 32 over the whole test split, with
+//! batch-1 request costs) and throughput in batches of 32 of test-split articles, with
 //! one session of `--intra-threads` threads. Writes `<artifacts>/<name>/bench/<variant>.json`;
 //! `cargo xtask select` compares variants by these figures, measured in the same run.
 
@@ -12,9 +12,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use modelcrate_runtime::{LoadOptions, LoadedModel, VariantChoice};
+use modelcrate_runtime::{LoadOptions, VariantChoice};
 use modelcrate_server::test_split;
 use serde_json::json;
+
+/// The fewest batches a throughput figure is measured over.
+const MIN_THROUGHPUT_BATCHES: usize = 4;
 
 #[derive(Parser)]
 struct Args {
@@ -36,8 +39,8 @@ struct Args {
     /// Rows per run for the throughput figure.
     #[arg(long, default_value_t = 32)]
     batch_size: usize,
-    /// Throughput runs over the test split repeat until at least this long.
-    #[arg(long, default_value_t = 3.0)]
+    /// Throughput runs over the test split last at least this long (and 4 batches).
+    #[arg(long, default_value_t = 5.0)]
     min_seconds: f64,
 }
 
@@ -103,24 +106,23 @@ fn run(args: &Args) -> Result<serde_json::Value> {
     let loading = Instant::now();
     let model = modelcrate_server::models::load(entry, &args.artifacts, &options)?;
     let load_seconds = loading.elapsed().as_secs_f64();
-    let LoadedModel::TextClassification(classifier) = &model;
-    let info = classifier.info();
-    let file = args.artifacts.join(&args.model).join("onnx").join(&info.variant_file);
+    let info = model.info();
+    let file = args.artifacts.join(&args.model).join("onnx").join(&info.variant.file);
     let size_bytes = std::fs::metadata(&file)
         .with_context(|| format!("cannot stat {}", file.display()))?
         .len();
 
     // Warm-up: the first runs allocate arenas and pick kernels for each shape.
-    classifier.scores(&texts[..args.batch_size.min(texts.len())], None)?;
+    model.process(&texts[..args.batch_size.min(texts.len())])?;
     for text in texts.iter().take(10) {
-        classifier.scores(&[text], None)?;
+        model.process(&[text])?;
     }
     let rss_after_warmup = memory().map(|(rss, _)| rss);
 
     let mut latencies = Vec::with_capacity(args.latency_requests);
     for text in texts.iter().cycle().take(args.latency_requests) {
         let started = Instant::now();
-        classifier.scores(&[text], None)?;
+        model.process(&[text])?;
         latencies.push(started.elapsed());
     }
     latencies.sort();
@@ -128,19 +130,20 @@ fn run(args: &Args) -> Result<serde_json::Value> {
 
     let mut sequences = 0usize;
     let started = Instant::now();
-    while sequences < texts.len() || started.elapsed().as_secs_f64() < args.min_seconds {
-        for batch in texts.chunks(args.batch_size) {
-            classifier.scores(batch, None)?;
-            sequences += batch.len();
-        }
+    // Whole batches in test-split order, round and round, for at least `min_seconds`.
+    let mut batches = texts.chunks(args.batch_size).cycle();
+    while sequences < MIN_THROUGHPUT_BATCHES * args.batch_size || started.elapsed().as_secs_f64() < args.min_seconds {
+        let batch = batches.next().unwrap_or_default();
+        model.process(batch)?;
+        sequences += batch.len().max(1);
     }
     let seconds = started.elapsed().as_secs_f64();
     let peak_rss = memory().map(|(_, peak)| peak);
 
     Ok(json!({
         "model": args.model,
-        "variant": info.variant,
-        "file": info.variant_file,
+        "variant": info.variant.name,
+        "file": info.variant.file,
         "size_bytes": size_bytes,
         "layout": {"sessions": 1, "intra_threads": args.intra_threads},
         // Session creation, including ONNX Runtime's own graph optimization at load.

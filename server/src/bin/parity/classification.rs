@@ -1,49 +1,21 @@
-//! `modelcrate-parity`: proves that a generated model predicts what PyTorch predicts,
-//! through the same loading, tokenization, inference and answer shaping as the server.
-//!
-//! Checks, against `golden/<name>/reference.json` (written by `cargo xtask golden`):
-//! token ids identical to Python's on every input; max |logit| difference ≤ 1e-4, each
-//! input alone and all of them as one padded batch; the same top label on every input;
-//! the pipeline's JSON for every recorded parameter set (labels and order identical,
-//! scores within 1e-4); and, over the whole test split, the same accuracy as PyTorch.
-//! FP32 and graph-optimized variants must meet those bounds; a dynamic INT8 variant must
-//! keep token ids identical and lose at most 1.0 point of test accuracy, and its logit
-//! drift, top-1 agreement and pipeline scores are reported.
-//! Writes `<artifacts>/<name>/parity/<variant>.json` and prints a table. Exits 0 when the
-//! variant meets its gate, 2 when it does not (the report is written), 1 on an error.
-
-use std::path::PathBuf;
+//! Parity of a text classifier: token ids, logits, top labels, the pipeline's JSON for
+//! every recorded parameter set, and accuracy over the test split.
 
 use anyhow::{Context, Result};
-use clap::Parser;
+use modelcrate_runtime::TextClassifier;
 use modelcrate_runtime::classification::best;
-use modelcrate_runtime::{LoadOptions, LoadedModel, TextClassifier, VariantChoice, VariantKind};
 use modelcrate_server::pipeline_json;
 use modelcrate_server::request::ClassifyRequest;
-use modelcrate_server::test_split::{self, TestRow};
+use modelcrate_server::test_split::TestRow;
 use serde::Deserialize;
 use serde_json::{Value, json};
+
+use super::{Checked, Figures, Gate, Rule, check_token_ids};
 
 const LOGIT_BOUND: f64 = 1e-4;
 const SCORE_BOUND: f64 = 1e-4;
 /// Largest accuracy drop (as a fraction) an INT8 variant may show against PyTorch.
 const INT8_ACCURACY_DROP: f64 = 0.01;
-
-#[derive(Parser)]
-struct Args {
-    #[arg(long)]
-    model: String,
-    /// The model's golden folder (inputs.json, reference.json).
-    #[arg(long)]
-    golden: PathBuf,
-    #[arg(long, env = "MODELCRATE_ARTIFACTS", default_value = "artifacts")]
-    artifacts: PathBuf,
-    #[arg(long, env = "ORT_DYLIB_PATH")]
-    ort_dylib: Option<PathBuf>,
-    /// A variant named in `onnx/variants.json` (`fp32` needs no manifest).
-    #[arg(long, default_value = "fp32")]
-    variant: String,
-}
 
 #[derive(Deserialize)]
 struct Reference {
@@ -81,53 +53,7 @@ fn call_parameters(call: &Value) -> Result<ClassifyRequest> {
     ClassifyRequest::parse(body.as_bytes(), 1).map_err(|error| anyhow::anyhow!("recorded call {call}: {error}"))
 }
 
-/// Which bounds a variant must meet (`variants.json`'s `kind`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Gate {
-    /// FP32 and graph-optimized FP32: the FP32 bounds.
-    Exact,
-    /// Dynamic INT8: identical tokens and an accuracy drop of at most 1.0 point vs
-    /// PyTorch; logit drift, top-1 agreement and pipeline scores are reported.
-    Int8,
-}
-
-impl From<VariantKind> for Gate {
-    fn from(kind: VariantKind) -> Self {
-        match kind {
-            VariantKind::Fp32 => Self::Exact,
-            VariantKind::Int8 => Self::Int8,
-        }
-    }
-}
-
-/// When a row's bound applies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Rule {
-    /// Every variant must meet it.
-    Every,
-    /// Exact variants must meet it; for INT8 it is reported.
-    Exact,
-}
-
-struct Figures {
-    gate: Gate,
-    failures: Vec<String>,
-    rows: Vec<(String, String, String, bool)>,
-}
-
-impl Figures {
-    fn row(&mut self, rule: Rule, check: &str, figure: String, bound: &str, pass: bool) {
-        let (bound, pass) = match (rule, self.gate) {
-            (Rule::Exact, Gate::Int8) => (format!("reported for INT8; FP32 bound {bound}"), true),
-            _ => (bound.to_string(), pass),
-        };
-        if !pass {
-            self.failures.push(format!("{check}: {figure} (bound {bound})"));
-        }
-        self.rows.push((check.into(), figure, bound, pass));
-    }
-}
-
+/// Max |difference| of a row of logits; infinite when the widths differ.
 fn max_abs_difference(rust: &[f32], python: &[f64]) -> f64 {
     rust.iter()
         .zip(python)
@@ -136,25 +62,15 @@ fn max_abs_difference(rust: &[f32], python: &[f64]) -> f64 {
         + if rust.len() == python.len() { 0.0 } else { f64::INFINITY }
 }
 
-fn check(classifier: &TextClassifier, reference: &Reference, test: &[TestRow], figures: &mut Figures) -> Result<Value> {
+/// Checks `classifier` against the golden `reference.json` text and the test split.
+pub fn check(classifier: &TextClassifier, reference: &str, test: &[TestRow], figures: &mut Figures) -> Result<Checked> {
+    let reference: Reference = serde_json::from_str(reference).context("it is not what `cargo xtask golden` writes")?;
+    let reference = &reference;
     let labels = classifier.info().labels;
     let texts: Vec<&str> = reference.cases.iter().map(|c| c.text.as_str()).collect();
 
-    let token_ids = classifier.encoder().token_ids(&texts)?;
-    let id_mismatches: Vec<&str> = reference
-        .cases
-        .iter()
-        .zip(&token_ids)
-        .filter(|(case, ids)| &case.input_ids != *ids)
-        .map(|(case, _)| case.id.as_str())
-        .collect();
-    figures.row(
-        Rule::Every,
-        "token ids identical",
-        format!("{}/{} inputs", texts.len() - id_mismatches.len(), texts.len()),
-        "all",
-        id_mismatches.is_empty(),
-    );
+    let golden_ids = reference.cases.iter().map(|c| (c.id.as_str(), c.input_ids.as_slice()));
+    let id_mismatches = check_token_ids(classifier.encoder(), &texts, golden_ids, figures)?;
 
     let mut alone_max = 0.0f64;
     let mut top_mismatches = Vec::new();
@@ -280,7 +196,8 @@ fn check(classifier: &TextClassifier, reference: &Reference, test: &[TestRow], f
         true,
     );
 
-    Ok(json!({
+    let golden_agree = texts.len() - top_mismatches.len();
+    let details = json!({
         "token_ids": {"inputs": texts.len(), "mismatched": id_mismatches},
         "logits_max_abs_diff": {"alone": alone_max, "batched": batch_max, "bound": LOGIT_BOUND},
         "top_label": {"inputs": texts.len(), "mismatched": top_mismatches},
@@ -291,91 +208,15 @@ fn check(classifier: &TextClassifier, reference: &Reference, test: &[TestRow], f
             "pytorch_accuracy": reference.test_split.accuracy,
             "top1_agreement": agreement,
         },
-    }))
-}
-
-fn run(args: &Args) -> Result<bool> {
-    let reference_path = args.golden.join("reference.json");
-    let text = std::fs::read_to_string(&reference_path)
-        .with_context(|| format!("cannot read {}: run `cargo xtask golden`", reference_path.display()))?;
-    let reference: Reference = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not what `cargo xtask golden` writes", reference_path.display()))?;
-    let test = test_split::read(&args.artifacts, &args.model)?;
-
-    let entry = modelcrate_server::models::entry(&args.model)?;
-    let options = LoadOptions {
-        ort_dylib: args.ort_dylib.clone(),
-        variant: VariantChoice::Named(args.variant.clone()),
-        ..LoadOptions::default()
-    };
-    let model = modelcrate_server::models::load(entry, &args.artifacts, &options)?;
-    let LoadedModel::TextClassification(classifier) = &model;
-    let file = classifier.info().variant_file.clone();
-    let gate = Gate::from(classifier.info().variant_kind);
-
-    let mut figures = Figures {
-        gate,
-        failures: Vec::new(),
-        rows: Vec::new(),
-    };
-    let details = check(classifier, &reference, &test, &mut figures)?;
-
-    println!(
-        "parity: {} variant {} ({file}, {gate:?} gate) vs PyTorch checkpoint {}",
-        args.model,
-        args.variant,
-        reference
-            .checkpoint_sha256
-            .get(..12)
-            .unwrap_or(&reference.checkpoint_sha256)
-    );
-    let width = figures.rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
-    for (check, figure, bound, pass) in &figures.rows {
-        println!(
-            "  {} {check:<width$}  {figure}  (bound: {bound})",
-            if *pass { "ok  " } else { "FAIL" }
-        );
-    }
-    let passed = figures.failures.is_empty();
-    let report = json!({
-        "model": args.model,
-        "variant": args.variant,
-        "file": file,
-        "gate": format!("{gate:?}"),
-        "checkpoint_sha256": reference.checkpoint_sha256,
-        "passed": passed,
-        "failures": figures.failures,
-        // The task metric on the test split, by which variants are compared.
-        "metric": {
-            "name": "accuracy",
-            "value": details["test_split"]["rust_accuracy"],
-            "pytorch": details["test_split"]["pytorch_accuracy"],
-        },
-        "details": details,
     });
-    let out_dir = args.artifacts.join(&args.model).join("parity");
-    std::fs::create_dir_all(&out_dir).with_context(|| format!("cannot create {}", out_dir.display()))?;
-    let out = out_dir.join(format!("{}.json", args.variant));
-    std::fs::write(&out, serde_json::to_string_pretty(&report)? + "\n")
-        .with_context(|| format!("cannot write {}", out.display()))?;
-    Ok(passed)
-}
-
-fn main() {
-    let args = Args::parse();
-    match run(&args) {
-        Ok(true) => {}
-        Ok(false) => {
-            eprintln!(
-                "{} variant {} misses its gate (see the FAIL rows above)",
-                args.model, args.variant
-            );
-            // Distinct from an error: the report was written.
-            std::process::exit(2);
-        }
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            std::process::exit(1);
-        }
-    }
+    Ok(Checked {
+        checkpoint: reference.checkpoint_sha256.clone(),
+        metric: json!({"name": "accuracy", "value": rust_accuracy, "pytorch": reference.test_split.accuracy}),
+        summary: json!({
+            "drift": {"name": "max |Δlogit|", "value": alone_max},
+            "golden": {"name": "top-1", "agree": golden_agree, "of": texts.len()},
+            "test_agreement": {"name": "top-1", "agree": agreement, "of": test.len()},
+        }),
+        details,
+    })
 }
