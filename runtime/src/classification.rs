@@ -207,12 +207,16 @@ impl TextClassifier {
     pub fn logits(&self, texts: &[&str]) -> Result<Array2<f32>> {
         let mut all = Array2::zeros((0, self.spec.labels.len()));
         for chunk in texts.chunks(self.max_batch_size) {
-            let batch = self.encoder.encode(chunk)?;
-            let logits = self.pool.with_session(|session| self.run(session, &batch))?;
+            let logits = self.logits_of(&self.encoder.encode(chunk)?)?;
             all.append(Axis(0), logits.view())
                 .map_err(|error| Error::OutputShape(error.to_string()))?;
         }
         Ok(all)
+    }
+
+    /// Logits of an already tokenized batch: one `session.run` on a pooled session.
+    pub fn logits_of(&self, batch: &EncodedBatch) -> Result<Array2<f32>> {
+        self.pool.with_session(|session| self.run(session, batch))
     }
 
     /// Scores per text after `function` (the model's default when `None`).

@@ -112,8 +112,7 @@ impl SentenceEmbedder {
     pub fn embed_with(&self, texts: &[&str], normalize: bool) -> Result<Vec<Vec<f32>>> {
         let mut all = Vec::with_capacity(texts.len());
         for chunk in texts.chunks(self.max_batch_size) {
-            let batch = self.encoder.encode(chunk)?;
-            let pooled = self.pool.with_session(|session| self.run(session, &batch))?;
+            let pooled = self.pooled_of(&self.encoder.encode(chunk)?)?;
             all.extend(pooled.into_iter().map(|mut vector| {
                 if normalize {
                     l2_normalize(&mut vector);
@@ -122,6 +121,12 @@ impl SentenceEmbedder {
             }));
         }
         Ok(all)
+    }
+
+    /// Pooled, not yet normalised, vectors of an already tokenized batch: one
+    /// `session.run` on a pooled session.
+    pub fn pooled_of(&self, batch: &EncodedBatch) -> Result<Vec<Vec<f32>>> {
+        self.pool.with_session(|session| self.run(session, batch))
     }
 
     /// Embeddings as fixed-size arrays (`N` is the crate's dimension).
@@ -161,7 +166,7 @@ impl SentenceEmbedder {
 }
 
 /// One vector per row: the mean under the attention mask, or the first token's.
-fn pool_tokens(hidden: ArrayView3<'_, f32>, batch: &EncodedBatch, pooling: Pooling) -> Vec<Vec<f32>> {
+pub fn pool_tokens(hidden: ArrayView3<'_, f32>, batch: &EncodedBatch, pooling: Pooling) -> Vec<Vec<f32>> {
     let width = hidden.dim().2;
     (0..batch.lengths.len())
         .map(|row| match pooling {

@@ -7,6 +7,7 @@ use crate::classification::{ProblemType, TextClassifier};
 use crate::embedding::SentenceEmbedder;
 use crate::error::Result;
 use crate::signature::Signature;
+use crate::text::{EncodedBatch, TextEncoder};
 use crate::variants::{Resolved, VariantChoice};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +83,23 @@ impl LoadedModel {
         match self {
             Self::TextClassification(model) => model.info(),
             Self::FeatureExtraction(model) => model.info(),
+        }
+    }
+
+    /// The model's tokenizer, with its truncation.
+    pub fn encoder(&self) -> &TextEncoder {
+        match self {
+            Self::TextClassification(model) => model.encoder(),
+            Self::FeatureExtraction(model) => model.encoder(),
+        }
+    }
+
+    /// Inference alone on an already tokenized batch (`session.run` and copying the
+    /// output out), its result dropped: what the inference benchmark times.
+    pub fn run_encoded(&self, batch: &EncodedBatch) -> Result<()> {
+        match self {
+            Self::TextClassification(model) => model.logits_of(batch).map(drop),
+            Self::FeatureExtraction(model) => model.pooled_of(batch).map(drop),
         }
     }
 
