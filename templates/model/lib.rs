@@ -8,7 +8,7 @@
 //! - **Task:** {{ model.task }} (`{{ model.problem_type }}`)
 //! - **Base model:** `{{ model.base_model }}`, weights from the `{{ model.base_package }}` package
 //! - **Data:** {{ model.data_description }}; {{ model.train_examples }} articles for training, {{ model.test_examples }} held out for testing
-//! - **Training:** {{ model.strategy }} fine-tune, {{ model.epochs }} epochs, learning rate {{ model.learning_rate }}, max length {{ model.max_length }} tokens
+//! - **Training:** {{ model.training }}; {{ model.epochs }} epoch(s), learning rate {{ model.learning_rate }}, max length {{ model.max_length }} tokens
 //! - **Test accuracy (PyTorch):** {{ model.test_accuracy }} on the {{ model.test_examples }} held-out examples
 //! - **Labels:** {% for label in model.labels %}`{{ label.label }}`{% if !loop.last %}, {% endif %}{% endfor %}
 //! - **Variants:** FP32, graph-optimized O1/O2/O3 and dynamic INT8, each checked against PyTorch; `load` serves the one `cargo xtask select` chose (policy `{{ model.serve_policy }}`)

