@@ -166,20 +166,15 @@ impl TextClassifier {
     /// refusing an artifact whose signature or labels differ from `spec`.
     pub fn load(dir: &Path, spec: TextClassifierSpec, options: &LoadOptions) -> Result<Self> {
         check_labels(&dir.join("config.json"), spec.labels)?;
-        let TextModelParts { variant, pool, encoder } =
-            TextModelParts::open(dir, &spec.signature, spec.max_length, options)?;
+        let parts = TextModelParts::open(dir, &spec.signature, spec.max_length, options)?;
+        let info = ModelInfo {
+            labels: spec.labels,
+            problem_type: Some(spec.problem_type),
+            ..parts.info(spec.name, Task::TextClassification, spec.max_length, spec.signature)
+        };
+        let TextModelParts { pool, encoder, .. } = parts;
         Ok(Self {
-            info: ModelInfo {
-                name: spec.name,
-                task: Task::TextClassification,
-                labels: spec.labels,
-                max_length: spec.max_length,
-                problem_type: Some(spec.problem_type),
-                dimension: None,
-                signature: spec.signature,
-                variant,
-                sessions: pool.size(),
-            },
+            info,
             spec,
             encoder,
             pool,

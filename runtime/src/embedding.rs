@@ -70,20 +70,14 @@ impl SentenceEmbedder {
     /// differs from `spec`.
     pub fn load(dir: &Path, spec: SentenceEmbedderSpec, options: &LoadOptions) -> Result<Self> {
         check_pooling(&dir.join("pooling.json"), &spec)?;
-        let TextModelParts { variant, pool, encoder } =
-            TextModelParts::open(dir, &spec.signature, spec.max_length, options)?;
+        let parts = TextModelParts::open(dir, &spec.signature, spec.max_length, options)?;
+        let info = ModelInfo {
+            dimension: Some(spec.dimension),
+            ..parts.info(spec.name, Task::FeatureExtraction, spec.max_length, spec.signature)
+        };
+        let TextModelParts { pool, encoder, .. } = parts;
         Ok(Self {
-            info: ModelInfo {
-                name: spec.name,
-                task: Task::FeatureExtraction,
-                labels: &[],
-                max_length: spec.max_length,
-                problem_type: None,
-                dimension: Some(spec.dimension),
-                signature: spec.signature,
-                variant,
-                sessions: pool.size(),
-            },
+            info,
             spec,
             encoder,
             pool,

@@ -14,7 +14,7 @@ use tokenizers::{Encoding, Tokenizer, TruncationParams, TruncationStrategy};
 
 use crate::error::{Error, Result};
 use crate::pool::SessionPool;
-use crate::registry::LoadOptions;
+use crate::registry::{LoadOptions, ModelInfo, Task};
 use crate::signature::Signature;
 use crate::variants::{self, Resolved};
 
@@ -43,6 +43,22 @@ impl TextModelParts {
         pool.inspect(|session| signature.check(session, &model))?;
         let encoder = TextEncoder::from_file(&dir.join("tokenizer.json"), max_length)?;
         Ok(Self { variant, pool, encoder })
+    }
+
+    /// What `GET /models` reports of a text model made of these parts; the task's own
+    /// fields (labels, problem type, dimension) are left empty for the caller to fill.
+    pub fn info(&self, name: &'static str, task: Task, max_length: usize, signature: Signature) -> ModelInfo {
+        ModelInfo {
+            name,
+            task,
+            labels: &[],
+            max_length,
+            problem_type: None,
+            dimension: None,
+            signature,
+            variant: self.variant.clone(),
+            sessions: self.pool.size(),
+        }
     }
 }
 

@@ -112,7 +112,7 @@ impl Serving {
 }
 
 /// A variant resolved to a file of the model's folder.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Resolved {
     pub name: String,
     pub file: String,

@@ -63,12 +63,8 @@ async fn list_models(State(state): State<AppState>) -> Json<Value> {
                     "outputs": tensors(info.signature.outputs),
                 },
                 "max_length": info.max_length,
-                "variant": {
-                    "name": info.variant.name,
-                    "file": info.variant.file,
-                    "kind": info.variant.kind,
-                    "selection": info.variant.selection,
-                },
+                // name, file, kind, and why it serves
+                "variant": info.variant,
                 "sessions": info.sessions,
                 "max_client_batch_size": state.limits.max_client_batch_size,
             })

@@ -74,6 +74,12 @@ async fn post(base: &str, path: &str, body: &Value) -> (u16, Value) {
     (status, response.json().await.expect("every answer is JSON"))
 }
 
+async fn get(base: &str, path: &str) -> Value {
+    let response = reqwest::get(format!("{base}{path}")).await.unwrap();
+    assert_eq!(response.status().as_u16(), 200, "GET {path}");
+    response.json().await.expect("every answer is JSON")
+}
+
 /// Max |score difference| of two pipeline answers; panics on any other difference.
 fn compare(rust: &Value, python: &Value, place: &str) -> f64 {
     pipeline_json::difference(rust, python, place).unwrap_or_else(|problem| panic!("{problem}"))
@@ -387,19 +393,9 @@ async fn unknown_models_routes_and_methods_get_json_errors() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn models_and_health_describe_what_is_served() {
     let base = start().await;
-    let health: Value = reqwest::get(format!("{base}/health"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health = get(&base, "/health").await;
     assert_eq!(health["status"], "ok");
-    let models: Value = reqwest::get(format!("{base}/models"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let models = get(&base, "/models").await;
     let by_name: BTreeMap<&str, &Value> = models
         .as_array()
         .unwrap()
@@ -436,12 +432,7 @@ async fn by_default_the_server_loads_the_selected_variant_and_says_why() {
         .unwrap()
         .expect("onnx/serving.json (cargo xtask select)");
     let base = start_with(VariantChoice::Serving).await;
-    let models: Value = reqwest::get(format!("{base}/models"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let models = get(&base, "/models").await;
     let news = models
         .as_array()
         .unwrap()

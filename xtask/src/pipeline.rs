@@ -336,8 +336,17 @@ impl VariantCheck {
             ]
             .iter()
             .map(|p| paths.root.join(p))
-            .chain(["config.json", "tokenizer.json", "variants.json", file.as_str()].map(|f| onnx.join(f)))
-            .chain([art.join("data/test.jsonl"), paths.golden(model)])
+            .chain(
+                [
+                    "config.json",
+                    "tokenizer.json",
+                    "pooling.json",
+                    "variants.json",
+                    file.as_str(),
+                ]
+                .map(|f| onnx.join(f)),
+            )
+            .chain([art.join("data"), paths.golden(model)])
             .collect();
             let report = art.join(self.reports()).join(format!("{variant}.json"));
             let outputs = [report.clone()];

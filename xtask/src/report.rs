@@ -31,10 +31,15 @@ fn model_report(paths: &Paths, spec: &ModelSpec) -> Result<Value> {
         None => vec![json!({"name": "fp32", "kind": "fp32", "made": true, "file": "model.onnx"})],
     };
     let mut variants = Vec::new();
+    // Every measurement records the machine it ran on; the first one found stands for all.
+    let mut machine = Value::Null;
     for variant in listed {
         let name = variant["name"].as_str().unwrap_or("?").to_string();
         let parity = optional_json(&art.join("parity").join(format!("{name}.json")))?;
         let bench = optional_json(&art.join("bench").join(format!("{name}.json")))?;
+        if machine.is_null() {
+            machine = bench["machine"].clone();
+        }
         variants.push(json!({
             "name": name,
             "kind": variant["kind"],
@@ -62,13 +67,6 @@ fn model_report(paths: &Paths, spec: &ModelSpec) -> Result<Value> {
             "selected": serving["variant"].as_str() == Some(name.as_str()),
         }));
     }
-    let machine = art.join("bench");
-    let machine = std::fs::read_dir(&machine)
-        .ok()
-        .and_then(|mut entries| entries.find_map(|e| e.ok().map(|e| e.path())))
-        .map(|path| optional_json(&path))
-        .transpose()?
-        .map_or(Value::Null, |bench| bench["machine"].clone());
     Ok(json!({
         "model": spec.name,
         "task": spec.task,
