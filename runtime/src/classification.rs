@@ -272,7 +272,7 @@ impl TextClassifier {
 }
 
 /// The artifact's `config.json` must name the same labels, in the same id order.
-fn check_labels(config: &Path, labels: &[&str]) -> Result<()> {
+pub(crate) fn check_labels(config: &Path, labels: &[&str]) -> Result<()> {
     let unreadable = |message: String| Error::Artifact {
         path: config.to_path_buf(),
         message,

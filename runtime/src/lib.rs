@@ -1,7 +1,8 @@
 //! What every generated model crate shares: the ONNX Runtime environment and session
 //! pools, the check of an artifact against the signature a crate was generated from,
 //! tokenization into batched tensors, and the Hugging Face post-processing (pipeline
-//! scores for classifiers, sentence-transformers pooling for embedding models).
+//! scores for classifiers, entity aggregation for token classifiers, sentence-transformers
+//! pooling for embedding models).
 //!
 //! Generated crates hold only model-specific constants and types, and call in here;
 //! the server reaches models only through [`registry`].
@@ -14,6 +15,7 @@ pub mod pool;
 pub mod registry;
 pub mod signature;
 pub mod text;
+pub mod token_classification;
 pub mod variants;
 
 pub use classification::{ClassificationFunction, LabelScore, ProblemType, TextClassifier};
@@ -21,4 +23,5 @@ pub use embedding::{Pooling, SentenceEmbedder};
 pub use error::{Error, Result};
 pub use registry::{LoadOptions, LoadedModel, ModelEntry, ModelInfo, Task};
 pub use signature::{Signature, TensorSpec};
+pub use token_classification::{AggregationStrategy, Entity, TokenClassifier};
 pub use variants::{VariantChoice, VariantKind};

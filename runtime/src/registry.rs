@@ -8,6 +8,7 @@ use crate::embedding::SentenceEmbedder;
 use crate::error::Result;
 use crate::signature::Signature;
 use crate::text::{EncodedBatch, TextEncoder};
+use crate::token_classification::{AggregationStrategy, TokenClassifier};
 use crate::variants::{Resolved, VariantChoice};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,6 +16,8 @@ pub enum Task {
     TextClassification,
     /// Sentence embeddings (the Hugging Face pipeline's name for it).
     FeatureExtraction,
+    /// Named entities: a label per token, aggregated into entities.
+    TokenClassification,
 }
 
 impl Task {
@@ -22,6 +25,7 @@ impl Task {
         match self {
             Self::TextClassification => "text-classification",
             Self::FeatureExtraction => "feature-extraction",
+            Self::TokenClassification => "token-classification",
         }
     }
 }
@@ -76,6 +80,7 @@ pub struct ModelInfo {
 pub enum LoadedModel {
     TextClassification(TextClassifier),
     FeatureExtraction(SentenceEmbedder),
+    TokenClassification(TokenClassifier),
 }
 
 impl LoadedModel {
@@ -83,6 +88,7 @@ impl LoadedModel {
         match self {
             Self::TextClassification(model) => model.info(),
             Self::FeatureExtraction(model) => model.info(),
+            Self::TokenClassification(model) => model.info(),
         }
     }
 
@@ -91,6 +97,7 @@ impl LoadedModel {
         match self {
             Self::TextClassification(model) => model.encoder(),
             Self::FeatureExtraction(model) => model.encoder(),
+            Self::TokenClassification(model) => model.encoder(),
         }
     }
 
@@ -100,6 +107,7 @@ impl LoadedModel {
         match self {
             Self::TextClassification(model) => model.logits_of(batch).map(drop),
             Self::FeatureExtraction(model) => model.pooled_of(batch).map(drop),
+            Self::TokenClassification(model) => model.logits_of(batch).map(drop),
         }
     }
 
@@ -109,6 +117,7 @@ impl LoadedModel {
         match self {
             Self::TextClassification(model) => model.scores(texts, None).map(drop),
             Self::FeatureExtraction(model) => model.embed(texts).map(drop),
+            Self::TokenClassification(model) => model.entities(texts, AggregationStrategy::Simple, None).map(drop),
         }
     }
 }

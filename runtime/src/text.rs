@@ -140,11 +140,30 @@ impl TextEncoder {
             .collect())
     }
 
+    /// As [`TextEncoder::encodings`], with offsets in characters of the text (Python's
+    /// string indices) instead of UTF-8 bytes: what answers that quote spans need.
+    pub fn char_encodings(&self, texts: &[&str]) -> Result<Vec<Encoding>> {
+        texts
+            .iter()
+            .map(|text| {
+                self.tokenizer
+                    .encode_char_offsets(*text, true)
+                    .map_err(|error| Error::Tokenizer(error.to_string()))
+            })
+            .collect()
+    }
+
+    /// The tokenizer, with this encoder's truncation and no padding.
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
     pub fn encode(&self, texts: &[&str]) -> Result<EncodedBatch> {
         Ok(self.pad(&self.encodings(texts)?))
     }
 
-    fn pad(&self, encodings: &[Encoding]) -> EncodedBatch {
+    /// Pads encodings to the longest of them, as one batch.
+    pub fn pad(&self, encodings: &[Encoding]) -> EncodedBatch {
         let longest = encodings.iter().map(Encoding::len).max().unwrap_or(0);
         let shape = (encodings.len(), longest);
         let mut input_ids = Array2::from_elem(shape, i64::from(self.pad_id));
