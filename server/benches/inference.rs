@@ -27,7 +27,7 @@ fn inference(c: &mut Criterion) {
     };
     for entry in MODELS {
         let loaded = models::load(entry, &artifacts(), &options)
-            .and_then(|model| Ok((test_split::read(&artifacts(), entry.name)?, model)));
+            .and_then(|model| Ok((test_split::texts(&artifacts(), entry.name)?, model)));
         let (rows, model) = match loaded {
             Ok(loaded) => loaded,
             Err(error) => {
@@ -35,7 +35,7 @@ fn inference(c: &mut Criterion) {
                 continue;
             }
         };
-        let texts: Vec<&str> = rows.iter().take(32).map(|row| row.text.as_str()).collect();
+        let texts: Vec<&str> = rows.iter().take(32).map(String::as_str).collect();
         let variant = &model.info().variant.name;
         for size in [1, 32] {
             let Ok(batch) = model.encoder().encode(&texts[..size.min(texts.len())]) else {

@@ -1,10 +1,16 @@
-//! The exact JSON the `transformers` text-classification pipeline returns, built from
-//! scores. The server answers with it, and parity compares it with the pipeline's own.
+//! The exact JSON the `transformers` pipelines return, built from scores or entities. The
+//! server answers with it, and parity compares it with the pipeline's own.
 //!
+//! Text classification:
 //! - no `top_k`: the best label per text, `{label, score}`; one text → `[{…}]`, a list → `[{…}, …]`
 //! - `top_k` given (k or null for all): labels by descending score; one text → `[{…}, …]`,
 //!   a list → `[[{…}, …], …]`
+//!
+//! Token classification: one text → `[{entity, score, index, word, start, end}, …]` for
+//! strategy `none`, `[{entity_group, score, word, start, end}, …]` otherwise; a list of
+//! texts → one such list per text.
 
+use modelcrate_runtime::Entity;
 use modelcrate_runtime::classification::{best, ranked};
 use serde_json::{Value, json};
 
@@ -39,8 +45,36 @@ pub fn answer(labels: &[&str], scores: &[Vec<f32>], top_k: TopK, single: bool) -
     Value::Array(answers)
 }
 
+/// One entity as the token-classification pipeline writes it.
+fn entity(entity: &Entity) -> Value {
+    let score = f64::from(entity.score);
+    match entity.index {
+        Some(index) => json!({
+            "entity": entity.label, "score": score, "index": index,
+            "word": entity.word, "start": entity.start, "end": entity.end,
+        }),
+        None => json!({
+            "entity_group": entity.label, "score": score,
+            "word": entity.word, "start": entity.start, "end": entity.end,
+        }),
+    }
+}
+
+/// A token-classification answer; `single` when `inputs` was one string.
+pub fn entities(found: &[Vec<Entity>], single: bool) -> Value {
+    let mut answers: Vec<Value> = found
+        .iter()
+        .map(|text| Value::Array(text.iter().map(entity).collect()))
+        .collect();
+    if single && answers.len() == 1 {
+        return answers.remove(0);
+    }
+    Value::Array(answers)
+}
+
 /// Max |score difference| between two answers of the same shape, or the first
-/// structural difference (a label, an order, a length, a missing score) as `Err`.
+/// structural difference (a label, an offset, a word, an order, a length, a missing
+/// score) as `Err`: every field but `score` must be equal.
 pub fn difference(rust: &Value, python: &Value, place: &str) -> Result<f64, String> {
     match (rust, python) {
         (Value::Array(a), Value::Array(b)) => {
@@ -52,7 +86,8 @@ pub fn difference(rust: &Value, python: &Value, place: &str) -> Result<f64, Stri
             })
         }
         (Value::Object(a), Value::Object(b)) => {
-            if a.len() != b.len() || a.get("label") != b.get("label") {
+            let same_fields = a.len() == b.len() && a.iter().all(|(key, x)| key == "score" || b.get(key) == Some(x));
+            if !same_fields {
                 return Err(format!("{place}: {rust}, Python has {python}"));
             }
             let score = |v: &serde_json::Map<String, Value>| v.get("score").and_then(Value::as_f64);
@@ -114,5 +149,39 @@ mod tests {
         assert!(difference(&a, &json!([{"label": "a", "score": 0.5}]), "x").is_err());
         let extra = json!([{"label": "a", "score": 0.5, "id": 0}, {"label": "b", "score": 0.25}]);
         assert!(difference(&extra, &a, "x").is_err());
+        let entity = json!({"entity_group": "VERSION", "score": 0.9, "word": "16. 2", "start": 11, "end": 15});
+        let moved = json!({"entity_group": "VERSION", "score": 0.9, "word": "16. 2", "start": 11, "end": 16});
+        assert!(
+            difference(&entity, &moved, "e").is_err(),
+            "an offset is compared exactly"
+        );
+    }
+
+    #[test]
+    fn entities_take_the_pipeline_shape_per_strategy() {
+        let token = Entity {
+            label: "B-VERSION",
+            score: 0.5,
+            index: Some(3),
+            word: "##2".into(),
+            start: 5,
+            end: 6,
+        };
+        let group = Entity {
+            label: "VERSION",
+            score: 0.25,
+            index: None,
+            word: "v2".into(),
+            start: 4,
+            end: 6,
+        };
+        assert_eq!(
+            entities(&[vec![token.clone()]], true),
+            json!([{"entity": "B-VERSION", "score": 0.5, "index": 3, "word": "##2", "start": 5, "end": 6}])
+        );
+        assert_eq!(
+            entities(&[vec![group.clone()], vec![]], false),
+            json!([[{"entity_group": "VERSION", "score": 0.25, "word": "v2", "start": 4, "end": 6}], []])
+        );
     }
 }

@@ -1,9 +1,11 @@
 //! The Hugging Face Inference API requests, validated by hand so that every refusal
 //! names the field and what was wrong with it. Text classification:
 //! `{"inputs": str | [str], "parameters": {"top_k": n | null, "function_to_apply": …}}`;
-//! feature extraction: `{"inputs": str | [str], "parameters": {"normalize": bool}}`.
+//! feature extraction: `{"inputs": str | [str], "parameters": {"normalize": bool}}`;
+//! token classification: `{"inputs": str | [str], "parameters": {"aggregation_strategy":
+//! "none" | "simple" | "first" | "average" | "max", "ignore_labels": [str]}}`.
 
-use modelcrate_runtime::ClassificationFunction;
+use modelcrate_runtime::{AggregationStrategy, ClassificationFunction};
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
@@ -182,6 +184,67 @@ impl EmbedRequest {
     }
 }
 
+/// A token-classification request. The strategy defaults to `simple`, as the Inference
+/// API's does (the Python pipeline's own default is `none`); `ignore_labels` to `["O"]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EntitiesRequest {
+    pub inputs: Inputs,
+    pub strategy: AggregationStrategy,
+    pub ignore_labels: Option<Vec<String>>,
+}
+
+impl EntitiesRequest {
+    pub fn parse(body: &[u8], max_inputs: usize) -> Result<Self, ApiError> {
+        let (inputs, parameters) = parse_body(body, max_inputs, &["aggregation_strategy", "ignore_labels", "stride"])?;
+        if parameters.get("stride").is_some_and(|stride| !stride.is_null()) {
+            return Err(invalid(
+                "`parameters.stride` is not supported: texts are truncated at the model's max length, not split into overlapping windows".into(),
+            ));
+        }
+        let strategy = match parameters.get("aggregation_strategy") {
+            None | Some(Value::Null) => AggregationStrategy::Simple,
+            Some(Value::String(name)) => AggregationStrategy::parse(name).ok_or_else(|| {
+                invalid(format!(
+                    "`parameters.aggregation_strategy` must be \"none\", \"simple\", \"first\", \"average\" or \"max\", got {name:?}"
+                ))
+            })?,
+            Some(value) => {
+                return Err(invalid(format!(
+                    "`parameters.aggregation_strategy` must be a string, got {}",
+                    kind(value)
+                )));
+            }
+        };
+        let ignore_labels = match parameters.get("ignore_labels") {
+            None | Some(Value::Null) => None,
+            Some(Value::Array(items)) => Some(
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, item)| match item {
+                        Value::String(label) => Ok(label.clone()),
+                        other => Err(invalid(format!(
+                            "`parameters.ignore_labels[{i}]` must be a string, got {}",
+                            kind(other)
+                        ))),
+                    })
+                    .collect::<Result<_, _>>()?,
+            ),
+            Some(value) => {
+                return Err(invalid(format!(
+                    "`parameters.ignore_labels` must be an array of strings, got {}",
+                    kind(value)
+                )));
+            }
+        };
+        Ok(Self {
+            inputs,
+            strategy,
+            ignore_labels,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,6 +325,40 @@ mod tests {
                 .contains("`parameters.normalize` must be true or false, got a string"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn an_entities_request_defaults_to_simple_and_names_bad_parameters() {
+        let parse = |body: &str| EntitiesRequest::parse(body.as_bytes(), 4);
+        let request = parse(r#"{"inputs": "a"}"#).unwrap();
+        assert_eq!(
+            (request.strategy, request.ignore_labels),
+            (AggregationStrategy::Simple, None)
+        );
+        let request =
+            parse(r#"{"inputs": "a", "parameters": {"aggregation_strategy": "MAX", "ignore_labels": []}}"#).unwrap();
+        assert_eq!(
+            (request.strategy, request.ignore_labels),
+            (AggregationStrategy::Max, Some(vec![]))
+        );
+        let message = |body: &str| parse(body).unwrap_err().to_string();
+        assert!(
+            message(r#"{"inputs": "a", "parameters": {"aggregation_strategy": "longest"}}"#)
+                .contains("`parameters.aggregation_strategy` must be")
+        );
+        assert!(
+            message(r#"{"inputs": "a", "parameters": {"ignore_labels": "O"}}"#)
+                .contains("`parameters.ignore_labels` must be an array")
+        );
+        assert!(
+            message(r#"{"inputs": "a", "parameters": {"ignore_labels": ["O", 1]}}"#)
+                .contains("`parameters.ignore_labels[1]`")
+        );
+        assert!(
+            message(r#"{"inputs": "a", "parameters": {"stride": 16}}"#)
+                .contains("`parameters.stride` is not supported")
+        );
+        assert!(message(r#"{"inputs": "a", "parameters": {"top_k": 1}}"#).contains("unknown field `parameters.top_k`"));
     }
 
     #[test]

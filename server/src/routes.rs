@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use crate::error::ApiError;
 use crate::pipeline_json;
-use crate::request::{ClassifyRequest, EmbedRequest, Inputs};
+use crate::request::{ClassifyRequest, EmbedRequest, EntitiesRequest, Inputs};
 
 /// Limits a request is checked against.
 #[derive(Debug, Clone, Copy)]
@@ -141,6 +141,18 @@ async fn predict(
                     (Inputs::One(_), [embedding]) => json!(embedding),
                     _ => json!(embeddings),
                 })
+            }
+            LoadedModel::TokenClassification(tagger) => {
+                let request = EntitiesRequest::parse(&body, max_inputs)?;
+                let ignore: Option<Vec<&str>> = request
+                    .ignore_labels
+                    .as_ref()
+                    .map(|labels| labels.iter().map(String::as_str).collect());
+                let found = tagger.entities(&request.inputs.texts(), request.strategy, ignore.as_deref())?;
+                Ok(pipeline_json::entities(
+                    &found,
+                    matches!(request.inputs, Inputs::One(_)),
+                ))
             }
         }
     })

@@ -14,9 +14,21 @@ pub struct TestRow {
     pub label_id: usize,
 }
 
-/// Reads the test split of `model`.
+/// Reads the test split of a text classifier.
 pub fn read(artifacts: &Path, model: &str) -> Result<Vec<TestRow>> {
     read_lines(&artifacts.join(model).join("data/test.jsonl"))
+}
+
+#[derive(Deserialize)]
+struct Text {
+    text: String,
+}
+
+/// The texts of the test split of any text model, whatever else its rows hold: what
+/// measurement and benchmarks feed a model.
+pub fn texts(artifacts: &Path, model: &str) -> Result<Vec<String>> {
+    let rows: Vec<Text> = read_lines(&artifacts.join(model).join("data/test.jsonl"))?;
+    Ok(rows.into_iter().map(|row| row.text).collect())
 }
 
 /// One held-out article as a retrieval pair: its title is the query, its body the target.
@@ -40,4 +52,25 @@ fn read_lines<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
             serde_json::from_str(line).with_context(|| format!("{} line {}: malformed", path.display(), number + 1))
         })
         .collect()
+}
+
+/// One gold entity of a held-out sentence: its type and character span.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq, Hash)]
+pub struct Span {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub start: usize,
+    pub end: usize,
+}
+
+/// A held-out sentence of a token classifier, with its gold entities.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Tagged {
+    pub text: String,
+    pub entities: Vec<Span>,
+}
+
+/// Reads `<artifacts>/<name>/data/test.jsonl` as a token classifier's train step writes it.
+pub fn read_tagged(artifacts: &Path, model: &str) -> Result<Vec<Tagged>> {
+    read_lines(&artifacts.join(model).join("data/test.jsonl"))
 }

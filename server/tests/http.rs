@@ -391,6 +391,61 @@ async fn unknown_models_routes_and_methods_get_json_errors() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entities_answer_like_the_token_classification_pipeline_for_every_strategy() {
+    let base = start().await;
+    let reference = reference_of("release-ner");
+    let calls = reference["pipeline_calls"].as_object().unwrap();
+    let cases = reference["cases"].as_array().unwrap();
+    let mut max_difference = 0.0f64;
+    for (key, parameters) in calls {
+        for case in cases {
+            let body = json!({"inputs": case["text"], "parameters": parameters});
+            let (status, answer) = post(&base, "/models/release-ner/predict", &body).await;
+            assert_eq!(status, 200, "{}: {answer}", case["id"]);
+            max_difference = max_difference.max(compare(
+                &answer,
+                &case["pipeline"][key],
+                &format!("{} {key}", case["id"]),
+            ));
+        }
+    }
+    // A list of texts: one entity list per text, in order.
+    let texts: Vec<&Value> = cases.iter().map(|case| &case["text"]).collect();
+    let body = json!({"inputs": texts, "parameters": calls["simple"]});
+    let (status, answer) = post(&base, "/models/release-ner/predict", &body).await;
+    assert_eq!(status, 200);
+    max_difference = max_difference.max(compare(
+        &answer,
+        &reference["batch"]["pipeline"]["simple"],
+        "batch simple",
+    ));
+    assert!(max_difference <= SCORE_BOUND, "max score difference {max_difference}");
+    // Without parameters the strategy is the Inference API's default, simple.
+    let (status, answer) = post(
+        &base,
+        "/models/release-ner/predict",
+        &json!({"inputs": cases[0]["text"]}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    compare(&answer, &cases[0]["pipeline"]["simple"], "default strategy");
+    // Parameters of other tasks, or a strategy the pipeline lacks, are refused by name.
+    for (parameters, named) in [
+        (json!({"top_k": 1}), "parameters.top_k"),
+        (
+            json!({"aggregation_strategy": "longest"}),
+            "parameters.aggregation_strategy",
+        ),
+        (json!({"stride": 8}), "parameters.stride"),
+    ] {
+        let body = json!({"inputs": "Redis 7.2 is out", "parameters": parameters});
+        let (status, answer) = post(&base, "/models/release-ner/predict", &body).await;
+        assert_eq!(status, 422, "{parameters}");
+        assert!(answer["error"].as_str().unwrap().contains(named), "{answer}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn models_and_health_describe_what_is_served() {
     let base = start().await;
     let health = get(&base, "/health").await;
@@ -419,6 +474,13 @@ async fn models_and_health_describe_what_is_served() {
         json!([{"name": "last_hidden_state", "dtype": "float32", "dims": [null, null, 384]}])
     );
     assert_eq!(news["signature"]["outputs"][0]["dims"], json!([null, 5]));
+    let ner = by_name["release-ner"];
+    assert_eq!(ner["task"], "token-classification");
+    assert_eq!(
+        ner["labels"],
+        json!(["O", "B-PRODUCT", "I-PRODUCT", "B-VERSION", "I-VERSION"])
+    );
+    assert_eq!(ner["signature"]["outputs"][0]["dims"], json!([null, null, 5]));
     assert_eq!(news["signature"]["inputs"][0]["name"], "input_ids");
     assert_eq!(news["variant"]["name"], "fp32");
     assert_eq!(news["variant"]["file"], "model.onnx");

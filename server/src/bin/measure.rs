@@ -90,8 +90,8 @@ fn run(args: &Args) -> Result<serde_json::Value> {
     if args.batch_size == 0 || args.latency_requests == 0 {
         bail!("--batch-size and --latency-requests must be at least 1");
     }
-    let rows = test_split::read(&args.artifacts, &args.model)?;
-    let texts: Vec<&str> = rows.iter().map(|row| row.text.as_str()).collect();
+    let rows = test_split::texts(&args.artifacts, &args.model)?;
+    let texts: Vec<&str> = rows.iter().map(String::as_str).collect();
     if texts.is_empty() {
         bail!("the test split of {} is empty", args.model);
     }

@@ -15,11 +15,17 @@
 //! `SentenceTransformer.encode` (INT8: cosine ≥ 0.99, min and mean reported); retrieval
 //! recall@1/@10 over the test split equal to PyTorch's (INT8: recall@10 at most 1.0 point
 //! below).
+//! For a token classifier (`token.rs`): token ids and character offsets identical; per-token
+//! logits within 1e-4, alone and batched; the pipeline's entity lists for every recorded
+//! aggregation strategy and `ignore_labels` identical (labels, offsets, words; scores
+//! within 1e-4); entity F1 over the test split equal to PyTorch's (INT8: at most 1.0 point
+//! below, the rest reported).
 //! Writes `<artifacts>/<name>/parity/<variant>.json` and prints a table. Exits 0 when the
 //! variant meets its gate, 2 when it does not (the report is written), 1 on an error.
 
 mod classification;
 mod embedding;
+mod token;
 
 use std::path::PathBuf;
 
@@ -156,6 +162,10 @@ fn run(args: &Args) -> Result<bool> {
         LoadedModel::FeatureExtraction(embedder) => {
             let pairs = test_split::read_pairs(&args.artifacts, &args.model)?;
             embedding::check(embedder, &reference, &pairs, &mut figures)
+        }
+        LoadedModel::TokenClassification(tagger) => {
+            let test = test_split::read_tagged(&args.artifacts, &args.model)?;
+            token::check(tagger, &reference, &test, &mut figures)
         }
     }
     .with_context(|| format!("checking against {}", reference_path.display()))?;

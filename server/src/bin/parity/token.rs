@@ -1,0 +1,302 @@
+//! Parity of a token classifier: token ids and character offsets, per-token logits alone
+//! and batched, the pipeline's JSON for every recorded `aggregation_strategy` and
+//! `ignore_labels` (entity lists identical: labels, offsets, words; scores within 1e-4),
+//! and entity-level F1 over the test split against PyTorch's.
+
+use std::collections::HashSet;
+
+use anyhow::{Context, Result};
+use modelcrate_runtime::TokenClassifier;
+use modelcrate_server::pipeline_json;
+use modelcrate_server::request::EntitiesRequest;
+use modelcrate_server::test_split::{Span, Tagged};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::{Checked, Figures, Gate, Rule, check_token_ids};
+
+const LOGIT_BOUND: f64 = 1e-4;
+const SCORE_BOUND: f64 = 1e-4;
+/// Largest entity-F1 drop (as a fraction) an INT8 variant may show against PyTorch.
+const INT8_F1_DROP: f64 = 0.01;
+
+#[derive(Deserialize)]
+struct Reference {
+    checkpoint_sha256: String,
+    cases: Vec<Case>,
+    pipeline_calls: Map<String, Value>,
+    batch: Batch,
+    test_split: TestSplit,
+}
+
+#[derive(Deserialize)]
+struct Case {
+    id: String,
+    text: String,
+    input_ids: Vec<u32>,
+    offsets: Vec<(usize, usize)>,
+    logits: Vec<Vec<f64>>,
+    pipeline: Map<String, Value>,
+}
+
+#[derive(Deserialize)]
+struct Batch {
+    pipeline: Map<String, Value>,
+}
+
+#[derive(Deserialize)]
+struct TestSplit {
+    examples: usize,
+    entity_f1: f64,
+    /// The pipeline's simple-aggregated answer per test sentence.
+    entities: Vec<Value>,
+}
+
+/// A recorded pipeline call's parameters, read by the server's own request parser.
+fn call_parameters(call: &Value) -> Result<EntitiesRequest> {
+    let body = json!({"inputs": "-", "parameters": call}).to_string();
+    EntitiesRequest::parse(body.as_bytes(), 1).map_err(|error| anyhow::anyhow!("recorded call {call}: {error}"))
+}
+
+/// (type, start, end) of each entity in a grouped answer.
+fn spans(answer: &Value) -> HashSet<Span> {
+    answer
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|entity| {
+            Some(Span {
+                kind: entity.get("entity_group")?.as_str()?.to_string(),
+                start: usize::try_from(entity.get("start")?.as_u64()?).ok()?,
+                end: usize::try_from(entity.get("end")?.as_u64()?).ok()?,
+            })
+        })
+        .collect()
+}
+
+/// Entity-level F1: an entity counts only with its exact type and span (as `release_notes.entity_f1`).
+fn entity_f1(predicted: &[HashSet<Span>], gold: &[HashSet<Span>]) -> f64 {
+    let found: usize = predicted.iter().zip(gold).map(|(p, g)| p.intersection(g).count()).sum();
+    let predicted_count: usize = predicted.iter().map(HashSet::len).sum();
+    let gold_count: usize = gold.iter().map(HashSet::len).sum();
+    let precision = if predicted_count == 0 {
+        0.0
+    } else {
+        found as f64 / predicted_count as f64
+    };
+    let recall = if gold_count == 0 {
+        0.0
+    } else {
+        found as f64 / gold_count as f64
+    };
+    if precision + recall == 0.0 {
+        0.0
+    } else {
+        2.0 * precision * recall / (precision + recall)
+    }
+}
+
+/// Checks `tagger` against the golden `reference.json` text and the test split.
+pub fn check(tagger: &TokenClassifier, reference: &str, test: &[Tagged], figures: &mut Figures) -> Result<Checked> {
+    let reference: Reference = serde_json::from_str(reference).context("it is not what `cargo xtask golden` writes")?;
+    let texts: Vec<&str> = reference.cases.iter().map(|c| c.text.as_str()).collect();
+
+    let golden_ids = reference.cases.iter().map(|c| (c.id.as_str(), c.input_ids.as_slice()));
+    let id_mismatches = check_token_ids(tagger.encoder(), &texts, golden_ids, figures)?;
+    let encodings = tagger.encoder().char_encodings(&texts)?;
+    let offset_mismatches: Vec<&str> = reference
+        .cases
+        .iter()
+        .zip(&encodings)
+        .filter(|(case, encoding)| case.offsets.as_slice() != encoding.get_offsets())
+        .map(|(case, _)| case.id.as_str())
+        .collect();
+    figures.row(
+        Rule::Every,
+        "character offsets identical",
+        format!("{}/{} inputs", texts.len() - offset_mismatches.len(), texts.len()),
+        "all",
+        offset_mismatches.is_empty(),
+    );
+
+    // Max |difference| over every token's logits; infinite when the shapes differ.
+    let difference = |rust: &[Vec<f32>], python: &[Vec<f64>]| -> f64 {
+        if rust.len() != python.len() {
+            return f64::INFINITY;
+        }
+        rust.iter()
+            .zip(python)
+            .flat_map(|(r, p)| {
+                let width = if r.len() == p.len() { 0.0 } else { f64::INFINITY };
+                r.iter().zip(p).map(move |(a, b)| (f64::from(*a) - b).abs() + width)
+            })
+            .fold(0.0, f64::max)
+    };
+    let mut alone_max = 0.0f64;
+    for case in &reference.cases {
+        let logits = tagger.token_logits(&[case.text.as_str()])?;
+        let (_, rows) = logits.first().context("one text gives one answer")?;
+        let rows: Vec<Vec<f32>> = rows.rows().into_iter().map(|row| row.to_vec()).collect();
+        alone_max = alone_max.max(difference(&rows, &case.logits));
+    }
+    figures.row(
+        Rule::Exact,
+        "max |logit diff| per token, each input alone",
+        format!("{alone_max:.2e}"),
+        "1e-4",
+        alone_max <= LOGIT_BOUND,
+    );
+    let batched = tagger.token_logits(&texts)?;
+    let batch_max = reference
+        .cases
+        .iter()
+        .zip(&batched)
+        .map(|(case, (_, rows))| {
+            let rows: Vec<Vec<f32>> = rows.rows().into_iter().map(|row| row.to_vec()).collect();
+            difference(&rows, &case.logits)
+        })
+        .fold(0.0, f64::max);
+    figures.row(
+        Rule::Exact,
+        &format!(
+            "max |logit diff| per token, padded batches of {}",
+            tagger.max_batch_size().min(texts.len())
+        ),
+        format!("{batch_max:.2e}"),
+        "1e-4",
+        batch_max <= LOGIT_BOUND,
+    );
+
+    let mut pipeline_max = 0.0f64;
+    let mut pipeline_errors = Vec::new();
+    let mut simple_agree = 0;
+    for (key, call) in &reference.pipeline_calls {
+        let request = call_parameters(call)?;
+        let ignore: Option<Vec<&str>> = request
+            .ignore_labels
+            .as_ref()
+            .map(|l| l.iter().map(String::as_str).collect());
+        let found = tagger.entities(&texts, request.strategy, ignore.as_deref())?;
+        for (case, entities) in reference.cases.iter().zip(&found) {
+            let rust = pipeline_json::entities(std::slice::from_ref(entities), true);
+            let python = case
+                .pipeline
+                .get(key)
+                .with_context(|| format!("case {} has no pipeline output `{key}`", case.id))?;
+            match pipeline_json::difference(&rust, python, &format!("{} {key}", case.id)) {
+                Ok(difference) => {
+                    pipeline_max = pipeline_max.max(difference);
+                    simple_agree += usize::from(key == "simple");
+                }
+                Err(problem) => pipeline_errors.push(problem),
+            }
+        }
+        if let Some(python) = reference.batch.pipeline.get(key) {
+            let rust = pipeline_json::entities(&found, false);
+            match pipeline_json::difference(&rust, python, &format!("batch {key}")) {
+                Ok(difference) => pipeline_max = pipeline_max.max(difference),
+                Err(problem) => pipeline_errors.push(problem),
+            }
+        }
+    }
+    let calls = reference.pipeline_calls.len();
+    figures.row(
+        Rule::Exact,
+        &format!(
+            "pipeline JSON, {calls} strategy/ignore sets × {} inputs + {} batches",
+            texts.len(),
+            reference.batch.pipeline.len()
+        ),
+        if pipeline_errors.is_empty() {
+            format!("identical entities, max |score diff| {pipeline_max:.2e}")
+        } else {
+            format!("{} differ, first: {}", pipeline_errors.len(), pipeline_errors[0])
+        },
+        "same entities, 1e-4",
+        pipeline_errors.is_empty() && pipeline_max <= SCORE_BOUND,
+    );
+
+    let test_texts: Vec<&str> = test.iter().map(|row| row.text.as_str()).collect();
+    let found = tagger.entities(&test_texts, modelcrate_runtime::AggregationStrategy::Simple, None)?;
+    let rust_spans: Vec<HashSet<Span>> = found
+        .iter()
+        .map(|entities| spans(&pipeline_json::entities(std::slice::from_ref(entities), true)))
+        .collect();
+    let gold: Vec<HashSet<Span>> = test.iter().map(|row| row.entities.iter().cloned().collect()).collect();
+    let python_spans: Vec<HashSet<Span>> = reference.test_split.entities.iter().map(spans).collect();
+    let rust_f1 = entity_f1(&rust_spans, &gold);
+    let pytorch_f1 = reference.test_split.entity_f1;
+    let agreement = rust_spans.iter().zip(&python_spans).filter(|(r, p)| r == p).count();
+    figures.row(
+        Rule::Every,
+        &format!("test split entity F1 ({} sentences)", test.len()),
+        format!("Rust {rust_f1:.4}, PyTorch {pytorch_f1:.4}"),
+        match figures.gate {
+            Gate::Exact => "equal",
+            Gate::Int8 => "at most 1.0 point below PyTorch",
+        },
+        test.len() == reference.test_split.examples
+            && python_spans.len() == test.len()
+            && match figures.gate {
+                Gate::Exact => (rust_f1 - pytorch_f1).abs() < 1e-9,
+                Gate::Int8 => pytorch_f1 - rust_f1 <= INT8_F1_DROP + 1e-9,
+            },
+    );
+    figures.row(
+        Rule::Every,
+        "test split sentences with PyTorch's entities",
+        format!("{agreement}/{}", test.len()),
+        "reported",
+        true,
+    );
+
+    Ok(Checked {
+        checkpoint: reference.checkpoint_sha256.clone(),
+        metric: json!({"name": "entity_f1", "value": rust_f1, "pytorch": pytorch_f1}),
+        summary: json!({
+            "drift": {"name": "max |Δlogit|", "value": alone_max},
+            "golden": {"name": "entities", "agree": simple_agree, "of": texts.len()},
+            "test_agreement": {"name": "entities", "agree": agreement, "of": test.len()},
+        }),
+        details: json!({
+            "token_ids": {"inputs": texts.len(), "mismatched": id_mismatches},
+            "offsets": {"inputs": texts.len(), "mismatched": offset_mismatches},
+            "logits_max_abs_diff": {"alone": alone_max, "batched": batch_max, "bound": LOGIT_BOUND},
+            "pipeline_json": {"max_abs_score_diff": pipeline_max, "bound": SCORE_BOUND, "differences": pipeline_errors},
+            "test_split": {
+                "examples": test.len(),
+                "rust_entity_f1": rust_f1,
+                "pytorch_entity_f1": pytorch_f1,
+                "sentences_agreeing": agreement,
+            },
+        }),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn span(kind: &str, start: usize, end: usize) -> Span {
+        Span {
+            kind: kind.into(),
+            start,
+            end,
+        }
+    }
+
+    #[test]
+    fn f1_counts_only_exact_type_and_span() {
+        let gold = vec![HashSet::from([span("PRODUCT", 0, 5), span("VERSION", 6, 10)])];
+        let predicted = vec![HashSet::from([span("PRODUCT", 0, 5), span("VERSION", 6, 9)])];
+        // precision 1/2, recall 1/2
+        assert!((entity_f1(&predicted, &gold) - 0.5).abs() < 1e-12);
+        assert_eq!(entity_f1(&[HashSet::new()], &gold), 0.0);
+    }
+
+    #[test]
+    fn spans_are_read_from_a_grouped_answer() {
+        let answer = json!([{"entity_group": "VERSION", "score": 0.9, "word": "v2", "start": 3, "end": 5}]);
+        assert_eq!(spans(&answer), HashSet::from([span("VERSION", 3, 5)]));
+    }
+}
