@@ -6,7 +6,8 @@ PyTorch's logits (each case run alone, unpadded) and the `transformers`
 text-classification pipeline's own JSON for the parameter sets the server accepts.
 The same for all cases as one batch, and PyTorch's predictions on the whole test split.
 For a sentence-embedding model: `SentenceTransformer.encode` per case and retrieval over
-the test split (see `embed`).
+the test split (see `embed`); for an entity tagger, the token-classification pipeline's
+answers for every aggregation strategy (see `ner`).
 """
 
 from __future__ import annotations
@@ -103,10 +104,22 @@ def golden_embeddings(spec: Spec) -> None:
     write_json(spec.golden_dir / "reference.json", embed.golden(spec, cases, checkpoint_digest(spec.checkpoint_dir)))
 
 
+def golden_entities(spec: Spec) -> None:
+    from . import ner
+
+    seed_everything(spec.train.seed)
+    if not (spec.checkpoint_dir / "config.json").is_file():
+        raise SystemExit(f"no checkpoint at {spec.checkpoint_dir}: run `cargo xtask train` first")
+    cases = json.loads((spec.golden_dir / "inputs.json").read_text(encoding="utf-8"))["cases"]
+    write_json(spec.golden_dir / "reference.json", ner.golden(spec, cases, checkpoint_digest(spec.checkpoint_dir)))
+
+
 def main() -> None:
     spec = from_cli(__doc__ or "golden")
     if spec.task == "feature-extraction":
         golden_embeddings(spec)
+    elif spec.task == "token-classification":
+        golden_entities(spec)
     else:
         golden(spec)
 

@@ -4,7 +4,7 @@ Text classifiers are fine-tuned here, by one of three strategies: `full` (every 
 `lora` (PEFT LoRA adapters on the attention's query and value projections plus the
 classifier head, merged into the weights with `merge_and_unload` before saving, so the
 export is an ordinary model) or `head-only` (the backbone frozen, the classifier head
-trained). Sentence-embedding models are trained in `embed`.
+trained). Sentence-embedding models are trained in `embed`, entity taggers in `ner`.
 
 Writes `artifacts/<name>/data/{train,validation,test}.jsonl` (the split, so later
 steps and the Rust parity check see the same articles), `checkpoint/` (safetensors,
@@ -152,6 +152,10 @@ def main() -> None:
         from . import embed
 
         embed.train(spec)
+    elif spec.task == "token-classification":
+        from . import ner
+
+        ner.train(spec)
     else:
         train(spec)
 

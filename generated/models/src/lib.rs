@@ -7,6 +7,7 @@ pub use news_embed;
 pub use news_topic;
 pub use news_topic_head;
 pub use news_topic_lora;
+pub use release_ner;
 
 /// One entry per model under `models/`, sorted by name.
 pub const MODELS: &[ModelEntry] = &[
@@ -14,4 +15,5 @@ pub const MODELS: &[ModelEntry] = &[
     news_topic_head::ENTRY,
     news_topic_lora::ENTRY,
     news_topic::ENTRY,
+    release_ner::ENTRY,
 ];
