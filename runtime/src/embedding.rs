@@ -97,6 +97,11 @@ impl SentenceEmbedder {
         self.max_batch_size
     }
 
+    /// Whether the model L2-normalises its embeddings (it has a `Normalize` module).
+    pub fn normalizes(&self) -> bool {
+        self.spec.normalize
+    }
+
     /// One embedding per text, normalised as the model is (see [`SentenceEmbedderSpec`]).
     pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
         self.embed_with(texts, self.spec.normalize)

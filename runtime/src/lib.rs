@@ -9,6 +9,7 @@
 
 pub mod classification;
 pub mod embedding;
+pub mod engine;
 pub mod environment;
 pub mod error;
 pub mod pool;
@@ -20,6 +21,7 @@ pub mod variants;
 
 pub use classification::{ClassificationFunction, LabelScore, ProblemType, TextClassifier};
 pub use embedding::{Pooling, SentenceEmbedder};
+pub use engine::{Answered, BatchingOptions, Engine, Refused, RowOutput};
 pub use error::{Error, Result};
 pub use registry::{LoadOptions, LoadedModel, ModelEntry, ModelInfo, Task};
 pub use signature::{Signature, TensorSpec};

@@ -3,8 +3,12 @@
 
 use std::path::{Path, PathBuf};
 
+use ndarray::s;
+use tokenizers::Encoding;
+
 use crate::classification::{ProblemType, TextClassifier};
 use crate::embedding::SentenceEmbedder;
+use crate::engine::RowOutput;
 use crate::error::Result;
 use crate::signature::Signature;
 use crate::text::{EncodedBatch, TextEncoder};
@@ -99,6 +103,37 @@ impl LoadedModel {
             Self::FeatureExtraction(model) => model.encoder(),
             Self::TokenClassification(model) => model.encoder(),
         }
+    }
+
+    /// The encodings of `texts` as the engine takes them: with character offsets for a
+    /// token classifier, whose answers quote spans of the text.
+    pub fn encode(&self, texts: &[&str]) -> Result<Vec<Encoding>> {
+        match self {
+            Self::TokenClassification(model) => model.encoder().char_encodings(texts),
+            _ => self.encoder().encodings(texts),
+        }
+    }
+
+    /// One `session.run` of a padded batch: one output per row, for post-processing.
+    pub fn run_rows(&self, batch: &EncodedBatch) -> Result<Vec<RowOutput>> {
+        Ok(match self {
+            Self::TextClassification(model) => model
+                .logits_of(batch)?
+                .rows()
+                .into_iter()
+                .map(|row| RowOutput::Logits(row.to_vec()))
+                .collect(),
+            Self::FeatureExtraction(model) => model.pooled_of(batch)?.into_iter().map(RowOutput::Pooled).collect(),
+            Self::TokenClassification(model) => {
+                let logits = model.logits_of(batch)?;
+                batch
+                    .lengths
+                    .iter()
+                    .enumerate()
+                    .map(|(row, &length)| RowOutput::TokenLogits(logits.slice(s![row, ..length, ..]).to_owned()))
+                    .collect()
+            }
+        })
     }
 
     /// Inference alone on an already tokenized batch (`session.run` and copying the

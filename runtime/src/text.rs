@@ -4,7 +4,7 @@
 //! `transformers` pipeline does with `truncation=True`); padding is done here, to the
 //! longest sequence of each batch, so that no batch pays for more than it holds.
 
-use std::borrow::Cow;
+use std::borrow::{Borrow, Cow};
 use std::path::Path;
 
 use ndarray::Array2;
@@ -162,14 +162,15 @@ impl TextEncoder {
         Ok(self.pad(&self.encodings(texts)?))
     }
 
-    /// Pads encodings to the longest of them, as one batch.
-    pub fn pad(&self, encodings: &[Encoding]) -> EncodedBatch {
-        let longest = encodings.iter().map(Encoding::len).max().unwrap_or(0);
+    /// Pads encodings (owned or borrowed) to the longest of them, as one batch.
+    pub fn pad<E: Borrow<Encoding>>(&self, encodings: &[E]) -> EncodedBatch {
+        let longest = encodings.iter().map(|e| e.borrow().len()).max().unwrap_or(0);
         let shape = (encodings.len(), longest);
         let mut input_ids = Array2::from_elem(shape, i64::from(self.pad_id));
         let mut attention_mask = Array2::zeros(shape);
         let mut token_type_ids = Array2::zeros(shape);
         for (row, encoding) in encodings.iter().enumerate() {
+            let encoding = encoding.borrow();
             let columns = encoding
                 .get_ids()
                 .iter()
@@ -186,7 +187,7 @@ impl TextEncoder {
             input_ids,
             attention_mask,
             token_type_ids,
-            lengths: encodings.iter().map(Encoding::len).collect(),
+            lengths: encodings.iter().map(|e| e.borrow().len()).collect(),
         }
     }
 }

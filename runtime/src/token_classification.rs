@@ -459,23 +459,26 @@ impl TokenClassifier {
         strategy: AggregationStrategy,
         ignore_labels: Option<&[&str]>,
     ) -> Result<Vec<Vec<Entity>>> {
-        let ignore = ignore_labels.unwrap_or(&DEFAULT_IGNORE_LABELS);
-        let vocabulary = Vocabulary::new(self.encoder.tokenizer());
         texts
             .iter()
             .zip(self.token_logits(texts)?)
-            .map(|(text, (encoding, logits))| {
-                entities(
-                    text,
-                    &encoding,
-                    &logits,
-                    self.spec.labels,
-                    strategy,
-                    ignore,
-                    &vocabulary,
-                )
-            })
+            .map(|(text, (encoding, logits))| self.entities_of(text, &encoding, &logits, strategy, ignore_labels))
             .collect()
+    }
+
+    /// The entities of one text from its encoding (character offsets) and its per-token
+    /// logits, as [`TokenClassifier::entities`] finds them: the engine's post-processing.
+    pub fn entities_of(
+        &self,
+        text: &str,
+        encoding: &Encoding,
+        logits: &Array2<f32>,
+        strategy: AggregationStrategy,
+        ignore_labels: Option<&[&str]>,
+    ) -> Result<Vec<Entity>> {
+        let ignore = ignore_labels.unwrap_or(&DEFAULT_IGNORE_LABELS);
+        let vocabulary = Vocabulary::new(self.encoder.tokenizer());
+        entities(text, encoding, logits, self.spec.labels, strategy, ignore, &vocabulary)
     }
 
     /// Logits `[batch, tokens, labels]` of an already tokenized batch: one `session.run`.

@@ -1,9 +1,12 @@
 //! Every knob of the server: a flag, an environment variable, and a default.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Parser;
-use modelcrate_runtime::{LoadOptions, VariantChoice};
+use modelcrate_runtime::{BatchingOptions, LoadOptions, VariantChoice};
+
+use crate::routes::Limits;
 
 #[derive(Debug, Clone, Parser)]
 #[command(name = "modelcrate-server", about = "Serves Modelcrate's generated models over HTTP")]
@@ -28,15 +31,30 @@ pub struct Config {
     /// (`fp32`, `O1`, `O2`, `int8`, `O2-int8`, …) or an ONNX file name.
     #[arg(long, env = "MODELCRATE_VARIANT", default_value = "serving")]
     pub variant: String,
-    /// ONNX Runtime sessions per model: how many requests run inference at once.
+    /// Inference workers per model, each with its own ONNX Runtime session: how many
+    /// batches of one model run at once.
     #[arg(long, env = "MODELCRATE_SESSIONS", default_value_t = 2)]
     pub sessions: usize,
     /// Intra-op threads per session (sessions × threads ≤ cores is the sane budget).
     #[arg(long, env = "MODELCRATE_INTRA_THREADS", default_value_t = 1)]
     pub intra_threads: usize,
-    /// Largest batch given to one session run; larger requests are split.
+    /// Most texts in one session run: concurrent requests are merged up to it, a larger
+    /// request is split.
     #[arg(long, env = "MODELCRATE_MAX_BATCH_SIZE", default_value_t = 32)]
     pub max_batch_size: usize,
+    /// Most padded tokens (texts × longest text) in one session run.
+    #[arg(long, env = "MODELCRATE_MAX_BATCH_TOKENS", default_value_t = 32 * 128)]
+    pub max_batch_tokens: usize,
+    /// How long a worker waits for more requests to fill a batch, in milliseconds (0:
+    /// only what is already queued).
+    #[arg(long, env = "MODELCRATE_MAX_QUEUE_DELAY_MS", default_value_t = 2)]
+    pub max_queue_delay_ms: u64,
+    /// Requests that may wait per model; beyond it requests get 429 with Retry-After.
+    #[arg(long, env = "MODELCRATE_QUEUE_CAPACITY", default_value_t = 256)]
+    pub queue_capacity: usize,
+    /// How long a request may wait for its answer, in milliseconds; then 504.
+    #[arg(long, env = "MODELCRATE_REQUEST_TIMEOUT_MS", default_value_t = 30_000)]
+    pub request_timeout_ms: u64,
     /// Most inputs one request may carry.
     #[arg(long, env = "MODELCRATE_MAX_CLIENT_BATCH_SIZE", default_value_t = 64)]
     pub max_client_batch_size: usize,
@@ -46,6 +64,24 @@ pub struct Config {
 }
 
 impl Config {
+    pub fn batching(&self) -> BatchingOptions {
+        BatchingOptions {
+            max_batch_size: self.max_batch_size,
+            max_batch_tokens: self.max_batch_tokens,
+            max_queue_delay: Duration::from_millis(self.max_queue_delay_ms),
+            queue_capacity: self.queue_capacity,
+            workers: self.sessions,
+        }
+    }
+
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_client_batch_size: self.max_client_batch_size,
+            max_body_bytes: self.max_body_bytes,
+            request_timeout: Duration::from_millis(self.request_timeout_ms),
+        }
+    }
+
     pub fn load_options(&self) -> LoadOptions {
         LoadOptions {
             ort_dylib: self.ort_dylib.clone(),

@@ -2,7 +2,7 @@
 //! `{"error": "...", "error_type": "..."}` that names the problem.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
@@ -24,6 +24,12 @@ pub enum ApiError {
     PayloadTooLarge(String),
     #[error("inference failed: {0}")]
     Inference(String),
+    #[error("{0}; retry later")]
+    Busy(String),
+    #[error("the request took longer than {0:?} (--request-timeout-ms)")]
+    Timeout(std::time::Duration),
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 #[derive(Serialize)]
@@ -42,6 +48,9 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Inference(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -55,9 +64,15 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::Inference(_) => "inference",
+            Self::Busy(_) => "overloaded",
+            Self::Timeout(_) => "timeout",
+            Self::Unavailable(_) => "unavailable",
         }
     }
 }
+
+/// Seconds a client told 429 or 503 should wait before it tries again.
+const RETRY_AFTER_SECONDS: &str = "1";
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -68,7 +83,25 @@ impl IntoResponse for ApiError {
             error: self.to_string(),
             error_type: self.kind(),
         };
-        (self.status(), Json(body)).into_response()
+        let mut response = (self.status(), Json(body)).into_response();
+        if matches!(self, Self::Busy(_) | Self::Unavailable(_)) {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+        }
+        response
+    }
+}
+
+impl From<modelcrate_runtime::Refused> for ApiError {
+    fn from(refused: modelcrate_runtime::Refused) -> Self {
+        use modelcrate_runtime::Refused;
+        match refused {
+            Refused::Busy { .. } => Self::Busy(refused.to_string()),
+            Refused::TimedOut(after) => Self::Timeout(after),
+            Refused::Stopped(_) => Self::Unavailable(refused.to_string()),
+            Refused::Failed(error) => Self::Inference(error.to_string()),
+        }
     }
 }
 

@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use modelcrate_server::routes::Limits;
 use modelcrate_server::{AppState, Config, app, models};
 use tracing_subscriber::EnvFilter;
 
@@ -24,18 +23,15 @@ async fn run(config: Config) -> Result<()> {
     let (names, artifacts) = (config.models.clone(), config.artifacts.clone());
     let models = tokio::task::spawn_blocking(move || models::load_all(&names, &artifacts, &options)).await??;
     let state = AppState {
-        models: Arc::new(models),
-        limits: Limits {
-            max_client_batch_size: config.max_client_batch_size,
-            max_body_bytes: config.max_body_bytes,
-        },
+        engines: Arc::new(models::start_engines(models, config.batching())),
+        limits: config.limits(),
     };
     let address = format!("{}:{}", config.host, config.port);
     let listener = tokio::net::TcpListener::bind(&address)
         .await
         .with_context(|| format!("cannot listen on {address}"))?;
     let bound = listener.local_addr()?;
-    let names: Vec<&String> = state.models.keys().collect();
+    let names: Vec<&String> = state.engines.keys().collect();
     tracing::info!(%bound, models = ?names, "serving");
     println!("serving {names:?} on http://{bound}");
     axum::serve(listener, app(state))

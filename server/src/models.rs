@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use modelcrate_models::MODELS;
-use modelcrate_runtime::{LoadOptions, LoadedModel, ModelEntry};
+use modelcrate_runtime::{BatchingOptions, Engine, LoadOptions, LoadedModel, ModelEntry};
 
 /// The entry of a model by name.
 pub fn entry(name: &str) -> Result<&'static ModelEntry> {
@@ -54,4 +54,15 @@ pub fn load_all(
         loaded.insert(entry.name.to_string(), Arc::new(model));
     }
     Ok(loaded)
+}
+
+/// Starts a batching engine for each loaded model.
+pub fn start_engines(
+    models: BTreeMap<String, Arc<LoadedModel>>,
+    batching: BatchingOptions,
+) -> BTreeMap<String, Arc<Engine>> {
+    models
+        .into_iter()
+        .map(|(name, model)| (name, Arc::new(Engine::start(model, batching))))
+        .collect()
 }

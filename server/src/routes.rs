@@ -1,16 +1,20 @@
-//! HTTP routes. Handlers are thin: parse and validate, run inference off the async
-//! runtime, shape the answer as the `transformers` pipeline does.
+//! HTTP routes. Handlers are thin: parse and validate, tokenize, hand the encodings to
+//! the model's batching engine, and shape its rows as the `transformers` pipeline does.
+//! Every answer says where its time went (`x-queue-time`, `x-inference-time`,
+//! `x-total-time` in milliseconds, `x-batch-size`: rows in the batch it ran in).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{HeaderMap, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Uri, header};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use modelcrate_runtime::{LoadedModel, TensorSpec};
+use modelcrate_runtime::embedding::l2_normalize;
+use modelcrate_runtime::{Answered, Engine, LoadedModel, RowOutput, TensorSpec};
 use serde_json::{Value, json};
 
 use crate::error::ApiError;
@@ -22,11 +26,14 @@ use crate::request::{ClassifyRequest, EmbedRequest, EntitiesRequest, Inputs};
 pub struct Limits {
     pub max_client_batch_size: usize,
     pub max_body_bytes: usize,
+    /// How long a request may wait for its answer before it gets a 504.
+    pub request_timeout: Duration,
 }
 
 #[derive(Clone)]
 pub struct AppState {
-    pub models: Arc<BTreeMap<String, Arc<LoadedModel>>>,
+    /// Each served model behind its batching engine, by name.
+    pub engines: Arc<BTreeMap<String, Arc<Engine>>>,
     pub limits: Limits,
 }
 
@@ -43,15 +50,16 @@ pub fn app(state: AppState) -> Router {
 }
 
 async fn health(State(state): State<AppState>) -> Json<Value> {
-    Json(json!({"status": "ok", "models": state.models.len()}))
+    Json(json!({"status": "ok", "models": state.engines.len()}))
 }
 
 async fn list_models(State(state): State<AppState>) -> Json<Value> {
     let models: Vec<Value> = state
-        .models
+        .engines
         .values()
-        .map(|model| {
-            let info = model.info();
+        .map(|engine| {
+            let info = engine.model().info();
+            let batching = engine.options();
             json!({
                 "name": info.name,
                 "task": info.task.as_str(),
@@ -67,6 +75,15 @@ async fn list_models(State(state): State<AppState>) -> Json<Value> {
                 "variant": info.variant,
                 "sessions": info.sessions,
                 "max_client_batch_size": state.limits.max_client_batch_size,
+                "batching": {
+                    "max_batch_size": batching.max_batch_size,
+                    "max_batch_tokens": batching.max_batch_tokens,
+                    "max_queue_delay_ms": batching.max_queue_delay.as_secs_f64() * 1e3,
+                    "queue_capacity": batching.queue_capacity,
+                    "workers": batching.workers,
+                    "waiting": engine.waiting(),
+                },
+                "request_timeout_ms": state.limits.request_timeout.as_millis(),
             })
         })
         .collect();
@@ -99,13 +116,23 @@ fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
+/// The rows of an answer as the outputs its task yields; anything else is a bug.
+fn rows_of<'a, T>(answered: &'a Answered, pick: impl Fn(&'a RowOutput) -> Option<T>) -> Result<Vec<T>, ApiError> {
+    answered
+        .rows
+        .iter()
+        .map(|row| pick(row).ok_or_else(|| ApiError::Inference("the engine answered another task's output".into())))
+        .collect()
+}
+
 async fn predict(
     State(state): State<AppState>,
     Path(name): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
-    let model = state.models.get(&name).cloned().ok_or(ApiError::ModelNotFound(name))?;
+) -> Result<(HeaderMap, Json<Value>), ApiError> {
+    let started = Instant::now();
+    let engine = state.engines.get(&name).cloned().ok_or(ApiError::ModelNotFound(name))?;
     require_json(&headers)?;
     let body = body.map_err(|rejection| {
         ApiError::PayloadTooLarge(format!(
@@ -114,51 +141,89 @@ async fn predict(
             rejection.body_text()
         ))
     })?;
-    let max_inputs = state.limits.max_client_batch_size;
-    // Parsing is cheap; it runs with inference, off the async runtime.
-    let answer = tokio::task::spawn_blocking(move || -> Result<Value, ApiError> {
+    let Limits {
+        max_client_batch_size: max_inputs,
+        request_timeout: timeout,
+        ..
+    } = state.limits;
+    // Parsing, tokenization and post-processing run off the async runtime; inference
+    // runs in the engine's batches.
+    let (answer, answered) = tokio::task::spawn_blocking(move || -> Result<(Value, Answered), ApiError> {
+        let model = engine.model();
         match model.as_ref() {
             LoadedModel::TextClassification(classifier) => {
                 let request = ClassifyRequest::parse(&body, max_inputs)?;
-                let scores = classifier.scores(&request.inputs.texts(), request.function)?;
+                let texts = request.inputs.texts();
+                let answered = engine.infer(model.encode(&texts)?, timeout)?;
+                let function = request.function.unwrap_or_else(|| classifier.default_function());
+                let scores: Vec<Vec<f32>> = rows_of(&answered, |row| match row {
+                    RowOutput::Logits(logits) => Some(function.apply(logits)),
+                    _ => None,
+                })?;
                 let single = matches!(request.inputs, Inputs::One(_));
-                Ok(pipeline_json::answer(
-                    classifier.info().labels,
-                    &scores,
-                    request.top_k,
-                    single,
-                ))
+                let answer = pipeline_json::answer(classifier.info().labels, &scores, request.top_k, single);
+                Ok((answer, answered))
             }
             LoadedModel::FeatureExtraction(embedder) => {
                 let request = EmbedRequest::parse(&body, max_inputs)?;
                 let texts = request.inputs.texts();
-                let embeddings = match request.normalize {
-                    Some(normalize) => embedder.embed_with(&texts, normalize)?,
-                    None => embedder.embed(&texts)?,
-                };
+                let answered = engine.infer(model.encode(&texts)?, timeout)?;
+                let normalize = request.normalize.unwrap_or_else(|| embedder.normalizes());
+                let embeddings: Vec<Vec<f32>> = rows_of(&answered, |row| match row {
+                    RowOutput::Pooled(pooled) => {
+                        let mut vector = pooled.clone();
+                        if normalize {
+                            l2_normalize(&mut vector);
+                        }
+                        Some(vector)
+                    }
+                    _ => None,
+                })?;
                 // As the Inference API: one vector for one text, a list of vectors for a list.
-                Ok(match (&request.inputs, embeddings.as_slice()) {
+                let answer = match (&request.inputs, embeddings.as_slice()) {
                     (Inputs::One(_), [embedding]) => json!(embedding),
                     _ => json!(embeddings),
-                })
+                };
+                Ok((answer, answered))
             }
             LoadedModel::TokenClassification(tagger) => {
                 let request = EntitiesRequest::parse(&body, max_inputs)?;
+                let texts = request.inputs.texts();
+                let answered = engine.infer(model.encode(&texts)?, timeout)?;
                 let ignore: Option<Vec<&str>> = request
                     .ignore_labels
                     .as_ref()
                     .map(|labels| labels.iter().map(String::as_str).collect());
-                let found = tagger.entities(&request.inputs.texts(), request.strategy, ignore.as_deref())?;
-                Ok(pipeline_json::entities(
-                    &found,
-                    matches!(request.inputs, Inputs::One(_)),
-                ))
+                let logits = rows_of(&answered, |row| match row {
+                    RowOutput::TokenLogits(logits) => Some(logits),
+                    _ => None,
+                })?;
+                let found = texts
+                    .iter()
+                    .zip(&answered.encodings)
+                    .zip(logits)
+                    .map(|((text, encoding), logits)| {
+                        tagger.entities_of(text, encoding, logits, request.strategy, ignore.as_deref())
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                let answer = pipeline_json::entities(&found, matches!(request.inputs, Inputs::One(_)));
+                Ok((answer, answered))
             }
         }
     })
     .await
     .map_err(|error| ApiError::Inference(error.to_string()))??;
-    Ok(Json(answer))
+    Ok((timing_headers(&answered, started.elapsed()), Json(answer)))
+}
+
+fn timing_headers(answered: &Answered, total: Duration) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    let milliseconds = |duration: Duration| HeaderValue::from(duration.as_millis().min(u128::from(u64::MAX)) as u64);
+    headers.insert("x-queue-time", milliseconds(answered.queue_time));
+    headers.insert("x-inference-time", milliseconds(answered.inference_time));
+    headers.insert("x-total-time", milliseconds(total));
+    headers.insert("x-batch-size", HeaderValue::from(answered.batch_rows as u64));
+    headers
 }
 
 async fn not_found(uri: Uri) -> ApiError {

@@ -6,9 +6,10 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use modelcrate_runtime::variants::Serving;
-use modelcrate_runtime::{LoadOptions, VariantChoice};
+use modelcrate_runtime::{BatchingOptions, LoadOptions, VariantChoice};
 use modelcrate_server::routes::Limits;
 use modelcrate_server::{AppState, app, models, pipeline_json};
 use serde_json::{Value, json};
@@ -16,6 +17,7 @@ use serde_json::{Value, json};
 const MAX_BODY_BYTES: usize = 64 * 1024;
 const MAX_CLIENT_BATCH_SIZE: usize = 80;
 const SCORE_BOUND: f64 = 1e-4;
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -42,19 +44,31 @@ async fn start() -> String {
 
 /// Starts the server on a free loopback port; returns its base URL.
 async fn start_with(variant: VariantChoice) -> String {
+    start_serving(&[], variant, BatchingOptions::default(), REQUEST_TIMEOUT).await
+}
+
+/// Starts the server with `names` (all models when empty), batching and timeout as given.
+async fn start_serving(
+    names: &[&str],
+    variant: VariantChoice,
+    batching: BatchingOptions,
+    request_timeout: Duration,
+) -> String {
     let options = LoadOptions {
         variant,
         ..LoadOptions::default()
     };
-    let loaded = tokio::task::spawn_blocking(move || models::load_all(&[], &artifacts(), &options))
+    let names: Vec<String> = names.iter().map(|name| name.to_string()).collect();
+    let loaded = tokio::task::spawn_blocking(move || models::load_all(&names, &artifacts(), &options))
         .await
         .unwrap()
         .expect("the exported models load (run `cargo xtask export`; set ORT_DYLIB_PATH)");
     let state = AppState {
-        models: Arc::new(loaded),
+        engines: Arc::new(models::start_engines(loaded, batching)),
         limits: Limits {
             max_client_batch_size: MAX_CLIENT_BATCH_SIZE,
             max_body_bytes: MAX_BODY_BYTES,
+            request_timeout,
         },
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -64,6 +78,11 @@ async fn start_with(variant: VariantChoice) -> String {
 }
 
 async fn post(base: &str, path: &str, body: &Value) -> (u16, Value) {
+    let (status, _, answer) = post_with_headers(base, path, body).await;
+    (status, answer)
+}
+
+async fn post_with_headers(base: &str, path: &str, body: &Value) -> (u16, reqwest::header::HeaderMap, Value) {
     let response = reqwest::Client::new()
         .post(format!("{base}{path}"))
         .json(body)
@@ -71,7 +90,16 @@ async fn post(base: &str, path: &str, body: &Value) -> (u16, Value) {
         .await
         .unwrap();
     let status = response.status().as_u16();
-    (status, response.json().await.expect("every answer is JSON"))
+    let headers = response.headers().clone();
+    (status, headers, response.json().await.expect("every answer is JSON"))
+}
+
+fn header_number(headers: &reqwest::header::HeaderMap, name: &str) -> u64 {
+    headers
+        .get(name)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("header {name} is a number"))
 }
 
 async fn get(base: &str, path: &str) -> Value {
@@ -210,6 +238,106 @@ async fn concurrent_requests_each_get_their_own_answer() {
 }
 
 /// Runs futures concurrently on the runtime (no extra dependency for one join).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_requests_are_batched_and_answer_as_if_alone() {
+    // A generous queue delay makes merging certain; each answer must still be the one
+    // the pipeline gives for its text alone, within the FP32 bound.
+    let batching = BatchingOptions {
+        max_queue_delay: Duration::from_millis(50),
+        ..BatchingOptions::default()
+    };
+    let base = start_serving(
+        &["news-topic"],
+        VariantChoice::Named("fp32".into()),
+        batching,
+        REQUEST_TIMEOUT,
+    )
+    .await;
+    let reference = reference();
+    let cases: Vec<Value> = reference["cases"].as_array().unwrap().clone();
+    let requests = cases.iter().map(|case| {
+        let base = base.clone();
+        let body = json!({"inputs": case["text"], "parameters": {"top_k": null}});
+        async move { post_with_headers(&base, "/models/news-topic/predict", &body).await }
+    });
+    let answers = futures_join_all(requests).await;
+    let mut largest_batch = 0;
+    for (case, (status, headers, answer)) in cases.iter().zip(answers) {
+        assert_eq!(status, 200, "{answer}");
+        let id = case["id"].as_str().unwrap();
+        assert!(
+            compare(&answer, &case["pipeline"]["top_k_none"], id) <= SCORE_BOUND,
+            "{id}"
+        );
+        largest_batch = largest_batch.max(header_number(&headers, "x-batch-size"));
+        assert!(header_number(&headers, "x-total-time") >= header_number(&headers, "x-inference-time"));
+    }
+    assert!(
+        largest_batch > 1,
+        "{} concurrent requests never shared a batch",
+        cases.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_full_queue_answers_429_with_retry_after_and_nothing_hangs() {
+    // One worker, one waiting request, no merging: concurrent long requests overflow it.
+    let batching = BatchingOptions {
+        max_batch_size: 1,
+        max_queue_delay: Duration::ZERO,
+        queue_capacity: 1,
+        workers: 1,
+        ..BatchingOptions::default()
+    };
+    let base = start_serving(
+        &["news-topic"],
+        VariantChoice::Named("fp32".into()),
+        batching,
+        REQUEST_TIMEOUT,
+    )
+    .await;
+    let long_text = "Shares rose sharply after the central bank cut interest rates. ".repeat(40);
+    let requests = (0..12).map(|_| {
+        let base = base.clone();
+        let body = json!({"inputs": vec![long_text.clone(); 8]});
+        async move { post_with_headers(&base, "/models/news-topic/predict", &body).await }
+    });
+    let answers = tokio::time::timeout(Duration::from_secs(120), futures_join_all(requests))
+        .await
+        .expect("every request is answered");
+    let refused: Vec<_> = answers.iter().filter(|(status, _, _)| *status == 429).collect();
+    assert!(!refused.is_empty(), "12 concurrent requests fit a queue of 1");
+    for (_, headers, answer) in &refused {
+        assert_eq!(headers.get("retry-after").and_then(|v| v.to_str().ok()), Some("1"));
+        assert_eq!(answer["error_type"], "overloaded", "{answer}");
+        assert!(
+            answer["error"]
+                .as_str()
+                .unwrap()
+                .contains("queue of model `news-topic` is full"),
+            "{answer}"
+        );
+    }
+    assert!(answers.iter().all(|(status, _, _)| *status == 200 || *status == 429));
+    assert!(answers.iter().any(|(status, _, _)| *status == 200));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_past_its_timeout_gets_504() {
+    let base = start_serving(
+        &["news-topic"],
+        VariantChoice::Named("fp32".into()),
+        BatchingOptions::default(),
+        Duration::from_millis(1),
+    )
+    .await;
+    let long_text = "The striker scored twice in the second half. ".repeat(40);
+    let body = json!({"inputs": vec![long_text; 32]});
+    let (status, answer) = post(&base, "/models/news-topic/predict", &body).await;
+    assert_eq!(status, 504, "{answer}");
+    assert_eq!(answer["error_type"], "timeout");
+}
+
 async fn futures_join_all<F: std::future::Future<Output = T> + Send + 'static, T: Send + 'static>(
     futures: impl Iterator<Item = F>,
 ) -> Vec<T> {
@@ -486,6 +614,11 @@ async fn models_and_health_describe_what_is_served() {
     assert_eq!(news["variant"]["file"], "model.onnx");
     assert_eq!(news["variant"]["selection"], "named");
     assert_eq!(news["max_length"], 128);
+    let batching = BatchingOptions::default();
+    assert_eq!(news["batching"]["max_batch_size"], batching.max_batch_size);
+    assert_eq!(news["batching"]["max_batch_tokens"], batching.max_batch_tokens);
+    assert_eq!(news["batching"]["queue_capacity"], batching.queue_capacity);
+    assert_eq!(news["request_timeout_ms"], REQUEST_TIMEOUT.as_millis() as u64);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
