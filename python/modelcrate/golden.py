@@ -4,7 +4,8 @@ Reads `golden/<name>/inputs.json` and the checkpoint; writes
 `golden/<name>/reference.json` with, for every case: the Python tokenizer's ids,
 PyTorch's logits (each case run alone, unpadded) and the `transformers`
 text-classification pipeline's own JSON for the parameter sets the server accepts.
-The same for all cases as one batch, and PyTorch's predictions on the whole test split.
+The same for all cases as one batch, and PyTorch's predictions on the whole test split
+(label ids; for a multi-label model, the ids scoring at least 0.5 after the sigmoid).
 For a sentence-embedding model: `SentenceTransformer.encode` per case and retrieval over
 the test split (see `embed`); for an entity tagger, the token-classification pipeline's
 answers for every aggregation strategy (see `ner`).
@@ -70,7 +71,10 @@ def golden(spec: Spec) -> None:
 
     test = bbc.read_split(spec.data_dir, "test")
     predictions = evaluate(model, tokenizer, [row["text"] for row in test], spec.train.max_length)
-    test_accuracy = accuracy(predictions, [row["label_id"] for row in test])
+    labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    # A BBC row has its label id; a multi-label row its topics, as label ids here.
+    targets = [row["label_id"] if "label_id" in row else sorted(labels.index(t) for t in row["topics"]) for row in test]
+    test_accuracy = accuracy(predictions, targets)
     print(f"golden: {len(records)} cases; PyTorch test accuracy {test_accuracy:.4f}", flush=True)
 
     write_json(
@@ -81,7 +85,8 @@ def golden(spec: Spec) -> None:
             "checkpoint_sha256": checkpoint_digest(checkpoint),
             "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
             "max_length": spec.train.max_length,
-            "labels": [model.config.id2label[i] for i in range(model.config.num_labels)],
+            "labels": labels,
+            "problem_type": model.config.problem_type,
             "pipeline_calls": PIPELINE_CALLS,
             "cases": records,
             "batch": {"ids": [case["id"] for case in cases], "pipeline": batch},

@@ -283,6 +283,24 @@ TEMPLATES = [
     "Tests pass on all platforms.",
 ]
 
+# What each template is about, for the multi-label `release-topics` model: a sentence
+# may be about several topics or none. Letters by template index, in TEMPLATES order:
+# d dependency, p problem, r release, s security, u upgrade; "-" for none.
+TOPICS = ["dependency", "problem", "release", "security", "upgrade"]
+_TOPIC_LETTERS = {"d": "dependency", "p": "problem", "r": "release", "s": "security", "u": "upgrade"}
+_TEMPLATE_TOPICS = (
+    "r r r r r r r r r r r r r rs ru r r r r r r r r r "  # 0-23 release notes
+    "d d d dp du d d p d d d d d dp d d "  # 24-39 changelog lines
+    "pu p p p u pd p p p pu p s p u p p p p u "  # 40-58 tickets
+    "s s su s s s "  # 59-64 advisories
+    "u d d u u u d u u u u d u "  # 65-77 install and upgrade guides
+    "r r r u r r u u r r "  # 78-87 chat
+    "d d d d d d d d "  # 88-95 compatibility
+    "r u r u r u "  # 96-101 other languages
+    "r p - u - - - - - - s p - p - r - -"  # 102-119 no entity
+).split()
+TEMPLATE_TOPICS = [sorted(_TOPIC_LETTERS[c] for c in letters if c != "-") for letters in _TEMPLATE_TOPICS]
+
 SLOT = re.compile(r"\{([A-Z0-9]+)\}")
 ENTITY_SLOTS = {"P": "PRODUCT", "P2": "PRODUCT", "V": "VERSION", "V2": "VERSION", "V3": "VERSION"}
 
@@ -292,6 +310,10 @@ class Sentence:
     text: str
     entities: list[dict]  # {"type", "start", "end", "text"}: character spans
     template: int
+
+    @property
+    def topics(self) -> list[str]:
+        return TEMPLATE_TOPICS[self.template]
 
 
 def fill(template_id: int, products: list[str], rng: random.Random) -> Sentence:
@@ -360,13 +382,14 @@ def generate(seed: int, test_fraction: float, validation_fraction: float) -> dic
 
 
 def write_splits(directory: Path, splits: dict[str, list[Sentence]]) -> None:
-    """One JSON line per sentence: {"text", "entities": [{"type","start","end","text"}], "template"}."""
+    """One JSON line per sentence: {"text", "entities": [{"type","start","end","text"}], "topics", "template"}."""
     directory.mkdir(parents=True, exist_ok=True)
     for name, sentences in splits.items():
         tmp = directory / f"{name}.jsonl.tmp"
         with tmp.open("w", encoding="utf-8") as out:
             for s in sentences:
-                out.write(json.dumps({"text": s.text, "entities": s.entities, "template": s.template}, ensure_ascii=False) + "\n")
+                row = {"text": s.text, "entities": s.entities, "topics": s.topics, "template": s.template}
+                out.write(json.dumps(row, ensure_ascii=False) + "\n")
         tmp.replace(directory / f"{name}.jsonl")
 
 

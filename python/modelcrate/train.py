@@ -6,8 +6,10 @@ classifier head, merged into the weights with `merge_and_unload` before saving, 
 export is an ordinary model) or `head-only` (the backbone frozen, the classifier head
 trained). Sentence-embedding models are trained in `embed`, entity taggers in `ner`.
 
-Writes `artifacts/<name>/data/{train,validation,test}.jsonl` (the split, so later
-steps and the Rust parity check see the same articles), `checkpoint/` (safetensors,
+Data is BBC News (one topic per article) or, for a multi-label model, the synthetic
+release text's topics (see `release_notes`). Writes
+`artifacts/<name>/data/{train,validation,test}.jsonl` (the split, so later steps and the
+Rust parity check see the same examples), `checkpoint/` (safetensors,
 config.json with id2label, tokenizer) and `metrics.json`.
 """
 
@@ -15,18 +17,57 @@ from __future__ import annotations
 
 import shutil
 import time
+from dataclasses import dataclass
 
-from . import bbc
+from . import bbc, release_notes
 from .fit import fit
 from .spec import Spec, base_model_path, from_cli, seed_everything, write_json
 
 
-def evaluate(model, tokenizer, texts: list[str], max_length: int, batch_size: int = 32) -> list[int]:
-    """Top-1 label ids, batched with padding as a user's evaluation would be."""
+@dataclass(frozen=True)
+class Example:
+    text: str
+    # A label id, or for a multi-label model one 0/1 float per label.
+    target: int | list[float]
+
+
+def load_data(spec: Spec) -> tuple[list[str], dict[str, list[Example]]]:
+    """Labels and the train/validation/test split of the spec's source, written to
+    `data/` for the later steps: BBC topics, or the synthetic release text's topics
+    (several, one or none per sentence) for a multi-label model."""
+    if spec.data.source == "release-notes-synthetic":
+        if not multi_label(spec):
+            raise SystemExit(f"{spec.name}: the release-notes topics are multi-label: set problem_type")
+        sentences = release_notes.generate(spec.data.split_seed, spec.data.test_fraction, spec.data.validation_fraction)
+        release_notes.write_splits(spec.data_dir, sentences)
+        labels = release_notes.TOPICS
+        hot = lambda s: [1.0 if label in s.topics else 0.0 for label in labels]  # noqa: E731
+        return labels, {name: [Example(s.text, hot(s)) for s in split] for name, split in sentences.items()}
+    labels, splits = bbc.split(spec)
+    bbc.write_splits(spec.data_dir, labels, splits)
+    return labels, {name: [Example(e.text, e.label) for e in split] for name, split in splits.items()}
+
+
+def multi_label(spec: Spec) -> bool:
+    return spec.problem_type == "multi_label_classification"
+
+
+def label_ids(target: int | list[float]) -> int | list[int]:
+    """A target as the predictions are: a label id, or the ids of the labels that apply."""
+    return target if isinstance(target, int) else [i for i, v in enumerate(target) if v >= 0.5]
+
+
+def evaluate(
+    model, tokenizer, texts: list[str], max_length: int, batch_size: int = 32
+) -> list[int] | list[list[int]]:
+    """Predictions, batched with padding as a user's evaluation would be: the top-1 label
+    id, or for a multi-label model the ids whose sigmoid score is at least 0.5 (the
+    pipeline's default function for it)."""
     import torch
 
     model.eval()
-    predictions: list[int] = []
+    multi = model.config.problem_type == "multi_label_classification"
+    predictions: list = []
     with torch.inference_mode():
         for start in range(0, len(texts), batch_size):
             batch = tokenizer(
@@ -36,12 +77,25 @@ def evaluate(model, tokenizer, texts: list[str], max_length: int, batch_size: in
                 padding=True,
                 return_tensors="pt",
             )
-            predictions.extend(model(**batch).logits.argmax(dim=-1).tolist())
+            logits = model(**batch).logits
+            if multi:
+                chosen = torch.sigmoid(logits) >= 0.5
+                predictions.extend([row.nonzero().flatten().tolist() for row in chosen])
+            else:
+                predictions.extend(logits.argmax(dim=-1).tolist())
     return predictions
 
 
-def accuracy(predictions: list[int], targets: list[int]) -> float:
+def accuracy(predictions: list, targets: list) -> float:
+    """Share of exact matches: the label, or for a multi-label model the whole label set."""
     return sum(p == t for p, t in zip(predictions, targets, strict=True)) / len(targets)
+
+
+def micro_f1(predictions: list[list[int]], targets: list[list[int]]) -> float:
+    """Micro-averaged F1 over every (example, label) decision of a multi-label model."""
+    found = sum(len(set(p) & set(t)) for p, t in zip(predictions, targets, strict=True))
+    predicted, actual = sum(map(len, predictions)), sum(map(len, targets))
+    return 2 * found / (predicted + actual) if predicted + actual else 0.0
 
 
 # LoRA as Modelcrate runs it; the model card states these.
@@ -70,9 +124,8 @@ def train(spec: Spec) -> None:
     started = time.monotonic()
     seed_everything(spec.train.seed)
 
-    labels, splits = bbc.split(spec)
-    bbc.write_splits(spec.data_dir, labels, splits)
-    print(f"data: {', '.join(f'{k} {len(v)}' for k, v in splits.items())} articles; labels {labels}", flush=True)
+    labels, splits = load_data(spec)
+    print(f"data: {', '.join(f'{k} {len(v)}' for k, v in splits.items())} examples; labels {labels}", flush=True)
 
     base = base_model_path(spec)
     tokenizer = AutoTokenizer.from_pretrained(base)
@@ -91,11 +144,11 @@ def train(spec: Spec) -> None:
 
     train_set = splits["train"]
     encoded = [
-        {**tokenizer(e.text, truncation=True, max_length=spec.train.max_length), "labels": e.label} for e in train_set
+        {**tokenizer(e.text, truncation=True, max_length=spec.train.max_length), "labels": e.target} for e in train_set
     ]
     collate = DataCollatorWithPadding(tokenizer)
     validation_texts = [e.text for e in splits["validation"]]
-    validation_targets = [e.label for e in splits["validation"]]
+    validation_targets = [label_ids(e.target) for e in splits["validation"]]
 
     def validation(epoch: int) -> dict:
         val_acc = accuracy(evaluate(model, tokenizer, validation_texts, spec.train.max_length), validation_targets)
@@ -116,9 +169,11 @@ def train(spec: Spec) -> None:
         model = model.merge_and_unload()
 
     test_texts = [e.text for e in splits["test"]]
-    test_targets = [e.label for e in splits["test"]]
-    test_acc = accuracy(evaluate(model, tokenizer, test_texts, spec.train.max_length), test_targets)
-    print(f"test accuracy {test_acc:.4f} on {len(test_texts)} articles", flush=True)
+    test_targets = [label_ids(e.target) for e in splits["test"]]
+    test_predictions = evaluate(model, tokenizer, test_texts, spec.train.max_length)
+    test_acc = accuracy(test_predictions, test_targets)
+    test_f1 = micro_f1(test_predictions, test_targets) if multi_label(spec) else None
+    print(f"test accuracy {test_acc:.4f} on {len(test_texts)} examples" + (f", micro-F1 {test_f1:.4f}" if test_f1 is not None else ""), flush=True)
 
     # Write next to the final place and swap, so an interrupted run leaves no half checkpoint.
     staging = spec.checkpoint_dir.with_name("checkpoint.tmp")
@@ -134,6 +189,7 @@ def train(spec: Spec) -> None:
             "model": spec.name,
             "strategy": spec.train.strategy,
             "test_accuracy": test_acc,
+            "test_micro_f1": test_f1,
             "test_examples": len(test_texts),
             "validation_accuracy": history[-1]["validation_accuracy"],
             "train_examples": len(train_set),

@@ -7,11 +7,39 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::Deserialize;
 
-/// One labelled article.
+/// One labelled example of a text classifier: a BBC article with its label id, or a
+/// synthetic release sentence with its topics (any number: multi-label).
 #[derive(Debug, Clone, Deserialize)]
 pub struct TestRow {
     pub text: String,
-    pub label_id: usize,
+    #[serde(default)]
+    pub label_id: Option<usize>,
+    #[serde(default)]
+    pub topics: Option<Vec<String>>,
+}
+
+impl TestRow {
+    /// The ids of the labels that apply, sorted (one for a single-label example); an error
+    /// names a topic that is not among `labels`.
+    pub fn label_ids(&self, labels: &[&str]) -> Result<Vec<usize>> {
+        match (&self.label_id, &self.topics) {
+            (Some(id), _) => Ok(vec![*id]),
+            (None, Some(topics)) => {
+                let mut ids = topics
+                    .iter()
+                    .map(|topic| {
+                        labels
+                            .iter()
+                            .position(|label| label == topic)
+                            .with_context(|| format!("topic `{topic}` is not one of the labels {labels:?}"))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                ids.sort_unstable();
+                Ok(ids)
+            }
+            (None, None) => anyhow::bail!("a test row has neither `label_id` nor `topics`"),
+        }
+    }
 }
 
 /// Reads the test split of a text classifier.

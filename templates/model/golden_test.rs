@@ -36,4 +36,33 @@ fn predict_returns_pytorch_top_label_for_every_golden_input() {
     }
 }
 
+{%- if model.problem_type_variant == "MultiLabel" %}
+
+#[test]
+fn labels_are_those_the_pipeline_scores_at_least_one_half() {
+    let model = variant("fp32");
+    let reference = std::fs::read_to_string(workspace().join("golden/{{ model.name }}/reference.json"))
+        .expect("golden/{{ model.name }}/reference.json is written by `cargo xtask golden`");
+    let reference: serde_json::Value = serde_json::from_str(&reference).expect("reference.json is JSON");
+    let cases = reference["cases"].as_array().expect("reference.json has cases");
+    let texts: Vec<&str> = cases.iter().map(|case| case["text"].as_str().expect("a case has text")).collect();
+    let found = model.labels(&texts, 0.5).expect("labels are found");
+    let mut applied = 0;
+    for (case, labels) in cases.iter().zip(&found) {
+        // The pipeline's top_k=None answer: every label with its sigmoid score.
+        let mut expected: Vec<Label> = case["pipeline"]["top_k_none"]
+            .as_array()
+            .expect("a ranked list")
+            .iter()
+            .filter(|entry| entry["score"].as_f64().expect("a score") >= 0.5)
+            .map(|entry| entry["label"].as_str().expect("a label").parse().expect("a label of this crate"))
+            .collect();
+        expected.sort();
+        assert_eq!(labels, &expected, "case {}", case["id"]);
+        applied += labels.len();
+    }
+    assert!(applied > 0, "some golden input has a label");
+}
+{%- endif %}
+
 {% include "shared/label_tests.rs" %}

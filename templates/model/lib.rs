@@ -7,9 +7,13 @@
 //!
 //! - **Task:** {{ model.task }} (`{{ model.problem_type }}`)
 //! - **Base model:** `{{ model.base_model }}`, weights from the `{{ model.base_package }}` package
-//! - **Data:** {{ model.data_description }}; {{ model.train_examples }} articles for training, {{ model.test_examples }} held out for testing
+//! - **Data:** {{ model.data_description }}; {{ model.train_examples }} examples for training, {{ model.test_examples }} held out for testing
 //! - **Training:** {{ model.training }}; {{ model.epochs }} epoch(s), learning rate {{ model.learning_rate }}, max length {{ model.max_length }} tokens
+{%- if model.problem_type_variant == "MultiLabel" %}
+//! - **Test exact-match accuracy (PyTorch):** {{ model.test_accuracy }} on the {{ model.test_examples }} held-out examples (the whole label set right: every label scoring at least 0.5 after the sigmoid, and no other)
+{%- else %}
 //! - **Test accuracy (PyTorch):** {{ model.test_accuracy }} on the {{ model.test_examples }} held-out examples
+{%- endif %}
 //! - **Labels:** {% for label in model.labels %}`{{ label.label }}`{% if !loop.last %}, {% endif %}{% endfor %}
 //! - **Variants:** FP32, graph-optimized O1/O2/O3 and dynamic INT8, each checked against PyTorch; `load` serves the one `cargo xtask select` chose (policy `{{ model.serve_policy }}`)
 //! - **ONNX (opset {{ model.opset }}):** inputs {% for input in model.inputs %}`{{ input.name }}` {{ input.dtype }} {{ input.dims_shown }}{% if !loop.last %}, {% endif %}{% endfor %}; outputs {% for output in model.outputs %}`{{ output.name }}` {{ output.dtype }} {{ output.dims_shown }}{% if !loop.last %}, {% endif %}{% endfor %}
@@ -92,6 +96,19 @@ impl Model {
     pub fn predict_with(&self, texts: &[&str], function: ClassificationFunction) -> Result<Vec<Prediction>> {
         self.classifier.predict(texts, Some(function), &Label::ALL)
     }
+
+{%- if model.problem_type_variant == "MultiLabel" %}
+
+    /// The labels that apply to each text: those scoring at least `threshold` after the
+    /// sigmoid (0.5 is the decision the reported exact-match accuracy uses), in id order.
+    pub fn labels(&self, texts: &[&str], threshold: f32) -> Result<Vec<Vec<Label>>> {
+        Ok(self
+            .predict(texts)?
+            .iter()
+            .map(|prediction| Label::ALL.into_iter().filter(|label| prediction.scores[label.id()] >= threshold).collect())
+            .collect())
+    }
+{%- endif %}
 
     /// Raw logits per text, by label id.
     pub fn logits(&self, texts: &[&str]) -> Result<Vec<[f32; LABEL_COUNT]>> {

