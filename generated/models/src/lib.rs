@@ -8,6 +8,7 @@ pub use news_topic;
 pub use news_topic_head;
 pub use news_topic_lora;
 pub use release_ner;
+pub use release_topics;
 
 /// One entry per model under `models/`, sorted by name.
 pub const MODELS: &[ModelEntry] = &[
@@ -16,4 +17,5 @@ pub const MODELS: &[ModelEntry] = &[
     news_topic_lora::ENTRY,
     news_topic::ENTRY,
     release_ner::ENTRY,
+    release_topics::ENTRY,
 ];
