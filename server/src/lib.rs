@@ -7,6 +7,7 @@ pub mod models;
 pub mod pipeline_json;
 pub mod request;
 pub mod routes;
+pub mod stats;
 pub mod test_split;
 
 pub use config::Config;

@@ -5,6 +5,7 @@
 //! runs them in order and ends serving; `test` runs the pipeline, checks `generated/`, parity
 //! and the tests. `report` tabulates every model and variant.
 
+mod bench;
 mod codegen;
 mod paths;
 mod pipeline;
@@ -89,6 +90,9 @@ enum Step {
     },
     /// The test command: lints, the pipeline, gen --check, parity, every test, a served request.
     Test,
+    /// Modelcrate's server against FastAPI + onnxruntime, the transformers pipeline and ONNX
+    /// Runtime alone, over HTTP on 127.0.0.1 (after the main job).
+    Bench(bench::BenchArgs),
 }
 
 fn main() {
@@ -108,6 +112,7 @@ fn main() {
         Step::Serve(serve) => pipeline::serve(&paths, &serve),
         Step::All { select, serve } => pipeline::all(&paths, &select, &serve),
         Step::Test => pipeline::test(&paths),
+        Step::Bench(args) => pipeline::bench(&paths, &args),
     };
     if let Err(error) = result {
         eprintln!("error: {error:#}");

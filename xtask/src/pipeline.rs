@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
+use crate::bench::{self, BenchArgs};
 use crate::paths::Paths;
 use crate::python::Venv;
 use crate::spec::{self, ModelSpec};
@@ -582,8 +583,32 @@ pub fn test(paths: &Paths) -> Result<()> {
         run(with_runtime_env(&mut command, paths, &environment), "the tests")
     })?;
     timed("serve smoke test", || smoke::run(paths, &environment.ort_dylib))?;
+    timed("bench smoke test", || {
+        let args = BenchArgs {
+            model: bench::DEFAULT_MODEL.into(),
+            concurrency: vec![1, 4],
+            seconds: 1.0,
+            smoke: true,
+        };
+        bench::run(paths, &environment, &args)
+    })?;
     eprintln!("test: everything passed in {:.0}s", started.elapsed().as_secs_f64());
     Ok(())
+}
+
+pub fn bench(paths: &Paths, args: &BenchArgs) -> Result<()> {
+    let environment = setup(paths, false)?;
+    timed("build (release)", || {
+        run(
+            cargo()
+                .current_dir(&paths.root)
+                .args(["build", "--release", "-p", "modelcrate-server", "--bins"]),
+            "cargo build",
+        )
+    })?;
+    timed(&format!("bench {}", args.model), || {
+        bench::run(paths, &environment, args)
+    })
 }
 
 /// The release binary of `name` in the workspace's target dir.

@@ -15,7 +15,18 @@ use crate::pipeline::release_binary;
 const QUESTION: &str = r#"{"inputs": "Arsenal beat Chelsea 2-1 in the league on Saturday"}"#;
 const EXPECTED_LABEL: &str = "sports";
 
-struct Server(Child);
+/// A server process, stopped with SIGTERM (then killed after 10 s) when dropped.
+pub struct Server(Child);
+
+impl Server {
+    pub fn new(child: Child) -> Self {
+        Self(child)
+    }
+
+    pub fn id(&self) -> u32 {
+        self.0.id()
+    }
+}
 
 impl Drop for Server {
     fn drop(&mut self) {
@@ -58,7 +69,7 @@ pub fn request(port: u16, method: &str, path: &str, body: &str) -> Result<(u16, 
 pub fn run(paths: &Paths, ort_dylib: &Path) -> Result<()> {
     let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let binary = release_binary(paths, "modelcrate-server");
-    let server = Server(
+    let server = Server::new(
         Command::new(&binary)
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
             .arg("--artifacts")
@@ -68,16 +79,7 @@ pub fn run(paths: &Paths, ort_dylib: &Path) -> Result<()> {
             .spawn()
             .with_context(|| format!("cannot start {}", binary.display()))?,
     );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok((200, _)) = request(port, "GET", "/health", "") {
-            break;
-        }
-        if Instant::now() > deadline {
-            bail!("the server did not answer /health on port {port} within 60 s");
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_healthy(port, Duration::from_secs(60))?;
     let (status, body) = request(port, "POST", "/models/news-topic/predict", QUESTION)?;
     if status != 200 {
         bail!("POST /models/news-topic/predict answered {status}: {body}");
@@ -90,4 +92,18 @@ pub fn run(paths: &Paths, ort_dylib: &Path) -> Result<()> {
     eprintln!("    POST /models/news-topic/predict {QUESTION}\n    → {body}");
     drop(server);
     Ok(())
+}
+
+/// Waits until `GET /health` on `port` answers 200.
+pub fn wait_healthy(port: u16, within: Duration) -> Result<()> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Ok((200, _)) = request(port, "GET", "/health", "") {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("nothing answered /health on port {port} within {within:?}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
