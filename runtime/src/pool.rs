@@ -1,8 +1,10 @@
 //! A fixed pool of ONNX Runtime sessions over one model file.
 //!
 //! `Session::run` takes `&mut self`, so concurrent callers each need a session of
-//! their own; a caller blocks until one is free. Measured here, two sessions of one
-//! intra-op thread beat one session of two threads (see ASSETS.md).
+//! their own; a caller blocks until one is free. Measured here without batching, two
+//! sessions of one intra-op thread beat one mutexed session of two threads (ASSETS.md);
+//! behind the server's batching engine one session of two threads answers single
+//! requests faster at the same throughput (README, "Benchmark against the peers").
 
 use std::path::Path;
 use std::sync::{Condvar, Mutex};
