@@ -11,7 +11,7 @@ use modelcrate_server::test_split::TestRow;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Checked, Figures, Gate, Rule, check_token_ids};
+use super::{Checked, Figures, Gate, Rule, call_parameters, check_token_ids};
 
 const LOGIT_BOUND: f64 = 1e-4;
 const SCORE_BOUND: f64 = 1e-4;
@@ -73,12 +73,6 @@ fn predicted(scores: &[f32], multi_label: bool) -> Vec<usize> {
     } else {
         vec![best(scores).id]
     }
-}
-
-/// A recorded pipeline call's parameters, read by the server's own request parser.
-fn call_parameters(call: &Value) -> Result<ClassifyRequest> {
-    let body = json!({"inputs": "-", "parameters": call}).to_string();
-    ClassifyRequest::parse(body.as_bytes(), 1).map_err(|error| anyhow::anyhow!("recorded call {call}: {error}"))
 }
 
 /// Max |difference| of a row of logits; infinite when the widths differ.
@@ -147,7 +141,7 @@ pub fn check(classifier: &TextClassifier, reference: &str, test: &[TestRow], fig
     let mut pipeline_max = 0.0f64;
     let mut pipeline_errors = Vec::new();
     for (key, call) in &reference.pipeline_calls {
-        let ClassifyRequest { top_k, function, .. } = call_parameters(call)?;
+        let ClassifyRequest { top_k, function, .. } = call_parameters(call, ClassifyRequest::parse)?;
         let scores = classifier.scores(&texts, function)?;
         for (case, row) in reference.cases.iter().zip(&scores) {
             let rust = pipeline_json::answer(labels, std::slice::from_ref(row), top_k, true);

@@ -33,6 +33,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use modelcrate_runtime::text::TextEncoder;
 use modelcrate_runtime::{LoadOptions, LoadedModel, VariantChoice, VariantKind};
+use modelcrate_server::error::ApiError;
 use modelcrate_server::test_split;
 use serde_json::{Value, json};
 
@@ -121,6 +122,13 @@ fn check_token_ids<'a>(
         mismatched.is_empty(),
     );
     Ok(mismatched)
+}
+
+/// A recorded pipeline call's parameters, read by the server's own request parser (`parse`
+/// is a task's `…Request::parse`), so that parity replays exactly what the server accepts.
+fn call_parameters<T>(call: &Value, parse: impl Fn(&[u8], usize) -> Result<T, ApiError>) -> Result<T> {
+    let body = json!({"inputs": "-", "parameters": call}).to_string();
+    parse(body.as_bytes(), 1).map_err(|error| anyhow::anyhow!("recorded call {call}: {error}"))
 }
 
 /// What a task's check found, for the report.

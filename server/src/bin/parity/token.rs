@@ -13,7 +13,7 @@ use modelcrate_server::test_split::{Span, Tagged};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::{Checked, Figures, Gate, Rule, check_token_ids};
+use super::{Checked, Figures, Gate, Rule, call_parameters, check_token_ids};
 
 const LOGIT_BOUND: f64 = 1e-4;
 const SCORE_BOUND: f64 = 1e-4;
@@ -50,12 +50,6 @@ struct TestSplit {
     entity_f1: f64,
     /// The pipeline's simple-aggregated answer per test sentence.
     entities: Vec<Value>,
-}
-
-/// A recorded pipeline call's parameters, read by the server's own request parser.
-fn call_parameters(call: &Value) -> Result<EntitiesRequest> {
-    let body = json!({"inputs": "-", "parameters": call}).to_string();
-    EntitiesRequest::parse(body.as_bytes(), 1).map_err(|error| anyhow::anyhow!("recorded call {call}: {error}"))
 }
 
 /// (type, start, end) of each entity in a grouped answer.
@@ -171,7 +165,7 @@ pub fn check(tagger: &TokenClassifier, reference: &str, test: &[Tagged], figures
     let mut pipeline_errors = Vec::new();
     let mut simple_agree = 0;
     for (key, call) in &reference.pipeline_calls {
-        let request = call_parameters(call)?;
+        let request = call_parameters(call, EntitiesRequest::parse)?;
         let ignore: Option<Vec<&str>> = request
             .ignore_labels
             .as_ref()
