@@ -88,8 +88,15 @@ pub enum Refused {
     TimedOut(Duration),
     #[error("the engine of model `{0}` has stopped")]
     Stopped(&'static str),
-    #[error(transparent)]
-    Failed(#[from] Error),
+    /// The batch the job ran in failed; every job of it gets the same message.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<Error> for Refused {
+    fn from(error: Error) -> Self {
+        Self::Failed(error.to_string())
+    }
 }
 
 struct Job {
@@ -293,9 +300,7 @@ impl Worker {
             Err(error) => {
                 let message = error.to_string();
                 for job in live {
-                    let _ = job
-                        .reply
-                        .send(Err(Refused::Failed(Error::OutputShape(message.clone()))));
+                    let _ = job.reply.send(Err(Refused::Failed(message.clone())));
                 }
             }
         }

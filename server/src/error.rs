@@ -100,7 +100,7 @@ impl From<modelcrate_runtime::Refused> for ApiError {
             Refused::Busy { .. } => Self::Busy(refused.to_string()),
             Refused::TimedOut(after) => Self::Timeout(after),
             Refused::Stopped(_) => Self::Unavailable(refused.to_string()),
-            Refused::Failed(error) => Self::Inference(error.to_string()),
+            Refused::Failed(message) => Self::Inference(message),
         }
     }
 }
