@@ -43,17 +43,7 @@ pub const POOLING: Pooling = Pooling::{{ embedding.pooling_variant }};
 /// Whether embeddings are L2-normalised (then cosine similarity is their dot product).
 pub const NORMALIZE: bool = {{ embedding.normalize }};
 
-/// The ONNX signature this crate was generated from; [`load`] refuses any other.
-pub const SIGNATURE: Signature = Signature {
-    inputs: &[
-        {% for input in model.inputs %}TensorSpec { name: "{{ input.name }}", dtype: DType::{{ input.dtype_variant }}, dims: {{ input.dims_rust }} },
-        {% endfor %}
-    ],
-    outputs: &[
-        {% for output in model.outputs %}TensorSpec { name: "{{ output.name }}", dtype: DType::{{ output.dtype_variant }}, dims: {{ output.dims_rust }} },
-        {% endfor %}
-    ],
-};
+{% include "shared/signature.rs" %}
 
 /// One text's embedding.
 pub type Embedding = [f32; DIMENSION];

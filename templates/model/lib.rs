@@ -43,17 +43,7 @@ pub const INPUT_NAMES: [&str; {{ model.inputs.len() }}] = [{% for input in model
 pub const LOGITS_OUTPUT: &str = "{{ model.logits_output }}";
 pub const LABEL_COUNT: usize = {{ model.labels.len() }};
 
-/// The ONNX signature this crate was generated from; [`load`] refuses any other.
-pub const SIGNATURE: Signature = Signature {
-    inputs: &[
-        {% for input in model.inputs %}TensorSpec { name: "{{ input.name }}", dtype: DType::{{ input.dtype_variant }}, dims: {{ input.dims_rust }} },
-        {% endfor %}
-    ],
-    outputs: &[
-        {% for output in model.outputs %}TensorSpec { name: "{{ output.name }}", dtype: DType::{{ output.dtype_variant }}, dims: {{ output.dims_rust }} },
-        {% endfor %}
-    ],
-};
+{% include "shared/signature.rs" %}
 
 {% include "shared/label_enum.rs" %}
 
