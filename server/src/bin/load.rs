@@ -229,14 +229,10 @@ fn ceiling(
     let texts = test_split::texts(artifacts, model)?;
     let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
     let mut encodings = loaded.encode(&texts)?;
-    encodings.sort_by_key(|encoding| encoding.len());
 
     // One request's inference alone, in test-split order: the floor of batch-1 latency.
-    let single: Vec<_> = loaded
-        .encode(&texts)?
-        .into_iter()
-        .map(|e| loaded.encoder().pad(&[e]))
-        .collect();
+    let single: Vec<_> = encodings.iter().map(|e| loaded.encoder().pad(&[e])).collect();
+    encodings.sort_by_key(|encoding| encoding.len());
     for batch in single.iter().take(10) {
         loaded.run_encoded(batch)?;
     }
