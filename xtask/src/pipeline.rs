@@ -100,8 +100,16 @@ impl PyStep {
         }
     }
 
+    /// The Python module that runs the step: its own, or `vision` for an image model.
+    fn module(self, spec: &ModelSpec) -> &'static str {
+        if spec.is_image() { "vision" } else { self.name() }
+    }
+
     /// (inputs, outputs) whose hashes decide whether the step must run.
     fn io(self, paths: &Paths, spec: &ModelSpec) -> (Vec<PathBuf>, Vec<PathBuf>) {
+        if spec.is_image() {
+            return self.image_io(paths, spec);
+        }
         let art = paths.artifact(&spec.name);
         let onnx = paths.onnx(&spec.name);
         let embeddings = spec.task == "feature-extraction";
@@ -155,6 +163,65 @@ impl PyStep {
     }
 }
 
+impl PyStep {
+    /// An image model's steps: the `vision` module and what it borrows from the others.
+    fn image_io(self, paths: &Paths, spec: &ModelSpec) -> (Vec<PathBuf>, Vec<PathBuf>) {
+        let art = paths.artifact(&spec.name);
+        let onnx = paths.onnx(&spec.name);
+        let golden = paths.golden(&spec.name);
+        let code = |modules: &[&str]| -> Vec<PathBuf> {
+            let mut files: Vec<PathBuf> = ["__init__", "spec", "vision"]
+                .iter()
+                .chain(modules)
+                .map(|m| paths.root.join(format!("python/modelcrate/{m}.py")))
+                .collect();
+            files.extend([paths.root.join("python/requirements.lock"), art.join("spec.json")]);
+            files
+        };
+        match self {
+            Self::Train => (
+                code(&["fit"]),
+                vec![art.join("checkpoint"), art.join("metrics.json"), art.join("data")],
+            ),
+            Self::Export => {
+                let mut inputs = code(&["export"]);
+                inputs.push(art.join("checkpoint"));
+                let outputs = IMAGE_EXPORTED_FILES.iter().map(|f| onnx.join(f)).collect();
+                (inputs, outputs)
+            }
+            Self::Optimize => {
+                let mut inputs = code(&["optimize"]);
+                inputs.extend([onnx.join("model.onnx"), art.join("data/split.json")]);
+                let outputs = ["model.O1.onnx", "model.O2.onnx", "model.int8.onnx", "variants.json"]
+                    .iter()
+                    .map(|f| onnx.join(f))
+                    .collect();
+                (inputs, outputs)
+            }
+            Self::Golden => {
+                // `golden` brings `train` and what it reads, for the checkpoint digest.
+                let mut inputs = code(&["golden", "train", "bbc", "release_notes", "fit"]);
+                inputs.extend([
+                    art.join("checkpoint"),
+                    art.join("data"),
+                    golden.join("inputs.json"),
+                    golden.join("images"),
+                ]);
+                let outputs = vec![golden.join("reference.json"), art.join("golden-pixels")];
+                (inputs, outputs)
+            }
+        }
+    }
+}
+
+/// What an image model's export writes into `onnx/`.
+const IMAGE_EXPORTED_FILES: [&str; 4] = [
+    "model.onnx",
+    "config.json",
+    "preprocessor_config.json",
+    "signature.json",
+];
+
 /// Writes `artifacts/<name>/spec.json` for the Python steps, only when it changed.
 fn write_resolved_spec(paths: &Paths, spec: &ModelSpec) -> Result<PathBuf> {
     let art = paths.artifact(&spec.name);
@@ -181,7 +248,13 @@ fn run_python_step(paths: &Paths, venv: &Venv, spec: &ModelSpec, step: PyStep, f
             return Ok(());
         }
         stamp.clear();
-        venv.run_step(paths, &spec.name, step.name(), &paths.relative(&spec_json))?;
+        venv.run_step(
+            paths,
+            &spec.name,
+            step.name(),
+            step.module(spec),
+            &paths.relative(&spec_json),
+        )?;
         stamp.write(&hash_paths(&paths.root, &outputs)?)
     })
 }
@@ -348,6 +421,7 @@ impl VariantCheck {
                     "config.json",
                     "tokenizer.json",
                     "pooling.json",
+                    "preprocessor_config.json",
                     "variants.json",
                     file.as_str(),
                 ]

