@@ -1,13 +1,14 @@
 //! The inference engine: a bounded queue per model feeding worker threads that merge
 //! concurrent requests into dynamic batches.
 //!
-//! Callers tokenize (in parallel, on their own threads) and submit the encodings of
-//! their texts as one job. A worker takes the first waiting job, then keeps taking jobs
+//! Callers tokenize texts or decode images (in parallel, on their own threads) and submit
+//! the rows of a request as one job. A worker takes the first waiting job, then keeps taking jobs
 //! for at most `max_queue_delay` while they fit under `max_batch_size` rows and
 //! `max_batch_tokens` (rows × longest row, the padded size a batch costs); a job that
 //! does not fit waits for the worker's next batch. The rows of a batch are sorted by
 //! length and cut into runs so that short texts are not padded to long ones; each run is
-//! one `session.run` on one of the model's pooled sessions. Every job gets back exactly
+//! one `session.run` on one of the model's pooled sessions. Images all have the model's
+//! input size: they count as one token each and run in runs of `max_batch_size`. Every job gets back exactly
 //! its own rows, in its own order, with the time it waited and the time it ran.
 //!
 //! A full queue refuses a job at once ([`Refused::Busy`]): the caller answers 429
@@ -20,10 +21,11 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use ndarray::Array2;
+use ndarray::{Array2, Array3};
 use tokenizers::Encoding;
 
 use crate::error::{Error, Result};
+use crate::image;
 use crate::registry::LoadedModel;
 
 /// How requests are merged and how much may wait.
@@ -65,11 +67,55 @@ pub enum RowOutput {
     TokenLogits(Array2<f32>),
 }
 
-/// A job's result: its encodings back (post-processing may need their offsets), one
-/// output per encoding in order, and where its time went.
+/// The rows of one request: the encodings of its texts, or its prepared images.
+#[derive(Debug)]
+pub enum Rows {
+    Texts(Vec<Encoding>),
+    /// `[3, height, width]` each, the model's input size.
+    Images(Vec<Array3<f32>>),
+}
+
+impl Rows {
+    pub fn len(&self) -> usize {
+        match self {
+            Self::Texts(encodings) => encodings.len(),
+            Self::Images(images) => images.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// What the longest row costs a padded batch: its tokens; an image counts as one.
+    fn longest(&self) -> usize {
+        match self {
+            Self::Texts(encodings) => encodings.iter().map(Encoding::len).max().unwrap_or(0),
+            Self::Images(images) => usize::from(!images.is_empty()),
+        }
+    }
+
+    /// The encodings of a text job (none for images).
+    pub fn encodings(&self) -> &[Encoding] {
+        match self {
+            Self::Texts(encodings) => encodings,
+            Self::Images(_) => &[],
+        }
+    }
+
+    fn images(&self) -> &[Array3<f32>] {
+        match self {
+            Self::Images(images) => images,
+            Self::Texts(_) => &[],
+        }
+    }
+}
+
+/// A job's result: its rows back (post-processing may need the encodings' offsets), one
+/// output per row in order, and where its time went.
 #[derive(Debug)]
 pub struct Answered {
-    pub encodings: Vec<Encoding>,
+    pub inputs: Rows,
     pub rows: Vec<RowOutput>,
     /// From submission until a worker started the job's batch.
     pub queue_time: Duration,
@@ -100,7 +146,7 @@ impl From<Error> for Refused {
 }
 
 struct Job {
-    encodings: Vec<Encoding>,
+    inputs: Rows,
     submitted: Instant,
     deadline: Instant,
     reply: SyncSender<std::result::Result<Answered, Refused>>,
@@ -108,11 +154,11 @@ struct Job {
 
 impl Job {
     fn rows(&self) -> usize {
-        self.encodings.len()
+        self.inputs.len()
     }
 
     fn longest(&self) -> usize {
-        self.encodings.iter().map(Encoding::len).max().unwrap_or(0)
+        self.inputs.longest()
     }
 }
 
@@ -174,15 +220,15 @@ impl Engine {
         self.waiting.load(Ordering::Relaxed)
     }
 
-    /// Queues `encodings` as one job and blocks until it is answered or `timeout` passes.
+    /// Queues `inputs` as one job and blocks until it is answered or `timeout` passes.
     /// Refuses at once when the queue is full.
-    pub fn infer(&self, encodings: Vec<Encoding>, timeout: Duration) -> std::result::Result<Answered, Refused> {
+    pub fn infer(&self, inputs: Rows, timeout: Duration) -> std::result::Result<Answered, Refused> {
         let name = self.model.info().name;
         let sender = self.sender.as_ref().ok_or(Refused::Stopped(name))?;
         let (reply, answer) = mpsc::sync_channel(1);
         let submitted = Instant::now();
         let job = Job {
-            encodings,
+            inputs,
             submitted,
             deadline: submitted + timeout,
             reply,
@@ -289,7 +335,7 @@ impl Worker {
                 for job in live.into_iter().rev() {
                     let rows = outputs.split_off(outputs.len() - job.rows());
                     let _ = job.reply.send(Ok(Answered {
-                        encodings: job.encodings,
+                        inputs: job.inputs,
                         rows,
                         queue_time: started - job.submitted,
                         inference_time,
@@ -306,16 +352,33 @@ impl Worker {
         }
     }
 
-    /// Every row of `jobs`, in job order, run in length-sorted runs that respect the
-    /// batch limits.
+    /// Every row of `jobs`, in job order: texts in length-sorted runs that respect the
+    /// batch limits, images in runs of `max_batch_size`.
     fn run_batch(&self, jobs: &[Job]) -> Result<Vec<RowOutput>> {
-        let rows: Vec<&Encoding> = jobs.iter().flat_map(|job| job.encodings.iter()).collect();
+        let rows: usize = jobs.iter().map(Job::rows).sum();
+        let outputs = if jobs.iter().all(|job| matches!(job.inputs, Rows::Images(_))) {
+            self.run_images(jobs)?
+        } else {
+            self.run_texts(jobs)?
+        };
+        if outputs.len() != rows {
+            return Err(Error::OutputShape(format!(
+                "{} outputs for a batch of {rows} rows",
+                outputs.len()
+            )));
+        }
+        Ok(outputs)
+    }
+
+    fn run_texts(&self, jobs: &[Job]) -> Result<Vec<RowOutput>> {
+        let encoder = self.model.text_encoder()?;
+        let rows: Vec<&Encoding> = jobs.iter().flat_map(|job| job.inputs.encodings()).collect();
         let mut order: Vec<usize> = (0..rows.len()).collect();
         order.sort_by_key(|&row| rows[row].len());
         let mut outputs: Vec<Option<RowOutput>> = (0..rows.len()).map(|_| None).collect();
         for run in runs(&order, |row| rows[row].len(), self.options) {
             let encodings: Vec<&Encoding> = run.iter().map(|&row| rows[row]).collect();
-            let batch = self.model.encoder().pad(&encodings);
+            let batch = encoder.pad(&encodings);
             for (&row, output) in run.iter().zip(self.model.run_rows(&batch)?) {
                 outputs[row] = Some(output);
             }
@@ -324,6 +387,15 @@ impl Worker {
             .into_iter()
             .map(|output| output.ok_or_else(|| Error::OutputShape("a row of the batch was not run".into())))
             .collect()
+    }
+
+    fn run_images(&self, jobs: &[Job]) -> Result<Vec<RowOutput>> {
+        let images: Vec<&Array3<f32>> = jobs.iter().flat_map(|job| job.inputs.images()).collect();
+        let mut outputs = Vec::with_capacity(images.len());
+        for run in images.chunks(self.options.max_batch_size) {
+            outputs.extend(self.model.run_images(&image::stack(run))?);
+        }
+        Ok(outputs)
     }
 }
 

@@ -31,6 +31,12 @@ pub enum Error {
     #[error("tokenizer: {0}")]
     Tokenizer(String),
 
+    #[error("{0}")]
+    Input(String),
+
+    #[error("image: {0}")]
+    Image(#[from] crate::image::ImageError),
+
     #[error("the model returned an output of unexpected shape: {0}")]
     OutputShape(String),
 }

@@ -1,8 +1,8 @@
 //! What every generated model crate shares: the ONNX Runtime environment and session
 //! pools, the check of an artifact against the signature a crate was generated from,
-//! tokenization into batched tensors, and the Hugging Face post-processing (pipeline
-//! scores for classifiers, entity aggregation for token classifiers, sentence-transformers
-//! pooling for embedding models).
+//! tokenization into batched tensors, torchvision's image preprocessing (pixel for pixel),
+//! and the Hugging Face post-processing (pipeline scores for classifiers, entity
+//! aggregation for token classifiers, sentence-transformers pooling for embedding models).
 //!
 //! Generated crates hold only model-specific constants and types, and call in here;
 //! the server reaches models only through [`registry`].
@@ -12,6 +12,8 @@ pub mod embedding;
 pub mod engine;
 pub mod environment;
 pub mod error;
+pub mod image;
+pub mod image_classification;
 pub mod pool;
 pub mod registry;
 pub mod signature;
@@ -21,9 +23,11 @@ pub mod variants;
 
 pub use classification::{ClassificationFunction, LabelScore, ProblemType, TextClassifier};
 pub use embedding::{Pooling, SentenceEmbedder};
-pub use engine::{Answered, BatchingOptions, Engine, Refused, RowOutput};
+pub use engine::{Answered, BatchingOptions, Engine, Refused, RowOutput, Rows};
 pub use error::{Error, Result};
-pub use registry::{LoadOptions, LoadedModel, ModelEntry, ModelInfo, Task};
+pub use image::{ImageError, Preprocessing};
+pub use image_classification::ImageClassifier;
+pub use registry::{Input, LoadOptions, LoadedModel, ModelEntry, ModelInfo, Task};
 pub use signature::{Signature, TensorSpec};
 pub use token_classification::{AggregationStrategy, Entity, TokenClassifier};
 pub use variants::{VariantChoice, VariantKind};

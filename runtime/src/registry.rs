@@ -3,13 +3,16 @@
 
 use std::path::{Path, PathBuf};
 
-use ndarray::s;
+use ndarray::{Array4, s};
 use tokenizers::Encoding;
 
 use crate::classification::{ProblemType, TextClassifier};
 use crate::embedding::SentenceEmbedder;
 use crate::engine::RowOutput;
+use crate::error::Error;
 use crate::error::Result;
+use crate::image::Preprocessing;
+use crate::image_classification::ImageClassifier;
 use crate::signature::Signature;
 use crate::text::{EncodedBatch, TextEncoder};
 use crate::token_classification::{AggregationStrategy, TokenClassifier};
@@ -22,6 +25,7 @@ pub enum Task {
     FeatureExtraction,
     /// Named entities: a label per token, aggregated into entities.
     TokenClassification,
+    ImageClassification,
 }
 
 impl Task {
@@ -30,6 +34,7 @@ impl Task {
             Self::TextClassification => "text-classification",
             Self::FeatureExtraction => "feature-extraction",
             Self::TokenClassification => "token-classification",
+            Self::ImageClassification => "image-classification",
         }
     }
 }
@@ -67,11 +72,14 @@ pub struct ModelInfo {
     pub name: &'static str,
     pub task: Task,
     pub labels: &'static [&'static str],
+    /// Text models only (0 for an image model).
     pub max_length: usize,
     /// Classifiers only.
     pub problem_type: Option<ProblemType>,
     /// Embedding models only: the vector's length.
     pub dimension: Option<usize>,
+    /// Image models only: how an image becomes the model's input.
+    pub image: Option<Preprocessing>,
     /// The ONNX signature the model's crate was generated from (and checked at load).
     pub signature: Signature,
     /// The variant loaded (`fp32`, `O2`, `int8`, …): its file, its kind, and why it serves
@@ -85,6 +93,7 @@ pub enum LoadedModel {
     TextClassification(TextClassifier),
     FeatureExtraction(SentenceEmbedder),
     TokenClassification(TokenClassifier),
+    ImageClassification(ImageClassifier),
 }
 
 impl LoadedModel {
@@ -93,16 +102,29 @@ impl LoadedModel {
             Self::TextClassification(model) => model.info(),
             Self::FeatureExtraction(model) => model.info(),
             Self::TokenClassification(model) => model.info(),
+            Self::ImageClassification(model) => model.info(),
         }
     }
 
-    /// The model's tokenizer, with its truncation.
-    pub fn encoder(&self) -> &TextEncoder {
+    /// A text model's tokenizer, with its truncation; `None` for an image model.
+    pub fn encoder(&self) -> Option<&TextEncoder> {
         match self {
-            Self::TextClassification(model) => model.encoder(),
-            Self::FeatureExtraction(model) => model.encoder(),
-            Self::TokenClassification(model) => model.encoder(),
+            Self::TextClassification(model) => Some(model.encoder()),
+            Self::FeatureExtraction(model) => Some(model.encoder()),
+            Self::TokenClassification(model) => Some(model.encoder()),
+            Self::ImageClassification(_) => None,
         }
+    }
+
+    /// A text model's tokenizer, or an error that says the model takes images.
+    pub fn text_encoder(&self) -> Result<&TextEncoder> {
+        self.encoder().ok_or_else(|| {
+            Error::Input(format!(
+                "model `{}` is an {} model: it takes images, not texts",
+                self.info().name,
+                self.info().task.as_str()
+            ))
+        })
     }
 
     /// The encodings of `texts` as the engine takes them: with character offsets for a
@@ -110,7 +132,7 @@ impl LoadedModel {
     pub fn encode(&self, texts: &[&str]) -> Result<Vec<Encoding>> {
         match self {
             Self::TokenClassification(model) => model.encoder().char_encodings(texts),
-            _ => self.encoder().encodings(texts),
+            _ => self.text_encoder()?.encodings(texts),
         }
     }
 
@@ -133,7 +155,29 @@ impl LoadedModel {
                     .map(|(row, &length)| RowOutput::TokenLogits(logits.slice(s![row, ..length, ..]).to_owned()))
                     .collect()
             }
+            Self::ImageClassification(_) => return Err(self.takes_images()),
         })
+    }
+
+    /// One `session.run` of prepared images `[n, 3, crop, crop]`: one output per image.
+    pub fn run_images(&self, pixels: &Array4<f32>) -> Result<Vec<RowOutput>> {
+        match self {
+            Self::ImageClassification(model) => Ok(model
+                .logits_of(pixels)?
+                .rows()
+                .into_iter()
+                .map(|row| RowOutput::Logits(row.to_vec()))
+                .collect()),
+            _ => Err(Error::Input(format!(
+                "model `{}` is a {} model: it takes texts, not images",
+                self.info().name,
+                self.info().task.as_str()
+            ))),
+        }
+    }
+
+    fn takes_images(&self) -> Error {
+        Error::Input(format!("model `{}` takes images, not token batches", self.info().name))
     }
 
     /// Inference alone on an already tokenized batch (`session.run` and copying the
@@ -143,16 +187,47 @@ impl LoadedModel {
             Self::TextClassification(model) => model.logits_of(batch).map(drop),
             Self::FeatureExtraction(model) => model.pooled_of(batch).map(drop),
             Self::TokenClassification(model) => model.logits_of(batch).map(drop),
+            Self::ImageClassification(_) => Err(self.takes_images()),
         }
     }
 
-    /// The whole work of a request for `texts` (tokenize, infer, post-process) with the
-    /// model's defaults, its answer dropped: what warm-up and measurement run.
-    pub fn process(&self, texts: &[&str]) -> Result<()> {
+    /// The whole work of a request for `inputs` (tokenize or decode, infer, post-process)
+    /// with the model's defaults, its answer dropped: what warm-up and measurement run.
+    /// Inputs of the other modality are refused.
+    pub fn process(&self, inputs: &[Input<'_>]) -> Result<()> {
+        let texts = || inputs.iter().map(Input::text).collect::<Result<Vec<_>>>();
         match self {
-            Self::TextClassification(model) => model.scores(texts, None).map(drop),
-            Self::FeatureExtraction(model) => model.embed(texts).map(drop),
-            Self::TokenClassification(model) => model.entities(texts, AggregationStrategy::Simple, None).map(drop),
+            Self::TextClassification(model) => model.scores(&texts()?, None).map(drop),
+            Self::FeatureExtraction(model) => model.embed(&texts()?).map(drop),
+            Self::TokenClassification(model) => model.entities(&texts()?, AggregationStrategy::Simple, None).map(drop),
+            Self::ImageClassification(model) => {
+                let images = inputs.iter().map(Input::image).collect::<Result<Vec<_>>>()?;
+                model.scores(&images).map(drop)
+            }
+        }
+    }
+}
+
+/// One input of a model, of either modality.
+#[derive(Debug, Clone, Copy)]
+pub enum Input<'a> {
+    Text(&'a str),
+    /// An encoded image: PNG or JPEG bytes.
+    Image(&'a [u8]),
+}
+
+impl<'a> Input<'a> {
+    pub fn text(&self) -> Result<&'a str> {
+        match *self {
+            Self::Text(text) => Ok(text),
+            Self::Image(_) => Err(Error::Input("an image was given to a text model".into())),
+        }
+    }
+
+    pub fn image(&self) -> Result<&'a [u8]> {
+        match *self {
+            Self::Image(bytes) => Ok(bytes),
+            Self::Text(_) => Err(Error::Input("a text was given to an image model".into())),
         }
     }
 }

@@ -37,10 +37,7 @@ impl TextModelParts {
                 mismatch: format!("input `{}` is not one a text model can be given", unknown.name),
             });
         }
-        let variant = variants::resolve(dir, &options.variant)?;
-        let model = dir.join(&variant.file);
-        let pool = SessionPool::open(&model, options)?;
-        pool.inspect(|session| signature.check(session, &model))?;
+        let (variant, pool) = variants::open_checked(dir, signature, options)?;
         let encoder = TextEncoder::from_file(&dir.join("tokenizer.json"), max_length)?;
         Ok(Self { variant, pool, encoder })
     }
@@ -55,6 +52,7 @@ impl TextModelParts {
             max_length,
             problem_type: None,
             dimension: None,
+            image: None,
             signature,
             variant: self.variant.clone(),
             sessions: self.pool.size(),

@@ -121,6 +121,20 @@ pub struct Resolved {
     pub selection: String,
 }
 
+/// Opens the variant `options` choose from `dir` as a session pool, checked against the
+/// signature the model's crate was generated from.
+pub fn open_checked(
+    dir: &Path,
+    signature: &crate::signature::Signature,
+    options: &crate::registry::LoadOptions,
+) -> Result<(Resolved, crate::pool::SessionPool)> {
+    let variant = resolve(dir, &options.variant)?;
+    let model = dir.join(&variant.file);
+    let pool = crate::pool::SessionPool::open(&model, options)?;
+    pool.inspect(|session| signature.check(session, &model))?;
+    Ok((variant, pool))
+}
+
 /// Resolves `choice` against the folder's `variants.json` and `serving.json`.
 pub fn resolve(dir: &Path, choice: &VariantChoice) -> Result<Resolved> {
     match choice {

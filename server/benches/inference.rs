@@ -1,5 +1,5 @@
 //! `session.run` of every generated model's serving variant (as `serving.json` names it)
-//! on pre-tokenized test-split articles, at batch 1 and batch 32, one session with one
+//! on pre-tokenized test-split texts or prepared test-split images, at batch 1 and batch 32, one session with one
 //! intra-op thread: the inference cost alone, without tokenization or post-processing.
 //! Needs the main job's artifacts and `ORT_DYLIB_PATH`; models that cannot load are
 //! skipped with the reason.
@@ -9,8 +9,10 @@ use std::path::PathBuf;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use modelcrate_models::MODELS;
-use modelcrate_runtime::LoadOptions;
-use modelcrate_server::{models, test_split};
+use modelcrate_runtime::image::{DEFAULT_MAX_PIXELS, stack};
+use modelcrate_runtime::{LoadOptions, LoadedModel};
+use modelcrate_server::models;
+use modelcrate_server::test_split::{self, TestInputs};
 
 fn artifacts() -> PathBuf {
     std::env::var_os("MODELCRATE_ARTIFACTS").map_or_else(
@@ -27,24 +29,41 @@ fn inference(c: &mut Criterion) {
     };
     for entry in MODELS {
         let loaded = models::load(entry, &artifacts(), &options)
-            .and_then(|model| Ok((test_split::texts(&artifacts(), entry.name)?, model)));
-        let (rows, model) = match loaded {
+            .and_then(|model| Ok((test_split::inputs(&artifacts(), entry.name, entry.task)?, model)));
+        let (inputs, model) = match loaded {
             Ok(loaded) => loaded,
             Err(error) => {
                 eprintln!("skipped {}: {error:#}", entry.name);
                 continue;
             }
         };
-        let texts: Vec<&str> = rows.iter().take(32).map(String::as_str).collect();
-        let variant = &model.info().variant.name;
+        let variant = model.info().variant.name.clone();
         for size in [1, 32] {
-            let Ok(batch) = model.encoder().encode(&texts[..size.min(texts.len())]) else {
-                eprintln!("skipped {}: its tokenizer failed on the test split", entry.name);
-                continue;
-            };
-            c.bench_function(&format!("{} ({variant}) session.run, batch {size}", entry.name), |b| {
-                b.iter(|| black_box(model.run_encoded(black_box(&batch))))
-            });
+            let name = format!("{} ({variant}) session.run, batch {size}", entry.name);
+            match (&inputs, &model) {
+                (TestInputs::Images(images), LoadedModel::ImageClassification(classifier)) => {
+                    let prepared: Result<Vec<_>, _> = images
+                        .iter()
+                        .take(size)
+                        .map(|bytes| classifier.prepare(bytes, DEFAULT_MAX_PIXELS))
+                        .collect();
+                    let Ok(prepared) = prepared else {
+                        eprintln!("skipped {}: a test image does not decode", entry.name);
+                        continue;
+                    };
+                    let batch = stack(&prepared.iter().collect::<Vec<_>>());
+                    c.bench_function(&name, |b| b.iter(|| black_box(model.run_images(black_box(&batch)))));
+                }
+                (TestInputs::Texts(texts), _) => {
+                    let texts: Vec<&str> = texts.iter().take(size).map(String::as_str).collect();
+                    let Ok(batch) = model.text_encoder().and_then(|encoder| encoder.encode(&texts)) else {
+                        eprintln!("skipped {}: its tokenizer failed on the test split", entry.name);
+                        continue;
+                    };
+                    c.bench_function(&name, |b| b.iter(|| black_box(model.run_encoded(black_box(&batch)))));
+                }
+                _ => eprintln!("skipped {}: its test split is not of its modality", entry.name),
+            }
         }
     }
 }

@@ -63,9 +63,13 @@ pub struct Config {
     /// Most inputs one request may carry.
     #[arg(long, env = "MODELCRATE_MAX_CLIENT_BATCH_SIZE", default_value_t = 64)]
     pub max_client_batch_size: usize,
-    /// Largest request body, in bytes.
-    #[arg(long, env = "MODELCRATE_MAX_BODY_BYTES", default_value_t = 2 * 1024 * 1024)]
+    /// Largest request body, in bytes (an image upload is one body: a phone photo is 2–6 MB).
+    #[arg(long, env = "MODELCRATE_MAX_BODY_BYTES", default_value_t = 8 * 1024 * 1024)]
     pub max_body_bytes: usize,
+    /// Largest image accepted, in pixels (width × height), checked from its header before it
+    /// is decoded; larger images get 413.
+    #[arg(long, env = "MODELCRATE_MAX_IMAGE_PIXELS", default_value_t = modelcrate_runtime::image::DEFAULT_MAX_PIXELS)]
+    pub max_image_pixels: u64,
 }
 
 impl Config {
@@ -83,6 +87,7 @@ impl Config {
         Limits {
             max_client_batch_size: self.max_client_batch_size,
             max_body_bytes: self.max_body_bytes,
+            max_image_pixels: self.max_image_pixels,
             request_timeout: Duration::from_millis(self.request_timeout_ms),
         }
     }

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod error;
+pub mod image_request;
 pub mod models;
 pub mod pipeline_json;
 pub mod request;

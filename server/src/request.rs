@@ -41,7 +41,7 @@ pub struct ClassifyRequest {
     pub function: Option<ClassificationFunction>,
 }
 
-fn kind(value: &Value) -> &'static str {
+pub(crate) fn kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -52,11 +52,11 @@ fn kind(value: &Value) -> &'static str {
     }
 }
 
-fn invalid(message: String) -> ApiError {
+pub(crate) fn invalid(message: String) -> ApiError {
     ApiError::Validation(message)
 }
 
-fn refuse_unknown(object: &Map<String, Value>, place: &str, known: &[&str]) -> Result<(), ApiError> {
+pub(crate) fn refuse_unknown(object: &Map<String, Value>, place: &str, known: &[&str]) -> Result<(), ApiError> {
     match object.keys().find(|key| !known.contains(&key.as_str())) {
         Some(key) => Err(invalid(format!(
             "unknown field `{place}{key}`; expected one of {known:?}"
@@ -125,38 +125,46 @@ impl ClassifyRequest {
     /// Parses and validates a request body; `max_inputs` bounds a list of inputs.
     pub fn parse(body: &[u8], max_inputs: usize) -> Result<Self, ApiError> {
         let (inputs, parameters) = parse_body(body, max_inputs, &["top_k", "function_to_apply"])?;
-        let top_k = match parameters.get("top_k") {
-            None => TopK::Absent,
-            Some(Value::Null) => TopK::All,
-            Some(value) => match value.as_u64() {
-                Some(k) if k >= 1 => TopK::K(usize::try_from(k).unwrap_or(usize::MAX)),
-                _ => {
-                    return Err(invalid(format!(
-                        "`parameters.top_k` must be a positive integer or null, got {value}"
-                    )));
-                }
-            },
-        };
-        let function = match parameters.get("function_to_apply") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(name)) => Some(ClassificationFunction::parse(name).ok_or_else(|| {
-                invalid(format!(
-                    "`parameters.function_to_apply` must be \"softmax\", \"sigmoid\" or \"none\", got {name:?}"
-                ))
-            })?),
-            Some(value) => {
-                return Err(invalid(format!(
-                    "`parameters.function_to_apply` must be a string, got {}",
-                    kind(value)
-                )));
-            }
-        };
+        let (top_k, function) = classification_parameters(&parameters)?;
         Ok(Self {
             inputs,
             top_k,
             function,
         })
     }
+}
+
+/// The classification pipelines' `top_k` and `function_to_apply`, from a parameters object.
+pub fn classification_parameters(
+    parameters: &Map<String, Value>,
+) -> Result<(TopK, Option<ClassificationFunction>), ApiError> {
+    let top_k = match parameters.get("top_k") {
+        None => TopK::Absent,
+        Some(Value::Null) => TopK::All,
+        Some(value) => match value.as_u64() {
+            Some(k) if k >= 1 => TopK::K(usize::try_from(k).unwrap_or(usize::MAX)),
+            _ => {
+                return Err(invalid(format!(
+                    "`parameters.top_k` must be a positive integer or null, got {value}"
+                )));
+            }
+        },
+    };
+    let function = match parameters.get("function_to_apply") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(name)) => Some(ClassificationFunction::parse(name).ok_or_else(|| {
+            invalid(format!(
+                "`parameters.function_to_apply` must be \"softmax\", \"sigmoid\" or \"none\", got {name:?}"
+            ))
+        })?),
+        Some(value) => {
+            return Err(invalid(format!(
+                "`parameters.function_to_apply` must be a string, got {}",
+                kind(value)
+            )));
+        }
+    };
+    Ok((top_k, function))
 }
 
 /// A feature-extraction request: texts, and whether to L2-normalise (the model's own

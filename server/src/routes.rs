@@ -1,5 +1,6 @@
-//! HTTP routes. Handlers are thin: parse and validate, tokenize, hand the encodings to
-//! the model's batching engine, and shape its rows as the `transformers` pipeline does.
+//! HTTP routes. Handlers are thin: parse and validate, tokenize texts or decode images,
+//! hand the rows to the model's batching engine, and shape its outputs as the
+//! `transformers` pipeline does.
 //! Every answer says where its time went (`x-queue-time`, `x-inference-time`,
 //! `x-total-time` in milliseconds, `x-batch-size`: rows in the batch it ran in).
 
@@ -9,23 +10,27 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, Uri, header};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use modelcrate_runtime::classification::ClassificationFunction;
 use modelcrate_runtime::embedding::l2_normalize;
-use modelcrate_runtime::{Answered, Engine, LoadedModel, RowOutput, TensorSpec};
+use modelcrate_runtime::{Answered, Engine, ImageError, LoadedModel, RowOutput, Rows, TensorSpec};
 use serde_json::{Value, json};
 
 use crate::error::ApiError;
+use crate::image_request::{ImageRequest, media_type};
 use crate::pipeline_json;
-use crate::request::{ClassifyRequest, EmbedRequest, EntitiesRequest, Inputs};
+use crate::request::{ClassifyRequest, EmbedRequest, EntitiesRequest, Inputs, TopK};
 
 /// Limits a request is checked against.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub max_client_batch_size: usize,
     pub max_body_bytes: usize,
+    /// Largest image, in pixels, decoded for an image model.
+    pub max_image_pixels: u64,
     /// How long a request may wait for its answer before it gets a 504.
     pub request_timeout: Duration,
 }
@@ -66,6 +71,13 @@ async fn list_models(State(state): State<AppState>) -> Json<Value> {
                 "labels": info.labels,
                 "problem_type": info.problem_type.map(|p| p.as_str()),
                 "dimension": info.dimension,
+                "image": info.image.map(|image| json!({
+                    "resize_shortest_edge": image.resize_shortest,
+                    "crop_size": image.crop,
+                    "image_mean": image.mean,
+                    "image_std": image.std,
+                    "max_pixels": state.limits.max_image_pixels,
+                })),
                 "signature": {
                     "inputs": tensors(info.signature.inputs),
                     "outputs": tensors(info.signature.outputs),
@@ -98,21 +110,23 @@ fn tensors(specs: &[TensorSpec]) -> Vec<Value> {
         .collect()
 }
 
-fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+/// A text model takes JSON; an image or a form sent to it is named as such.
+fn require_json(headers: &HeaderMap, model: &LoadedModel) -> Result<(), ApiError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .map(|v| v.to_str().unwrap_or("(not text)"));
-    match content_type {
-        Some(value)
-            if value
-                .split(';')
-                .next()
-                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json")) =>
-        {
-            Ok(())
+    let media = content_type.map(media_type);
+    match (content_type, media.as_deref()) {
+        (_, Some("application/json")) => Ok(()),
+        (Some(value), Some(media)) if media.starts_with("image/") || media == "multipart/form-data" => {
+            Err(ApiError::UnsupportedMediaType(format!(
+                "{value}: model `{}` is a {} model; it takes texts as application/json, not images",
+                model.info().name,
+                model.info().task.as_str()
+            )))
         }
-        Some(value) => Err(ApiError::UnsupportedMediaType(value.to_string())),
-        None => Err(ApiError::UnsupportedMediaType("none".into())),
+        (Some(value), _) => Err(ApiError::UnsupportedMediaType(value.to_string())),
+        (None, _) => Err(ApiError::UnsupportedMediaType("none".into())),
     }
 }
 
@@ -128,12 +142,12 @@ fn rows_of<'a, T>(answered: &'a Answered, pick: impl Fn(&'a RowOutput) -> Option
 async fn predict(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(HeaderMap, Json<Value>), ApiError> {
     let started = Instant::now();
     let engine = state.engines.get(&name).cloned().ok_or(ApiError::ModelNotFound(name))?;
-    require_json(&headers)?;
     let body = body.map_err(|rejection| {
         ApiError::PayloadTooLarge(format!(
             "the body is over {} bytes (--max-body-bytes): {}",
@@ -141,6 +155,13 @@ async fn predict(
             rejection.body_text()
         ))
     })?;
+    if let LoadedModel::ImageClassification(_) = engine.model().as_ref() {
+        let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+        let request =
+            ImageRequest::parse(content_type, query.as_deref(), body, state.limits.max_client_batch_size).await?;
+        return classify_images(&state, engine, request, started).await;
+    }
+    require_json(&headers, engine.model())?;
     let Limits {
         max_client_batch_size: max_inputs,
         request_timeout: timeout,
@@ -154,7 +175,7 @@ async fn predict(
             LoadedModel::TextClassification(classifier) => {
                 let request = ClassifyRequest::parse(&body, max_inputs)?;
                 let texts = request.inputs.texts();
-                let answered = engine.infer(model.encode(&texts)?, timeout)?;
+                let answered = engine.infer(Rows::Texts(model.encode(&texts)?), timeout)?;
                 let function = request.function.unwrap_or_else(|| classifier.default_function());
                 let scores: Vec<Vec<f32>> = rows_of(&answered, |row| match row {
                     RowOutput::Logits(logits) => Some(function.apply(logits)),
@@ -167,7 +188,7 @@ async fn predict(
             LoadedModel::FeatureExtraction(embedder) => {
                 let request = EmbedRequest::parse(&body, max_inputs)?;
                 let texts = request.inputs.texts();
-                let answered = engine.infer(model.encode(&texts)?, timeout)?;
+                let answered = engine.infer(Rows::Texts(model.encode(&texts)?), timeout)?;
                 let normalize = request.normalize.unwrap_or_else(|| embedder.normalizes());
                 let embeddings: Vec<Vec<f32>> = rows_of(&answered, |row| match row {
                     RowOutput::Pooled(pooled) => {
@@ -189,7 +210,7 @@ async fn predict(
             LoadedModel::TokenClassification(tagger) => {
                 let request = EntitiesRequest::parse(&body, max_inputs)?;
                 let texts = request.inputs.texts();
-                let answered = engine.infer(model.encode(&texts)?, timeout)?;
+                let answered = engine.infer(Rows::Texts(model.encode(&texts)?), timeout)?;
                 let ignore: Option<Vec<&str>> = request
                     .ignore_labels
                     .as_ref()
@@ -200,7 +221,7 @@ async fn predict(
                 })?;
                 let found = texts
                     .iter()
-                    .zip(&answered.encodings)
+                    .zip(answered.inputs.encodings())
                     .zip(logits)
                     .map(|((text, encoding), logits)| {
                         tagger.entities_of(text, encoding, logits, request.strategy, ignore.as_deref())
@@ -209,7 +230,64 @@ async fn predict(
                 let answer = pipeline_json::entities(&found, matches!(request.inputs, Inputs::One(_)));
                 Ok((answer, answered))
             }
+            LoadedModel::ImageClassification(_) => Err(ApiError::Inference(
+                "an image model's request reached the text path".into(),
+            )),
         }
+    })
+    .await
+    .map_err(|error| ApiError::Inference(error.to_string()))??;
+    Ok((timing_headers(&answered, started.elapsed()), Json(answer)))
+}
+
+/// Decodes and prepares each image off the async runtime, runs them in the engine's
+/// batches, and answers as the image-classification pipeline does.
+async fn classify_images(
+    state: &AppState,
+    engine: Arc<Engine>,
+    request: ImageRequest,
+    started: Instant,
+) -> Result<(HeaderMap, Json<Value>), ApiError> {
+    let Limits {
+        max_image_pixels,
+        request_timeout: timeout,
+        ..
+    } = state.limits;
+    let (answer, answered) = tokio::task::spawn_blocking(move || -> Result<(Value, Answered), ApiError> {
+        let model = engine.model();
+        let LoadedModel::ImageClassification(classifier) = model.as_ref() else {
+            return Err(ApiError::Inference(
+                "a text model's request reached the image path".into(),
+            ));
+        };
+        let count = request.images.len();
+        let prepared = request
+            .images
+            .iter()
+            .enumerate()
+            .map(|(index, bytes)| {
+                classifier.prepare(bytes, max_image_pixels).map_err(|error| {
+                    let which = if count == 1 {
+                        String::new()
+                    } else {
+                        format!("image {index}: ")
+                    };
+                    match error {
+                        ImageError::TooLarge { .. } => ApiError::PayloadTooLarge(format!("{which}{error}")),
+                        _ => ApiError::Validation(format!("{which}{error}")),
+                    }
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let answered = engine.infer(Rows::Images(prepared), timeout)?;
+        let function = request.function.unwrap_or(ClassificationFunction::Softmax);
+        let scores: Vec<Vec<f32>> = rows_of(&answered, |row| match row {
+            RowOutput::Logits(logits) => Some(function.apply(logits)),
+            _ => None,
+        })?;
+        let top_k = request.top_k.map_or(TopK::All, TopK::K);
+        let answer = pipeline_json::answer(classifier.info().labels, &scores, top_k, request.single);
+        Ok((answer, answered))
     })
     .await
     .map_err(|error| ApiError::Inference(error.to_string()))??;

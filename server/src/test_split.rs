@@ -1,10 +1,12 @@
-//! The held-out test split the train step wrote (`<artifacts>/<name>/data/test.jsonl`):
+//! The held-out test split the train step wrote (`<artifacts>/<name>/data/test.jsonl`,
+//! with the image files it names for an image model):
 //! what `modelcrate-parity` scores accuracy on and `modelcrate-measure` times, so both
 //! use realistic inputs that no model was trained on.
 
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use modelcrate_runtime::{Input, Task};
 use serde::Deserialize;
 
 /// One labelled example of a text classifier: a BBC article with its label id, or a
@@ -57,6 +59,54 @@ struct Text {
 pub fn texts(artifacts: &Path, model: &str) -> Result<Vec<String>> {
     let rows: Vec<Text> = read_lines(&artifacts.join(model).join("data/test.jsonl"))?;
     Ok(rows.into_iter().map(|row| row.text).collect())
+}
+
+/// A held-out image: its file (relative to the split's folder) and label id.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ImageRow {
+    pub file: String,
+    pub label_id: usize,
+}
+
+/// The test split of an image classifier, with each image's encoded bytes.
+pub fn read_images(artifacts: &Path, model: &str) -> Result<Vec<(ImageRow, Vec<u8>)>> {
+    let data = artifacts.join(model).join("data");
+    let rows: Vec<ImageRow> = read_lines(&data.join("test.jsonl"))?;
+    rows.into_iter()
+        .map(|row| {
+            let path = data.join(&row.file);
+            let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+            Ok((row, bytes))
+        })
+        .collect()
+}
+
+/// The test split's inputs as a model takes them: texts, or encoded images.
+pub enum TestInputs {
+    Texts(Vec<String>),
+    Images(Vec<Vec<u8>>),
+}
+
+impl TestInputs {
+    pub fn as_inputs(&self) -> Vec<Input<'_>> {
+        match self {
+            Self::Texts(texts) => texts.iter().map(|text| Input::Text(text)).collect(),
+            Self::Images(images) => images.iter().map(|bytes| Input::Image(bytes)).collect(),
+        }
+    }
+}
+
+/// The inputs of any model's test split: what measurement and benchmarks feed it.
+pub fn inputs(artifacts: &Path, model: &str, task: Task) -> Result<TestInputs> {
+    Ok(match task {
+        Task::ImageClassification => TestInputs::Images(
+            read_images(artifacts, model)?
+                .into_iter()
+                .map(|(_, bytes)| bytes)
+                .collect(),
+        ),
+        _ => TestInputs::Texts(texts(artifacts, model)?),
+    })
 }
 
 /// One held-out article as a retrieval pair: its title is the query, its body the target.

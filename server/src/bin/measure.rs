@@ -2,8 +2,9 @@
 //! the generated crate and the runtime the server uses, on the model's held-out test split.
 //!
 //! One process per variant, so that its peak RSS is its own. After a warm-up it measures
-//! latency of single-text requests (p50/p90/p99: tokenization, inference and scoring, as a
-//! batch-1 request costs) and throughput in batches of 32 of test-split articles, with
+//! latency of single-input requests (p50/p90/p99: tokenization or image decoding, inference
+//! and scoring, as a batch-1 request costs) and throughput in batches of 32 test-split
+//! inputs (texts or image files), with
 //! one session of `--intra-threads` threads. Writes `<artifacts>/<name>/bench/<variant>.json`;
 //! `cargo xtask select` compares variants by these figures, measured in the same run.
 
@@ -34,7 +35,7 @@ struct Args {
     /// Intra-op threads of the one session (the server's default layout is 2 sessions × 1).
     #[arg(long, default_value_t = 1)]
     intra_threads: usize,
-    /// Single-text requests timed for the latency figures.
+    /// Single-input requests timed for the latency figures.
     #[arg(long, default_value_t = 200)]
     latency_requests: usize,
     /// Rows per run for the throughput figure.
@@ -60,12 +61,12 @@ fn run(args: &Args) -> Result<serde_json::Value> {
     if args.batch_size == 0 || args.latency_requests == 0 {
         bail!("--batch-size and --latency-requests must be at least 1");
     }
-    let rows = test_split::texts(&args.artifacts, &args.model)?;
-    let texts: Vec<&str> = rows.iter().map(String::as_str).collect();
+    let entry = modelcrate_server::models::entry(&args.model)?;
+    let rows = test_split::inputs(&args.artifacts, &args.model, entry.task)?;
+    let texts = rows.as_inputs();
     if texts.is_empty() {
         bail!("the test split of {} is empty", args.model);
     }
-    let entry = modelcrate_server::models::entry(&args.model)?;
     let options = LoadOptions {
         ort_dylib: args.ort_dylib.clone(),
         variant: VariantChoice::Named(args.variant.clone()),
@@ -85,14 +86,14 @@ fn run(args: &Args) -> Result<serde_json::Value> {
     // Warm-up: the first runs allocate arenas and pick kernels for each shape.
     model.process(&texts[..args.batch_size.min(texts.len())])?;
     for text in texts.iter().take(10) {
-        model.process(&[text])?;
+        model.process(&[*text])?;
     }
     let rss_after_warmup = memory().map(|(rss, _)| rss);
 
     let mut latencies = Vec::with_capacity(args.latency_requests);
     for text in texts.iter().cycle().take(args.latency_requests) {
         let started = Instant::now();
-        model.process(&[text])?;
+        model.process(&[*text])?;
         latencies.push(started.elapsed());
     }
     latencies.sort();
@@ -118,7 +119,10 @@ fn run(args: &Args) -> Result<serde_json::Value> {
         "layout": {"sessions": 1, "intra_threads": args.intra_threads},
         // Session creation, including ONNX Runtime's own graph optimization at load.
         "load_seconds": load_seconds,
-        "inputs": format!("test split, {} articles, truncated to {} tokens", texts.len(), info.max_length),
+        "inputs": match info.image {
+            Some(image) => format!("test split, {} image files, prepared to {}×{}", texts.len(), image.crop, image.crop),
+            None => format!("test split, {} texts, truncated to {} tokens", texts.len(), info.max_length),
+        },
         "latency": {
             "requests": latencies.len(),
             "p50_ms": quantile_ms(&latencies, 0.50),

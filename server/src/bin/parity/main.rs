@@ -20,11 +20,16 @@
 //! aggregation strategy and `ignore_labels` identical (labels, offsets, words; scores
 //! within 1e-4); entity F1 over the test split equal to PyTorch's (INT8: at most 1.0 point
 //! below, the rest reported).
+//! For an image classifier (`image.rs`): decoded and resized pixels against PIL's (PNG
+//! identical, JPEG within 8 levels), logits within 1e-4 on PNGs (JPEG decoding
+//! differences reported and bounded), top labels identical, undecodable files refused by
+//! both, and test-split accuracy equal to PyTorch's (INT8: at most 1.0 point below).
 //! Writes `<artifacts>/<name>/parity/<variant>.json` and prints a table. Exits 0 when the
 //! variant meets its gate, 2 when it does not (the report is written), 1 on an error.
 
 mod classification;
 mod embedding;
+mod image;
 mod token;
 
 use std::path::PathBuf;
@@ -174,6 +179,11 @@ fn run(args: &Args) -> Result<bool> {
         LoadedModel::TokenClassification(tagger) => {
             let test = test_split::read_tagged(&args.artifacts, &args.model)?;
             token::check(tagger, &reference, &test, &mut figures)
+        }
+        LoadedModel::ImageClassification(classifier) => {
+            let test = test_split::read_images(&args.artifacts, &args.model)?;
+            let pixels = args.artifacts.join(&args.model).join("golden-pixels");
+            image::check(classifier, &reference, &args.golden, &pixels, &test, &mut figures)
         }
     }
     .with_context(|| format!("checking against {}", reference_path.display()))?;

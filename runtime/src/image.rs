@@ -1,0 +1,333 @@
+//! Image preprocessing exactly as torchvision's evaluation transform computes it on a PIL
+//! image: decode, convert to RGB, resize the shorter side with PIL's antialiased bilinear
+//! filter, center-crop, scale to [0, 1], normalise, lay out as NCHW.
+//!
+//! PIL resamples 8-bit images in fixed point (22 fractional bits) in two passes,
+//! horizontal then vertical, rounding to 8 bits after each; [`resize_crop`] does the same
+//! arithmetic, so PNG inputs give the very pixels Python gives. JPEG decoders may differ
+//! by a level here and there (PIL uses libjpeg-turbo, the `image` crate zune-jpeg): the
+//! parity check measures it on the golden JPEGs. Only the output pixels inside the crop
+//! are computed: an extreme aspect ratio costs what its crop costs.
+
+use std::io::Cursor;
+
+use image::{DynamicImage, ImageFormat, ImageReader, Limits, RgbImage};
+use ndarray::{Array3, Array4, ArrayView3, Axis};
+
+/// What can be wrong with an image a user sent.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ImageError {
+    #[error("the body is empty: send the bytes of a PNG or JPEG image")]
+    Empty,
+    #[error(
+        "the bytes are not a PNG or JPEG image (their first bytes are {0}); the supported formats are PNG and JPEG"
+    )]
+    UnsupportedFormat(String),
+    #[error("the {format} image cannot be decoded: {message}")]
+    Undecodable { format: &'static str, message: String },
+    #[error("the image is {width}×{height} pixels; at most {max} pixels are accepted (--max-image-pixels)")]
+    TooLarge { width: u32, height: u32, max: u64 },
+    #[error("the image has no pixels ({width}×{height})")]
+    NoPixels { width: u32, height: u32 },
+}
+
+/// torchvision's evaluation transform, as a generated crate records it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Preprocessing {
+    /// The shorter side is resized to this (the longer keeps the aspect ratio).
+    pub resize_shortest: u32,
+    /// Side of the centred square cut out after resizing: the model's input size.
+    pub crop: u32,
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+}
+
+/// The largest image accepted, in pixels, unless configured otherwise: 40 megapixels.
+pub const DEFAULT_MAX_PIXELS: u64 = 40_000_000;
+
+/// The format of `bytes` by its signature: PNG and JPEG only.
+fn sniff(bytes: &[u8]) -> Result<ImageFormat, ImageError> {
+    if bytes.is_empty() {
+        return Err(ImageError::Empty);
+    }
+    if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Ok(ImageFormat::Png)
+    } else if bytes.starts_with(&[0xff, 0xd8, 0xff]) {
+        Ok(ImageFormat::Jpeg)
+    } else {
+        let head: Vec<String> = bytes.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        Err(ImageError::UnsupportedFormat(head.join(" ")))
+    }
+}
+
+/// Decodes a PNG or JPEG and converts it to RGB as PIL's `convert("RGB")` does: gray is
+/// repeated over the channels, alpha is dropped (not composited), palettes are expanded.
+pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, ImageError> {
+    let format = sniff(bytes)?;
+    let name = match format {
+        ImageFormat::Png => "PNG",
+        _ => "JPEG",
+    };
+    let undecodable = |error: image::ImageError| ImageError::Undecodable {
+        format: name,
+        message: error.to_string(),
+    };
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+    let (width, height) = reader.into_dimensions().map_err(undecodable)?;
+    if u64::from(width) * u64::from(height) > max_pixels {
+        return Err(ImageError::TooLarge {
+            width,
+            height,
+            max: max_pixels,
+        });
+    }
+    if width == 0 || height == 0 {
+        return Err(ImageError::NoPixels { width, height });
+    }
+    reader = ImageReader::with_format(Cursor::new(bytes), format);
+    let mut limits = Limits::default();
+    // Room for the decoded image at 16 bits per channel with alpha, and nothing more.
+    limits.max_alloc = Some(max_pixels.saturating_mul(8).max(1 << 20));
+    reader.limits(limits);
+    let image = reader.decode().map_err(undecodable)?;
+    Ok(match image {
+        DynamicImage::ImageRgb8(rgb) => rgb,
+        other => other.to_rgb8(),
+    })
+}
+
+/// torchvision's `Resize(size)` output size for a `width`×`height` image: the shorter
+/// side becomes `size`, the longer `int(size * long / short)` (truncated, as Python's
+/// `int` of a float division).
+pub fn resized_size(width: u32, height: u32, size: u32) -> (u32, u32) {
+    let (short, long) = if width <= height {
+        (width, height)
+    } else {
+        (height, width)
+    };
+    let new_long = (f64::from(size) * f64::from(long) / f64::from(short)) as u32;
+    if width <= height {
+        (size, new_long)
+    } else {
+        (new_long, size)
+    }
+}
+
+/// torchvision's `center_crop` offset: `int(round((size - crop) / 2.0))`, Python's
+/// round half to even.
+pub fn crop_offset(size: u32, crop: u32) -> u32 {
+    let half = (f64::from(size) - f64::from(crop)) / 2.0;
+    half.round_ties_even().max(0.0) as u32
+}
+
+/// PIL's fixed-point precision for 8-bit resampling.
+const PRECISION_BITS: u32 = 32 - 8 - 2;
+
+/// One pass of PIL's resampling along an axis: for each output position in `window`,
+/// the first input index and the fixed-point weights of the inputs it reads.
+struct Coefficients {
+    first: Vec<usize>,
+    weights: Vec<Vec<i32>>,
+}
+
+impl Coefficients {
+    /// PIL's `precompute_coeffs` for the bilinear (triangle) filter, then
+    /// `normalize_coeffs_8bpc`, for the outputs in `window` of `out_size`.
+    fn bilinear(in_size: u32, out_size: u32, window: std::ops::Range<u32>) -> Self {
+        let scale = f64::from(in_size) / f64::from(out_size);
+        let filter_scale = scale.max(1.0);
+        let support = filter_scale; // the triangle's support is 1
+        let mut first = Vec::with_capacity(window.len());
+        let mut weights = Vec::with_capacity(window.len());
+        for out in window {
+            let center = (f64::from(out) + 0.5) * scale;
+            // C's `(int)` truncates toward zero; the result is clamped to 0 anyway.
+            let xmin = ((center - support + 0.5) as i64).max(0);
+            let xmax = ((center + support + 0.5) as i64).min(i64::from(in_size));
+            let raw: Vec<f64> = (xmin..xmax)
+                .map(|x| {
+                    let distance = ((x as f64 - center + 0.5) / filter_scale).abs();
+                    if distance < 1.0 { 1.0 - distance } else { 0.0 }
+                })
+                .collect();
+            let total: f64 = raw.iter().sum();
+            let fixed = raw
+                .iter()
+                .map(|&w| {
+                    let normalized = if total != 0.0 { w / total } else { w };
+                    let scaled = normalized * f64::from(1u32 << PRECISION_BITS);
+                    (if scaled < 0.0 { scaled - 0.5 } else { scaled + 0.5 }) as i32
+                })
+                .collect();
+            first.push(xmin as usize);
+            weights.push(fixed);
+        }
+        Self { first, weights }
+    }
+
+    /// The input range the outputs read: `[start, end)`.
+    fn span(&self) -> (usize, usize) {
+        let start = self.first.iter().copied().min().unwrap_or(0);
+        let end = self
+            .first
+            .iter()
+            .zip(&self.weights)
+            .map(|(&first, weights)| first + weights.len())
+            .max()
+            .unwrap_or(0);
+        (start, end)
+    }
+}
+
+/// PIL's `clip8`: the rounded fixed-point sum to a byte.
+fn clip8(sum: i32) -> u8 {
+    (sum >> PRECISION_BITS).clamp(0, 255) as u8
+}
+
+fn weighted(pixels: impl Iterator<Item = u8>, weights: &[i32]) -> u8 {
+    let mut sum = 1i32 << (PRECISION_BITS - 1);
+    for (pixel, &weight) in pixels.zip(weights) {
+        sum += i32::from(pixel) * weight;
+    }
+    clip8(sum)
+}
+
+/// Resizes `image` to torchvision's size for `resize_shortest` with PIL's bilinear filter
+/// and returns the centred `crop`×`crop` square of the result: the pixels torchvision's
+/// `CenterCrop(crop)(Resize(resize_shortest)(image))` gives, as `[crop, crop, 3]`.
+pub fn resize_crop(image: &RgbImage, resize_shortest: u32, crop: u32) -> Array3<u8> {
+    let (width, height) = image.dimensions();
+    let (new_width, new_height) = resized_size(width, height, resize_shortest);
+    let (left, top) = (crop_offset(new_width, crop), crop_offset(new_height, crop));
+    let columns = Coefficients::bilinear(width, new_width, left..left + crop.min(new_width));
+    let rows = Coefficients::bilinear(height, new_height, top..top + crop.min(new_height));
+    // Horizontal pass, over the input rows the vertical pass reads.
+    let (row_start, row_end) = rows.span();
+    let source = ArrayView3::from_shape((height as usize, width as usize, 3), image.as_raw())
+        .unwrap_or_else(|_| unreachable!("an RgbImage holds height × width × 3 bytes"));
+    let mut horizontal = Array3::<u8>::zeros((row_end - row_start, columns.first.len(), 3));
+    for (y, mut out_row) in horizontal.outer_iter_mut().enumerate() {
+        let in_row = source.index_axis(Axis(0), row_start + y);
+        for (x, (first, weights)) in columns.first.iter().zip(&columns.weights).enumerate() {
+            for channel in 0..3 {
+                let pixels = (0..weights.len()).map(|k| in_row[[first + k, channel]]);
+                out_row[[x, channel]] = weighted(pixels, weights);
+            }
+        }
+    }
+    // Vertical pass.
+    let mut out = Array3::<u8>::zeros((rows.first.len(), columns.first.len(), 3));
+    for (y, (first, weights)) in rows.first.iter().zip(&rows.weights).enumerate() {
+        for x in 0..columns.first.len() {
+            for channel in 0..3 {
+                let pixels = (0..weights.len()).map(|k| horizontal[[first - row_start + k, x, channel]]);
+                out[[y, x, channel]] = weighted(pixels, weights);
+            }
+        }
+    }
+    out
+}
+
+impl Preprocessing {
+    /// One image's pixels after resize and crop, `[crop, crop, 3]` bytes.
+    pub fn pixels(&self, image: &RgbImage) -> Array3<u8> {
+        resize_crop(image, self.resize_shortest, self.crop)
+    }
+
+    /// `ToTensor` then `Normalize`: `(p / 255 - mean) / std` in f32, channels first.
+    pub fn tensor(&self, pixels: &Array3<u8>) -> Array3<f32> {
+        let (height, width, _) = pixels.dim();
+        Array3::from_shape_fn((3, height, width), |(c, y, x)| {
+            (f32::from(pixels[[y, x, c]]) / 255.0 - self.mean[c]) / self.std[c]
+        })
+    }
+
+    /// Decode and prepare one image: the `[3, crop, crop]` tensor the model takes.
+    pub fn prepare(&self, bytes: &[u8], max_pixels: u64) -> Result<Array3<f32>, ImageError> {
+        Ok(self.tensor(&self.pixels(&decode(bytes, max_pixels)?)))
+    }
+}
+
+/// Stacks `[3, h, w]` tensors into one `[n, 3, h, w]` batch.
+pub fn stack(images: &[&Array3<f32>]) -> Array4<f32> {
+    let Some(first) = images.first() else {
+        return Array4::zeros((0, 3, 0, 0));
+    };
+    let (channels, height, width) = first.dim();
+    let mut batch = Array4::zeros((images.len(), channels, height, width));
+    for (mut slot, image) in batch.outer_iter_mut().zip(images) {
+        slot.assign(image);
+    }
+    batch
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resized_size_follows_torchvision() {
+        assert_eq!(resized_size(28, 28, 256), (256, 256));
+        assert_eq!(resized_size(300, 200, 256), (384, 256));
+        // int(256 * 413 / 97) = int(1089.98…) = 1089
+        assert_eq!(resized_size(97, 413, 256), (256, 1089));
+        assert_eq!(resized_size(640, 427, 256), (383, 256));
+    }
+
+    #[test]
+    fn crop_offsets_round_half_to_even_as_python() {
+        assert_eq!(crop_offset(256, 224), 16);
+        // (341 - 224) / 2 = 58.5 → 58; (343 - 224) / 2 = 59.5 → 60
+        assert_eq!(crop_offset(341, 224), 58);
+        assert_eq!(crop_offset(343, 224), 60);
+    }
+
+    #[test]
+    fn same_size_resampling_is_the_identity() {
+        let image = RgbImage::from_fn(7, 5, |x, y| image::Rgb([(x * 30) as u8, (y * 50) as u8, 200]));
+        let out = resize_crop(&image, 5, 5);
+        // 7×5 → shorter side 5 keeps the size; the centre 5×5 is columns 1..6.
+        for y in 0..5 {
+            for x in 0..5 {
+                assert_eq!(out[[y, x, 0]], ((x + 1) * 30) as u8);
+                assert_eq!(out[[y, x, 1]], (y * 50) as u8);
+            }
+        }
+    }
+
+    #[test]
+    fn upscaling_a_constant_image_keeps_it_constant() {
+        let image = RgbImage::from_pixel(3, 2, image::Rgb([10, 128, 255]));
+        let out = resize_crop(&image, 256, 224);
+        assert_eq!(out.dim(), (224, 224, 3));
+        assert!(
+            out.outer_iter()
+                .all(|row| row.outer_iter().all(|p| p.to_vec() == vec![10, 128, 255]))
+        );
+    }
+
+    #[test]
+    fn normalisation_is_torchvision_arithmetic() {
+        let preprocessing = Preprocessing {
+            resize_shortest: 1,
+            crop: 1,
+            mean: [0.485, 0.456, 0.406],
+            std: [0.229, 0.224, 0.225],
+        };
+        let pixels = Array3::from_shape_vec((1, 1, 3), vec![0, 128, 255]).unwrap();
+        let tensor = preprocessing.tensor(&pixels);
+        // torch: (tensor([0, 128, 255]) / 255 - mean) / std in float32, bit for bit
+        let expected = [-2.117_904_f32, 0.205_182_2, 2.64];
+        for (c, want) in expected.iter().enumerate() {
+            assert_eq!(tensor[[c, 0, 0]], *want, "channel {c}");
+        }
+    }
+
+    #[test]
+    fn bad_bytes_are_named_errors() {
+        assert_eq!(decode(b"", 100), Err(ImageError::Empty));
+        assert!(matches!(decode(b"hello", 100), Err(ImageError::UnsupportedFormat(_))));
+        let truncated = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
+        assert!(matches!(decode(truncated, 100), Err(ImageError::Undecodable { .. })));
+    }
+}

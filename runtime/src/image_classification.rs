@@ -1,0 +1,190 @@
+//! Image classification: torchvision's evaluation transform (see [`crate::image`]), one
+//! `session.run` per batch, and the scores the Hugging Face image-classification pipeline
+//! returns (softmax, labels by descending score, `top_k` 5 by default).
+
+use std::borrow::Cow;
+use std::path::Path;
+
+use ndarray::{Array2, Array3, Array4, Axis, Ix2};
+use ort::session::{Session, SessionInputValue};
+use ort::value::TensorRef;
+
+use crate::classification::{ClassificationFunction, Prediction, ProblemType, best, check_labels};
+use crate::error::{Error, Result};
+use crate::image::{self, DEFAULT_MAX_PIXELS, ImageError, Preprocessing};
+use crate::pool::SessionPool;
+use crate::registry::{LoadOptions, ModelInfo, Task};
+use crate::signature::Signature;
+use crate::variants;
+
+/// The pipeline's default number of labels in an answer.
+pub const DEFAULT_TOP_K: usize = 5;
+
+/// What a generated crate knows of its image classifier, as constants.
+#[derive(Debug, Clone, Copy)]
+pub struct ImageClassifierSpec {
+    pub name: &'static str,
+    pub signature: Signature,
+    pub pixels_input: &'static str,
+    pub logits_output: &'static str,
+    pub labels: &'static [&'static str],
+    pub preprocessing: Preprocessing,
+}
+
+/// A loaded image classifier: its session pool and the model's metadata.
+pub struct ImageClassifier {
+    info: ModelInfo,
+    spec: ImageClassifierSpec,
+    pool: SessionPool,
+    max_batch_size: usize,
+}
+
+impl ImageClassifier {
+    /// Loads the chosen variant of `dir`, refusing an artifact whose signature, labels
+    /// (`config.json`) or preprocessing (`preprocessor_config.json`) differ from `spec`.
+    pub fn load(dir: &Path, spec: ImageClassifierSpec, options: &LoadOptions) -> Result<Self> {
+        check_labels(&dir.join("config.json"), spec.labels)?;
+        check_preprocessing(&dir.join("preprocessor_config.json"), &spec.preprocessing)?;
+        let (variant, pool) = variants::open_checked(dir, &spec.signature, options)?;
+        let info = ModelInfo {
+            name: spec.name,
+            task: Task::ImageClassification,
+            labels: spec.labels,
+            max_length: 0,
+            problem_type: Some(ProblemType::SingleLabel),
+            dimension: None,
+            image: Some(spec.preprocessing),
+            signature: spec.signature,
+            variant,
+            sessions: pool.size(),
+        };
+        Ok(Self {
+            info,
+            spec,
+            pool,
+            max_batch_size: options.max_batch_size.max(1),
+        })
+    }
+
+    pub fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    pub fn preprocessing(&self) -> &Preprocessing {
+        &self.spec.preprocessing
+    }
+
+    /// Decodes and prepares one image (at most `max_pixels` pixels): `[3, crop, crop]`.
+    pub fn prepare(&self, bytes: &[u8], max_pixels: u64) -> std::result::Result<Array3<f32>, ImageError> {
+        self.spec.preprocessing.prepare(bytes, max_pixels)
+    }
+
+    /// Logits of a prepared batch `[n, 3, crop, crop]`: one `session.run`.
+    pub fn logits_of(&self, pixels: &Array4<f32>) -> Result<Array2<f32>> {
+        self.pool.with_session(|session| self.run(session, pixels))
+    }
+
+    /// Logits `[images, labels]` of encoded images (PNG or JPEG bytes), in batches of at
+    /// most `max_batch_size`.
+    pub fn logits(&self, images: &[&[u8]]) -> Result<Array2<f32>> {
+        let mut all = Array2::zeros((0, self.spec.labels.len()));
+        for chunk in images.chunks(self.max_batch_size) {
+            let prepared = chunk
+                .iter()
+                .map(|bytes| self.prepare(bytes, DEFAULT_MAX_PIXELS))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            let logits = self.logits_of(&image::stack(&prepared.iter().collect::<Vec<_>>()))?;
+            all.append(Axis(0), logits.view())
+                .map_err(|error| Error::OutputShape(error.to_string()))?;
+        }
+        Ok(all)
+    }
+
+    /// Softmax scores per image, by label id.
+    pub fn scores(&self, images: &[&[u8]]) -> Result<Vec<Vec<f32>>> {
+        let logits = self.logits(images)?;
+        Ok(logits
+            .rows()
+            .into_iter()
+            .map(|row| ClassificationFunction::Softmax.apply(&row.to_vec()))
+            .collect())
+    }
+
+    /// Typed predictions: `labels[id]` is the label of logit column `id`.
+    pub fn predict<L: Copy, const N: usize>(&self, images: &[&[u8]], labels: &[L; N]) -> Result<Vec<Prediction<L, N>>> {
+        self.scores(images)?
+            .into_iter()
+            .map(|scores| {
+                let scores: [f32; N] = scores
+                    .try_into()
+                    .map_err(|row: Vec<f32>| Error::OutputShape(format!("{} scores, expected {N}", row.len())))?;
+                let top = best(&scores);
+                Ok(Prediction {
+                    label: labels[top.id],
+                    score: top.score,
+                    scores,
+                })
+            })
+            .collect()
+    }
+
+    fn run(&self, session: &mut Session, pixels: &Array4<f32>) -> Result<Array2<f32>> {
+        let inputs: Vec<(Cow<'static, str>, SessionInputValue<'_>)> = vec![(
+            Cow::Borrowed(self.spec.pixels_input),
+            TensorRef::from_array_view(pixels)?.into(),
+        )];
+        let outputs = session.run(inputs)?;
+        let output = outputs
+            .get(self.spec.logits_output)
+            .ok_or_else(|| Error::OutputShape(format!("no output named `{}`", self.spec.logits_output)))?;
+        let logits = output
+            .try_extract_array::<f32>()?
+            .into_dimensionality::<Ix2>()
+            .map_err(|error| Error::OutputShape(error.to_string()))?;
+        let expected = (pixels.dim().0, self.spec.labels.len());
+        if logits.dim() != expected {
+            return Err(Error::OutputShape(format!("{:?}, expected {expected:?}", logits.dim())));
+        }
+        // Copy out: the output borrows the session, which goes back to the pool.
+        Ok(logits.to_owned())
+    }
+}
+
+/// The artifact's `preprocessor_config.json` must describe the transform the crate was
+/// generated with: a model fed other pixels than it was trained on fails silently.
+fn check_preprocessing(path: &Path, expected: &Preprocessing) -> Result<()> {
+    let unreadable = |message: String| Error::Artifact {
+        path: path.to_path_buf(),
+        message,
+    };
+    let text = std::fs::read_to_string(path).map_err(|error| unreadable(error.to_string()))?;
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(|error| unreadable(error.to_string()))?;
+    let number = |pointer: &str| value.pointer(pointer).and_then(serde_json::Value::as_f64);
+    let triple = |key: &str| -> Option<[f32; 3]> {
+        let list = value.get(key)?.as_array()?;
+        let numbers: Vec<f32> = list.iter().filter_map(|v| v.as_f64().map(|f| f as f32)).collect();
+        numbers.try_into().ok()
+    };
+    let found = (
+        number("/size/shortest_edge"),
+        number("/crop_size/height"),
+        number("/crop_size/width"),
+        triple("image_mean"),
+        triple("image_std"),
+    );
+    let wanted = (
+        Some(f64::from(expected.resize_shortest)),
+        Some(f64::from(expected.crop)),
+        Some(f64::from(expected.crop)),
+        Some(expected.mean),
+        Some(expected.std),
+    );
+    if found == wanted {
+        Ok(())
+    } else {
+        Err(Error::SignatureMismatch {
+            path: path.to_path_buf(),
+            mismatch: format!("(resize, crop height, crop width, mean, std) is {found:?}, expected {wanted:?}"),
+        })
+    }
+}

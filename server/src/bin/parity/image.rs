@@ -1,0 +1,335 @@
+//! Parity of an image classifier, stage by stage: decoded pixels against PIL's, the
+//! pixels after resize and crop against torchvision's, logits against PyTorch's, the
+//! pipeline-shaped answer, undecodable files refused by both sides, and accuracy over the
+//! test split (PNG files, decoded by each side).
+//!
+//! The bounds: lossless PNG has one right decoding, and the resize is PIL's own
+//! fixed-point arithmetic, so PNG pixels must be identical at every stage and logits
+//! then differ only by ONNX Runtime against PyTorch (≤ 1e-4, as for text). JPEG has no
+//! bit-exact decoder: the standard bounds the IDCT's error, not its rounding, and leaves
+//! chroma upsampling to the decoder (libjpeg-turbo in PIL interpolates; zune-jpeg in the
+//! `image` crate rounds differently), so a few levels differ here and there. A JPEG's
+//! pixels must stay within 8 levels (twice the largest difference measured on the golden
+//! JPEGs, so that a decoder change shows) and its top label must be PyTorch's; its logit
+//! difference is reported, bounded by what that pixel difference moves (≤ 0.5 here).
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use modelcrate_runtime::ImageClassifier;
+use modelcrate_runtime::classification::{ClassificationFunction, best};
+use modelcrate_runtime::image::{DEFAULT_MAX_PIXELS, decode};
+use modelcrate_server::pipeline_json;
+use modelcrate_server::request::TopK;
+use modelcrate_server::test_split::ImageRow;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{Checked, Figures, Gate, Rule};
+
+const LOGIT_BOUND: f64 = 1e-4;
+const SCORE_BOUND: f64 = 1e-4;
+/// Largest per-channel level difference of a JPEG decoded here and by PIL.
+const JPEG_PIXEL_BOUND: u8 = 8;
+/// Largest |logit difference| a JPEG's decoding difference may cause.
+const JPEG_LOGIT_BOUND: f64 = 0.5;
+const INT8_ACCURACY_DROP: f64 = 0.01;
+
+#[derive(Deserialize)]
+struct Reference {
+    checkpoint_sha256: String,
+    top_k: usize,
+    cases: Vec<Case>,
+    batch: Batch,
+    test_split: TestSplit,
+}
+
+#[derive(Deserialize)]
+struct Case {
+    id: String,
+    file: String,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    logits: Vec<f64>,
+    #[serde(default)]
+    pipeline: Value,
+}
+
+#[derive(Deserialize)]
+struct Batch {
+    ids: Vec<String>,
+    logits: Vec<Vec<f64>>,
+}
+
+#[derive(Deserialize)]
+struct TestSplit {
+    examples: usize,
+    accuracy: f64,
+    predictions: Vec<usize>,
+}
+
+fn max_abs_difference(rust: &[f32], python: &[f64]) -> f64 {
+    rust.iter()
+        .zip(python)
+        .map(|(r, p)| (f64::from(*r) - p).abs())
+        .fold(0.0, f64::max)
+        + if rust.len() == python.len() { 0.0 } else { f64::INFINITY }
+}
+
+/// (differing bytes, largest level difference) of two pixel buffers; a length mismatch
+/// counts every byte.
+fn pixel_difference(rust: &[u8], python: &[u8]) -> (usize, u8) {
+    if rust.len() != python.len() {
+        return (rust.len().max(python.len()), u8::MAX);
+    }
+    rust.iter().zip(python).fold((0, 0), |(count, max), (a, b)| {
+        let difference = a.abs_diff(*b);
+        (count + usize::from(difference > 0), max.max(difference))
+    })
+}
+
+fn is_jpeg(file: &str) -> bool {
+    file.ends_with(".jpg") || file.ends_with(".jpeg")
+}
+
+/// Per-format figures of the decodable golden images.
+#[derive(Default)]
+struct Stage {
+    images: usize,
+    identical: usize,
+    max_level: u8,
+}
+
+impl Stage {
+    fn add(&mut self, (count, max): (usize, u8)) {
+        self.images += 1;
+        self.identical += usize::from(count == 0);
+        self.max_level = self.max_level.max(max);
+    }
+}
+
+/// Checks `classifier` against the golden `reference.json`, the pixels Python wrote to
+/// `<artifacts>/<name>/golden-pixels/`, and the test split.
+pub fn check(
+    classifier: &ImageClassifier,
+    reference: &str,
+    golden_dir: &Path,
+    pixels_dir: &Path,
+    test: &[(ImageRow, Vec<u8>)],
+    figures: &mut Figures,
+) -> Result<Checked> {
+    let reference: Reference = serde_json::from_str(reference).context("it is not what `cargo xtask golden` writes")?;
+    let labels = classifier.info().labels;
+    let preprocessing = *classifier.preprocessing();
+    let read = |path: &Path| std::fs::read(path).with_context(|| format!("cannot read {}", path.display()));
+
+    let (mut png_decoded, mut jpeg_decoded, mut png_cropped, mut jpeg_cropped) =
+        (Stage::default(), Stage::default(), Stage::default(), Stage::default());
+    let (mut png_logits, mut jpeg_logits, mut pipeline_max) = (0.0f64, 0.0f64, 0.0f64);
+    let (mut refused_both, mut refusals) = (Vec::new(), 0);
+    let (mut top_mismatches, mut pipeline_errors, mut decodable) = (Vec::new(), Vec::new(), Vec::new());
+    let mut per_case = Vec::new();
+    for case in &reference.cases {
+        let bytes = read(&golden_dir.join(&case.file))?;
+        if let Some(python_error) = &case.error {
+            refusals += 1;
+            match decode(&bytes, DEFAULT_MAX_PIXELS) {
+                Err(error) => {
+                    refused_both.push(json!({"id": case.id, "rust": error.to_string(), "python": python_error}))
+                }
+                Ok(image) => {
+                    per_case.push(json!({"id": case.id, "rust_decoded": image.dimensions(), "python": python_error}))
+                }
+            }
+            continue;
+        }
+        let jpeg = is_jpeg(&case.file);
+        let image = decode(&bytes, DEFAULT_MAX_PIXELS).with_context(|| format!("golden image {}", case.id))?;
+        let decoded = pixel_difference(
+            image.as_raw(),
+            &read(&pixels_dir.join(format!("{}.decoded.rgb", case.id)))?,
+        );
+        let cropped = preprocessing.pixels(&image);
+        let cropped_bytes: Vec<u8> = cropped.iter().copied().collect();
+        let cropped = pixel_difference(
+            &cropped_bytes,
+            &read(&pixels_dir.join(format!("{}.cropped.rgb", case.id)))?,
+        );
+        let logits = classifier.logits(&[&bytes])?.row(0).to_vec();
+        let difference = max_abs_difference(&logits, &case.logits);
+        let python: Vec<f32> = case.logits.iter().map(|&l| l as f32).collect();
+        if best(&logits).id != best(&python).id {
+            top_mismatches.push(case.id.clone());
+        }
+        let scores = ClassificationFunction::Softmax.apply(&logits);
+        let answer = pipeline_json::answer(labels, &[scores], TopK::K(reference.top_k), true);
+        if jpeg {
+            jpeg_decoded.add(decoded);
+            jpeg_cropped.add(cropped);
+            jpeg_logits = jpeg_logits.max(difference);
+        } else {
+            png_decoded.add(decoded);
+            png_cropped.add(cropped);
+            png_logits = png_logits.max(difference);
+            match pipeline_json::difference(&answer, &case.pipeline, &case.id) {
+                Ok(score) => pipeline_max = pipeline_max.max(score),
+                Err(problem) => pipeline_errors.push(problem),
+            }
+        }
+        per_case.push(json!({
+            "id": case.id,
+            "decoded": {"differing_bytes": decoded.0, "max_level": decoded.1},
+            "cropped": {"differing_bytes": cropped.0, "max_level": cropped.1},
+            "max_abs_logit_diff": difference,
+        }));
+        decodable.push((case, bytes));
+    }
+
+    let exact = |stage: &Stage| stage.identical == stage.images;
+    figures.row(
+        Rule::Every,
+        "PNG decoded pixels identical to PIL's",
+        format!("{}/{} images", png_decoded.identical, png_decoded.images),
+        "all",
+        exact(&png_decoded) && png_decoded.images > 0,
+    );
+    figures.row(
+        Rule::Every,
+        "PNG pixels after resize and crop identical",
+        format!("{}/{} images", png_cropped.identical, png_cropped.images),
+        "all",
+        exact(&png_cropped) && png_cropped.images > 0,
+    );
+    figures.row(
+        Rule::Every,
+        "JPEG decoded pixels, max level difference",
+        format!(
+            "{} ({}/{} images identical)",
+            jpeg_decoded.max_level, jpeg_decoded.identical, jpeg_decoded.images
+        ),
+        &format!("≤ {JPEG_PIXEL_BOUND}"),
+        jpeg_decoded.max_level <= JPEG_PIXEL_BOUND && jpeg_cropped.max_level <= JPEG_PIXEL_BOUND,
+    );
+    figures.row(
+        Rule::Every,
+        "undecodable files refused by both",
+        format!("{}/{refusals}", refused_both.len()),
+        "all",
+        refused_both.len() == refusals,
+    );
+    figures.row(
+        Rule::Exact,
+        "max |logit diff|, PNG images alone",
+        format!("{png_logits:.2e}"),
+        "1e-4",
+        png_logits <= LOGIT_BOUND,
+    );
+    figures.row(
+        Rule::Exact,
+        "max |logit diff|, JPEG images alone",
+        format!("{jpeg_logits:.2e}"),
+        &format!("{JPEG_LOGIT_BOUND} (decoder difference)"),
+        jpeg_logits <= JPEG_LOGIT_BOUND,
+    );
+
+    // All decodable images as batches, against PyTorch's batch of the same images.
+    let images: Vec<&[u8]> = decodable.iter().map(|(_, bytes)| bytes.as_slice()).collect();
+    let batched = classifier.logits(&images)?;
+    let mut batch_png = 0.0f64;
+    for ((case, _), row) in decodable.iter().zip(batched.rows()) {
+        let position = reference.batch.ids.iter().position(|id| id == &case.id);
+        let python = position
+            .and_then(|p| reference.batch.logits.get(p))
+            .with_context(|| format!("the batch has no {}", case.id))?;
+        if !is_jpeg(&case.file) {
+            batch_png = batch_png.max(max_abs_difference(&row.to_vec(), python));
+        }
+    }
+    figures.row(
+        Rule::Exact,
+        "max |logit diff|, PNG images in batches",
+        format!("{batch_png:.2e}"),
+        "1e-4",
+        batch_png <= LOGIT_BOUND,
+    );
+    figures.row(
+        Rule::Exact,
+        "top label identical",
+        format!("{}/{} images", decodable.len() - top_mismatches.len(), decodable.len()),
+        "all",
+        top_mismatches.is_empty(),
+    );
+    figures.row(
+        Rule::Exact,
+        &format!("pipeline JSON (top {}), PNG images", reference.top_k),
+        if pipeline_errors.is_empty() {
+            format!("max |score diff| {pipeline_max:.2e}")
+        } else {
+            format!("{} differ, first: {}", pipeline_errors.len(), pipeline_errors[0])
+        },
+        "same labels, 1e-4",
+        pipeline_errors.is_empty() && pipeline_max <= SCORE_BOUND,
+    );
+
+    let test_images: Vec<&[u8]> = test.iter().map(|(_, bytes)| bytes.as_slice()).collect();
+    let predictions: Vec<usize> = classifier
+        .logits(&test_images)?
+        .rows()
+        .into_iter()
+        .map(|row| best(&row.to_vec()).id)
+        .collect();
+    let correct = predictions
+        .iter()
+        .zip(test)
+        .filter(|(p, (row, _))| **p == row.label_id)
+        .count();
+    let rust_accuracy = correct as f64 / test.len().max(1) as f64;
+    let agreement = predictions
+        .iter()
+        .zip(&reference.test_split.predictions)
+        .filter(|(r, p)| r == p)
+        .count();
+    figures.row(
+        Rule::Every,
+        &format!("test split accuracy ({} images)", test.len()),
+        format!("Rust {rust_accuracy:.4}, PyTorch {:.4}", reference.test_split.accuracy),
+        match figures.gate {
+            Gate::Exact => "equal",
+            Gate::Int8 => "at most 1.0 point below PyTorch",
+        },
+        test.len() == reference.test_split.examples
+            && match figures.gate {
+                Gate::Exact => (rust_accuracy - reference.test_split.accuracy).abs() < 1e-9,
+                Gate::Int8 => reference.test_split.accuracy - rust_accuracy <= INT8_ACCURACY_DROP + 1e-9,
+            },
+    );
+    figures.row(
+        Rule::Every,
+        "test split top-1 agreement",
+        format!("{agreement}/{}", test.len()),
+        "reported",
+        true,
+    );
+
+    let stage = |s: &Stage| json!({"images": s.images, "identical": s.identical, "max_level": s.max_level});
+    Ok(Checked {
+        checkpoint: reference.checkpoint_sha256.clone(),
+        metric: json!({"name": "accuracy", "value": rust_accuracy, "pytorch": reference.test_split.accuracy}),
+        summary: json!({
+            "drift": {"name": "max |Δlogit|", "value": png_logits},
+            "golden": {"name": "top-1", "agree": decodable.len() - top_mismatches.len(), "of": decodable.len()},
+            "test_agreement": {"name": "top-1", "agree": agreement, "of": test.len()},
+        }),
+        details: json!({
+            "decoded": {"png": stage(&png_decoded), "jpeg": stage(&jpeg_decoded)},
+            "cropped": {"png": stage(&png_cropped), "jpeg": stage(&jpeg_cropped)},
+            "logits_max_abs_diff": {"png_alone": png_logits, "png_batched": batch_png, "jpeg_alone": jpeg_logits, "bound": LOGIT_BOUND, "jpeg_bound": JPEG_LOGIT_BOUND},
+            "top_label": {"images": decodable.len(), "mismatched": top_mismatches},
+            "pipeline_json": {"max_abs_score_diff": pipeline_max, "bound": SCORE_BOUND, "differences": pipeline_errors},
+            "refused": refused_both,
+            "cases": per_case,
+            "test_split": {"examples": test.len(), "rust_accuracy": rust_accuracy, "pytorch_accuracy": reference.test_split.accuracy, "agreement": agreement},
+        }),
+    })
+}

@@ -1,0 +1,281 @@
+//! Image-classification requests, in the three shapes clients send images in:
+//!
+//! - the raw bytes of one image, `Content-Type: image/png` or `image/jpeg` (as the
+//!   Hugging Face Inference API takes them), with parameters in the query string
+//!   (`?top_k=3&function_to_apply=softmax`);
+//! - `multipart/form-data` (an HTML form or `curl -F image=@cat.png`): every file part is
+//!   an image, and the text parts `top_k` and `function_to_apply` are parameters;
+//! - JSON `{"inputs": base64 | [base64], "parameters": {"top_k": n | null,
+//!   "function_to_apply": …}}`, base64 with or without a `data:image/…;base64,` prefix.
+//!
+//! The answer is the image-classification pipeline's: the `top_k` (default 5) labels by
+//! descending score, one list per image (a bare list for one image not sent as a list).
+
+use axum::body::Bytes;
+use base64::Engine as _;
+use modelcrate_runtime::ClassificationFunction;
+use serde_json::{Map, Value};
+
+use crate::error::ApiError;
+use crate::request::{TopK, classification_parameters, invalid, kind, refuse_unknown};
+
+/// The image pipeline's default number of labels in an answer.
+pub const DEFAULT_TOP_K: usize = 5;
+const PARAMETERS: [&str; 2] = ["top_k", "function_to_apply"];
+
+#[derive(Debug)]
+pub struct ImageRequest {
+    /// Encoded images, PNG or JPEG, not yet decoded.
+    pub images: Vec<Bytes>,
+    /// One image not sent as a list: the answer is that image's list alone.
+    pub single: bool,
+    /// Labels per answer; `None` for all of them.
+    pub top_k: Option<usize>,
+    pub function: Option<ClassificationFunction>,
+}
+
+/// The media type of a `Content-Type` value, lower-cased, without parameters.
+pub fn media_type(content_type: &str) -> String {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase()
+}
+
+impl ImageRequest {
+    /// Parses a request by its `Content-Type`; `query` is the URL's query string.
+    pub async fn parse(
+        content_type: Option<&str>,
+        query: Option<&str>,
+        body: Bytes,
+        max_inputs: usize,
+    ) -> Result<Self, ApiError> {
+        let Some(content_type) = content_type else {
+            return Err(ApiError::UnsupportedMediaType(
+                "none; an image model takes image/png, image/jpeg, multipart/form-data or application/json".into(),
+            ));
+        };
+        let media = media_type(content_type);
+        match media.as_str() {
+            "application/json" => Self::from_json(&body, max_inputs),
+            "multipart/form-data" => Self::from_multipart(content_type, body, max_inputs).await,
+            image if image.starts_with("image/") => {
+                let parameters = query_parameters(query.unwrap_or_default())?;
+                Self::with_parameters(vec![body], true, &parameters)
+            }
+            _ => Err(ApiError::UnsupportedMediaType(format!(
+                "{content_type}; an image model takes image/png, image/jpeg, multipart/form-data or application/json"
+            ))),
+        }
+    }
+
+    fn with_parameters(images: Vec<Bytes>, single: bool, parameters: &Map<String, Value>) -> Result<Self, ApiError> {
+        refuse_unknown(parameters, "parameters.", &PARAMETERS)?;
+        let (top_k, function) = classification_parameters(parameters)?;
+        let top_k = match top_k {
+            TopK::Absent => Some(DEFAULT_TOP_K),
+            TopK::All => None,
+            TopK::K(k) => Some(k),
+        };
+        if images.is_empty() {
+            return Err(invalid("the request holds no image".into()));
+        }
+        Ok(Self {
+            images,
+            single,
+            top_k,
+            function,
+        })
+    }
+
+    fn from_json(body: &[u8], max_inputs: usize) -> Result<Self, ApiError> {
+        let value: Value = serde_json::from_slice(body).map_err(|error| ApiError::MalformedJson(error.to_string()))?;
+        let Value::Object(mut object) = value else {
+            return Err(invalid(format!("the body must be a JSON object, got {}", kind(&value))));
+        };
+        refuse_unknown(&object, "", &["inputs", "parameters"])?;
+        let parameters = match object.remove("parameters") {
+            None | Some(Value::Null) => Map::new(),
+            Some(Value::Object(parameters)) => parameters,
+            Some(other) => return Err(invalid(format!("`parameters` must be an object, got {}", kind(&other)))),
+        };
+        let (images, single) = match object.remove("inputs") {
+            Some(Value::String(encoded)) => (vec![base64_image(&encoded, "inputs")?], true),
+            Some(Value::Array(list)) => {
+                if list.len() > max_inputs {
+                    return Err(ApiError::PayloadTooLarge(format!(
+                        "`inputs` has {} images; at most {max_inputs} are accepted (--max-client-batch-size)",
+                        list.len()
+                    )));
+                }
+                let images = list
+                    .iter()
+                    .enumerate()
+                    .map(|(index, item)| match item {
+                        Value::String(encoded) => base64_image(encoded, &format!("inputs[{index}]")),
+                        other => Err(invalid(format!(
+                            "`inputs[{index}]` must be a base64-encoded image, got {}",
+                            kind(other)
+                        ))),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                (images, false)
+            }
+            Some(other) => {
+                return Err(invalid(format!(
+                    "`inputs` must be a base64-encoded image or a list of them, got {}",
+                    kind(&other)
+                )));
+            }
+            None => return Err(invalid("missing field `inputs`".into())),
+        };
+        Self::with_parameters(images, single, &parameters)
+    }
+
+    async fn from_multipart(content_type: &str, body: Bytes, max_inputs: usize) -> Result<Self, ApiError> {
+        let boundary = multer::parse_boundary(content_type)
+            .map_err(|error| invalid(format!("multipart/form-data without a usable boundary: {error}")))?;
+        let stream = futures_util::stream::once(async move { Ok::<Bytes, std::convert::Infallible>(body) });
+        let mut multipart = multer::Multipart::new(stream, boundary);
+        let mut images = Vec::new();
+        let mut parameters = Map::new();
+        let malformed = |error: multer::Error| invalid(format!("malformed multipart body: {error}"));
+        while let Some(field) = multipart.next_field().await.map_err(malformed)? {
+            let name = field.name().unwrap_or_default().to_string();
+            let is_file =
+                field.file_name().is_some() || field.content_type().is_some_and(|mime| mime.type_() == "image");
+            let bytes = field.bytes().await.map_err(malformed)?;
+            if is_file {
+                images.push(bytes);
+                if images.len() > max_inputs {
+                    return Err(ApiError::PayloadTooLarge(format!(
+                        "more than {max_inputs} images in one request (--max-client-batch-size)"
+                    )));
+                }
+            } else if PARAMETERS.contains(&name.as_str()) {
+                let text = String::from_utf8_lossy(&bytes);
+                parameters.insert(name, parameter_value(&text));
+            } else {
+                return Err(invalid(format!(
+                    "unknown form field `{name}`: send images as file parts, and parameters {PARAMETERS:?} as text parts"
+                )));
+            }
+        }
+        let single = images.len() == 1;
+        Self::with_parameters(images, single, &parameters)
+    }
+}
+
+/// A parameter given as text (query string, form field): a number or `null` as JSON,
+/// anything else as a string.
+fn parameter_value(text: &str) -> Value {
+    match serde_json::from_str::<Value>(text.trim()) {
+        Ok(value @ (Value::Number(_) | Value::Null)) => value,
+        _ => Value::String(text.to_string()),
+    }
+}
+
+fn query_parameters(query: &str) -> Result<Map<String, Value>, ApiError> {
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(query).map_err(|error| invalid(format!("malformed query string: {error}")))?;
+    Ok(pairs
+        .into_iter()
+        .map(|(key, value)| (key, parameter_value(&value)))
+        .collect())
+}
+
+/// The bytes of a base64 image, with or without a `data:` URL prefix.
+fn base64_image(encoded: &str, place: &str) -> Result<Bytes, ApiError> {
+    let data = match encoded.strip_prefix("data:") {
+        Some(url) => url.split_once(',').map_or(url, |(_, data)| data),
+        None => encoded,
+    };
+    base64::engine::general_purpose::STANDARD
+        .decode(data.trim())
+        .map(Bytes::from)
+        .map_err(|error| {
+            invalid(format!(
+                "`{place}` must be a base64-encoded PNG or JPEG image (an image model takes no text): {error}"
+            ))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(content_type: &str, query: Option<&str>, body: &'static [u8]) -> Result<ImageRequest, ApiError> {
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        runtime.block_on(ImageRequest::parse(
+            Some(content_type),
+            query,
+            Bytes::from_static(body),
+            4,
+        ))
+    }
+
+    #[test]
+    fn raw_bytes_take_parameters_from_the_query() {
+        let request = parse("image/png", Some("top_k=2&function_to_apply=sigmoid"), b"png").unwrap();
+        assert_eq!(
+            (request.images.len(), request.single, request.top_k),
+            (1, true, Some(2))
+        );
+        assert_eq!(request.function, Some(ClassificationFunction::Sigmoid));
+        assert_eq!(parse("image/jpeg", None, b"jpg").unwrap().top_k, Some(DEFAULT_TOP_K));
+        assert_eq!(parse("image/jpeg", Some("top_k=null"), b"jpg").unwrap().top_k, None);
+        let error = parse("image/png", Some("threshold=1"), b"png").unwrap_err();
+        assert!(
+            error.to_string().contains("unknown field `parameters.threshold`"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn json_takes_base64_and_data_urls_and_names_a_text() {
+        let request = parse(
+            "application/json",
+            None,
+            br#"{"inputs": ["aGk=", "data:image/png;base64,aGk="]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            request.images,
+            vec![Bytes::from_static(b"hi"), Bytes::from_static(b"hi")]
+        );
+        assert!(!request.single);
+        let error = parse("application/json", None, br#"{"inputs": "a cat on a mat"}"#).unwrap_err();
+        assert!(error.to_string().contains("an image model takes no text"), "{error}");
+        let error = parse(
+            "application/json",
+            None,
+            br#"{"inputs": ["aGk=", "aGk=", "aGk=", "aGk=", "aGk="]}"#,
+        )
+        .unwrap_err();
+        assert!(matches!(error, ApiError::PayloadTooLarge(_)), "{error}");
+    }
+
+    #[test]
+    fn multipart_files_are_images_and_text_parts_parameters() {
+        let body = b"--XX\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\nContent-Type: image/png\r\n\r\nPNGDATA\r\n--XX\r\nContent-Disposition: form-data; name=\"top_k\"\r\n\r\n3\r\n--XX--\r\n";
+        let request = parse("multipart/form-data; boundary=XX", None, body).unwrap();
+        assert_eq!(request.images, vec![Bytes::from_static(b"PNGDATA")]);
+        assert_eq!((request.single, request.top_k), (true, Some(3)));
+        let stray = b"--XX\r\nContent-Disposition: form-data; name=\"colour\"\r\n\r\nred\r\n--XX--\r\n";
+        let error = parse("multipart/form-data; boundary=XX", None, stray).unwrap_err();
+        assert!(error.to_string().contains("unknown form field `colour`"), "{error}");
+    }
+
+    #[test]
+    fn other_media_types_are_refused_with_what_is_accepted() {
+        let error = parse("text/plain", None, b"hello").unwrap_err();
+        assert!(matches!(error, ApiError::UnsupportedMediaType(_)));
+        assert!(
+            error
+                .to_string()
+                .contains("image/png, image/jpeg, multipart/form-data or application/json")
+        );
+    }
+}
