@@ -70,6 +70,10 @@ pub struct Config {
     /// is decoded; larger images get 413.
     #[arg(long, env = "MODELCRATE_MAX_IMAGE_PIXELS", default_value_t = modelcrate_runtime::image::DEFAULT_MAX_PIXELS)]
     pub max_image_pixels: u64,
+    /// On SIGTERM or SIGINT, how long requests in flight may take to finish, in
+    /// milliseconds; new ones get 503 meanwhile. Then the server exits regardless.
+    #[arg(long, env = "MODELCRATE_DRAIN_TIMEOUT_MS", default_value_t = 30_000)]
+    pub drain_timeout_ms: u64,
 }
 
 impl Config {

@@ -1,11 +1,19 @@
 //! `modelcrate-server`: loads every generated model and serves it over HTTP.
+//!
+//! Models load before the server listens; it then warms every model up and only then
+//! answers `GET /health/ready` with 200. SIGTERM or SIGINT drains it (see `lifecycle`).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
+use modelcrate_server::lifecycle::{self, Lifecycle};
 use modelcrate_server::{AppState, Config, app, models};
 use tracing_subscriber::EnvFilter;
+
+/// After the drain, how long closing the remaining connections may take.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
 #[tokio::main]
 async fn main() {
@@ -22,9 +30,11 @@ async fn run(config: Config) -> Result<()> {
     let options = config.load_options();
     let (names, artifacts) = (config.models.clone(), config.artifacts.clone());
     let models = tokio::task::spawn_blocking(move || models::load_all(&names, &artifacts, &options)).await??;
+    let lifecycle = Arc::new(Lifecycle::default());
     let state = AppState {
         engines: Arc::new(models::start_engines(models, config.batching())),
         limits: config.limits(),
+        lifecycle: Arc::clone(&lifecycle),
     };
     let address = format!("{}:{}", config.host, config.port);
     let listener = tokio::net::TcpListener::bind(&address)
@@ -32,12 +42,52 @@ async fn run(config: Config) -> Result<()> {
         .with_context(|| format!("cannot listen on {address}"))?;
     let bound = listener.local_addr()?;
     let names: Vec<&String> = state.engines.keys().collect();
-    tracing::info!(%bound, models = ?names, "serving");
+    tracing::info!(%bound, models = ?names, "serving; warming up");
     println!("serving {names:?} on http://{bound}");
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("the server stopped")?;
+
+    let (engines, timeout) = (Arc::clone(&state.engines), state.limits.request_timeout);
+    let warming = tokio::task::spawn_blocking(move || lifecycle::warm_up(&engines, timeout));
+    let drain_timeout = Duration::from_millis(config.drain_timeout_ms);
+    let drained = Arc::new(tokio::sync::Notify::new());
+    let shutdown = {
+        let (lifecycle, drained) = (Arc::clone(&lifecycle), Arc::clone(&drained));
+        async move {
+            shutdown_signal().await;
+            lifecycle.begin_draining();
+            tracing::info!(in_flight = lifecycle.in_flight(), "draining: new requests get 503");
+            let left = lifecycle.drained(drain_timeout).await;
+            if left > 0 {
+                tracing::warn!(
+                    in_flight = left,
+                    ?drain_timeout,
+                    "drain timeout: closing with requests in flight"
+                );
+            } else {
+                tracing::info!("drained: every request in flight was answered");
+            }
+            drained.notify_one();
+        }
+    };
+    let server = axum::serve(listener, app(state)).with_graceful_shutdown(shutdown);
+    let serving = tokio::spawn(async move { server.await });
+
+    match warming.await? {
+        Ok(()) => {
+            lifecycle.set_ready();
+            tracing::info!("ready");
+        }
+        Err(error) => {
+            // A model that cannot answer a warm-up would fail its users: refuse to start.
+            serving.abort();
+            return Err(error);
+        }
+    }
+    tokio::select! {
+        result = serving => result?.context("the server stopped")?,
+        () = async { drained.notified().await; tokio::time::sleep(CLOSE_GRACE).await } => {
+            tracing::warn!(?CLOSE_GRACE, "connections still open after the drain: exiting");
+        }
+    }
     Ok(())
 }
 
@@ -55,5 +105,5 @@ async fn shutdown_signal() {
         _ = interrupt => {},
         _ = terminate => {},
     }
-    tracing::info!("shutting down: finishing requests in flight");
+    tracing::info!("shutdown signal received");
 }

@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 
 use crate::error::ApiError;
 use crate::image_request::{ImageRequest, media_type};
+use crate::lifecycle::{Lifecycle, Phase};
 use crate::pipeline_json;
 use crate::request::{ClassifyRequest, EmbedRequest, EntitiesRequest, Inputs, TopK};
 
@@ -40,12 +41,16 @@ pub struct AppState {
     /// Each served model behind its batching engine, by name.
     pub engines: Arc<BTreeMap<String, Arc<Engine>>>,
     pub limits: Limits,
+    /// Warming up, ready or draining, and the predictions in flight.
+    pub lifecycle: Arc<Lifecycle>,
 }
 
 pub fn app(state: AppState) -> Router {
     let body_limit = state.limits.max_body_bytes;
     Router::new()
         .route("/health", get(health))
+        .route("/health/live", get(live))
+        .route("/health/ready", get(ready))
         .route("/models", get(list_models))
         .route("/models/{name}/predict", post(predict))
         .fallback(not_found)
@@ -55,7 +60,26 @@ pub fn app(state: AppState) -> Router {
 }
 
 async fn health(State(state): State<AppState>) -> Json<Value> {
-    Json(json!({"status": "ok", "models": state.engines.len()}))
+    Json(json!({
+        "status": "ok",
+        "phase": state.lifecycle.phase().as_str(),
+        "models": state.engines.len(),
+        "in_flight": state.lifecycle.in_flight(),
+    }))
+}
+
+/// Liveness: the process answers.
+async fn live() -> Json<Value> {
+    Json(json!({"status": "live"}))
+}
+
+/// Readiness: 200 once every model has warmed up, 503 before and while draining.
+async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    match state.lifecycle.phase() {
+        Phase::Ready => Ok(Json(json!({"status": "ready", "models": state.engines.len()}))),
+        Phase::WarmingUp => Err(ApiError::Unavailable("the models are warming up".into())),
+        Phase::Draining => Err(ApiError::Unavailable("the server is shutting down".into())),
+    }
 }
 
 async fn list_models(State(state): State<AppState>) -> Json<Value> {
@@ -147,6 +171,13 @@ async fn predict(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(HeaderMap, Json<Value>), ApiError> {
     let started = Instant::now();
+    // Counted in before the phase is read: a drain either sees this request or it is refused.
+    let _in_flight = state.lifecycle.enter();
+    if state.lifecycle.phase() == Phase::Draining {
+        return Err(ApiError::Unavailable(
+            "the server is shutting down and takes no new requests; retry on another instance".into(),
+        ));
+    }
     let engine = state.engines.get(&name).cloned().ok_or(ApiError::ModelNotFound(name))?;
     let body = body.map_err(|rejection| {
         ApiError::PayloadTooLarge(format!(

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use modelcrate_runtime::variants::Serving;
 use modelcrate_runtime::{BatchingOptions, LoadOptions, VariantChoice};
+use modelcrate_server::lifecycle::{self, Lifecycle};
 use modelcrate_server::routes::Limits;
 use modelcrate_server::{AppState, app, models, pipeline_json};
 use serde_json::{Value, json};
@@ -65,8 +66,18 @@ async fn start_serving(
         .await
         .unwrap()
         .expect("the exported models load (run `cargo xtask export`; set ORT_DYLIB_PATH)");
+    let engines = Arc::new(models::start_engines(loaded, batching));
+    // The server's own warm-up, then ready: as `modelcrate-server` starts.
+    let warming = Arc::clone(&engines);
+    tokio::task::spawn_blocking(move || lifecycle::warm_up(&warming, request_timeout.max(Duration::from_secs(60))))
+        .await
+        .unwrap()
+        .expect("every model warms up");
+    let lifecycle = Arc::new(Lifecycle::default());
+    lifecycle.set_ready();
     let state = AppState {
-        engines: Arc::new(models::start_engines(loaded, batching)),
+        engines,
+        lifecycle,
         limits: Limits {
             max_client_batch_size: MAX_CLIENT_BATCH_SIZE,
             max_body_bytes: MAX_BODY_BYTES,
@@ -581,6 +592,9 @@ async fn models_and_health_describe_what_is_served() {
     let base = start().await;
     let health = get(&base, "/health").await;
     assert_eq!(health["status"], "ok");
+    assert_eq!(health["phase"], "ready");
+    assert_eq!(get(&base, "/health/ready").await["status"], "ready");
+    assert_eq!(get(&base, "/health/live").await["status"], "live");
     let models = get(&base, "/models").await;
     let by_name: BTreeMap<&str, &Value> = models
         .as_array()
@@ -864,5 +878,115 @@ async fn texts_sent_to_images_and_images_sent_to_texts_are_named() {
     assert!(
         answer["error"].as_str().unwrap().contains("`parameters.top_k`"),
         "{answer}"
+    );
+}
+
+/// The real binary: ready only after its warm-up; on SIGTERM it answers every request in
+/// flight, refuses new ones with 503 (readiness too), then exits cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_requests_in_flight_and_refuses_new_ones_with_503() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    // A batch wait of 1.5 s keeps the first requests in flight while the signal arrives.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_modelcrate-server"))
+        .args(["--port", "0", "--model", "news-topic", "--variant", "fp32"])
+        .args(["--max-queue-delay-ms", "1500", "--drain-timeout-ms", "20000"])
+        .arg("--artifacts")
+        .arg(artifacts())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("modelcrate-server starts");
+    // Its logs go to stdout too: find the line that says where it listens, and keep
+    // reading so that the pipe never fills.
+    let stdout = child.stdout.take().unwrap();
+    let (found, listening) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.starts_with("serving ") {
+                let _ = found.send(line);
+            }
+        }
+    });
+    let line = tokio::task::spawn_blocking(move || listening.recv_timeout(Duration::from_secs(120)))
+        .await
+        .unwrap()
+        .expect("the server prints where it listens");
+    let base = line
+        .trim()
+        .rsplit(' ')
+        .next()
+        .expect("`serving [...] on http://…`")
+        .to_string();
+    let mut ready = false;
+    for _ in 0..600 {
+        if let Ok(response) = reqwest::get(format!("{base}/health/ready")).await
+            && response.status() == 200
+        {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ready, "/health/ready turns 200 after the warm-up");
+
+    let url = format!("{base}/models/news-topic/predict");
+    let in_flight: Vec<_> = (0..3)
+        .map(|i| {
+            let url = url.clone();
+            tokio::spawn(async move {
+                let body = json!({"inputs": [format!("Arsenal won the league, match {i}"), "Shares fell sharply"]});
+                let response = reqwest::Client::new().post(url).json(&body).send().await.unwrap();
+                (response.status().as_u16(), response.json::<Value>().await.unwrap())
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // While the three wait for their batch: new work is refused, and readiness says so.
+    let client = reqwest::Client::new();
+    let refused = client
+        .post(&url)
+        .json(&json!({"inputs": "One more"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 503);
+    assert_eq!(
+        refused.headers().get("retry-after").map(|v| v.to_str().unwrap()),
+        Some("1")
+    );
+    let body: Value = refused.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().contains("shutting down"), "{body}");
+    let readiness = client.get(format!("{base}/health/ready")).send().await.unwrap();
+    assert_eq!(readiness.status().as_u16(), 503);
+
+    for request in in_flight {
+        let (status, answer) = request.await.unwrap();
+        assert_eq!(status, 200, "a request in flight is answered: {answer}");
+        assert_eq!(answer.as_array().map(Vec::len), Some(2), "{answer}");
+    }
+    let exited = tokio::task::spawn_blocking(move || {
+        for _ in 0..200 {
+            if let Some(status) = child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        None
+    })
+    .await
+    .unwrap();
+    assert!(
+        exited.is_some_and(|status| status.success()),
+        "the server exits 0 after draining: {exited:?}"
     );
 }

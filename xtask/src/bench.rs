@@ -50,7 +50,13 @@ fn cores() -> usize {
 struct Peer {
     name: &'static str,
     command: Command,
+    /// What answers 200 once the peer can be measured: Modelcrate's readiness (after its
+    /// warm-up), the Python peers' `/health`.
+    ready_path: &'static str,
 }
+
+/// Modelcrate's readiness route.
+const READY: &str = "/health/ready";
 
 fn peers(paths: &Paths, environment: &Environment, model: &str, variant_file: &str, smoke: bool) -> Vec<Peer> {
     let server = |extra: &[&str]| {
@@ -90,10 +96,12 @@ fn peers(paths: &Paths, environment: &Environment, model: &str, variant_file: &s
         Peer {
             name: "Modelcrate, batching on",
             command: server(&[]),
+            ready_path: READY,
         },
         Peer {
             name: "FastAPI + onnxruntime (Python)",
             command: python("onnxruntime"),
+            ready_path: "/health",
         },
     ];
     if !smoke {
@@ -102,11 +110,13 @@ fn peers(paths: &Paths, environment: &Environment, model: &str, variant_file: &s
             Peer {
                 name: "Modelcrate, batching off",
                 command: server(&["--max-batch-size", "1", "--max-queue-delay-ms", "0"]),
+                ready_path: READY,
             },
         );
         peers.push(Peer {
             name: "FastAPI + transformers pipeline (PyTorch)",
             command: python("transformers"),
+            ready_path: "/health",
         });
     }
     peers
@@ -171,7 +181,7 @@ fn measure_peer(
         .with_context(|| format!("cannot start {}", peer.name))?;
     let server = Server::new(child);
     let started = Instant::now();
-    wait_healthy(port, Duration::from_secs(120))
+    wait_healthy(port, peer.ready_path, Duration::from_secs(120))
         .with_context(|| format!("{} did not come up (its log: {})", peer.name, log_path.display()))?;
     let startup_seconds = started.elapsed().as_secs_f64();
     let concurrency: Vec<String> = args.concurrency.iter().map(usize::to_string).collect();

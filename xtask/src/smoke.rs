@@ -79,7 +79,7 @@ pub fn run(paths: &Paths, ort_dylib: &Path) -> Result<()> {
             .spawn()
             .with_context(|| format!("cannot start {}", binary.display()))?,
     );
-    wait_healthy(port, Duration::from_secs(60))?;
+    wait_healthy(port, "/health/ready", Duration::from_secs(60))?;
     let (status, body) = request(port, "POST", "/models/news-topic/predict", QUESTION)?;
     if status != 200 {
         bail!("POST /models/news-topic/predict answered {status}: {body}");
@@ -94,15 +94,15 @@ pub fn run(paths: &Paths, ort_dylib: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Waits until `GET /health` on `port` answers 200.
-pub fn wait_healthy(port: u16, within: Duration) -> Result<()> {
+/// Waits until `GET path` on `port` answers 200.
+pub fn wait_healthy(port: u16, path: &str, within: Duration) -> Result<()> {
     let deadline = Instant::now() + within;
     loop {
-        if let Ok((200, _)) = request(port, "GET", "/health", "") {
+        if let Ok((200, _)) = request(port, "GET", path, "") {
             return Ok(());
         }
         if Instant::now() > deadline {
-            bail!("nothing answered /health on port {port} within {within:?}");
+            bail!("nothing answered {path} with 200 on port {port} within {within:?}");
         }
         std::thread::sleep(Duration::from_millis(200));
     }
