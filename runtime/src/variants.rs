@@ -43,8 +43,18 @@ impl VariantChoice {
 pub enum VariantKind {
     /// The FP32 export or a graph-optimized copy of it: FP32 parity bounds.
     Fp32,
-    /// Dynamically quantized: the INT8 gate (task metric within 1.0 point).
+    /// Quantized to INT8 (dynamically, or statically with calibration): the INT8 gate
+    /// (task metric within 1.0 point).
     Int8,
+}
+
+impl VariantKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Fp32 => "fp32",
+            Self::Int8 => "int8",
+        }
+    }
 }
 
 /// One entry of `variants.json`.

@@ -54,7 +54,8 @@ impl ApiError {
         }
     }
 
-    fn kind(&self) -> &'static str {
+    /// The `error_type` of the JSON body, also the metrics' `error_type` label.
+    pub fn kind(&self) -> &'static str {
         match self {
             Self::ModelNotFound(_) => "model_not_found",
             Self::RouteNotFound(_) => "not_found",

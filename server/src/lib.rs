@@ -5,6 +5,7 @@ pub mod config;
 pub mod error;
 pub mod image_request;
 pub mod lifecycle;
+pub mod metrics;
 pub mod models;
 pub mod pipeline_json;
 pub mod request;

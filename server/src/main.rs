@@ -35,6 +35,7 @@ async fn run(config: Config) -> Result<()> {
         engines: Arc::new(models::start_engines(models, config.batching())),
         limits: config.limits(),
         lifecycle: Arc::clone(&lifecycle),
+        metrics: Arc::default(),
     };
     let address = format!("{}:{}", config.host, config.port);
     let listener = tokio::net::TcpListener::bind(&address)

@@ -22,6 +22,7 @@ use serde_json::{Value, json};
 use crate::error::ApiError;
 use crate::image_request::{ImageRequest, media_type};
 use crate::lifecycle::{Lifecycle, Phase};
+use crate::metrics::{Metrics, ModelGauge, Timing};
 use crate::pipeline_json;
 use crate::request::{ClassifyRequest, EmbedRequest, EntitiesRequest, Inputs, TopK};
 
@@ -43,6 +44,7 @@ pub struct AppState {
     pub limits: Limits,
     /// Warming up, ready or draining, and the predictions in flight.
     pub lifecycle: Arc<Lifecycle>,
+    pub metrics: Arc<Metrics>,
 }
 
 pub fn app(state: AppState) -> Router {
@@ -52,6 +54,7 @@ pub fn app(state: AppState) -> Router {
         .route("/health/live", get(live))
         .route("/health/ready", get(ready))
         .route("/models", get(list_models))
+        .route("/metrics", get(metrics))
         .route("/models/{name}/predict", post(predict))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -66,6 +69,33 @@ async fn health(State(state): State<AppState>) -> Json<Value> {
         "models": state.engines.len(),
         "in_flight": state.lifecycle.in_flight(),
     }))
+}
+
+/// Prometheus metrics, in the text exposition format.
+async fn metrics(State(state): State<AppState>) -> (HeaderMap, String) {
+    let gauges: Vec<ModelGauge> = state
+        .engines
+        .values()
+        .map(|engine| {
+            let info = engine.model().info();
+            ModelGauge {
+                model: info.name,
+                task: info.task.as_str(),
+                variant: &info.variant.name,
+                kind: info.variant.kind.as_str(),
+                waiting: engine.waiting(),
+            }
+        })
+        .collect();
+    let text = state
+        .metrics
+        .render(&gauges, state.lifecycle.in_flight(), state.lifecycle.phase().as_str());
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    (headers, text)
 }
 
 /// Liveness: the process answers.
@@ -163,9 +193,31 @@ fn rows_of<'a, T>(answered: &'a Answered, pick: impl Fn(&'a RowOutput) -> Option
         .collect()
 }
 
+/// A prediction, counted by model, status and error kind.
 async fn predict(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    query: RawQuery,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(HeaderMap, Json<Value>), ApiError> {
+    let model = if state.engines.contains_key(&name) {
+        name.clone()
+    } else {
+        "_unknown".into()
+    };
+    let metrics = Arc::clone(&state.metrics);
+    let result = answer_prediction(state, name, query, headers, body).await;
+    match &result {
+        Ok(_) => metrics.request(&model, 200, ""),
+        Err(error) => metrics.request(&model, error.status().as_u16(), error.kind()),
+    }
+    result
+}
+
+async fn answer_prediction(
+    state: AppState,
+    name: String,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -193,6 +245,7 @@ async fn predict(
         return classify_images(&state, engine, request, started).await;
     }
     require_json(&headers, engine.model())?;
+    let model_name = engine.model().info().name;
     let Limits {
         max_client_batch_size: max_inputs,
         request_timeout: timeout,
@@ -268,7 +321,7 @@ async fn predict(
     })
     .await
     .map_err(|error| ApiError::Inference(error.to_string()))??;
-    Ok((timing_headers(&answered, started.elapsed()), Json(answer)))
+    Ok((state.finish(model_name, &answered, started), Json(answer)))
 }
 
 /// Decodes and prepares each image off the async runtime, runs them in the engine's
@@ -284,6 +337,7 @@ async fn classify_images(
         request_timeout: timeout,
         ..
     } = state.limits;
+    let model_name = engine.model().info().name;
     let (answer, answered) = tokio::task::spawn_blocking(move || -> Result<(Value, Answered), ApiError> {
         let model = engine.model();
         let LoadedModel::ImageClassification(classifier) = model.as_ref() else {
@@ -322,7 +376,24 @@ async fn classify_images(
     })
     .await
     .map_err(|error| ApiError::Inference(error.to_string()))??;
-    Ok((timing_headers(&answered, started.elapsed()), Json(answer)))
+    Ok((state.finish(model_name, &answered, started), Json(answer)))
+}
+
+impl AppState {
+    /// Records an answer's timing and batch in the metrics; returns its timing headers.
+    fn finish(&self, model: &str, answered: &Answered, started: Instant) -> HeaderMap {
+        let total = started.elapsed();
+        self.metrics.answered(
+            model,
+            Timing {
+                total,
+                queue: answered.queue_time,
+                inference: answered.inference_time,
+                batch_rows: answered.batch_rows,
+            },
+        );
+        timing_headers(answered, total)
+    }
 }
 
 fn timing_headers(answered: &Answered, total: Duration) -> HeaderMap {

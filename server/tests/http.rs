@@ -78,6 +78,7 @@ async fn start_serving(
     let state = AppState {
         engines,
         lifecycle,
+        metrics: Arc::default(),
         limits: Limits {
             max_client_batch_size: MAX_CLIENT_BATCH_SIZE,
             max_body_bytes: MAX_BODY_BYTES,
@@ -989,4 +990,41 @@ async fn sigterm_drains_requests_in_flight_and_refuses_new_ones_with_503() {
         exited.is_some_and(|status| status.success()),
         "the server exits 0 after draining: {exited:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_requests_by_status_and_time_each_answer() {
+    let base = start_serving(
+        &["news-topic"],
+        VariantChoice::Named("fp32".into()),
+        BatchingOptions::default(),
+        REQUEST_TIMEOUT,
+    )
+    .await;
+    for text in ["Arsenal beat Chelsea", "Shares fell sharply"] {
+        let (status, _) = post(&base, "/models/news-topic/predict", &json!({"inputs": text})).await;
+        assert_eq!(status, 200);
+    }
+    let (status, _) = post(&base, "/models/news-topic/predict", &json!({"inputs": ""})).await;
+    assert_eq!(status, 422);
+    let (status, _) = post(&base, "/models/no-such-model/predict", &json!({"inputs": "a"})).await;
+    assert_eq!(status, 404);
+    let response = reqwest::get(format!("{base}/metrics")).await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let content_type = response.headers()["content-type"].to_str().unwrap().to_string();
+    assert!(content_type.starts_with("text/plain; version=0.0.4"), "{content_type}");
+    let text = response.text().await.unwrap();
+    for line in [
+        "modelcrate_requests_total{model=\"news-topic\",status=\"200\",error_type=\"\"} 2",
+        "modelcrate_requests_total{model=\"news-topic\",status=\"422\",error_type=\"validation\"} 1",
+        "modelcrate_requests_total{model=\"_unknown\",status=\"404\",error_type=\"model_not_found\"} 1",
+        "modelcrate_request_duration_seconds_count{model=\"news-topic\"} 2",
+        "modelcrate_inference_duration_seconds_count{model=\"news-topic\"} 2",
+        "modelcrate_batch_size_bucket{model=\"news-topic\",le=\"+Inf\"} 2",
+        "modelcrate_queue_waiting{model=\"news-topic\"} 0",
+        "modelcrate_model_info{model=\"news-topic\",task=\"text-classification\",variant=\"fp32\",kind=\"fp32\"} 1",
+        "modelcrate_phase{phase=\"ready\"} 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing `{line}` in:\n{text}");
+    }
 }

@@ -1,0 +1,214 @@
+//! Prometheus metrics, in the text exposition format at `GET /metrics`: requests by model,
+//! status and error kind; request, queue and inference durations and batch sizes per model
+//! (histograms); queue length and requests in flight (read live); which variant of which
+//! model is loaded. Written by hand: a few counters and histograms need no registry.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Seconds: from a millisecond to a request timeout.
+const SECONDS_BUCKETS: [f64; 14] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+/// Rows in a batch.
+const BATCH_BUCKETS: [f64; 8] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0];
+
+#[derive(Debug, Clone, Default)]
+struct Histogram {
+    /// Observations at most each bound, cumulative as Prometheus wants them.
+    buckets: Vec<u64>,
+    sum: f64,
+    count: u64,
+}
+
+impl Histogram {
+    fn observe(&mut self, bounds: &[f64], value: f64) {
+        if self.buckets.len() != bounds.len() {
+            self.buckets = vec![0; bounds.len()];
+        }
+        for (bound, bucket) in bounds.iter().zip(&mut self.buckets) {
+            if value <= *bound {
+                *bucket += 1;
+            }
+        }
+        self.sum += value;
+        self.count += 1;
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str, bounds: &[f64]) {
+        let separator = if labels.is_empty() { "" } else { "," };
+        for (bound, count) in bounds.iter().zip(&self.buckets) {
+            let _ = writeln!(out, "{name}_bucket{{{labels}{separator}le=\"{bound}\"}} {count}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{{labels}{separator}le=\"+Inf\"}} {}", self.count);
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum);
+        let _ = writeln!(out, "{name}_count{{{labels}}} {}", self.count);
+    }
+}
+
+/// One answered batch share, as the engine timed it.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    pub total: Duration,
+    pub queue: Duration,
+    pub inference: Duration,
+    pub batch_rows: usize,
+}
+
+#[derive(Default)]
+struct Recorded {
+    /// (model, status, error kind) → requests.
+    requests: BTreeMap<(String, u16, &'static str), u64>,
+    /// Per model: request, queue and inference seconds, batch rows.
+    timings: BTreeMap<String, [Histogram; 4]>,
+}
+
+/// What the server counts. Cheap to update: one short lock per request.
+#[derive(Default)]
+pub struct Metrics {
+    recorded: Mutex<Recorded>,
+}
+
+/// What is read live when `/metrics` is scraped, per model.
+pub struct ModelGauge<'a> {
+    pub model: &'a str,
+    pub task: &'a str,
+    pub variant: &'a str,
+    pub kind: &'a str,
+    pub waiting: usize,
+}
+
+/// A label value as the exposition format quotes it.
+fn quoted(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+impl Metrics {
+    /// Counts one request to `/models/{model}/predict` (a model not served counts as
+    /// `_unknown`, so that made-up names cannot grow the label set).
+    pub fn request(&self, model: &str, status: u16, error: &'static str) {
+        let mut recorded = self.recorded.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        *recorded.requests.entry((model.to_string(), status, error)).or_default() += 1;
+    }
+
+    pub fn answered(&self, model: &str, timing: Timing) {
+        let mut recorded = self.recorded.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let [total, queue, inference, rows] = recorded.timings.entry(model.to_string()).or_default();
+        total.observe(&SECONDS_BUCKETS, timing.total.as_secs_f64());
+        queue.observe(&SECONDS_BUCKETS, timing.queue.as_secs_f64());
+        inference.observe(&SECONDS_BUCKETS, timing.inference.as_secs_f64());
+        rows.observe(&BATCH_BUCKETS, timing.batch_rows as f64);
+    }
+
+    /// The exposition text.
+    pub fn render(&self, models: &[ModelGauge<'_>], in_flight: usize, phase: &str) -> String {
+        let mut out = String::new();
+        let recorded = self.recorded.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        out.push_str("# HELP modelcrate_requests_total Prediction requests by model, HTTP status and error kind.\n");
+        out.push_str("# TYPE modelcrate_requests_total counter\n");
+        for ((model, status, error), count) in &recorded.requests {
+            let _ = writeln!(
+                out,
+                "modelcrate_requests_total{{model=\"{}\",status=\"{status}\",error_type=\"{error}\"}} {count}",
+                quoted(model)
+            );
+        }
+        let families = [
+            (
+                "modelcrate_request_duration_seconds",
+                "Time from a request's arrival to its answer.",
+                &SECONDS_BUCKETS[..],
+            ),
+            (
+                "modelcrate_queue_duration_seconds",
+                "Time a request waited for its batch to start.",
+                &SECONDS_BUCKETS[..],
+            ),
+            (
+                "modelcrate_inference_duration_seconds",
+                "Time the batch a request ran in took in ONNX Runtime.",
+                &SECONDS_BUCKETS[..],
+            ),
+            (
+                "modelcrate_batch_size",
+                "Rows (texts or images) in the batch a request ran in.",
+                &BATCH_BUCKETS[..],
+            ),
+        ];
+        for (index, (name, help, bounds)) in families.iter().enumerate() {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+            for (model, histograms) in &recorded.timings {
+                histograms[index].render(&mut out, name, &format!("model=\"{}\"", quoted(model)), bounds);
+            }
+        }
+        out.push_str("# HELP modelcrate_queue_waiting Requests queued for a model's engine, not yet in a batch.\n");
+        out.push_str("# TYPE modelcrate_queue_waiting gauge\n");
+        for gauge in models {
+            let _ = writeln!(
+                out,
+                "modelcrate_queue_waiting{{model=\"{}\"}} {}",
+                quoted(gauge.model),
+                gauge.waiting
+            );
+        }
+        out.push_str(
+            "# HELP modelcrate_model_info The variant each model serves.\n# TYPE modelcrate_model_info gauge\n",
+        );
+        for gauge in models {
+            let _ = writeln!(
+                out,
+                "modelcrate_model_info{{model=\"{}\",task=\"{}\",variant=\"{}\",kind=\"{}\"}} 1",
+                quoted(gauge.model),
+                quoted(gauge.task),
+                quoted(gauge.variant),
+                quoted(gauge.kind)
+            );
+        }
+        out.push_str(
+            "# HELP modelcrate_in_flight Prediction requests being answered.\n# TYPE modelcrate_in_flight gauge\n",
+        );
+        let _ = writeln!(out, "modelcrate_in_flight {in_flight}");
+        out.push_str(
+            "# HELP modelcrate_phase The server's phase (1 for the current one).\n# TYPE modelcrate_phase gauge\n",
+        );
+        for name in ["warming_up", "ready", "draining"] {
+            let _ = writeln!(out, "modelcrate_phase{{phase=\"{name}\"}} {}", u8::from(name == phase));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histograms_are_cumulative_and_requests_counted_by_label() {
+        let metrics = Metrics::default();
+        metrics.request("news-topic", 200, "");
+        metrics.request("news-topic", 200, "");
+        metrics.request("_unknown", 404, "model_not_found");
+        let timing = |ms: u64, rows: usize| Timing {
+            total: Duration::from_millis(ms),
+            queue: Duration::from_millis(1),
+            inference: Duration::from_millis(ms),
+            batch_rows: rows,
+        };
+        metrics.answered("news-topic", timing(20, 3));
+        metrics.answered("news-topic", timing(200, 32));
+        let text = metrics.render(&[], 0, "ready");
+        assert!(
+            text.contains("modelcrate_requests_total{model=\"news-topic\",status=\"200\",error_type=\"\"} 2"),
+            "{text}"
+        );
+        assert!(text.contains("status=\"404\",error_type=\"model_not_found\"} 1"));
+        assert!(text.contains("modelcrate_request_duration_seconds_bucket{model=\"news-topic\",le=\"0.025\"} 1"));
+        assert!(text.contains("modelcrate_request_duration_seconds_bucket{model=\"news-topic\",le=\"0.25\"} 2"));
+        assert!(text.contains("modelcrate_batch_size_bucket{model=\"news-topic\",le=\"4\"} 1"));
+        assert!(text.contains("modelcrate_batch_size_bucket{model=\"news-topic\",le=\"+Inf\"} 2"));
+        assert!(text.contains("modelcrate_batch_size_sum{model=\"news-topic\"} 35"));
+        assert!(text.contains("modelcrate_phase{phase=\"ready\"} 1"));
+    }
+}
