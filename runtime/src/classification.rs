@@ -136,7 +136,8 @@ pub fn parse_label(text: &str, names: &[&'static str]) -> std::result::Result<us
     })
 }
 
-fn fixed<const N: usize>(row: &[f32]) -> Result<[f32; N]> {
+/// A row of scores or logits as a fixed-size array, or an output-shape error.
+pub(crate) fn fixed<const N: usize>(row: &[f32]) -> Result<[f32; N]> {
     row.try_into()
         .map_err(|_| Error::OutputShape(format!("{} scores, expected {N}", row.len())))
 }

@@ -9,7 +9,7 @@ use ndarray::{Array2, Array3, Array4, Axis, Ix2};
 use ort::session::{Session, SessionInputValue};
 use ort::value::TensorRef;
 
-use crate::classification::{ClassificationFunction, Prediction, ProblemType, best, check_labels};
+use crate::classification::{ClassificationFunction, Prediction, ProblemType, best, check_labels, fixed};
 use crate::error::{Error, Result};
 use crate::image::{self, DEFAULT_MAX_PIXELS, ImageError, Preprocessing};
 use crate::pool::SessionPool;
@@ -100,6 +100,12 @@ impl ImageClassifier {
         Ok(all)
     }
 
+    /// Logits per image as fixed-size rows.
+    pub fn logits_fixed<const N: usize>(&self, images: &[&[u8]]) -> Result<Vec<[f32; N]>> {
+        let logits = self.logits(images)?;
+        logits.rows().into_iter().map(|row| fixed(&row.to_vec())).collect()
+    }
+
     /// Softmax scores per image, by label id.
     pub fn scores(&self, images: &[&[u8]]) -> Result<Vec<Vec<f32>>> {
         let logits = self.logits(images)?;
@@ -115,9 +121,7 @@ impl ImageClassifier {
         self.scores(images)?
             .into_iter()
             .map(|scores| {
-                let scores: [f32; N] = scores
-                    .try_into()
-                    .map_err(|row: Vec<f32>| Error::OutputShape(format!("{} scores, expected {N}", row.len())))?;
+                let scores: [f32; N] = fixed(&scores)?;
                 let top = best(&scores);
                 Ok(Prediction {
                     label: labels[top.id],

@@ -194,16 +194,7 @@ impl Model {
 
     /// Raw logits per image, by label id.
     pub fn logits(&self, images: &[&[u8]]) -> Result<Vec<[f32; LABEL_COUNT]>> {
-        self.classifier
-            .logits(images)?
-            .rows()
-            .into_iter()
-            .map(|row| {
-                row.to_vec().try_into().map_err(|row: Vec<f32>| {
-                    modelcrate_runtime::Error::OutputShape(format!("{} logits, expected {LABEL_COUNT}", row.len()))
-                })
-            })
-            .collect()
+        self.classifier.logits_fixed(images)
     }
 
     /// What was loaded: name, task, variant (and why it serves), signature.

@@ -11,7 +11,7 @@ use modelcrate_server::test_split::TestRow;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Checked, Figures, Gate, Rule, call_parameters, check_token_ids};
+use super::{Checked, Figures, Gate, Rule, call_parameters, check_token_ids, max_abs_difference};
 
 const LOGIT_BOUND: f64 = 1e-4;
 const SCORE_BOUND: f64 = 1e-4;
@@ -73,15 +73,6 @@ fn predicted(scores: &[f32], multi_label: bool) -> Vec<usize> {
     } else {
         vec![best(scores).id]
     }
-}
-
-/// Max |difference| of a row of logits; infinite when the widths differ.
-fn max_abs_difference(rust: &[f32], python: &[f64]) -> f64 {
-    rust.iter()
-        .zip(python)
-        .map(|(r, p)| (f64::from(*r) - p).abs())
-        .fold(0.0, f64::max)
-        + if rust.len() == python.len() { 0.0 } else { f64::INFINITY }
 }
 
 /// Checks `classifier` against the golden `reference.json` text and the test split.

@@ -25,7 +25,7 @@ use modelcrate_server::test_split::ImageRow;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Checked, Figures, Gate, Rule};
+use super::{Checked, Figures, Gate, Rule, max_abs_difference};
 
 const LOGIT_BOUND: f64 = 1e-4;
 const SCORE_BOUND: f64 = 1e-4;
@@ -67,14 +67,6 @@ struct TestSplit {
     examples: usize,
     accuracy: f64,
     predictions: Vec<usize>,
-}
-
-fn max_abs_difference(rust: &[f32], python: &[f64]) -> f64 {
-    rust.iter()
-        .zip(python)
-        .map(|(r, p)| (f64::from(*r) - p).abs())
-        .fold(0.0, f64::max)
-        + if rust.len() == python.len() { 0.0 } else { f64::INFINITY }
 }
 
 /// (differing bytes, largest level difference) of two pixel buffers; a length mismatch

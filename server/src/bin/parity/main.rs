@@ -129,6 +129,15 @@ fn check_token_ids<'a>(
     Ok(mismatched)
 }
 
+/// Max |difference| of a row of logits; infinite when the widths differ.
+pub(crate) fn max_abs_difference(rust: &[f32], python: &[f64]) -> f64 {
+    rust.iter()
+        .zip(python)
+        .map(|(r, p)| (f64::from(*r) - p).abs())
+        .fold(0.0, f64::max)
+        + if rust.len() == python.len() { 0.0 } else { f64::INFINITY }
+}
+
 /// A recorded pipeline call's parameters, read by the server's own request parser (`parse`
 /// is a task's `…Request::parse`), so that parity replays exactly what the server accepts.
 fn call_parameters<T>(call: &Value, parse: impl Fn(&[u8], usize) -> Result<T, ApiError>) -> Result<T> {
