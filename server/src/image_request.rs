@@ -17,7 +17,7 @@ use modelcrate_runtime::ClassificationFunction;
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
-use crate::request::{TopK, classification_parameters, invalid, kind, refuse_unknown};
+use crate::request::{Inputs, TopK, classification_parameters, invalid, parse_body, refuse_unknown};
 
 /// The image pipeline's default number of labels in an answer.
 pub const DEFAULT_TOP_K: usize = 5;
@@ -91,45 +91,17 @@ impl ImageRequest {
     }
 
     fn from_json(body: &[u8], max_inputs: usize) -> Result<Self, ApiError> {
-        let value: Value = serde_json::from_slice(body).map_err(|error| ApiError::MalformedJson(error.to_string()))?;
-        let Value::Object(mut object) = value else {
-            return Err(invalid(format!("the body must be a JSON object, got {}", kind(&value))));
-        };
-        refuse_unknown(&object, "", &["inputs", "parameters"])?;
-        let parameters = match object.remove("parameters") {
-            None | Some(Value::Null) => Map::new(),
-            Some(Value::Object(parameters)) => parameters,
-            Some(other) => return Err(invalid(format!("`parameters` must be an object, got {}", kind(&other)))),
-        };
-        let (images, single) = match object.remove("inputs") {
-            Some(Value::String(encoded)) => (vec![base64_image(&encoded, "inputs")?], true),
-            Some(Value::Array(list)) => {
-                if list.len() > max_inputs {
-                    return Err(ApiError::PayloadTooLarge(format!(
-                        "`inputs` has {} images; at most {max_inputs} are accepted (--max-client-batch-size)",
-                        list.len()
-                    )));
-                }
+        let (inputs, parameters) = parse_body(body, max_inputs, &PARAMETERS, "base64-encoded image")?;
+        let (images, single) = match &inputs {
+            Inputs::One(encoded) => (vec![base64_image(encoded, "inputs")?], true),
+            Inputs::Many(list) => {
                 let images = list
                     .iter()
                     .enumerate()
-                    .map(|(index, item)| match item {
-                        Value::String(encoded) => base64_image(encoded, &format!("inputs[{index}]")),
-                        other => Err(invalid(format!(
-                            "`inputs[{index}]` must be a base64-encoded image, got {}",
-                            kind(other)
-                        ))),
-                    })
+                    .map(|(index, encoded)| base64_image(encoded, &format!("inputs[{index}]")))
                     .collect::<Result<Vec<_>, _>>()?;
                 (images, false)
             }
-            Some(other) => {
-                return Err(invalid(format!(
-                    "`inputs` must be a base64-encoded image or a list of them, got {}",
-                    kind(&other)
-                )));
-            }
-            None => return Err(invalid("missing field `inputs`".into())),
         };
         Self::with_parameters(images, single, &parameters)
     }

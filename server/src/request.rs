@@ -76,8 +76,14 @@ fn text(value: &Value, place: &str) -> Result<String, ApiError> {
 }
 
 /// `inputs` and the `parameters` object (empty when absent or null), with every field
-/// outside `inputs`/`parameters` and every parameter outside `known` refused.
-fn parse_body(body: &[u8], max_inputs: usize, known: &[&str]) -> Result<(Inputs, Map<String, Value>), ApiError> {
+/// outside `inputs`/`parameters` and every parameter outside `known` refused. `noun` names
+/// one input in messages (`text`, `base64-encoded image`).
+pub(crate) fn parse_body(
+    body: &[u8],
+    max_inputs: usize,
+    known: &[&str],
+    noun: &str,
+) -> Result<(Inputs, Map<String, Value>), ApiError> {
     let value: Value = serde_json::from_slice(body).map_err(|error| ApiError::MalformedJson(error.to_string()))?;
     let Value::Object(object) = value else {
         return Err(invalid(format!("the body must be a JSON object, got {}", kind(&value))));
@@ -87,11 +93,11 @@ fn parse_body(body: &[u8], max_inputs: usize, known: &[&str]) -> Result<(Inputs,
         None => return Err(invalid("missing field `inputs`".into())),
         Some(Value::Array(items)) => {
             if items.is_empty() {
-                return Err(invalid("`inputs` is an empty array; send at least one text".into()));
+                return Err(invalid(format!("`inputs` is an empty array; send at least one {noun}")));
             }
             if items.len() > max_inputs {
                 return Err(ApiError::PayloadTooLarge(format!(
-                    "`inputs` has {} texts; at most {max_inputs} are allowed per request (--max-client-batch-size)",
+                    "`inputs` has {} {noun}s; at most {max_inputs} are allowed per request (--max-client-batch-size)",
                     items.len()
                 )));
             }
@@ -124,7 +130,7 @@ fn parse_body(body: &[u8], max_inputs: usize, known: &[&str]) -> Result<(Inputs,
 impl ClassifyRequest {
     /// Parses and validates a request body; `max_inputs` bounds a list of inputs.
     pub fn parse(body: &[u8], max_inputs: usize) -> Result<Self, ApiError> {
-        let (inputs, parameters) = parse_body(body, max_inputs, &["top_k", "function_to_apply"])?;
+        let (inputs, parameters) = parse_body(body, max_inputs, &["top_k", "function_to_apply"], "text")?;
         let (top_k, function) = classification_parameters(&parameters)?;
         Ok(Self {
             inputs,
@@ -177,7 +183,7 @@ pub struct EmbedRequest {
 
 impl EmbedRequest {
     pub fn parse(body: &[u8], max_inputs: usize) -> Result<Self, ApiError> {
-        let (inputs, parameters) = parse_body(body, max_inputs, &["normalize"])?;
+        let (inputs, parameters) = parse_body(body, max_inputs, &["normalize"], "text")?;
         let normalize = match parameters.get("normalize") {
             None | Some(Value::Null) => None,
             Some(Value::Bool(normalize)) => Some(*normalize),
@@ -203,7 +209,12 @@ pub struct EntitiesRequest {
 
 impl EntitiesRequest {
     pub fn parse(body: &[u8], max_inputs: usize) -> Result<Self, ApiError> {
-        let (inputs, parameters) = parse_body(body, max_inputs, &["aggregation_strategy", "ignore_labels", "stride"])?;
+        let (inputs, parameters) = parse_body(
+            body,
+            max_inputs,
+            &["aggregation_strategy", "ignore_labels", "stride"],
+            "text",
+        )?;
         if parameters.get("stride").is_some_and(|stride| !stride.is_null()) {
             return Err(invalid(
                 "`parameters.stride` is not supported: texts are truncated at the model's max length, not split into overlapping windows".into(),
