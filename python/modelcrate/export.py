@@ -5,7 +5,9 @@ the spec's max length, no padding: the Rust runtime pads each batch itself) and
 signature.json (input and output names, element types, dimensions), which is what
 `cargo xtask gen` reads. A sentence-transformers checkpoint is exported as its
 transformer (`last_hidden_state`), and its pooling and normalisation are described in
-pooling.json for the Rust side, which pools over the attention mask itself.
+pooling.json for the Rust side, which pools over the attention mask itself. A SetFit
+classifier's body is exported the same way, and its scikit-learn head beside it
+(`head.onnx`, see `fewshot`).
 """
 
 from __future__ import annotations
@@ -57,12 +59,15 @@ def export(spec: Spec) -> None:
         raise SystemExit(f"no checkpoint at {spec.checkpoint_dir}: run `cargo xtask train` first")
     from optimum.exporters.onnx import main_export  # slow to import: only once there is work
 
+    setfit = spec.train.strategy == "setfit"
+    # A SetFit checkpoint's transformer is its body: token vectors, pooled in Rust.
+    task = "feature-extraction" if setfit else spec.task
     staging = spec.onnx_dir.with_name("onnx.tmp")
     shutil.rmtree(staging, ignore_errors=True)
     main_export(
         model_name_or_path=str(spec.checkpoint_dir),
         output=staging,
-        task=spec.task,
+        task=task,
         opset=spec.opset,
         device="cpu",
         library_name="transformers",
@@ -71,10 +76,14 @@ def export(spec: Spec) -> None:
     )
     fix_tokenizer(staging / "tokenizer.json", spec.train.max_length)
     write_json(staging / "signature.json", signature(staging / "model.onnx"))
-    if spec.task == "feature-extraction":
+    if task == "feature-extraction":
         from .embed import pooling_description
 
         write_json(staging / "pooling.json", pooling_description(spec.checkpoint_dir))
+    if setfit:
+        from .fewshot import export_head
+
+        export_head(spec, staging)
     shutil.rmtree(spec.onnx_dir, ignore_errors=True)
     staging.replace(spec.onnx_dir)
     print(f"exported {spec.onnx_dir / 'model.onnx'}", flush=True)

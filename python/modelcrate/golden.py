@@ -8,7 +8,8 @@ The same for all cases as one batch, and PyTorch's predictions on the whole test
 (label ids; for a multi-label model, the ids scoring at least 0.5 after the sigmoid).
 For a sentence-embedding model: `SentenceTransformer.encode` per case and retrieval over
 the test split (see `embed`); for an entity tagger, the token-classification pipeline's
-answers for every aggregation strategy (see `ner`).
+answers for every aggregation strategy (see `ner`); for a SetFit classifier, the same as a
+text classifier's with its head's outputs (see `fewshot`).
 """
 
 from __future__ import annotations
@@ -119,9 +120,22 @@ def golden_entities(spec: Spec) -> None:
     write_json(spec.golden_dir / "reference.json", ner.golden(spec, cases, checkpoint_digest(spec.checkpoint_dir)))
 
 
+def golden_fewshot(spec: Spec) -> None:
+    from . import fewshot
+
+    seed_everything(spec.train.seed)
+    if not (spec.checkpoint_dir / "model_head.pkl").is_file():
+        raise SystemExit(f"no SetFit checkpoint at {spec.checkpoint_dir}: run `cargo xtask train` first")
+    cases = json.loads((spec.golden_dir / "inputs.json").read_text(encoding="utf-8"))["cases"]
+    reference = fewshot.golden(spec, cases, checkpoint_digest(spec.checkpoint_dir), PIPELINE_CALLS)
+    write_json(spec.golden_dir / "reference.json", reference)
+
+
 def main() -> None:
     spec = from_cli(__doc__ or "golden")
-    if spec.task == "feature-extraction":
+    if spec.train.strategy == "setfit":
+        golden_fewshot(spec)
+    elif spec.task == "feature-extraction":
         golden_embeddings(spec)
     elif spec.task == "token-classification":
         golden_entities(spec)

@@ -49,6 +49,15 @@ class TrainSpec:
 
 
 @dataclass(frozen=True)
+class SetFitSpec:
+    """The few-shot set-up of a SetFit model (`[setfit]` in the spec)."""
+
+    examples_per_class: int
+    # Pairs drawn per training example and round (SetFit's `num_iterations`).
+    pair_iterations: int
+
+
+@dataclass(frozen=True)
 class Spec:
     name: str
     task: str
@@ -60,6 +69,8 @@ class Spec:
     opset: int
     artifact_dir: Path
     golden_dir: Path
+    # SetFit models only.
+    setfit: SetFitSpec | None = None
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -100,6 +111,7 @@ def load(path: Path) -> Spec:
         opset=raw["export"]["opset"],
         artifact_dir=Path(raw["artifact_dir"]),
         golden_dir=Path(raw["golden_dir"]),
+        setfit=SetFitSpec(**raw["setfit"]) if "setfit" in raw else None,
     )
 
 

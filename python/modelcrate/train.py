@@ -4,7 +4,8 @@ Text classifiers are fine-tuned here, by one of three strategies: `full` (every 
 `lora` (PEFT LoRA adapters on the attention's query and value projections plus the
 classifier head, merged into the weights with `merge_and_unload` before saving, so the
 export is an ordinary model) or `head-only` (the backbone frozen, the classifier head
-trained). Sentence-embedding models are trained in `embed`, entity taggers in `ner`.
+trained). Sentence-embedding models are trained in `embed`, entity taggers in `ner`,
+SetFit classifiers in `fewshot`.
 
 Data is BBC News (one topic per article) or, for a multi-label model, the synthetic
 release text's topics (see `release_notes`). Writes
@@ -204,7 +205,11 @@ def train(spec: Spec) -> None:
 
 def main() -> None:
     spec = from_cli(__doc__ or "train")
-    if spec.task == "feature-extraction":
+    if spec.train.strategy == "setfit":
+        from . import fewshot
+
+        fewshot.train(spec)
+    elif spec.task == "feature-extraction":
         from . import embed
 
         embed.train(spec)

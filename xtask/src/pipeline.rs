@@ -73,6 +73,9 @@ const EXPORTED_FILES: [&str; 7] = [
     "signature.json",
 ];
 
+/// What the export step adds for a SetFit model: its scikit-learn head.
+const SETFIT_HEAD_FILES: [&str; 2] = ["head.onnx", "head_signature.json"];
+
 /// What the optimize step writes into `onnx/`, besides `variants.json`.
 const VARIANT_FILES: [&str; 5] = [
     "model.O1.onnx",
@@ -112,9 +115,11 @@ impl PyStep {
         }
         let art = paths.artifact(&spec.name);
         let onnx = paths.onnx(&spec.name);
-        let embeddings = spec.task == "feature-extraction";
-        // The modules a task adds to every step's code.
+        // A SetFit body is a sentence-embedding model: both export `pooling.json`.
+        let embeddings = spec.task == "feature-extraction" || spec.is_setfit();
+        // The modules a task (or SetFit) adds to every step's code.
         let task_modules: &[&str] = match spec.task.as_str() {
+            _ if spec.is_setfit() => &["fewshot", "embed"],
             "feature-extraction" => &["embed"],
             "token-classification" => &["ner"],
             _ => &[],
@@ -140,7 +145,13 @@ impl PyStep {
                 let mut inputs = code(&["spec", "export"]);
                 inputs.push(art.join("checkpoint"));
                 let pooling = embeddings.then_some("pooling.json");
-                let outputs = EXPORTED_FILES.iter().copied().chain(pooling).map(|f| onnx.join(f));
+                let head = spec.is_setfit().then_some(SETFIT_HEAD_FILES).into_iter().flatten();
+                let outputs = EXPORTED_FILES
+                    .iter()
+                    .copied()
+                    .chain(pooling)
+                    .chain(head)
+                    .map(|f| onnx.join(f));
                 (inputs, outputs.collect())
             }
             Self::Optimize => {
@@ -422,6 +433,7 @@ impl VariantCheck {
                     "tokenizer.json",
                     "pooling.json",
                     "preprocessor_config.json",
+                    "head.onnx",
                     "variants.json",
                     file.as_str(),
                 ]

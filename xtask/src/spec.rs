@@ -22,6 +22,9 @@ pub struct ModelSpec {
     /// Image models only: how images are prepared.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<ImageSpec>,
+    /// SetFit models only: the few-shot sample and its contrastive pairs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setfit: Option<SetFitSpec>,
     /// Read by the xtask alone, so it stays out of the Python steps' input hashes.
     #[serde(default, skip_serializing)]
     pub serve: ServeSpec,
@@ -87,6 +90,17 @@ pub struct ImageSpec {
     pub examples_per_class: usize,
 }
 
+/// A SetFit model's few-shot set-up.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetFitSpec {
+    /// Labelled examples per label drawn (seeded) from the training split: all it learns from.
+    pub examples_per_class: usize,
+    /// Contrastive pairs drawn per example (SetFit's `num_iterations`): the body trains on
+    /// `2 × examples × pair_iterations` pairs.
+    pub pair_iterations: usize,
+}
+
 /// Which variant serves: chosen among those that pass their parity gate.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -136,10 +150,10 @@ pub const TASKS: &[&str] = &[
     "image-classification",
 ];
 pub const PROBLEM_TYPES: &[&str] = &["single_label_classification", "multi_label_classification"];
-pub const STRATEGIES: &[&str] = &["full", "lora", "head-only", "contrastive"];
+pub const STRATEGIES: &[&str] = &["full", "lora", "head-only", "contrastive", "setfit"];
 /// Which strategies each task can be trained with.
 const TASK_STRATEGIES: &[(&str, &[&str])] = &[
-    ("text-classification", &["full", "lora", "head-only"]),
+    ("text-classification", &["full", "lora", "head-only", "setfit"]),
     ("feature-extraction", &["contrastive"]),
     ("token-classification", &["full"]),
     ("image-classification", &["head-only"]),
@@ -274,6 +288,7 @@ impl ModelSpec {
         fraction("data.test_fraction", self.data.test_fraction)?;
         fraction("data.validation_fraction", self.data.validation_fraction)?;
         self.validate_modality()?;
+        self.validate_setfit()?;
         if self.train.epochs == 0 {
             return field("train.epochs", "must be at least 1".into());
         }
@@ -372,6 +387,54 @@ impl ModelSpec {
                 format!("{length} must be from 8 to 512 (the base model's positions)"),
             ),
             Some(_) => Ok(()),
+        }
+    }
+
+    pub fn is_setfit(&self) -> bool {
+        self.train.strategy == "setfit"
+    }
+
+    /// A `[setfit]` section exactly when the strategy is `setfit`, on single-label BBC topics
+    /// (the few-shot sample takes so many examples of each label).
+    fn validate_setfit(&self) -> Result<(), String> {
+        let field = |name: &str, problem: String| Err(format!("field `{name}`: {problem}"));
+        match (&self.setfit, self.is_setfit()) {
+            (None, true) => field(
+                "setfit",
+                "strategy `setfit` needs a [setfit] section (examples_per_class, pair_iterations)".into(),
+            ),
+            (Some(_), false) => field(
+                "setfit",
+                format!(
+                    "is read by strategy `setfit` only, and the strategy is `{}`",
+                    self.train.strategy
+                ),
+            ),
+            (None, false) => Ok(()),
+            (Some(setfit), true) => {
+                if self.data.source != "bbc-news" {
+                    return field(
+                        "data.source",
+                        format!(
+                            "SetFit samples examples per label of `bbc-news`, not `{}`",
+                            self.data.source
+                        ),
+                    );
+                }
+                if !(2..=64).contains(&setfit.examples_per_class) {
+                    return field(
+                        "setfit.examples_per_class",
+                        format!("{} must be from 2 to 64 (few-shot)", setfit.examples_per_class),
+                    );
+                }
+                if !(1..=100).contains(&setfit.pair_iterations) {
+                    return field(
+                        "setfit.pair_iterations",
+                        format!("{} must be from 1 to 100", setfit.pair_iterations),
+                    );
+                }
+                Ok(())
+            }
         }
     }
 
@@ -567,6 +630,37 @@ seed = 42
         .unwrap_err()
         .to_string();
         assert!(error.contains("field `image`: is for image models"), "{error}");
+    }
+
+    #[test]
+    fn a_setfit_spec_needs_its_section_and_only_it_has_one() {
+        let setfit = VALID.replace("\"full\"", "\"setfit\"");
+        let error = parse(&setfit).unwrap_err().to_string();
+        assert!(
+            error.contains("field `setfit`: strategy `setfit` needs a [setfit] section"),
+            "{error}"
+        );
+        let section = "[setfit]\nexamples_per_class = 8\npair_iterations = 20\n";
+        let spec = parse(&format!("{setfit}{section}")).unwrap();
+        assert!(spec.is_setfit());
+        assert_eq!(spec.setfit.as_ref().map(|s| s.examples_per_class), Some(8));
+        let error = parse(&format!("{VALID}{section}")).unwrap_err().to_string();
+        assert!(
+            error.contains("field `setfit`: is read by strategy `setfit` only"),
+            "{error}"
+        );
+        let error = parse(&format!("{setfit}{}", section.replace("= 8", "= 1")))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("field `setfit.examples_per_class`"), "{error}");
+        let error = parse(&format!("{setfit}{}", section.replace("= 20", "= 0")))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("field `setfit.pair_iterations`"), "{error}");
+        let error = parse(&format!("{setfit}{}", section.replace("8", "8\nlabels = 5")))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("unknown field `labels`"), "{error}");
     }
 
     #[test]
