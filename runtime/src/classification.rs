@@ -1,11 +1,14 @@
 //! Sequence classification: logits from ONNX Runtime, then scores and rankings exactly
 //! as the `transformers` text-classification pipeline computes them.
 
+use std::borrow::Cow;
 use std::path::Path;
 
 use ndarray::{Array2, Axis, Ix2};
-use ort::session::Session;
+use ort::session::{Session, SessionInputValue, SessionOutputs};
+use ort::value::TensorRef;
 
+use crate::embedding::{Pooler, l2_normalize};
 use crate::error::{Error, Result};
 use crate::pool::SessionPool;
 use crate::registry::{LoadOptions, ModelInfo, Task};
@@ -146,11 +149,37 @@ pub(crate) fn fixed<const N: usize>(row: &[f32]) -> Result<[f32; N]> {
 #[derive(Debug, Clone, Copy)]
 pub struct TextClassifierSpec {
     pub name: &'static str,
+    /// The signature of the model file the tokens go into (a SetFit model's body).
     pub signature: Signature,
+    /// The output holding `[batch, labels]` logits (of the head, for a SetFit model).
     pub logits_output: &'static str,
     pub labels: &'static [&'static str],
     pub max_length: usize,
     pub problem_type: ProblemType,
+    /// A SetFit classifier's second stage; `None` when one graph gives the logits.
+    pub setfit: Option<SetFitHeadSpec>,
+}
+
+/// A SetFit classifier's second stage: its body (a sentence-transformers model) gives a
+/// sentence embedding, and the scikit-learn head exported to `head.onnx` turns it into
+/// logits (the head's decision function, whose softmax is SetFit's `predict_proba`).
+#[derive(Debug, Clone, Copy)]
+pub struct SetFitHeadSpec {
+    /// How the body's token vectors become the embedding (checked against `pooling.json`).
+    pub body: Pooler,
+    /// `head.onnx`'s signature (checked at load).
+    pub signature: Signature,
+    /// The head's input: `[batch, dimension]` embeddings.
+    pub embedding_input: &'static str,
+}
+
+/// The file of a SetFit classifier's head, next to its body's variants.
+pub const SETFIT_HEAD_FILE: &str = "head.onnx";
+
+/// A loaded SetFit head: its spec and a session pool over `head.onnx`.
+struct SetFitHead {
+    spec: SetFitHeadSpec,
+    pool: SessionPool,
 }
 
 /// A loaded sequence classifier: tokenizer, session pool and the model's metadata.
@@ -159,18 +188,35 @@ pub struct TextClassifier {
     spec: TextClassifierSpec,
     encoder: TextEncoder,
     pool: SessionPool,
+    /// Boxed: most classifiers have none, and it is as large as the rest.
+    head: Option<Box<SetFitHead>>,
     max_batch_size: usize,
 }
 
 impl TextClassifier {
     /// Loads the chosen variant of `dir` with `dir/tokenizer.json` and `dir/config.json`,
     /// refusing an artifact whose signature or labels differ from `spec`.
+    ///
+    /// A SetFit classifier's chosen variant is its body's; its head is `dir/head.onnx`,
+    /// checked against the spec's head signature, with the body's pooling checked against
+    /// `dir/pooling.json`.
     pub fn load(dir: &Path, spec: TextClassifierSpec, options: &LoadOptions) -> Result<Self> {
         check_labels(&dir.join("config.json"), spec.labels)?;
+        let head = spec
+            .setfit
+            .map(|head| -> Result<Box<SetFitHead>> {
+                head.body.check(&dir.join("pooling.json"))?;
+                let file = dir.join(SETFIT_HEAD_FILE);
+                let pool = SessionPool::open(&file, options)?;
+                pool.inspect(|session| head.signature.check(session, &file))?;
+                Ok(Box::new(SetFitHead { spec: head, pool }))
+            })
+            .transpose()?;
         let parts = TextModelParts::open(dir, &spec.signature, spec.max_length, options)?;
         let info = ModelInfo {
             labels: spec.labels,
             problem_type: Some(spec.problem_type),
+            head: spec.setfit.map(|head| head.signature),
             ..parts.info(spec.name, Task::TextClassification, spec.max_length, spec.signature)
         };
         let TextModelParts { pool, encoder, .. } = parts;
@@ -179,6 +225,7 @@ impl TextClassifier {
             spec,
             encoder,
             pool,
+            head,
             max_batch_size: options.max_batch_size.max(1),
         })
     }
@@ -210,9 +257,20 @@ impl TextClassifier {
         Ok(all)
     }
 
-    /// Logits of an already tokenized batch: one `session.run` on a pooled session.
+    /// Logits of an already tokenized batch: one `session.run` on a pooled session (for a
+    /// SetFit model, one of the body and then one of the head).
     pub fn logits_of(&self, batch: &EncodedBatch) -> Result<Array2<f32>> {
-        self.pool.with_session(|session| self.run(session, batch))
+        match &self.head {
+            None => self.pool.with_session(|session| self.run(session, batch)),
+            Some(head) => {
+                let pooler = head.spec.body;
+                let embeddings = self
+                    .pool
+                    .with_session(|session| pooler.pooled(session, batch, &self.spec.signature))?;
+                head.pool
+                    .with_session(|session| self.run_head(session, head, embeddings))
+            }
+        }
     }
 
     /// Scores per text after `function` (the model's default when `None`).
@@ -256,20 +314,52 @@ impl TextClassifier {
 
     fn run(&self, session: &mut Session, batch: &EncodedBatch) -> Result<Array2<f32>> {
         let outputs = session.run(batch.session_inputs(&self.spec.signature)?)?;
-        let output = outputs
-            .get(self.spec.logits_output)
-            .ok_or_else(|| Error::OutputShape(format!("no output named `{}`", self.spec.logits_output)))?;
-        let logits = output
-            .try_extract_array::<f32>()?
-            .into_dimensionality::<Ix2>()
-            .map_err(|error| Error::OutputShape(error.to_string()))?;
-        let expected = (batch.lengths.len(), self.spec.labels.len());
-        if logits.dim() != expected {
-            return Err(Error::OutputShape(format!("{:?}, expected {expected:?}", logits.dim())));
-        }
-        // Copy out: the output borrows the session, which goes back to the pool.
-        Ok(logits.to_owned())
+        logits_output(
+            &outputs,
+            self.spec.logits_output,
+            batch.lengths.len(),
+            self.spec.labels.len(),
+        )
     }
+
+    /// The head's logits of pooled embeddings, normalised first when the body normalises.
+    fn run_head(&self, session: &mut Session, head: &SetFitHead, mut embeddings: Vec<Vec<f32>>) -> Result<Array2<f32>> {
+        let rows = embeddings.len();
+        if head.spec.body.normalize {
+            embeddings.iter_mut().for_each(|vector| l2_normalize(vector));
+        }
+        let flat: Vec<f32> = embeddings.into_iter().flatten().collect();
+        let input = Array2::from_shape_vec((rows, head.spec.body.dimension), flat)
+            .map_err(|error| Error::OutputShape(format!("embeddings: {error}")))?;
+        let inputs: Vec<(Cow<'static, str>, SessionInputValue<'_>)> = vec![(
+            Cow::Borrowed(head.spec.embedding_input),
+            TensorRef::from_array_view(&input)?.into(),
+        )];
+        let outputs = session.run(inputs)?;
+        logits_output(&outputs, self.spec.logits_output, rows, self.spec.labels.len())
+    }
+}
+
+/// The `[rows, labels]` output `name` of a classifier's run, copied out of the session's
+/// outputs (they borrow the session, which goes back to its pool).
+pub(crate) fn logits_output(
+    outputs: &SessionOutputs<'_>,
+    name: &str,
+    rows: usize,
+    labels: usize,
+) -> Result<Array2<f32>> {
+    let output = outputs
+        .get(name)
+        .ok_or_else(|| Error::OutputShape(format!("no output named `{name}`")))?;
+    let logits = output
+        .try_extract_array::<f32>()?
+        .into_dimensionality::<Ix2>()
+        .map_err(|error| Error::OutputShape(error.to_string()))?;
+    let expected = (rows, labels);
+    if logits.dim() != expected {
+        return Err(Error::OutputShape(format!("{:?}, expected {expected:?}", logits.dim())));
+    }
+    Ok(logits.to_owned())
 }
 
 /// The artifact's `config.json` must name the same labels, in the same id order.

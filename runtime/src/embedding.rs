@@ -48,6 +48,85 @@ pub struct SentenceEmbedderSpec {
     pub max_length: usize,
 }
 
+impl SentenceEmbedderSpec {
+    /// How this model's token vectors become its embedding.
+    pub fn pooler(&self) -> Pooler {
+        Pooler {
+            hidden_output: self.hidden_output,
+            dimension: self.dimension,
+            pooling: self.pooling,
+            normalize: self.normalize,
+        }
+    }
+}
+
+/// How a transformer's token vectors become one sentence vector, as sentence-transformers'
+/// `Pooling` (and `Normalize`, when the model has it) modules compute it. Shared by
+/// embedding models and the bodies of SetFit classifiers.
+#[derive(Debug, Clone, Copy)]
+pub struct Pooler {
+    /// The output holding `[batch, tokens, hidden]` token vectors.
+    pub hidden_output: &'static str,
+    pub dimension: usize,
+    pub pooling: Pooling,
+    /// Whether the model L2-normalises the pooled vector (it has a `Normalize` module).
+    pub normalize: bool,
+}
+
+impl Pooler {
+    /// Runs `batch` on `session` and pools each row's token vectors; the vectors are not
+    /// yet normalised.
+    pub fn pooled(&self, session: &mut Session, batch: &EncodedBatch, signature: &Signature) -> Result<Vec<Vec<f32>>> {
+        let outputs = session.run(batch.session_inputs(signature)?)?;
+        let output = outputs
+            .get(self.hidden_output)
+            .ok_or_else(|| Error::OutputShape(format!("no output named `{}`", self.hidden_output)))?;
+        let hidden = output
+            .try_extract_array::<f32>()?
+            .into_dimensionality::<Ix3>()
+            .map_err(|error| Error::OutputShape(error.to_string()))?;
+        let (rows, columns, width) = hidden.dim();
+        if rows != batch.lengths.len() || columns != batch.input_ids.ncols() || width != self.dimension {
+            return Err(Error::OutputShape(format!(
+                "{:?}, expected ({}, {}, {})",
+                hidden.dim(),
+                batch.lengths.len(),
+                batch.input_ids.ncols(),
+                self.dimension
+            )));
+        }
+        Ok(pool_tokens(hidden, batch, self.pooling))
+    }
+
+    /// The artifact's `pooling.json` must describe this pooling.
+    pub fn check(&self, path: &Path) -> Result<()> {
+        let text = std::fs::read_to_string(path).map_err(|error| Error::Artifact {
+            path: path.to_path_buf(),
+            message: error.to_string(),
+        })?;
+        let found: PoolingJson = serde_json::from_str(&text).map_err(|error| Error::Artifact {
+            path: path.to_path_buf(),
+            message: format!("malformed: {error}"),
+        })?;
+        if found.mode == self.pooling && found.normalize == self.normalize && found.dimension == self.dimension {
+            Ok(())
+        } else {
+            Err(Error::SignatureMismatch {
+                path: path.to_path_buf(),
+                mismatch: format!(
+                    "pooling {} normalize {} dimension {}, expected pooling {} normalize {} dimension {}",
+                    found.mode.as_str(),
+                    found.normalize,
+                    found.dimension,
+                    self.pooling.as_str(),
+                    self.normalize,
+                    self.dimension
+                ),
+            })
+        }
+    }
+}
+
 /// `pooling.json`, as the export step writes it from the checkpoint's modules.
 #[derive(Debug, Deserialize)]
 struct PoolingJson {
@@ -69,7 +148,7 @@ impl SentenceEmbedder {
     /// Loads the chosen variant of `dir`, refusing an artifact whose signature or pooling
     /// differs from `spec`.
     pub fn load(dir: &Path, spec: SentenceEmbedderSpec, options: &LoadOptions) -> Result<Self> {
-        check_pooling(&dir.join("pooling.json"), &spec)?;
+        spec.pooler().check(&dir.join("pooling.json"))?;
         let parts = TextModelParts::open(dir, &spec.signature, spec.max_length, options)?;
         let info = ModelInfo {
             dimension: Some(spec.dimension),
@@ -142,25 +221,7 @@ impl SentenceEmbedder {
     }
 
     fn run(&self, session: &mut Session, batch: &EncodedBatch) -> Result<Vec<Vec<f32>>> {
-        let outputs = session.run(batch.session_inputs(&self.spec.signature)?)?;
-        let output = outputs
-            .get(self.spec.hidden_output)
-            .ok_or_else(|| Error::OutputShape(format!("no output named `{}`", self.spec.hidden_output)))?;
-        let hidden = output
-            .try_extract_array::<f32>()?
-            .into_dimensionality::<Ix3>()
-            .map_err(|error| Error::OutputShape(error.to_string()))?;
-        let (rows, columns, width) = hidden.dim();
-        if rows != batch.lengths.len() || columns != batch.input_ids.ncols() || width != self.spec.dimension {
-            return Err(Error::OutputShape(format!(
-                "{:?}, expected ({}, {}, {})",
-                hidden.dim(),
-                batch.lengths.len(),
-                batch.input_ids.ncols(),
-                self.spec.dimension
-            )));
-        }
-        Ok(pool_tokens(hidden, batch, self.spec.pooling))
+        self.spec.pooler().pooled(session, batch, &self.spec.signature)
     }
 }
 
@@ -215,33 +276,6 @@ pub fn top_k<V: AsRef<[f32]>>(query: &[f32], corpus: &[V], k: usize) -> Vec<(usi
     scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     scored.truncate(k);
     scored
-}
-
-fn check_pooling(path: &Path, spec: &SentenceEmbedderSpec) -> Result<()> {
-    let text = std::fs::read_to_string(path).map_err(|error| Error::Artifact {
-        path: path.to_path_buf(),
-        message: error.to_string(),
-    })?;
-    let found: PoolingJson = serde_json::from_str(&text).map_err(|error| Error::Artifact {
-        path: path.to_path_buf(),
-        message: format!("malformed: {error}"),
-    })?;
-    if found.mode == spec.pooling && found.normalize == spec.normalize && found.dimension == spec.dimension {
-        Ok(())
-    } else {
-        Err(Error::SignatureMismatch {
-            path: path.to_path_buf(),
-            mismatch: format!(
-                "pooling {} normalize {} dimension {}, expected pooling {} normalize {} dimension {}",
-                found.mode.as_str(),
-                found.normalize,
-                found.dimension,
-                spec.pooling.as_str(),
-                spec.normalize,
-                spec.dimension
-            ),
-        })
-    }
 }
 
 #[cfg(test)]

@@ -5,11 +5,13 @@
 use std::borrow::Cow;
 use std::path::Path;
 
-use ndarray::{Array2, Array3, Array4, Axis, Ix2};
+use ndarray::{Array2, Array3, Array4, Axis};
 use ort::session::{Session, SessionInputValue};
 use ort::value::TensorRef;
 
-use crate::classification::{ClassificationFunction, Prediction, ProblemType, best, check_labels, fixed};
+use crate::classification::{
+    ClassificationFunction, Prediction, ProblemType, best, check_labels, fixed, logits_output,
+};
 use crate::error::{Error, Result};
 use crate::image::{self, DEFAULT_MAX_PIXELS, ImageError, Preprocessing};
 use crate::pool::SessionPool;
@@ -55,6 +57,7 @@ impl ImageClassifier {
             dimension: None,
             image: Some(spec.preprocessing),
             signature: spec.signature,
+            head: None,
             variant,
             sessions: pool.size(),
         };
@@ -138,19 +141,12 @@ impl ImageClassifier {
             TensorRef::from_array_view(pixels)?.into(),
         )];
         let outputs = session.run(inputs)?;
-        let output = outputs
-            .get(self.spec.logits_output)
-            .ok_or_else(|| Error::OutputShape(format!("no output named `{}`", self.spec.logits_output)))?;
-        let logits = output
-            .try_extract_array::<f32>()?
-            .into_dimensionality::<Ix2>()
-            .map_err(|error| Error::OutputShape(error.to_string()))?;
-        let expected = (pixels.dim().0, self.spec.labels.len());
-        if logits.dim() != expected {
-            return Err(Error::OutputShape(format!("{:?}, expected {expected:?}", logits.dim())));
-        }
-        // Copy out: the output borrows the session, which goes back to the pool.
-        Ok(logits.to_owned())
+        logits_output(
+            &outputs,
+            self.spec.logits_output,
+            pixels.dim().0,
+            self.spec.labels.len(),
+        )
     }
 }
 

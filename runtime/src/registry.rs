@@ -82,6 +82,8 @@ pub struct ModelInfo {
     pub image: Option<Preprocessing>,
     /// The ONNX signature the model's crate was generated from (and checked at load).
     pub signature: Signature,
+    /// A SetFit classifier's head (`head.onnx`): embeddings in, logits out.
+    pub head: Option<Signature>,
     /// The variant loaded (`fp32`, `O2`, `int8`, …): its file, its kind, and why it serves
     /// (named by the operator, or selected and by what measure).
     pub variant: Resolved,

@@ -54,6 +54,7 @@ impl TextModelParts {
             dimension: None,
             image: None,
             signature,
+            head: None,
             variant: self.variant.clone(),
             sessions: self.pool.size(),
         }

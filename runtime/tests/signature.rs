@@ -55,6 +55,7 @@ fn spec(
         labels,
         max_length: 128,
         problem_type: ProblemType::SingleLabel,
+        setfit: None,
     }
 }
 

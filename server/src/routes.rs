@@ -136,6 +136,11 @@ async fn list_models(State(state): State<AppState>) -> Json<Value> {
                     "inputs": tensors(info.signature.inputs),
                     "outputs": tensors(info.signature.outputs),
                 },
+                // A SetFit classifier's second session, run on the body's embeddings.
+                "head_signature": info.head.map(|head| json!({
+                    "inputs": tensors(head.inputs),
+                    "outputs": tensors(head.outputs),
+                })),
                 "max_length": info.max_length,
                 // name, file, kind, and why it serves
                 "variant": info.variant,

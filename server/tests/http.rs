@@ -131,14 +131,53 @@ fn compare(rust: &Value, python: &Value, place: &str) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn predict_answers_like_the_transformers_pipeline_for_every_golden_input() {
     let base = start().await;
-    let reference = reference();
+    answers_like_the_reference(&base, "news-topic").await;
+}
+
+/// SetFit's answers in the pipeline's shapes: the body and head sessions in sequence, the
+/// default scores SetFit's `predict_proba`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_setfit_model_answers_like_setfit_for_every_golden_input() {
+    let base = start_serving(
+        &["news-topic-fewshot"],
+        VariantChoice::Named("fp32".into()),
+        BatchingOptions::default(),
+        REQUEST_TIMEOUT,
+    )
+    .await;
+    answers_like_the_reference(&base, "news-topic-fewshot").await;
+    let reference = reference_of("news-topic-fewshot");
+    let case = &reference["cases"][0];
+    let (status, answer) = post(
+        &base,
+        "/models/news-topic-fewshot/predict",
+        &json!({"inputs": case["text"], "parameters": {"top_k": null}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let labels = reference["labels"].as_array().unwrap();
+    for entry in answer.as_array().unwrap() {
+        let id = labels.iter().position(|label| *label == entry["label"]).unwrap();
+        let expected = case["probabilities"][id].as_f64().unwrap();
+        assert!(
+            (entry["score"].as_f64().unwrap() - expected).abs() <= SCORE_BOUND,
+            "{entry}"
+        );
+    }
+}
+
+/// Every recorded parameter set, for each golden input alone and all of them as a batch,
+/// against `golden/<model>/reference.json`.
+async fn answers_like_the_reference(base: &str, model: &str) {
+    let path = format!("/models/{model}/predict");
+    let reference = reference_of(model);
     let calls = reference["pipeline_calls"].as_object().unwrap();
     let cases = reference["cases"].as_array().unwrap();
     let mut max_difference = 0.0f64;
     for (key, parameters) in calls {
         for case in cases {
             let body = json!({"inputs": case["text"], "parameters": parameters});
-            let (status, answer) = post(&base, "/models/news-topic/predict", &body).await;
+            let (status, answer) = post(base, &path, &body).await;
             assert_eq!(status, 200, "{}: {answer}", case["id"]);
             max_difference = max_difference.max(compare(
                 &answer,
@@ -147,12 +186,7 @@ async fn predict_answers_like_the_transformers_pipeline_for_every_golden_input()
             ));
         }
         let texts: Vec<&Value> = cases.iter().map(|case| &case["text"]).collect();
-        let (status, answer) = post(
-            &base,
-            "/models/news-topic/predict",
-            &json!({"inputs": texts, "parameters": parameters}),
-        )
-        .await;
+        let (status, answer) = post(base, &path, &json!({"inputs": texts, "parameters": parameters})).await;
         assert_eq!(status, 200, "batch: {answer}");
         max_difference = max_difference.max(compare(
             &answer,
@@ -160,7 +194,10 @@ async fn predict_answers_like_the_transformers_pipeline_for_every_golden_input()
             &format!("batch {key}"),
         ));
     }
-    assert!(max_difference <= SCORE_BOUND, "max score difference {max_difference}");
+    assert!(
+        max_difference <= SCORE_BOUND,
+        "{model}: max score difference {max_difference}"
+    );
 }
 
 fn cosine(a: &[f64], b: &[f64]) -> f64 {
@@ -620,6 +657,16 @@ async fn models_and_health_describe_what_is_served() {
         json!([{"name": "last_hidden_state", "dtype": "float32", "dims": [null, null, 384]}])
     );
     assert_eq!(news["signature"]["outputs"][0]["dims"], json!([null, 5]));
+    assert_eq!(news["head_signature"], Value::Null);
+    let fewshot = by_name["news-topic-fewshot"];
+    assert_eq!(fewshot["task"], "text-classification");
+    assert_eq!(fewshot["labels"], news["labels"]);
+    assert_eq!(fewshot["signature"]["outputs"][0]["name"], "last_hidden_state");
+    assert_eq!(
+        fewshot["head_signature"]["inputs"],
+        json!([{"name": "sentence_embedding", "dtype": "float32", "dims": [null, 384]}])
+    );
+    assert_eq!(fewshot["head_signature"]["outputs"][1]["dims"], json!([null, 5]));
     let ner = by_name["release-ner"];
     assert_eq!(ner["task"], "token-classification");
     assert_eq!(

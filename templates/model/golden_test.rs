@@ -36,6 +36,29 @@ fn predict_returns_pytorch_top_label_for_every_golden_input() {
     }
 }
 
+{%- if model.setfit.is_some() %}
+
+#[test]
+fn scores_are_setfit_probabilities_for_every_golden_input() {
+    // The default scores are the softmax of the head's logits: SetFit's `predict_proba`.
+    let model = variant("fp32");
+    let reference = std::fs::read_to_string(workspace().join("golden/{{ model.name }}/reference.json"))
+        .expect("golden/{{ model.name }}/reference.json is written by `cargo xtask golden`");
+    let reference: serde_json::Value = serde_json::from_str(&reference).expect("reference.json is JSON");
+    let cases = reference["cases"].as_array().expect("reference.json has cases");
+    let texts: Vec<&str> = cases.iter().map(|case| case["text"].as_str().expect("a case has text")).collect();
+    let predictions = model.predict(&texts).expect("prediction succeeds");
+    for (case, prediction) in cases.iter().zip(&predictions) {
+        let expected = case["probabilities"].as_array().expect("a case has SetFit's probabilities");
+        assert_eq!(expected.len(), prediction.scores.len(), "case {}", case["id"]);
+        for (got, want) in prediction.scores.iter().zip(expected) {
+            let want = want.as_f64().expect("a probability");
+            assert!((f64::from(*got) - want).abs() <= 1e-4, "case {}: {got} vs {want}", case["id"]);
+        }
+    }
+}
+{%- endif %}
+
 {%- if model.problem_type_variant == "MultiLabel" %}
 
 #[test]

@@ -11,12 +11,21 @@
 //! - **Training:** {{ model.training }}; {{ model.epochs }} epoch(s), learning rate {{ model.learning_rate }}, max length {{ model.max_length }} tokens
 {%- if model.problem_type_variant == "MultiLabel" %}
 //! - **Test exact-match accuracy (PyTorch):** {{ model.test_accuracy }} on the {{ model.test_examples }} held-out examples (the whole label set right: every label scoring at least 0.5 after the sigmoid, and no other)
+{%- else if let Some(setfit) = model.setfit %}
+//! - **Few-shot:** {{ setfit.examples_per_class }} labelled examples per label; the body trained on {{ setfit.contrastive_pairs }} pairs of them; the head has {{ setfit.head_parameters }} weights
+//! - **Test accuracy (SetFit, PyTorch and scikit-learn):** {{ model.test_accuracy }} on the {{ model.test_examples }} held-out examples (the same head on the untuned body: {{ setfit.base_body_accuracy }})
 {%- else %}
 //! - **Test accuracy (PyTorch):** {{ model.test_accuracy }} on the {{ model.test_examples }} held-out examples
 {%- endif %}
 //! - **Labels:** {% for label in model.labels %}`{{ label.label }}`{% if !loop.last %}, {% endif %}{% endfor %}
+{%- if let Some(setfit) = model.setfit %}
+//! - **Variants:** of the body: FP32, graph-optimized O1/O2/O3 and dynamic INT8, each checked with the head against SetFit; `load` serves the one `cargo xtask select` chose (policy `{{ model.serve_policy }}`); the head always runs in FP32
+//! - **ONNX body (opset {{ model.opset }}):** inputs {% for input in model.inputs %}`{{ input.name }}` {{ input.dtype }} {{ input.dims_shown }}{% if !loop.last %}, {% endif %}{% endfor %}; outputs {% for output in model.outputs %}`{{ output.name }}` {{ output.dtype }} {{ output.dims_shown }}{% if !loop.last %}, {% endif %}{% endfor %}; {{ setfit.body.pooling }} pooling{% if setfit.body.normalize %}, L2-normalised{% endif %}
+//! - **ONNX head (`head.onnx`, opset {{ setfit.head_opset }}, skl2onnx):** inputs {% for input in setfit.head_inputs %}`{{ input.name }}` {{ input.dtype }} {{ input.dims_shown }}{% if !loop.last %}, {% endif %}{% endfor %}; outputs {% for output in setfit.head_outputs %}`{{ output.name }}` {{ output.dtype }} {{ output.dims_shown }}{% if !loop.last %}, {% endif %}{% endfor %} (`logits` is the decision function: its softmax is SetFit's `predict_proba`)
+{%- else %}
 //! - **Variants:** FP32, graph-optimized O1/O2/O3 and dynamic INT8, each checked against PyTorch; `load` serves the one `cargo xtask select` chose (policy `{{ model.serve_policy }}`)
 //! - **ONNX (opset {{ model.opset }}):** inputs {% for input in model.inputs %}`{{ input.name }}` {{ input.dtype }} {{ input.dims_shown }}{% if !loop.last %}, {% endif %}{% endfor %}; outputs {% for output in model.outputs %}`{{ output.name }}` {{ output.dtype }} {{ output.dims_shown }}{% if !loop.last %}, {% endif %}{% endfor %}
+{%- endif %}
 //!
 //! ```no_run
 //! let model = {{ model.crate_name }}::load("artifacts/{{ model.name }}/onnx".as_ref())?;
@@ -28,7 +37,10 @@
 
 use std::path::Path;
 
-use modelcrate_runtime::classification::{ProblemType, TextClassifier, TextClassifierSpec};
+use modelcrate_runtime::classification::{ProblemType, {% if model.setfit.is_some() %}SetFitHeadSpec, {% endif %}TextClassifier, TextClassifierSpec};
+{%- if model.setfit.is_some() %}
+use modelcrate_runtime::embedding::{Pooler, Pooling};
+{%- endif %}
 use modelcrate_runtime::signature::{DType, Signature, TensorSpec};
 use modelcrate_runtime::{ClassificationFunction, LoadOptions, LoadedModel, ModelEntry, ModelInfo, Result, Task};
 
@@ -39,11 +51,41 @@ pub const MAX_LENGTH: usize = {{ model.max_length }};
 pub const PROBLEM_TYPE: ProblemType = ProblemType::{{ model.problem_type_variant }};
 /// ONNX input names, in the graph's order.
 pub const INPUT_NAMES: [&str; {{ model.inputs.len() }}] = [{% for input in model.inputs %}"{{ input.name }}", {% endfor %}];
+{%- if let Some(setfit) = model.setfit %}
+/// The head's output this crate reads: the decision function, one logit per label.
+pub const LOGITS_OUTPUT: &str = "{{ model.logits_output }}";
+pub const LABEL_COUNT: usize = {{ model.labels.len() }};
+/// The body's output of token vectors, pooled into the embedding the head takes.
+pub const HIDDEN_OUTPUT: &str = "{{ setfit.body.hidden_output }}";
+/// Length of the body's embedding.
+pub const DIMENSION: usize = {{ setfit.body.dimension }};
+/// How the body's token vectors become one vector.
+pub const POOLING: Pooling = Pooling::{{ setfit.body.pooling_variant }};
+/// Whether the body L2-normalises its embedding before the head sees it.
+pub const NORMALIZE: bool = {{ setfit.body.normalize }};
+/// The head's input: `[batch, DIMENSION]` embeddings.
+pub const EMBEDDING_INPUT: &str = "{{ setfit.embedding_input }}";
+{%- else %}
 /// The ONNX output this crate reads.
 pub const LOGITS_OUTPUT: &str = "{{ model.logits_output }}";
 pub const LABEL_COUNT: usize = {{ model.labels.len() }};
+{%- endif %}
 
 {% include "shared/signature.rs" %}
+{%- if let Some(setfit) = model.setfit %}
+
+/// The head's ONNX signature (`head.onnx`); [`load`] refuses any other.
+pub const HEAD_SIGNATURE: Signature = Signature {
+    inputs: &[
+        {% for input in setfit.head_inputs %}TensorSpec { name: "{{ input.name }}", dtype: DType::{{ input.dtype_variant }}, dims: {{ input.dims_rust }} },
+        {% endfor %}
+    ],
+    outputs: &[
+        {% for output in setfit.head_outputs %}TensorSpec { name: "{{ output.name }}", dtype: DType::{{ output.dtype_variant }}, dims: {{ output.dims_rust }} },
+        {% endfor %}
+    ],
+};
+{%- endif %}
 
 {% include "shared/label_enum.rs" %}
 
@@ -57,6 +99,15 @@ const SPEC: TextClassifierSpec = TextClassifierSpec {
     labels: &Label::NAMES,
     max_length: MAX_LENGTH,
     problem_type: PROBLEM_TYPE,
+{%- if model.setfit.is_some() %}
+    setfit: Some(SetFitHeadSpec {
+        body: Pooler { hidden_output: HIDDEN_OUTPUT, dimension: DIMENSION, pooling: POOLING, normalize: NORMALIZE },
+        signature: HEAD_SIGNATURE,
+        embedding_input: EMBEDDING_INPUT,
+    }),
+{%- else %}
+    setfit: None,
+{%- endif %}
 };
 
 /// The loaded model. Cheap to share: clone an `Arc` of it across threads.

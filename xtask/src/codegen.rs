@@ -70,6 +70,36 @@ pub struct ModelFacts {
     pub entity: Option<EntityFacts>,
     /// Image classifiers only.
     pub image: Option<ImageFacts>,
+    /// SetFit classifiers only.
+    pub setfit: Option<SetFitFacts>,
+}
+
+/// How a transformer's token vectors become a sentence vector (`pooling.json`).
+#[derive(Debug, Clone)]
+pub struct PoolerFacts {
+    pub dimension: usize,
+    /// `mean` or `cls`, and the runtime's `Pooling` variant for it.
+    pub pooling: String,
+    pub pooling_variant: &'static str,
+    pub normalize: bool,
+    pub hidden_output: String,
+}
+
+/// What a SetFit classifier's crate adds: its body's pooling, its head's signature and
+/// the few-shot figures.
+#[derive(Debug, Clone)]
+pub struct SetFitFacts {
+    pub body: PoolerFacts,
+    pub head_opset: u32,
+    pub head_inputs: Vec<Tensor>,
+    pub head_outputs: Vec<Tensor>,
+    /// The head's `[batch, dimension]` input.
+    pub embedding_input: String,
+    pub examples_per_class: u64,
+    pub contrastive_pairs: u64,
+    pub head_parameters: u64,
+    /// The same head fitted on the untuned body: what the contrastive phase adds.
+    pub base_body_accuracy: String,
 }
 
 /// What an image classifier's crate adds: how an image becomes its input.
@@ -232,6 +262,14 @@ struct MetricsJson {
     test_recall: Option<f64>,
     #[serde(default)]
     test_entities: Option<u64>,
+    #[serde(default)]
+    examples_per_class: Option<u64>,
+    #[serde(default)]
+    contrastive_pairs: Option<u64>,
+    #[serde(default)]
+    head_parameters: Option<u64>,
+    #[serde(default)]
+    base_body_test_accuracy: Option<f64>,
 }
 
 /// The parts of a Hugging Face image processor's config the crate is generated from.
@@ -360,8 +398,15 @@ impl ModelFacts {
             .collect::<Result<Vec<_>>>()?;
         let config = onnx.join("config.json");
         let (mut labels, mut logits_output, mut test_accuracy) = (Vec::new(), String::new(), String::new());
-        let (mut embedding, mut entity, mut image) = (None, None, None);
+        let (mut embedding, mut entity, mut image, mut setfit) = (None, None, None, None);
         match spec.task.as_str() {
+            _ if spec.is_setfit() => {
+                let facts = setfit_facts(&onnx, &signature_path, &outputs, &metrics, &metrics_path)?;
+                let head_signature = onnx.join("head_signature.json");
+                (labels, logits_output) = classifier_facts(&config, &head_signature, &facts.head_outputs, 2)?;
+                test_accuracy = metric(metrics.test_accuracy, "test_accuracy", &metrics_path)?;
+                setfit = Some(facts);
+            }
             "image-classification" => {
                 (labels, logits_output) = classifier_facts(&config, &signature_path, &outputs, 2)?;
                 test_accuracy = metric(metrics.test_accuracy, "test_accuracy", &metrics_path)?;
@@ -417,6 +462,7 @@ impl ModelFacts {
             embedding,
             entity,
             image,
+            setfit,
         })
     }
 }
@@ -431,6 +477,9 @@ fn training(strategy: &str, metrics: &MetricsJson) -> String {
         "head-only" => "head-only (frozen backbone, classifier head trained)",
         "contrastive" => {
             "contrastive (sentence-transformers `MultipleNegativesRankingLoss`: a title against its own body and the other bodies of its batch)"
+        }
+        "setfit" => {
+            "SetFit (the body tuned contrastively with `CosineSimilarityLoss` on pairs of the few examples, then a scikit-learn logistic-regression head fitted on its embeddings of them)"
         }
         other => other,
     };
@@ -576,6 +625,70 @@ fn embedding_facts(
     metrics: &MetricsJson,
     metrics_path: &Path,
 ) -> Result<EmbeddingFacts> {
+    let pooler = pooler_facts(onnx, signature_path, outputs)?;
+    Ok(EmbeddingFacts {
+        dimension: pooler.dimension,
+        pooling: pooler.pooling,
+        pooling_variant: pooler.pooling_variant,
+        normalize: pooler.normalize,
+        hidden_output: pooler.hidden_output,
+        recall_at_1: metric(metrics.test_recall_at_1, "test_recall_at_1", metrics_path)?,
+        recall_at_10: metric(metrics.test_recall_at_10, "test_recall_at_10", metrics_path)?,
+        base_recall_at_1: metric(metrics.base_test_recall_at_1, "base_test_recall_at_1", metrics_path)?,
+        base_recall_at_10: metric(metrics.base_test_recall_at_10, "base_test_recall_at_10", metrics_path)?,
+    })
+}
+
+/// A SetFit body's pooling, and its head from `head_signature.json`: one `[batch,
+/// dimension]` float input the body's embeddings fill.
+fn setfit_facts(
+    onnx: &Path,
+    signature_path: &Path,
+    outputs: &[Tensor],
+    metrics: &MetricsJson,
+    metrics_path: &Path,
+) -> Result<SetFitFacts> {
+    let body = pooler_facts(onnx, signature_path, outputs)?;
+    let head_path = onnx.join("head_signature.json");
+    let head: SignatureJson = read_json(&head_path, "export")?;
+    let tensors = |list: &[TensorJson]| list.iter().map(|t| tensor(t, &head_path)).collect::<Result<Vec<_>>>();
+    let (head_inputs, head_outputs) = (tensors(&head.inputs)?, tensors(&head.outputs)?);
+    let [input] = head_inputs.as_slice() else {
+        bail!("{}: a SetFit head takes one input, the embeddings", head_path.display());
+    };
+    if input.dtype != "float32" || input.dims_rust != format!("&[None, Some({})]", body.dimension) {
+        bail!(
+            "{}: input `{}` is {} {}, expected float32 [batch, {}] (the body's embedding)",
+            head_path.display(),
+            input.name,
+            input.dtype,
+            input.dims_shown,
+            body.dimension
+        );
+    }
+    let count = |value: Option<u64>, name: &str| {
+        value.with_context(|| {
+            format!(
+                "{}: no `{name}` (run `cargo xtask train --force`)",
+                metrics_path.display()
+            )
+        })
+    };
+    Ok(SetFitFacts {
+        embedding_input: input.name.clone(),
+        head_opset: head.opset,
+        examples_per_class: count(metrics.examples_per_class, "examples_per_class")?,
+        contrastive_pairs: count(metrics.contrastive_pairs, "contrastive_pairs")?,
+        head_parameters: count(metrics.head_parameters, "head_parameters")?,
+        base_body_accuracy: metric(metrics.base_body_test_accuracy, "base_body_test_accuracy", metrics_path)?,
+        body,
+        head_inputs,
+        head_outputs,
+    })
+}
+
+/// Pooling from `pooling.json`, and the `last_hidden_state` output it pools.
+fn pooler_facts(onnx: &Path, signature_path: &Path, outputs: &[Tensor]) -> Result<PoolerFacts> {
     let pooling_path = onnx.join("pooling.json");
     let pooling: PoolingJson = read_json(&pooling_path, "export")?;
     let pooling_variant = match pooling.mode.as_str() {
@@ -591,7 +704,7 @@ fn embedding_facts(
         .find(|t| t.name == "last_hidden_state")
         .with_context(|| {
             format!(
-                "{}: an embedding model needs an output named `last_hidden_state`",
+                "{}: an embedding model (or a SetFit body) needs an output named `last_hidden_state`",
                 signature_path.display()
             )
         })?;
@@ -603,16 +716,12 @@ fn embedding_facts(
             pooling.dimension
         );
     }
-    Ok(EmbeddingFacts {
+    Ok(PoolerFacts {
         dimension: pooling.dimension,
         pooling: pooling.mode,
         pooling_variant,
         normalize: pooling.normalize,
         hidden_output: hidden.name.clone(),
-        recall_at_1: metric(metrics.test_recall_at_1, "test_recall_at_1", metrics_path)?,
-        recall_at_10: metric(metrics.test_recall_at_10, "test_recall_at_10", metrics_path)?,
-        base_recall_at_1: metric(metrics.base_test_recall_at_1, "base_test_recall_at_1", metrics_path)?,
-        base_recall_at_10: metric(metrics.base_test_recall_at_10, "base_test_recall_at_10", metrics_path)?,
     })
 }
 
@@ -822,6 +931,7 @@ mod tests {
             embedding: None,
             entity: None,
             image: None,
+            setfit: None,
         }
     }
 
@@ -958,6 +1068,65 @@ mod tests {
         }
     }
 
+    fn setfit_fixture() -> ModelFacts {
+        let tensor = |name: &str, dtype: &str, dtype_variant, dims: &[Option<u32>], shown: &str| Tensor {
+            name: name.into(),
+            dtype: dtype.into(),
+            dtype_variant,
+            dims_rust: format!(
+                "&[{}]",
+                dims.iter()
+                    .map(|d| d.map_or("None".into(), |d| format!("Some({d})")))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            dims_shown: shown.into(),
+        };
+        let base = fixture();
+        ModelFacts {
+            name: "news-topic-fewshot".into(),
+            crate_name: "news_topic_fewshot".into(),
+            training: "SetFit (…); 22715066 of 22715066 parameters trained (100.00 %)".into(),
+            epochs: 1,
+            train_examples: 15,
+            test_accuracy: "0.9416".into(),
+            outputs: vec![tensor(
+                "last_hidden_state",
+                "float32",
+                "Float32",
+                &[None, None, Some(384)],
+                "[batch_size, sequence_length, 384]",
+            )],
+            setfit: Some(SetFitFacts {
+                body: PoolerFacts {
+                    dimension: 384,
+                    pooling: "mean".into(),
+                    pooling_variant: "Mean",
+                    normalize: true,
+                    hidden_output: "last_hidden_state".into(),
+                },
+                head_opset: 17,
+                head_inputs: vec![tensor(
+                    "sentence_embedding",
+                    "float32",
+                    "Float32",
+                    &[None, Some(384)],
+                    "[?, 384]",
+                )],
+                head_outputs: vec![
+                    tensor("label", "int64", "Int64", &[None], "[?]"),
+                    tensor("logits", "float32", "Float32", &[None, Some(3)], "[?, 3]"),
+                ],
+                embedding_input: "sentence_embedding".into(),
+                examples_per_class: 5,
+                contrastive_pairs: 600,
+                head_parameters: 1155,
+                base_body_accuracy: "0.9146".into(),
+            }),
+            ..base
+        }
+    }
+
     fn rendered() -> BTreeMap<PathBuf, String> {
         let config = Paths::new().root.join("rustfmt.toml");
         let models = [
@@ -966,6 +1135,7 @@ mod tests {
             fixture(),
             multi_label_fixture(),
             token_fixture(),
+            setfit_fixture(),
         ];
         render(&models, &config).unwrap()
     }
@@ -1010,6 +1180,16 @@ mod tests {
             "image_golden_test_rs",
             files[Path::new("animal-shapes/tests/golden.rs")]
         );
+    }
+
+    #[test]
+    fn setfit_crate_renders_as_snapshotted() {
+        let files = rendered();
+        insta::assert_snapshot!("setfit_lib_rs", files[Path::new("news-topic-fewshot/src/lib.rs")]);
+        let golden = &files[Path::new("news-topic-fewshot/tests/golden.rs")];
+        assert!(golden.contains("fn scores_are_setfit_probabilities_for_every_golden_input"));
+        let plain = &files[Path::new("news-topic/src/lib.rs")];
+        assert!(plain.contains("setfit: None") && !plain.contains("HEAD_SIGNATURE"));
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub use animal_shapes;
 pub use modelcrate_runtime::ModelEntry;
 pub use news_embed;
 pub use news_topic;
+pub use news_topic_fewshot;
 pub use news_topic_head;
 pub use news_topic_lora;
 pub use release_ner;
@@ -15,6 +16,7 @@ pub use release_topics;
 pub const MODELS: &[ModelEntry] = &[
     animal_shapes::ENTRY,
     news_embed::ENTRY,
+    news_topic_fewshot::ENTRY,
     news_topic_head::ENTRY,
     news_topic_lora::ENTRY,
     news_topic::ENTRY,

@@ -135,6 +135,7 @@ const SPEC: TextClassifierSpec = TextClassifierSpec {
     labels: &Label::NAMES,
     max_length: MAX_LENGTH,
     problem_type: PROBLEM_TYPE,
+    setfit: None,
 };
 
 /// The loaded model. Cheap to share: clone an `Arc` of it across threads.

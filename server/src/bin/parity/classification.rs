@@ -33,6 +33,9 @@ struct Case {
     text: String,
     input_ids: Vec<u32>,
     logits: Vec<f64>,
+    /// A SetFit model's `predict_proba` (its default scores).
+    #[serde(default)]
+    probabilities: Option<Vec<f64>>,
     pipeline: serde_json::Map<String, Value>,
 }
 
@@ -169,6 +172,28 @@ pub fn check(classifier: &TextClassifier, reference: &str, test: &[TestRow], fig
         pipeline_errors.is_empty() && pipeline_max <= SCORE_BOUND,
     );
 
+    // SetFit: the default scores (softmax of the head's logits) against `predict_proba`.
+    let mut probability_max = None;
+    if reference.cases.iter().any(|case| case.probabilities.is_some()) {
+        let scores = classifier.scores(&texts, None)?;
+        let mut worst = 0.0f64;
+        for (case, row) in reference.cases.iter().zip(&scores) {
+            let expected = case
+                .probabilities
+                .as_ref()
+                .with_context(|| format!("case {} has no probabilities", case.id))?;
+            worst = worst.max(max_abs_difference(row, expected));
+        }
+        figures.row(
+            Rule::Exact,
+            "max |probability diff| vs SetFit predict_proba, padded batches",
+            format!("{worst:.2e}"),
+            "1e-4",
+            worst <= SCORE_BOUND,
+        );
+        probability_max = Some(worst);
+    }
+
     // Multi-label: the sigmoid scores (the model's default function) decide each label.
     let multi_label = classifier.info().problem_type == Some(ProblemType::MultiLabel);
     let test_texts: Vec<&str> = test.iter().map(|row| row.text.as_str()).collect();
@@ -220,6 +245,7 @@ pub fn check(classifier: &TextClassifier, reference: &str, test: &[TestRow], fig
         "logits_max_abs_diff": {"alone": alone_max, "batched": batch_max, "bound": LOGIT_BOUND},
         "top_label": {"inputs": texts.len(), "mismatched": top_mismatches},
         "pipeline_json": {"max_abs_score_diff": pipeline_max, "bound": SCORE_BOUND, "differences": pipeline_errors},
+        "setfit_probabilities_max_abs_diff": probability_max,
         "test_split": {
             "examples": test.len(),
             "rust_accuracy": rust_accuracy,
