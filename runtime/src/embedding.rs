@@ -181,6 +181,11 @@ impl SentenceEmbedder {
         self.spec.normalize
     }
 
+    /// How token vectors become the embedding.
+    pub fn pooling(&self) -> Pooling {
+        self.spec.pooling
+    }
+
     /// One embedding per text, normalised as the model is (see [`SentenceEmbedderSpec`]).
     pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
         self.embed_with(texts, self.spec.normalize)

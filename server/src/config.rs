@@ -1,9 +1,12 @@
-//! Every knob of the server: a flag, an environment variable, and a default.
+//! Every knob of the server: a flag, an environment variable, a key of the optional TOML
+//! file (`--config`), and a default — taken in that order.
 
-use std::path::PathBuf;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::Parser;
+use anyhow::{Context, Result, bail};
+use clap::{CommandFactory, FromArgMatches, Parser};
 use modelcrate_runtime::{BatchingOptions, LoadOptions, VariantChoice};
 
 use crate::routes::Limits;
@@ -11,6 +14,11 @@ use crate::routes::Limits;
 #[derive(Debug, Clone, Parser)]
 #[command(name = "modelcrate-server", about = "Serves Modelcrate's generated models over HTTP")]
 pub struct Config {
+    /// A TOML file of settings: each key is a flag's long name (`max-batch-size = 16`, or
+    /// `max_batch_size`; `model = ["news-topic"]`). A flag or an environment variable
+    /// overrides the file; the file overrides the defaults.
+    #[arg(long, env = "MODELCRATE_CONFIG")]
+    pub config: Option<PathBuf>,
     /// Address to listen on.
     #[arg(long, env = "MODELCRATE_HOST", default_value = "127.0.0.1")]
     pub host: String,
@@ -70,6 +78,11 @@ pub struct Config {
     /// is decoded; larger images get 413.
     #[arg(long, env = "MODELCRATE_MAX_IMAGE_PIXELS", default_value_t = modelcrate_runtime::image::DEFAULT_MAX_PIXELS)]
     pub max_image_pixels: u64,
+    /// On the TEI and OpenAI routes, cut a text longer than the model's max length there
+    /// when the request does not say (TEI's `truncate`); without it such a text gets 413.
+    /// The Inference API route always truncates, as the `transformers` pipeline does.
+    #[arg(long, env = "MODELCRATE_AUTO_TRUNCATE")]
+    pub auto_truncate: bool,
     /// On SIGTERM or SIGINT, how long requests in flight may take to finish, in
     /// milliseconds; new ones get 503 meanwhile. Then the server exits regardless.
     #[arg(long, env = "MODELCRATE_DRAIN_TIMEOUT_MS", default_value_t = 30_000)]
@@ -77,6 +90,25 @@ pub struct Config {
 }
 
 impl Config {
+    /// Parses the process's arguments, with the `--config` file's settings as defaults.
+    pub fn from_env_and_args() -> Result<Self> {
+        Self::parse_from_args(std::env::args_os().collect())
+    }
+
+    /// As [`Config::from_env_and_args`], from `args` (the program name first).
+    pub fn parse_from_args(args: Vec<OsString>) -> Result<Self> {
+        // Where the file is: the flag or the environment, read before anything else.
+        let path = Self::try_parse_from(&args).ok().and_then(|config| config.config);
+        let mut command = Self::command();
+        if let Some(path) = &path {
+            for (id, values) in file_settings(path, &command)? {
+                command = command.mut_arg(id, |arg| arg.default_values(values));
+            }
+        }
+        let matches = command.try_get_matches_from(args)?;
+        Ok(Self::from_arg_matches(&matches)?)
+    }
+
     pub fn batching(&self) -> BatchingOptions {
         BatchingOptions {
             max_batch_size: self.max_batch_size,
@@ -93,6 +125,7 @@ impl Config {
             max_body_bytes: self.max_body_bytes,
             max_image_pixels: self.max_image_pixels,
             request_timeout: Duration::from_millis(self.request_timeout_ms),
+            auto_truncate: self.auto_truncate,
         }
     }
 
@@ -112,5 +145,101 @@ impl Config {
             intra_threads: self.intra_threads(),
             max_batch_size: self.max_batch_size,
         }
+    }
+}
+
+/// The settings of a TOML file as (argument id, values), each key checked against the
+/// flags; an error names the file and the key.
+fn file_settings(path: &Path, command: &clap::Command) -> Result<Vec<(&'static str, Vec<&'static str>)>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read the config file {}", path.display()))?;
+    let table: toml::Table = toml::from_str(&text).with_context(|| format!("{} is not TOML", path.display()))?;
+    let mut settings = Vec::new();
+    for (key, value) in table {
+        let long = key.replace('_', "-");
+        let Some(arg) = command
+            .get_arguments()
+            .find(|arg| arg.get_long() == Some(long.as_str()) && long != "config")
+        else {
+            let known: Vec<String> = command
+                .get_arguments()
+                .filter_map(|arg| arg.get_long().filter(|long| *long != "config" && *long != "help"))
+                .map(str::to_string)
+                .collect();
+            bail!(
+                "{}: unknown key `{key}`; the keys are the flags' names: {known:?}",
+                path.display()
+            );
+        };
+        let scalar = |value: &toml::Value| -> Result<String> {
+            match value {
+                toml::Value::String(text) => Ok(text.clone()),
+                toml::Value::Integer(number) => Ok(number.to_string()),
+                toml::Value::Boolean(flag) => Ok(flag.to_string()),
+                other => bail!(
+                    "{}: key `{key}` must be a string, a number or a boolean, got {}",
+                    path.display(),
+                    other.type_str()
+                ),
+            }
+        };
+        let values = match &value {
+            toml::Value::Array(items) => items.iter().map(scalar).collect::<Result<Vec<_>>>()?,
+            other => vec![scalar(other)?],
+        };
+        // clap keeps defaults for the life of the process: these are read once, at start.
+        let id: &'static str = Box::leak(arg.get_id().as_str().to_string().into_boxed_str());
+        settings.push((
+            id,
+            values.into_iter().map(|v| &*Box::leak(v.into_boxed_str())).collect(),
+        ));
+    }
+    Ok(settings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(file: &str, args: &[&str]) -> Result<Config> {
+        let dir = std::env::temp_dir().join(format!("modelcrate-config-{}-{}", std::process::id(), file.len()));
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join("server.toml");
+        std::fs::write(&path, file)?;
+        let mut all: Vec<OsString> = vec!["modelcrate-server".into(), "--config".into(), path.clone().into()];
+        all.extend(args.iter().map(OsString::from));
+        let parsed = Config::parse_from_args(all);
+        let _ = std::fs::remove_dir_all(&dir);
+        parsed
+    }
+
+    #[test]
+    fn the_file_sets_defaults_and_flags_override_it() {
+        let file = "max-batch-size = 16\nmax_queue_delay_ms = 2\nauto-truncate = true\nmodel = [\"news-topic\", \"news-embed\"]\nhost = \"0.0.0.0\"\n";
+        let config = parse(file, &[]).unwrap();
+        assert_eq!(config.max_batch_size, 16);
+        assert_eq!(config.max_queue_delay_ms, 2);
+        assert!(config.auto_truncate);
+        assert_eq!(config.models, vec!["news-topic", "news-embed"]);
+        assert_eq!(config.host, "0.0.0.0");
+        assert_eq!(
+            config.queue_capacity, 256,
+            "a key the file leaves out keeps its default"
+        );
+        let config = parse(file, &["--max-batch-size", "8"]).unwrap();
+        assert_eq!(config.max_batch_size, 8);
+    }
+
+    #[test]
+    fn an_unknown_key_or_a_wrong_value_names_the_file_and_the_key() {
+        let error = parse("max-batch = 16\n", &[]).unwrap_err().to_string();
+        assert!(error.contains("server.toml: unknown key `max-batch`"), "{error}");
+        let error = format!("{:#}", parse("max-batch-size = \"many\"\n", &[]).unwrap_err());
+        assert!(error.contains("max-batch-size") && error.contains("many"), "{error}");
+        let error = parse("port = 1.5\n", &[]).unwrap_err().to_string();
+        assert!(
+            error.contains("key `port` must be a string, a number or a boolean"),
+            "{error}"
+        );
     }
 }

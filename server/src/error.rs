@@ -75,15 +75,13 @@ impl ApiError {
 /// Seconds a client told 429 or 503 should wait before it tries again.
 const RETRY_AFTER_SECONDS: &str = "1";
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        if let Self::Inference(message) = &self {
+impl ApiError {
+    /// This error's status, with `Retry-After` on 429 and 503, and `body` (a protocol's
+    /// own error shape); an inference failure is logged.
+    pub fn respond_with(&self, body: impl Serialize) -> Response {
+        if let Self::Inference(message) = self {
             tracing::error!(%message, "inference failed");
         }
-        let body = ErrorBody {
-            error: self.to_string(),
-            error_type: self.kind(),
-        };
         let mut response = (self.status(), Json(body)).into_response();
         if matches!(self, Self::Busy(_) | Self::Unavailable(_)) {
             response
@@ -91,6 +89,16 @@ impl IntoResponse for ApiError {
                 .insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
         }
         response
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: self.to_string(),
+            error_type: self.kind(),
+        };
+        self.respond_with(body)
     }
 }
 

@@ -4,13 +4,17 @@
 pub mod config;
 pub mod error;
 pub mod image_request;
+pub mod kserve;
 pub mod lifecycle;
 pub mod metrics;
 pub mod models;
+pub mod openai;
 pub mod pipeline_json;
 pub mod request;
+pub mod request_log;
 pub mod routes;
 pub mod stats;
+pub mod tei;
 pub mod test_split;
 
 pub use config::Config;

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use clap::Parser;
 use modelcrate_server::lifecycle::{self, Lifecycle};
 use modelcrate_server::{AppState, Config, app, models};
 use tracing_subscriber::EnvFilter;
@@ -20,7 +19,18 @@ async fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .init();
-    if let Err(error) = run(Config::parse()).await {
+    let config = match Config::from_env_and_args() {
+        Ok(config) => config,
+        Err(error) => match error.downcast::<clap::Error>() {
+            // --help, --version and usage errors print and exit as clap does.
+            Ok(clap_error) => clap_error.exit(),
+            Err(error) => {
+                eprintln!("error: {error:#}");
+                std::process::exit(2);
+            }
+        },
+    };
+    if let Err(error) = run(config).await {
         eprintln!("error: {error:#}");
         std::process::exit(1);
     }

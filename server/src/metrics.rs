@@ -1,5 +1,5 @@
 //! Prometheus metrics, in the text exposition format at `GET /metrics`: requests by model,
-//! status and error kind; request, queue and inference durations and batch sizes per model
+//! route, status and error kind; request, queue and inference durations and batch sizes per model
 //! (histograms); queue length and requests in flight (read live); which variant of which
 //! model is loaded. Written by hand: a few counters and histograms need no registry.
 
@@ -59,8 +59,8 @@ pub struct Timing {
 
 #[derive(Default)]
 struct Recorded {
-    /// (model, status, error kind) → requests.
-    requests: BTreeMap<(String, u16, &'static str), u64>,
+    /// (model, route, status, error kind) → requests.
+    requests: BTreeMap<(String, &'static str, u16, &'static str), u64>,
     /// Per model: request, queue and inference seconds, batch rows.
     timings: BTreeMap<String, [Histogram; 4]>,
 }
@@ -86,11 +86,15 @@ fn quoted(value: &str) -> String {
 }
 
 impl Metrics {
-    /// Counts one request to `/models/{model}/predict` (a model not served counts as
-    /// `_unknown`, so that made-up names cannot grow the label set).
-    pub fn request(&self, model: &str, status: u16, error: &'static str) {
+    /// Counts one prediction request on `route` (a route template such as
+    /// `/models/{name}/predict`). The caller passes `_unknown` for a model not served, so
+    /// that made-up names cannot grow the label set.
+    pub fn request(&self, model: &str, route: &'static str, status: u16, error: &'static str) {
         let mut recorded = self.recorded.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        *recorded.requests.entry((model.to_string(), status, error)).or_default() += 1;
+        *recorded
+            .requests
+            .entry((model.to_string(), route, status, error))
+            .or_default() += 1;
     }
 
     pub fn answered(&self, model: &str, timing: Timing) {
@@ -106,12 +110,14 @@ impl Metrics {
     pub fn render(&self, models: &[ModelGauge<'_>], in_flight: usize, phase: &str) -> String {
         let mut out = String::new();
         let recorded = self.recorded.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        out.push_str("# HELP modelcrate_requests_total Prediction requests by model, HTTP status and error kind.\n");
+        out.push_str(
+            "# HELP modelcrate_requests_total Prediction requests by model, route, HTTP status and error kind.\n",
+        );
         out.push_str("# TYPE modelcrate_requests_total counter\n");
-        for ((model, status, error), count) in &recorded.requests {
+        for ((model, route, status, error), count) in &recorded.requests {
             let _ = writeln!(
                 out,
-                "modelcrate_requests_total{{model=\"{}\",status=\"{status}\",error_type=\"{error}\"}} {count}",
+                "modelcrate_requests_total{{model=\"{}\",route=\"{route}\",status=\"{status}\",error_type=\"{error}\"}} {count}",
                 quoted(model)
             );
         }
@@ -187,9 +193,10 @@ mod tests {
     #[test]
     fn histograms_are_cumulative_and_requests_counted_by_label() {
         let metrics = Metrics::default();
-        metrics.request("news-topic", 200, "");
-        metrics.request("news-topic", 200, "");
-        metrics.request("_unknown", 404, "model_not_found");
+        metrics.request("news-topic", "/models/{name}/predict", 200, "");
+        metrics.request("news-topic", "/models/{name}/predict", 200, "");
+        metrics.request("news-embed", "/v1/embeddings", 200, "");
+        metrics.request("_unknown", "/models/{name}/predict", 404, "model_not_found");
         let timing = |ms: u64, rows: usize| Timing {
             total: Duration::from_millis(ms),
             queue: Duration::from_millis(1),
@@ -200,10 +207,13 @@ mod tests {
         metrics.answered("news-topic", timing(200, 32));
         let text = metrics.render(&[], 0, "ready");
         assert!(
-            text.contains("modelcrate_requests_total{model=\"news-topic\",status=\"200\",error_type=\"\"} 2"),
+            text.contains(
+                "modelcrate_requests_total{model=\"news-topic\",route=\"/models/{name}/predict\",status=\"200\",error_type=\"\"} 2"
+            ),
             "{text}"
         );
         assert!(text.contains("status=\"404\",error_type=\"model_not_found\"} 1"));
+        assert!(text.contains("{model=\"news-embed\",route=\"/v1/embeddings\",status=\"200\",error_type=\"\"} 1"));
         assert!(text.contains("modelcrate_request_duration_seconds_bucket{model=\"news-topic\",le=\"0.025\"} 1"));
         assert!(text.contains("modelcrate_request_duration_seconds_bucket{model=\"news-topic\",le=\"0.25\"} 2"));
         assert!(text.contains("modelcrate_batch_size_bucket{model=\"news-topic\",le=\"4\"} 1"));

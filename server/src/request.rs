@@ -65,7 +65,7 @@ pub(crate) fn refuse_unknown(object: &Map<String, Value>, place: &str, known: &[
     }
 }
 
-fn text(value: &Value, place: &str) -> Result<String, ApiError> {
+pub(crate) fn text(value: &Value, place: &str) -> Result<String, ApiError> {
     let Value::String(text) = value else {
         return Err(invalid(format!("`{place}` must be a string, got {}", kind(value))));
     };
@@ -73,6 +73,65 @@ fn text(value: &Value, place: &str) -> Result<String, ApiError> {
         return Err(invalid(format!("`{place}` is empty or only whitespace")));
     }
     Ok(text.clone())
+}
+
+/// The texts of field `field` (absent when `None`): one string, or an array of 1 to
+/// `max_inputs` of them. `noun` names one input in messages (`text`, `base64-encoded image`).
+pub(crate) fn texts(value: Option<&Value>, field: &str, max_inputs: usize, noun: &str) -> Result<Inputs, ApiError> {
+    match value {
+        None => Err(invalid(format!("missing field `{field}`"))),
+        Some(Value::Array(items)) => {
+            if items.is_empty() {
+                return Err(invalid(format!(
+                    "`{field}` is an empty array; send at least one {noun}"
+                )));
+            }
+            if items.len() > max_inputs {
+                return Err(ApiError::PayloadTooLarge(format!(
+                    "`{field}` has {} {noun}s; at most {max_inputs} are allowed per request (--max-client-batch-size)",
+                    items.len()
+                )));
+            }
+            let texts = items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| text(item, &format!("{field}[{i}]")))
+                .collect::<Result<_, _>>()?;
+            Ok(Inputs::Many(texts))
+        }
+        Some(value @ Value::String(_)) => Ok(Inputs::One(text(value, field)?)),
+        Some(value) => Err(invalid(format!(
+            "`{field}` must be a string or an array of strings, got {}",
+            kind(value)
+        ))),
+    }
+}
+
+/// An optional boolean field (`null` counts as absent).
+pub(crate) fn optional_bool(object: &Map<String, Value>, field: &str) -> Result<Option<bool>, ApiError> {
+    match object.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(value)) => Ok(Some(*value)),
+        Some(value) => Err(invalid(format!("`{field}` must be true or false, got {}", kind(value)))),
+    }
+}
+
+/// An optional string field (`null` counts as absent).
+pub(crate) fn optional_string<'a>(object: &'a Map<String, Value>, field: &str) -> Result<Option<&'a str>, ApiError> {
+    match object.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(value)) => Ok(Some(value)),
+        Some(value) => Err(invalid(format!("`{field}` must be a string, got {}", kind(value)))),
+    }
+}
+
+/// The body as a JSON object, or 400 (malformed) / 422 (not an object).
+pub(crate) fn object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    let value: Value = serde_json::from_slice(body).map_err(|error| ApiError::MalformedJson(error.to_string()))?;
+    match value {
+        Value::Object(object) => Ok(object),
+        other => Err(invalid(format!("the body must be a JSON object, got {}", kind(&other)))),
+    }
 }
 
 /// `inputs` and the `parameters` object (empty when absent or null), with every field
@@ -84,38 +143,9 @@ pub(crate) fn parse_body(
     known: &[&str],
     noun: &str,
 ) -> Result<(Inputs, Map<String, Value>), ApiError> {
-    let value: Value = serde_json::from_slice(body).map_err(|error| ApiError::MalformedJson(error.to_string()))?;
-    let Value::Object(object) = value else {
-        return Err(invalid(format!("the body must be a JSON object, got {}", kind(&value))));
-    };
+    let object = object(body)?;
     refuse_unknown(&object, "", &["inputs", "parameters"])?;
-    let inputs = match object.get("inputs") {
-        None => return Err(invalid("missing field `inputs`".into())),
-        Some(Value::Array(items)) => {
-            if items.is_empty() {
-                return Err(invalid(format!("`inputs` is an empty array; send at least one {noun}")));
-            }
-            if items.len() > max_inputs {
-                return Err(ApiError::PayloadTooLarge(format!(
-                    "`inputs` has {} {noun}s; at most {max_inputs} are allowed per request (--max-client-batch-size)",
-                    items.len()
-                )));
-            }
-            let texts = items
-                .iter()
-                .enumerate()
-                .map(|(i, item)| text(item, &format!("inputs[{i}]")))
-                .collect::<Result<_, _>>()?;
-            Inputs::Many(texts)
-        }
-        Some(value @ Value::String(_)) => Inputs::One(text(value, "inputs")?),
-        Some(value) => {
-            return Err(invalid(format!(
-                "`inputs` must be a string or an array of strings, got {}",
-                kind(value)
-            )));
-        }
-    };
+    let inputs = texts(object.get("inputs"), "inputs", max_inputs, noun)?;
     let parameters = match object.get("parameters") {
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(parameters)) => {

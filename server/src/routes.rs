@@ -2,7 +2,8 @@
 //! hand the rows to the model's batching engine, and shape its outputs as the
 //! `transformers` pipeline does.
 //! Every answer says where its time went (`x-queue-time`, `x-inference-time`,
-//! `x-total-time` in milliseconds, `x-batch-size`: rows in the batch it ran in).
+//! `x-total-time` in milliseconds, `x-batch-size`: rows in the batch it ran in), and every
+//! response carries its `x-request-id` (see `request_log`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use modelcrate_runtime::classification::ClassificationFunction;
 use modelcrate_runtime::embedding::l2_normalize;
 use modelcrate_runtime::{Answered, Engine, ImageError, LoadedModel, RowOutput, Rows, TensorSpec};
 use serde_json::{Value, json};
+use tokenizers::Encoding;
 
 use crate::error::ApiError;
 use crate::image_request::{ImageRequest, media_type};
@@ -25,6 +27,7 @@ use crate::lifecycle::{Lifecycle, Phase};
 use crate::metrics::{Metrics, ModelGauge, Timing};
 use crate::pipeline_json;
 use crate::request::{ClassifyRequest, EmbedRequest, EntitiesRequest, Inputs, TopK};
+use crate::{kserve, openai, request_log, tei};
 
 /// Limits a request is checked against.
 #[derive(Debug, Clone, Copy)]
@@ -35,6 +38,10 @@ pub struct Limits {
     pub max_image_pixels: u64,
     /// How long a request may wait for its answer before it gets a 504.
     pub request_timeout: Duration,
+    /// Whether the TEI and OpenAI routes truncate a text longer than the model's max
+    /// length when the request does not say (TEI's `--auto-truncate`); otherwise they
+    /// refuse it with 413. The Inference API route always truncates, as the pipeline does.
+    pub auto_truncate: bool,
 }
 
 #[derive(Clone)]
@@ -56,9 +63,22 @@ pub fn app(state: AppState) -> Router {
         .route("/models", get(list_models))
         .route("/metrics", get(metrics))
         .route("/models/{name}/predict", post(predict))
+        .route("/v1/embeddings", post(openai::embeddings))
+        .route("/v1/models", get(openai::models))
+        .route("/embed", post(tei::embed))
+        .route("/predict", post(tei::predict))
+        .route("/tokenize", post(tei::tokenize))
+        .route("/info", get(tei::info))
+        .route("/v2", get(kserve::server))
+        .route("/v2/health/live", get(kserve::live))
+        .route("/v2/health/ready", get(kserve::ready))
+        .route("/v2/models/{name}", get(kserve::metadata))
+        .route("/v2/models/{name}/ready", get(kserve::model_ready))
+        .route("/v2/models/{name}/infer", post(kserve::infer))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn(request_log::with_request_id))
         .with_state(state)
 }
 
@@ -198,7 +218,10 @@ fn rows_of<'a, T>(answered: &'a Answered, pick: impl Fn(&'a RowOutput) -> Option
         .collect()
 }
 
-/// A prediction, counted by model, status and error kind.
+/// The route label of the Inference API's prediction route in the metrics.
+const PREDICT_ROUTE: &str = "/models/{name}/predict";
+
+/// A prediction in the Inference API's shapes.
 async fn predict(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -206,48 +229,84 @@ async fn predict(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(HeaderMap, Json<Value>), ApiError> {
-    let model = if state.engines.contains_key(&name) {
-        name.clone()
-    } else {
-        "_unknown".into()
+    let work = async {
+        let result = answer_prediction(&state, &name, query, headers, body).await;
+        (name.clone(), result)
     };
-    let metrics = Arc::clone(&state.metrics);
-    let result = answer_prediction(state, name, query, headers, body).await;
-    match &result {
-        Ok(_) => metrics.request(&model, 200, ""),
-        Err(error) => metrics.request(&model, error.status().as_u16(), error.kind()),
+    state.counted(PREDICT_ROUTE, &name, work).await
+}
+
+impl AppState {
+    /// Runs one prediction as every protocol's route does: refused with 503 while the
+    /// server drains, counted in flight until answered (a drain waits for it), and counted
+    /// in the metrics by the model `work` names (`model`, from the path, when refused
+    /// before it ran), the route, the status and the error kind.
+    pub(crate) async fn counted<T>(
+        &self,
+        route: &'static str,
+        model: &str,
+        work: impl Future<Output = (String, Result<T, ApiError>)>,
+    ) -> Result<T, ApiError> {
+        // Counted in before the phase is read: a drain either sees this request or it is refused.
+        let in_flight = self.lifecycle.enter();
+        let (model, result) = if self.lifecycle.phase() == Phase::Draining {
+            let refused = ApiError::Unavailable(
+                "the server is shutting down and takes no new requests; retry on another instance".into(),
+            );
+            (model.to_string(), Err(refused))
+        } else {
+            work.await
+        };
+        drop(in_flight);
+        let label = if self.engines.contains_key(&model) {
+            model.as_str()
+        } else {
+            "_unknown"
+        };
+        match &result {
+            Ok(_) => self.metrics.request(label, route, 200, ""),
+            Err(error) => self
+                .metrics
+                .request(label, route, error.status().as_u16(), error.kind()),
+        }
+        result
     }
-    result
+
+    /// The engine of a served model, or 404 naming it.
+    pub(crate) fn engine(&self, name: &str) -> Result<Arc<Engine>, ApiError> {
+        self.engines
+            .get(name)
+            .cloned()
+            .ok_or_else(|| ApiError::ModelNotFound(name.to_string()))
+    }
+
+    /// The request body, or 413 when it was over `--max-body-bytes`.
+    pub(crate) fn body(&self, body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+        body.map_err(|rejection| {
+            ApiError::PayloadTooLarge(format!(
+                "the body is over {} bytes (--max-body-bytes): {}",
+                self.limits.max_body_bytes,
+                rejection.body_text()
+            ))
+        })
+    }
 }
 
 async fn answer_prediction(
-    state: AppState,
-    name: String,
+    state: &AppState,
+    name: &str,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(HeaderMap, Json<Value>), ApiError> {
     let started = Instant::now();
-    // Counted in before the phase is read: a drain either sees this request or it is refused.
-    let _in_flight = state.lifecycle.enter();
-    if state.lifecycle.phase() == Phase::Draining {
-        return Err(ApiError::Unavailable(
-            "the server is shutting down and takes no new requests; retry on another instance".into(),
-        ));
-    }
-    let engine = state.engines.get(&name).cloned().ok_or(ApiError::ModelNotFound(name))?;
-    let body = body.map_err(|rejection| {
-        ApiError::PayloadTooLarge(format!(
-            "the body is over {} bytes (--max-body-bytes): {}",
-            state.limits.max_body_bytes,
-            rejection.body_text()
-        ))
-    })?;
+    let engine = state.engine(name)?;
+    let body = state.body(body)?;
     if let LoadedModel::ImageClassification(_) = engine.model().as_ref() {
         let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
         let request =
             ImageRequest::parse(content_type, query.as_deref(), body, state.limits.max_client_batch_size).await?;
-        return classify_images(&state, engine, request, started).await;
+        return classify_images(state, engine, request, started).await;
     }
     require_json(&headers, engine.model())?;
     let model_name = engine.model().info().name;
@@ -264,12 +323,9 @@ async fn answer_prediction(
             LoadedModel::TextClassification(classifier) => {
                 let request = ClassifyRequest::parse(&body, max_inputs)?;
                 let texts = request.inputs.texts();
-                let answered = engine.infer(Rows::Texts(model.encode(&texts)?), timeout)?;
+                let (logits, answered) = logits_of_texts(&engine, model.encode(&texts)?, timeout)?;
                 let function = request.function.unwrap_or_else(|| classifier.default_function());
-                let scores: Vec<Vec<f32>> = rows_of(&answered, |row| match row {
-                    RowOutput::Logits(logits) => Some(function.apply(logits)),
-                    _ => None,
-                })?;
+                let scores: Vec<Vec<f32>> = logits.iter().map(|row| function.apply(row)).collect();
                 let single = matches!(request.inputs, Inputs::One(_));
                 let answer = pipeline_json::answer(classifier.info().labels, &scores, request.top_k, single);
                 Ok((answer, answered))
@@ -277,18 +333,8 @@ async fn answer_prediction(
             LoadedModel::FeatureExtraction(embedder) => {
                 let request = EmbedRequest::parse(&body, max_inputs)?;
                 let texts = request.inputs.texts();
-                let answered = engine.infer(Rows::Texts(model.encode(&texts)?), timeout)?;
                 let normalize = request.normalize.unwrap_or_else(|| embedder.normalizes());
-                let embeddings: Vec<Vec<f32>> = rows_of(&answered, |row| match row {
-                    RowOutput::Pooled(pooled) => {
-                        let mut vector = pooled.clone();
-                        if normalize {
-                            l2_normalize(&mut vector);
-                        }
-                        Some(vector)
-                    }
-                    _ => None,
-                })?;
+                let (embeddings, answered) = embeddings_of_texts(&engine, model.encode(&texts)?, normalize, timeout)?;
                 // As the Inference API: one vector for one text, a list of vectors for a list.
                 let answer = match (&request.inputs, embeddings.as_slice()) {
                     (Inputs::One(_), [embedding]) => json!(embedding),
@@ -327,6 +373,74 @@ async fn answer_prediction(
     .await
     .map_err(|error| ApiError::Inference(error.to_string()))??;
     Ok((state.finish(model_name, &answered, started), Json(answer)))
+}
+
+/// `encodings` as they are when truncation is allowed (`truncate`, or the server's
+/// `--auto-truncate` when the request does not say); otherwise 413 naming the first text
+/// longer than the model's `max_length` tokens. `field` names the texts in the message.
+pub(crate) fn truncation_checked(
+    encodings: Vec<Encoding>,
+    truncate: Option<bool>,
+    limits: &Limits,
+    max_length: usize,
+    field: &str,
+) -> Result<Vec<Encoding>, ApiError> {
+    if truncate.unwrap_or(limits.auto_truncate) {
+        return Ok(encodings);
+    }
+    // The tokenizer truncates at `max_length` and keeps the rest as overflow.
+    match encodings
+        .iter()
+        .position(|encoding| !encoding.get_overflowing().is_empty())
+    {
+        None => Ok(encodings),
+        Some(index) => {
+            let which = if encodings.len() == 1 {
+                format!("`{field}`")
+            } else {
+                format!("`{field}[{index}]`")
+            };
+            Err(ApiError::PayloadTooLarge(format!(
+                "{which} is longer than the model's {max_length} tokens; send `truncate: true` to cut it there, or start the server with --auto-truncate"
+            )))
+        }
+    }
+}
+
+/// One logit row per text, run in the engine's batches (blocking: call off the async runtime).
+pub(crate) fn logits_of_texts(
+    engine: &Engine,
+    encodings: Vec<Encoding>,
+    timeout: Duration,
+) -> Result<(Vec<Vec<f32>>, Answered), ApiError> {
+    let answered = engine.infer(Rows::Texts(encodings), timeout)?;
+    let logits = rows_of(&answered, |row| match row {
+        RowOutput::Logits(logits) => Some(logits.clone()),
+        _ => None,
+    })?;
+    Ok((logits, answered))
+}
+
+/// One embedding per text, L2-normalised when `normalize`, run in the engine's batches
+/// (blocking: call off the async runtime).
+pub(crate) fn embeddings_of_texts(
+    engine: &Engine,
+    encodings: Vec<Encoding>,
+    normalize: bool,
+    timeout: Duration,
+) -> Result<(Vec<Vec<f32>>, Answered), ApiError> {
+    let answered = engine.infer(Rows::Texts(encodings), timeout)?;
+    let embeddings = rows_of(&answered, |row| match row {
+        RowOutput::Pooled(pooled) => {
+            let mut vector = pooled.clone();
+            if normalize {
+                l2_normalize(&mut vector);
+            }
+            Some(vector)
+        }
+        _ => None,
+    })?;
+    Ok((embeddings, answered))
 }
 
 /// Decodes and prepares each image off the async runtime, runs them in the engine's
@@ -386,7 +500,7 @@ async fn classify_images(
 
 impl AppState {
     /// Records an answer's timing and batch in the metrics; returns its timing headers.
-    fn finish(&self, model: &str, answered: &Answered, started: Instant) -> HeaderMap {
+    pub(crate) fn finish(&self, model: &str, answered: &Answered, started: Instant) -> HeaderMap {
         let total = started.elapsed();
         self.metrics.answered(
             model,

@@ -84,6 +84,7 @@ async fn start_serving(
             max_body_bytes: MAX_BODY_BYTES,
             max_image_pixels: MAX_IMAGE_PIXELS,
             request_timeout,
+            auto_truncate: false,
         },
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -1062,9 +1063,9 @@ async fn metrics_count_requests_by_status_and_time_each_answer() {
     assert!(content_type.starts_with("text/plain; version=0.0.4"), "{content_type}");
     let text = response.text().await.unwrap();
     for line in [
-        "modelcrate_requests_total{model=\"news-topic\",status=\"200\",error_type=\"\"} 2",
-        "modelcrate_requests_total{model=\"news-topic\",status=\"422\",error_type=\"validation\"} 1",
-        "modelcrate_requests_total{model=\"_unknown\",status=\"404\",error_type=\"model_not_found\"} 1",
+        "modelcrate_requests_total{model=\"news-topic\",route=\"/models/{name}/predict\",status=\"200\",error_type=\"\"} 2",
+        "modelcrate_requests_total{model=\"news-topic\",route=\"/models/{name}/predict\",status=\"422\",error_type=\"validation\"} 1",
+        "modelcrate_requests_total{model=\"_unknown\",route=\"/models/{name}/predict\",status=\"404\",error_type=\"model_not_found\"} 1",
         "modelcrate_request_duration_seconds_count{model=\"news-topic\"} 2",
         "modelcrate_inference_duration_seconds_count{model=\"news-topic\"} 2",
         "modelcrate_batch_size_bucket{model=\"news-topic\",le=\"+Inf\"} 2",
@@ -1074,4 +1075,471 @@ async fn metrics_count_requests_by_status_and_time_each_answer() {
     ] {
         assert!(text.lines().any(|l| l == line), "missing `{line}` in:\n{text}");
     }
+}
+
+/// Little-endian float32s from OpenAI's base64 encoding.
+fn decode_base64_floats(text: &str) -> Vec<f32> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(text).expect("base64");
+    bytes
+        .chunks_exact(4)
+        .map(|chunk| f32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openai_embeddings_equal_sentence_transformers_in_every_encoding() {
+    let base = start().await;
+    let reference = reference_of("news-embed");
+    let cases = &reference["cases"].as_array().unwrap()[..6];
+    let texts: Vec<&Value> = cases.iter().map(|case| &case["text"]).collect();
+    let body = json!({"model": "news-embed", "input": texts, "encoding_format": "float", "user": "tests"});
+    let (status, floats) = post(&base, "/v1/embeddings", &body).await;
+    assert_eq!(status, 200, "{floats}");
+    assert_eq!(floats["object"], "list");
+    assert_eq!(floats["model"], "news-embed");
+    let tokens: usize = cases
+        .iter()
+        .map(|case| case["input_ids"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(floats["usage"]["prompt_tokens"], tokens);
+    assert_eq!(floats["usage"]["total_tokens"], tokens);
+    let data = floats["data"].as_array().unwrap();
+    assert_eq!(data.len(), cases.len());
+    for (index, (item, case)) in data.iter().zip(cases).enumerate() {
+        assert_eq!(item["object"], "embedding");
+        assert_eq!(item["index"], index);
+        assert!(
+            cosine(&vector(&item["embedding"]), &vector(&case["embedding"])) >= 0.99999,
+            "{}",
+            case["id"]
+        );
+    }
+    // base64: the same float32s, bit for bit (JSON carries each as its shortest decimal).
+    let (status, encoded) = post(
+        &base,
+        "/v1/embeddings",
+        &json!({"model": "news-embed", "input": texts, "encoding_format": "base64"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{encoded}");
+    for (item, float_item) in encoded["data"].as_array().unwrap().iter().zip(data) {
+        let decoded = decode_base64_floats(item["embedding"].as_str().unwrap());
+        let floats: Vec<f32> = vector(&float_item["embedding"]).into_iter().map(|v| v as f32).collect();
+        assert_eq!(decoded, floats);
+    }
+    // dimensions: the first n values, unit length again.
+    let (status, short) = post(
+        &base,
+        "/v1/embeddings",
+        &json!({"model": "news-embed", "input": texts[0], "dimensions": 64}),
+    )
+    .await;
+    assert_eq!(status, 200, "{short}");
+    let kept = vector(&short["data"][0]["embedding"]);
+    assert_eq!(kept.len(), 64);
+    let full = vector(&data[0]["embedding"]);
+    let norm = full[..64].iter().map(|x| x * x).sum::<f64>().sqrt();
+    for (got, value) in kept.iter().zip(&full[..64]) {
+        assert!((got - value / norm).abs() < 1e-6);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openai_refusals_have_openai_error_shape() {
+    let base = start().await;
+    let cases = [
+        (
+            json!({"model": "news-topic", "input": "a text"}),
+            422,
+            "feature-extraction",
+            Value::Null,
+        ),
+        (
+            json!({"model": "nope", "input": "a text"}),
+            404,
+            "no model named `nope`",
+            Value::Null,
+        ),
+        (
+            json!({"model": "news-embed", "input": [101, 2023]}),
+            422,
+            "token ids",
+            json!("input"),
+        ),
+        (
+            json!({"model": "news-embed", "input": ""}),
+            422,
+            "empty",
+            json!("input"),
+        ),
+        (
+            json!({"model": "news-embed", "input": "a", "dimensions": 1000}),
+            422,
+            "more than the 384",
+            json!("dimensions"),
+        ),
+        (
+            json!({"model": "news-embed", "input": "a", "encoding_format": "int8"}),
+            422,
+            "encoding_format",
+            json!("encoding_format"),
+        ),
+        (json!({"input": "a"}), 422, "missing field `model`", json!("model")),
+        (
+            json!({"model": "news-embed", "input": "a", "stream": true}),
+            422,
+            "unknown field `stream`",
+            Value::Null,
+        ),
+    ];
+    for (body, status, says, param) in cases {
+        let (got, answer) = post(&base, "/v1/embeddings", &body).await;
+        assert_eq!(got, status, "{body}: {answer}");
+        let error = &answer["error"];
+        let message = error["message"].as_str().unwrap();
+        assert!(message.contains(says), "{body}: {message}");
+        assert!(error["type"].is_string() && error["code"].is_string(), "{answer}");
+        if !param.is_null() {
+            assert_eq!(error["param"], param, "{body}: {answer}");
+        }
+    }
+    // A text past the model's 128 tokens: refused unless the server truncates.
+    let long = "word ".repeat(400);
+    let (status, answer) = post(&base, "/v1/embeddings", &json!({"model": "news-embed", "input": long})).await;
+    assert_eq!(status, 413, "{answer}");
+    assert!(
+        answer["error"]["message"].as_str().unwrap().contains("128 tokens"),
+        "{answer}"
+    );
+    let models = get(&base, "/v1/models").await;
+    let ids: Vec<&str> = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&"news-embed") && ids.contains(&"news-topic"), "{models}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tei_routes_answer_in_tei_shapes_with_a_model_selector() {
+    let base = start().await;
+    let embed = reference_of("news-embed");
+    let case = &embed["cases"][0];
+    // /embed: always a list of vectors; the only embedding model needs no name.
+    let (status, answer) = post(&base, "/embed", &json!({"inputs": case["text"]})).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer.as_array().unwrap().len(), 1);
+    assert!(cosine(&vector(&answer[0]), &vector(&case["embedding"])) >= 0.99999);
+    let (status, answer) = post(
+        &base,
+        "/embed",
+        &json!({"inputs": [case["text"], "Second"], "model": "news-embed", "normalize": false}),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer.as_array().unwrap().len(), 2);
+    let norm = vector(&answer[0]).iter().map(|x| x * x).sum::<f64>().sqrt();
+    assert!((norm - 1.0).abs() > 1e-3, "normalize false: norm {norm}");
+
+    // /predict: several classifiers are served, so one must be named.
+    let topics = reference();
+    let topic = &topics["cases"][0];
+    let (status, answer) = post(&base, "/predict", &json!({"inputs": topic["text"]})).await;
+    assert_eq!(status, 422, "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("missing field `model`"),
+        "{answer}"
+    );
+    let (status, answer) = post(
+        &base,
+        "/predict",
+        &json!({"inputs": topic["text"], "model": "news-topic"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    compare(
+        &answer,
+        &topic["pipeline"]["top_k_none"],
+        "TEI predict: every label, best first",
+    );
+    let batch =
+        json!({"inputs": [[topic["text"]], [topics["cases"][1]["text"]]], "model": "news-topic", "raw_scores": true});
+    let (status, answer) = post(&base, "/predict", &batch).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer.as_array().unwrap().len(), 2);
+    compare(&answer[0], &topic["pipeline"]["none_all"], "TEI predict raw_scores");
+    let (status, answer) = post(
+        &base,
+        "/predict",
+        &json!({"inputs": ["a question", "a passage"], "model": "news-topic"}),
+    )
+    .await;
+    assert_eq!(status, 422, "{answer}");
+    assert!(answer["error"].as_str().unwrap().contains("pair of texts"), "{answer}");
+    let (status, answer) = post(&base, "/predict", &json!({"inputs": "a text", "model": "news-embed"})).await;
+    assert_eq!(status, 422, "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("feature-extraction model"),
+        "{answer}"
+    );
+
+    // Truncation is TEI's: refused by default, cut where asked.
+    let long = format!("{} ", topic["text"].as_str().unwrap()).repeat(40);
+    let (status, answer) = post(&base, "/predict", &json!({"inputs": long, "model": "news-topic"})).await;
+    assert_eq!(status, 413, "{answer}");
+    let (status, cut) = post(
+        &base,
+        "/predict",
+        &json!({"inputs": long, "model": "news-topic", "truncate": true}),
+    )
+    .await;
+    assert_eq!(status, 200, "{cut}");
+    let (_, pipeline) = post(
+        &base,
+        "/models/news-topic/predict",
+        &json!({"inputs": long, "parameters": {"top_k": null}}),
+    )
+    .await;
+    compare(&cut, &pipeline, "truncated TEI predict = the pipeline's truncation");
+
+    // /tokenize: the model's ids, byte offsets into the text.
+    let accents = topics["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|case| case["id"] == "accents-01")
+        .unwrap();
+    let (status, answer) = post(
+        &base,
+        "/tokenize",
+        &json!({"inputs": accents["text"], "model": "news-topic"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let tokens = answer[0].as_array().unwrap();
+    let ids: Vec<u64> = tokens.iter().map(|t| t["id"].as_u64().unwrap()).collect();
+    let expected: Vec<u64> = accents["input_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, expected);
+    assert_eq!(tokens[0]["special"], true);
+    assert_eq!(tokens[0]["start"], Value::Null);
+    let text = accents["text"].as_str().unwrap();
+    for token in tokens.iter().filter(|t| t["special"] == false) {
+        let (start, stop) = (
+            token["start"].as_u64().unwrap() as usize,
+            token["stop"].as_u64().unwrap() as usize,
+        );
+        assert_eq!(token["text"].as_str().unwrap(), &text[start..stop]);
+    }
+    let (_, bare) = post(
+        &base,
+        "/tokenize",
+        &json!({"inputs": accents["text"], "model": "news-topic", "add_special_tokens": false}),
+    )
+    .await;
+    assert_eq!(bare[0].as_array().unwrap().len(), tokens.len() - 2);
+
+    // /info: one model's TEI description, or the server's limits and models.
+    let info = get(&base, "/info?model=news-topic").await;
+    assert_eq!(info["model_id"], "news-topic");
+    assert_eq!(info["model_type"]["classifier"]["id2label"]["3"], "sports");
+    assert_eq!(info["max_input_length"], 128);
+    assert_eq!(info["max_client_batch_size"], MAX_CLIENT_BATCH_SIZE);
+    let info = get(&base, "/info?model=news-embed").await;
+    assert_eq!(info["model_type"]["embedding"]["pooling"], "mean");
+    let all = get(&base, "/info").await;
+    assert!(all["models"].as_array().unwrap().len() >= 8, "{all}");
+    assert_eq!(all["auto_truncate"], false);
+    let response = reqwest::get(format!("{base}/info?model=nope")).await.unwrap();
+    assert_eq!(response.status().as_u16(), 404);
+}
+
+async fn post_status(base: &str, path: &str, body: &Value, status: u16, says: &str) {
+    let (got, answer) = post(base, path, body).await;
+    assert_eq!(got, status, "{body}: {answer}");
+    let message = answer["error"].as_str().unwrap_or_default();
+    assert!(message.contains(says), "{body}: {message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kserve_v2_metadata_and_infer_from_text_or_token_tensors() {
+    let base = start().await;
+    assert_eq!(get(&base, "/v2").await["name"], "modelcrate");
+    assert_eq!(get(&base, "/v2/health/live").await["live"], true);
+    assert_eq!(get(&base, "/v2/health/ready").await["ready"], true);
+    assert_eq!(get(&base, "/v2/models/news-topic/ready").await["ready"], true);
+    let meta = get(&base, "/v2/models/news-topic").await;
+    assert_eq!(meta["platform"], "onnxruntime_onnx");
+    assert_eq!(
+        meta["inputs"][0],
+        json!({"name": "text", "datatype": "BYTES", "shape": [-1]})
+    );
+    assert_eq!(
+        meta["inputs"][1],
+        json!({"name": "input_ids", "datatype": "INT64", "shape": [-1, -1]})
+    );
+    assert_eq!(
+        meta["outputs"][0],
+        json!({"name": "logits", "datatype": "FP32", "shape": [-1, 5]})
+    );
+    let embed_meta = get(&base, "/v2/models/news-embed").await;
+    assert_eq!(embed_meta["outputs"][0]["shape"], json!([-1, 384]));
+    let image_meta = get(&base, "/v2/models/animal-shapes").await;
+    assert_eq!(
+        image_meta["inputs"],
+        json!([{"name": "pixel_values", "datatype": "FP32", "shape": [-1, 3, 224, 224]}])
+    );
+
+    // Text in: logits equal PyTorch's, the label the pipeline's.
+    let reference = reference();
+    let cases = &reference["cases"].as_array().unwrap()[..4];
+    let texts: Vec<&Value> = cases.iter().map(|case| &case["text"]).collect();
+    let body = json!({"id": "r-1", "inputs": [{"name": "text", "datatype": "BYTES", "shape": [4], "data": texts}]});
+    let (status, answer) = post(&base, "/v2/models/news-topic/infer", &body).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["id"], "r-1");
+    assert_eq!(answer["model_name"], "news-topic");
+    let outputs = answer["outputs"].as_array().unwrap();
+    assert_eq!(outputs[0]["name"], "logits");
+    assert_eq!(outputs[0]["shape"], json!([4, 5]));
+    let logits = vector(&outputs[0]["data"]);
+    for (row, case) in cases.iter().enumerate() {
+        for (got, want) in logits[row * 5..row * 5 + 5].iter().zip(vector(&case["logits"])) {
+            assert!((got - want).abs() <= SCORE_BOUND, "{}: {got} vs {want}", case["id"]);
+        }
+        assert_eq!(outputs[2]["data"][row], case["pipeline"]["default"][0]["label"]);
+    }
+
+    // Token tensors in, right-padded and nested: the same logits.
+    let ids: Vec<Vec<i64>> = cases
+        .iter()
+        .map(|case| {
+            case["input_ids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_i64().unwrap())
+                .collect()
+        })
+        .collect();
+    let longest = ids.iter().map(Vec::len).max().unwrap();
+    let padded: Vec<Vec<i64>> = ids
+        .iter()
+        .map(|row| row.iter().copied().chain(std::iter::repeat(0)).take(longest).collect())
+        .collect();
+    let mask: Vec<Vec<i64>> = ids
+        .iter()
+        .map(|row| (0..longest).map(|i| i64::from(i < row.len())).collect())
+        .collect();
+    let tensors = |ids: &Value, mask: &Value| {
+        json!({"inputs": [
+            {"name": "input_ids", "datatype": "INT64", "shape": [4, longest], "data": ids},
+            {"name": "attention_mask", "datatype": "INT64", "shape": [4, longest], "data": mask},
+        ], "outputs": [{"name": "logits"}]})
+    };
+    let (status, answer) = post(
+        &base,
+        "/v2/models/news-topic/infer",
+        &tensors(&json!(padded), &json!(mask)),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["outputs"].as_array().unwrap().len(), 1);
+    for (got, want) in vector(&answer["outputs"][0]["data"]).iter().zip(&logits) {
+        assert!((got - want).abs() <= 1e-5, "{got} vs {want}");
+    }
+
+    // Embeddings from text.
+    let embed = reference_of("news-embed");
+    let case = &embed["cases"][0];
+    let body = json!({"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": [case["text"]]}]});
+    let (status, answer) = post(&base, "/v2/models/news-embed/infer", &body).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["outputs"][0]["shape"], json!([1, 384]));
+    assert!(cosine(&vector(&answer["outputs"][0]["data"]), &vector(&case["embedding"])) >= 0.99999);
+
+    // Refusals name the problem.
+    let path = "/v2/models/news-topic/infer";
+    let mut left_padded = mask.clone();
+    left_padded[0].rotate_right(1);
+    left_padded[0][0] = 0;
+    post_status(
+        &base,
+        path,
+        &tensors(&json!(padded), &json!(left_padded)),
+        422,
+        "ones then zeros",
+    )
+    .await;
+    let mut outside = padded.clone();
+    outside[1][1] = 40_000;
+    post_status(
+        &base,
+        path,
+        &tensors(&json!(outside), &json!(mask)),
+        422,
+        "outside the vocabulary",
+    )
+    .await;
+    let text = |data: Value, shape: Value| json!({"inputs": [{"name": "text", "datatype": "BYTES", "shape": shape, "data": data}]});
+    post_status(&base, path, &text(json!(["a", "b"]), json!([3])), 422, "has 2 elements").await;
+    post_status(&base, path, &text(json!([" "]), json!([1])), 422, "empty").await;
+    let unknown = json!({"inputs": [{"name": "pixels", "datatype": "FP32", "shape": [1], "data": [0.5]}]});
+    post_status(&base, path, &unknown, 422, "unknown input `pixels`").await;
+    let mut both = text(json!(["a"]), json!([1]));
+    both["inputs"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "input_ids", "datatype": "INT64", "shape": [1, 1], "data": [101]}));
+    post_status(&base, path, &both, 422, "not both").await;
+    let mut no_such_output = text(json!(["a text"]), json!([1]));
+    no_such_output["outputs"] = json!([{"name": "probabilities"}]);
+    post_status(&base, path, &no_such_output, 422, "unknown output `probabilities`").await;
+    post_status(
+        &base,
+        "/v2/models/release-ner/infer",
+        &text(json!(["a"]), json!([1])),
+        422,
+        "/models/release-ner/predict",
+    )
+    .await;
+    post_status(
+        &base,
+        "/v2/models/nope/infer",
+        &text(json!(["a"]), json!([1])),
+        404,
+        "no model named `nope`",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_response_carries_a_request_id_and_a_usable_one_is_kept() {
+    let base = start().await;
+    let client = reqwest::Client::new();
+    let sent = client
+        .post(format!("{base}/models/news-topic/predict"))
+        .header("x-request-id", "trace-42")
+        .json(&json!({"inputs": "Shares fell"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.headers()["x-request-id"], "trace-42");
+    let first = reqwest::get(format!("{base}/nowhere")).await.unwrap();
+    let second = reqwest::get(format!("{base}/health")).await.unwrap();
+    let (a, b) = (&first.headers()["x-request-id"], &second.headers()["x-request-id"]);
+    assert!(!a.is_empty() && a != b, "{a:?} {b:?}");
+    let unusable = client
+        .get(format!("{base}/health"))
+        .header("x-request-id", "x".repeat(200))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(unusable.headers()["x-request-id"].len(), 200);
 }

@@ -668,7 +668,9 @@ pub fn test(paths: &Paths) -> Result<()> {
         }
         run(with_runtime_env(&mut command, paths, &environment), "the tests")
     })?;
-    timed("serve smoke test", || smoke::run(paths, &environment.ort_dylib))?;
+    timed("serve smoke test", || {
+        smoke::run(paths, &environment.ort_dylib, &environment.venv.python())
+    })?;
     timed("bench smoke test", || {
         let args = BenchArgs {
             model: bench::DEFAULT_MODEL.into(),

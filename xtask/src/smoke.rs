@@ -1,5 +1,7 @@
 //! The end of the main job, checked: start the real server binary on a free loopback
-//! port, ask it the README's question, and stop it with SIGTERM.
+//! port, ask it the README's question, let real clients (`python/modelcrate/clients.py`:
+//! the `openai` package, and KServe v2 requests in plain HTTP) talk to it, and stop it
+//! with SIGTERM.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -66,7 +68,7 @@ pub fn request(port: u16, method: &str, path: &str, body: &str) -> Result<(u16, 
     Ok((status, body))
 }
 
-pub fn run(paths: &Paths, ort_dylib: &Path) -> Result<()> {
+pub fn run(paths: &Paths, ort_dylib: &Path, python: &Path) -> Result<()> {
     let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let binary = release_binary(paths, "modelcrate-server");
     let server = Server::new(
@@ -90,6 +92,20 @@ pub fn run(paths: &Paths, ort_dylib: &Path) -> Result<()> {
         bail!("POST /models/news-topic/predict {QUESTION} answered {body}; expected top label `{EXPECTED_LABEL}`");
     }
     eprintln!("    POST /models/news-topic/predict {QUESTION}\n    → {body}");
+    let status = Command::new(python)
+        .args([
+            "-m",
+            "modelcrate.clients",
+            "--base",
+            &format!("http://127.0.0.1:{port}"),
+        ])
+        .current_dir(&paths.root)
+        .env("PYTHONPATH", paths.root.join("python"))
+        .status()
+        .context("cannot run python -m modelcrate.clients")?;
+    if !status.success() {
+        bail!("a real client failed against the server ({status}); see its message above");
+    }
     drop(server);
     Ok(())
 }

@@ -1,0 +1,443 @@
+//! KServe's Open Inference Protocol (v2), REST: `GET /v2`, `/v2/health/live`,
+//! `/v2/health/ready`, `/v2/models/{name}`, `/v2/models/{name}/ready` and
+//! `POST /v2/models/{name}/infer`.
+//!
+//! A model's metadata comes from its crate's typed signature: the ONNX inputs (INT64
+//! `[-1, -1]` token tensors), plus a `text` input of datatype BYTES, and the outputs the
+//! server computes for the task. `infer` takes either `text` (the server tokenizes as the
+//! model's crate does) or the token tensors (`input_ids`, `attention_mask`, and
+//! `token_type_ids`, zeros when absent; rows right-padded, each no longer than the model's
+//! max length, ids inside its vocabulary); texts are truncated at the max length, as the
+//! Inference API route does. Both run in the model's batching engine.
+//! Text classifiers answer `logits`, `scores` (the default function applied) and `label`
+//! (BYTES); embedding models `sentence_embedding`. Token and image classifiers have
+//! metadata here, and answer on `/models/{name}/predict`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use modelcrate_runtime::classification::best;
+use modelcrate_runtime::signature::DType;
+use modelcrate_runtime::{Engine, LoadedModel, Task};
+use serde_json::{Map, Value, json};
+use tokenizers::Encoding;
+
+use crate::error::ApiError;
+use crate::lifecycle::Phase;
+use crate::request::{invalid, kind, object, optional_string, refuse_unknown};
+use crate::routes::{AppState, embeddings_of_texts, logits_of_texts};
+
+const ROUTE: &str = "/v2/models/{name}/infer";
+/// The BYTES input a text model takes instead of token tensors.
+const TEXT_INPUT: &str = "text";
+
+/// `GET /v2`: the server's metadata.
+pub async fn server() -> Json<Value> {
+    Json(json!({"name": "modelcrate", "version": env!("CARGO_PKG_VERSION"), "extensions": []}))
+}
+
+/// `GET /v2/health/live`.
+pub async fn live() -> Json<Value> {
+    Json(json!({"live": true}))
+}
+
+/// `GET /v2/health/ready`: 200 once every model is warm, 503 before and while draining.
+pub async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    match state.lifecycle.phase() {
+        Phase::Ready => Ok(Json(json!({"ready": true}))),
+        phase => Err(ApiError::Unavailable(format!("the server is {}", phase.as_str()))),
+    }
+}
+
+/// `GET /v2/models/{name}/ready`.
+pub async fn model_ready(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
+    state.engine(&name)?;
+    match state.lifecycle.phase() {
+        Phase::Ready => Ok(Json(json!({"name": name, "ready": true}))),
+        phase => Err(ApiError::Unavailable(format!("the server is {}", phase.as_str()))),
+    }
+}
+
+fn datatype(dtype: DType) -> &'static str {
+    match dtype {
+        DType::Float32 => "FP32",
+        DType::Int64 => "INT64",
+        DType::Int32 => "INT32",
+    }
+}
+
+fn tensor(name: &str, datatype: &str, shape: &[i64]) -> Value {
+    json!({"name": name, "datatype": datatype, "shape": shape})
+}
+
+/// `GET /v2/models/{name}`: inputs and outputs from the crate's signature and task.
+pub async fn metadata(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
+    let engine = state.engine(&name)?;
+    let info = engine.model().info();
+    let dims = |dims: &[Option<i64>]| -> Vec<i64> { dims.iter().map(|d| d.unwrap_or(-1)).collect() };
+    let mut inputs: Vec<Value> = Vec::new();
+    if engine.model().encoder().is_some() {
+        inputs.push(tensor(TEXT_INPUT, "BYTES", &[-1]));
+    }
+    inputs.extend(
+        info.signature
+            .inputs
+            .iter()
+            .map(|input| tensor(input.name, datatype(input.dtype), &dims(input.dims))),
+    );
+    let labels = info.labels.len() as i64;
+    let outputs = match info.task {
+        Task::TextClassification => vec![
+            tensor("logits", "FP32", &[-1, labels]),
+            tensor("scores", "FP32", &[-1, labels]),
+            tensor("label", "BYTES", &[-1]),
+        ],
+        Task::FeatureExtraction => {
+            vec![tensor(
+                "sentence_embedding",
+                "FP32",
+                &[-1, info.dimension.unwrap_or(0) as i64],
+            )]
+        }
+        _ => info
+            .signature
+            .outputs
+            .iter()
+            .map(|output| tensor(output.name, datatype(output.dtype), &dims(output.dims)))
+            .collect(),
+    };
+    Ok(Json(json!({
+        "name": info.name,
+        "versions": ["1"],
+        "platform": "onnxruntime_onnx",
+        "inputs": inputs,
+        "outputs": outputs,
+        "parameters": {
+            "task": info.task.as_str(),
+            "labels": info.labels,
+            "max_length": info.max_length,
+            "variant": info.variant.name,
+            "infer": matches!(info.task, Task::TextClassification | Task::FeatureExtraction),
+        },
+    })))
+}
+
+/// One request input: its name, shape, datatype and flat data.
+struct Tensor<'a> {
+    name: &'a str,
+    shape: Vec<usize>,
+    datatype: &'a str,
+    data: Vec<&'a Value>,
+}
+
+/// Row-major data, nested or flat, as a flat list.
+fn flatten<'a>(value: &'a Value, out: &mut Vec<&'a Value>) {
+    match value {
+        Value::Array(items) => items.iter().for_each(|item| flatten(item, out)),
+        other => out.push(other),
+    }
+}
+
+fn input<'a>(value: &'a Value, index: usize) -> Result<Tensor<'a>, ApiError> {
+    let place = format!("inputs[{index}]");
+    let Value::Object(fields) = value else {
+        return Err(invalid(format!("`{place}` must be an object, got {}", kind(value))));
+    };
+    refuse_unknown(
+        fields,
+        &format!("{place}."),
+        &["name", "shape", "datatype", "parameters", "data"],
+    )?;
+    let name = optional_string(fields, "name")?.ok_or_else(|| invalid(format!("missing field `{place}.name`")))?;
+    let datatype =
+        optional_string(fields, "datatype")?.ok_or_else(|| invalid(format!("missing field `{place}.datatype`")))?;
+    let shape = match fields.get("shape") {
+        Some(Value::Array(dims)) => dims
+            .iter()
+            .map(|dim| dim.as_u64().and_then(|d| usize::try_from(d).ok()))
+            .collect::<Option<Vec<usize>>>()
+            .ok_or_else(|| invalid(format!("`{place}.shape` must be an array of non-negative integers")))?,
+        _ => {
+            return Err(invalid(format!(
+                "`{place}.shape` must be an array of non-negative integers"
+            )));
+        }
+    };
+    let data = fields
+        .get("data")
+        .ok_or_else(|| invalid(format!("missing field `{place}.data`")))?;
+    let mut flat = Vec::new();
+    flatten(data, &mut flat);
+    let elements: usize = shape.iter().product();
+    if flat.len() != elements {
+        return Err(invalid(format!(
+            "`{place}.data` has {} elements, and shape {shape:?} holds {elements}",
+            flat.len()
+        )));
+    }
+    Ok(Tensor {
+        name,
+        shape,
+        datatype,
+        data: flat,
+    })
+}
+
+/// A request's rows: texts, or token id rows (ids and type ids, padding cut off).
+enum Rows {
+    Texts(Vec<String>),
+    Tokens(Vec<Encoding>),
+}
+
+fn texts(tensor: &Tensor<'_>, max_inputs: usize) -> Result<Rows, ApiError> {
+    if tensor.datatype != "BYTES" || tensor.shape.len() != 1 {
+        return Err(invalid(format!(
+            "input `{TEXT_INPUT}` must be BYTES of shape [n], got {} {:?}",
+            tensor.datatype, tensor.shape
+        )));
+    }
+    check_rows(tensor.shape[0], max_inputs)?;
+    let texts = tensor
+        .data
+        .iter()
+        .enumerate()
+        .map(|(i, value)| match value {
+            Value::String(text) if !text.trim().is_empty() => Ok(text.clone()),
+            Value::String(_) => Err(invalid(format!(
+                "input `{TEXT_INPUT}` element {i} is empty or only whitespace"
+            ))),
+            other => Err(invalid(format!(
+                "input `{TEXT_INPUT}` element {i} must be a string, got {}",
+                kind(other)
+            ))),
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(Rows::Texts(texts))
+}
+
+fn check_rows(rows: usize, max_inputs: usize) -> Result<(), ApiError> {
+    if rows == 0 {
+        return Err(invalid("the inputs have no rows".into()));
+    }
+    if rows > max_inputs {
+        return Err(ApiError::PayloadTooLarge(format!(
+            "the inputs have {rows} rows; at most {max_inputs} are allowed per request (--max-client-batch-size)"
+        )));
+    }
+    Ok(())
+}
+
+/// Token tensors as encodings, checked against the model: INT64 `[rows, columns]` each,
+/// the same shape, ids inside the vocabulary, masks of ones then zeros.
+fn tokens(tensors: &[Tensor<'_>], vocabulary: usize, max_length: usize, max_inputs: usize) -> Result<Rows, ApiError> {
+    let find = |name: &str| tensors.iter().find(|t| t.name == name);
+    let ids = find("input_ids").ok_or_else(|| invalid("missing input `input_ids` (or send `text`)".into()))?;
+    let mask = find("attention_mask").ok_or_else(|| invalid("missing input `attention_mask`".into()))?;
+    let types = find("token_type_ids");
+    for tensor in [Some(ids), Some(mask), types].into_iter().flatten() {
+        if tensor.datatype != "INT64" || tensor.shape.len() != 2 || tensor.shape != ids.shape {
+            return Err(invalid(format!(
+                "input `{}` must be INT64 of shape [rows, tokens] like `input_ids` {:?}, got {} {:?}",
+                tensor.name, ids.shape, tensor.datatype, tensor.shape
+            )));
+        }
+    }
+    let (rows, columns) = (ids.shape[0], ids.shape[1]);
+    check_rows(rows, max_inputs)?;
+    let integer = |tensor: &Tensor<'_>, at: usize| -> Result<i64, ApiError> {
+        tensor.data[at]
+            .as_i64()
+            .ok_or_else(|| invalid(format!("input `{}` element {at} must be an integer", tensor.name)))
+    };
+    let mut encodings = Vec::with_capacity(rows);
+    for row in 0..rows {
+        let mut length = 0;
+        for column in 0..columns {
+            match integer(mask, row * columns + column)? {
+                1 if length == column => length += 1,
+                0 => {}
+                value => {
+                    return Err(invalid(format!(
+                        "`attention_mask` row {row} must be ones then zeros (right padding), found {value} at {column}"
+                    )));
+                }
+            }
+        }
+        if length == 0 || length > max_length {
+            return Err(invalid(format!(
+                "row {row} has {length} tokens; the model takes 1 to {max_length}"
+            )));
+        }
+        let mut tokens = Vec::with_capacity(length);
+        for column in 0..length {
+            let at = row * columns + column;
+            let id = integer(ids, at)?;
+            let id = u32::try_from(id)
+                .ok()
+                .filter(|&id| (id as usize) < vocabulary)
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "`input_ids` row {row} column {column} is {id}, outside the vocabulary of {vocabulary}"
+                    ))
+                })?;
+            let type_id = match types {
+                Some(types) => u32::try_from(integer(types, at)?)
+                    .ok()
+                    .filter(|&t| t <= 1)
+                    .ok_or_else(|| invalid(format!("`token_type_ids` row {row} column {column} must be 0 or 1")))?,
+                None => 0,
+            };
+            tokens.push((id, String::new(), (0, 0), None, type_id));
+        }
+        encodings.push(tokens.into_iter().collect::<Encoding>());
+    }
+    Ok(Rows::Tokens(encodings))
+}
+
+/// `POST /v2/models/{name}/infer`.
+pub async fn infer(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(HeaderMap, Json<Value>), ApiError> {
+    let work = async {
+        let result = answer(&state, &name, body).await;
+        (name.clone(), result)
+    };
+    state.counted(ROUTE, &name, work).await
+}
+
+async fn answer(
+    state: &AppState,
+    name: &str,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(HeaderMap, Json<Value>), ApiError> {
+    let started = Instant::now();
+    let engine = state.engine(name)?;
+    let body = state.body(body)?;
+    let request = object(&body)?;
+    refuse_unknown(&request, "", &["id", "parameters", "inputs", "outputs"])?;
+    let id = optional_string(&request, "id")?.map(str::to_string);
+    let info = engine.model().info();
+    if !matches!(info.task, Task::TextClassification | Task::FeatureExtraction) {
+        return Err(invalid(format!(
+            "model `{name}` is a {} model: v2 infer serves text-classification and feature-extraction models; use POST /models/{name}/predict",
+            info.task.as_str()
+        )));
+    }
+    let Some(Value::Array(items)) = request.get("inputs") else {
+        return Err(invalid("`inputs` must be an array of tensors".into()));
+    };
+    let tensors = items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| input(item, i))
+        .collect::<Result<Vec<_>, _>>()?;
+    let known: Vec<&str> = std::iter::once(TEXT_INPUT)
+        .chain(info.signature.inputs.iter().map(|i| i.name))
+        .collect();
+    if let Some(unknown) = tensors.iter().find(|t| !known.contains(&t.name)) {
+        return Err(invalid(format!(
+            "unknown input `{}`; model `{name}` takes {known:?}",
+            unknown.name
+        )));
+    }
+    let max_inputs = state.limits.max_client_batch_size;
+    let rows = match tensors.iter().find(|t| t.name == TEXT_INPUT) {
+        Some(text) if tensors.len() == 1 => texts(text, max_inputs)?,
+        Some(_) => {
+            return Err(invalid(format!(
+                "send either `{TEXT_INPUT}` or the token tensors, not both"
+            )));
+        }
+        None => {
+            let vocabulary = engine.model().text_encoder()?.tokenizer().get_vocab_size(true);
+            tokens(&tensors, vocabulary, info.max_length, max_inputs)?
+        }
+    };
+    let wanted = requested_outputs(&request, info.task)?;
+    let timeout = state.limits.request_timeout;
+    let engine_for_run = Arc::clone(&engine);
+    let (outputs, answered) = tokio::task::spawn_blocking(move || run(&engine_for_run, rows, &wanted, timeout))
+        .await
+        .map_err(|error| ApiError::Inference(error.to_string()))??;
+    let mut answer = json!({"model_name": info.name, "model_version": "1", "outputs": outputs});
+    if let (Some(id), Value::Object(fields)) = (id, &mut answer) {
+        fields.insert("id".into(), Value::String(id));
+    }
+    Ok((state.finish(info.name, &answered, started), Json(answer)))
+}
+
+/// The output names asked for (all of the task's when `outputs` is absent).
+fn requested_outputs(request: &Map<String, Value>, task: Task) -> Result<Vec<String>, ApiError> {
+    let all: &[&str] = match task {
+        Task::TextClassification => &["logits", "scores", "label"],
+        _ => &["sentence_embedding"],
+    };
+    match request.get("outputs") {
+        None | Some(Value::Null) => Ok(all.iter().map(|name| (*name).to_string()).collect()),
+        Some(Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| match item.get("name").and_then(Value::as_str) {
+                Some(name) if all.contains(&name) => Ok(name.to_string()),
+                Some(name) => Err(invalid(format!("unknown output `{name}`; this model gives {all:?}"))),
+                None => Err(invalid(format!("`outputs[{i}].name` must be a string"))),
+            })
+            .collect(),
+        Some(value) => Err(invalid(format!("`outputs` must be an array, got {}", kind(value)))),
+    }
+}
+
+/// Runs the rows in the engine and shapes the wanted outputs as v2 tensors.
+fn run(
+    engine: &Engine,
+    rows: Rows,
+    wanted: &[String],
+    timeout: std::time::Duration,
+) -> Result<(Vec<Value>, modelcrate_runtime::Answered), ApiError> {
+    let model = engine.model();
+    let encodings = match rows {
+        Rows::Texts(texts) => {
+            let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+            model.encode(&texts)?
+        }
+        Rows::Tokens(encodings) => encodings,
+    };
+    let count = encodings.len();
+    let matrix = |name: &str, rows: &[Vec<f32>]| {
+        let width = rows.first().map_or(0, Vec::len);
+        let data: Vec<f32> = rows.iter().flatten().copied().collect();
+        json!({"name": name, "datatype": "FP32", "shape": [count, width], "data": data})
+    };
+    match model.as_ref() {
+        LoadedModel::TextClassification(classifier) => {
+            let (logits, answered) = logits_of_texts(engine, encodings, timeout)?;
+            let function = classifier.default_function();
+            let scores: Vec<Vec<f32>> = logits.iter().map(|row| function.apply(row)).collect();
+            let labels = classifier.info().labels;
+            let outputs = wanted
+                .iter()
+                .map(|name| match name.as_str() {
+                    "logits" => matrix("logits", &logits),
+                    "scores" => matrix("scores", &scores),
+                    _ => {
+                        let top: Vec<&str> = scores.iter().map(|row| labels[best(row).id]).collect();
+                        json!({"name": "label", "datatype": "BYTES", "shape": [count], "data": top})
+                    }
+                })
+                .collect();
+            Ok((outputs, answered))
+        }
+        LoadedModel::FeatureExtraction(embedder) => {
+            let (embeddings, answered) = embeddings_of_texts(engine, encodings, embedder.normalizes(), timeout)?;
+            Ok((vec![matrix("sentence_embedding", &embeddings)], answered))
+        }
+        _ => Err(ApiError::Inference("v2 infer reached a model it does not serve".into())),
+    }
+}

@@ -1,0 +1,377 @@
+//! The routes of Hugging Face's text-embeddings-inference (TEI), for its clients:
+//! `POST /embed` (`inputs`, `normalize` true by default, `truncate`), `POST /predict`
+//! (`inputs` a text, or a batch `[["text"], …]`; `raw_scores`, `truncate`; every label,
+//! best first), `POST /tokenize` (`inputs`, `add_special_tokens`; byte offsets) and
+//! `GET /info`. TEI serves one model per process; here a body's `model` field (or `/info`'s
+//! `?model=`) picks one, and may be left out when only one served model fits the route.
+//!
+//! Where TEI's semantics are its own they are kept: a text longer than the model's max
+//! length is refused with 413 unless the request says `truncate: true` (or the server runs
+//! with `--auto-truncate`), and on `/predict` a two-string array is a *pair* of texts, which
+//! the classifiers here (single-text models, not cross-encoders) refuse.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{RawQuery, State};
+use axum::http::HeaderMap;
+use modelcrate_runtime::{Engine, LoadedModel, Task};
+use serde_json::{Map, Value, json};
+
+use crate::error::ApiError;
+use crate::pipeline_json;
+use crate::request::{Inputs, invalid, kind, object, optional_bool, optional_string, refuse_unknown, text, texts};
+use crate::routes::{AppState, embeddings_of_texts, logits_of_texts, truncation_checked};
+
+/// The served model a TEI route runs: the one `model` names, which must be of `task`, or
+/// without a name the only served model of `task`.
+fn chosen(state: &AppState, model: Option<&str>, task: Task, route: &str) -> Result<Arc<Engine>, ApiError> {
+    if let Some(name) = model {
+        let engine = state.engine(name)?;
+        let found = engine.model().info().task;
+        if found != task {
+            return Err(invalid(format!(
+                "`model`: `{name}` is a {} model; {route} serves {} models",
+                found.as_str(),
+                task.as_str()
+            )));
+        }
+        return Ok(engine);
+    }
+    let fitting: Vec<&Arc<Engine>> = state
+        .engines
+        .values()
+        .filter(|engine| engine.model().info().task == task)
+        .collect();
+    match fitting.as_slice() {
+        [only] => Ok(Arc::clone(only)),
+        [] => Err(invalid(format!(
+            "no {} model is served, so {route} has nothing to run",
+            task.as_str()
+        ))),
+        several => {
+            let names: Vec<&str> = several.iter().map(|engine| engine.model().info().name).collect();
+            Err(invalid(format!(
+                "missing field `model`: {} {} models are served ({names:?}); name one",
+                names.len(),
+                task.as_str()
+            )))
+        }
+    }
+}
+
+/// The body as an object with only `known` fields, and its `model` (empty when absent or
+/// not a string, for the metrics).
+fn body_object(
+    state: &AppState,
+    body: Result<Bytes, BytesRejection>,
+    known: &[&str],
+) -> (String, Result<Map<String, Value>, ApiError>) {
+    let object = match state.body(body).and_then(|body| object(&body)) {
+        Ok(object) => object,
+        Err(error) => return (String::new(), Err(error)),
+    };
+    let model = object
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let checked = refuse_unknown(&object, "", known).map(|()| object);
+    (model, checked)
+}
+
+/// `POST /embed`: one vector per text, always a list of vectors.
+pub async fn embed(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(HeaderMap, Json<Value>), ApiError> {
+    let work = async {
+        let (model, object) = body_object(&state, body, &["inputs", "normalize", "truncate", "model"]);
+        let answer = match object {
+            Ok(object) => embed_texts(&state, &object).await,
+            Err(error) => Err(error),
+        };
+        (model, answer)
+    };
+    state.counted("/embed", "", work).await
+}
+
+async fn embed_texts(state: &AppState, object: &Map<String, Value>) -> Result<(HeaderMap, Json<Value>), ApiError> {
+    let started = Instant::now();
+    let engine = chosen(
+        state,
+        optional_string(object, "model")?,
+        Task::FeatureExtraction,
+        "/embed",
+    )?;
+    let inputs = texts(
+        object.get("inputs"),
+        "inputs",
+        state.limits.max_client_batch_size,
+        "text",
+    )?;
+    let normalize = optional_bool(object, "normalize")?.unwrap_or(true);
+    let truncate = optional_bool(object, "truncate")?;
+    let limits = state.limits;
+    let name = engine.model().info().name;
+    let (embeddings, answered) = tokio::task::spawn_blocking(move || {
+        let model = engine.model();
+        let encodings = model.encode(&inputs.texts())?;
+        let encodings = truncation_checked(encodings, truncate, &limits, model.info().max_length, "inputs")?;
+        embeddings_of_texts(&engine, encodings, normalize, limits.request_timeout)
+    })
+    .await
+    .map_err(|error| ApiError::Inference(error.to_string()))??;
+    Ok((state.finish(name, &answered, started), Json(json!(embeddings))))
+}
+
+/// `/predict`'s `inputs`: a text, or a batch of one-text arrays. Pairs are refused by name.
+fn predict_inputs(value: Option<&Value>, max_inputs: usize) -> Result<Inputs, ApiError> {
+    let pair = |place: &str| {
+        invalid(format!(
+            "`{place}` is a pair of texts, which only a cross-encoder scores; this model classifies one text: send \"text\", or a batch as [[\"text\"], …]"
+        ))
+    };
+    match value {
+        Some(Value::Array(items)) if items.first().is_some_and(Value::is_string) => match items.as_slice() {
+            [one] => Ok(Inputs::One(text(one, "inputs[0]")?)),
+            [_, _] => Err(pair("inputs")),
+            _ => Err(invalid(format!(
+                "`inputs` has {} strings: a text is \"text\" or [\"text\"], and a batch is [[\"text\"], …]",
+                items.len()
+            ))),
+        },
+        Some(Value::Array(items)) => {
+            if items.is_empty() {
+                return Err(invalid("`inputs` is an empty array; send at least one text".into()));
+            }
+            if items.len() > max_inputs {
+                return Err(ApiError::PayloadTooLarge(format!(
+                    "`inputs` has {} texts; at most {max_inputs} are allowed per request (--max-client-batch-size)",
+                    items.len()
+                )));
+            }
+            let texts = items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| match item.as_array().map(Vec::as_slice) {
+                    Some([one]) => text(one, &format!("inputs[{i}][0]")),
+                    Some([_, _]) => Err(pair(&format!("inputs[{i}]"))),
+                    _ => Err(invalid(format!(
+                        "`inputs[{i}]` must be an array of one text, got {}",
+                        kind(item)
+                    ))),
+                })
+                .collect::<Result<_, _>>()?;
+            Ok(Inputs::Many(texts))
+        }
+        other => texts(other, "inputs", max_inputs, "text"),
+    }
+}
+
+/// `POST /predict`: every label with its score, best first; a list of such lists for a batch.
+pub async fn predict(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(HeaderMap, Json<Value>), ApiError> {
+    let work = async {
+        let (model, object) = body_object(&state, body, &["inputs", "raw_scores", "truncate", "model"]);
+        let answer = match object {
+            Ok(object) => classify_texts(&state, &object).await,
+            Err(error) => Err(error),
+        };
+        (model, answer)
+    };
+    state.counted("/predict", "", work).await
+}
+
+async fn classify_texts(state: &AppState, object: &Map<String, Value>) -> Result<(HeaderMap, Json<Value>), ApiError> {
+    let started = Instant::now();
+    let engine = chosen(
+        state,
+        optional_string(object, "model")?,
+        Task::TextClassification,
+        "/predict",
+    )?;
+    let inputs = predict_inputs(object.get("inputs"), state.limits.max_client_batch_size)?;
+    let raw_scores = optional_bool(object, "raw_scores")?.unwrap_or(false);
+    let truncate = optional_bool(object, "truncate")?;
+    let limits = state.limits;
+    let name = engine.model().info().name;
+    let (answer, answered) = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
+        let model = engine.model();
+        let LoadedModel::TextClassification(classifier) = model.as_ref() else {
+            return Err(ApiError::Inference(
+                "a text classifier was chosen, and another model ran".into(),
+            ));
+        };
+        let encodings = model.encode(&inputs.texts())?;
+        let encodings = truncation_checked(encodings, truncate, &limits, model.info().max_length, "inputs")?;
+        let (logits, answered) = logits_of_texts(&engine, encodings, limits.request_timeout)?;
+        let scores: Vec<Vec<f32>> = if raw_scores {
+            logits
+        } else {
+            let function = classifier.default_function();
+            logits.iter().map(|row| function.apply(row)).collect()
+        };
+        let single = matches!(inputs, Inputs::One(_));
+        let answer = pipeline_json::answer(model.info().labels, &scores, crate::request::TopK::All, single);
+        Ok((answer, answered))
+    })
+    .await
+    .map_err(|error| ApiError::Inference(error.to_string()))??;
+    Ok((state.finish(name, &answered, started), Json(answer)))
+}
+
+/// `POST /tokenize`: each text's tokens as the model sees them (truncated at its max
+/// length), with byte offsets into the text; special tokens have none.
+pub async fn tokenize(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let work = async {
+        let (model, object) = body_object(&state, body, &["inputs", "add_special_tokens", "model"]);
+        let answer = match object {
+            Ok(object) => tokens(&state, &object).await,
+            Err(error) => Err(error),
+        };
+        (model, answer)
+    };
+    state.counted("/tokenize", "", work).await
+}
+
+async fn tokens(state: &AppState, object: &Map<String, Value>) -> Result<Json<Value>, ApiError> {
+    let engine = match optional_string(object, "model")? {
+        Some(name) => state.engine(name)?,
+        None => {
+            let text_models: Vec<&Arc<Engine>> = state
+                .engines
+                .values()
+                .filter(|e| e.model().encoder().is_some())
+                .collect();
+            match text_models.as_slice() {
+                [only] => Arc::clone(only),
+                _ => {
+                    let names: Vec<&str> = text_models.iter().map(|e| e.model().info().name).collect();
+                    return Err(invalid(format!(
+                        "missing field `model`: name one of the text models {names:?}"
+                    )));
+                }
+            }
+        }
+    };
+    let inputs = texts(
+        object.get("inputs"),
+        "inputs",
+        state.limits.max_client_batch_size,
+        "text",
+    )?;
+    let special = optional_bool(object, "add_special_tokens")?.unwrap_or(true);
+    let answer = tokio::task::spawn_blocking(move || -> Result<Value, ApiError> {
+        let tokenizer = engine.model().text_encoder()?.tokenizer();
+        let mut all = Vec::new();
+        for text in inputs.texts() {
+            let encoding = tokenizer
+                .encode(text, special)
+                .map_err(|error| ApiError::Validation(format!("cannot tokenize: {error}")))?;
+            let tokens: Vec<Value> = encoding
+                .get_ids()
+                .iter()
+                .zip(encoding.get_offsets())
+                .zip(encoding.get_special_tokens_mask())
+                .zip(encoding.get_tokens())
+                .map(|(((&id, &(start, stop)), &mask), token)| {
+                    if mask == 1 {
+                        json!({"id": id, "text": token, "special": true, "start": null, "stop": null})
+                    } else {
+                        let piece = text.get(start..stop).unwrap_or(token);
+                        json!({"id": id, "text": piece, "special": false, "start": start, "stop": stop})
+                    }
+                })
+                .collect();
+            all.push(Value::Array(tokens));
+        }
+        Ok(Value::Array(all))
+    })
+    .await
+    .map_err(|error| ApiError::Inference(error.to_string()))??;
+    Ok(Json(answer))
+}
+
+/// `GET /info[?model=name]`: TEI's description of one model (the only one, or the one
+/// named) with the server's limits; with several served and none named, the limits and
+/// every model's name.
+pub async fn info(State(state): State<AppState>, RawQuery(query): RawQuery) -> Result<Json<Value>, ApiError> {
+    let named: Vec<(String, String)> = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
+        .map_err(|error| invalid(format!("the query string is not form-encoded: {error}")))?;
+    let mut model = None;
+    for (key, value) in named {
+        match key.as_str() {
+            "model" => model = Some(value),
+            other => return Err(invalid(format!("unknown query parameter `{other}`; expected `model`"))),
+        }
+    }
+    let engine = match (model, state.engines.len()) {
+        (Some(name), _) => Some(state.engine(&name)?),
+        (None, 1) => state.engines.values().next().cloned(),
+        (None, _) => None,
+    };
+    let limits = &state.limits;
+    let mut answer = json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "max_client_batch_size": limits.max_client_batch_size,
+        "max_body_bytes": limits.max_body_bytes,
+        "auto_truncate": limits.auto_truncate,
+        "request_timeout_ms": limits.request_timeout.as_millis(),
+        "models": state.engines.keys().collect::<Vec<_>>(),
+    });
+    if let Some(engine) = engine {
+        let info = engine.model().info();
+        let batching = engine.options();
+        let model_type = match engine.model().as_ref() {
+            LoadedModel::FeatureExtraction(embedder) => json!({"embedding": {
+                "pooling": embedder.pooling().as_str(),
+                "dimension": info.dimension,
+            }}),
+            _ => {
+                let id2label: Map<String, Value> = info
+                    .labels
+                    .iter()
+                    .enumerate()
+                    .map(|(id, label)| (id.to_string(), json!(label)))
+                    .collect();
+                let label2id: Map<String, Value> = info
+                    .labels
+                    .iter()
+                    .enumerate()
+                    .map(|(id, label)| ((*label).to_string(), json!(id)))
+                    .collect();
+                let kind = match info.task {
+                    Task::TextClassification => "classifier",
+                    Task::TokenClassification => "token_classifier",
+                    _ => "image_classifier",
+                };
+                json!({kind: {"id2label": id2label, "label2id": label2id}})
+            }
+        };
+        let extra = json!({
+            "model_id": info.name,
+            "model_sha": null,
+            "model_dtype": info.variant.kind.as_str(),
+            "model_type": model_type,
+            "variant": info.variant.name,
+            "max_concurrent_requests": batching.queue_capacity,
+            "max_input_length": info.max_length,
+            "max_batch_tokens": batching.max_batch_tokens,
+            "max_batch_requests": batching.max_batch_size,
+            "tokenization_workers": null,
+        });
+        if let (Value::Object(answer), Value::Object(extra)) = (&mut answer, extra) {
+            answer.extend(extra);
+        }
+    }
+    Ok(Json(answer))
+}
