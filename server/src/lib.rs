@@ -9,6 +9,7 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod models;
 pub mod openai;
+pub mod openapi;
 pub mod pipeline_json;
 pub mod request;
 pub mod request_log;

@@ -27,7 +27,7 @@ use crate::lifecycle::{Lifecycle, Phase};
 use crate::metrics::{Metrics, ModelGauge, Timing};
 use crate::pipeline_json;
 use crate::request::{ClassifyRequest, EmbedRequest, EntitiesRequest, Inputs, TopK};
-use crate::{kserve, openai, request_log, tei};
+use crate::{kserve, openai, openapi, request_log, tei};
 
 /// Limits a request is checked against.
 #[derive(Debug, Clone, Copy)]
@@ -69,6 +69,10 @@ pub fn app(state: AppState) -> Router {
         .route("/predict", post(tei::predict))
         .route("/tokenize", post(tei::tokenize))
         .route("/info", get(tei::info))
+        .route("/openapi.json", get(openapi::document))
+        .route("/docs", get(openapi::docs))
+        .route("/docs/swagger-ui-bundle.js", get(openapi::swagger_js))
+        .route("/docs/swagger-ui.css", get(openapi::swagger_css))
         .route("/v2", get(kserve::server))
         .route("/v2/health/live", get(kserve::live))
         .route("/v2/health/ready", get(kserve::ready))

@@ -1543,3 +1543,71 @@ async fn every_response_carries_a_request_id_and_a_usable_one_is_kept() {
         .unwrap();
     assert_ne!(unusable.headers()["x-request-id"].len(), 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_describes_routes_that_answer_and_models_as_typed() {
+    let base = start().await;
+    let document = get(&base, "/openapi.json").await;
+    assert_eq!(document["openapi"], "3.0.3");
+    let paths = document["paths"].as_object().unwrap();
+    for required in [
+        "/models/news-topic/predict",
+        "/v1/embeddings",
+        "/embed",
+        "/predict",
+        "/tokenize",
+        "/v2/models/news-topic/infer",
+        "/metrics",
+    ] {
+        assert!(paths.contains_key(required), "{required} is described");
+    }
+    // Every described route exists: it answers anything but "no route" or "wrong method".
+    let client = reqwest::Client::new();
+    for (path, operations) in paths {
+        for method in operations.as_object().unwrap().keys() {
+            let request = match method.as_str() {
+                "get" => client.get(format!("{base}{path}")),
+                _ => client.post(format!("{base}{path}")).json(&json!({})),
+            };
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            assert!(
+                status != 405 && body["error_type"] != "not_found",
+                "{method} {path}: {status} {body}"
+            );
+        }
+    }
+    // A model's labels, embedding length and entity types are in its schemas.
+    let topic = &paths["/models/news-topic/predict"]["post"];
+    let answer = &topic["responses"]["200"]["content"]["application/json"]["schema"]["oneOf"][0];
+    assert_eq!(
+        answer["items"]["properties"]["label"]["enum"],
+        json!(["business", "entertainment", "politics", "sports", "tech"])
+    );
+    let embedding = &paths["/models/news-embed/predict"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+        ["oneOf"][0];
+    assert_eq!(embedding["maxItems"], 384);
+    let entities = &paths["/models/release-ner/predict"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+        ["oneOf"][0];
+    assert_eq!(
+        entities["items"]["properties"]["entity_group"]["enum"],
+        json!(["PRODUCT", "VERSION"])
+    );
+    assert_eq!(
+        document["paths"]["/v1/embeddings"]["post"]["requestBody"]["content"]["application/json"]["schema"]["properties"]
+            ["model"]["enum"],
+        json!(["news-embed"])
+    );
+    // Swagger UI, from the vendored assets.
+    let page = reqwest::get(format!("{base}/docs"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("/docs/swagger-ui-bundle.js") && page.contains("/openapi.json"));
+    let script = reqwest::get(format!("{base}/docs/swagger-ui-bundle.js")).await.unwrap();
+    assert_eq!(script.headers()["content-type"], "application/javascript");
+    assert!(script.bytes().await.unwrap().len() > 1_000_000);
+}
