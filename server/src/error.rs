@@ -116,6 +116,10 @@ impl From<modelcrate_runtime::Refused> for ApiError {
 
 impl From<modelcrate_runtime::Error> for ApiError {
     fn from(error: modelcrate_runtime::Error) -> Self {
-        Self::Inference(error.to_string())
+        match error {
+            // What the request sent does not fit the model (a text for an image model).
+            modelcrate_runtime::Error::Input(message) => Self::Validation(message),
+            other => Self::Inference(other.to_string()),
+        }
     }
 }

@@ -1337,6 +1337,17 @@ async fn tei_routes_answer_in_tei_shapes_with_a_model_selector() {
         );
         assert_eq!(token["text"].as_str().unwrap(), &text[start..stop]);
     }
+    let (status, answer) = post(
+        &base,
+        "/tokenize",
+        &json!({"inputs": "a text", "model": "animal-shapes"}),
+    )
+    .await;
+    assert_eq!(status, 422, "an image model has no tokenizer: {answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("takes images, not texts"),
+        "{answer}"
+    );
     let (_, bare) = post(
         &base,
         "/tokenize",
