@@ -20,10 +20,10 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use modelcrate_runtime::embedding::l2_normalize;
 use modelcrate_runtime::{LoadedModel, Task};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use crate::error::ApiError;
-use crate::request::{invalid, kind, object, optional_string, refuse_unknown, texts};
+use crate::request::{invalid, kind, optional_string, texts};
 use crate::routes::{AppState, embeddings_of_texts, truncation_checked};
 
 const ROUTE: &str = "/v1/embeddings";
@@ -68,57 +68,44 @@ struct EmbeddingsRequest {
     dimensions: Option<usize>,
 }
 
-/// The model named by the body (for the metrics, even when the rest is invalid), and the
-/// request.
-fn parse(body: &[u8], max_inputs: usize) -> (String, Result<EmbeddingsRequest, ApiError>) {
-    let object = match object(body) {
-        Ok(object) => object,
-        Err(error) => return (String::new(), Err(error)),
+/// The request in `object` (whose fields are already known ones), with its model's name.
+fn parse(object: &Map<String, Value>, max_inputs: usize) -> Result<(String, EmbeddingsRequest), ApiError> {
+    let model = match object.get("model") {
+        Some(Value::String(model)) => model.clone(),
+        None => return Err(invalid("missing field `model`".into())),
+        Some(value) => return Err(invalid(format!("`model` must be a string, got {}", kind(value)))),
     };
-    let model = object
-        .get("model")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
-    let request = (|| {
-        refuse_unknown(&object, "", &FIELDS)?;
-        match object.get("model") {
-            Some(Value::String(_)) => {}
-            None => return Err(invalid("missing field `model`".into())),
-            Some(value) => return Err(invalid(format!("`model` must be a string, got {}", kind(value)))),
+    if let Some(Value::Array(items)) = object.get("input")
+        && items.iter().any(|item| item.is_number() || item.is_array())
+    {
+        return Err(invalid(
+            "`input` as token ids is not accepted: send text, which the model's own tokenizer splits".into(),
+        ));
+    }
+    let texts = texts(object.get("input"), "input", max_inputs, "text")?;
+    let base64 = match optional_string(object, "encoding_format")? {
+        None | Some("float") => false,
+        Some("base64") => true,
+        Some(other) => {
+            return Err(invalid(format!(
+                "`encoding_format` must be \"float\" or \"base64\", got {other:?}"
+            )));
         }
-        if let Some(Value::Array(items)) = object.get("input")
-            && items.iter().any(|item| item.is_number() || item.is_array())
-        {
-            return Err(invalid(
-                "`input` as token ids is not accepted: send text, which the model's own tokenizer splits".into(),
-            ));
-        }
-        let texts = texts(object.get("input"), "input", max_inputs, "text")?;
-        let base64 = match optional_string(&object, "encoding_format")? {
-            None | Some("float") => false,
-            Some("base64") => true,
-            Some(other) => {
-                return Err(invalid(format!(
-                    "`encoding_format` must be \"float\" or \"base64\", got {other:?}"
-                )));
-            }
-        };
-        let dimensions = match object.get("dimensions") {
-            None | Some(Value::Null) => None,
-            Some(value) => match value.as_u64() {
-                Some(n) if n >= 1 => Some(usize::try_from(n).unwrap_or(usize::MAX)),
-                _ => return Err(invalid(format!("`dimensions` must be a positive integer, got {value}"))),
-            },
-        };
-        optional_string(&object, "user")?;
-        Ok(EmbeddingsRequest {
-            texts: texts.texts().into_iter().map(str::to_string).collect(),
-            base64,
-            dimensions,
-        })
-    })();
-    (model, request)
+    };
+    let dimensions = match object.get("dimensions") {
+        None | Some(Value::Null) => None,
+        Some(value) => match value.as_u64() {
+            Some(n) if n >= 1 => Some(usize::try_from(n).unwrap_or(usize::MAX)),
+            _ => return Err(invalid(format!("`dimensions` must be a positive integer, got {value}"))),
+        },
+    };
+    optional_string(object, "user")?;
+    let request = EmbeddingsRequest {
+        texts: texts.texts().into_iter().map(str::to_string).collect(),
+        base64,
+        dimensions,
+    };
+    Ok((model, request))
 }
 
 /// `POST /v1/embeddings`.
@@ -126,19 +113,14 @@ pub async fn embeddings(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(HeaderMap, Json<Value>), OpenAiError> {
-    let work = async {
-        let body = match state.body(body) {
-            Ok(body) => body,
-            Err(error) => return (String::new(), Err(error)),
-        };
-        let (model, request) = parse(&body, state.limits.max_client_batch_size);
-        let answer = match request {
-            Ok(request) => embed(&state, &model, request).await,
-            Err(error) => Err(error),
-        };
-        (model, answer)
-    };
-    state.counted(ROUTE, "", work).await.map_err(OpenAiError)
+    let max_inputs = state.limits.max_client_batch_size;
+    state
+        .json_route(ROUTE, body, &FIELDS, async |object| {
+            let (model, request) = parse(&object, max_inputs)?;
+            embed(&state, &model, request).await
+        })
+        .await
+        .map_err(OpenAiError)
 }
 
 async fn embed(state: &AppState, name: &str, request: EmbeddingsRequest) -> Result<(HeaderMap, Json<Value>), ApiError> {

@@ -81,17 +81,7 @@ pub(crate) fn texts(value: Option<&Value>, field: &str, max_inputs: usize, noun:
     match value {
         None => Err(invalid(format!("missing field `{field}`"))),
         Some(Value::Array(items)) => {
-            if items.is_empty() {
-                return Err(invalid(format!(
-                    "`{field}` is an empty array; send at least one {noun}"
-                )));
-            }
-            if items.len() > max_inputs {
-                return Err(ApiError::PayloadTooLarge(format!(
-                    "`{field}` has {} {noun}s; at most {max_inputs} are allowed per request (--max-client-batch-size)",
-                    items.len()
-                )));
-            }
+            batch_size(items.len(), field, max_inputs, noun)?;
             let texts = items
                 .iter()
                 .enumerate()
@@ -105,6 +95,21 @@ pub(crate) fn texts(value: Option<&Value>, field: &str, max_inputs: usize, noun:
             kind(value)
         ))),
     }
+}
+
+/// A list of `count` inputs in `field` must hold 1 to `max_inputs` of them.
+pub(crate) fn batch_size(count: usize, field: &str, max_inputs: usize, noun: &str) -> Result<(), ApiError> {
+    if count == 0 {
+        return Err(invalid(format!(
+            "`{field}` is an empty array; send at least one {noun}"
+        )));
+    }
+    if count > max_inputs {
+        return Err(ApiError::PayloadTooLarge(format!(
+            "`{field}` has {count} {noun}s; at most {max_inputs} are allowed per request (--max-client-batch-size)"
+        )));
+    }
+    Ok(())
 }
 
 /// An optional boolean field (`null` counts as absent).

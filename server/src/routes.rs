@@ -18,16 +18,16 @@ use axum::{Json, Router};
 use modelcrate_runtime::classification::ClassificationFunction;
 use modelcrate_runtime::embedding::l2_normalize;
 use modelcrate_runtime::{Answered, Engine, ImageError, LoadedModel, RowOutput, Rows, TensorSpec};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use tokenizers::Encoding;
 
 use crate::error::ApiError;
 use crate::image_request::{ImageRequest, media_type};
 use crate::lifecycle::{Lifecycle, Phase};
 use crate::metrics::{Metrics, ModelGauge, Timing};
-use crate::pipeline_json;
 use crate::request::{ClassifyRequest, EmbedRequest, EntitiesRequest, Inputs, TopK};
 use crate::{kserve, openai, openapi, request_log, tei};
+use crate::{pipeline_json, request};
 
 /// Limits a request is checked against.
 #[derive(Debug, Clone, Copy)]
@@ -274,6 +274,35 @@ impl AppState {
                 .request(label, route, error.status().as_u16(), error.kind()),
         }
         result
+    }
+
+    /// A route whose body is a JSON object naming its model in `model` (OpenAI, TEI): the
+    /// object, with fields outside `known` refused, is given to `answer`, and the request
+    /// is counted (see [`AppState::counted`]) under the model the body names.
+    pub(crate) async fn json_route<T>(
+        &self,
+        route: &'static str,
+        body: Result<Bytes, BytesRejection>,
+        known: &[&str],
+        answer: impl AsyncFnOnce(Map<String, Value>) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        let work = async {
+            let object = match self.body(body).and_then(|body| request::object(&body)) {
+                Ok(object) => object,
+                Err(error) => return (String::new(), Err(error)),
+            };
+            let model = object
+                .get("model")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            let result = match request::refuse_unknown(&object, "", known) {
+                Ok(()) => answer(object).await,
+                Err(error) => Err(error),
+            };
+            (model, result)
+        };
+        self.counted(route, "", work).await
     }
 
     /// The engine of a served model, or 404 naming it.

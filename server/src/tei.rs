@@ -23,7 +23,7 @@ use serde_json::{Map, Value, json};
 
 use crate::error::ApiError;
 use crate::pipeline_json;
-use crate::request::{Inputs, invalid, kind, object, optional_bool, optional_string, refuse_unknown, text, texts};
+use crate::request::{Inputs, batch_size, invalid, kind, optional_bool, optional_string, text, texts};
 use crate::routes::{AppState, embeddings_of_texts, logits_of_texts, truncation_checked};
 
 /// The served model a TEI route runs: the one `model` names, which must be of `task`, or
@@ -63,40 +63,19 @@ fn chosen(state: &AppState, model: Option<&str>, task: Task, route: &str) -> Res
     }
 }
 
-/// The body as an object with only `known` fields, and its `model` (empty when absent or
-/// not a string, for the metrics).
-fn body_object(
-    state: &AppState,
-    body: Result<Bytes, BytesRejection>,
-    known: &[&str],
-) -> (String, Result<Map<String, Value>, ApiError>) {
-    let object = match state.body(body).and_then(|body| object(&body)) {
-        Ok(object) => object,
-        Err(error) => return (String::new(), Err(error)),
-    };
-    let model = object
-        .get("model")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
-    let checked = refuse_unknown(&object, "", known).map(|()| object);
-    (model, checked)
-}
-
 /// `POST /embed`: one vector per text, always a list of vectors.
 pub async fn embed(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(HeaderMap, Json<Value>), ApiError> {
-    let work = async {
-        let (model, object) = body_object(&state, body, &["inputs", "normalize", "truncate", "model"]);
-        let answer = match object {
-            Ok(object) => embed_texts(&state, &object).await,
-            Err(error) => Err(error),
-        };
-        (model, answer)
-    };
-    state.counted("/embed", "", work).await
+    state
+        .json_route(
+            "/embed",
+            body,
+            &["inputs", "normalize", "truncate", "model"],
+            async |object| embed_texts(&state, &object).await,
+        )
+        .await
 }
 
 async fn embed_texts(state: &AppState, object: &Map<String, Value>) -> Result<(HeaderMap, Json<Value>), ApiError> {
@@ -145,15 +124,7 @@ fn predict_inputs(value: Option<&Value>, max_inputs: usize) -> Result<Inputs, Ap
             ))),
         },
         Some(Value::Array(items)) => {
-            if items.is_empty() {
-                return Err(invalid("`inputs` is an empty array; send at least one text".into()));
-            }
-            if items.len() > max_inputs {
-                return Err(ApiError::PayloadTooLarge(format!(
-                    "`inputs` has {} texts; at most {max_inputs} are allowed per request (--max-client-batch-size)",
-                    items.len()
-                )));
-            }
+            batch_size(items.len(), "inputs", max_inputs, "text")?;
             let texts = items
                 .iter()
                 .enumerate()
@@ -177,15 +148,14 @@ pub async fn predict(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(HeaderMap, Json<Value>), ApiError> {
-    let work = async {
-        let (model, object) = body_object(&state, body, &["inputs", "raw_scores", "truncate", "model"]);
-        let answer = match object {
-            Ok(object) => classify_texts(&state, &object).await,
-            Err(error) => Err(error),
-        };
-        (model, answer)
-    };
-    state.counted("/predict", "", work).await
+    state
+        .json_route(
+            "/predict",
+            body,
+            &["inputs", "raw_scores", "truncate", "model"],
+            async |object| classify_texts(&state, &object).await,
+        )
+        .await
 }
 
 async fn classify_texts(state: &AppState, object: &Map<String, Value>) -> Result<(HeaderMap, Json<Value>), ApiError> {
@@ -232,15 +202,14 @@ pub async fn tokenize(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let work = async {
-        let (model, object) = body_object(&state, body, &["inputs", "add_special_tokens", "model"]);
-        let answer = match object {
-            Ok(object) => tokens(&state, &object).await,
-            Err(error) => Err(error),
-        };
-        (model, answer)
-    };
-    state.counted("/tokenize", "", work).await
+    state
+        .json_route(
+            "/tokenize",
+            body,
+            &["inputs", "add_special_tokens", "model"],
+            async |object| tokens(&state, &object).await,
+        )
+        .await
 }
 
 async fn tokens(state: &AppState, object: &Map<String, Value>) -> Result<Json<Value>, ApiError> {
