@@ -43,7 +43,8 @@ pub const POOLING: Pooling = Pooling::{{ embedding.pooling_variant }};
 /// Whether embeddings are L2-normalised (then cosine similarity is their dot product).
 pub const NORMALIZE: bool = {{ embedding.normalize }};
 
-{% include "shared/signature.rs" %}
+{% import "shared/signature.rs" as signature %}
+{% call signature::signature("SIGNATURE", "The ONNX signature this crate was generated from; [`load`] refuses any other.", model.inputs, model.outputs) %}{% endcall %}
 
 /// One text's embedding.
 pub type Embedding = [f32; DIMENSION];

@@ -53,7 +53,8 @@ pub const LABEL_COUNT: usize = {{ model.labels.len() }};
 /// How an image becomes the model's input.
 pub const PREPROCESSING: Preprocessing = Preprocessing { resize_shortest: RESIZE, crop: IMAGE_SIZE, mean: MEAN, std: STD };
 
-{% include "shared/signature.rs" %}
+{% import "shared/signature.rs" as signature %}
+{% call signature::signature("SIGNATURE", "The ONNX signature this crate was generated from; [`load`] refuses any other.", model.inputs, model.outputs) %}{% endcall %}
 
 {% include "shared/label_enum.rs" %}
 

@@ -71,20 +71,11 @@ pub const LOGITS_OUTPUT: &str = "{{ model.logits_output }}";
 pub const LABEL_COUNT: usize = {{ model.labels.len() }};
 {%- endif %}
 
-{% include "shared/signature.rs" %}
+{% import "shared/signature.rs" as signature %}
+{% call signature::signature("SIGNATURE", "The ONNX signature this crate was generated from; [`load`] refuses any other.", model.inputs, model.outputs) %}{% endcall %}
 {%- if let Some(setfit) = model.setfit %}
 
-/// The head's ONNX signature (`head.onnx`); [`load`] refuses any other.
-pub const HEAD_SIGNATURE: Signature = Signature {
-    inputs: &[
-        {% for input in setfit.head_inputs %}TensorSpec { name: "{{ input.name }}", dtype: DType::{{ input.dtype_variant }}, dims: {{ input.dims_rust }} },
-        {% endfor %}
-    ],
-    outputs: &[
-        {% for output in setfit.head_outputs %}TensorSpec { name: "{{ output.name }}", dtype: DType::{{ output.dtype_variant }}, dims: {{ output.dims_rust }} },
-        {% endfor %}
-    ],
-};
+{% call signature::signature("HEAD_SIGNATURE", "The head's ONNX signature (`head.onnx`); [`load`] refuses any other.", setfit.head_inputs.as_slice(), setfit.head_outputs.as_slice()) %}{% endcall %}
 {%- endif %}
 
 {% include "shared/label_enum.rs" %}

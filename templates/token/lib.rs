@@ -39,7 +39,8 @@ pub const LOGITS_OUTPUT: &str = "{{ model.logits_output }}";
 pub const LABEL_COUNT: usize = {{ model.labels.len() }};
 pub const ENTITY_TYPE_COUNT: usize = {{ entity.types.len() }};
 
-{% include "shared/signature.rs" %}
+{% import "shared/signature.rs" as signature %}
+{% call signature::signature("SIGNATURE", "The ONNX signature this crate was generated from; [`load`] refuses any other.", model.inputs, model.outputs) %}{% endcall %}
 
 {% include "shared/label_enum.rs" %}
 
