@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod models;
 pub mod openai;
 pub mod openapi;
+pub mod parity;
 pub mod pipeline_json;
 pub mod request;
 pub mod request_log;

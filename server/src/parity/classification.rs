@@ -5,13 +5,13 @@
 use anyhow::{Context, Result};
 use modelcrate_runtime::classification::best;
 use modelcrate_runtime::{ProblemType, TextClassifier};
-use modelcrate_server::pipeline_json;
-use modelcrate_server::request::ClassifyRequest;
-use modelcrate_server::test_split::TestRow;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{Checked, Figures, Gate, Rule, call_parameters, check_token_ids, max_abs_difference};
+use crate::pipeline_json;
+use crate::request::ClassifyRequest;
+use crate::test_split::TestRow;
 
 const LOGIT_BOUND: f64 = 1e-4;
 const SCORE_BOUND: f64 = 1e-4;
@@ -79,7 +79,12 @@ fn predicted(scores: &[f32], multi_label: bool) -> Vec<usize> {
 }
 
 /// Checks `classifier` against the golden `reference.json` text and the test split.
-pub fn check(classifier: &TextClassifier, reference: &str, test: &[TestRow], figures: &mut Figures) -> Result<Checked> {
+pub(super) fn check(
+    classifier: &TextClassifier,
+    reference: &str,
+    test: &[TestRow],
+    figures: &mut Figures,
+) -> Result<Checked> {
     let reference: Reference = serde_json::from_str(reference).context("it is not what `cargo xtask golden` writes")?;
     let reference = &reference;
     let labels = classifier.info().labels;

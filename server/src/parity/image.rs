@@ -19,13 +19,13 @@ use anyhow::{Context, Result};
 use modelcrate_runtime::ImageClassifier;
 use modelcrate_runtime::classification::{ClassificationFunction, best};
 use modelcrate_runtime::image::{DEFAULT_MAX_PIXELS, decode};
-use modelcrate_server::pipeline_json;
-use modelcrate_server::request::TopK;
-use modelcrate_server::test_split::ImageRow;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{Checked, Figures, Gate, Rule, max_abs_difference};
+use crate::pipeline_json;
+use crate::request::TopK;
+use crate::test_split::ImageRow;
 
 const LOGIT_BOUND: f64 = 1e-4;
 const SCORE_BOUND: f64 = 1e-4;
@@ -103,7 +103,7 @@ impl Stage {
 
 /// Checks `classifier` against the golden `reference.json`, the pixels Python wrote to
 /// `<artifacts>/<name>/golden-pixels/`, and the test split.
-pub fn check(
+pub(super) fn check(
     classifier: &ImageClassifier,
     reference: &str,
     golden_dir: &Path,

@@ -7,13 +7,13 @@ use std::collections::HashSet;
 
 use anyhow::{Context, Result};
 use modelcrate_runtime::TokenClassifier;
-use modelcrate_server::pipeline_json;
-use modelcrate_server::request::EntitiesRequest;
-use modelcrate_server::test_split::{Span, Tagged};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::{Checked, Figures, Gate, Rule, call_parameters, check_token_ids};
+use crate::pipeline_json;
+use crate::request::EntitiesRequest;
+use crate::test_split::{Span, Tagged};
 
 const LOGIT_BOUND: f64 = 1e-4;
 const SCORE_BOUND: f64 = 1e-4;
@@ -91,7 +91,12 @@ fn entity_f1(predicted: &[HashSet<Span>], gold: &[HashSet<Span>]) -> f64 {
 }
 
 /// Checks `tagger` against the golden `reference.json` text and the test split.
-pub fn check(tagger: &TokenClassifier, reference: &str, test: &[Tagged], figures: &mut Figures) -> Result<Checked> {
+pub(super) fn check(
+    tagger: &TokenClassifier,
+    reference: &str,
+    test: &[Tagged],
+    figures: &mut Figures,
+) -> Result<Checked> {
     let reference: Reference = serde_json::from_str(reference).context("it is not what `cargo xtask golden` writes")?;
     let texts: Vec<&str> = reference.cases.iter().map(|c| c.text.as_str()).collect();
 

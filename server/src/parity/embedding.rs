@@ -4,11 +4,11 @@
 
 use anyhow::{Context, Result};
 use modelcrate_runtime::SentenceEmbedder;
-use modelcrate_server::test_split::TitleBody;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::{Checked, Figures, Gate, Rule, check_token_ids};
+use crate::test_split::TitleBody;
 
 /// FP32-class bounds against `SentenceTransformer.encode`.
 const COSINE_BOUND: f64 = 0.99999;
@@ -106,7 +106,7 @@ fn retrieval(queries: &[Vec<f32>], corpus: &[Vec<f32>]) -> (f64, f64, Vec<usize>
     (share(at_1), share(at_10), top1)
 }
 
-pub fn check(
+pub(super) fn check(
     embedder: &SentenceEmbedder,
     reference: &str,
     pairs: &[TitleBody],

@@ -1,0 +1,215 @@
+//! The parity gate: whether a loaded variant of a generated model predicts what PyTorch
+//! predicted, through the same loading, tokenization, inference and answer shaping as the
+//! server. `modelcrate-parity` runs it for every variant the pipeline made; the server runs
+//! it as the canary of a hot reload, so that a model swaps in only if it passes the very
+//! gate its variant passed in the pipeline.
+//!
+//! For a text classifier (`classification.rs`), against `golden/<name>/reference.json`
+//! (written by `cargo xtask golden`):
+//! token ids identical to Python's on every input; max |logit| difference ≤ 1e-4, each
+//! input alone and all of them as one padded batch; the same top label on every input;
+//! the pipeline's JSON for every recorded parameter set (labels and order identical,
+//! scores within 1e-4); and, over the whole test split, the same accuracy as PyTorch.
+//! FP32 and graph-optimized variants must meet those bounds; a dynamic INT8 variant must
+//! keep token ids identical and lose at most 1.0 point of test accuracy, and its logit
+//! drift, top-1 agreement and pipeline scores are reported.
+//! For a sentence-embedding model (`embedding.rs`): token ids identical; every golden
+//! embedding, alone and batched, within cosine ≥ 0.99999 and max |diff| ≤ 1e-5 of
+//! `SentenceTransformer.encode` (INT8: cosine ≥ 0.99, min and mean reported); retrieval
+//! recall@1/@10 over the test split equal to PyTorch's (INT8: recall@10 at most 1.0 point
+//! below).
+//! For a token classifier (`token.rs`): token ids and character offsets identical; per-token
+//! logits within 1e-4, alone and batched; the pipeline's entity lists for every recorded
+//! aggregation strategy and `ignore_labels` identical (labels, offsets, words; scores
+//! within 1e-4); entity F1 over the test split equal to PyTorch's (INT8: at most 1.0 point
+//! below, the rest reported).
+//! For an image classifier (`image.rs`): decoded and resized pixels against PIL's (PNG
+//! identical, JPEG within 8 levels), logits within 1e-4 on PNGs (JPEG decoding
+//! differences reported and bounded), top labels identical, undecodable files refused by
+//! both, and test-split accuracy equal to PyTorch's (INT8: at most 1.0 point below).
+
+mod classification;
+mod embedding;
+mod image;
+mod token;
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use modelcrate_runtime::text::TextEncoder;
+use modelcrate_runtime::{LoadedModel, VariantKind};
+use serde_json::{Value, json};
+
+use crate::error::ApiError;
+use crate::test_split;
+
+/// Which bounds a variant must meet (`variants.json`'s `kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    /// FP32 and graph-optimized FP32: the FP32 bounds.
+    Exact,
+    /// Dynamic INT8: identical tokens and an accuracy drop of at most 1.0 point vs
+    /// PyTorch; logit drift, top-1 agreement and pipeline scores are reported.
+    Int8,
+}
+
+impl From<VariantKind> for Gate {
+    fn from(kind: VariantKind) -> Self {
+        match kind {
+            VariantKind::Fp32 => Self::Exact,
+            VariantKind::Int8 => Self::Int8,
+        }
+    }
+}
+
+/// When a row's bound applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rule {
+    /// Every variant must meet it.
+    Every,
+    /// Exact variants must meet it; for INT8 it is reported.
+    Exact,
+}
+
+/// One check of the gate: what was measured, against which bound, and whether it passed.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub check: String,
+    pub figure: String,
+    pub bound: String,
+    pub pass: bool,
+}
+
+struct Figures {
+    gate: Gate,
+    failures: Vec<String>,
+    rows: Vec<Row>,
+}
+
+impl Figures {
+    fn row(&mut self, rule: Rule, check: &str, figure: String, bound: &str, pass: bool) {
+        let (bound, pass) = match (rule, self.gate) {
+            (Rule::Exact, Gate::Int8) => (format!("reported for INT8; FP32 bound {bound}"), true),
+            _ => (bound.to_string(), pass),
+        };
+        if !pass {
+            self.failures.push(format!("{check}: {figure} (bound {bound})"));
+        }
+        self.rows.push(Row {
+            check: check.into(),
+            figure,
+            bound,
+            pass,
+        });
+    }
+}
+
+/// Token ids of every golden text against Python's (`(id, ids)` per case, in order):
+/// the row every variant of every task must pass. Returns the ids of mismatched cases.
+fn check_token_ids<'a>(
+    encoder: &TextEncoder,
+    texts: &[&str],
+    golden: impl Iterator<Item = (&'a str, &'a [u32])>,
+    figures: &mut Figures,
+) -> Result<Vec<&'a str>> {
+    let token_ids = encoder.token_ids(texts)?;
+    let mismatched: Vec<&str> = golden
+        .zip(&token_ids)
+        .filter(|((_, python), rust)| python != &rust.as_slice())
+        .map(|((id, _), _)| id)
+        .collect();
+    figures.row(
+        Rule::Every,
+        "token ids identical",
+        format!("{}/{} inputs", texts.len() - mismatched.len(), texts.len()),
+        "all",
+        mismatched.is_empty(),
+    );
+    Ok(mismatched)
+}
+
+/// Max |difference| of a row of logits; infinite when the widths differ.
+pub(crate) fn max_abs_difference(rust: &[f32], python: &[f64]) -> f64 {
+    rust.iter()
+        .zip(python)
+        .map(|(r, p)| (f64::from(*r) - p).abs())
+        .fold(0.0, f64::max)
+        + if rust.len() == python.len() { 0.0 } else { f64::INFINITY }
+}
+
+/// A recorded pipeline call's parameters, read by the server's own request parser (`parse`
+/// is a task's `…Request::parse`), so that parity replays exactly what the server accepts.
+fn call_parameters<T>(call: &Value, parse: impl Fn(&[u8], usize) -> Result<T, ApiError>) -> Result<T> {
+    let body = json!({"inputs": "-", "parameters": call}).to_string();
+    parse(body.as_bytes(), 1).map_err(|error| anyhow::anyhow!("recorded call {call}: {error}"))
+}
+
+/// What a task's check found, for the report.
+pub struct Checked {
+    pub checkpoint: String,
+    /// The task metric on the test split, by which variants are compared:
+    /// `{"name", "value", "pytorch"}`.
+    pub metric: Value,
+    /// Task-independent headlines for `cargo xtask report`: drift, golden agreement,
+    /// test-split agreement.
+    pub summary: Value,
+    pub details: Value,
+}
+
+/// A variant's gate, checked.
+pub struct Outcome {
+    pub gate: Gate,
+    /// Every check, passed or not, in the order run.
+    pub rows: Vec<Row>,
+    /// The checks that failed, each with its figure and bound.
+    pub failures: Vec<String>,
+    pub checked: Checked,
+}
+
+impl Outcome {
+    pub fn passed(&self) -> bool {
+        self.failures.is_empty()
+    }
+}
+
+/// Checks the loaded `model` (generated model `name`) against the golden outputs in
+/// `golden` (its `reference.json`, written by `cargo xtask golden`) and its test split in
+/// `<artifacts>/<name>`, by the gate of the variant it loaded. Blocking, and seconds long:
+/// every golden input and the whole test split run through the model.
+pub fn check(model: &LoadedModel, name: &str, golden: &Path, artifacts: &Path) -> Result<Outcome> {
+    let reference_path = golden.join("reference.json");
+    let reference = std::fs::read_to_string(&reference_path)
+        .with_context(|| format!("cannot read {}: run `cargo xtask golden`", reference_path.display()))?;
+    let gate = Gate::from(model.info().variant.kind);
+    let mut figures = Figures {
+        gate,
+        failures: Vec::new(),
+        rows: Vec::new(),
+    };
+    let checked = match model {
+        LoadedModel::TextClassification(classifier) => {
+            let test = test_split::read(artifacts, name)?;
+            classification::check(classifier, &reference, &test, &mut figures)
+        }
+        LoadedModel::FeatureExtraction(embedder) => {
+            let pairs = test_split::read_pairs(artifacts, name)?;
+            embedding::check(embedder, &reference, &pairs, &mut figures)
+        }
+        LoadedModel::TokenClassification(tagger) => {
+            let test = test_split::read_tagged(artifacts, name)?;
+            token::check(tagger, &reference, &test, &mut figures)
+        }
+        LoadedModel::ImageClassification(classifier) => {
+            let test = test_split::read_images(artifacts, name)?;
+            let pixels = artifacts.join(name).join("golden-pixels");
+            image::check(classifier, &reference, golden, &pixels, &test, &mut figures)
+        }
+    }
+    .with_context(|| format!("checking against {}", reference_path.display()))?;
+    Ok(Outcome {
+        gate,
+        rows: figures.rows,
+        failures: figures.failures,
+        checked,
+    })
+}
