@@ -18,7 +18,6 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use ndarray::{Array2, Array3};
@@ -168,7 +167,6 @@ pub struct Engine {
     options: BatchingOptions,
     sender: Option<SyncSender<Job>>,
     waiting: Arc<AtomicUsize>,
-    workers: Vec<JoinHandle<()>>,
 }
 
 impl Engine {
@@ -183,27 +181,25 @@ impl Engine {
         let (sender, receiver) = mpsc::sync_channel::<Job>(options.queue_capacity);
         let receiver = Arc::new(Mutex::new(receiver));
         let waiting = Arc::new(AtomicUsize::new(0));
-        let workers = (0..options.workers)
-            .map(|index| {
-                let worker = Worker {
-                    model: Arc::clone(&model),
-                    options,
-                    receiver: Arc::clone(&receiver),
-                    waiting: Arc::clone(&waiting),
-                    carried: None,
-                };
-                std::thread::Builder::new()
-                    .name(format!("{}-{index}", model.info().name))
-                    .spawn(move || worker.run())
-                    .unwrap_or_else(|error| panic!("cannot start an inference thread: {error}"))
-            })
-            .collect();
+        // Detached: each worker returns once the queue is closed and empty.
+        for index in 0..options.workers {
+            let worker = Worker {
+                model: Arc::clone(&model),
+                options,
+                receiver: Arc::clone(&receiver),
+                waiting: Arc::clone(&waiting),
+                carried: None,
+            };
+            std::thread::Builder::new()
+                .name(format!("{}-{index}", model.info().name))
+                .spawn(move || worker.run())
+                .unwrap_or_else(|error| panic!("cannot start an inference thread: {error}"));
+        }
         Self {
             model,
             options,
             sender: Some(sender),
             waiting,
-            workers,
         }
     }
 
@@ -257,12 +253,11 @@ impl Engine {
 }
 
 impl Drop for Engine {
+    /// Closes the queue: each worker answers what is queued, then returns on its own, and
+    /// the model is freed with the last worker. Never blocks: the last holder of a swapped
+    /// out engine may be a request on the async runtime.
     fn drop(&mut self) {
-        // Closing the queue lets each worker finish what is queued, then return.
         self.sender.take();
-        for worker in self.workers.drain(..) {
-            let _ = worker.join();
-        }
     }
 }
 
