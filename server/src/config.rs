@@ -9,6 +9,7 @@ use anyhow::{Context, Result, bail};
 use clap::{CommandFactory, FromArgMatches, Parser};
 use modelcrate_runtime::{BatchingOptions, LoadOptions, VariantChoice};
 
+use crate::reload::Reloader;
 use crate::routes::Limits;
 
 #[derive(Debug, Clone, Parser)]
@@ -87,6 +88,19 @@ pub struct Config {
     /// milliseconds; new ones get 503 meanwhile. Then the server exits regardless.
     #[arg(long, env = "MODELCRATE_DRAIN_TIMEOUT_MS", default_value_t = 30_000)]
     pub drain_timeout_ms: u64,
+    /// Folder with each model's golden outputs (`<name>/reference.json`, as `cargo xtask
+    /// golden` writes them): a hot reload's canary holds the new model to them.
+    #[arg(long, env = "MODELCRATE_GOLDEN", default_value = "golden")]
+    pub golden: PathBuf,
+    /// How often to look for changed files in each model's folder, in milliseconds; a
+    /// folder that changed and then stayed as it is for one more look is reloaded behind
+    /// its canary. 0 turns watching off (`POST /admin/models/{name}/reload` still works).
+    #[arg(long, env = "MODELCRATE_WATCH_INTERVAL_MS", default_value_t = 2_000)]
+    pub watch_interval_ms: u64,
+    /// A token the admin routes (`POST /admin/models/{name}/reload`) want as
+    /// `Authorization: Bearer <token>`; without it they are open to whoever reaches the port.
+    #[arg(long, env = "MODELCRATE_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
 }
 
 impl Config {
@@ -135,6 +149,23 @@ impl Config {
             let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
             (cores / self.sessions.max(1)).max(1)
         })
+    }
+
+    /// How a hot reload loads and checks a model: as at start.
+    pub fn reloader(&self) -> Reloader {
+        Reloader {
+            artifacts: self.artifacts.clone(),
+            golden: self.golden.clone(),
+            load: self.load_options(),
+            batching: self.batching(),
+            warm_up_timeout: self.warm_up_timeout(),
+            admin_token: self.admin_token.clone(),
+        }
+    }
+
+    /// A warm-up runs a full batch of the longest texts: it may take longer than a request.
+    pub fn warm_up_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms).max(Duration::from_secs(60))
     }
 
     pub fn load_options(&self) -> LoadOptions {

@@ -30,6 +30,13 @@ pub enum ApiError {
     Timeout(std::time::Duration),
     #[error("{0}")]
     Unavailable(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Conflict(String),
+    /// A hot reload refused its new model (see `reload`): the old one serves on.
+    #[error("{0}")]
+    ReloadRefused(String),
 }
 
 #[derive(Serialize)]
@@ -51,6 +58,9 @@ impl ApiError {
             Self::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::ReloadRefused(_) => StatusCode::UNPROCESSABLE_ENTITY,
         }
     }
 
@@ -68,6 +78,9 @@ impl ApiError {
             Self::Busy(_) => "overloaded",
             Self::Timeout(_) => "timeout",
             Self::Unavailable(_) => "unavailable",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::Conflict(_) => "conflict",
+            Self::ReloadRefused(_) => "reload_refused",
         }
     }
 }
@@ -87,6 +100,11 @@ impl ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+        }
+        if let Self::Unauthorized(_) = self {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
     }

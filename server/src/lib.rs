@@ -1,6 +1,7 @@
 //! Modelcrate's HTTP server. It links the umbrella crate of generated models and knows
 //! none by name: routes are per task, and models come from `modelcrate_models::MODELS`.
 
+pub mod admin;
 pub mod config;
 pub mod error;
 pub mod image_request;
@@ -12,9 +13,11 @@ pub mod openai;
 pub mod openapi;
 pub mod parity;
 pub mod pipeline_json;
+pub mod reload;
 pub mod request;
 pub mod request_log;
 pub mod routes;
+pub mod served;
 pub mod stats;
 pub mod tei;
 pub mod test_split;

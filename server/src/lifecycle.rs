@@ -8,13 +8,14 @@
 //! `Retry-After`, the requests in flight finish, and once none is left (or
 //! `--drain-timeout-ms` passed) the listener closes and the process exits.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use modelcrate_runtime::{Engine, LoadedModel, Rows};
 use ndarray::Array3;
+
+use crate::served::Served;
 
 /// Where the server is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,28 +106,36 @@ impl Drop for InFlight {
 
 /// Runs one input alone and one full batch through every model's engine. Blocking: run
 /// it off the async runtime.
-pub fn warm_up(engines: &BTreeMap<String, Arc<Engine>>, timeout: Duration) -> anyhow::Result<()> {
-    for (name, engine) in engines {
-        let started = Instant::now();
-        let batch = engine.options().max_batch_size;
-        for rows in [1, batch] {
-            let inputs = match engine.model().as_ref() {
-                LoadedModel::ImageClassification(classifier) => {
-                    let side = classifier.preprocessing().crop as usize;
-                    Rows::Images(vec![Array3::zeros((3, side, side)); rows])
-                }
-                model => {
-                    // A text as long as the model takes, so the arenas fit the longest batch.
-                    let text = "warm up ".repeat(model.info().max_length);
-                    Rows::Texts(model.encode(&vec![text.as_str(); rows])?)
-                }
-            };
-            engine
-                .infer(inputs, timeout)
-                .map_err(|refused| anyhow::anyhow!("warm-up of model `{name}` failed: {refused}"))?;
+pub fn warm_up(served: &Served, timeout: Duration) -> anyhow::Result<()> {
+    for name in served.names() {
+        if let Some(engine) = served.engine(name) {
+            warm_up_engine(name, &engine, timeout)?;
         }
-        tracing::info!(model = %name, seconds = started.elapsed().as_secs_f64(), "warmed up");
     }
+    Ok(())
+}
+
+/// Runs one input alone and one full batch through `engine` (model `name`). Blocking.
+pub fn warm_up_engine(name: &str, engine: &Engine, timeout: Duration) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let batch = engine.options().max_batch_size;
+    for rows in [1, batch] {
+        let inputs = match engine.model().as_ref() {
+            LoadedModel::ImageClassification(classifier) => {
+                let side = classifier.preprocessing().crop as usize;
+                Rows::Images(vec![Array3::zeros((3, side, side)); rows])
+            }
+            model => {
+                // A text as long as the model takes, so the arenas fit the longest batch.
+                let text = "warm up ".repeat(model.info().max_length);
+                Rows::Texts(model.encode(&vec![text.as_str(); rows])?)
+            }
+        };
+        engine
+            .infer(inputs, timeout)
+            .map_err(|refused| anyhow::anyhow!("warm-up of model `{name}` failed: {refused}"))?;
+    }
+    tracing::info!(model = %name, seconds = started.elapsed().as_secs_f64(), "warmed up");
     Ok(())
 }
 

@@ -2,13 +2,15 @@
 //!
 //! Models load before the server listens; it then warms every model up and only then
 //! answers `GET /health/ready` with 200. SIGTERM or SIGINT drains it (see `lifecycle`).
+//! While it serves, a model whose folder changes is reloaded behind a canary (see `reload`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use modelcrate_server::lifecycle::{self, Lifecycle};
-use modelcrate_server::{AppState, Config, app, models};
+use modelcrate_server::served::{Fingerprint, Served};
+use modelcrate_server::{AppState, Config, app, models, reload};
 use tracing_subscriber::EnvFilter;
 
 /// After the drain, how long closing the remaining connections may take.
@@ -37,12 +39,23 @@ async fn main() {
 }
 
 async fn run(config: Config) -> Result<()> {
-    let options = config.load_options();
-    let (names, artifacts) = (config.models.clone(), config.artifacts.clone());
-    let models = tokio::task::spawn_blocking(move || models::load_all(&names, &artifacts, &options)).await??;
+    let reloader = Arc::new(config.reloader());
+    let (names, loader) = (config.models.clone(), Arc::clone(&reloader));
+    let (engines, seen) = tokio::task::spawn_blocking(move || -> Result<_> {
+        let names = models::names(&names)?;
+        // Each folder as it is before its files are read: the watcher reloads what changes.
+        let seen = names
+            .iter()
+            .map(|name| (name.clone(), Fingerprint::of(&loader.folder(name)).unwrap_or_default()))
+            .collect();
+        let loaded = models::load_all(&names, &loader.artifacts, &loader.load)?;
+        Ok((models::start_engines(loaded, loader.batching), seen))
+    })
+    .await??;
     let lifecycle = Arc::new(Lifecycle::default());
     let state = AppState {
-        engines: Arc::new(models::start_engines(models, config.batching())),
+        models: Arc::new(Served::new(engines, seen)),
+        reloader: Arc::clone(&reloader),
         limits: config.limits(),
         lifecycle: Arc::clone(&lifecycle),
         metrics: Arc::default(),
@@ -52,12 +65,22 @@ async fn run(config: Config) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {address}"))?;
     let bound = listener.local_addr()?;
-    let names: Vec<&String> = state.engines.keys().collect();
+    let names = state.models.names();
     tracing::info!(%bound, models = ?names, "serving; warming up");
     println!("serving {names:?} on http://{bound}");
 
-    let (engines, timeout) = (Arc::clone(&state.engines), state.limits.request_timeout);
-    let warming = tokio::task::spawn_blocking(move || lifecycle::warm_up(&engines, timeout));
+    let (served, timeout) = (Arc::clone(&state.models), config.warm_up_timeout());
+    let warming = tokio::task::spawn_blocking(move || lifecycle::warm_up(&served, timeout));
+    if config.watch_interval_ms > 0 {
+        let interval = Duration::from_millis(config.watch_interval_ms);
+        tokio::spawn(reload::watch(
+            Arc::clone(&state.models),
+            reloader,
+            Arc::clone(&state.metrics),
+            Arc::clone(&lifecycle),
+            interval,
+        ));
+    }
     let drain_timeout = Duration::from_millis(config.drain_timeout_ms);
     let drained = Arc::new(tokio::sync::Notify::new());
     let shutdown = {

@@ -1,12 +1,16 @@
 //! Prometheus metrics, in the text exposition format at `GET /metrics`: requests by model,
 //! route, status and error kind; request, queue and inference durations and batch sizes per model
 //! (histograms); queue length and requests in flight (read live); which variant of which
-//! model is loaded. Written by hand: a few counters and histograms need no registry.
+//! model is loaded, its generation, and its reloads (by trigger and outcome, with the
+//! seconds of each stage of the last one). Written by hand: a few counters and histograms
+//! need no registry.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::Duration;
+
+use crate::served::Attempt;
 
 /// Seconds: from a millisecond to a request timeout.
 const SECONDS_BUCKETS: [f64; 14] = [
@@ -63,6 +67,10 @@ struct Recorded {
     requests: BTreeMap<(String, &'static str, u16, &'static str), u64>,
     /// Per model: request, queue and inference seconds, batch rows.
     timings: BTreeMap<String, [Histogram; 4]>,
+    /// (model, trigger, outcome) → reloads.
+    reloads: BTreeMap<(String, &'static str, &'static str), u64>,
+    /// (model, stage) → seconds the stage took in the model's last reload.
+    reload_stages: BTreeMap<(String, &'static str), f64>,
 }
 
 /// What the server counts. Cheap to update: one short lock per request.
@@ -78,6 +86,10 @@ pub struct ModelGauge<'a> {
     pub variant: &'a str,
     pub kind: &'a str,
     pub waiting: usize,
+    /// 1 for the model loaded at start, one more per swap.
+    pub generation: u64,
+    /// Whether the last reload was refused (the model serving is older than its files).
+    pub reload_refused: bool,
 }
 
 /// A label value as the exposition format quotes it.
@@ -104,6 +116,19 @@ impl Metrics {
         queue.observe(&SECONDS_BUCKETS, timing.queue.as_secs_f64());
         inference.observe(&SECONDS_BUCKETS, timing.inference.as_secs_f64());
         rows.observe(&BATCH_BUCKETS, timing.batch_rows as f64);
+    }
+
+    /// Counts a reload of `model` and keeps its stages' seconds.
+    pub fn reloaded(&self, model: &str, attempt: &Attempt) {
+        let mut recorded = self.recorded.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        *recorded
+            .reloads
+            .entry((model.to_string(), attempt.trigger.as_str(), attempt.outcome.as_str()))
+            .or_default() += 1;
+        recorded.reload_stages.retain(|(name, _), _| name != model);
+        for (stage, seconds) in &attempt.seconds {
+            recorded.reload_stages.insert((model.to_string(), stage), *seconds);
+        }
     }
 
     /// The exposition text.
@@ -173,6 +198,48 @@ impl Metrics {
             );
         }
         out.push_str(
+            "# HELP modelcrate_model_generation Generations of each model: 1 at start, one more per hot swap.\n# TYPE modelcrate_model_generation gauge\n",
+        );
+        for gauge in models {
+            let _ = writeln!(
+                out,
+                "modelcrate_model_generation{{model=\"{}\"}} {}",
+                quoted(gauge.model),
+                gauge.generation
+            );
+        }
+        out.push_str(
+            "# HELP modelcrate_model_reload_refused 1 when a model's last reload was refused and an older model serves.\n# TYPE modelcrate_model_reload_refused gauge\n",
+        );
+        for gauge in models {
+            let _ = writeln!(
+                out,
+                "modelcrate_model_reload_refused{{model=\"{}\"}} {}",
+                quoted(gauge.model),
+                u8::from(gauge.reload_refused)
+            );
+        }
+        out.push_str(
+            "# HELP modelcrate_model_reloads_total Hot reloads by model, trigger (admin, watch) and outcome (swapped, refused).\n# TYPE modelcrate_model_reloads_total counter\n",
+        );
+        for ((model, trigger, outcome), count) in &recorded.reloads {
+            let _ = writeln!(
+                out,
+                "modelcrate_model_reloads_total{{model=\"{}\",trigger=\"{trigger}\",outcome=\"{outcome}\"}} {count}",
+                quoted(model)
+            );
+        }
+        out.push_str(
+            "# HELP modelcrate_model_reload_stage_seconds Seconds each stage (load, canary, warm_up) of a model's last reload took.\n# TYPE modelcrate_model_reload_stage_seconds gauge\n",
+        );
+        for ((model, stage), seconds) in &recorded.reload_stages {
+            let _ = writeln!(
+                out,
+                "modelcrate_model_reload_stage_seconds{{model=\"{}\",stage=\"{stage}\"}} {seconds}",
+                quoted(model)
+            );
+        }
+        out.push_str(
             "# HELP modelcrate_in_flight Prediction requests being answered.\n# TYPE modelcrate_in_flight gauge\n",
         );
         let _ = writeln!(out, "modelcrate_in_flight {in_flight}");
@@ -189,6 +256,7 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::served::{Outcome, Trigger};
 
     #[test]
     fn histograms_are_cumulative_and_requests_counted_by_label() {
@@ -205,7 +273,29 @@ mod tests {
         };
         metrics.answered("news-topic", timing(20, 3));
         metrics.answered("news-topic", timing(200, 32));
+        let attempt = |outcome, seconds: &[(&'static str, f64)]| Attempt {
+            trigger: Trigger::Watch,
+            outcome,
+            at: 0.0,
+            seconds: seconds.iter().copied().collect(),
+            variant: None,
+            error: None,
+            failures: Vec::new(),
+        };
+        metrics.reloaded(
+            "news-topic",
+            &attempt(Outcome::Refused, &[("load", 0.5), ("canary", 9.0)]),
+        );
+        metrics.reloaded("news-topic", &attempt(Outcome::Refused, &[("load", 3.0)]));
         let text = metrics.render(&[], 0, "ready");
+        assert!(
+            text.contains(
+                "modelcrate_model_reloads_total{model=\"news-topic\",trigger=\"watch\",outcome=\"refused\"} 2"
+            )
+        );
+        // The stages of the last reload only.
+        assert!(text.contains("modelcrate_model_reload_stage_seconds{model=\"news-topic\",stage=\"load\"} 3\n"));
+        assert!(!text.contains("stage=\"canary\""), "{text}");
         assert!(
             text.contains(
                 "modelcrate_requests_total{model=\"news-topic\",route=\"/models/{name}/predict\",status=\"200\",error_type=\"\"} 2"

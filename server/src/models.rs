@@ -24,20 +24,33 @@ pub fn load(entry: &ModelEntry, artifacts: &Path, options: &LoadOptions) -> Resu
     (entry.load)(&dir, options).with_context(|| format!("cannot load model `{}` from {}", entry.name, dir.display()))
 }
 
+/// The models to serve: `names` checked against the generated models, or every generated
+/// model when `names` is empty.
+pub fn names(names: &[String]) -> Result<Vec<String>> {
+    let names: Vec<String> = if names.is_empty() {
+        MODELS.iter().map(|entry| entry.name.to_string()).collect()
+    } else {
+        names
+            .iter()
+            .map(|name| entry(name).map(|entry| entry.name.to_string()))
+            .collect::<Result<_>>()?
+    };
+    if names.is_empty() {
+        bail!("no models to serve: generated/models lists none (run `cargo xtask gen`)");
+    }
+    Ok(names)
+}
+
 /// Loads `names` (every generated model when empty).
 pub fn load_all(
     names: &[String],
     artifacts: &Path,
     options: &LoadOptions,
 ) -> Result<BTreeMap<String, Arc<LoadedModel>>> {
-    let entries: Vec<&ModelEntry> = if names.is_empty() {
-        MODELS.iter().collect()
-    } else {
-        names.iter().map(|name| entry(name)).collect::<Result<_>>()?
-    };
-    if entries.is_empty() {
-        bail!("no models to serve: generated/models lists none (run `cargo xtask gen`)");
-    }
+    let entries: Vec<&ModelEntry> = self::names(names)?
+        .iter()
+        .map(|name| entry(name))
+        .collect::<Result<_>>()?;
     let mut loaded = BTreeMap::new();
     for entry in entries {
         let started = Instant::now();

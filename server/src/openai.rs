@@ -186,8 +186,9 @@ async fn embed(state: &AppState, name: &str, request: EmbeddingsRequest) -> Resu
 /// `GET /v1/models`: every served model, with its task.
 pub async fn models(State(state): State<AppState>) -> Json<Value> {
     let data: Vec<Value> = state
-        .engines
-        .values()
+        .models
+        .engines()
+        .iter()
         .map(|engine| {
             let info = engine.model().info();
             json!({

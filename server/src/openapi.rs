@@ -196,7 +196,8 @@ fn get_operation(tag: &str, summary: &str) -> Value {
 /// `GET /openapi.json`.
 pub async fn document(State(state): State<AppState>) -> Json<Value> {
     let mut paths = Map::new();
-    let models: Vec<&LoadedModel> = state.engines.values().map(|engine| engine.model().as_ref()).collect();
+    let engines = state.models.engines();
+    let models: Vec<&LoadedModel> = engines.iter().map(|engine| engine.model().as_ref()).collect();
     let names = |task: Task| -> Vec<&str> {
         models
             .iter()
@@ -293,6 +294,28 @@ pub async fn document(State(state): State<AppState>) -> Json<Value> {
             get_operation("KServe v2", "Model readiness"),
         );
     }
+    let error = |why: &str| json!({"description": why, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
+    let all: Vec<&str> = models.iter().map(|m| m.info().name).collect();
+    paths.insert("/admin/models/{name}/reload".into(), json!({"post": {
+        "tags": ["Admin"],
+        "summary": "Reload a model from its folder: swapped in only once it passes its canary (the parity gate against the golden outputs); the old model serves until then, and on when refused",
+        "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string", "enum": all}}],
+        "responses": {
+            "200": {"description": "swapped", "content": {"application/json": {"schema": {"type": "object", "properties": {
+                "model": {"type": "string"}, "outcome": {"type": "string", "enum": ["swapped"]},
+                "generation": {"type": "integer"}, "variant": {"type": "string"},
+                "seconds": {"type": "object", "additionalProperties": {"type": "number"}},
+                "canary": {"type": "array", "items": {"type": "object", "properties": {
+                    "check": {"type": "string"}, "figure": {"type": "string"}, "bound": {"type": "string"},
+                }}},
+            }}}}},
+            "401": error("--admin-token is set and the request's bearer token is missing or wrong"),
+            "404": error("unknown model"),
+            "409": error("a reload of this model is already running"),
+            "422": error("refused at load, canary or warm-up (`stage`, `failures`): the old model serves on"),
+            "503": error("warming up or draining"),
+        },
+    }}));
     for (path, summary) in [
         (
             "/models",

@@ -5,7 +5,6 @@
 //! `x-total-time` in milliseconds, `x-batch-size`: rows in the batch it ran in), and every
 //! response carries its `x-request-id` (see `request_log`).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,8 +24,10 @@ use crate::error::ApiError;
 use crate::image_request::{ImageRequest, media_type};
 use crate::lifecycle::{Lifecycle, Phase};
 use crate::metrics::{Metrics, ModelGauge, Timing};
+use crate::reload::Reloader;
 use crate::request::{ClassifyRequest, EmbedRequest, EntitiesRequest, Inputs, TopK};
-use crate::{kserve, openai, openapi, request_log, tei};
+use crate::served::{Generation, Outcome, Served};
+use crate::{admin, kserve, openai, openapi, request_log, tei};
 use crate::{pipeline_json, request};
 
 /// Limits a request is checked against.
@@ -46,8 +47,10 @@ pub struct Limits {
 
 #[derive(Clone)]
 pub struct AppState {
-    /// Each served model behind its batching engine, by name.
-    pub engines: Arc<BTreeMap<String, Arc<Engine>>>,
+    /// Each served model behind its batching engine, by name; a hot reload swaps one.
+    pub models: Arc<Served>,
+    /// How a model is reloaded, and who may ask.
+    pub reloader: Arc<Reloader>,
     pub limits: Limits,
     /// Warming up, ready or draining, and the predictions in flight.
     pub lifecycle: Arc<Lifecycle>,
@@ -79,6 +82,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v2/models/{name}", get(kserve::metadata))
         .route("/v2/models/{name}/ready", get(kserve::model_ready))
         .route("/v2/models/{name}/infer", post(kserve::infer))
+        .route("/admin/models/{name}/reload", post(admin::reload))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
@@ -90,17 +94,21 @@ async fn health(State(state): State<AppState>) -> Json<Value> {
     Json(json!({
         "status": "ok",
         "phase": state.lifecycle.phase().as_str(),
-        "models": state.engines.len(),
+        "models": state.models.len(),
         "in_flight": state.lifecycle.in_flight(),
     }))
 }
 
 /// Prometheus metrics, in the text exposition format.
 async fn metrics(State(state): State<AppState>) -> (HeaderMap, String) {
-    let gauges: Vec<ModelGauge> = state
-        .engines
-        .values()
-        .map(|engine| {
+    let engines: Vec<(Arc<Engine>, Generation)> = state
+        .models
+        .slots()
+        .map(|(_, slot)| (slot.engine(), slot.generation()))
+        .collect();
+    let gauges: Vec<ModelGauge> = engines
+        .iter()
+        .map(|(engine, generation)| {
             let info = engine.model().info();
             ModelGauge {
                 model: info.name,
@@ -108,6 +116,11 @@ async fn metrics(State(state): State<AppState>) -> (HeaderMap, String) {
                 variant: &info.variant.name,
                 kind: info.variant.kind.as_str(),
                 waiting: engine.waiting(),
+                generation: generation.number,
+                reload_refused: generation
+                    .last_attempt
+                    .as_ref()
+                    .is_some_and(|attempt| attempt.outcome == Outcome::Refused),
             }
         })
         .collect();
@@ -130,7 +143,7 @@ async fn live() -> Json<Value> {
 /// Readiness: 200 once every model has warmed up, 503 before and while draining.
 async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     match state.lifecycle.phase() {
-        Phase::Ready => Ok(Json(json!({"status": "ready", "models": state.engines.len()}))),
+        Phase::Ready => Ok(Json(json!({"status": "ready", "models": state.models.len()}))),
         Phase::WarmingUp => Err(ApiError::Unavailable("the models are warming up".into())),
         Phase::Draining => Err(ApiError::Unavailable("the server is shutting down".into())),
     }
@@ -138,8 +151,9 @@ async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
 
 async fn list_models(State(state): State<AppState>) -> Json<Value> {
     let models: Vec<Value> = state
-        .engines
-        .values()
+        .models
+        .engines()
+        .iter()
         .map(|engine| {
             let info = engine.model().info();
             let batching = engine.options();
@@ -179,6 +193,8 @@ async fn list_models(State(state): State<AppState>) -> Json<Value> {
                     "waiting": engine.waiting(),
                 },
                 "request_timeout_ms": state.limits.request_timeout.as_millis(),
+                // generation, serving_since, last_reload (see `reload`)
+                "reload": state.models.describe(info.name),
             })
         })
         .collect();
@@ -262,7 +278,7 @@ impl AppState {
             work.await
         };
         drop(in_flight);
-        let label = if self.engines.contains_key(&model) {
+        let label = if self.models.contains(&model) {
             model.as_str()
         } else {
             "_unknown"
@@ -307,9 +323,8 @@ impl AppState {
 
     /// The engine of a served model, or 404 naming it.
     pub(crate) fn engine(&self, name: &str) -> Result<Arc<Engine>, ApiError> {
-        self.engines
-            .get(name)
-            .cloned()
+        self.models
+            .engine(name)
             .ok_or_else(|| ApiError::ModelNotFound(name.to_string()))
     }
 

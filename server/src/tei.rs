@@ -41,9 +41,10 @@ fn chosen(state: &AppState, model: Option<&str>, task: Task, route: &str) -> Res
         }
         return Ok(engine);
     }
-    let fitting: Vec<&Arc<Engine>> = state
-        .engines
-        .values()
+    let fitting: Vec<Arc<Engine>> = state
+        .models
+        .engines()
+        .into_iter()
         .filter(|engine| engine.model().info().task == task)
         .collect();
     match fitting.as_slice() {
@@ -216,9 +217,10 @@ async fn tokens(state: &AppState, object: &Map<String, Value>) -> Result<Json<Va
     let engine = match optional_string(object, "model")? {
         Some(name) => state.engine(name)?,
         None => {
-            let text_models: Vec<&Arc<Engine>> = state
-                .engines
-                .values()
+            let text_models: Vec<Arc<Engine>> = state
+                .models
+                .engines()
+                .into_iter()
                 .filter(|e| e.model().encoder().is_some())
                 .collect();
             match text_models.as_slice() {
@@ -283,9 +285,9 @@ pub async fn info(State(state): State<AppState>, RawQuery(query): RawQuery) -> R
             other => return Err(invalid(format!("unknown query parameter `{other}`; expected `model`"))),
         }
     }
-    let engine = match (model, state.engines.len()) {
+    let engine = match (model, state.models.len()) {
         (Some(name), _) => Some(state.engine(&name)?),
-        (None, 1) => state.engines.values().next().cloned(),
+        (None, 1) => state.models.engines().into_iter().next(),
         (None, _) => None,
     };
     let limits = &state.limits;
@@ -295,7 +297,7 @@ pub async fn info(State(state): State<AppState>, RawQuery(query): RawQuery) -> R
         "max_body_bytes": limits.max_body_bytes,
         "auto_truncate": limits.auto_truncate,
         "request_timeout_ms": limits.request_timeout.as_millis(),
-        "models": state.engines.keys().collect::<Vec<_>>(),
+        "models": state.models.names(),
     });
     if let Some(engine) = engine {
         let info = engine.model().info();

@@ -3,41 +3,21 @@
 //!
 //! Needs the exported model and `ORT_DYLIB_PATH`, which `cargo xtask test` provides.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
+use common::*;
 use modelcrate_runtime::variants::Serving;
-use modelcrate_runtime::{BatchingOptions, LoadOptions, VariantChoice};
-use modelcrate_server::lifecycle::{self, Lifecycle};
-use modelcrate_server::routes::Limits;
-use modelcrate_server::{AppState, app, models, pipeline_json};
+use modelcrate_runtime::{BatchingOptions, VariantChoice};
+use modelcrate_server::pipeline_json;
 use serde_json::{Value, json};
 
-const MAX_BODY_BYTES: usize = 512 * 1024;
-/// Below the golden 2400×1600 image, above every other golden image.
-const MAX_IMAGE_PIXELS: u64 = 1_000_000;
-const MAX_CLIENT_BATCH_SIZE: usize = 80;
 const SCORE_BOUND: f64 = 1e-4;
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
-
-fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 fn reference() -> Value {
     reference_of("news-topic")
-}
-
-fn reference_of(model: &str) -> Value {
-    let path = workspace().join("golden").join(model).join("reference.json");
-    let text = std::fs::read_to_string(&path).expect("golden/<model>/reference.json (cargo xtask golden)");
-    serde_json::from_str(&text).expect("reference.json is JSON")
-}
-
-fn artifacts() -> PathBuf {
-    std::env::var_os("MODELCRATE_ARTIFACTS").map_or_else(|| workspace().join("artifacts"), PathBuf::from)
 }
 
 /// Starts the server with the FP32 export, whose answers must equal the pipeline's.
@@ -48,80 +28,6 @@ async fn start() -> String {
 /// Starts the server on a free loopback port; returns its base URL.
 async fn start_with(variant: VariantChoice) -> String {
     start_serving(&[], variant, BatchingOptions::default(), REQUEST_TIMEOUT).await
-}
-
-/// Starts the server with `names` (all models when empty), batching and timeout as given.
-async fn start_serving(
-    names: &[&str],
-    variant: VariantChoice,
-    batching: BatchingOptions,
-    request_timeout: Duration,
-) -> String {
-    let options = LoadOptions {
-        variant,
-        ..LoadOptions::default()
-    };
-    let names: Vec<String> = names.iter().map(|name| name.to_string()).collect();
-    let loaded = tokio::task::spawn_blocking(move || models::load_all(&names, &artifacts(), &options))
-        .await
-        .unwrap()
-        .expect("the exported models load (run `cargo xtask export`; set ORT_DYLIB_PATH)");
-    let engines = Arc::new(models::start_engines(loaded, batching));
-    // The server's own warm-up, then ready: as `modelcrate-server` starts.
-    let warming = Arc::clone(&engines);
-    tokio::task::spawn_blocking(move || lifecycle::warm_up(&warming, request_timeout.max(Duration::from_secs(60))))
-        .await
-        .unwrap()
-        .expect("every model warms up");
-    let lifecycle = Arc::new(Lifecycle::default());
-    lifecycle.set_ready();
-    let state = AppState {
-        engines,
-        lifecycle,
-        metrics: Arc::default(),
-        limits: Limits {
-            max_client_batch_size: MAX_CLIENT_BATCH_SIZE,
-            max_body_bytes: MAX_BODY_BYTES,
-            max_image_pixels: MAX_IMAGE_PIXELS,
-            request_timeout,
-            auto_truncate: false,
-        },
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app(state)).await.unwrap() });
-    format!("http://{address}")
-}
-
-async fn post(base: &str, path: &str, body: &Value) -> (u16, Value) {
-    let (status, _, answer) = post_with_headers(base, path, body).await;
-    (status, answer)
-}
-
-async fn post_with_headers(base: &str, path: &str, body: &Value) -> (u16, reqwest::header::HeaderMap, Value) {
-    let response = reqwest::Client::new()
-        .post(format!("{base}{path}"))
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    (status, headers, response.json().await.expect("every answer is JSON"))
-}
-
-fn header_number(headers: &reqwest::header::HeaderMap, name: &str) -> u64 {
-    headers
-        .get(name)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse().ok())
-        .unwrap_or_else(|| panic!("header {name} is a number"))
-}
-
-async fn get(base: &str, path: &str) -> Value {
-    let response = reqwest::get(format!("{base}{path}")).await.unwrap();
-    assert_eq!(response.status().as_u16(), 200, "GET {path}");
-    response.json().await.expect("every answer is JSON")
 }
 
 /// Max |score difference| of two pipeline answers; panics on any other difference.
@@ -649,6 +555,8 @@ async fn models_and_health_describe_what_is_served() {
     );
     assert_eq!(news["problem_type"], "single_label_classification");
     assert_eq!(news["dimension"], Value::Null);
+    assert_eq!(news["reload"]["generation"], 1, "no reload yet");
+    assert_eq!(news["reload"]["last_reload"], Value::Null);
     let embed = by_name["news-embed"];
     assert_eq!(embed["task"], "feature-extraction");
     assert_eq!(embed["dimension"], 384);
@@ -746,18 +654,6 @@ fn golden_images() -> Vec<(Value, Vec<u8>, &'static str)> {
             (case.clone(), bytes, media)
         })
         .collect()
-}
-
-async fn post_bytes(base: &str, path: &str, media: &str, bytes: Vec<u8>) -> (u16, Value) {
-    let response = reqwest::Client::new()
-        .post(format!("{base}{path}"))
-        .header("content-type", media)
-        .body(bytes)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.expect("every answer is JSON"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -934,51 +830,24 @@ async fn texts_sent_to_images_and_images_sent_to_texts_are_named() {
 /// flight, refuses new ones with 503 (readiness too), then exits cleanly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_requests_in_flight_and_refuses_new_ones_with_503() {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
+    use std::process::Command;
 
     // A batch wait of 1.5 s keeps the first requests in flight while the signal arrives.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_modelcrate-server"))
-        .args(["--port", "0", "--model", "news-topic", "--variant", "fp32"])
-        .args(["--max-queue-delay-ms", "1500", "--drain-timeout-ms", "20000"])
-        .arg("--artifacts")
-        .arg(artifacts())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("modelcrate-server starts");
-    // Its logs go to stdout too: find the line that says where it listens, and keep
-    // reading so that the pipe never fills.
-    let stdout = child.stdout.take().unwrap();
-    let (found, listening) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.starts_with("serving ") {
-                let _ = found.send(line);
-            }
-        }
-    });
-    let line = tokio::task::spawn_blocking(move || listening.recv_timeout(Duration::from_secs(120)))
-        .await
-        .unwrap()
-        .expect("the server prints where it listens");
-    let base = line
-        .trim()
-        .rsplit(' ')
-        .next()
-        .expect("`serving [...] on http://…`")
-        .to_string();
-    let mut ready = false;
-    for _ in 0..600 {
-        if let Ok(response) = reqwest::get(format!("{base}/health/ready")).await
-            && response.status() == 200
-        {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(ready, "/health/ready turns 200 after the warm-up");
+    let artifacts = artifacts();
+    let mut server = Binary::start(&[
+        "--model",
+        "news-topic",
+        "--variant",
+        "fp32",
+        "--max-queue-delay-ms",
+        "1500",
+        "--drain-timeout-ms",
+        "20000",
+        "--artifacts",
+        artifacts.to_str().unwrap(),
+    ])
+    .await;
+    let base = server.base.clone();
 
     let url = format!("{base}/models/news-topic/predict");
     let in_flight: Vec<_> = (0..3)
@@ -993,7 +862,7 @@ async fn sigterm_drains_requests_in_flight_and_refuses_new_ones_with_503() {
         .collect();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &server.child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
@@ -1024,12 +893,12 @@ async fn sigterm_drains_requests_in_flight_and_refuses_new_ones_with_503() {
     }
     let exited = tokio::task::spawn_blocking(move || {
         for _ in 0..200 {
-            if let Some(status) = child.try_wait().unwrap() {
+            if let Some(status) = server.child.try_wait().unwrap() {
                 return Some(status);
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        let _ = child.kill();
+        // Still running: dropping `server` kills it.
         None
     })
     .await

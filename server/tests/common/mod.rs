@@ -1,0 +1,196 @@
+//! What the server's integration tests share: where the artifacts and golden outputs are,
+//! the server started in-process on a free loopback port or as the real binary, and small
+//! HTTP helpers. Each test file uses part of it.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use modelcrate_runtime::{BatchingOptions, LoadOptions, VariantChoice};
+use modelcrate_server::lifecycle::{self, Lifecycle};
+use modelcrate_server::reload::Reloader;
+use modelcrate_server::routes::Limits;
+use modelcrate_server::served::Served;
+use modelcrate_server::{AppState, app, models};
+use serde_json::Value;
+
+pub const MAX_BODY_BYTES: usize = 512 * 1024;
+/// Below the golden 2400×1600 image, above every other golden image.
+pub const MAX_IMAGE_PIXELS: u64 = 1_000_000;
+pub const MAX_CLIENT_BATCH_SIZE: usize = 80;
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+pub fn reference_of(model: &str) -> Value {
+    let path = workspace().join("golden").join(model).join("reference.json");
+    let text = std::fs::read_to_string(&path).expect("golden/<model>/reference.json (cargo xtask golden)");
+    serde_json::from_str(&text).expect("reference.json is JSON")
+}
+
+pub fn artifacts() -> PathBuf {
+    std::env::var_os("MODELCRATE_ARTIFACTS").map_or_else(|| workspace().join("artifacts"), PathBuf::from)
+}
+
+/// Starts the server in-process with `names` (all models when empty), batching and
+/// timeout as given, on a free loopback port; returns its base URL.
+pub async fn start_serving(
+    names: &[&str],
+    variant: VariantChoice,
+    batching: BatchingOptions,
+    request_timeout: Duration,
+) -> String {
+    let options = LoadOptions {
+        variant,
+        ..LoadOptions::default()
+    };
+    let names: Vec<String> = names.iter().map(|name| name.to_string()).collect();
+    let load = options.clone();
+    let loaded = tokio::task::spawn_blocking(move || models::load_all(&names, &artifacts(), &load))
+        .await
+        .unwrap()
+        .expect("the exported models load (run `cargo xtask export`; set ORT_DYLIB_PATH)");
+    let served = Arc::new(Served::new(models::start_engines(loaded, batching), BTreeMap::new()));
+    let warm_up_timeout = request_timeout.max(Duration::from_secs(60));
+    // The server's own warm-up, then ready: as `modelcrate-server` starts.
+    let warming = Arc::clone(&served);
+    tokio::task::spawn_blocking(move || lifecycle::warm_up(&warming, warm_up_timeout))
+        .await
+        .unwrap()
+        .expect("every model warms up");
+    let lifecycle = Arc::new(Lifecycle::default());
+    lifecycle.set_ready();
+    let state = AppState {
+        models: served,
+        reloader: Arc::new(Reloader {
+            artifacts: artifacts(),
+            golden: workspace().join("golden"),
+            load: options,
+            batching,
+            warm_up_timeout,
+            admin_token: None,
+        }),
+        lifecycle,
+        metrics: Arc::default(),
+        limits: Limits {
+            max_client_batch_size: MAX_CLIENT_BATCH_SIZE,
+            max_body_bytes: MAX_BODY_BYTES,
+            max_image_pixels: MAX_IMAGE_PIXELS,
+            request_timeout,
+            auto_truncate: false,
+        },
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app(state)).await.unwrap() });
+    format!("http://{address}")
+}
+
+/// The real `modelcrate-server` binary, killed when dropped.
+pub struct Binary {
+    pub child: Child,
+    pub base: String,
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Binary {
+    /// Starts `modelcrate-server` on a free port with `args` and waits until it is ready.
+    pub async fn start(args: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_modelcrate-server"))
+            .args(["--port", "0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("modelcrate-server starts");
+        // Its logs go to stdout too: find the line that says where it listens, and keep
+        // reading so that the pipe never fills.
+        let stdout = child.stdout.take().unwrap();
+        let (found, listening) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.starts_with("serving ") {
+                    let _ = found.send(line);
+                }
+            }
+        });
+        let line = tokio::task::spawn_blocking(move || listening.recv_timeout(Duration::from_secs(120)))
+            .await
+            .unwrap()
+            .expect("the server prints where it listens");
+        let base = line
+            .trim()
+            .rsplit(' ')
+            .next()
+            .expect("`serving [...] on http://…`")
+            .to_string();
+        let binary = Self { child, base };
+        let mut ready = false;
+        for _ in 0..600 {
+            if let Ok(response) = reqwest::get(format!("{}/health/ready", binary.base)).await
+                && response.status() == 200
+            {
+                ready = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(ready, "/health/ready turns 200 after the warm-up");
+        binary
+    }
+}
+
+pub async fn post(base: &str, path: &str, body: &Value) -> (u16, Value) {
+    let (status, _, answer) = post_with_headers(base, path, body).await;
+    (status, answer)
+}
+
+pub async fn post_with_headers(base: &str, path: &str, body: &Value) -> (u16, reqwest::header::HeaderMap, Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{base}{path}"))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    (status, headers, response.json().await.expect("every answer is JSON"))
+}
+
+pub async fn post_bytes(base: &str, path: &str, media: &str, bytes: Vec<u8>) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{base}{path}"))
+        .header("content-type", media)
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("every answer is JSON"))
+}
+
+pub fn header_number(headers: &reqwest::header::HeaderMap, name: &str) -> u64 {
+    headers
+        .get(name)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("header {name} is a number"))
+}
+
+pub async fn get(base: &str, path: &str) -> Value {
+    let response = reqwest::get(format!("{base}{path}")).await.unwrap();
+    assert_eq!(response.status().as_u16(), 200, "GET {path}");
+    response.json().await.expect("every answer is JSON")
+}
