@@ -120,6 +120,9 @@ pub struct Answered {
     pub queue_time: Duration,
     /// The job's batch in `session.run`s (all its runs).
     pub inference_time: Duration,
+    /// What the caller took to make the rows (tokenizing texts, decoding images), as it
+    /// said when it submitted them.
+    pub preparation_time: Duration,
     /// Rows in the batch the job ran in (its own and others').
     pub batch_rows: usize,
 }
@@ -146,6 +149,7 @@ impl From<Error> for Refused {
 
 struct Job {
     inputs: Rows,
+    preparation_time: Duration,
     submitted: Instant,
     deadline: Instant,
     reply: SyncSender<std::result::Result<Answered, Refused>>,
@@ -217,14 +221,21 @@ impl Engine {
     }
 
     /// Queues `inputs` as one job and blocks until it is answered or `timeout` passes.
-    /// Refuses at once when the queue is full.
-    pub fn infer(&self, inputs: Rows, timeout: Duration) -> std::result::Result<Answered, Refused> {
+    /// Refuses at once when the queue is full. `preparation_time` (what making `inputs`
+    /// took) comes back in the answer, beside the queue and inference times.
+    pub fn infer(
+        &self,
+        inputs: Rows,
+        preparation_time: Duration,
+        timeout: Duration,
+    ) -> std::result::Result<Answered, Refused> {
         let name = self.model.info().name;
         let sender = self.sender.as_ref().ok_or(Refused::Stopped(name))?;
         let (reply, answer) = mpsc::sync_channel(1);
         let submitted = Instant::now();
         let job = Job {
             inputs,
+            preparation_time,
             submitted,
             deadline: submitted + timeout,
             reply,
@@ -334,6 +345,7 @@ impl Worker {
                         rows,
                         queue_time: started - job.submitted,
                         inference_time,
+                        preparation_time: job.preparation_time,
                         batch_rows,
                     }));
                 }

@@ -30,7 +30,7 @@ use tokenizers::Encoding;
 use crate::error::ApiError;
 use crate::lifecycle::Phase;
 use crate::request::{invalid, kind, object, optional_string, refuse_unknown};
-use crate::routes::{AppState, embeddings_of_texts, logits_of_texts};
+use crate::routes::{AppState, embeddings_of_texts, encode_timed, logits_of_texts};
 
 const ROUTE: &str = "/v2/models/{name}/infer";
 /// The BYTES input a text model takes instead of token tensors.
@@ -402,12 +402,13 @@ fn run(
     timeout: std::time::Duration,
 ) -> Result<(Vec<Value>, modelcrate_runtime::Answered), ApiError> {
     let model = engine.model();
-    let encodings = match rows {
+    let (encodings, took) = match rows {
         Rows::Texts(texts) => {
             let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
-            model.encode(&texts)?
+            encode_timed(model, &texts)?
         }
-        Rows::Tokens(encodings) => encodings,
+        // Checked and padded already: nothing to tokenize.
+        Rows::Tokens(encodings) => (encodings, std::time::Duration::ZERO),
     };
     let count = encodings.len();
     let matrix = |name: &str, rows: &[Vec<f32>]| {
@@ -417,7 +418,7 @@ fn run(
     };
     match model.as_ref() {
         LoadedModel::TextClassification(classifier) => {
-            let (logits, answered) = logits_of_texts(engine, encodings, timeout)?;
+            let (logits, answered) = logits_of_texts(engine, encodings, took, timeout)?;
             let function = classifier.default_function();
             let scores: Vec<Vec<f32>> = logits.iter().map(|row| function.apply(row)).collect();
             let labels = classifier.info().labels;
@@ -435,7 +436,7 @@ fn run(
             Ok((outputs, answered))
         }
         LoadedModel::FeatureExtraction(embedder) => {
-            let (embeddings, answered) = embeddings_of_texts(engine, encodings, embedder.normalizes(), timeout)?;
+            let (embeddings, answered) = embeddings_of_texts(engine, encodings, took, embedder.normalizes(), timeout)?;
             Ok((vec![matrix("sentence_embedding", &embeddings)], answered))
         }
         _ => Err(ApiError::Inference("v2 infer reached a model it does not serve".into())),

@@ -132,7 +132,7 @@ pub fn warm_up_engine(name: &str, engine: &Engine, timeout: Duration) -> anyhow:
             }
         };
         engine
-            .infer(inputs, timeout)
+            .infer(inputs, Duration::ZERO, timeout)
             .map_err(|refused| anyhow::anyhow!("warm-up of model `{name}` failed: {refused}"))?;
     }
     tracing::info!(model = %name, seconds = started.elapsed().as_secs_f64(), "warmed up");

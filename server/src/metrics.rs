@@ -1,5 +1,5 @@
 //! Prometheus metrics, in the text exposition format at `GET /metrics`: requests by model,
-//! route, status and error kind; request, queue and inference durations and batch sizes per model
+//! route, status and error kind; request, tokenization, queue and inference durations and batch sizes per model
 //! (histograms); queue length and requests in flight (read live); which variant of which
 //! model is loaded, its generation, and its reloads (by trigger and outcome, with the
 //! seconds of each stage of the last one). Written by hand: a few counters and histograms
@@ -56,6 +56,8 @@ impl Histogram {
 #[derive(Debug, Clone, Copy)]
 pub struct Timing {
     pub total: Duration,
+    /// Tokenizing the request's texts, or decoding and resizing its images.
+    pub preparation: Duration,
     pub queue: Duration,
     pub inference: Duration,
     pub batch_rows: usize,
@@ -65,8 +67,8 @@ pub struct Timing {
 struct Recorded {
     /// (model, route, status, error kind) → requests.
     requests: BTreeMap<(String, &'static str, u16, &'static str), u64>,
-    /// Per model: request, queue and inference seconds, batch rows.
-    timings: BTreeMap<String, [Histogram; 4]>,
+    /// Per model: request, tokenization, queue and inference seconds, batch rows.
+    timings: BTreeMap<String, [Histogram; 5]>,
     /// (model, trigger, outcome) → reloads.
     reloads: BTreeMap<(String, &'static str, &'static str), u64>,
     /// (model, stage) → seconds the stage took in the model's last reload.
@@ -111,8 +113,9 @@ impl Metrics {
 
     pub fn answered(&self, model: &str, timing: Timing) {
         let mut recorded = self.recorded.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let [total, queue, inference, rows] = recorded.timings.entry(model.to_string()).or_default();
+        let [total, preparation, queue, inference, rows] = recorded.timings.entry(model.to_string()).or_default();
         total.observe(&SECONDS_BUCKETS, timing.total.as_secs_f64());
+        preparation.observe(&SECONDS_BUCKETS, timing.preparation.as_secs_f64());
         queue.observe(&SECONDS_BUCKETS, timing.queue.as_secs_f64());
         inference.observe(&SECONDS_BUCKETS, timing.inference.as_secs_f64());
         rows.observe(&BATCH_BUCKETS, timing.batch_rows as f64);
@@ -150,6 +153,11 @@ impl Metrics {
             (
                 "modelcrate_request_duration_seconds",
                 "Time from a request's arrival to its answer.",
+                &SECONDS_BUCKETS[..],
+            ),
+            (
+                "modelcrate_tokenization_duration_seconds",
+                "Time to tokenize a request's texts (for an image model: to decode and resize its images).",
                 &SECONDS_BUCKETS[..],
             ),
             (
@@ -267,6 +275,7 @@ mod tests {
         metrics.request("_unknown", "/models/{name}/predict", 404, "model_not_found");
         let timing = |ms: u64, rows: usize| Timing {
             total: Duration::from_millis(ms),
+            preparation: Duration::from_micros(300),
             queue: Duration::from_millis(1),
             inference: Duration::from_millis(ms),
             batch_rows: rows,

@@ -24,7 +24,7 @@ use serde_json::{Map, Value, json};
 
 use crate::error::ApiError;
 use crate::request::{invalid, kind, optional_string, texts};
-use crate::routes::{AppState, embeddings_of_texts, truncation_checked};
+use crate::routes::{AppState, embeddings_of_texts, encode_timed, truncation_checked};
 
 const ROUTE: &str = "/v1/embeddings";
 const FIELDS: [&str; 5] = ["model", "input", "encoding_format", "dimensions", "user"];
@@ -145,10 +145,10 @@ async fn embed(state: &AppState, name: &str, request: EmbeddingsRequest) -> Resu
     let limits = state.limits;
     let (answer, answered) = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
         let texts: Vec<&str> = request.texts.iter().map(String::as_str).collect();
-        let encodings = engine.model().encode(&texts)?;
+        let (encodings, took) = encode_timed(engine.model(), &texts)?;
         let encodings = truncation_checked(encodings, None, &limits, engine.model().info().max_length, "input")?;
         let tokens: usize = encodings.iter().map(|encoding| encoding.len()).sum();
-        let (embeddings, answered) = embeddings_of_texts(&engine, encodings, normalize, limits.request_timeout)?;
+        let (embeddings, answered) = embeddings_of_texts(&engine, encodings, took, normalize, limits.request_timeout)?;
         let data: Vec<Value> = embeddings
             .into_iter()
             .enumerate()

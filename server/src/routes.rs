@@ -1,8 +1,9 @@
 //! HTTP routes. Handlers are thin: parse and validate, tokenize texts or decode images,
 //! hand the rows to the model's batching engine, and shape its outputs as the
 //! `transformers` pipeline does.
-//! Every answer says where its time went (`x-queue-time`, `x-inference-time`,
-//! `x-total-time` in milliseconds, `x-batch-size`: rows in the batch it ran in), and every
+//! Every answer says where its time went (`x-tokenization-time` — `x-preparation-time` for
+//! images —, `x-queue-time`, `x-inference-time`, `x-total-time` in milliseconds,
+//! `x-batch-size`: rows in the batch it ran in), and every
 //! response carries its `x-request-id` (see `request_log`).
 
 use std::sync::Arc;
@@ -371,7 +372,8 @@ async fn answer_prediction(
             LoadedModel::TextClassification(classifier) => {
                 let request = ClassifyRequest::parse(&body, max_inputs)?;
                 let texts = request.inputs.texts();
-                let (logits, answered) = logits_of_texts(&engine, model.encode(&texts)?, timeout)?;
+                let (encodings, took) = encode_timed(model, &texts)?;
+                let (logits, answered) = logits_of_texts(&engine, encodings, took, timeout)?;
                 let function = request.function.unwrap_or_else(|| classifier.default_function());
                 let scores: Vec<Vec<f32>> = logits.iter().map(|row| function.apply(row)).collect();
                 let single = matches!(request.inputs, Inputs::One(_));
@@ -382,7 +384,8 @@ async fn answer_prediction(
                 let request = EmbedRequest::parse(&body, max_inputs)?;
                 let texts = request.inputs.texts();
                 let normalize = request.normalize.unwrap_or_else(|| embedder.normalizes());
-                let (embeddings, answered) = embeddings_of_texts(&engine, model.encode(&texts)?, normalize, timeout)?;
+                let (encodings, took) = encode_timed(model, &texts)?;
+                let (embeddings, answered) = embeddings_of_texts(&engine, encodings, took, normalize, timeout)?;
                 // As the Inference API: one vector for one text, a list of vectors for a list.
                 let answer = match (&request.inputs, embeddings.as_slice()) {
                     (Inputs::One(_), [embedding]) => json!(embedding),
@@ -393,7 +396,8 @@ async fn answer_prediction(
             LoadedModel::TokenClassification(tagger) => {
                 let request = EntitiesRequest::parse(&body, max_inputs)?;
                 let texts = request.inputs.texts();
-                let answered = engine.infer(Rows::Texts(model.encode(&texts)?), timeout)?;
+                let (encodings, took) = encode_timed(model, &texts)?;
+                let answered = engine.infer(Rows::Texts(encodings), took, timeout)?;
                 let ignore: Option<Vec<&str>> = request
                     .ignore_labels
                     .as_ref()
@@ -455,13 +459,22 @@ pub(crate) fn truncation_checked(
     }
 }
 
-/// One logit row per text, run in the engine's batches (blocking: call off the async runtime).
+/// `texts` tokenized for `model`, and how long it took (`x-tokenization-time`).
+pub(crate) fn encode_timed(model: &LoadedModel, texts: &[&str]) -> Result<(Vec<Encoding>, Duration), ApiError> {
+    let started = Instant::now();
+    let encodings = model.encode(texts)?;
+    Ok((encodings, started.elapsed()))
+}
+
+/// One logit row per text, run in the engine's batches (blocking: call off the async
+/// runtime); `tokenization` is what making `encodings` took.
 pub(crate) fn logits_of_texts(
     engine: &Engine,
     encodings: Vec<Encoding>,
+    tokenization: Duration,
     timeout: Duration,
 ) -> Result<(Vec<Vec<f32>>, Answered), ApiError> {
-    let answered = engine.infer(Rows::Texts(encodings), timeout)?;
+    let answered = engine.infer(Rows::Texts(encodings), tokenization, timeout)?;
     let logits = rows_of(&answered, |row| match row {
         RowOutput::Logits(logits) => Some(logits.clone()),
         _ => None,
@@ -470,14 +483,15 @@ pub(crate) fn logits_of_texts(
 }
 
 /// One embedding per text, L2-normalised when `normalize`, run in the engine's batches
-/// (blocking: call off the async runtime).
+/// (blocking: call off the async runtime); `tokenization` is what making `encodings` took.
 pub(crate) fn embeddings_of_texts(
     engine: &Engine,
     encodings: Vec<Encoding>,
+    tokenization: Duration,
     normalize: bool,
     timeout: Duration,
 ) -> Result<(Vec<Vec<f32>>, Answered), ApiError> {
-    let answered = engine.infer(Rows::Texts(encodings), timeout)?;
+    let answered = engine.infer(Rows::Texts(encodings), tokenization, timeout)?;
     let embeddings = rows_of(&answered, |row| match row {
         RowOutput::Pooled(pooled) => {
             let mut vector = pooled.clone();
@@ -513,6 +527,7 @@ async fn classify_images(
             ));
         };
         let count = request.images.len();
+        let preparing = Instant::now();
         let prepared = request
             .images
             .iter()
@@ -531,7 +546,7 @@ async fn classify_images(
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let answered = engine.infer(Rows::Images(prepared), timeout)?;
+        let answered = engine.infer(Rows::Images(prepared), preparing.elapsed(), timeout)?;
         let function = request.function.unwrap_or(ClassificationFunction::Softmax);
         let scores: Vec<Vec<f32>> = rows_of(&answered, |row| match row {
             RowOutput::Logits(logits) => Some(function.apply(logits)),
@@ -554,6 +569,7 @@ impl AppState {
             model,
             Timing {
                 total,
+                preparation: answered.preparation_time,
                 queue: answered.queue_time,
                 inference: answered.inference_time,
                 batch_rows: answered.batch_rows,
@@ -566,6 +582,12 @@ impl AppState {
 fn timing_headers(answered: &Answered, total: Duration) -> HeaderMap {
     let mut headers = HeaderMap::new();
     let milliseconds = |duration: Duration| HeaderValue::from(duration.as_millis().min(u128::from(u64::MAX)) as u64);
+    // TEI's name for texts; an image model's decoding and resizing has its own.
+    let preparation = match answered.inputs {
+        Rows::Images(_) => "x-preparation-time",
+        Rows::Texts(_) => "x-tokenization-time",
+    };
+    headers.insert(preparation, milliseconds(answered.preparation_time));
     headers.insert("x-queue-time", milliseconds(answered.queue_time));
     headers.insert("x-inference-time", milliseconds(answered.inference_time));
     headers.insert("x-total-time", milliseconds(total));

@@ -24,7 +24,7 @@ use serde_json::{Map, Value, json};
 use crate::error::ApiError;
 use crate::pipeline_json;
 use crate::request::{Inputs, batch_size, invalid, kind, optional_bool, optional_string, text, texts};
-use crate::routes::{AppState, embeddings_of_texts, logits_of_texts, truncation_checked};
+use crate::routes::{AppState, embeddings_of_texts, encode_timed, logits_of_texts, truncation_checked};
 
 /// The served model a TEI route runs: the one `model` names, which must be of `task`, or
 /// without a name the only served model of `task`.
@@ -99,9 +99,9 @@ async fn embed_texts(state: &AppState, object: &Map<String, Value>) -> Result<(H
     let name = engine.model().info().name;
     let (embeddings, answered) = tokio::task::spawn_blocking(move || {
         let model = engine.model();
-        let encodings = model.encode(&inputs.texts())?;
+        let (encodings, took) = encode_timed(model, &inputs.texts())?;
         let encodings = truncation_checked(encodings, truncate, &limits, model.info().max_length, "inputs")?;
-        embeddings_of_texts(&engine, encodings, normalize, limits.request_timeout)
+        embeddings_of_texts(&engine, encodings, took, normalize, limits.request_timeout)
     })
     .await
     .map_err(|error| ApiError::Inference(error.to_string()))??;
@@ -179,9 +179,9 @@ async fn classify_texts(state: &AppState, object: &Map<String, Value>) -> Result
                 "a text classifier was chosen, and another model ran".into(),
             ));
         };
-        let encodings = model.encode(&inputs.texts())?;
+        let (encodings, took) = encode_timed(model, &inputs.texts())?;
         let encodings = truncation_checked(encodings, truncate, &limits, model.info().max_length, "inputs")?;
-        let (logits, answered) = logits_of_texts(&engine, encodings, limits.request_timeout)?;
+        let (logits, answered) = logits_of_texts(&engine, encodings, took, limits.request_timeout)?;
         let scores: Vec<Vec<f32>> = if raw_scores {
             logits
         } else {

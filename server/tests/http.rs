@@ -229,7 +229,9 @@ async fn concurrent_requests_are_batched_and_answer_as_if_alone() {
             "{id}"
         );
         largest_batch = largest_batch.max(header_number(&headers, "x-batch-size"));
-        assert!(header_number(&headers, "x-total-time") >= header_number(&headers, "x-inference-time"));
+        let total = header_number(&headers, "x-total-time");
+        assert!(total >= header_number(&headers, "x-inference-time"));
+        assert!(total >= header_number(&headers, "x-tokenization-time"));
     }
     assert!(
         largest_batch > 1,
@@ -937,6 +939,7 @@ async fn metrics_count_requests_by_status_and_time_each_answer() {
         "modelcrate_requests_total{model=\"_unknown\",route=\"/models/{name}/predict\",status=\"404\",error_type=\"model_not_found\"} 1",
         "modelcrate_request_duration_seconds_count{model=\"news-topic\"} 2",
         "modelcrate_inference_duration_seconds_count{model=\"news-topic\"} 2",
+        "modelcrate_tokenization_duration_seconds_count{model=\"news-topic\"} 2",
         "modelcrate_batch_size_bucket{model=\"news-topic\",le=\"+Inf\"} 2",
         "modelcrate_queue_waiting{model=\"news-topic\"} 0",
         "modelcrate_model_info{model=\"news-topic\",task=\"text-classification\",variant=\"fp32\",kind=\"fp32\"} 1",

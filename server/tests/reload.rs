@@ -169,6 +169,16 @@ async fn a_reload_under_load_swaps_after_its_canary_and_fails_no_request() {
     let (status, before) = predict(&base, &cat).await;
     assert_eq!(status, 200, "{before}");
     assert_eq!(described(&base).await["variant"]["name"], "fp32");
+    // An image's decoding and resizing is timed under its own name.
+    let response = reqwest::Client::new()
+        .post(format!("{base}{PREDICT}"))
+        .header("content-type", "image/png")
+        .body(cat.clone())
+        .send()
+        .await
+        .unwrap();
+    assert!(response.headers().contains_key("x-preparation-time"));
+    assert!(!response.headers().contains_key("x-tokenization-time"));
 
     // Four clients send images without pause until the swap is well over.
     let stop = Arc::new(AtomicBool::new(false));
