@@ -343,6 +343,8 @@ fn with_runtime_env<'c>(command: &'c mut Command, paths: &Paths, environment: &E
         .current_dir(&paths.root)
         .env("ORT_DYLIB_PATH", &environment.ort_dylib)
         .env("MODELCRATE_ARTIFACTS", paths.artifacts())
+        // What a hot reload's canary holds a model to.
+        .env("MODELCRATE_GOLDEN", paths.root.join("golden"))
 }
 
 pub fn parity(paths: &Paths, select: &Select) -> Result<()> {
