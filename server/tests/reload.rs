@@ -50,7 +50,10 @@ impl Scratch {
                 std::os::unix::fs::symlink(entry.path(), &to).unwrap();
             }
         }
-        Self { root, source }
+        let scratch = Self { root, source };
+        // Each test starts from FP32, whatever variant the pipeline last selected.
+        scratch.select("fp32", "model.onnx", VariantKind::Fp32);
+        scratch
     }
 
     fn onnx(&self) -> PathBuf {
