@@ -99,6 +99,20 @@ fn quoted(value: &str) -> String {
     value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
+/// A gauge with one value per served model, labelled by the model alone.
+fn per_model_gauge(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    models: &[ModelGauge<'_>],
+    value: impl Fn(&ModelGauge<'_>) -> u64,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+    for gauge in models {
+        let _ = writeln!(out, "{name}{{model=\"{}\"}} {}", quoted(gauge.model), value(gauge));
+    }
+}
+
 impl Metrics {
     /// Counts one prediction request on `route` (a route template such as
     /// `/models/{name}/predict`). The caller passes `_unknown` for a model not served, so
@@ -182,16 +196,13 @@ impl Metrics {
                 histograms[index].render(&mut out, name, &format!("model=\"{}\"", quoted(model)), bounds);
             }
         }
-        out.push_str("# HELP modelcrate_queue_waiting Requests queued for a model's engine, not yet in a batch.\n");
-        out.push_str("# TYPE modelcrate_queue_waiting gauge\n");
-        for gauge in models {
-            let _ = writeln!(
-                out,
-                "modelcrate_queue_waiting{{model=\"{}\"}} {}",
-                quoted(gauge.model),
-                gauge.waiting
-            );
-        }
+        per_model_gauge(
+            &mut out,
+            "modelcrate_queue_waiting",
+            "Requests queued for a model's engine, not yet in a batch.",
+            models,
+            |gauge| gauge.waiting as u64,
+        );
         out.push_str(
             "# HELP modelcrate_model_info The variant each model serves.\n# TYPE modelcrate_model_info gauge\n",
         );
@@ -205,28 +216,20 @@ impl Metrics {
                 quoted(gauge.kind)
             );
         }
-        out.push_str(
-            "# HELP modelcrate_model_generation Generations of each model: 1 at start, one more per hot swap.\n# TYPE modelcrate_model_generation gauge\n",
+        per_model_gauge(
+            &mut out,
+            "modelcrate_model_generation",
+            "Generations of each model: 1 at start, one more per hot swap.",
+            models,
+            |gauge| gauge.generation,
         );
-        for gauge in models {
-            let _ = writeln!(
-                out,
-                "modelcrate_model_generation{{model=\"{}\"}} {}",
-                quoted(gauge.model),
-                gauge.generation
-            );
-        }
-        out.push_str(
-            "# HELP modelcrate_model_reload_refused 1 when a model's last reload was refused and an older model serves.\n# TYPE modelcrate_model_reload_refused gauge\n",
+        per_model_gauge(
+            &mut out,
+            "modelcrate_model_reload_refused",
+            "1 when a model's last reload was refused and an older model serves.",
+            models,
+            |gauge| u64::from(gauge.reload_refused),
         );
-        for gauge in models {
-            let _ = writeln!(
-                out,
-                "modelcrate_model_reload_refused{{model=\"{}\"}} {}",
-                quoted(gauge.model),
-                u8::from(gauge.reload_refused)
-            );
-        }
         out.push_str(
             "# HELP modelcrate_model_reloads_total Hot reloads by model, trigger (admin, watch) and outcome (swapped, refused).\n# TYPE modelcrate_model_reloads_total counter\n",
         );
