@@ -1,10 +1,15 @@
 //! `modelcrate-load`: the load generator and ceiling of `cargo xtask bench`.
 //!
-//! `http`: closed-loop load on 127.0.0.1 — each of `concurrency` clients sends the next
-//! text of a fixed corpus (a model's test split: real texts of mixed lengths), waits for
-//! the answer, and sends again, for a fixed time after a warm-up; per concurrency level it
-//! reports requests/s and p50/p90/p99 latency. Any server that takes the Inference API
-//! request `{"inputs": text}` can be measured, whatever it is written in.
+//! `http`: load on 127.0.0.1 with the texts of a fixed corpus (a model's test split: real
+//! texts of mixed lengths), for a fixed time per level after a warm-up. Closed loop: each
+//! of `concurrency` clients sends the next text, waits for the answer, and sends again;
+//! per level it reports requests/s and p50/p90/p99 latency. Open loop: requests arrive at
+//! a fixed mean `rate` whatever the server does (Poisson arrivals from a seeded generator),
+//! and each latency runs from the request's *scheduled* time, so a server that falls
+//! behind shows it in its tail instead of slowing its clients down (no coordinated
+//! omission). A 429 counts as shed load, apart from errors: it is a server saying it is
+//! full, at once, as it should when arrivals outrun it. Any server that takes the Inference API request `{"inputs": text}` can be
+//! measured, whatever it is written in.
 //!
 //! `ceiling`: what ONNX Runtime alone does with the same texts, tokenized beforehand,
 //! sorted by length and batched (no HTTP, no tokenization, no post-processing): one
@@ -47,6 +52,10 @@ enum Mode {
         /// Seconds of load before the first level, not measured.
         #[arg(long, default_value_t = 3.0)]
         warmup_seconds: f64,
+        /// Open-loop arrival rates (requests/s), each measured in turn after the closed-loop
+        /// levels.
+        #[arg(long, value_delimiter = ',')]
+        rates: Vec<f64>,
     },
     /// Raw ONNX Runtime throughput of a model's serving variant on pre-tokenized batches.
     Ceiling {
@@ -73,8 +82,59 @@ enum Mode {
 #[derive(Default)]
 struct Seen {
     latencies: Vec<Duration>,
+    /// Requests the server refused with 429: load shed by design, not a failure.
+    shed: usize,
     errors: usize,
     first_error: Option<String>,
+}
+
+/// Why a request got no answer.
+enum Failure {
+    /// 429 Too Many Requests: the server's queue was full and it said so at once.
+    Shed,
+    /// Anything else: another status, a transport error, no answer in time.
+    Error(String),
+}
+
+/// One request: `Ok` for a success status with its whole body read, otherwise what went wrong.
+async fn send(client: &reqwest::Client, url: &str, body: String) -> Result<(), Failure> {
+    let response = client
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .map_err(|error| Failure::Error(error.to_string()))?;
+    let status = response.status();
+    match response.bytes().await {
+        Ok(_) if status.is_success() => Ok(()),
+        Ok(_) if status == reqwest::StatusCode::TOO_MANY_REQUESTS => Err(Failure::Shed),
+        Ok(body) => Err(Failure::Error(format!("{status}: {}", String::from_utf8_lossy(&body)))),
+        Err(error) => Err(Failure::Error(error.to_string())),
+    }
+}
+
+impl Seen {
+    fn record(&mut self, outcome: Result<(), Failure>, latency: Duration) {
+        match outcome {
+            Ok(()) => self.latencies.push(latency),
+            Err(Failure::Shed) => self.shed += 1,
+            Err(Failure::Error(error)) => {
+                self.errors += 1;
+                self.first_error.get_or_insert(error);
+            }
+        }
+    }
+
+    /// Adds what another client saw.
+    fn merge(&mut self, other: Seen) {
+        self.latencies.extend(other.latencies);
+        self.shed += other.shed;
+        self.errors += other.errors;
+        if self.first_error.is_none() {
+            self.first_error = other.first_error;
+        }
+    }
 }
 
 async fn client_loop(
@@ -88,32 +148,83 @@ async fn client_loop(
     while Instant::now() < until {
         let body = bodies[next.fetch_add(1, Ordering::Relaxed) % bodies.len()].clone();
         let started = Instant::now();
-        let sent = client
-            .post(&*url)
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await;
-        let outcome = match sent {
-            Ok(response) => {
-                let status = response.status();
-                match response.bytes().await {
-                    Ok(_) if status.is_success() => Ok(()),
-                    Ok(body) => Err(format!("{status}: {}", String::from_utf8_lossy(&body))),
-                    Err(error) => Err(error.to_string()),
-                }
-            }
-            Err(error) => Err(error.to_string()),
-        };
-        match outcome {
-            Ok(()) => seen.latencies.push(started.elapsed()),
-            Err(error) => {
-                seen.errors += 1;
-                seen.first_error.get_or_insert(error);
-            }
-        }
+        let outcome = send(&client, &url, body).await;
+        seen.record(outcome, started.elapsed());
     }
     seen
+}
+
+/// Requests in flight beyond which an open-loop level stops sending and counts the rest
+/// as dropped: a server that far behind has failed the level anyway.
+const OPEN_LOOP_MAX_IN_FLIGHT: usize = 4096;
+/// How long an open-loop level waits for its last answers after its last arrival.
+const OPEN_LOOP_GRACE: Duration = Duration::from_secs(30);
+
+/// xorshift64*: a seeded uniform in (0, 1], so every peer sees the same arrivals.
+fn uniform(state: &mut u64) -> f64 {
+    *state ^= *state >> 12;
+    *state ^= *state << 25;
+    *state ^= *state >> 27;
+    let bits = state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11;
+    (bits as f64 + 1.0) / (1u64 << 53) as f64
+}
+
+/// Open loop: requests arrive at mean `rate` per second (exponential gaps) for `seconds`;
+/// each latency counts from its scheduled arrival. Returns what was seen, the seconds
+/// until the last answer, and the arrivals dropped at the in-flight cap.
+async fn open_level(
+    client: &reqwest::Client,
+    url: &Arc<str>,
+    bodies: &Arc<Vec<String>>,
+    rate: f64,
+    seconds: f64,
+) -> Result<(Seen, f64, usize)> {
+    if rate.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
+        bail!("an open-loop rate must be above 0 requests/s, got {rate}");
+    }
+    let mut random = 0x9E37_79B9_7F4A_7C15_u64;
+    let started = Instant::now();
+    let until = started + Duration::from_secs_f64(seconds);
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let mut scheduled = started;
+    let (mut tasks, mut dropped) = (Vec::new(), 0);
+    for index in 0.. {
+        scheduled += Duration::from_secs_f64(-uniform(&mut random).ln() / rate);
+        if scheduled >= until {
+            break;
+        }
+        tokio::time::sleep_until(scheduled.into()).await;
+        if in_flight.load(Ordering::Relaxed) >= OPEN_LOOP_MAX_IN_FLIGHT {
+            dropped += 1;
+            continue;
+        }
+        in_flight.fetch_add(1, Ordering::Relaxed);
+        let (client, url, in_flight) = (client.clone(), Arc::clone(url), Arc::clone(&in_flight));
+        let body = bodies[index % bodies.len()].clone();
+        tasks.push(tokio::spawn(async move {
+            let outcome = send(&client, &url, body).await;
+            in_flight.fetch_sub(1, Ordering::Relaxed);
+            (outcome, scheduled.elapsed())
+        }));
+    }
+    let mut seen = Seen::default();
+    let deadline = tokio::time::Instant::from(until + OPEN_LOOP_GRACE);
+    for task in tasks {
+        match tokio::time::timeout_at(deadline, task).await {
+            Ok(Ok((outcome, latency))) => seen.record(outcome, latency),
+            Ok(Err(error)) => seen.record(
+                Err(Failure::Error(format!("a request task failed: {error}"))),
+                Duration::ZERO,
+            ),
+            Err(_) => seen.record(
+                Err(Failure::Error(format!(
+                    "no answer within {OPEN_LOOP_GRACE:?} after the last arrival"
+                ))),
+                Duration::ZERO,
+            ),
+        }
+    }
+    Ok((seen, started.elapsed().as_secs_f64(), dropped))
 }
 
 /// `concurrency` clients for `seconds`; everything they saw, merged.
@@ -140,17 +251,55 @@ async fn level(
         .collect();
     let mut merged = Seen::default();
     for task in tasks {
-        let seen = task.await.context("a client task failed")?;
-        merged.latencies.extend(seen.latencies);
-        merged.errors += seen.errors;
-        if merged.first_error.is_none() {
-            merged.first_error = seen.first_error;
-        }
+        merged.merge(task.await.context("a client task failed")?);
     }
     Ok((merged, started.elapsed().as_secs_f64()))
 }
 
-fn http(url: &str, corpus: &Path, concurrency: &[usize], seconds: f64, warmup_seconds: f64) -> Result<Value> {
+/// A level's report: throughput and latency quantiles of what it saw.
+fn report(seen: &mut Seen, elapsed: f64, label: &str) -> Value {
+    seen.latencies.sort();
+    let answered = seen.latencies.len();
+    eprintln!(
+        "    {label}: {:>7.1} requests/s, p50 {:>7.2} ms, p99 {:>7.2} ms{}",
+        answered as f64 / elapsed,
+        quantile_ms(&seen.latencies, 0.5),
+        quantile_ms(&seen.latencies, 0.99),
+        [(seen.shed, "shed (429)"), (seen.errors, "errors")]
+            .iter()
+            .filter(|(count, _)| *count > 0)
+            .map(|(count, what)| format!(", {count} {what}"))
+            .collect::<String>()
+    );
+    json!({
+        "seconds": elapsed,
+        "requests": answered,
+        "shed": seen.shed,
+        "errors": seen.errors,
+        "first_error": seen.first_error,
+        "requests_per_second": answered as f64 / elapsed,
+        "p50_ms": quantile_ms(&seen.latencies, 0.50),
+        "p90_ms": quantile_ms(&seen.latencies, 0.90),
+        "p99_ms": quantile_ms(&seen.latencies, 0.99),
+    })
+}
+
+/// Adds `fields` to the JSON object `value`.
+fn with(mut value: Value, fields: Value) -> Value {
+    if let (Value::Object(object), Value::Object(more)) = (&mut value, fields) {
+        object.extend(more);
+    }
+    value
+}
+
+fn http(
+    url: &str,
+    corpus: &Path,
+    concurrency: &[usize],
+    seconds: f64,
+    warmup_seconds: f64,
+    rates: &[f64],
+) -> Result<Value> {
     let rows: Vec<Value> = std::fs::read_to_string(corpus)
         .with_context(|| format!("cannot read {}", corpus.display()))?
         .lines()
@@ -178,32 +327,22 @@ fn http(url: &str, corpus: &Path, concurrency: &[usize], seconds: f64, warmup_se
         let mut levels = Vec::new();
         for &clients in concurrency {
             let (mut seen, elapsed) = level(&client, &url, &bodies, clients.max(1), seconds).await?;
-            seen.latencies.sort();
-            let answered = seen.latencies.len();
-            eprintln!(
-                "    concurrency {clients:>3}: {:>7.1} requests/s, p50 {:>7.2} ms, p99 {:>7.2} ms{}",
-                answered as f64 / elapsed,
-                quantile_ms(&seen.latencies, 0.5),
-                quantile_ms(&seen.latencies, 0.99),
-                if seen.errors > 0 {
-                    format!(", {} errors", seen.errors)
-                } else {
-                    String::new()
-                }
-            );
-            levels.push(json!({
-                "concurrency": clients,
-                "seconds": elapsed,
-                "requests": answered,
-                "errors": seen.errors,
-                "first_error": seen.first_error,
-                "requests_per_second": answered as f64 / elapsed,
-                "p50_ms": quantile_ms(&seen.latencies, 0.50),
-                "p90_ms": quantile_ms(&seen.latencies, 0.90),
-                "p99_ms": quantile_ms(&seen.latencies, 0.99),
-            }));
+            let label = format!("concurrency {clients:>3}");
+            levels.push(with(
+                report(&mut seen, elapsed, &label),
+                json!({"concurrency": clients}),
+            ));
         }
-        Ok(json!({"url": &*url, "corpus": corpus, "texts": bodies.len(), "levels": levels}))
+        let mut open = Vec::new();
+        for &rate in rates {
+            let (mut seen, elapsed, dropped) = open_level(&client, &url, &bodies, rate, seconds).await?;
+            let label = format!("open loop {rate:>6.1}/s");
+            open.push(with(
+                report(&mut seen, elapsed, &label),
+                json!({"offered_per_second": rate, "dropped": dropped}),
+            ));
+        }
+        Ok(json!({"url": &*url, "corpus": corpus, "texts": bodies.len(), "levels": levels, "open_loop": open}))
     })
 }
 
@@ -312,7 +451,8 @@ fn main() {
             concurrency,
             seconds,
             warmup_seconds,
-        } => http(url, corpus, concurrency, *seconds, *warmup_seconds),
+            rates,
+        } => http(url, corpus, concurrency, *seconds, *warmup_seconds, rates),
         Mode::Ceiling {
             model,
             artifacts,
