@@ -1,16 +1,21 @@
 //! `cargo xtask bench`: Modelcrate's server against the peers a user would pick instead,
 //! on 127.0.0.1, in one run, as ratios.
 //!
-//! Each peer is started in turn with the same model (the serving variant's ONNX file, or
-//! for the PyTorch peer its checkpoint) and the same thread budget (the machine's cores:
-//! one session with that many intra-op threads for Modelcrate, its default, and for the
-//! Python ORT peer; as many torch threads for the pipeline), warmed up, and loaded by
-//! `modelcrate-load` at each concurrency with texts of the model's test split; its peak
-//! RSS is read from /proc when the load ends. The ceiling is ONNX Runtime alone on the
-//! same texts, tokenized beforehand and batched. Writes `artifacts/bench/<model>.{json,md}`.
+//! By default it measures three models: the default text classifier, the embedding model
+//! and the token classifier. For each, the ceiling comes first: ONNX Runtime alone on the
+//! model's test-split texts, tokenized beforehand and batched. Then each peer is started in
+//! turn with the same model (the serving variant's ONNX file, or for the PyTorch peer its
+//! checkpoint) and the same thread budget (the machine's cores: one session with that many
+//! intra-op threads for Modelcrate, its default, and for the Python ORT peer; as many torch
+//! threads for PyTorch), warmed up, and loaded by `modelcrate-load` with the same texts:
+//! closed loop at each concurrency, then for the default model open loop at fixed arrival
+//! rates set as fractions of the ceiling (`--open-loop`), the same arrivals for every peer.
+//! Its peak RSS is read from /proc when the load ends. The default model also gets
+//! Modelcrate with batching off; the other two run the levels up to 32 only, so that the
+//! whole run stays within 15 minutes. Writes `artifacts/bench/<model>.{json,md}`.
 //!
-//! `--smoke` (what the test command runs): two peers, short levels, to a separate file:
-//! it proves the harness works, it measures nothing.
+//! `--smoke` (what the test command runs): the default model, two peers, short levels and
+//! one open-loop level, to separate files: it proves the harness works, it measures nothing.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -22,24 +27,61 @@ use serde_json::{Value, json};
 use crate::paths::Paths;
 use crate::pipeline::{Environment, release_binary};
 use crate::smoke::{Server, wait_healthy};
+use crate::spec;
 
 /// The default text model: what the README's main job serves.
 pub const DEFAULT_MODEL: &str = "news-topic";
+/// What `cargo xtask bench` measures when no `--model` is given: one model per text task.
+pub const MODELS: [&str; 3] = [DEFAULT_MODEL, "news-embed", "release-ner"];
+/// The other models' levels stop here (the default model's run to the end of `--concurrency`).
+const OTHER_MODELS_MAX_CONCURRENCY: usize = 32;
 
 #[derive(clap::Args, Clone)]
 pub struct BenchArgs {
-    /// The text classifier to serve (a name under models/).
-    #[arg(long, default_value = DEFAULT_MODEL)]
-    pub model: String,
-    /// Concurrency levels.
+    /// A text model to measure (a name under models/; repeatable): the default text
+    /// classifier, the embedding model and the token classifier when absent.
+    #[arg(long = "model")]
+    pub models: Vec<String>,
+    /// Closed-loop concurrency levels.
     #[arg(long, value_delimiter = ',', default_value = "1,8,32,64")]
     pub concurrency: Vec<usize>,
     /// Seconds measured per level.
     #[arg(long, default_value_t = 10.0)]
     pub seconds: f64,
-    /// Two peers, one-second levels, written to `smoke-<model>.json`: checks the harness.
+    /// Open-loop arrival rates for the default model, as fractions of its ceiling's best
+    /// sequences/s (0.5: half of what ONNX Runtime alone can do).
+    #[arg(long, value_delimiter = ',', default_value = "0.5,0.8")]
+    pub open_loop: Vec<f64>,
+    /// The default model unless `--model` is given, two peers, one-second levels at
+    /// concurrency 1 and 4, one open-loop level at 30 % of the ceiling, written to
+    /// `smoke-<model>.{json,md}`: checks the harness, measures nothing. Overrides
+    /// `--concurrency`, `--seconds` and `--open-loop`.
     #[arg(long)]
     pub smoke: bool,
+}
+
+impl BenchArgs {
+    /// What the test command runs: `cargo xtask bench --smoke`.
+    pub fn smoke() -> Self {
+        Self {
+            models: Vec::new(),
+            concurrency: vec![1, 4],
+            seconds: 1.0,
+            open_loop: vec![0.3],
+            smoke: true,
+        }
+    }
+
+    /// The models to measure, in order.
+    pub fn models(&self) -> Vec<String> {
+        if !self.models.is_empty() {
+            self.models.clone()
+        } else if self.smoke {
+            vec![DEFAULT_MODEL.to_string()]
+        } else {
+            MODELS.iter().map(|model| (*model).to_string()).collect()
+        }
+    }
 }
 
 /// The machine's cores: the thread budget every peer gets.
@@ -58,7 +100,16 @@ struct Peer {
 /// Modelcrate's readiness route.
 const READY: &str = "/health/ready";
 
-fn peers(paths: &Paths, environment: &Environment, model: &str, variant_file: &str, smoke: bool) -> Vec<Peer> {
+/// The peers for `model` (of `task`): Modelcrate and the Python ORT peer always; batching
+/// off for the default model; PyTorch unless `smoke`.
+fn peers(
+    paths: &Paths,
+    environment: &Environment,
+    model: &str,
+    task: &str,
+    variant_file: &str,
+    smoke: bool,
+) -> Vec<Peer> {
     let server = |extra: &[&str]| {
         let mut command = Command::new(release_binary(paths, "modelcrate-server"));
         command
@@ -84,6 +135,8 @@ fn peers(paths: &Paths, environment: &Environment, model: &str, variant_file: &s
                 "modelcrate.bench_server",
                 "--backend",
                 backend,
+                "--task",
+                task,
                 "--onnx",
                 variant_file,
             ])
@@ -99,12 +152,17 @@ fn peers(paths: &Paths, environment: &Environment, model: &str, variant_file: &s
             ready_path: READY,
         },
         Peer {
-            name: "FastAPI + onnxruntime (Python)",
+            // The table's baseline: the peer whose name says `onnxruntime`.
+            name: if task == "token-classification" {
+                "FastAPI + onnxruntime in the optimum pipeline (Python)"
+            } else {
+                "FastAPI + onnxruntime (Python)"
+            },
             command: python("onnxruntime"),
             ready_path: "/health",
         },
     ];
-    if !smoke {
+    if !smoke && model == DEFAULT_MODEL {
         peers.insert(
             1,
             Peer {
@@ -113,8 +171,14 @@ fn peers(paths: &Paths, environment: &Environment, model: &str, variant_file: &s
                 ready_path: READY,
             },
         );
+    }
+    if !smoke {
         peers.push(Peer {
-            name: "FastAPI + transformers pipeline (PyTorch)",
+            name: if task == "feature-extraction" {
+                "FastAPI + sentence-transformers (PyTorch)"
+            } else {
+                "FastAPI + transformers pipeline (PyTorch)"
+            },
             command: python("transformers"),
             ready_path: "/health",
         });
@@ -148,16 +212,25 @@ fn free_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+/// What one model's peers are loaded with.
+struct Plan<'a> {
+    model: &'a str,
+    concurrency: Vec<usize>,
+    /// Open-loop arrival rates, requests/s.
+    rates: Vec<f64>,
+    seconds: f64,
+}
+
 fn measure_peer(
     paths: &Paths,
     environment: &Environment,
     mut peer: Peer,
-    args: &BenchArgs,
+    plan: &Plan<'_>,
     log_dir: &Path,
 ) -> Result<Value> {
     eprintln!("  {}", peer.name);
     let port = free_port()?;
-    // One log per peer: `modelcrate--batching-on.log`, `fastapi---onnxruntime--python-.log`, …
+    // One log per model and peer: `news-topic-modelcrate--batching-on.log`, …
     let file_name: String = peer
         .name
         .chars()
@@ -169,7 +242,7 @@ fn measure_peer(
             }
         })
         .collect();
-    let log_path = log_dir.join(format!("{file_name}.log"));
+    let log_path = log_dir.join(format!("{}-{file_name}.log", plan.model));
     let log = std::fs::File::create(&log_path).with_context(|| format!("cannot create {}", log_path.display()))?;
     let child = peer
         .command
@@ -184,28 +257,25 @@ fn measure_peer(
     wait_healthy(port, peer.ready_path, Duration::from_secs(120))
         .with_context(|| format!("{} did not come up (its log: {})", peer.name, log_path.display()))?;
     let startup_seconds = started.elapsed().as_secs_f64();
-    let concurrency: Vec<String> = args.concurrency.iter().map(usize::to_string).collect();
-    let report = load(
-        paths,
-        &[
-            "http".into(),
-            "--url".into(),
-            format!("http://127.0.0.1:{port}/models/{}/predict", args.model),
-            "--corpus".into(),
-            paths
-                .artifact(&args.model)
-                .join("data/test.jsonl")
-                .display()
-                .to_string(),
-            "--concurrency".into(),
-            concurrency.join(","),
-            "--seconds".into(),
-            args.seconds.to_string(),
-            "--warmup-seconds".into(),
-            (args.seconds / 3.0).max(0.5).to_string(),
-        ],
-        environment,
-    )?;
+    let list = |values: Vec<String>| values.join(",");
+    let mut arguments = vec![
+        "http".to_string(),
+        "--url".into(),
+        format!("http://127.0.0.1:{port}/models/{}/predict", plan.model),
+        "--corpus".into(),
+        paths.artifact(plan.model).join("data/test.jsonl").display().to_string(),
+        "--concurrency".into(),
+        list(plan.concurrency.iter().map(usize::to_string).collect()),
+        "--seconds".into(),
+        plan.seconds.to_string(),
+        "--warmup-seconds".into(),
+        (plan.seconds / 3.0).max(0.5).to_string(),
+    ];
+    if !plan.rates.is_empty() {
+        arguments.push("--rates".into());
+        arguments.push(list(plan.rates.iter().map(|rate| format!("{rate:.1}")).collect()));
+    }
+    let report = load(paths, &arguments, environment)?;
     let rss = peak_rss(server.id());
     drop(server);
     Ok(json!({
@@ -213,11 +283,34 @@ fn measure_peer(
         "startup_seconds": startup_seconds,
         "peak_rss_bytes": rss,
         "levels": report["levels"],
+        "open_loop": report["open_loop"],
     }))
 }
 
 pub fn run(paths: &Paths, environment: &Environment, args: &BenchArgs) -> Result<()> {
-    let onnx = paths.onnx(&args.model);
+    let smoke = BenchArgs {
+        models: args.models.clone(),
+        ..BenchArgs::smoke()
+    };
+    let args = if args.smoke { &smoke } else { args };
+    let specs = spec::all(&paths.models())?;
+    for model in args.models() {
+        let (_, spec) = specs
+            .iter()
+            .find(|(_, spec)| spec.name == model)
+            .with_context(|| format!("no model named `{model}` under models/"))?;
+        if spec.is_image() {
+            bail!("`{model}` is an image model: the bench's load is texts from a test split");
+        }
+        run_model(paths, environment, args, &model, &spec.task)?;
+    }
+    Ok(())
+}
+
+/// The ceiling, then every peer, for one model; writes its report and table.
+fn run_model(paths: &Paths, environment: &Environment, args: &BenchArgs, model: &str, task: &str) -> Result<()> {
+    eprintln!("==> bench {model}");
+    let onnx = paths.onnx(model);
     let serving: Value =
         serde_json::from_str(&std::fs::read_to_string(onnx.join("serving.json")).with_context(|| {
             format!(
@@ -234,10 +327,6 @@ pub fn run(paths: &Paths, environment: &Environment, args: &BenchArgs) -> Result
     let log_dir = out_dir.join("logs");
     std::fs::create_dir_all(&log_dir)?;
 
-    let mut results = Vec::new();
-    for peer in peers(paths, environment, &args.model, &variant_file, args.smoke) {
-        results.push(measure_peer(paths, environment, peer, args, &log_dir)?);
-    }
     eprintln!("  ceiling: ONNX Runtime alone");
     let seconds = if args.smoke { 0.5 } else { args.seconds / 2.0 };
     // The ceiling is the better of the two layouts of the thread budget.
@@ -248,7 +337,7 @@ pub fn run(paths: &Paths, environment: &Environment, args: &BenchArgs) -> Result
             &[
                 "ceiling".into(),
                 "--model".into(),
-                args.model.clone(),
+                model.to_string(),
                 "--sessions".into(),
                 sessions.to_string(),
                 "--intra-threads".into(),
@@ -266,21 +355,45 @@ pub fn run(paths: &Paths, environment: &Environment, args: &BenchArgs) -> Result
         .max_by(|a, b| number(&a["best_sequences_per_second"]).total_cmp(&number(&b["best_sequences_per_second"])))
         .cloned()
         .unwrap_or_default();
+    let best = number(&ceiling["best_sequences_per_second"]);
+    let default_model = model == DEFAULT_MODEL;
+    let plan = Plan {
+        model,
+        concurrency: args
+            .concurrency
+            .iter()
+            .copied()
+            .filter(|&c| default_model || c <= OTHER_MODELS_MAX_CONCURRENCY)
+            .collect(),
+        rates: if default_model && best > 0.0 {
+            args.open_loop.iter().map(|fraction| fraction * best).collect()
+        } else {
+            Vec::new()
+        },
+        seconds: args.seconds,
+    };
+
+    let mut results = Vec::new();
+    for peer in peers(paths, environment, model, task, &variant_file, args.smoke) {
+        results.push(measure_peer(paths, environment, peer, &plan, &log_dir)?);
+    }
     let report = json!({
-        "model": args.model,
+        "model": model,
+        "task": task,
         "variant": serving["variant"],
         "file": variant_file,
         "seconds_per_level": args.seconds,
         "thread_budget": cores(),
+        "open_loop_fractions_of_ceiling": if plan.rates.is_empty() { json!([]) } else { json!(args.open_loop) },
         "peers": results,
         "ceiling": ceiling,
         "ceiling_layouts": ceilings,
         "machine": ceiling["machine"],
     });
     let stem = if args.smoke {
-        format!("smoke-{}", args.model)
+        format!("smoke-{model}")
     } else {
-        args.model.clone()
+        model.to_string()
     };
     let markdown = table(&report);
     std::fs::write(
@@ -295,17 +408,22 @@ pub fn run(paths: &Paths, environment: &Environment, args: &BenchArgs) -> Result
     Ok(())
 }
 
-/// The smoke run proves each peer answered, without error: nothing about speed.
+/// The smoke run proves each peer answered, without error (a 429 is an answer: the server
+/// shedding load it cannot take): nothing about speed.
 fn check_smoke(report: &Value) -> Result<()> {
     for peer in report["peers"].as_array().into_iter().flatten() {
-        for level in peer["levels"].as_array().into_iter().flatten() {
+        let closed = peer["levels"].as_array().into_iter().flatten();
+        for level in closed.chain(peer["open_loop"].as_array().into_iter().flatten()) {
             let answered = level["requests"].as_u64().unwrap_or(0);
             let errors = level["errors"].as_u64().unwrap_or(u64::MAX);
             if answered == 0 || errors != 0 {
                 bail!(
-                    "bench smoke: {} at concurrency {} answered {answered} requests with {errors} errors ({})",
+                    "bench smoke: {} at {} answered {answered} requests with {errors} errors ({})",
                     peer["peer"],
-                    level["concurrency"],
+                    level.get("concurrency").map_or_else(
+                        || format!("{} requests/s, open loop", level["offered_per_second"]),
+                        |c| format!("concurrency {c}")
+                    ),
                     level["first_error"]
                 );
             }
@@ -337,8 +455,9 @@ pub fn table(report: &Value) -> String {
     let ceiling = number(&report["ceiling"]["best_sequences_per_second"]);
     let machine = &report["machine"];
     let mut out = format!(
-        "# `cargo xtask bench`: {} ({}, `{}`)\n\nMachine: {}, {} cores (AVX2 {}, AVX-512 VNNI {}); thread budget {} per peer; {} s per level, closed loop, one text per request from the test split.\n\n",
+        "# `cargo xtask bench`: {} ({}; {}, `{}`)\n\nMachine: {}, {} cores (AVX2 {}, AVX-512 VNNI {}); thread budget {} per peer; {} s per level, one text per request from the test split.\n\nClosed loop: each client sends its next text when its answer comes.\n\n",
         report["model"].as_str().unwrap_or("?"),
+        report["task"].as_str().unwrap_or("?"),
         report["variant"].as_str().unwrap_or("?"),
         report["file"].as_str().unwrap_or("?"),
         machine["cpu"].as_str().unwrap_or("?"),
@@ -348,8 +467,8 @@ pub fn table(report: &Value) -> String {
         report["thread_budget"],
         report["seconds_per_level"],
     );
-    out.push_str("| peer | concurrency | requests/s | × Python ORT | × ceiling | p50 ms | p90 ms | p99 ms | errors | peak RSS MB |\n");
-    out.push_str("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
+    out.push_str("| peer | concurrency | requests/s | × Python ORT | × ceiling | p50 ms | p90 ms | p99 ms | shed (429) | errors | peak RSS MB |\n");
+    out.push_str("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
     for peer in &peers {
         let rss = peer["peak_rss_bytes"]
             .as_f64()
@@ -358,30 +477,76 @@ pub fn table(report: &Value) -> String {
             let rps = number(&level["requests_per_second"]);
             let versus = baseline_rps(&level["concurrency"]).map_or("—".into(), |b| format!("{:.2}×", rps / b));
             out.push_str(&format!(
-                "| {} | {} | {rps:.1} | {versus} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {rss} |\n",
+                "| {} | {} | {rps:.1} | {versus} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} | {rss} |\n",
                 peer["peer"].as_str().unwrap_or("?"),
                 level["concurrency"],
                 rps / ceiling,
                 number(&level["p50_ms"]),
                 number(&level["p90_ms"]),
                 number(&level["p99_ms"]),
+                level["shed"],
                 level["errors"],
             ));
         }
     }
-    let batches: Vec<String> = report["ceiling"]["batches"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|b| format!("batch {}: {:.1}", b["batch_size"], number(&b["sequences_per_second"])))
+    let open: Vec<(&Value, &Value)> = peers
+        .iter()
+        .flat_map(|peer| {
+            peer["open_loop"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(move |level| (peer, level))
+        })
         .collect();
+    if !open.is_empty() {
+        out.push_str(&format!(
+            "\nOpen loop: requests arrive at a fixed mean rate (Poisson, the same arrivals for every peer), set at {} of the ceiling's best sequences/s; latency counts from each request's scheduled arrival.\n\n",
+            report["open_loop_fractions_of_ceiling"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|f| format!("{:.0} %", number(f) * 100.0))
+                .collect::<Vec<_>>()
+                .join(" and ")
+        ));
+        out.push_str(
+            "| peer | offered req/s | answered req/s | p50 ms | p90 ms | p99 ms | shed (429) | errors | dropped |\n",
+        );
+        out.push_str("|---|--:|--:|--:|--:|--:|--:|--:|--:|\n");
+        for (peer, level) in open {
+            out.push_str(&format!(
+                "| {} | {:.1} | {:.1} | {:.2} | {:.2} | {:.2} | {} | {} | {} |\n",
+                peer["peer"].as_str().unwrap_or("?"),
+                number(&level["offered_per_second"]),
+                number(&level["requests_per_second"]),
+                number(&level["p50_ms"]),
+                number(&level["p90_ms"]),
+                number(&level["p99_ms"]),
+                level["shed"],
+                level["errors"],
+                level["dropped"],
+            ));
+        }
+    }
     out.push_str(&format!(
-        "\nCeiling (ONNX Runtime alone, pre-tokenized, length-sorted batches; the better layout, {} session(s) × {} thread(s)): {} sequences/s; one text alone {:.2} ms + tokenization {:.2} ms.\n",
-        report["ceiling"]["layout"]["sessions"],
-        report["ceiling"]["layout"]["intra_threads"],
-        batches.join(", "),
-        number(&report["ceiling"]["single_inference_p50_ms"]),
+        "\nCeiling: ONNX Runtime alone on pre-tokenized, length-sorted batches (no HTTP, no tokenization), sequences/s for each layout of the thread budget; the ratios above use the best, {ceiling:.1}. Tokenizing one text takes {:.2} ms.\n\n",
         number(&report["ceiling"]["single_tokenization_p50_ms"]),
     ));
+    for layout in report["ceiling_layouts"].as_array().into_iter().flatten() {
+        let batches: Vec<String> = layout["batches"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|b| format!("batch {}: {:.1}", b["batch_size"], number(&b["sequences_per_second"])))
+            .collect();
+        out.push_str(&format!(
+            "- {} session(s) × {} thread(s): {}; one text alone {:.2} ms (p50)\n",
+            layout["layout"]["sessions"],
+            layout["layout"]["intra_threads"],
+            batches.join(", "),
+            number(&layout["single_inference_p50_ms"]),
+        ));
+    }
     out
 }

@@ -674,13 +674,7 @@ pub fn test(paths: &Paths) -> Result<()> {
         smoke::run(paths, &environment.ort_dylib, &environment.venv.python())
     })?;
     timed("bench smoke test", || {
-        let args = BenchArgs {
-            model: bench::DEFAULT_MODEL.into(),
-            concurrency: vec![1, 4],
-            seconds: 1.0,
-            smoke: true,
-        };
-        bench::run(paths, &environment, &args)
+        bench::run(paths, &environment, &BenchArgs::smoke())
     })?;
     eprintln!("test: everything passed in {:.0}s", started.elapsed().as_secs_f64());
     Ok(())
@@ -696,7 +690,7 @@ pub fn bench(paths: &Paths, args: &BenchArgs) -> Result<()> {
             "cargo build",
         )
     })?;
-    timed(&format!("bench {}", args.model), || {
+    timed(&format!("bench {}", args.models().join(", ")), || {
         bench::run(paths, &environment, args)
     })
 }
