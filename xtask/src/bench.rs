@@ -11,8 +11,9 @@
 //! closed loop at each concurrency, then for the default model open loop at fixed arrival
 //! rates set as fractions of the ceiling (`--open-loop`), the same arrivals for every peer.
 //! Its peak RSS is read from /proc when the load ends. The default model also gets
-//! Modelcrate with batching off; the other two run the levels up to 32 only, so that the
-//! whole run stays within 15 minutes. Writes `artifacts/bench/<model>.{json,md}`.
+//! Modelcrate with batching off, and with the ceiling's other layout (one single-thread
+//! session per core: the same thread budget); the other two run the levels up to 32 only,
+//! so that the whole run stays within 15 minutes. Writes `artifacts/bench/<model>.{json,md}`.
 //!
 //! `--smoke` (what the test command runs): the default model, two peers, short levels and
 //! one open-loop level, to separate files: it proves the harness works, it measures nothing.
@@ -100,8 +101,9 @@ struct Peer {
 /// Modelcrate's readiness route.
 const READY: &str = "/health/ready";
 
-/// The peers for `model` (of `task`): Modelcrate and the Python ORT peer always; batching
-/// off for the default model; PyTorch unless `smoke`.
+/// The peers for `model` (of `task`): Modelcrate and the Python ORT peer always; for the
+/// default model, Modelcrate with batching off and with one single-thread session per
+/// core; PyTorch unless `smoke`.
 fn peers(
     paths: &Paths,
     environment: &Environment,
@@ -110,17 +112,12 @@ fn peers(
     variant_file: &str,
     smoke: bool,
 ) -> Vec<Peer> {
-    let server = |extra: &[&str]| {
+    let server = |sessions: usize, threads: usize, extra: &[&str]| {
         let mut command = Command::new(release_binary(paths, "modelcrate-server"));
         command
-            .args([
-                "--model",
-                model,
-                "--sessions",
-                "1",
-                "--intra-threads",
-                &cores().to_string(),
-            ])
+            .args(["--model", model])
+            .args(["--sessions", &sessions.to_string()])
+            .args(["--intra-threads", &threads.to_string()])
             .arg("--artifacts")
             .arg(paths.artifacts())
             .args(extra)
@@ -148,7 +145,7 @@ fn peers(
     let mut peers = vec![
         Peer {
             name: "Modelcrate, batching on",
-            command: server(&[]),
+            command: server(1, cores(), &[]),
             ready_path: READY,
         },
         Peer {
@@ -163,13 +160,22 @@ fn peers(
         },
     ];
     if !smoke && model == DEFAULT_MODEL {
-        peers.insert(
-            1,
-            Peer {
-                name: "Modelcrate, batching off",
-                command: server(&["--max-batch-size", "1", "--max-queue-delay-ms", "0"]),
-                ready_path: READY,
-            },
+        // Right after the default: batching off, then the ceiling's other layout, one
+        // single-thread session per core (at batch 1 it is the faster one).
+        peers.splice(
+            1..1,
+            [
+                Peer {
+                    name: "Modelcrate, batching off",
+                    command: server(1, cores(), &["--max-batch-size", "1", "--max-queue-delay-ms", "0"]),
+                    ready_path: READY,
+                },
+                Peer {
+                    name: "Modelcrate, batching on, one single-thread session per core",
+                    command: server(cores(), 1, &[]),
+                    ready_path: READY,
+                },
+            ],
         );
     }
     if !smoke {
