@@ -3,17 +3,13 @@
 //! all` or `cargo xtask export`); without it the benchmarks are skipped with a message.
 
 use std::hint::black_box;
-use std::path::PathBuf;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use modelcrate_runtime::text::TextEncoder;
 
-fn artifacts() -> PathBuf {
-    std::env::var_os("MODELCRATE_ARTIFACTS").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../artifacts"),
-        PathBuf::from,
-    )
-}
+mod common;
+
+use common::artifacts;
 
 /// The first `count` test-split articles of news-topic.
 fn articles(count: usize) -> Option<Vec<String>> {
