@@ -2,6 +2,9 @@
 //! the route table's protocols and from each served model's typed facts (its labels as
 //! enums, its embedding's length, its entity types, its image formats); and `GET /docs`,
 //! Swagger UI on it, from assets vendored in `server/assets/swagger-ui/`.
+//! The descriptions are written here, not derived from the handlers' types; the HTTP tests
+//! check them against `routes::endpoints()`, the table the router is built from, both ways:
+//! every described route answers, and every route is described.
 
 use axum::Json;
 use axum::extract::State;

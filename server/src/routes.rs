@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, Uri, header};
-use axum::routing::{get, post};
+use axum::handler::Handler;
+use axum::http::{HeaderMap, HeaderValue, Method, Uri, header};
+use axum::routing::{MethodRouter, get, post};
 use axum::{Json, Router};
 use modelcrate_runtime::classification::ClassificationFunction;
 use modelcrate_runtime::embedding::l2_normalize;
@@ -58,32 +59,67 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
 }
 
+/// One route: a path, the method it answers and its handler. [`app`] serves the table of
+/// [`endpoints`], and the OpenAPI test reads the same table, so a route added without its
+/// description in `/openapi.json` fails a test.
+pub struct Endpoint {
+    pub path: &'static str,
+    pub method: Method,
+    handler: MethodRouter<AppState>,
+}
+
+fn get_at<H: Handler<T, AppState>, T: 'static>(path: &'static str, handler: H) -> Endpoint {
+    Endpoint {
+        path,
+        method: Method::GET,
+        handler: get(handler),
+    }
+}
+
+fn post_at<H: Handler<T, AppState>, T: 'static>(path: &'static str, handler: H) -> Endpoint {
+    Endpoint {
+        path,
+        method: Method::POST,
+        handler: post(handler),
+    }
+}
+
+/// Every route the server answers.
+pub fn endpoints() -> Vec<Endpoint> {
+    vec![
+        get_at("/health", health),
+        get_at("/health/live", live),
+        get_at("/health/ready", ready),
+        get_at("/models", list_models),
+        get_at("/metrics", metrics),
+        post_at("/models/{name}/predict", predict),
+        post_at("/v1/embeddings", openai::embeddings),
+        get_at("/v1/models", openai::models),
+        post_at("/embed", tei::embed),
+        post_at("/predict", tei::predict),
+        post_at("/tokenize", tei::tokenize),
+        get_at("/info", tei::info),
+        get_at("/openapi.json", openapi::document),
+        get_at("/docs", openapi::docs),
+        get_at("/docs/swagger-ui-bundle.js", openapi::swagger_js),
+        get_at("/docs/swagger-ui.css", openapi::swagger_css),
+        get_at("/v2", kserve::server),
+        get_at("/v2/health/live", kserve::live),
+        get_at("/v2/health/ready", kserve::ready),
+        get_at("/v2/models/{name}", kserve::metadata),
+        get_at("/v2/models/{name}/ready", kserve::model_ready),
+        post_at("/v2/models/{name}/infer", kserve::infer),
+        post_at("/admin/models/{name}/reload", admin::reload),
+    ]
+}
+
 pub fn app(state: AppState) -> Router {
     let body_limit = state.limits.max_body_bytes;
-    Router::new()
-        .route("/health", get(health))
-        .route("/health/live", get(live))
-        .route("/health/ready", get(ready))
-        .route("/models", get(list_models))
-        .route("/metrics", get(metrics))
-        .route("/models/{name}/predict", post(predict))
-        .route("/v1/embeddings", post(openai::embeddings))
-        .route("/v1/models", get(openai::models))
-        .route("/embed", post(tei::embed))
-        .route("/predict", post(tei::predict))
-        .route("/tokenize", post(tei::tokenize))
-        .route("/info", get(tei::info))
-        .route("/openapi.json", get(openapi::document))
-        .route("/docs", get(openapi::docs))
-        .route("/docs/swagger-ui-bundle.js", get(openapi::swagger_js))
-        .route("/docs/swagger-ui.css", get(openapi::swagger_css))
-        .route("/v2", get(kserve::server))
-        .route("/v2/health/live", get(kserve::live))
-        .route("/v2/health/ready", get(kserve::ready))
-        .route("/v2/models/{name}", get(kserve::metadata))
-        .route("/v2/models/{name}/ready", get(kserve::model_ready))
-        .route("/v2/models/{name}/infer", post(kserve::infer))
-        .route("/admin/models/{name}/reload", post(admin::reload))
+    endpoints()
+        .into_iter()
+        .fold(Router::new(), |router, endpoint| {
+            router.route(endpoint.path, endpoint.handler)
+        })
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
