@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
 
-use crate::paths::Paths;
+use crate::paths::{self, Paths};
 use crate::stamp::hash_paths;
 
 /// Every Python step runs offline: models and data come from installed packages.
@@ -32,12 +32,7 @@ impl Venv {
         if let Some(dir) = std::env::var_os("MODELCRATE_VENV").filter(|v| !v.is_empty()) {
             return Ok(PathBuf::from(dir));
         }
-        let cache = std::env::var_os("XDG_CACHE_HOME")
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
-            .context("neither MODELCRATE_VENV, XDG_CACHE_HOME nor HOME is set: cannot place the venv")?;
-        Ok(cache.join("modelcrate").join("venv"))
+        Ok(paths::machine_cache()?.join("venv"))
     }
 
     pub fn python(&self) -> PathBuf {
@@ -62,30 +57,9 @@ impl Venv {
                 "create the venv",
             )?;
         }
-        eprintln!("    installing python/requirements.lock (torch and its libraries: about 6 GB, a few minutes)");
+        eprintln!("    installing python/requirements.lock (torch and its libraries: about 6 GB)");
         let _ = std::fs::remove_file(&marker);
-        let status = Command::new(venv.python())
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--disable-pip-version-check",
-                "--no-deps",
-                "--progress-bar",
-                "off",
-                "-q",
-                "-r",
-            ])
-            .arg(&lock)
-            .status()
-            .context("cannot run pip")?;
-        if !status.success() {
-            bail!(
-                "pip could not install {} into {} ({status})",
-                lock.display(),
-                venv.dir.display()
-            );
-        }
+        install_lock(&venv, &lock)?;
         std::fs::write(&marker, &lock_hash)?;
         Ok(venv)
     }
@@ -175,6 +149,65 @@ fn base_python() -> Result<PathBuf> {
         }
     }
     bail!("the lock is for Python 3.11 and no python3.11 was found (set MODELCRATE_PYTHON to one)")
+}
+
+/// uv, pinned: it installs the lock with parallel downloads, several times faster than pip.
+const UV: &str = "uv==0.13.8";
+
+/// Installs exactly the lock (`--no-deps`) into the venv with uv, which lives in a small
+/// venv of its own beside the project's so that the project's venv holds only the lock.
+/// pip does the work when uv cannot be installed (say so, since it is slower).
+fn install_lock(venv: &Venv, lock: &Path) -> Result<()> {
+    let started = std::time::Instant::now();
+    let status = match uv() {
+        Ok(uv) => Command::new(uv)
+            .args(["pip", "install", "--no-deps", "--python"])
+            .arg(venv.python())
+            .arg("-r")
+            .arg(lock)
+            // The machine's certificate store, as pip uses (uv bundles its own otherwise).
+            .env("UV_SYSTEM_CERTS", "1")
+            .status()
+            .context("cannot run uv")?,
+        Err(error) => {
+            eprintln!("    uv is not available ({error:#}); installing with pip, which is slower");
+            Command::new(venv.python())
+                .args(["-m", "pip", "install", "--disable-pip-version-check", "--no-deps", "-r"])
+                .arg(lock)
+                .status()
+                .context("cannot run pip")?
+        }
+    };
+    if !status.success() {
+        bail!(
+            "could not install {} into {} ({status})",
+            lock.display(),
+            venv.dir.display()
+        );
+    }
+    eprintln!("    installed the lock in {:.0}s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// `~/.cache/modelcrate/uv/bin/uv`, installed from PyPI on first use.
+fn uv() -> Result<PathBuf> {
+    let dir = paths::machine_cache()?.join("uv");
+    let binary = dir.join("bin").join("uv");
+    let marker = dir.join(".modelcrate-uv");
+    if binary.is_file() && std::fs::read_to_string(&marker).is_ok_and(|m| m == UV) {
+        return Ok(binary);
+    }
+    let base = base_python()?;
+    run_quiet(
+        Command::new(&base).arg("-m").arg("venv").arg("--clear").arg(&dir),
+        "create uv's venv",
+    )?;
+    run_quiet(
+        Command::new(dir.join("bin/python")).args(["-m", "pip", "install", "--disable-pip-version-check", "-q", UV]),
+        &format!("install {UV}"),
+    )?;
+    std::fs::write(&marker, UV)?;
+    Ok(binary)
 }
 
 fn run_quiet(command: &mut Command, what: &str) -> Result<()> {
