@@ -6,17 +6,27 @@
 //! and the tests. `report` tabulates every model and variant.
 
 mod bench;
+mod cache;
+mod cache_command;
 mod codegen;
+#[cfg(test)]
+mod invalidation_tests;
 mod paths;
 mod pipeline;
 mod python;
+mod python_step;
 mod report;
+#[cfg(test)]
+mod scratch;
 mod select;
 mod smoke;
 mod spec;
 mod stamp;
+mod step;
+mod variant_check;
 
 use clap::{Args, Parser, Subcommand};
+use python_step::PyStep;
 
 #[derive(Parser)]
 #[command(
@@ -90,6 +100,8 @@ enum Step {
     },
     /// The test command: lints, the pipeline, gen --check, parity, every test, a served request.
     Test,
+    /// The machine's artifact cache: its size, hits and misses; `--prune SIZE`, `--clear`.
+    Cache(cache_command::CacheArgs),
     /// Modelcrate's server against FastAPI + onnxruntime, the transformers pipeline and ONNX
     /// Runtime alone, over HTTP on 127.0.0.1 (after the main job).
     Bench(bench::BenchArgs),
@@ -100,19 +112,20 @@ fn main() {
     let paths = paths::Paths::new();
     let result = match cli.command {
         Step::Setup { force } => pipeline::setup(&paths, force).map(drop),
-        Step::Train(select) => pipeline::python_steps(&paths, &select, &[pipeline::PyStep::Train]),
-        Step::Export(select) => pipeline::python_steps(&paths, &select, &[pipeline::PyStep::Export]),
-        Step::Optimize(select) => pipeline::python_steps(&paths, &select, &[pipeline::PyStep::Optimize]),
-        Step::Golden(select) => pipeline::python_steps(&paths, &select, &[pipeline::PyStep::Golden]),
+        Step::Train(select) => python_step::run_all(&paths, &select, &[PyStep::Train]),
+        Step::Export(select) => python_step::run_all(&paths, &select, &[PyStep::Export]),
+        Step::Optimize(select) => python_step::run_all(&paths, &select, &[PyStep::Optimize]),
+        Step::Golden(select) => python_step::run_all(&paths, &select, &[PyStep::Golden]),
         Step::Gen { check } => pipeline::generate(&paths, check),
-        Step::Parity(select) => pipeline::parity(&paths, &select),
-        Step::Measure(select) => pipeline::measure(&paths, &select),
+        Step::Parity(select) => variant_check::parity(&paths, &select),
+        Step::Measure(select) => variant_check::measure(&paths, &select),
         Step::Choose(select) => pipeline::choose_serving(&paths, &select),
         Step::Report => pipeline::report(&paths),
         Step::Serve(serve) => pipeline::serve(&paths, &serve),
         Step::All { select, serve } => pipeline::all(&paths, &select, &serve),
         Step::Test => pipeline::test(&paths),
         Step::Bench(args) => pipeline::bench(&paths, &args),
+        Step::Cache(args) => cache_command::run(&args),
     };
     if let Err(error) = result {
         eprintln!("error: {error:#}");

@@ -4,6 +4,7 @@
 //! and of its outputs. It is skipped only when both still match, so an edited input
 //! or a damaged output makes it run again.
 
+use std::ffi::OsStr;
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -11,30 +12,34 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 
-/// Hash of files and folders (recursively, in sorted order, names included).
+/// Hash of files and folders (recursively, in sorted order, names relative to `root`).
 /// A missing path hashes as missing, so a step whose output vanished runs again.
 pub fn hash_paths(root: &Path, paths: &[PathBuf]) -> Result<String> {
     let mut hasher = Sha256::new();
     for path in paths {
-        hash_into(&mut hasher, root, path)?;
+        hash_tree(&mut hasher, root, path)?;
     }
     Ok(format!("{:x}", hasher.finalize()))
 }
 
-fn hash_into(hasher: &mut Sha256, root: &Path, path: &Path) -> Result<()> {
-    let shown = path.strip_prefix(root).unwrap_or(path).to_string_lossy().into_owned();
+/// Names no hash or cache entry includes: Python's bytecode, and scratch files.
+pub fn ignored(name: &OsStr) -> bool {
+    name == "__pycache__" || name.to_string_lossy().ends_with(".tmp")
+}
+
+/// Feeds `path` (a file, a folder, or nothing) into `hasher`, naming each file by its path
+/// relative to `base`.
+pub fn hash_tree(hasher: &mut Sha256, base: &Path, path: &Path) -> Result<()> {
+    let shown = path.strip_prefix(base).unwrap_or(path).to_string_lossy().into_owned();
     if path.is_dir() {
         let mut entries: Vec<PathBuf> = fs::read_dir(path)
             .with_context(|| format!("cannot list {}", path.display()))?
             .filter_map(|entry| entry.ok().map(|e| e.path()))
-            .filter(|p| {
-                !p.file_name()
-                    .is_some_and(|n| n == "__pycache__" || n.to_string_lossy().ends_with(".tmp"))
-            })
+            .filter(|p| !p.file_name().is_some_and(ignored))
             .collect();
         entries.sort();
         for entry in entries {
-            hash_into(hasher, root, &entry)?;
+            hash_tree(hasher, base, &entry)?;
         }
     } else if path.is_file() {
         hasher.update(shown.as_bytes());

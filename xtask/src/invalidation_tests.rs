@@ -1,0 +1,212 @@
+//! A cache that lies is worse than none: each kind of change must change the keys of
+//! exactly the steps it can affect, and no others. Run on a copy of this workspace's
+//! specs, Python and Rust code, with two models.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::Path;
+
+use crate::cache::Key;
+use crate::paths::Paths;
+use crate::python_step::{self, PyStep};
+use crate::scratch::ScratchDir;
+use crate::spec;
+use crate::variant_check;
+
+const MODELS: [&str; 2] = ["news-topic", "news-embed"];
+
+/// What the test copies from this workspace: what the keys read.
+const COPIED: [&str; 13] = [
+    "models/news-topic.toml",
+    "models/news-embed.toml",
+    "python",
+    "golden/news-topic/inputs.json",
+    "golden/news-embed/inputs.json",
+    "runtime/Cargo.toml",
+    "runtime/src",
+    "server/Cargo.toml",
+    "server/src",
+    "generated/news-topic",
+    "generated/news-embed",
+    "Cargo.toml",
+    "Cargo.lock",
+];
+
+fn copy(from: &Path, to: &Path) {
+    if from.is_dir() {
+        fs::create_dir_all(to).unwrap();
+        for entry in fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_name() != "__pycache__" {
+                copy(&entry.path(), &to.join(entry.file_name()));
+            }
+        }
+    } else {
+        fs::create_dir_all(to.parent().unwrap()).unwrap();
+        fs::copy(from, to).unwrap();
+    }
+}
+
+/// Every step's key of both models, as `model:step`.
+fn keys(paths: &Paths) -> Vec<(String, Key)> {
+    let mut keys = Vec::new();
+    for (_, spec) in spec::all(&paths.models()).unwrap() {
+        for step in [PyStep::Train, PyStep::Export, PyStep::Optimize, PyStep::Golden] {
+            let key = python_step::key(paths, &spec, step).unwrap();
+            keys.push((format!("{}:{}", spec.name, step.name()), key));
+        }
+        let (parity, measure) = variant_check::keys(paths, &spec.name, "int8", "model.int8.onnx").unwrap();
+        keys.push((format!("{}:parity", spec.name), parity));
+        keys.push((format!("{}:measure", spec.name), measure));
+    }
+    keys
+}
+
+/// The steps whose keys `change` changes.
+fn invalidated(paths: &Paths, change: impl FnOnce(&Path)) -> BTreeSet<String> {
+    let before = keys(paths);
+    change(&paths.root);
+    let after = keys(paths);
+    assert_eq!(before.len(), after.len());
+    before
+        .into_iter()
+        .zip(after)
+        .filter(|((_, a), (_, b))| a != b)
+        .map(|((step, _), _)| step)
+        .collect()
+}
+
+fn edit(path: &Path, from: &str, to: &str) {
+    let text = fs::read_to_string(path).unwrap();
+    assert!(text.contains(from), "{} has no `{from}`", path.display());
+    fs::write(path, text.replacen(from, to, 1)).unwrap();
+}
+
+fn append(path: &Path, text: &str) {
+    let mut content = fs::read_to_string(path).unwrap();
+    content.push_str(text);
+    fs::write(path, content).unwrap();
+}
+
+fn set(steps: &[&str]) -> BTreeSet<String> {
+    steps.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn each_change_invalidates_exactly_the_steps_it_can_affect() {
+    let scratch = ScratchDir::new("invalidation");
+    let workspace = Paths::new();
+    for part in COPIED {
+        copy(&workspace.root.join(part), &scratch.join(part));
+    }
+    let paths = Paths::at(scratch.path());
+    let python_steps = |model: &str| ["train", "export", "optimize", "golden"].map(|s| format!("{model}:{s}"));
+    let checks = |models: &[&str]| -> BTreeSet<String> {
+        models
+            .iter()
+            .flat_map(|m| [format!("{m}:parity"), format!("{m}:measure")])
+            .collect()
+    };
+    assert_eq!(keys(&paths), keys(&paths), "keys are stable");
+
+    // A spec field: that model's Python steps (its checkpoint then carries the change on).
+    assert_eq!(
+        invalidated(&paths, |root| edit(
+            &root.join("models/news-topic.toml"),
+            "epochs = 2",
+            "epochs = 3"
+        )),
+        python_steps("news-topic").into_iter().collect()
+    );
+    // A Python step's code: that step, for every model that runs it.
+    assert_eq!(
+        invalidated(&paths, |root| append(
+            &root.join("python/modelcrate/export.py"),
+            "\n# changed\n"
+        )),
+        set(&["news-embed:export", "news-topic:export"])
+    );
+    // A task's module: every step of the models of that task that imports it.
+    assert_eq!(
+        invalidated(&paths, |root| append(
+            &root.join("python/modelcrate/embed.py"),
+            "\n# changed\n"
+        )),
+        python_steps("news-embed").into_iter().collect()
+    );
+    // A golden input: that model's golden outputs and its checks against them.
+    let mut golden = set(&["news-topic:golden"]);
+    golden.extend(checks(&["news-topic"]));
+    assert_eq!(
+        invalidated(&paths, |root| edit(
+            &root.join("golden/news-topic/inputs.json"),
+            "[",
+            "[\n"
+        )),
+        golden
+    );
+    // The parity code, and the runtime: every model's checks, no training.
+    assert_eq!(
+        invalidated(&paths, |root| append(
+            &root.join("server/src/parity/classification.rs"),
+            "\n// changed\n"
+        )),
+        checks(&MODELS)
+    );
+    assert_eq!(
+        invalidated(&paths, |root| append(
+            &root.join("runtime/src/text.rs"),
+            "\n// changed\n"
+        )),
+        checks(&MODELS)
+    );
+    // One model's generated crate: its checks only.
+    assert_eq!(
+        invalidated(&paths, |root| append(
+            &root.join("generated/news-embed/src/lib.rs"),
+            "\n// changed\n"
+        )),
+        checks(&["news-embed"])
+    );
+    // A new workspace member in Cargo.lock (a new model's crate): nothing.
+    assert_eq!(
+        invalidated(&paths, |root| append(
+            &root.join("Cargo.lock"),
+            "\n[[package]]\nname = \"new-model\"\nversion = \"0.1.0\"\n"
+        )),
+        set(&[])
+    );
+    // A registry crate's version: every check.
+    assert_eq!(
+        invalidated(&paths, |root| edit(
+            &root.join("Cargo.lock"),
+            "name = \"ort\"\nversion = \"",
+            "name = \"ort\"\nversion = \"9"
+        )),
+        checks(&MODELS)
+    );
+    // The Python lock (torch, onnxruntime, the data and weight packages): everything.
+    let mut everything: BTreeSet<String> = MODELS.iter().flat_map(|m| python_steps(m)).collect();
+    everything.extend(checks(&MODELS));
+    assert_eq!(
+        invalidated(&paths, |root| append(
+            &root.join("python/requirements.lock"),
+            "six==1.16.0\n"
+        )),
+        everything
+    );
+    // An upstream artifact: the steps that read it.
+    let checkpoint = paths.artifact("news-topic").join("checkpoint");
+    assert_eq!(
+        invalidated(&paths, |_| copy(
+            &workspace.root.join("Cargo.toml"),
+            &checkpoint.join("model.safetensors")
+        )),
+        set(&["news-topic:export", "news-topic:golden"])
+    );
+    let variant = paths.onnx("news-topic").join("model.int8.onnx");
+    assert_eq!(
+        invalidated(&paths, |_| copy(&workspace.root.join("Cargo.toml"), &variant)),
+        checks(&["news-topic"])
+    );
+}

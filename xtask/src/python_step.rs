@@ -1,0 +1,265 @@
+//! The Python steps of one model (train, export, optimize, golden): what each reads and
+//! writes, its cache key, and its run through the venv.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use crate::Select;
+use crate::cache::{Key, KeyBuilder, Output};
+use crate::paths::Paths;
+use crate::pipeline::{Environment, selected, setup, timed};
+use crate::spec::ModelSpec;
+use crate::step::Step;
+
+/// What the export step writes into `onnx/` (the optimize step adds variants beside them).
+const EXPORTED_FILES: [&str; 7] = [
+    "model.onnx",
+    "config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.txt",
+    "signature.json",
+];
+
+/// What the export step adds for a SetFit model: its scikit-learn head.
+const SETFIT_HEAD_FILES: [&str; 2] = ["head.onnx", "head_signature.json"];
+
+/// What the optimize step writes into `onnx/`, besides `variants.json`.
+const VARIANT_FILES: [&str; 5] = [
+    "model.O1.onnx",
+    "model.O2.onnx",
+    "model.O3.onnx",
+    "model.int8.onnx",
+    "model.O2.int8.onnx",
+];
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum PyStep {
+    Train,
+    Export,
+    Optimize,
+    Golden,
+}
+
+impl PyStep {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Train => "train",
+            Self::Export => "export",
+            Self::Optimize => "optimize",
+            Self::Golden => "golden",
+        }
+    }
+
+    /// The Python module that runs the step: its own, or `vision` for an image model.
+    fn module(self, spec: &ModelSpec) -> &'static str {
+        if spec.is_image() { "vision" } else { self.name() }
+    }
+
+    /// (inputs, outputs) whose hashes decide whether the step must run.
+    fn io(self, paths: &Paths, spec: &ModelSpec) -> (Vec<PathBuf>, Vec<PathBuf>) {
+        if spec.is_image() {
+            return self.image_io(paths, spec);
+        }
+        let art = paths.artifact(&spec.name);
+        let onnx = paths.onnx(&spec.name);
+        // A SetFit body is a sentence-embedding model: both export `pooling.json`.
+        let embeddings = spec.task == "feature-extraction" || spec.is_setfit();
+        // The modules a task (or SetFit) adds to every step's code.
+        let task_modules: &[&str] = match spec.task.as_str() {
+            _ if spec.is_setfit() => &["fewshot", "embed"],
+            "feature-extraction" => &["embed"],
+            "token-classification" => &["ner"],
+            _ => &[],
+        };
+        let code = |modules: &[&str]| -> Vec<PathBuf> {
+            let mut files: Vec<PathBuf> = modules
+                .iter()
+                .chain(task_modules)
+                .copied()
+                .map(|m| paths.root.join(format!("python/modelcrate/{m}.py")))
+                .collect();
+            files.push(paths.root.join("python/modelcrate/__init__.py"));
+            files.push(paths.root.join("python/requirements.lock"));
+            files.push(art.join("spec.json"));
+            files
+        };
+        match self {
+            Self::Train => (
+                code(&["spec", "bbc", "release_notes", "train"]),
+                vec![art.join("checkpoint"), art.join("metrics.json"), art.join("data")],
+            ),
+            Self::Export => {
+                let mut inputs = code(&["spec", "export"]);
+                inputs.push(art.join("checkpoint"));
+                let pooling = embeddings.then_some("pooling.json");
+                let head = spec.is_setfit().then_some(SETFIT_HEAD_FILES).into_iter().flatten();
+                let outputs = EXPORTED_FILES
+                    .iter()
+                    .copied()
+                    .chain(pooling)
+                    .chain(head)
+                    .map(|f| onnx.join(f));
+                (inputs, outputs.collect())
+            }
+            Self::Optimize => {
+                let mut inputs = code(&["spec", "optimize"]);
+                inputs.push(onnx.join("model.onnx"));
+                let mut outputs: Vec<PathBuf> = VARIANT_FILES.iter().map(|f| onnx.join(f)).collect();
+                outputs.push(onnx.join("variants.json"));
+                (inputs, outputs)
+            }
+            Self::Golden => {
+                let mut inputs = code(&["spec", "bbc", "release_notes", "train", "golden"]);
+                inputs.extend([
+                    art.join("checkpoint"),
+                    art.join("data/test.jsonl"),
+                    paths.golden(&spec.name).join("inputs.json"),
+                ]);
+                (inputs, vec![paths.golden(&spec.name).join("reference.json")])
+            }
+        }
+    }
+}
+
+impl PyStep {
+    /// An image model's steps: the `vision` module and what it borrows from the others.
+    fn image_io(self, paths: &Paths, spec: &ModelSpec) -> (Vec<PathBuf>, Vec<PathBuf>) {
+        let art = paths.artifact(&spec.name);
+        let onnx = paths.onnx(&spec.name);
+        let golden = paths.golden(&spec.name);
+        let code = |modules: &[&str]| -> Vec<PathBuf> {
+            let mut files: Vec<PathBuf> = ["__init__", "spec", "vision"]
+                .iter()
+                .chain(modules)
+                .map(|m| paths.root.join(format!("python/modelcrate/{m}.py")))
+                .collect();
+            files.extend([paths.root.join("python/requirements.lock"), art.join("spec.json")]);
+            files
+        };
+        match self {
+            Self::Train => (
+                code(&["fit"]),
+                vec![art.join("checkpoint"), art.join("metrics.json"), art.join("data")],
+            ),
+            Self::Export => {
+                let mut inputs = code(&["export"]);
+                inputs.push(art.join("checkpoint"));
+                let outputs = IMAGE_EXPORTED_FILES.iter().map(|f| onnx.join(f)).collect();
+                (inputs, outputs)
+            }
+            Self::Optimize => {
+                let mut inputs = code(&["optimize"]);
+                inputs.extend([onnx.join("model.onnx"), art.join("data/split.json")]);
+                let outputs = ["model.O1.onnx", "model.O2.onnx", "model.int8.onnx", "variants.json"]
+                    .iter()
+                    .map(|f| onnx.join(f))
+                    .collect();
+                (inputs, outputs)
+            }
+            Self::Golden => {
+                // `golden` brings `train` and what it reads, for the checkpoint digest.
+                let mut inputs = code(&["golden", "train", "bbc", "release_notes", "fit"]);
+                inputs.extend([
+                    art.join("checkpoint"),
+                    art.join("data"),
+                    golden.join("inputs.json"),
+                    golden.join("images"),
+                ]);
+                let outputs = vec![golden.join("reference.json"), art.join("golden-pixels")];
+                (inputs, outputs)
+            }
+        }
+    }
+}
+
+/// What an image model's export writes into `onnx/`.
+const IMAGE_EXPORTED_FILES: [&str; 4] = [
+    "model.onnx",
+    "config.json",
+    "preprocessor_config.json",
+    "signature.json",
+];
+
+/// Writes `artifacts/<name>/spec.json` for the Python steps, only when it changed.
+fn write_resolved_spec(paths: &Paths, spec: &ModelSpec) -> Result<PathBuf> {
+    let art = paths.artifact(&spec.name);
+    std::fs::create_dir_all(&art).with_context(|| format!("cannot create {}", art.display()))?;
+    let json = spec.resolved_json(&paths.relative(&art), &paths.relative(&paths.golden(&spec.name)))?;
+    let path = art.join("spec.json");
+    if std::fs::read_to_string(&path).ok().as_deref() != Some(json.as_str()) {
+        std::fs::write(&path, json).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(path)
+}
+
+/// The step's key: its code, the lock, the resolved spec (written here first) and the
+/// upstream artifacts it reads, each under a label that does not depend on where this
+/// clone or its artifacts are.
+pub fn key(paths: &Paths, spec: &ModelSpec, step: PyStep) -> Result<Key> {
+    write_resolved_spec(paths, spec)?;
+    let (inputs, _) = step.io(paths, spec);
+    let mut key = KeyBuilder::new(step.name());
+    for input in &inputs {
+        key = key.path(&label(paths, &spec.name, input), input)?;
+    }
+    Ok(key.finish())
+}
+
+/// A path's name in keys and cache entries: `artifact/…` under the model's artifacts,
+/// `golden/…` under its golden folder, else relative to the root.
+pub fn label(paths: &Paths, model: &str, path: &Path) -> String {
+    let (prefix, rest) = if let Ok(rest) = path.strip_prefix(paths.artifact(model)) {
+        ("artifact/", rest)
+    } else if let Ok(rest) = path.strip_prefix(paths.golden(model)) {
+        ("golden/", rest)
+    } else {
+        ("", path.strip_prefix(&paths.root).unwrap_or(path))
+    };
+    format!("{prefix}{}", rest.display())
+}
+
+/// Runs one Python step of one model, unless its stamp is fresh or the cache has it.
+pub fn run(paths: &Paths, environment: &Environment, spec: &ModelSpec, step: PyStep, force: bool) -> Result<()> {
+    let key = key(paths, spec, step)?;
+    let spec_json = paths.artifact(&spec.name).join("spec.json");
+    let (_, outputs) = step.io(paths, spec);
+    let stamps = paths.artifact(&spec.name).join(".stamps");
+    let step_run = Step {
+        name: step.name(),
+        model: &spec.name,
+        key,
+        outputs: outputs
+            .into_iter()
+            .map(|path| Output::new(label(paths, &spec.name, &path), path))
+            .collect(),
+        stamps: &stamps,
+    };
+    timed(&format!("{} {}", step.name(), spec.name), || {
+        let outcome = environment.runner(paths).run(&step_run, force, || {
+            environment.venv.run_step(
+                paths,
+                &spec.name,
+                step.name(),
+                step.module(spec),
+                &paths.relative(&spec_json),
+            )
+        })?;
+        outcome.report();
+        Ok(())
+    })
+}
+
+/// Runs `steps` for every selected model, in order.
+pub fn run_all(paths: &Paths, select: &Select, steps: &[PyStep]) -> Result<()> {
+    let specs = selected(paths, select)?;
+    let environment = setup(paths, false)?;
+    for spec in &specs {
+        for &step in steps {
+            run(paths, &environment, spec, step, select.force)?;
+        }
+    }
+    Ok(())
+}

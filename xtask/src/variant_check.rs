@@ -1,0 +1,391 @@
+//! The checks run once per variant by a binary of the server crate: parity (the variant
+//! against PyTorch's golden outputs, through the server's code path) and measure (its
+//! speed and memory here). Each is a cached step: its key holds the Rust code that computes
+//! it, the variant's bytes, the files the model loads with, the test split and the golden
+//! folder, and for measure the CPU it is timed on.
+//!
+//! Parity runs as many variants at once as there are cores: its figures are counts and
+//! differences, not timings, and each run uses one core. Measure runs one at a time, alone.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+
+use crate::Select;
+use crate::cache::{Key, KeyBuilder, Output};
+use crate::paths::Paths;
+use crate::pipeline::{Build, Environment, build, release_binary, selected, setup, with_runtime_env};
+use crate::python_step::label;
+use crate::select;
+use crate::step::Step;
+
+pub fn parity(paths: &Paths, select: &Select) -> Result<()> {
+    let environment = setup(paths, false)?;
+    build(paths, Build::ServerBinaries)?;
+    parity_with(paths, select, &environment)
+}
+
+pub fn parity_with(paths: &Paths, select: &Select, environment: &Environment) -> Result<()> {
+    for spec in selected(paths, select)? {
+        let reports = VariantCheck::Parity.run(paths, &spec.name, select.force, environment)?;
+        summarize(paths, &spec.name, &reports)?;
+    }
+    Ok(())
+}
+
+pub fn measure(paths: &Paths, select: &Select) -> Result<()> {
+    let environment = setup(paths, false)?;
+    build(paths, Build::ServerBinaries)?;
+    measure_with(paths, select, &environment)
+}
+
+pub fn measure_with(paths: &Paths, select: &Select, environment: &Environment) -> Result<()> {
+    for spec in selected(paths, select)? {
+        VariantCheck::Measure.run(paths, &spec.name, select.force, environment)?;
+    }
+    Ok(())
+}
+
+/// The variants the optimize step made (`fp32` alone before it has run): (name, file, kind).
+pub fn made_variants(paths: &Paths, model: &str) -> Result<Vec<(String, String, String)>> {
+    #[derive(serde::Deserialize)]
+    struct Manifest {
+        variants: Vec<Variant>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Variant {
+        name: String,
+        kind: String,
+        made: bool,
+        file: Option<String>,
+    }
+    let path = paths.onnx(model).join("variants.json");
+    if !path.is_file() {
+        return Ok(vec![("fp32".into(), "model.onnx".into(), "fp32".into())]);
+    }
+    let manifest: Manifest = select::read_json(&path, "cargo xtask optimize")?;
+    Ok(manifest
+        .variants
+        .into_iter()
+        .filter_map(|v| v.file.filter(|_| v.made).map(|file| (v.name, file, v.kind)))
+        .collect())
+}
+
+/// The keys of a variant's parity and measure steps.
+#[cfg(test)]
+pub fn keys(paths: &Paths, model: &str, variant: &str, file: &str) -> Result<(Key, Key)> {
+    let rust = rust_key(paths, model)?;
+    Ok((
+        VariantCheck::Parity.key(paths, model, variant, file, &rust)?,
+        VariantCheck::Measure.key(paths, model, variant, file, &rust)?,
+    ))
+}
+
+/// The parity binary's exit code when it ran and wrote its report, but a bound failed.
+const GATE_NOT_MET: i32 = 2;
+
+/// A check run once per variant, by a binary of the server crate, that writes
+/// `artifacts/<name>/<reports>/<variant>.json`.
+#[derive(Clone, Copy)]
+enum VariantCheck {
+    /// `modelcrate-parity`: the variant against PyTorch's golden outputs.
+    Parity,
+    /// `modelcrate-measure`: the variant's latency, throughput and memory here.
+    Measure,
+}
+
+/// One variant's check, with its key computed.
+struct Pending<'a> {
+    variant: String,
+    step: Step<'a>,
+    report: PathBuf,
+}
+
+impl VariantCheck {
+    fn step(self) -> &'static str {
+        match self {
+            Self::Parity => "parity",
+            Self::Measure => "measure",
+        }
+    }
+
+    fn reports(self) -> &'static str {
+        match self {
+            Self::Parity => "parity",
+            Self::Measure => "bench",
+        }
+    }
+
+    fn binary(self) -> &'static str {
+        match self {
+            Self::Parity => "modelcrate-parity",
+            Self::Measure => "modelcrate-measure",
+        }
+    }
+
+    /// How many variants run at once: parity's figures allow one per core, measure's
+    /// timings need the machine to themselves.
+    fn jobs(self) -> usize {
+        match self {
+            Self::Parity => std::thread::available_parallelism().map_or(1, usize::from),
+            Self::Measure => 1,
+        }
+    }
+
+    /// What can change the check's report, besides the variant file: the Rust that loads
+    /// and runs the model and computes the figures, the compiler, ONNX Runtime, the files
+    /// the model loads with, the test split and the golden folder (for measure, the CPU).
+    fn key(self, paths: &Paths, model: &str, variant: &str, file: &str, rust: &Key) -> Result<Key> {
+        let onnx = paths.onnx(model);
+        let mut key = KeyBuilder::new(self.step())
+            .text("rust", rust.as_str())
+            .text("variant", variant);
+        let files = [
+            "config.json",
+            "tokenizer.json",
+            "pooling.json",
+            "preprocessor_config.json",
+            "head.onnx",
+            "variants.json",
+            file,
+        ]
+        .map(|f| onnx.join(f));
+        let art = paths.artifact(model);
+        for input in files.iter().chain([&art.join("data"), &paths.golden(model)]) {
+            key = key.path(&label(paths, model, input), input)?;
+        }
+        if let Self::Measure = self {
+            key = key.text("cpu", &cpu());
+        }
+        Ok(key.finish())
+    }
+
+    /// Runs the check on every made variant of `model` (restored from the cache, or
+    /// skipped, where it can be); returns (variant, report) pairs in the manifest's order.
+    fn run(self, paths: &Paths, model: &str, force: bool, environment: &Environment) -> Result<Vec<(String, PathBuf)>> {
+        let art = paths.artifact(model);
+        let stamps = art.join(".stamps");
+        let rust = rust_key(paths, model)?;
+        let made = made_variants(paths, model)?;
+        let names: Vec<String> = made
+            .iter()
+            .map(|(variant, _, _)| format!("{}-{variant}", self.step()))
+            .collect();
+        let mut pending = Vec::new();
+        for ((variant, file, _), name) in made.iter().zip(&names) {
+            let report = art.join(self.reports()).join(format!("{variant}.json"));
+            pending.push(Pending {
+                variant: variant.clone(),
+                step: Step {
+                    name,
+                    model,
+                    key: self.key(paths, model, variant, file, &rust)?,
+                    outputs: vec![Output::new(label(paths, model, &report), report.clone())],
+                    stamps: &stamps,
+                },
+                report,
+            });
+        }
+        let reports = pending.iter().map(|p| (p.variant.clone(), p.report.clone())).collect();
+        let queue = Mutex::new(pending.iter());
+        let printing = Mutex::new(());
+        let failure: Mutex<Option<anyhow::Error>> = Mutex::new(None);
+        std::thread::scope(|scope| {
+            for _ in 0..self.jobs().min(pending.len()) {
+                scope.spawn(|| {
+                    loop {
+                        let next = queue.lock().map(|mut q| q.next()).unwrap_or(None);
+                        let Some(check) = next else { break };
+                        if failure.lock().map(|f| f.is_some()).unwrap_or(true) {
+                            break;
+                        }
+                        let started = Instant::now();
+                        let mut said = String::new();
+                        let outcome = environment.runner(paths).run(&check.step, force, || {
+                            said = self.spawn(paths, model, &check.variant, environment)?;
+                            Ok(())
+                        });
+                        let _guard = printing.lock();
+                        eprintln!("==> {} {model} {}", self.step(), check.variant);
+                        eprint!("{said}");
+                        let seconds = started.elapsed().as_secs_f64();
+                        match outcome {
+                            Ok(outcome) => {
+                                outcome.report();
+                                eprintln!("    {} {model} {}: done in {seconds:.1}s", self.step(), check.variant);
+                            }
+                            Err(error) => {
+                                eprintln!(
+                                    "    {} {model} {}: FAILED after {seconds:.1}s",
+                                    self.step(),
+                                    check.variant
+                                );
+                                if let Ok(mut failure) = failure.lock() {
+                                    failure.get_or_insert(error);
+                                }
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        match failure.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner) {
+            Some(error) => Err(error),
+            None => Ok(reports),
+        }
+    }
+
+    /// Runs the check's binary on one variant; returns what it printed (shown in one block,
+    /// since variants may run side by side). A report with a missed gate is a result, not
+    /// an error.
+    fn spawn(self, paths: &Paths, model: &str, variant: &str, environment: &Environment) -> Result<String> {
+        let mut command = Command::new(release_binary(paths, self.binary()));
+        command.args(["--model", model, "--variant", variant]);
+        if let Self::Parity = self {
+            command.arg("--golden").arg(paths.golden(model));
+        }
+        let output = with_runtime_env(&mut command, paths, environment)
+            .output()
+            .with_context(|| format!("cannot run {}", self.binary()))?;
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        match (self, output.status.code()) {
+            (_, Some(0)) | (Self::Parity, Some(GATE_NOT_MET)) => Ok(said),
+            _ => bail!(
+                "{} of {model} variant {variant} could not run ({}):\n{said}",
+                self.step(),
+                output.status
+            ),
+        }
+    }
+}
+
+/// The Rust side of a check's key: the runtime, the server crate (parity and measure are
+/// its binaries), the model's generated crate, the workspace manifest, the registry
+/// crates' versions in `Cargo.lock`, the compiler, and the Python lock (it pins
+/// onnxruntime, whose library the checks run on). Another model's crate, and the umbrella
+/// crate that lists them, are left out: adding a model re-runs no other model's checks.
+fn rust_key(paths: &Paths, model: &str) -> Result<Key> {
+    let root = &paths.root;
+    let mut key = KeyBuilder::new("rust");
+    for part in [
+        "runtime/Cargo.toml",
+        "runtime/src",
+        "server/Cargo.toml",
+        "server/src",
+        "Cargo.toml",
+        "python/requirements.lock",
+    ] {
+        key = key.path(part, &root.join(part))?;
+    }
+    let crate_dir = paths.generated().join(model);
+    key = key
+        .path("generated/model/Cargo.toml", &crate_dir.join("Cargo.toml"))?
+        .path("generated/model/src", &crate_dir.join("src"))?
+        .text("registry crates", &registry_crates(&root.join("Cargo.lock"))?)
+        .text("rustc", &rustc_version()?);
+    Ok(key.finish())
+}
+
+/// The `[[package]]` entries of `Cargo.lock` that come from a registry: what the workspace
+/// builds against, without the workspace's own members (which a new model adds to).
+fn registry_crates(lock: &Path) -> Result<String> {
+    let text = std::fs::read_to_string(lock).with_context(|| format!("cannot read {}", lock.display()))?;
+    let parsed: toml::Table = toml::from_str(&text).with_context(|| format!("{} is not TOML", lock.display()))?;
+    let packages = parsed.get("package").and_then(toml::Value::as_array);
+    let mut lines: Vec<String> = packages
+        .into_iter()
+        .flatten()
+        .filter(|package| package.get("source").is_some())
+        .map(|package| {
+            let field = |name: &str| package.get(name).and_then(toml::Value::as_str).unwrap_or("");
+            format!("{} {} {}", field("name"), field("version"), field("checksum"))
+        })
+        .collect();
+    lines.sort();
+    Ok(lines.join("\n"))
+}
+
+fn rustc_version() -> Result<String> {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let output = Command::new(&rustc)
+        .arg("-vV")
+        .output()
+        .with_context(|| format!("cannot run {}", rustc.to_string_lossy()))?;
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// The CPU a measurement is made on: its model name and the cores this process may use.
+fn cpu() -> String {
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|line| line.starts_with("model name"))
+                .and_then(|line| line.split_once(':'))
+                .map(|(_, name)| name.trim().to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string());
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    format!("{model}, {cores} cores")
+}
+/// One line per variant; fails when the FP32 export misses its bounds, since every
+/// other variant is judged against the same PyTorch outputs through the same code.
+fn summarize(paths: &Paths, model: &str, reports: &[(String, PathBuf)]) -> Result<()> {
+    let mut fp32_passed = false;
+    for (index, (variant, path)) in reports.iter().enumerate() {
+        let report: serde_json::Value = select::read_json(path, "cargo xtask parity")?;
+        let summary = &report["summary"];
+        let metric = &report["metric"];
+        if index == 0 {
+            eprintln!(
+                "    {model}: variant   gate   passed  {:>12}  golden {:<10}  test {} (PyTorch)  test agreement",
+                summary["drift"]["name"].as_str().unwrap_or("drift"),
+                summary["golden"]["name"].as_str().unwrap_or("agreement"),
+                metric["name"].as_str().unwrap_or("metric"),
+            );
+        }
+        let passed = report["passed"].as_bool().unwrap_or(false);
+        let count = |of: &serde_json::Value| format!("{}/{}", of["agree"], of["of"]);
+        eprintln!(
+            "    {model}: {variant:<9} {:<6} {:<7} {:>12.2e}  {:>17}  {:.4} ({:.4})          {}",
+            report["gate"].as_str().unwrap_or("?"),
+            if passed { "yes" } else { "NO" },
+            summary["drift"]["value"].as_f64().unwrap_or(f64::NAN),
+            count(&summary["golden"]),
+            metric["value"].as_f64().unwrap_or(f64::NAN),
+            metric["pytorch"].as_f64().unwrap_or(f64::NAN),
+            count(&summary["test_agreement"]),
+        );
+        if !passed {
+            let failures: Vec<&str> = report["failures"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|f| f.as_str())
+                .collect();
+            eprintln!(
+                "        fails its gate, so it is never selected: {}",
+                failures.join("; ")
+            );
+        }
+        fp32_passed |= variant == "fp32" && passed;
+    }
+    eprintln!(
+        "    reports: {}",
+        paths.relative(&paths.artifact(model).join("parity")).display()
+    );
+    if !fp32_passed {
+        bail!(
+            "the FP32 export of {model} does not match PyTorch: see {}/fp32.json",
+            paths.relative(&paths.artifact(model).join("parity")).display()
+        );
+    }
+    Ok(())
+}
