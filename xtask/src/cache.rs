@@ -229,12 +229,36 @@ impl Cache {
             .join("scratch")
             .join(format!("{}-{}", key.0, std::process::id()));
         let _ = fs::remove_dir_all(&scratch);
+        let bytes = match Self::fill(&scratch, step, model, outputs) {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                let _ = fs::remove_dir_all(&scratch);
+                return Err(error);
+            }
+        };
+        if let Some(parent) = entry.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        // Another clone may have stored the same key meanwhile: theirs stays, ours goes.
+        if fs::rename(&scratch, &entry).is_err() {
+            let _ = fs::remove_dir_all(&scratch);
+        }
+        self.log("store", step, model, key, bytes);
+        Ok(())
+    }
+
+    /// Writes an entry's files and manifest into `scratch`; returns its size.
+    fn fill(scratch: &Path, step: &str, model: &str, outputs: &[Output]) -> Result<u64> {
         let files = scratch.join("files");
         fs::create_dir_all(&files).with_context(|| format!("cannot create {}", files.display()))?;
         let (mut present, mut absent) = (Vec::new(), Vec::new());
         for output in outputs {
             if output.path.exists() {
-                copy_tree(&output.path, &files.join(&output.slot))?;
+                let stored = files.join(&output.slot);
+                if let Some(parent) = stored.parent() {
+                    fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+                }
+                copy_tree(&output.path, &stored)?;
                 present.push(output.slot.clone());
             } else {
                 absent.push(output.slot.clone());
@@ -254,15 +278,7 @@ impl Cache {
             scratch.join("manifest.json"),
             serde_json::to_string_pretty(&manifest)? + "\n",
         )?;
-        if let Some(parent) = entry.parent() {
-            fs::create_dir_all(parent)?;
-        }
-        // Another clone may have stored the same key meanwhile: theirs stays, ours goes.
-        if fs::rename(&scratch, &entry).is_err() {
-            let _ = fs::remove_dir_all(&scratch);
-        }
-        self.log("store", step, model, key, manifest.bytes);
-        Ok(())
+        Ok(manifest.bytes)
     }
 
     fn log(&self, event: &str, step: &str, model: &str, key: &Key, bytes: u64) {
@@ -484,9 +500,9 @@ mod tests {
 
     fn outputs(dir: &Path) -> Vec<Output> {
         vec![
-            Output::new("checkpoint", dir.join("checkpoint")),
-            Output::new("metrics.json", dir.join("metrics.json")),
-            Output::new("pooling.json", dir.join("pooling.json")),
+            Output::new("artifact/checkpoint", dir.join("checkpoint")),
+            Output::new("artifact/metrics.json", dir.join("metrics.json")),
+            Output::new("artifact/onnx/pooling.json", dir.join("pooling.json")),
         ]
     }
 
@@ -534,7 +550,9 @@ mod tests {
         let first = scratch.join("first");
         make_outputs(&first, b"weights");
         cache.store("train", "m", &key("a"), &outputs(&first)).unwrap();
-        let stored = cache.entry(&key("a")).join("files/checkpoint/model.safetensors");
+        let stored = cache
+            .entry(&key("a"))
+            .join("files/artifact/checkpoint/model.safetensors");
         fs::write(&stored, b"weightz").unwrap();
 
         let second = scratch.join("second");

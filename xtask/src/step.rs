@@ -108,8 +108,12 @@ impl Runner<'_> {
                 Outcome::Restored
             } else {
                 work()?;
-                if let Some(cache) = self.cache {
-                    cache.store(step.name, step.model, &step.key, &step.outputs)?;
+                // A cache that cannot take the outputs (a full disk) costs later runs time,
+                // not this one its result.
+                if let Some(cache) = self.cache
+                    && let Err(error) = cache.store(step.name, step.model, &step.key, &step.outputs)
+                {
+                    eprintln!("    warning: not stored in the artifact cache: {error:#}");
                 }
                 Outcome::Ran
             }
