@@ -97,6 +97,13 @@ pub struct Config {
     /// its canary. 0 turns watching off (`POST /admin/models/{name}/reload` still works).
     #[arg(long, env = "MODELCRATE_WATCH_INTERVAL_MS", default_value_t = 2_000)]
     pub watch_interval_ms: u64,
+    /// Start even when some models' folders have no `serving.json` yet (their pipeline is
+    /// still running, as in `cargo xtask all`): those are listed as coming by `/models` and
+    /// `/health/ready`, answer 503 with Retry-After, and are loaded behind their canary by
+    /// the watcher once `serving.json` appears. Without it such a model loads its FP32 file
+    /// at start. Needs the watcher (`--watch-interval-ms` > 0).
+    #[arg(long, env = "MODELCRATE_WAIT_FOR_MODELS")]
+    pub wait_for_models: bool,
     /// A token the admin routes (`POST /admin/models/{name}/reload`) want as
     /// `Authorization: Bearer <token>`; without it they are open to whoever reaches the port.
     #[arg(long, env = "MODELCRATE_ADMIN_TOKEN", hide_env_values = true)]
@@ -120,7 +127,11 @@ impl Config {
             }
         }
         let matches = command.try_get_matches_from(args)?;
-        Ok(Self::from_arg_matches(&matches)?)
+        let config = Self::from_arg_matches(&matches)?;
+        if config.wait_for_models && config.watch_interval_ms == 0 {
+            bail!("--wait-for-models needs the watcher to load the models still coming, and --watch-interval-ms is 0");
+        }
+        Ok(config)
     }
 
     pub fn batching(&self) -> BatchingOptions {
@@ -242,6 +253,16 @@ mod tests {
         let parsed = Config::parse_from_args(all);
         let _ = std::fs::remove_dir_all(&dir);
         parsed
+    }
+
+    #[test]
+    fn waiting_for_models_without_the_watcher_is_refused() {
+        let error = parse("", &["--wait-for-models", "--watch-interval-ms", "0"]).unwrap_err();
+        assert!(
+            error.to_string().contains("--wait-for-models needs the watcher"),
+            "{error}"
+        );
+        assert!(parse("wait-for-models = true\n", &[]).unwrap().wait_for_models);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! Models load before the server listens; it then warms every model up and only then
 //! answers `GET /health/ready` with 200. SIGTERM or SIGINT drains it (see `lifecycle`).
-//! While it serves, a model whose folder changes is reloaded behind a canary (see `reload`).
+//! While it serves, a model whose folder changes is reloaded behind a canary (see `reload`);
+//! with `--wait-for-models`, a model whose pipeline has not finished is loaded that way too.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,21 +41,26 @@ async fn main() {
 
 async fn run(config: Config) -> Result<()> {
     let reloader = Arc::new(config.reloader());
-    let (names, loader) = (config.models.clone(), Arc::clone(&reloader));
-    let (engines, seen) = tokio::task::spawn_blocking(move || -> Result<_> {
+    let (names, loader, wait) = (config.models.clone(), Arc::clone(&reloader), config.wait_for_models);
+    let (engines, coming, seen) = tokio::task::spawn_blocking(move || -> Result<_> {
         let names = models::names(&names)?;
         // Each folder as it is before its files are read: the watcher reloads what changes.
         let seen = names
             .iter()
             .map(|name| (name.clone(), Fingerprint::of(&loader.folder(name)).unwrap_or_default()))
             .collect();
-        let loaded = models::load_all(&names, &loader.artifacts, &loader.load)?;
-        Ok((models::start_engines(loaded, loader.batching), seen))
+        let (ready, coming): (Vec<String>, Vec<String>) =
+            names.into_iter().partition(|name| !wait || loader.is_selected(name));
+        if !coming.is_empty() {
+            tracing::info!(models = ?coming, "coming: no serving.json yet; loaded behind their canary once it appears");
+        }
+        let loaded = models::load_each(&ready, &loader.artifacts, &loader.load)?;
+        Ok((models::start_engines(loaded, loader.batching), coming, seen))
     })
     .await??;
     let lifecycle = Arc::new(Lifecycle::default());
     let state = AppState {
-        models: Arc::new(Served::new(engines, seen)),
+        models: Arc::new(Served::new(engines, &coming, seen)),
         reloader: Arc::clone(&reloader),
         limits: config.limits(),
         lifecycle: Arc::clone(&lifecycle),
@@ -67,7 +73,11 @@ async fn run(config: Config) -> Result<()> {
     let bound = listener.local_addr()?;
     let names = state.models.names();
     tracing::info!(%bound, models = ?names, "serving; warming up");
-    println!("serving {names:?} on http://{bound}");
+    if coming.is_empty() {
+        println!("serving {names:?} on http://{bound}");
+    } else {
+        println!("serving {names:?} (still coming: {coming:?}) on http://{bound}");
+    }
 
     let (served, timeout) = (Arc::clone(&state.models), config.warm_up_timeout());
     let warming = tokio::task::spawn_blocking(move || lifecycle::warm_up(&served, timeout));

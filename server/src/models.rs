@@ -47,10 +47,16 @@ pub fn load_all(
     artifacts: &Path,
     options: &LoadOptions,
 ) -> Result<BTreeMap<String, Arc<LoadedModel>>> {
-    let entries: Vec<&ModelEntry> = self::names(names)?
-        .iter()
-        .map(|name| entry(name))
-        .collect::<Result<_>>()?;
+    load_each(&self::names(names)?, artifacts, options)
+}
+
+/// Loads exactly `names` (none when empty).
+pub fn load_each(
+    names: &[String],
+    artifacts: &Path,
+    options: &LoadOptions,
+) -> Result<BTreeMap<String, Arc<LoadedModel>>> {
+    let entries: Vec<&ModelEntry> = names.iter().map(|name| entry(name)).collect::<Result<_>>()?;
     let mut loaded = BTreeMap::new();
     for entry in entries {
         let started = Instant::now();

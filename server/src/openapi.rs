@@ -322,11 +322,14 @@ pub async fn document(State(state): State<AppState>) -> Json<Value> {
     for (path, summary) in [
         (
             "/models",
-            "Every served model: task, labels, signature, variant, limits",
+            "Every served model: task, labels, signature, variant, limits; `state` is `coming` for a model whose pipeline has not finished (--wait-for-models)",
         ),
         ("/health", "Phase, models, requests in flight"),
         ("/health/live", "Liveness"),
-        ("/health/ready", "Readiness: 200 once warmed up"),
+        (
+            "/health/ready",
+            "Readiness: 200 once warmed up with at least one model serving; `coming` names the models still coming",
+        ),
         ("/metrics", "Prometheus metrics"),
     ] {
         paths.insert(path.into(), get_operation("Server", summary));

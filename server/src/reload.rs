@@ -16,6 +16,10 @@
 //! Only then does the new engine replace the old one, in one step. On any failure the old
 //! model keeps serving, and the failure is in the logs, in `/models` (`last_reload`) and
 //! in the metrics. Requests in flight finish on the engine they started on.
+//!
+//! A model still coming (`--wait-for-models`) has no engine to swap out: the watcher loads
+//! it the same way, behind the same canary, once its folder holds a `serving.json` (what
+//! `cargo xtask select` writes last) and has stopped changing.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -51,9 +55,11 @@ pub enum ReloadError {
     NotServed(String),
     #[error("a reload of model `{0}` is already running")]
     InProgress(String),
-    /// Loading, the canary or the warm-up failed; the old model serves on.
+    /// Loading, the canary or the warm-up failed; the old model serves on (a coming one,
+    /// generation 0, stays coming).
     #[error(
-        "model `{model}` was not swapped: {stage} failed: {message}; the serving model (generation {generation}) serves on"
+        "model `{model}` was not swapped: {stage} failed: {message}; {}",
+        if *generation == 0 { "it is still coming".to_string() } else { format!("the serving model (generation {generation}) serves on") }
     )]
     Refused {
         model: String,
@@ -81,6 +87,13 @@ impl Reloader {
     /// The folder whose files a model loads from.
     pub fn folder(&self, name: &str) -> PathBuf {
         self.artifacts.join(name).join("onnx")
+    }
+
+    /// Whether the pipeline has finished with a model's folder: `cargo xtask select` wrote
+    /// its `serving.json`, the last file it gets. A model whose folder has none is still
+    /// coming when the server waits for models.
+    pub fn is_selected(&self, name: &str) -> bool {
+        self.folder(name).join("serving.json").is_file()
     }
 
     /// Reloads `name` from its folder (blocking: seconds, mostly the canary). Refused at
@@ -204,8 +217,9 @@ impl Reloader {
 
 /// Watches every served model's folder every `interval`: a folder whose files changed,
 /// then stayed as they are for one more poll (an export writes for a while), is reloaded.
-/// A refused reload is not retried until the files change again. Runs while the server is
-/// ready; returns when it drains.
+/// A coming model's folder is looked at only once it holds a `serving.json`. A refused
+/// reload is not retried until the files change again. Runs while the server is ready;
+/// returns when it drains.
 pub async fn watch(
     served: Arc<Served>,
     reloader: Arc<Reloader>,
@@ -223,6 +237,9 @@ pub async fn watch(
         }
         for name in served.names() {
             let Some(slot) = served.slot(name) else { continue };
+            if slot.is_coming() && !reloader.is_selected(name) {
+                continue;
+            }
             let Ok(now) = Fingerprint::of(&reloader.folder(name)) else {
                 // A folder being replaced may be missing for a moment.
                 continue;

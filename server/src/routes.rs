@@ -26,6 +26,7 @@ use crate::error::ApiError;
 use crate::image_request::{ImageRequest, media_type};
 use crate::lifecycle::{Lifecycle, Phase};
 use crate::metrics::{Metrics, ModelGauge, Timing};
+use crate::models;
 use crate::reload::Reloader;
 use crate::request::{ClassifyRequest, EmbedRequest, EntitiesRequest, Inputs, TopK};
 use crate::served::{Generation, Outcome, Served};
@@ -141,7 +142,7 @@ async fn metrics(State(state): State<AppState>) -> (HeaderMap, String) {
     let engines: Vec<(Arc<Engine>, Generation)> = state
         .models
         .slots()
-        .map(|(_, slot)| (slot.engine(), slot.generation()))
+        .filter_map(|(_, slot)| slot.engine().map(|engine| (engine, slot.generation())))
         .collect();
     let gauges: Vec<ModelGauge> = engines
         .iter()
@@ -177,10 +178,20 @@ async fn live() -> Json<Value> {
     Json(json!({"status": "live"}))
 }
 
-/// Readiness: 200 once every model has warmed up, 503 before and while draining.
+/// Readiness: 200 once every loaded model has warmed up and at least one serves, 503
+/// before and while draining. The body names the models still coming (`--wait-for-models`).
 async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let coming = state.models.coming();
     match state.lifecycle.phase() {
-        Phase::Ready => Ok(Json(json!({"status": "ready", "models": state.models.len()}))),
+        Phase::Ready if coming.len() == state.models.len() => Err(ApiError::Unavailable(format!(
+            "no model serves yet; still coming: {}",
+            coming.join(", ")
+        ))),
+        Phase::Ready => Ok(Json(json!({
+            "status": "ready",
+            "models": state.models.len() - coming.len(),
+            "coming": coming,
+        }))),
         Phase::WarmingUp => Err(ApiError::Unavailable("the models are warming up".into())),
         Phase::Draining => Err(ApiError::Unavailable("the server is shutting down".into())),
     }
@@ -232,10 +243,20 @@ async fn list_models(State(state): State<AppState>) -> Json<Value> {
                 "request_timeout_ms": state.limits.request_timeout.as_millis(),
                 // generation, serving_since, last_reload (see `reload`)
                 "reload": state.models.describe(info.name),
+                "state": "serving",
             })
         })
         .collect();
-    Json(Value::Array(models))
+    // Models still coming have no engine yet: their name, task and last load attempt.
+    let coming = state.models.coming().into_iter().map(|name| {
+        json!({
+            "name": name,
+            "task": models::entry(name).map(|entry| entry.task.as_str()).ok(),
+            "state": "coming",
+            "reload": state.models.describe(name),
+        })
+    });
+    Json(Value::Array(models.into_iter().chain(coming).collect()))
 }
 
 /// Tensors as `/models` lists them; `null` marks a dynamic dimension.
@@ -358,11 +379,17 @@ impl AppState {
         self.counted(route, "", work).await
     }
 
-    /// The engine of a served model, or 404 naming it.
+    /// The engine of a served model; 503 (with Retry-After) for one still coming, 404 for
+    /// a name not served.
     pub(crate) fn engine(&self, name: &str) -> Result<Arc<Engine>, ApiError> {
-        self.models
-            .engine(name)
-            .ok_or_else(|| ApiError::ModelNotFound(name.to_string()))
+        match self.models.slot(name) {
+            Some(slot) => slot.engine().ok_or_else(|| {
+                ApiError::Unavailable(format!(
+                    "model `{name}` is still coming: the server waits for its pipeline to finish (GET /models says when it serves)"
+                ))
+            }),
+            None => Err(ApiError::ModelNotFound(name.to_string())),
+        }
     }
 
     /// The request body, or 413 when it was over `--max-body-bytes`.

@@ -1,5 +1,7 @@
 //! The models being served, each in a slot whose engine a hot reload replaces (see
-//! `reload`).
+//! `reload`). A slot may start empty, its model still coming: the server was started with
+//! `--wait-for-models` before that model's pipeline finished, and the watcher fills the
+//! slot, behind the same canary as a reload, once the model's `serving.json` appears.
 //!
 //! A request takes its model's current engine (an `Arc` clone under a read lock) and
 //! keeps it to its end: requests in flight finish on the model they started on, new ones
@@ -95,7 +97,7 @@ impl Fingerprint {
 /// A served model's state beside its engine.
 #[derive(Debug, Clone)]
 pub struct Generation {
-    /// 1 for the model loaded at start, one more for each swap.
+    /// 1 for the model loaded at start, one more for each swap; 0 while it is coming.
     pub number: u64,
     /// When this generation started serving, in seconds since the Unix epoch.
     pub since: f64,
@@ -105,9 +107,9 @@ pub struct Generation {
     pub last_attempt: Option<Attempt>,
 }
 
-/// One served model.
+/// One served model, or one still coming (no engine yet).
 pub struct Slot {
-    engine: RwLock<Arc<Engine>>,
+    engine: RwLock<Option<Arc<Engine>>>,
     generation: Mutex<Generation>,
     /// Held for the length of a reload: one at a time per model.
     reloading: Mutex<()>,
@@ -124,22 +126,27 @@ pub fn now() -> f64 {
 }
 
 impl Slot {
-    fn new(engine: Arc<Engine>, seen: Fingerprint) -> Self {
+    /// A slot serving `engine`, or coming when it is `None`.
+    fn new(engine: Option<Arc<Engine>>, seen: Fingerprint) -> Self {
         Self {
-            engine: RwLock::new(engine),
             generation: Mutex::new(Generation {
-                number: 1,
+                number: u64::from(engine.is_some()),
                 since: now(),
                 seen,
                 last_attempt: None,
             }),
+            engine: RwLock::new(engine),
             reloading: Mutex::new(()),
         }
     }
 
-    /// The engine serving now.
-    pub fn engine(&self) -> Arc<Engine> {
-        Arc::clone(&self.engine.read().unwrap_or_else(PoisonError::into_inner))
+    /// The engine serving now; `None` while the model is coming.
+    pub fn engine(&self) -> Option<Arc<Engine>> {
+        self.engine.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    pub fn is_coming(&self) -> bool {
+        self.engine.read().unwrap_or_else(PoisonError::into_inner).is_none()
     }
 
     pub fn generation(&self) -> Generation {
@@ -160,12 +167,13 @@ impl Slot {
     }
 
     /// Puts `engine` in service in one step; returns the new generation's number. The
-    /// old engine is dropped here unless requests still hold it.
+    /// old engine, if any, is dropped here unless requests still hold it.
     pub fn swap(&self, engine: Arc<Engine>, seen: Fingerprint, attempt: Attempt) -> u64 {
-        let old = std::mem::replace(
-            &mut *self.engine.write().unwrap_or_else(PoisonError::into_inner),
-            engine,
-        );
+        let old = self
+            .engine
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .replace(engine);
         drop(old);
         let mut generation = self.generation_lock();
         generation.number += 1;
@@ -189,10 +197,17 @@ pub struct Served {
 }
 
 impl Served {
-    /// `engines` as they start serving; `seen` is each model's folder as read when it loaded.
-    pub fn new(engines: BTreeMap<String, Arc<Engine>>, mut seen: BTreeMap<String, Fingerprint>) -> Self {
-        let slots = engines
-            .into_iter()
+    /// `engines` as they start serving, and the models still `coming`; `seen` is each
+    /// model's folder as read when it loaded (or was found not ready).
+    pub fn new(
+        engines: BTreeMap<String, Arc<Engine>>,
+        coming: &[String],
+        mut seen: BTreeMap<String, Fingerprint>,
+    ) -> Self {
+        let serving = engines.into_iter().map(|(name, engine)| (name, Some(engine)));
+        let coming = coming.iter().map(|name| (name.clone(), None));
+        let slots = serving
+            .chain(coming)
             .map(|(name, engine)| {
                 let fingerprint = seen.remove(&name).unwrap_or_default();
                 (name, Slot::new(engine, fingerprint))
@@ -201,6 +216,7 @@ impl Served {
         Self { slots }
     }
 
+    /// How many models are served or coming.
     pub fn len(&self) -> usize {
         self.slots.len()
     }
@@ -225,14 +241,22 @@ impl Served {
         self.slots.iter().map(|(name, slot)| (name.as_str(), slot))
     }
 
-    /// The engine serving `name` now.
+    /// The engine serving `name` now (`None` for a model not served, or still coming).
     pub fn engine(&self, name: &str) -> Option<Arc<Engine>> {
-        self.slots.get(name).map(Slot::engine)
+        self.slots.get(name).and_then(Slot::engine)
     }
 
-    /// Every model's engine serving now, by name.
+    /// Every model's engine serving now, by name; the coming ones have none yet.
     pub fn engines(&self) -> Vec<Arc<Engine>> {
-        self.slots.values().map(Slot::engine).collect()
+        self.slots.values().filter_map(Slot::engine).collect()
+    }
+
+    /// The models still coming.
+    pub fn coming(&self) -> Vec<&str> {
+        self.slots()
+            .filter(|(_, slot)| slot.is_coming())
+            .map(|(name, _)| name)
+            .collect()
     }
 
     /// What `/models` says of a model's generations and reloads.

@@ -369,3 +369,60 @@ async fn the_watcher_swaps_changed_files_in_and_refuses_a_variant_that_misses_it
     assert_eq!(status, 422, "{answer}");
     assert_eq!(answer["stage"], "canary");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_still_coming_answers_503_until_its_serving_json_appears_then_serves_behind_its_canary() {
+    let scratch = Scratch::new("coming");
+    // The image model's pipeline has not reached `select` yet; news-topic's is done.
+    std::fs::remove_file(scratch.onnx().join("serving.json")).unwrap();
+    std::os::unix::fs::symlink(artifacts().join("news-topic"), scratch.root.join("news-topic")).unwrap();
+    let server = scratch
+        .serve(&[
+            "--model",
+            "news-topic",
+            "--wait-for-models",
+            "--watch-interval-ms",
+            "100",
+        ])
+        .await;
+    let base = server.base.clone();
+
+    let ready = get(&base, "/health/ready").await;
+    assert_eq!(ready["models"], 1, "{ready}");
+    assert_eq!(ready["coming"], json!([MODEL]), "{ready}");
+    let model = described(&base).await;
+    assert_eq!(model["state"], "coming", "{model}");
+    assert_eq!(model["task"], "image-classification");
+    assert_eq!(model["reload"]["generation"], 0);
+    let (status, answer) = predict(&base, &image("cat-28.png")).await;
+    assert_eq!(status, 503, "{answer}");
+    assert_eq!(answer["error_type"], "unavailable");
+    assert!(answer["error"].as_str().unwrap().contains("still coming"), "{answer}");
+    let (status, answer) = post(&base, "/models/news-topic/predict", &json!({"inputs": "Arsenal won"})).await;
+    assert_eq!(status, 200, "the finished model serves meanwhile: {answer}");
+
+    // Files changing without a `serving.json` (the pipeline still at work): nothing loads.
+    scratch.replace("model.O1.onnx", Replacement::Link("model.onnx"));
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let model = described(&base).await;
+    assert_eq!(model["state"], "coming", "{model}");
+    assert_eq!(
+        model["reload"]["last_reload"],
+        Value::Null,
+        "no load was tried: {model}"
+    );
+
+    // `select` writes `serving.json`: the watcher loads the model behind its canary.
+    scratch.select("fp32", "model.onnx", VariantKind::Fp32);
+    let model = wait_for(&base, "the coming model loads", |m| m["state"] == "serving").await;
+    assert_eq!(model["reload"]["generation"], 1);
+    assert_eq!(model["reload"]["last_reload"]["outcome"], "swapped");
+    assert_eq!(model["reload"]["last_reload"]["trigger"], "watch");
+    assert!(model["reload"]["last_reload"]["seconds"]["canary"].as_f64().unwrap() > 0.0);
+    assert_eq!(model["variant"]["name"], "fp32");
+    let (status, answer) = predict(&base, &image("cat-28.png")).await;
+    assert_eq!(status, 200, "{answer}");
+    let ready = get(&base, "/health/ready").await;
+    assert_eq!(ready["models"], 2, "{ready}");
+    assert_eq!(ready["coming"], json!([]), "{ready}");
+}

@@ -56,7 +56,11 @@ pub async fn start_serving(
         .await
         .unwrap()
         .expect("the exported models load (run `cargo xtask export`; set ORT_DYLIB_PATH)");
-    let served = Arc::new(Served::new(models::start_engines(loaded, batching), BTreeMap::new()));
+    let served = Arc::new(Served::new(
+        models::start_engines(loaded, batching),
+        &[],
+        BTreeMap::new(),
+    ));
     let warm_up_timeout = request_timeout.max(Duration::from_secs(60));
     // The server's own warm-up, then ready: as `modelcrate-server` starts.
     let warming = Arc::clone(&served);
