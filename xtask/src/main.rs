@@ -116,7 +116,7 @@ fn main() {
         Step::Export(select) => python_step::run_all(&paths, &select, &[PyStep::Export]),
         Step::Optimize(select) => python_step::run_all(&paths, &select, &[PyStep::Optimize]),
         Step::Golden(select) => python_step::run_all(&paths, &select, &[PyStep::Golden]),
-        Step::Gen { check } => pipeline::generate(&paths, check),
+        Step::Gen { check } => pipeline::generate(&paths, check).map(drop),
         Step::Parity(select) => variant_check::parity(&paths, &select),
         Step::Measure(select) => variant_check::measure(&paths, &select),
         Step::Choose(select) => pipeline::choose_serving(&paths, &select),

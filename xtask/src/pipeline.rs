@@ -90,7 +90,9 @@ pub fn selected(paths: &Paths, select: &Select) -> Result<Vec<ModelSpec>> {
     }
 }
 
-pub fn generate(paths: &Paths, check: bool) -> Result<()> {
+/// Renders generated/ (or, with `check`, fails naming what is stale); returns how many
+/// files it changed.
+pub fn generate(paths: &Paths, check: bool) -> Result<usize> {
     let what = if check { "gen --check" } else { "gen" };
     timed(what, || {
         let specs = spec::all(&paths.models())?;
@@ -111,12 +113,25 @@ pub fn generate(paths: &Paths, check: bool) -> Result<()> {
                 );
             }
             eprintln!("    generated/ is up to date ({} files)", rendered.len());
+            Ok(0)
         } else {
             let written = codegen::write(&generated, &rendered)?;
             eprintln!("    {written} of {} files changed", rendered.len());
+            Ok(written)
         }
-        Ok(())
     })
+}
+
+/// Whether `generated/<model>/` is what the model's export renders: then a server built
+/// from the checked-in crates can serve it before the other models are exported.
+fn crate_is_current(paths: &Paths, spec: &ModelSpec) -> Result<bool> {
+    let facts = codegen::ModelFacts::read(paths, spec)?;
+    let rendered = codegen::render(std::slice::from_ref(&facts), &paths.root.join("rustfmt.toml"))?;
+    let own: std::collections::BTreeMap<PathBuf, String> = rendered
+        .into_iter()
+        .filter(|(path, _)| path.starts_with(&spec.name))
+        .collect();
+    Ok(codegen::stale_files(&paths.generated(), &own)?.is_empty())
 }
 
 fn cargo() -> Command {
@@ -205,11 +220,117 @@ fn serve_with(paths: &Paths, args: &ServeArgs, environment: &Environment) -> Res
     run(with_runtime_env(&mut command, paths, environment), "the server")
 }
 
+/// The main job, serving as early as it can: the server is built first from the
+/// checked-in generated crates; the default model goes through its whole path (Python
+/// steps, parity, measure, select) and the server starts with it, waiting for the others
+/// (`--wait-for-models`), which its watcher loads behind their canary as each one's
+/// `select` finishes. No gate is skipped: every model still passes parity here before it
+/// is selected, and its canary in the server. When a model's generated crate is not what
+/// its export renders (a spec changed), the server that serves already serves on, the
+/// other models' checks wait for gen and a rebuild, and the server restarts on the new
+/// code at the end.
 pub fn all(paths: &Paths, select: &Select, serve: &ServeArgs) -> Result<()> {
     let started = Instant::now();
-    let environment = pipeline_to_parity(paths, select, false, Build::ServerBinaries)?;
-    eprintln!("pipeline done in {:.0}s; serving", started.elapsed().as_secs_f64());
-    serve_with(paths, serve, &environment)
+    let environment = setup(paths, false)?;
+    build(paths, Build::ServerBinaries)?;
+    let mut specs = selected(paths, select)?;
+    specs.sort_by_key(|spec| spec.name != bench::DEFAULT_MODEL);
+    let mut server = None;
+    let mut early = true;
+    for spec in &specs {
+        for step in [PyStep::Train, PyStep::Export, PyStep::Optimize, PyStep::Golden] {
+            python_step::run(paths, &environment, spec, step, select.force)?;
+        }
+        if early && !crate_is_current(paths, spec)? {
+            eprintln!(
+                "    generated/{} differs from what its export renders: serving waits for gen and a rebuild",
+                spec.name
+            );
+            early = false;
+        }
+        if early {
+            checks(paths, &environment, spec, select.force)?;
+            if server.is_none() {
+                server = Some(start_serving(paths, serve, &environment, &spec.name, started)?);
+            }
+        }
+    }
+    if generate(paths, false)? > 0 || !early {
+        // The server links generated/: rebuilt, every model checked on the new code (what did
+        // not change restores from the cache), and the server restarted on it.
+        build(paths, Build::ServerBinaries)?;
+        for spec in &specs {
+            checks(paths, &environment, spec, select.force)?;
+        }
+        drop(server.take());
+    }
+    report(paths)?;
+    eprintln!(
+        "pipeline: {} in {:.0}s",
+        environment.tally.summary(),
+        started.elapsed().as_secs_f64()
+    );
+    match server {
+        Some(server) => {
+            eprintln!("every model is done; the server loads the last ones behind their canary");
+            server.wait()
+        }
+        None => serve_with(paths, serve, &environment),
+    }
+}
+
+/// A model's checks after its Python steps: parity, measure, select.
+fn checks(paths: &Paths, environment: &Environment, spec: &ModelSpec, force: bool) -> Result<()> {
+    let one = Select {
+        model: Some(spec.name.clone()),
+        force,
+    };
+    parity_with(paths, &one, environment)?;
+    measure_with(paths, &one, environment)?;
+    choose_serving(paths, &one)
+}
+
+/// Starts the server in the background once `first` is ready, the other models coming;
+/// returns when it answers `/health/ready`.
+fn start_serving(
+    paths: &Paths,
+    args: &ServeArgs,
+    environment: &Environment,
+    first: &str,
+    started: Instant,
+) -> Result<smoke::Server> {
+    eprintln!(
+        "==> serve on http://{}:{} (the other models as they come)",
+        args.host, args.port
+    );
+    let binary = release_binary(paths, "modelcrate-server");
+    let mut command = Command::new(&binary);
+    command
+        .args([
+            "--host",
+            &args.host,
+            "--port",
+            &args.port.to_string(),
+            "--wait-for-models",
+        ])
+        .args(&args.server_args);
+    let child = with_runtime_env(&mut command, paths, environment)
+        .spawn()
+        .with_context(|| format!("cannot start {}", binary.display()))?;
+    let mut server = smoke::Server::new(child);
+    let probe = if args.host == "0.0.0.0" {
+        "127.0.0.1"
+    } else {
+        args.host.as_str()
+    };
+    server.wait_ready(probe, args.port, "/health/ready", std::time::Duration::from_secs(300))?;
+    eprintln!(
+        "first model serving after {:.0}s: {first} on http://{}:{}/models/{first}/predict",
+        started.elapsed().as_secs_f64(),
+        args.host,
+        args.port
+    );
+    Ok(server)
 }
 
 /// setup → train → export → optimize → golden → gen (or gen --check) → build → parity →

@@ -28,6 +28,33 @@ impl Server {
     pub fn id(&self) -> u32 {
         self.0.id()
     }
+
+    /// Waits until `GET path` at `host:port` answers 200; fails at once if the server
+    /// exits first (a port in use, a model that does not load).
+    pub fn wait_ready(&mut self, host: &str, port: u16, path: &str, within: Duration) -> Result<()> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.0.try_wait()? {
+                bail!("the server exited before it was ready ({status})");
+            }
+            if let Ok((200, _)) = request_at(host, port, "GET", path, "") {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("the server did not answer {path} with 200 on {host}:{port} within {within:?}");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Waits for the server to exit (on SIGINT or SIGTERM); an error if it failed.
+    pub fn wait(mut self) -> Result<()> {
+        let status = self.0.wait().context("cannot wait for the server")?;
+        if !status.success() {
+            bail!("the server failed ({status})");
+        }
+        Ok(())
+    }
 }
 
 impl Drop for Server {
@@ -45,13 +72,18 @@ impl Drop for Server {
     }
 }
 
-/// Sends one HTTP/1.1 request and returns (status, body).
+/// Sends one HTTP/1.1 request to 127.0.0.1 and returns (status, body).
 pub fn request(port: u16, method: &str, path: &str, body: &str) -> Result<(u16, String)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    request_at("127.0.0.1", port, method, path, body)
+}
+
+/// Sends one HTTP/1.1 request to `host:port` and returns (status, body).
+pub fn request_at(host: &str, port: u16, method: &str, path: &str, body: &str) -> Result<(u16, String)> {
+    let mut stream = TcpStream::connect((host, port))?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )?;
     let mut response = String::new();
