@@ -430,7 +430,8 @@ fn copy_into_place(from: &Path, to: &Path) -> Result<()> {
     fs::rename(&scratch, to).with_context(|| format!("cannot move {} into place", to.display()))
 }
 
-fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+/// Copies a file, or a folder recursively, leaving out what hashes leave out.
+pub fn copy_tree(from: &Path, to: &Path) -> Result<()> {
     if from.is_dir() {
         fs::create_dir_all(to).with_context(|| format!("cannot create {}", to.display()))?;
         for entry in read_dir(from)? {

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::Path;
 
-use crate::cache::Key;
+use crate::cache::{self, Key};
 use crate::paths::Paths;
 use crate::python_step::{self, PyStep};
 use crate::scratch::ScratchDir;
@@ -33,18 +33,8 @@ const COPIED: [&str; 13] = [
 ];
 
 fn copy(from: &Path, to: &Path) {
-    if from.is_dir() {
-        fs::create_dir_all(to).unwrap();
-        for entry in fs::read_dir(from).unwrap() {
-            let entry = entry.unwrap();
-            if entry.file_name() != "__pycache__" {
-                copy(&entry.path(), &to.join(entry.file_name()));
-            }
-        }
-    } else {
-        fs::create_dir_all(to.parent().unwrap()).unwrap();
-        fs::copy(from, to).unwrap();
-    }
+    fs::create_dir_all(to.parent().unwrap()).unwrap();
+    cache::copy_tree(from, to).unwrap();
 }
 
 /// Every step's key of both models, as `model:step`.
