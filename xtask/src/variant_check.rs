@@ -190,11 +190,13 @@ impl VariantCheck {
             });
         }
         let reports = pending.iter().map(|p| (p.variant.clone(), p.report.clone())).collect();
+        let jobs = self.jobs().min(pending.len());
+        let all_started = Instant::now();
         let queue = Mutex::new(pending.iter());
         let printing = Mutex::new(());
         let failure: Mutex<Option<anyhow::Error>> = Mutex::new(None);
         std::thread::scope(|scope| {
-            for _ in 0..self.jobs().min(pending.len()) {
+            for _ in 0..jobs {
                 scope.spawn(|| {
                     loop {
                         let next = queue.lock().map(|mut q| q.next()).unwrap_or(None);
@@ -232,6 +234,12 @@ impl VariantCheck {
                 });
             }
         });
+        eprintln!(
+            "    {} {model}: {} variants in {:.1}s, {jobs} at once",
+            self.step(),
+            pending.len(),
+            all_started.elapsed().as_secs_f64()
+        );
         match failure.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner) {
             Some(error) => Err(error),
             None => Ok(reports),
