@@ -124,6 +124,17 @@ fn each_change_invalidates_exactly_the_steps_it_can_affect() {
         )),
         python_steps("news-embed").into_iter().collect()
     );
+    // A module a step imports at its top level (`train` imports `fit`): the steps that
+    // run through it. news-embed's steps all load `embed`, which imports `fit` too.
+    let mut fit: BTreeSet<String> = python_steps("news-embed").into_iter().collect();
+    fit.extend(["news-topic:train".to_string(), "news-topic:golden".to_string()]);
+    assert_eq!(
+        invalidated(&paths, |root| append(
+            &root.join("python/modelcrate/fit.py"),
+            "\n# changed\n"
+        )),
+        fit
+    );
     // A golden input: that model's golden outputs and its checks against them.
     let mut golden = set(&["news-topic:golden"]);
     golden.extend(checks(&["news-topic"]));

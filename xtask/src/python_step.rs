@@ -202,10 +202,74 @@ pub fn key(paths: &Paths, spec: &ModelSpec, step: PyStep) -> Result<Key> {
     write_resolved_spec(paths, spec)?;
     let (inputs, _) = step.io(paths, spec);
     let mut key = KeyBuilder::new(step.name());
-    for input in &inputs {
+    for input in &with_imports(paths, &inputs)? {
         key = key.path(&label(paths, &spec.name, input), input)?;
     }
     Ok(key.finish())
+}
+
+/// `inputs` with every module of the package that their Python modules import at their
+/// top level, transitively (`from . import bbc`, `from .fit import fit`), so that a
+/// module a step runs through can't be missing from its key. Imports inside functions
+/// are the task dispatch (`train` hands an NER model to `ner`): `io` names those by task.
+fn with_imports(paths: &Paths, inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let package = paths.root.join("python/modelcrate");
+    let mut all: Vec<PathBuf> = inputs.to_vec();
+    let mut queue: Vec<PathBuf> = inputs.iter().filter(|p| p.starts_with(&package)).cloned().collect();
+    while let Some(module) = queue.pop() {
+        let text = std::fs::read_to_string(&module).with_context(|| format!("cannot read {}", module.display()))?;
+        for name in top_level_imports(&text) {
+            let file = package.join(format!("{name}.py"));
+            if file.is_file() && !all.contains(&file) {
+                all.push(file.clone());
+                queue.push(file);
+            }
+        }
+    }
+    Ok(all)
+}
+
+/// The package's modules a Python file imports at its top level (relative imports, or
+/// `modelcrate.…`); indented imports are left out.
+fn top_level_imports(text: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        if line.starts_with([' ', '\t']) {
+            continue;
+        }
+        let mut statement = line.to_string();
+        // `from . import (a,\n    b)` spans lines.
+        if statement.contains('(') && !statement.contains(')') {
+            for next in lines.by_ref() {
+                statement.push(' ');
+                statement.push_str(next);
+                if next.contains(')') {
+                    break;
+                }
+            }
+        }
+        let statement = statement.replace(['(', ')'], " ");
+        let words: Vec<&str> = statement.split_whitespace().collect();
+        let module = |path: &str| -> Option<String> {
+            let rest = path.strip_prefix('.').or_else(|| path.strip_prefix("modelcrate."))?;
+            rest.split('.').next().filter(|m| !m.is_empty()).map(str::to_string)
+        };
+        match words.as_slice() {
+            // Every word after `import` (an alias too: only names of the package's files count).
+            ["from", "." | "modelcrate", "import", imported @ ..] => names.extend(
+                imported
+                    .iter()
+                    .flat_map(|w| w.split(','))
+                    .filter(|w| !w.is_empty() && *w != "as")
+                    .map(str::to_string),
+            ),
+            ["from", path, "import", ..] => names.extend(module(path)),
+            ["import", path, ..] => names.extend(module(path)),
+            _ => {}
+        }
+    }
+    names
 }
 
 /// A path's name in keys and cache entries: `artifact/…` under the model's artifacts,
@@ -262,4 +326,20 @@ pub fn run_all(paths: &Paths, select: &Select, steps: &[PyStep]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_level_imports_of_the_package_are_found_and_lazy_ones_left_to_the_task() {
+        let text = "import json\nfrom . import bbc, release_notes as notes\nfrom .fit import fit\nfrom .spec import (\n    Spec,\n    write_json,\n)\nimport modelcrate.ner\nfrom torch import nn\n\ndef f():\n    from . import embed\n";
+        let names = top_level_imports(text);
+        for name in ["bbc", "release_notes", "fit", "spec", "ner"] {
+            assert!(names.contains(&name.to_string()), "{name} in {names:?}");
+        }
+        assert!(!names.contains(&"embed".to_string()), "{names:?}");
+        assert!(!names.contains(&"torch".to_string()), "{names:?}");
+    }
 }
