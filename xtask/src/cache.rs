@@ -171,7 +171,8 @@ impl Cache {
             Err(error) => return self.discard(&entry, step, model, key, &format!("unreadable manifest: {error}")),
         };
         let files = entry.join("files");
-        let wanted: Vec<&str> = outputs.iter().map(|o| o.slot.as_str()).collect();
+        let mut wanted: Vec<&str> = outputs.iter().map(|o| o.slot.as_str()).collect();
+        wanted.sort_unstable();
         let mut recorded: Vec<&str> = manifest
             .present
             .iter()
@@ -179,9 +180,7 @@ impl Cache {
             .map(String::as_str)
             .collect();
         recorded.sort_unstable();
-        let mut sorted_wanted = wanted.clone();
-        sorted_wanted.sort_unstable();
-        if recorded != sorted_wanted {
+        if recorded != wanted {
             return self.discard(&entry, step, model, key, "its outputs are not the step's outputs");
         }
         if content_hash(&files)? != manifest.content {
@@ -193,7 +192,7 @@ impl Cache {
                 copy_into_place(&files.join(&output.slot), &output.path)?;
             }
         }
-        // The entry's folder time marks its last use, for `prune`.
+        // The manifest's modification time marks the entry's last use, for `prune`.
         let _ = fs::File::options()
             .append(true)
             .open(&manifest_path)
