@@ -131,7 +131,9 @@ fn crate_is_current(paths: &Paths, spec: &ModelSpec) -> Result<bool> {
         .into_iter()
         .filter(|(path, _)| path.starts_with(&spec.name))
         .collect();
-    Ok(codegen::stale_files(&paths.generated(), &own)?.is_empty())
+    // `stale_files` also names every file it was not given: the other models' crates.
+    let stale = codegen::stale_files(&paths.generated(), &own)?;
+    Ok(!stale.iter().any(|path| path.starts_with(&spec.name)))
 }
 
 fn cargo() -> Command {
