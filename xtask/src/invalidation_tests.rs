@@ -41,7 +41,7 @@ fn copy(from: &Path, to: &Path) {
 fn keys(paths: &Paths) -> Vec<(String, Key)> {
     let mut keys = Vec::new();
     for (_, spec) in spec::all(&paths.models()).unwrap() {
-        for step in [PyStep::Train, PyStep::Export, PyStep::Optimize, PyStep::Golden] {
+        for step in PyStep::IN_ORDER {
             let key = python_step::key(paths, &spec, step).unwrap();
             keys.push((format!("{}:{}", spec.name, step.name()), key));
         }

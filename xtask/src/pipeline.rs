@@ -11,7 +11,7 @@ use crate::bench::{self, BenchArgs};
 use crate::cache::Cache;
 use crate::paths::Paths;
 use crate::python::Venv;
-use crate::python_step::{self, PyStep};
+use crate::python_step;
 use crate::spec::{self, ModelSpec};
 use crate::step::{Runner, Tally};
 use crate::variant_check::{made_variants, measure_with, parity_with};
@@ -240,9 +240,7 @@ pub fn all(paths: &Paths, select: &Select, serve: &ServeArgs) -> Result<()> {
     let mut server = None;
     let mut early = true;
     for spec in &specs {
-        for step in [PyStep::Train, PyStep::Export, PyStep::Optimize, PyStep::Golden] {
-            python_step::run(paths, &environment, spec, step, select.force)?;
-        }
+        python_step::run_model(paths, &environment, spec, select.force)?;
         if early && !crate_is_current(paths, spec)? {
             eprintln!(
                 "    generated/{} differs from what its export renders: serving waits for gen and a rebuild",
@@ -342,9 +340,7 @@ fn pipeline_to_parity(paths: &Paths, select: &Select, check_generated: bool, tar
     let started = Instant::now();
     let environment = setup(paths, false)?;
     for spec in selected(paths, select)? {
-        for step in [PyStep::Train, PyStep::Export, PyStep::Optimize, PyStep::Golden] {
-            python_step::run(paths, &environment, &spec, step, select.force)?;
-        }
+        python_step::run_model(paths, &environment, &spec, select.force)?;
     }
     generate(paths, check_generated)?;
     build(paths, targets)?;

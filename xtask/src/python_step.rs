@@ -44,6 +44,9 @@ pub enum PyStep {
 }
 
 impl PyStep {
+    /// A model's Python steps, in the order each reads what the one before wrote.
+    pub const IN_ORDER: [Self; 4] = [Self::Train, Self::Export, Self::Optimize, Self::Golden];
+
     pub fn name(self) -> &'static str {
         match self {
             Self::Train => "train",
@@ -314,6 +317,14 @@ pub fn run(paths: &Paths, environment: &Environment, spec: &ModelSpec, step: PyS
         outcome.report();
         Ok(())
     })
+}
+
+/// Runs every Python step of one model, in order.
+pub fn run_model(paths: &Paths, environment: &Environment, spec: &ModelSpec, force: bool) -> Result<()> {
+    for step in PyStep::IN_ORDER {
+        run(paths, environment, spec, step, force)?;
+    }
+    Ok(())
 }
 
 /// Runs `steps` for every selected model, in order.
