@@ -10,7 +10,7 @@ use ort::value::TensorRef;
 
 use crate::embedding::{Pooler, l2_normalize};
 use crate::error::{Error, Result};
-use crate::pool::SessionPool;
+use crate::pool::{Lane, Layout, SessionPool};
 use crate::registry::{LoadOptions, ModelInfo, Task};
 use crate::signature::Signature;
 use crate::text::{EncodedBatch, TextEncoder, TextModelParts};
@@ -207,7 +207,16 @@ impl TextClassifier {
             .map(|head| -> Result<Box<SetFitHead>> {
                 head.body.check(&dir.join("pooling.json"))?;
                 let file = dir.join(SETFIT_HEAD_FILE);
-                let pool = SessionPool::open(&file, options)?;
+                // The head is a few thousand weights: one single-thread session per run
+                // that may be under way is all it needs, whatever the body's layout.
+                let head_options = LoadOptions {
+                    layout: Layout::Fixed {
+                        sessions: options.layout.concurrent_runs(),
+                        intra_threads: 1,
+                    },
+                    ..options.clone()
+                };
+                let pool = SessionPool::open(&file, &head_options)?;
                 pool.inspect(|session| head.signature.check(session, &file))?;
                 Ok(Box::new(SetFitHead { spec: head, pool }))
             })
@@ -250,25 +259,26 @@ impl TextClassifier {
     pub fn logits(&self, texts: &[&str]) -> Result<Array2<f32>> {
         let mut all = Array2::zeros((0, self.spec.labels.len()));
         for chunk in texts.chunks(self.max_batch_size) {
-            let logits = self.logits_of(&self.encoder.encode(chunk)?)?;
+            let logits = self.logits_of(&self.encoder.encode(chunk)?, Lane::Any)?;
             all.append(Axis(0), logits.view())
                 .map_err(|error| Error::OutputShape(error.to_string()))?;
         }
         Ok(all)
     }
 
-    /// Logits of an already tokenized batch: one `session.run` on a pooled session (for a
-    /// SetFit model, one of the body and then one of the head).
-    pub fn logits_of(&self, batch: &EncodedBatch) -> Result<Array2<f32>> {
+    /// Logits of an already tokenized batch: one `session.run` on a session of `lane`
+    /// (for a SetFit model, one of the body there and then one of the head, which is
+    /// small enough for any free session).
+    pub fn logits_of(&self, batch: &EncodedBatch, lane: Lane) -> Result<Array2<f32>> {
         match &self.head {
-            None => self.pool.with_session(|session| self.run(session, batch)),
+            None => self.pool.with_session(lane, |session| self.run(session, batch)),
             Some(head) => {
                 let pooler = head.spec.body;
                 let embeddings = self
                     .pool
-                    .with_session(|session| pooler.pooled(session, batch, &self.spec.signature))?;
+                    .with_session(lane, |session| pooler.pooled(session, batch, &self.spec.signature))?;
                 head.pool
-                    .with_session(|session| self.run_head(session, head, embeddings))
+                    .with_session(Lane::Any, |session| self.run_head(session, head, embeddings))
             }
         }
     }

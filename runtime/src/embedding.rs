@@ -11,7 +11,7 @@ use ort::session::Session;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::pool::SessionPool;
+use crate::pool::{Lane, SessionPool};
 use crate::registry::{LoadOptions, ModelInfo, Task};
 use crate::signature::Signature;
 use crate::text::{EncodedBatch, TextEncoder, TextModelParts};
@@ -195,7 +195,7 @@ impl SentenceEmbedder {
     pub fn embed_with(&self, texts: &[&str], normalize: bool) -> Result<Vec<Vec<f32>>> {
         let mut all = Vec::with_capacity(texts.len());
         for chunk in texts.chunks(self.max_batch_size) {
-            let pooled = self.pooled_of(&self.encoder.encode(chunk)?)?;
+            let pooled = self.pooled_of(&self.encoder.encode(chunk)?, Lane::Any)?;
             all.extend(pooled.into_iter().map(|mut vector| {
                 if normalize {
                     l2_normalize(&mut vector);
@@ -207,9 +207,9 @@ impl SentenceEmbedder {
     }
 
     /// Pooled, not yet normalised, vectors of an already tokenized batch: one
-    /// `session.run` on a pooled session.
-    pub fn pooled_of(&self, batch: &EncodedBatch) -> Result<Vec<Vec<f32>>> {
-        self.pool.with_session(|session| self.run(session, batch))
+    /// `session.run` on a session of `lane`.
+    pub fn pooled_of(&self, batch: &EncodedBatch, lane: Lane) -> Result<Vec<Vec<f32>>> {
+        self.pool.with_session(lane, |session| self.run(session, batch))
     }
 
     /// Embeddings as fixed-size arrays (`N` is the crate's dimension).

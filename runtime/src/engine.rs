@@ -1,46 +1,113 @@
 //! The inference engine: a bounded queue per model feeding worker threads that merge
-//! concurrent requests into dynamic batches.
+//! concurrent requests into dynamic batches, and lay runs over the cores by the load.
 //!
 //! Callers tokenize texts or decode images (in parallel, on their own threads) and submit
 //! the rows of a request as one job. A worker takes the first waiting job, then keeps taking jobs
-//! for at most `max_queue_delay` while they fit under `max_batch_size` rows and
+//! for at most `max_queue_delay` while the batch stays within [`MergeLimits`] (how many
+//! rows a run may hold at its padded length: measured per variant, since merging saves
+//! work on some graphs and CPUs and costs it on others), `max_batch_size` rows and
 //! `max_batch_tokens` (rows × longest row, the padded size a batch costs); a job that
 //! does not fit waits for the worker's next batch. The rows of a batch are sorted by
-//! length and cut into runs so that short texts are not padded to long ones; each run is
-//! one `session.run` on one of the model's pooled sessions. Images all have the model's
-//! input size: they count as one token each and run in runs of `max_batch_size`. Every job gets back exactly
-//! its own rows, in its own order, with the time it waited and the time it ran.
+//! length and cut into runs within the same limits, so that short texts are not padded to
+//! long ones; each run is one `session.run`. Images all have the model's input size: they
+//! count as one token each. Every job gets back exactly its own rows, in its own order,
+//! with the time it waited and the time it ran.
 //!
-//! A full queue refuses a job at once ([`Refused::Busy`]): the caller answers 429
-//! rather than letting latency grow without bound. A job whose caller gave up
-//! (its deadline passed) is dropped unrun.
+//! A worker whose batch has the machine to itself (no other run under way, nothing
+//! waiting) runs it on the [`Lane::Wide`] session when the layout has one: a lone request
+//! is answered on every core; under load each worker runs on a single-thread session.
+//!
+//! The answer comes back on a oneshot channel: an async caller awaits it
+//! ([`Pending::answer`]) without holding a thread; a blocking one waits on it
+//! ([`Engine::infer`]). A full queue refuses a job at once ([`Refused::Busy`]): the
+//! caller answers 429 rather than letting latency grow without bound. A job whose caller
+//! gave up (its deadline passed, or it dropped its [`Pending`]) is dropped unrun.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use ndarray::{Array2, Array3};
 use tokenizers::Encoding;
+use tokio::sync::oneshot;
 
 use crate::error::{Error, Result};
 use crate::image;
+use crate::pool::{Lane, Layout};
 use crate::registry::LoadedModel;
 
+/// How many rows a merged run may hold, by its padded length (tokens of its longest
+/// row; an image counts as one).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MergeLimits {
+    /// `(up_to_tokens, max_rows)`, ascending by length; lengths past the last step take
+    /// its rows. Empty: no limit beyond the batch options.
+    pub steps: Vec<MergeStep>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MergeStep {
+    pub up_to_tokens: usize,
+    pub max_rows: usize,
+}
+
+impl MergeLimits {
+    /// Rows merge up to the batch options' limits, whatever their length.
+    pub fn unlimited() -> Self {
+        Self { steps: Vec::new() }
+    }
+
+    /// Every run holds one row: requests are never merged.
+    pub fn never() -> Self {
+        Self {
+            steps: vec![MergeStep {
+                up_to_tokens: usize::MAX,
+                max_rows: 1,
+            }],
+        }
+    }
+
+    /// The most rows a run of padded length `tokens` may hold (at least one).
+    pub fn max_rows(&self, tokens: usize) -> usize {
+        let step = self
+            .steps
+            .iter()
+            .find(|step| tokens <= step.up_to_tokens)
+            .or(self.steps.last());
+        step.map_or(usize::MAX, |step| step.max_rows.max(1))
+    }
+
+    /// `≤16 tokens: 8 rows, ≤64: 4, longer: 1`, or `no limit`.
+    pub fn describe(&self) -> String {
+        if self.steps.is_empty() {
+            return "no limit by length".into();
+        }
+        self.steps
+            .iter()
+            .map(|step| match step.up_to_tokens {
+                usize::MAX => format!("longer: {} row(s)", step.max_rows),
+                tokens => format!("≤{tokens} tokens: {} row(s)", step.max_rows),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
 /// How requests are merged and how much may wait.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BatchingOptions {
     /// Most rows (texts) in one `session.run`.
     pub max_batch_size: usize,
     /// Most padded tokens (rows × longest row) in one `session.run`.
     pub max_batch_tokens: usize,
+    /// How far rows merge at each length.
+    pub merge: MergeLimits,
     /// How long a worker waits for more jobs to fill a batch; zero takes only what
     /// is already queued.
     pub max_queue_delay: Duration,
     /// Jobs that may wait; beyond it `submit` refuses.
     pub queue_capacity: usize,
-    /// Worker threads, each running one batch at a time on its own session.
-    pub workers: usize,
 }
 
 impl Default for BatchingOptions {
@@ -48,10 +115,17 @@ impl Default for BatchingOptions {
         Self {
             max_batch_size: 32,
             max_batch_tokens: 32 * 128,
+            merge: MergeLimits::unlimited(),
             max_queue_delay: Duration::from_millis(2),
             queue_capacity: 256,
-            workers: 2,
         }
+    }
+}
+
+impl BatchingOptions {
+    /// Whether `rows` rows whose longest is `longest` tokens may run as one.
+    fn fits(&self, rows: usize, longest: usize) -> bool {
+        rows <= self.max_batch_size && rows * longest <= self.max_batch_tokens && rows <= self.merge.max_rows(longest)
     }
 }
 
@@ -152,7 +226,7 @@ struct Job {
     preparation_time: Duration,
     submitted: Instant,
     deadline: Instant,
-    reply: SyncSender<std::result::Result<Answered, Refused>>,
+    reply: oneshot::Sender<std::result::Result<Answered, Refused>>,
 }
 
 impl Job {
@@ -163,36 +237,83 @@ impl Job {
     fn longest(&self) -> usize {
         self.inputs.longest()
     }
+
+    /// Whether someone still waits for the answer: before its deadline, not dropped.
+    fn is_wanted(&self, now: Instant) -> bool {
+        self.deadline > now && !self.reply.is_closed()
+    }
+}
+
+/// A submitted job's answer to come.
+pub struct Pending {
+    answer: oneshot::Receiver<std::result::Result<Answered, Refused>>,
+    model: &'static str,
+}
+
+impl Pending {
+    /// Awaits the answer without holding a thread. The job's deadline is kept by the
+    /// engine (a job not started by then is answered [`Refused::TimedOut`]); dropping the
+    /// future withdraws the job if it has not started.
+    pub async fn answer(self) -> std::result::Result<Answered, Refused> {
+        self.answer.await.unwrap_or(Err(Refused::Stopped(self.model)))
+    }
+
+    /// Blocks the calling thread for the answer (not on an async runtime's thread).
+    pub fn wait(self) -> std::result::Result<Answered, Refused> {
+        self.answer.blocking_recv().unwrap_or(Err(Refused::Stopped(self.model)))
+    }
+}
+
+/// The jobs waiting for a worker, oldest first. A worker looks at the oldest before it
+/// takes it: a job that would not fit the batch being gathered stays first in line.
+#[derive(Default)]
+struct Queue {
+    jobs: Mutex<Waiting>,
+    /// Signalled when a job arrives or the queue closes.
+    arrived: Condvar,
+}
+
+#[derive(Default)]
+struct Waiting {
+    jobs: VecDeque<Job>,
+    /// No job will arrive any more: workers return once it is empty.
+    closed: bool,
+}
+
+impl Queue {
+    fn lock(&self) -> MutexGuard<'_, Waiting> {
+        self.jobs.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 /// One model's queue and workers. Dropping it stops the workers once the queue drains.
 pub struct Engine {
     model: Arc<LoadedModel>,
     options: BatchingOptions,
-    sender: Option<SyncSender<Job>>,
-    waiting: Arc<AtomicUsize>,
+    layout: Layout,
+    queue: Arc<Queue>,
 }
 
 impl Engine {
+    /// Starts one worker per run the model's layout lets be under way at once.
     pub fn start(model: Arc<LoadedModel>, options: BatchingOptions) -> Self {
         let options = BatchingOptions {
             max_batch_size: options.max_batch_size.max(1),
             max_batch_tokens: options.max_batch_tokens.max(1),
             queue_capacity: options.queue_capacity.max(1),
-            workers: options.workers.max(1),
             ..options
         };
-        let (sender, receiver) = mpsc::sync_channel::<Job>(options.queue_capacity);
-        let receiver = Arc::new(Mutex::new(receiver));
-        let waiting = Arc::new(AtomicUsize::new(0));
+        let layout = model.info().layout;
+        let queue = Arc::new(Queue::default());
+        let running = Arc::new(AtomicUsize::new(0));
         // Detached: each worker returns once the queue is closed and empty.
-        for index in 0..options.workers {
+        for index in 0..layout.concurrent_runs() {
             let worker = Worker {
                 model: Arc::clone(&model),
-                options,
-                receiver: Arc::clone(&receiver),
-                waiting: Arc::clone(&waiting),
-                carried: None,
+                options: options.clone(),
+                adaptive: matches!(layout, Layout::Adaptive { .. }),
+                queue: Arc::clone(&queue),
+                running: Arc::clone(&running),
             };
             std::thread::Builder::new()
                 .name(format!("{}-{index}", model.info().name))
@@ -202,8 +323,8 @@ impl Engine {
         Self {
             model,
             options,
-            sender: Some(sender),
-            waiting,
+            layout,
+            queue,
         }
     }
 
@@ -211,27 +332,36 @@ impl Engine {
         &self.model
     }
 
-    pub fn options(&self) -> BatchingOptions {
-        self.options
+    pub fn options(&self) -> &BatchingOptions {
+        &self.options
+    }
+
+    /// The sessions the workers run on, and how they share the cores.
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// Workers: runs that may be under way at once.
+    pub fn workers(&self) -> usize {
+        self.layout.concurrent_runs()
     }
 
     /// Jobs submitted and not yet taken by a worker.
     pub fn waiting(&self) -> usize {
-        self.waiting.load(Ordering::Relaxed)
+        self.queue.lock().jobs.len()
     }
 
-    /// Queues `inputs` as one job and blocks until it is answered or `timeout` passes.
-    /// Refuses at once when the queue is full. `preparation_time` (what making `inputs`
-    /// took) comes back in the answer, beside the queue and inference times.
-    pub fn infer(
+    /// Queues `inputs` as one job, to be answered within `timeout`. Refuses at once when
+    /// the queue is full. `preparation_time` (what making `inputs` took) comes back in
+    /// the answer, beside the queue and inference times.
+    pub fn submit(
         &self,
         inputs: Rows,
         preparation_time: Duration,
         timeout: Duration,
-    ) -> std::result::Result<Answered, Refused> {
+    ) -> std::result::Result<Pending, Refused> {
         let name = self.model.info().name;
-        let sender = self.sender.as_ref().ok_or(Refused::Stopped(name))?;
-        let (reply, answer) = mpsc::sync_channel(1);
+        let (reply, answer) = oneshot::channel();
         let submitted = Instant::now();
         let job = Job {
             inputs,
@@ -240,26 +370,31 @@ impl Engine {
             deadline: submitted + timeout,
             reply,
         };
-        self.waiting.fetch_add(1, Ordering::Relaxed);
-        match sender.try_send(job) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
-                self.waiting.fetch_sub(1, Ordering::Relaxed);
-                return Err(Refused::Busy {
-                    model: name,
-                    capacity: self.options.queue_capacity,
-                });
-            }
-            Err(TrySendError::Disconnected(_)) => {
-                self.waiting.fetch_sub(1, Ordering::Relaxed);
-                return Err(Refused::Stopped(name));
-            }
+        let mut waiting = self.queue.lock();
+        if waiting.closed {
+            return Err(Refused::Stopped(name));
         }
-        match answer.recv_timeout(timeout) {
-            Ok(answered) => answered,
-            Err(RecvTimeoutError::Timeout) => Err(Refused::TimedOut(timeout)),
-            Err(RecvTimeoutError::Disconnected) => Err(Refused::Stopped(name)),
+        if waiting.jobs.len() >= self.options.queue_capacity {
+            return Err(Refused::Busy {
+                model: name,
+                capacity: self.options.queue_capacity,
+            });
         }
+        waiting.jobs.push_back(job);
+        drop(waiting);
+        self.queue.arrived.notify_one();
+        Ok(Pending { answer, model: name })
+    }
+
+    /// [`Engine::submit`], then blocks the calling thread for the answer (warm-up, checks;
+    /// never on an async runtime's thread).
+    pub fn infer(
+        &self,
+        inputs: Rows,
+        preparation_time: Duration,
+        timeout: Duration,
+    ) -> std::result::Result<Answered, Refused> {
+        self.submit(inputs, preparation_time, timeout)?.wait()
     }
 }
 
@@ -268,73 +403,104 @@ impl Drop for Engine {
     /// the model is freed with the last worker. Never blocks: the last holder of a swapped
     /// out engine may be a request on the async runtime.
     fn drop(&mut self) {
-        self.sender.take();
+        self.queue.lock().closed = true;
+        self.queue.arrived.notify_all();
     }
 }
 
 struct Worker {
     model: Arc<LoadedModel>,
     options: BatchingOptions,
-    receiver: Arc<Mutex<Receiver<Job>>>,
-    waiting: Arc<AtomicUsize>,
-    /// A job taken that did not fit the last batch: it opens the next.
-    carried: Option<Job>,
+    /// The layout has a wide session for a run alone on the machine.
+    adaptive: bool,
+    queue: Arc<Queue>,
+    /// Batches being run by this engine's workers.
+    running: Arc<AtomicUsize>,
 }
 
 impl Worker {
-    fn run(mut self) {
-        while let Some(jobs) = self.gather() {
-            self.answer(jobs);
+    fn run(self) {
+        while let Some((jobs, lane)) = self.gather() {
+            self.answer(jobs, lane);
         }
     }
 
-    fn took(&self, job: Job) -> Job {
-        self.waiting.fetch_sub(1, Ordering::Relaxed);
-        job
-    }
-
-    /// The next batch's jobs; `None` once the queue is closed and empty.
-    fn gather(&mut self) -> Option<Vec<Job>> {
-        let receiver = self.receiver.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let first = match self.carried.take() {
-            Some(job) => job,
-            None => self.took(receiver.recv().ok()?),
+    /// The next batch's jobs and the lane it runs on; `None` once the queue is closed
+    /// and empty. The oldest job opens the batch; the next ones join while they fit, the
+    /// first that does not stays first in line.
+    fn gather(&self) -> Option<(Vec<Job>, Lane)> {
+        let mut waiting = self.queue.lock();
+        let first = loop {
+            if let Some(job) = waiting.jobs.pop_front() {
+                break job;
+            }
+            if waiting.closed {
+                return None;
+            }
+            waiting = self
+                .queue
+                .arrived
+                .wait(waiting)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
         };
         let mut rows = first.rows();
         let mut longest = first.longest();
         let mut jobs = vec![first];
         let until = Instant::now() + self.options.max_queue_delay;
-        while rows < self.options.max_batch_size {
-            let next = match until.checked_duration_since(Instant::now()) {
-                Some(left) if !left.is_zero() => receiver.recv_timeout(left).ok(),
-                _ => receiver.try_recv().ok(),
+        while rows < self.options.max_batch_size && rows < self.options.merge.max_rows(longest) {
+            let Some(next) = waiting.jobs.front() else {
+                // Wait for more only while the delay lasts.
+                let Some(left) = until
+                    .checked_duration_since(Instant::now())
+                    .filter(|left| !left.is_zero())
+                else {
+                    break;
+                };
+                waiting = self
+                    .queue
+                    .arrived
+                    .wait_timeout(waiting, left)
+                    .map_or_else(|poisoned| poisoned.into_inner().0, |(guard, _)| guard);
+                continue;
             };
-            let Some(job) = next else { break };
-            let job = self.took(job);
-            let (more_rows, more_longest) = (rows + job.rows(), longest.max(job.longest()));
-            if more_rows > self.options.max_batch_size || more_rows * more_longest > self.options.max_batch_tokens {
-                self.carried = Some(job);
+            let (more_rows, more_longest) = (rows + next.rows(), longest.max(next.longest()));
+            if !self.options.fits(more_rows, more_longest) {
                 break;
             }
             (rows, longest) = (more_rows, more_longest);
-            jobs.push(job);
+            jobs.extend(waiting.jobs.pop_front());
         }
-        Some(jobs)
+        // Decided while the queue is still held: whether anything else waits.
+        let others_running = self.running.fetch_add(1, Ordering::AcqRel);
+        let alone = others_running == 0 && waiting.jobs.is_empty();
+        let lane = match (self.adaptive, alone) {
+            (true, true) => Lane::Wide,
+            (true, false) => Lane::Narrow,
+            (false, _) => Lane::Any,
+        };
+        if !waiting.jobs.is_empty() {
+            // Another worker may start on what is left while this one runs.
+            self.queue.arrived.notify_one();
+        }
+        Some((jobs, lane))
     }
 
-    /// Runs the live jobs as one batch and replies to each.
-    fn answer(&self, jobs: Vec<Job>) {
+    /// Runs the live jobs as one batch on `lane` and replies to each; counts the batch
+    /// out of the running ones (`gather` counted it in).
+    fn answer(&self, jobs: Vec<Job>, lane: Lane) {
         let started = Instant::now();
-        let (live, expired): (Vec<Job>, Vec<Job>) = jobs.into_iter().partition(|job| job.deadline > started);
+        let (live, expired): (Vec<Job>, Vec<Job>) = jobs.into_iter().partition(|job| job.is_wanted(started));
         for job in expired {
             let waited = started - job.submitted;
             let _ = job.reply.send(Err(Refused::TimedOut(waited)));
         }
         if live.is_empty() {
+            self.running.fetch_sub(1, Ordering::AcqRel);
             return;
         }
         let batch_rows: usize = live.iter().map(Job::rows).sum();
-        let result = self.run_batch(&live);
+        let result = self.run_batch(&live, lane);
+        self.running.fetch_sub(1, Ordering::AcqRel);
         let inference_time = started.elapsed();
         match result {
             Ok(mut outputs) => {
@@ -360,13 +526,13 @@ impl Worker {
     }
 
     /// Every row of `jobs`, in job order: texts in length-sorted runs that respect the
-    /// batch limits, images in runs of `max_batch_size`.
-    fn run_batch(&self, jobs: &[Job]) -> Result<Vec<RowOutput>> {
+    /// batch limits, images in runs of `max_batch_size` (and the merge limit of length 1).
+    fn run_batch(&self, jobs: &[Job], lane: Lane) -> Result<Vec<RowOutput>> {
         let rows: usize = jobs.iter().map(Job::rows).sum();
         let outputs = if jobs.iter().all(|job| matches!(job.inputs, Rows::Images(_))) {
-            self.run_images(jobs)?
+            self.run_images(jobs, lane)?
         } else {
-            self.run_texts(jobs)?
+            self.run_texts(jobs, lane)?
         };
         if outputs.len() != rows {
             return Err(Error::OutputShape(format!(
@@ -377,16 +543,16 @@ impl Worker {
         Ok(outputs)
     }
 
-    fn run_texts(&self, jobs: &[Job]) -> Result<Vec<RowOutput>> {
+    fn run_texts(&self, jobs: &[Job], lane: Lane) -> Result<Vec<RowOutput>> {
         let encoder = self.model.text_encoder()?;
         let rows: Vec<&Encoding> = jobs.iter().flat_map(|job| job.inputs.encodings()).collect();
         let mut order: Vec<usize> = (0..rows.len()).collect();
         order.sort_by_key(|&row| rows[row].len());
         let mut outputs: Vec<Option<RowOutput>> = (0..rows.len()).map(|_| None).collect();
-        for run in runs(&order, |row| rows[row].len(), self.options) {
+        for run in runs(&order, |row| rows[row].len(), &self.options) {
             let encodings: Vec<&Encoding> = run.iter().map(|&row| rows[row]).collect();
             let batch = encoder.pad(&encodings);
-            for (&row, output) in run.iter().zip(self.model.run_rows(&batch)?) {
+            for (&row, output) in run.iter().zip(self.model.run_rows(&batch, lane)?) {
                 outputs[row] = Some(output);
             }
         }
@@ -396,27 +562,26 @@ impl Worker {
             .collect()
     }
 
-    fn run_images(&self, jobs: &[Job]) -> Result<Vec<RowOutput>> {
+    fn run_images(&self, jobs: &[Job], lane: Lane) -> Result<Vec<RowOutput>> {
         let images: Vec<&Array3<f32>> = jobs.iter().flat_map(|job| job.inputs.images()).collect();
+        let per_run = self.options.max_batch_size.min(self.options.merge.max_rows(1)).max(1);
         let mut outputs = Vec::with_capacity(images.len());
-        for run in images.chunks(self.options.max_batch_size) {
-            outputs.extend(self.model.run_images(&image::stack(run))?);
+        for run in images.chunks(per_run) {
+            outputs.extend(self.model.run_images(&image::stack(run), lane)?);
         }
         Ok(outputs)
     }
 }
 
-/// Cuts rows, sorted by length, into consecutive runs of at most `max_batch_size` rows
-/// and `max_batch_tokens` padded tokens (a row longer than that runs alone).
-fn runs(sorted: &[usize], length: impl Fn(usize) -> usize, options: BatchingOptions) -> Vec<&[usize]> {
+/// Cuts rows, sorted by length, into consecutive runs within the batch options: rows,
+/// padded tokens and the merge limit at the run's length (a row longer than the token
+/// limit runs alone).
+fn runs<'r>(sorted: &'r [usize], length: impl Fn(usize) -> usize, options: &BatchingOptions) -> Vec<&'r [usize]> {
     let mut runs = Vec::new();
     let mut start = 0;
     for end in 1..=sorted.len() {
-        let next_fits = end < sorted.len() && {
-            // Sorted ascending, so the next row is the run's longest if added.
-            let rows = end + 1 - start;
-            rows <= options.max_batch_size && rows * length(sorted[end]) <= options.max_batch_tokens
-        };
+        // Sorted ascending, so the next row is the run's longest if added.
+        let next_fits = end < sorted.len() && options.fits(end + 1 - start, length(sorted[end]));
         if !next_fits {
             runs.push(&sorted[start..end]);
             start = end;
@@ -441,15 +606,59 @@ mod tests {
     fn runs_respect_rows_and_padded_tokens() {
         let lengths = [3, 5, 5, 8, 20, 40];
         let sorted: Vec<usize> = (0..lengths.len()).collect();
-        let cut = runs(&sorted, |row| lengths[row], options(3, 40));
+        let cut = runs(&sorted, |row| lengths[row], &options(3, 40));
         assert_eq!(cut, vec![&[0, 1, 2][..], &[3, 4][..], &[5][..]]);
         // Each run: rows ≤ 3 and rows × longest ≤ 40, except a row too long to share.
-        let cut = runs(&sorted, |row| lengths[row], options(32, 30));
+        let cut = runs(&sorted, |row| lengths[row], &options(32, 30));
         assert_eq!(cut, vec![&[0, 1, 2][..], &[3][..], &[4][..], &[5][..]]);
     }
 
     #[test]
+    fn runs_respect_the_merge_limit_at_their_length() {
+        let lengths = [3, 4, 5, 6, 10, 12, 30, 40];
+        let sorted: Vec<usize> = (0..lengths.len()).collect();
+        let merge = MergeLimits {
+            steps: vec![
+                MergeStep {
+                    up_to_tokens: 8,
+                    max_rows: 3,
+                },
+                MergeStep {
+                    up_to_tokens: 16,
+                    max_rows: 2,
+                },
+                MergeStep {
+                    up_to_tokens: 32,
+                    max_rows: 1,
+                },
+            ],
+        };
+        let options = BatchingOptions {
+            merge,
+            ..options(32, 1000)
+        };
+        let cut = runs(&sorted, |row| lengths[row], &options);
+        // Up to 8 tokens three rows, up to 16 two, beyond one: lengths past the last step
+        // take its limit.
+        assert_eq!(cut, vec![&[0, 1, 2][..], &[3, 4][..], &[5][..], &[6][..], &[7][..]]);
+    }
+
+    #[test]
+    fn merge_limits_never_go_below_one_row_and_empty_means_no_limit() {
+        assert_eq!(MergeLimits::never().max_rows(1), 1);
+        assert_eq!(MergeLimits::never().max_rows(100_000), 1);
+        assert_eq!(MergeLimits::unlimited().max_rows(128), usize::MAX);
+        let zero = MergeLimits {
+            steps: vec![MergeStep {
+                up_to_tokens: 64,
+                max_rows: 0,
+            }],
+        };
+        assert_eq!(zero.max_rows(10), 1);
+    }
+
+    #[test]
     fn no_rows_make_no_runs() {
-        assert!(runs(&[], |_| 1, options(4, 100)).is_empty());
+        assert!(runs(&[], |_| 1, &options(4, 100)).is_empty());
     }
 }

@@ -14,7 +14,7 @@ use crate::classification::{
 };
 use crate::error::{Error, Result};
 use crate::image::{self, DEFAULT_MAX_PIXELS, ImageError, Preprocessing};
-use crate::pool::SessionPool;
+use crate::pool::{Lane, SessionPool};
 use crate::registry::{LoadOptions, ModelInfo, Task};
 use crate::signature::Signature;
 use crate::variants;
@@ -59,6 +59,7 @@ impl ImageClassifier {
             signature: spec.signature,
             head: None,
             variant,
+            layout: pool.layout(),
             sessions: pool.size(),
         };
         Ok(Self {
@@ -82,9 +83,10 @@ impl ImageClassifier {
         self.spec.preprocessing.prepare(bytes, max_pixels)
     }
 
-    /// Logits of a prepared batch `[n, 3, crop, crop]`: one `session.run`.
-    pub fn logits_of(&self, pixels: &Array4<f32>) -> Result<Array2<f32>> {
-        self.pool.with_session(|session| self.run(session, pixels))
+    /// Logits of a prepared batch `[n, 3, crop, crop]`: one `session.run` on a session of
+    /// `lane`.
+    pub fn logits_of(&self, pixels: &Array4<f32>, lane: Lane) -> Result<Array2<f32>> {
+        self.pool.with_session(lane, |session| self.run(session, pixels))
     }
 
     /// Logits `[images, labels]` of encoded images (PNG or JPEG bytes), in batches of at
@@ -96,7 +98,7 @@ impl ImageClassifier {
                 .iter()
                 .map(|bytes| self.prepare(bytes, DEFAULT_MAX_PIXELS))
                 .collect::<std::result::Result<Vec<_>, _>>()?;
-            let logits = self.logits_of(&image::stack(&prepared.iter().collect::<Vec<_>>()))?;
+            let logits = self.logits_of(&image::stack(&prepared.iter().collect::<Vec<_>>()), Lane::Any)?;
             all.append(Axis(0), logits.view())
                 .map_err(|error| Error::OutputShape(error.to_string()))?;
         }

@@ -13,6 +13,7 @@ use crate::error::Error;
 use crate::error::Result;
 use crate::image::Preprocessing;
 use crate::image_classification::ImageClassifier;
+use crate::pool::{Lane, Layout};
 use crate::signature::Signature;
 use crate::text::{EncodedBatch, TextEncoder};
 use crate::token_classification::{AggregationStrategy, TokenClassifier};
@@ -46,12 +47,26 @@ pub struct LoadOptions {
     pub ort_dylib: Option<PathBuf>,
     /// Which variant: the serving one (`serving.json`) unless named.
     pub variant: VariantChoice,
-    /// Sessions in the pool: how many batches may run at once.
-    pub sessions: usize,
-    /// Intra-op threads of each session.
-    pub intra_threads: usize,
+    /// The sessions and their threads: how many batches may run at once, on how many
+    /// cores each.
+    pub layout: Layout,
     /// Largest batch given to one `session.run`; longer inputs are split.
     pub max_batch_size: usize,
+}
+
+impl LoadOptions {
+    /// `variant` on one single-thread session: what a check or a test that loads a
+    /// model needs.
+    pub fn one_session(variant: VariantChoice) -> Self {
+        Self {
+            variant,
+            layout: Layout::Fixed {
+                sessions: 1,
+                intra_threads: 1,
+            },
+            ..Self::default()
+        }
+    }
 }
 
 impl Default for LoadOptions {
@@ -59,8 +74,10 @@ impl Default for LoadOptions {
         Self {
             ort_dylib: None,
             variant: VariantChoice::Serving,
-            sessions: 2,
-            intra_threads: 1,
+            layout: Layout::Fixed {
+                sessions: 2,
+                intra_threads: 1,
+            },
             max_batch_size: 32,
         }
     }
@@ -87,6 +104,9 @@ pub struct ModelInfo {
     /// The variant loaded (`fp32`, `O2`, `int8`, …): its file, its kind, and why it serves
     /// (named by the operator, or selected and by what measure).
     pub variant: Resolved,
+    /// The sessions loaded and how runs share the cores.
+    pub layout: Layout,
+    /// Sessions held, each with its own copy of the weights.
     pub sessions: usize,
 }
 
@@ -138,18 +158,23 @@ impl LoadedModel {
         }
     }
 
-    /// One `session.run` of a padded batch: one output per row, for post-processing.
-    pub fn run_rows(&self, batch: &EncodedBatch) -> Result<Vec<RowOutput>> {
+    /// One `session.run` of a padded batch on a session of `lane`: one output per row,
+    /// for post-processing.
+    pub fn run_rows(&self, batch: &EncodedBatch, lane: Lane) -> Result<Vec<RowOutput>> {
         Ok(match self {
             Self::TextClassification(model) => model
-                .logits_of(batch)?
+                .logits_of(batch, lane)?
                 .rows()
                 .into_iter()
                 .map(|row| RowOutput::Logits(row.to_vec()))
                 .collect(),
-            Self::FeatureExtraction(model) => model.pooled_of(batch)?.into_iter().map(RowOutput::Pooled).collect(),
+            Self::FeatureExtraction(model) => model
+                .pooled_of(batch, lane)?
+                .into_iter()
+                .map(RowOutput::Pooled)
+                .collect(),
             Self::TokenClassification(model) => {
-                let logits = model.logits_of(batch)?;
+                let logits = model.logits_of(batch, lane)?;
                 batch
                     .lengths
                     .iter()
@@ -161,11 +186,12 @@ impl LoadedModel {
         })
     }
 
-    /// One `session.run` of prepared images `[n, 3, crop, crop]`: one output per image.
-    pub fn run_images(&self, pixels: &Array4<f32>) -> Result<Vec<RowOutput>> {
+    /// One `session.run` of prepared images `[n, 3, crop, crop]` on a session of `lane`:
+    /// one output per image.
+    pub fn run_images(&self, pixels: &Array4<f32>, lane: Lane) -> Result<Vec<RowOutput>> {
         match self {
             Self::ImageClassification(model) => Ok(model
-                .logits_of(pixels)?
+                .logits_of(pixels, lane)?
                 .rows()
                 .into_iter()
                 .map(|row| RowOutput::Logits(row.to_vec()))
@@ -184,11 +210,11 @@ impl LoadedModel {
 
     /// Inference alone on an already tokenized batch (`session.run` and copying the
     /// output out), its result dropped: what the inference benchmark times.
-    pub fn run_encoded(&self, batch: &EncodedBatch) -> Result<()> {
+    pub fn run_encoded(&self, batch: &EncodedBatch, lane: Lane) -> Result<()> {
         match self {
-            Self::TextClassification(model) => model.logits_of(batch).map(drop),
-            Self::FeatureExtraction(model) => model.pooled_of(batch).map(drop),
-            Self::TokenClassification(model) => model.logits_of(batch).map(drop),
+            Self::TextClassification(model) => model.logits_of(batch, lane).map(drop),
+            Self::FeatureExtraction(model) => model.pooled_of(batch, lane).map(drop),
+            Self::TokenClassification(model) => model.logits_of(batch, lane).map(drop),
             Self::ImageClassification(_) => Err(self.takes_images()),
         }
     }

@@ -56,6 +56,7 @@ impl TextModelParts {
             signature,
             head: None,
             variant: self.variant.clone(),
+            layout: self.pool.layout(),
             sessions: self.pool.size(),
         }
     }

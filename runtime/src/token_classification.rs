@@ -16,7 +16,7 @@ use tokenizers::{Decoder, Encoding, Tokenizer};
 
 use crate::classification::{ClassificationFunction, best, check_labels};
 use crate::error::{Error, Result};
-use crate::pool::SessionPool;
+use crate::pool::{Lane, SessionPool};
 use crate::registry::{LoadOptions, ModelInfo, Task};
 use crate::signature::Signature;
 use crate::text::{EncodedBatch, TextEncoder, TextModelParts};
@@ -442,7 +442,7 @@ impl TokenClassifier {
         for chunk in texts.chunks(self.max_batch_size) {
             let encodings = self.encoder.char_encodings(chunk)?;
             let batch = self.encoder.pad(&encodings);
-            let logits = self.logits_of(&batch)?;
+            let logits = self.logits_of(&batch, Lane::Any)?;
             for (row, encoding) in encodings.into_iter().enumerate() {
                 let rows = logits.slice(s![row, ..encoding.len(), ..]).to_owned();
                 all.push((encoding, rows));
@@ -481,9 +481,10 @@ impl TokenClassifier {
         entities(text, encoding, logits, self.spec.labels, strategy, ignore, &vocabulary)
     }
 
-    /// Logits `[batch, tokens, labels]` of an already tokenized batch: one `session.run`.
-    pub fn logits_of(&self, batch: &EncodedBatch) -> Result<ndarray::Array3<f32>> {
-        self.pool.with_session(|session| self.run(session, batch))
+    /// Logits `[batch, tokens, labels]` of an already tokenized batch: one `session.run`
+    /// on a session of `lane`.
+    pub fn logits_of(&self, batch: &EncodedBatch, lane: Lane) -> Result<ndarray::Array3<f32>> {
+        self.pool.with_session(lane, |session| self.run(session, batch))
     }
 
     fn run(&self, session: &mut Session, batch: &EncodedBatch) -> Result<ndarray::Array3<f32>> {

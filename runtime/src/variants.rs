@@ -112,6 +112,10 @@ pub struct Serving {
     pub kind: VariantKind,
     /// One sentence on why this variant, with the figures that decided it.
     pub reason: String,
+    /// How the engine runs this variant, chosen from its measured costs; absent in a
+    /// file written before costs were measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<crate::policy::EnginePolicy>,
 }
 
 impl Serving {

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use modelcrate_runtime::classification::{ProblemType, SetFitHeadSpec, TextClassifier, TextClassifierSpec};
 use modelcrate_runtime::embedding::{Pooler, Pooling};
 use modelcrate_runtime::signature::{DType, Signature, TensorSpec};
-use modelcrate_runtime::{ClassificationFunction, LoadOptions};
+use modelcrate_runtime::{ClassificationFunction, LoadOptions, VariantChoice};
 
 const TEXT: &[Option<i64>] = &[None, None];
 const BODY_INPUTS: &[TensorSpec] = &[
@@ -94,10 +94,7 @@ fn load(model: &str, spec: TextClassifierSpec) -> modelcrate_runtime::Result<Tex
     TextClassifier::load(
         &onnx_dir(model),
         spec,
-        &LoadOptions {
-            sessions: 1,
-            ..LoadOptions::default()
-        },
+        &LoadOptions::one_session(VariantChoice::Serving),
     )
 }
 

@@ -67,11 +67,7 @@ fn refusal_of(variant: &str, spec: TextClassifierSpec) -> String {
     match TextClassifier::load(
         &onnx_dir(),
         spec,
-        &LoadOptions {
-            sessions: 1,
-            variant: VariantChoice::Named(variant.into()),
-            ..LoadOptions::default()
-        },
+        &LoadOptions::one_session(VariantChoice::Named(variant.into())),
     ) {
         Ok(_) => panic!("a mismatched artifact was accepted"),
         Err(error @ Error::SignatureMismatch { .. }) => error.to_string(),
@@ -84,10 +80,7 @@ fn the_matching_signature_loads() {
     TextClassifier::load(
         &onnx_dir(),
         spec(INPUTS, LOGITS, LABELS),
-        &LoadOptions {
-            sessions: 1,
-            ..LoadOptions::default()
-        },
+        &LoadOptions::one_session(VariantChoice::Serving),
     )
     .expect("the exported model matches its own signature");
 }

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use criterion::{Criterion, criterion_group, criterion_main};
 use modelcrate_models::MODELS;
 use modelcrate_runtime::image::{DEFAULT_MAX_PIXELS, stack};
-use modelcrate_runtime::{LoadOptions, LoadedModel};
+use modelcrate_runtime::{Lane, LoadOptions, LoadedModel, VariantChoice};
 use modelcrate_server::models;
 use modelcrate_server::test_split::{self, TestInputs};
 
@@ -22,11 +22,7 @@ fn artifacts() -> PathBuf {
 }
 
 fn inference(c: &mut Criterion) {
-    let options = LoadOptions {
-        sessions: 1,
-        intra_threads: 1,
-        ..LoadOptions::default()
-    };
+    let options = LoadOptions::one_session(VariantChoice::Serving);
     for entry in MODELS {
         let loaded = models::load(entry, &artifacts(), &options)
             .and_then(|model| Ok((test_split::inputs(&artifacts(), entry.name, entry.task)?, model)));
@@ -52,7 +48,9 @@ fn inference(c: &mut Criterion) {
                         continue;
                     };
                     let batch = stack(&prepared.iter().collect::<Vec<_>>());
-                    c.bench_function(&name, |b| b.iter(|| black_box(model.run_images(black_box(&batch)))));
+                    c.bench_function(&name, |b| {
+                        b.iter(|| black_box(model.run_images(black_box(&batch), Lane::Any)))
+                    });
                 }
                 (TestInputs::Texts(texts), _) => {
                     let texts: Vec<&str> = texts.iter().take(size).map(String::as_str).collect();
@@ -60,7 +58,9 @@ fn inference(c: &mut Criterion) {
                         eprintln!("skipped {}: its tokenizer failed on the test split", entry.name);
                         continue;
                     };
-                    c.bench_function(&name, |b| b.iter(|| black_box(model.run_encoded(black_box(&batch)))));
+                    c.bench_function(&name, |b| {
+                        b.iter(|| black_box(model.run_encoded(black_box(&batch), Lane::Any)))
+                    });
                 }
                 _ => eprintln!("skipped {}: its test split is not of its modality", entry.name),
             }

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{CommandFactory, FromArgMatches, Parser};
-use modelcrate_runtime::{BatchingOptions, LoadOptions, VariantChoice};
+use modelcrate_runtime::{LoadOptions, VariantChoice};
+
+use crate::engine_plan::{EngineFlags, LayoutFlag, MergeFlag};
 
 use crate::reload::Reloader;
 use crate::routes::Limits;
@@ -40,18 +42,28 @@ pub struct Config {
     /// (`fp32`, `O1`, `O2`, `int8`, `O2-int8`, …) or an ONNX file name.
     #[arg(long, env = "MODELCRATE_VARIANT", default_value = "serving")]
     pub variant: String,
-    /// Inference workers per model, each with its own ONNX Runtime session: how many
-    /// batches of one model run at once. With batching, one session using every core
-    /// answered single requests ~1.7× faster than two one-thread sessions here, at the
-    /// same throughput under load (README, "Benchmark against the peers").
-    #[arg(long, env = "MODELCRATE_SESSIONS", default_value_t = 1)]
-    pub sessions: usize,
-    /// Intra-op threads per session; by default the machine's cores shared out among the
-    /// sessions (sessions × threads ≤ cores is the sane budget).
+    /// How each model's runs share the cores. `measured`: what `cargo xtask select`
+    /// chose from the variant's measured costs (`serving.json`), else `adaptive`: one
+    /// session of every core answers a lone request, one single-thread session per core
+    /// serves concurrent ones. `wide`: one session of every core; `narrow`: one
+    /// single-thread session per core.
+    #[arg(long, env = "MODELCRATE_LAYOUT", value_enum, default_value_t = LayoutFlag::Measured)]
+    pub layout: LayoutFlag,
+    /// A fixed layout instead: this many sessions per model (how many runs of one model
+    /// may be under way at once), each of `--intra-threads` threads.
+    #[arg(long, env = "MODELCRATE_SESSIONS")]
+    pub sessions: Option<usize>,
+    /// Intra-op threads per session of a fixed layout; by default the machine's cores
+    /// shared out among `--sessions` (sessions × threads ≤ cores is the sane budget).
     #[arg(long, env = "MODELCRATE_INTRA_THREADS")]
     pub intra_threads: Option<usize>,
-    /// Most texts in one session run: concurrent requests are merged up to it, a larger
-    /// request is split.
+    /// Whether concurrent requests merge into one run. `measured`: up to the rows per
+    /// length at which the variant's measured cost per text was lowest (`serving.json`),
+    /// else never; `off`: never; `on`: up to `--max-batch-size` and `--max-batch-tokens`.
+    #[arg(long, env = "MODELCRATE_MERGE", value_enum, default_value_t = MergeFlag::Measured)]
+    pub merge: MergeFlag,
+    /// Most texts in one session run: a larger request is split, and merged requests
+    /// never hold more.
     #[arg(long, env = "MODELCRATE_MAX_BATCH_SIZE", default_value_t = 32)]
     pub max_batch_size: usize,
     /// Most padded tokens (texts × longest text) in one session run.
@@ -134,13 +146,18 @@ impl Config {
         Ok(config)
     }
 
-    pub fn batching(&self) -> BatchingOptions {
-        BatchingOptions {
+    /// The operator's say over each model's engine (its measured policy fills the rest).
+    pub fn engines(&self) -> EngineFlags {
+        EngineFlags {
+            layout: self.layout,
+            sessions: self.sessions,
+            intra_threads: self.intra_threads,
+            merge: self.merge,
             max_batch_size: self.max_batch_size,
             max_batch_tokens: self.max_batch_tokens,
             max_queue_delay: Duration::from_millis(self.max_queue_delay_ms),
             queue_capacity: self.queue_capacity,
-            workers: self.sessions,
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         }
     }
 
@@ -154,21 +171,13 @@ impl Config {
         }
     }
 
-    /// Intra-op threads per session: as given, or the cores shared out among the sessions.
-    pub fn intra_threads(&self) -> usize {
-        self.intra_threads.unwrap_or_else(|| {
-            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-            (cores / self.sessions.max(1)).max(1)
-        })
-    }
-
     /// How a hot reload loads and checks a model: as at start.
     pub fn reloader(&self) -> Reloader {
         Reloader {
             artifacts: self.artifacts.clone(),
             golden: self.golden.clone(),
             load: self.load_options(),
-            batching: self.batching(),
+            engines: self.engines(),
             warm_up_timeout: self.warm_up_timeout(),
             admin_token: self.admin_token.clone(),
         }
@@ -179,13 +188,13 @@ impl Config {
         Duration::from_millis(self.request_timeout_ms).max(Duration::from_secs(60))
     }
 
+    /// How every model loads, but for its layout, which [`EngineFlags::plan`] gives per model.
     pub fn load_options(&self) -> LoadOptions {
         LoadOptions {
             ort_dylib: self.ort_dylib.clone(),
             variant: VariantChoice::parse(&self.variant),
-            sessions: self.sessions,
-            intra_threads: self.intra_threads(),
             max_batch_size: self.max_batch_size,
+            ..LoadOptions::default()
         }
     }
 }

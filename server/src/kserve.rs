@@ -30,7 +30,7 @@ use tokenizers::Encoding;
 use crate::error::ApiError;
 use crate::lifecycle::Phase;
 use crate::request::{invalid, kind, object, optional_string, refuse_unknown};
-use crate::routes::{AppState, embeddings_of_texts, encode_timed, logits_of_texts};
+use crate::routes::{AppState, embeddings_of_texts, encode_off_runtime, logits_of_texts};
 
 const ROUTE: &str = "/v2/models/{name}/infer";
 /// The BYTES input a text model takes instead of token tensors.
@@ -362,10 +362,7 @@ async fn answer(
     };
     let wanted = requested_outputs(&request, info.task)?;
     let timeout = state.limits.request_timeout;
-    let engine_for_run = Arc::clone(&engine);
-    let (outputs, answered) = tokio::task::spawn_blocking(move || run(&engine_for_run, rows, &wanted, timeout))
-        .await
-        .map_err(|error| ApiError::Inference(error.to_string()))??;
+    let (outputs, answered) = run(&engine, rows, &wanted, timeout).await?;
     let mut answer = json!({"model_name": info.name, "model_version": "1", "outputs": outputs});
     if let (Some(id), Value::Object(fields)) = (id, &mut answer) {
         fields.insert("id".into(), Value::String(id));
@@ -395,8 +392,8 @@ fn requested_outputs(request: &Map<String, Value>, task: Task) -> Result<Vec<Str
 }
 
 /// Runs the rows in the engine and shapes the wanted outputs as v2 tensors.
-fn run(
-    engine: &Engine,
+async fn run(
+    engine: &Arc<Engine>,
     rows: Rows,
     wanted: &[String],
     timeout: std::time::Duration,
@@ -405,7 +402,7 @@ fn run(
     let (encodings, took) = match rows {
         Rows::Texts(texts) => {
             let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
-            encode_timed(model, &texts)?
+            encode_off_runtime(engine, &texts).await?
         }
         // Checked and padded already: nothing to tokenize.
         Rows::Tokens(encodings) => (encodings, std::time::Duration::ZERO),
@@ -418,7 +415,7 @@ fn run(
     };
     match model.as_ref() {
         LoadedModel::TextClassification(classifier) => {
-            let (logits, answered) = logits_of_texts(engine, encodings, took, timeout)?;
+            let (logits, answered) = logits_of_texts(engine, encodings, took, timeout).await?;
             let function = classifier.default_function();
             let scores: Vec<Vec<f32>> = logits.iter().map(|row| function.apply(row)).collect();
             let labels = classifier.info().labels;
@@ -436,7 +433,8 @@ fn run(
             Ok((outputs, answered))
         }
         LoadedModel::FeatureExtraction(embedder) => {
-            let (embeddings, answered) = embeddings_of_texts(engine, encodings, took, embedder.normalizes(), timeout)?;
+            let (embeddings, answered) =
+                embeddings_of_texts(engine, encodings, took, embedder.normalizes(), timeout).await?;
             Ok((vec![matrix("sentence_embedding", &embeddings)], answered))
         }
         _ => Err(ApiError::Inference("v2 infer reached a model it does not serve".into())),

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod engine_plan;
 pub mod error;
 pub mod image_request;
 pub mod kserve;

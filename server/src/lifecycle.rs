@@ -115,12 +115,13 @@ pub fn warm_up(served: &Served, timeout: Duration) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs one input alone and one full batch through `engine` (model `name`). Blocking.
+/// Runs one input alone (on the layout's wide session, if it has one), then a full
+/// batch from every worker at once (on each session under load), through `engine`
+/// (model `name`). Blocking.
 pub fn warm_up_engine(name: &str, engine: &Engine, timeout: Duration) -> anyhow::Result<()> {
     let started = Instant::now();
-    let batch = engine.options().max_batch_size;
-    for rows in [1, batch] {
-        let inputs = match engine.model().as_ref() {
+    let inputs = |rows: usize| -> anyhow::Result<Rows> {
+        Ok(match engine.model().as_ref() {
             LoadedModel::ImageClassification(classifier) => {
                 let side = classifier.preprocessing().crop as usize;
                 Rows::Images(vec![Array3::zeros((3, side, side)); rows])
@@ -130,10 +131,16 @@ pub fn warm_up_engine(name: &str, engine: &Engine, timeout: Duration) -> anyhow:
                 let text = "warm up ".repeat(model.info().max_length);
                 Rows::Texts(model.encode(&vec![text.as_str(); rows])?)
             }
-        };
-        engine
-            .infer(inputs, Duration::ZERO, timeout)
-            .map_err(|refused| anyhow::anyhow!("warm-up of model `{name}` failed: {refused}"))?;
+        })
+    };
+    let failed = |refused| anyhow::anyhow!("warm-up of model `{name}` failed: {refused}");
+    engine.infer(inputs(1)?, Duration::ZERO, timeout).map_err(failed)?;
+    let batch = engine.options().max_batch_size;
+    let pending = (0..engine.workers())
+        .map(|_| engine.submit(inputs(batch)?, Duration::ZERO, timeout).map_err(failed))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    for answer in pending {
+        answer.wait().map_err(failed)?;
     }
     tracing::info!(model = %name, seconds = started.elapsed().as_secs_f64(), "warmed up");
     Ok(())

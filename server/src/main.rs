@@ -54,8 +54,8 @@ async fn run(config: Config) -> Result<()> {
         if !coming.is_empty() {
             tracing::info!(models = ?coming, "coming: no serving.json yet; loaded behind their canary once it appears");
         }
-        let loaded = models::load_each(&ready, &loader.artifacts, &loader.load)?;
-        Ok((models::start_engines(loaded, loader.batching), coming, seen))
+        let engines = models::start_each(&ready, &loader.artifacts, &loader.load, &loader.engines)?;
+        Ok((engines, coming, seen))
     })
     .await??;
     let lifecycle = Arc::new(Lifecycle::default());

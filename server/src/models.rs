@@ -8,7 +8,9 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use modelcrate_models::MODELS;
-use modelcrate_runtime::{BatchingOptions, Engine, LoadOptions, LoadedModel, ModelEntry};
+use modelcrate_runtime::{Engine, LoadOptions, LoadedModel, ModelEntry};
+
+use crate::engine_plan::EngineFlags;
 
 /// The entry of a model by name.
 pub fn entry(name: &str) -> Result<&'static ModelEntry> {
@@ -41,47 +43,52 @@ pub fn names(names: &[String]) -> Result<Vec<String>> {
     Ok(names)
 }
 
-/// Loads `names` (every generated model when empty).
-pub fn load_all(
-    names: &[String],
-    artifacts: &Path,
-    options: &LoadOptions,
-) -> Result<BTreeMap<String, Arc<LoadedModel>>> {
-    load_each(&self::names(names)?, artifacts, options)
+/// Loads `entry` laid out by its engine plan (its measured policy under the operator's
+/// flags) and starts its engine.
+pub fn start(entry: &ModelEntry, artifacts: &Path, options: &LoadOptions, flags: &EngineFlags) -> Result<Engine> {
+    let started = Instant::now();
+    let dir = artifacts.join(entry.name).join("onnx");
+    let plan = flags.plan(&dir, &options.variant)?;
+    let model = load(entry, artifacts, &flags.load_options(options, &plan))?;
+    let info = model.info();
+    tracing::info!(
+        model = entry.name,
+        variant = %info.variant.name,
+        file = %info.variant.file,
+        selection = %info.variant.selection,
+        layout = %plan.layout.describe(),
+        merge = %plan.batching.merge.describe(),
+        seconds = started.elapsed().as_secs_f64(),
+        "loaded"
+    );
+    Ok(Engine::start(Arc::new(model), plan.batching))
 }
 
-/// Loads exactly `names` (none when empty).
-pub fn load_each(
+/// Loads and starts `names` (every generated model when empty).
+pub fn start_all(
     names: &[String],
     artifacts: &Path,
     options: &LoadOptions,
-) -> Result<BTreeMap<String, Arc<LoadedModel>>> {
+    flags: &EngineFlags,
+) -> Result<BTreeMap<String, Arc<Engine>>> {
+    start_each(&self::names(names)?, artifacts, options, flags)
+}
+
+/// Loads and starts exactly `names` (none when empty).
+pub fn start_each(
+    names: &[String],
+    artifacts: &Path,
+    options: &LoadOptions,
+    flags: &EngineFlags,
+) -> Result<BTreeMap<String, Arc<Engine>>> {
     let entries: Vec<&ModelEntry> = names.iter().map(|name| entry(name)).collect::<Result<_>>()?;
-    let mut loaded = BTreeMap::new();
-    for entry in entries {
-        let started = Instant::now();
-        let model = load(entry, artifacts, options)?;
-        let info = model.info();
-        tracing::info!(
-            model = entry.name,
-            variant = %info.variant.name,
-            file = %info.variant.file,
-            selection = %info.variant.selection,
-            seconds = started.elapsed().as_secs_f64(),
-            "loaded"
-        );
-        loaded.insert(entry.name.to_string(), Arc::new(model));
-    }
-    Ok(loaded)
-}
-
-/// Starts a batching engine for each loaded model.
-pub fn start_engines(
-    models: BTreeMap<String, Arc<LoadedModel>>,
-    batching: BatchingOptions,
-) -> BTreeMap<String, Arc<Engine>> {
-    models
+    entries
         .into_iter()
-        .map(|(name, model)| (name, Arc::new(Engine::start(model, batching))))
+        .map(|entry| {
+            Ok((
+                entry.name.to_string(),
+                Arc::new(start(entry, artifacts, options, flags)?),
+            ))
+        })
         .collect()
 }

@@ -24,7 +24,7 @@ use serde_json::{Map, Value, json};
 
 use crate::error::ApiError;
 use crate::request::{invalid, kind, optional_string, texts};
-use crate::routes::{AppState, embeddings_of_texts, encode_timed, truncation_checked};
+use crate::routes::{AppState, embeddings_of_texts, encode_off_runtime, truncation_checked};
 
 const ROUTE: &str = "/v1/embeddings";
 const FIELDS: [&str; 5] = ["model", "input", "encoding_format", "dimensions", "user"];
@@ -143,43 +143,38 @@ async fn embed(state: &AppState, name: &str, request: EmbeddingsRequest) -> Resu
     }
     let normalize = embedder.normalizes();
     let limits = state.limits;
-    let (answer, answered) = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
-        let texts: Vec<&str> = request.texts.iter().map(String::as_str).collect();
-        let (encodings, took) = encode_timed(engine.model(), &texts)?;
-        let encodings = truncation_checked(encodings, None, &limits, engine.model().info().max_length, "input")?;
-        let tokens: usize = encodings.iter().map(|encoding| encoding.len()).sum();
-        let (embeddings, answered) = embeddings_of_texts(&engine, encodings, took, normalize, limits.request_timeout)?;
-        let data: Vec<Value> = embeddings
-            .into_iter()
-            .enumerate()
-            .map(|(index, mut vector)| {
-                if let Some(kept) = request.dimensions {
-                    vector.truncate(kept);
-                    if normalize {
-                        l2_normalize(&mut vector);
-                    }
+    let texts: Vec<&str> = request.texts.iter().map(String::as_str).collect();
+    let (encodings, took) = encode_off_runtime(&engine, &texts).await?;
+    let encodings = truncation_checked(encodings, None, &limits, engine.model().info().max_length, "input")?;
+    let tokens: usize = encodings.iter().map(|encoding| encoding.len()).sum();
+    let (embeddings, answered) =
+        embeddings_of_texts(&engine, encodings, took, normalize, limits.request_timeout).await?;
+    let data: Vec<Value> = embeddings
+        .into_iter()
+        .enumerate()
+        .map(|(index, mut vector)| {
+            if let Some(kept) = request.dimensions {
+                vector.truncate(kept);
+                if normalize {
+                    l2_normalize(&mut vector);
                 }
-                let embedding = if request.base64 {
-                    // Little-endian float32s, as OpenAI encodes them.
-                    let bytes: Vec<u8> = vector.iter().flat_map(|v| v.to_le_bytes()).collect();
-                    json!(base64::engine::general_purpose::STANDARD.encode(bytes))
-                } else {
-                    json!(vector)
-                };
-                json!({"object": "embedding", "index": index, "embedding": embedding})
-            })
-            .collect();
-        let name = engine.model().info().name;
-        let answer = json!({
-            "object": "list",
-            "data": data,
-            "model": name,
-            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-        });
-        Ok((answer, answered))
-    })
-    .await
-    .map_err(|error| ApiError::Inference(error.to_string()))??;
+            }
+            let embedding = if request.base64 {
+                // Little-endian float32s, as OpenAI encodes them.
+                let bytes: Vec<u8> = vector.iter().flat_map(|v| v.to_le_bytes()).collect();
+                json!(base64::engine::general_purpose::STANDARD.encode(bytes))
+            } else {
+                json!(vector)
+            };
+            json!({"object": "embedding", "index": index, "embedding": embedding})
+        })
+        .collect();
+    let answer = json!({
+        "object": "list",
+        "data": data,
+        "model": name,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    });
     Ok((state.finish(name, &answered, started), Json(answer)))
 }
 

@@ -26,7 +26,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use modelcrate_runtime::{BatchingOptions, Engine, LoadOptions};
+use modelcrate_runtime::{Engine, LoadOptions};
+
+use crate::engine_plan::EngineFlags;
 
 use crate::lifecycle::{self, Lifecycle, Phase};
 use crate::metrics::Metrics;
@@ -40,8 +42,10 @@ pub struct Reloader {
     pub artifacts: PathBuf,
     /// Where each model's golden outputs are (`<golden>/<name>/reference.json`).
     pub golden: PathBuf,
+    /// How every model loads (its layout comes from its engine plan).
     pub load: LoadOptions,
-    pub batching: BatchingOptions,
+    /// The operator's say over each model's engine.
+    pub engines: EngineFlags,
     /// Bounds the warm-up of a new engine.
     pub warm_up_timeout: Duration,
     /// When set, the admin routes want `Authorization: Bearer <token>`.
@@ -183,7 +187,12 @@ impl Reloader {
         let failed = |stage: &'static str| move |error: anyhow::Error| (stage, format!("{error:#}"), Vec::new());
         let started = Instant::now();
         let entry = models::entry(name).map_err(failed("load"))?;
-        let model = models::load(entry, &self.artifacts, &self.load).map_err(failed("load"))?;
+        let plan = self
+            .engines
+            .plan(&self.folder(name), &self.load.variant)
+            .map_err(failed("load"))?;
+        let model = models::load(entry, &self.artifacts, &self.engines.load_options(&self.load, &plan))
+            .map_err(failed("load"))?;
         seconds.insert("load", started.elapsed().as_secs_f64());
         *variant = Some(model.info().variant.name.clone());
 
@@ -208,7 +217,7 @@ impl Reloader {
         }
 
         let started = Instant::now();
-        let engine = Arc::new(Engine::start(Arc::new(model), self.batching));
+        let engine = Arc::new(Engine::start(Arc::new(model), plan.batching));
         lifecycle::warm_up_engine(name, &engine, self.warm_up_timeout).map_err(failed("warm_up"))?;
         seconds.insert("warm_up", started.elapsed().as_secs_f64());
         Ok(engine)

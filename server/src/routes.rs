@@ -231,13 +231,17 @@ async fn list_models(State(state): State<AppState>) -> Json<Value> {
                 // name, file, kind, and why it serves
                 "variant": info.variant,
                 "sessions": info.sessions,
+                // the serving policy (measured, or the flags'), as it runs
+                "layout": engine.layout().describe(),
                 "max_client_batch_size": state.limits.max_client_batch_size,
                 "batching": {
                     "max_batch_size": batching.max_batch_size,
                     "max_batch_tokens": batching.max_batch_tokens,
+                    "merge": batching.merge.describe(),
+                    "merge_steps": batching.merge.steps,
                     "max_queue_delay_ms": batching.max_queue_delay.as_secs_f64() * 1e3,
                     "queue_capacity": batching.queue_capacity,
-                    "workers": batching.workers,
+                    "workers": engine.workers(),
                     "waiting": engine.waiting(),
                 },
                 "request_timeout_ms": state.limits.request_timeout.as_millis(),
@@ -427,66 +431,62 @@ async fn answer_prediction(
         request_timeout: timeout,
         ..
     } = state.limits;
-    // Parsing, tokenization and post-processing run off the async runtime; inference
-    // runs in the engine's batches.
-    let (answer, answered) = tokio::task::spawn_blocking(move || -> Result<(Value, Answered), ApiError> {
-        let model = engine.model();
-        match model.as_ref() {
-            LoadedModel::TextClassification(classifier) => {
-                let request = ClassifyRequest::parse(&body, max_inputs)?;
-                let texts = request.inputs.texts();
-                let (encodings, took) = encode_timed(model, &texts)?;
-                let (logits, answered) = logits_of_texts(&engine, encodings, took, timeout)?;
-                let function = request.function.unwrap_or_else(|| classifier.default_function());
-                let scores: Vec<Vec<f32>> = logits.iter().map(|row| function.apply(row)).collect();
-                let single = matches!(request.inputs, Inputs::One(_));
-                let answer = pipeline_json::answer(classifier.info().labels, &scores, request.top_k, single);
-                Ok((answer, answered))
-            }
-            LoadedModel::FeatureExtraction(embedder) => {
-                let request = EmbedRequest::parse(&body, max_inputs)?;
-                let texts = request.inputs.texts();
-                let normalize = request.normalize.unwrap_or_else(|| embedder.normalizes());
-                let (encodings, took) = encode_timed(model, &texts)?;
-                let (embeddings, answered) = embeddings_of_texts(&engine, encodings, took, normalize, timeout)?;
-                // As the Inference API: one vector for one text, a list of vectors for a list.
-                let answer = match (&request.inputs, embeddings.as_slice()) {
-                    (Inputs::One(_), [embedding]) => json!(embedding),
-                    _ => json!(embeddings),
-                };
-                Ok((answer, answered))
-            }
-            LoadedModel::TokenClassification(tagger) => {
-                let request = EntitiesRequest::parse(&body, max_inputs)?;
-                let texts = request.inputs.texts();
-                let (encodings, took) = encode_timed(model, &texts)?;
-                let answered = engine.infer(Rows::Texts(encodings), took, timeout)?;
-                let ignore: Option<Vec<&str>> = request
-                    .ignore_labels
-                    .as_ref()
-                    .map(|labels| labels.iter().map(String::as_str).collect());
-                let logits = rows_of(&answered, |row| match row {
-                    RowOutput::TokenLogits(logits) => Some(logits),
-                    _ => None,
-                })?;
-                let found = texts
-                    .iter()
-                    .zip(answered.inputs.encodings())
-                    .zip(logits)
-                    .map(|((text, encoding), logits)| {
-                        tagger.entities_of(text, encoding, logits, request.strategy, ignore.as_deref())
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                let answer = pipeline_json::entities(&found, matches!(request.inputs, Inputs::One(_)));
-                Ok((answer, answered))
-            }
-            LoadedModel::ImageClassification(_) => Err(ApiError::Inference(
-                "an image model's request reached the text path".into(),
-            )),
+    // Parsing and post-processing are cheap; tokenization runs off the async runtime,
+    // and the engine's answer is awaited: no thread waits for it.
+    let model = engine.model();
+    let (answer, answered) = match model.as_ref() {
+        LoadedModel::TextClassification(classifier) => {
+            let request = ClassifyRequest::parse(&body, max_inputs)?;
+            let (encodings, took) = encode_off_runtime(&engine, &request.inputs.texts()).await?;
+            let (logits, answered) = logits_of_texts(&engine, encodings, took, timeout).await?;
+            let function = request.function.unwrap_or_else(|| classifier.default_function());
+            let scores: Vec<Vec<f32>> = logits.iter().map(|row| function.apply(row)).collect();
+            let single = matches!(request.inputs, Inputs::One(_));
+            let answer = pipeline_json::answer(classifier.info().labels, &scores, request.top_k, single);
+            (answer, answered)
         }
-    })
-    .await
-    .map_err(|error| ApiError::Inference(error.to_string()))??;
+        LoadedModel::FeatureExtraction(embedder) => {
+            let request = EmbedRequest::parse(&body, max_inputs)?;
+            let normalize = request.normalize.unwrap_or_else(|| embedder.normalizes());
+            let (encodings, took) = encode_off_runtime(&engine, &request.inputs.texts()).await?;
+            let (embeddings, answered) = embeddings_of_texts(&engine, encodings, took, normalize, timeout).await?;
+            // As the Inference API: one vector for one text, a list of vectors for a list.
+            let answer = match (&request.inputs, embeddings.as_slice()) {
+                (Inputs::One(_), [embedding]) => json!(embedding),
+                _ => json!(embeddings),
+            };
+            (answer, answered)
+        }
+        LoadedModel::TokenClassification(tagger) => {
+            let request = EntitiesRequest::parse(&body, max_inputs)?;
+            let texts = request.inputs.texts();
+            let (encodings, took) = encode_off_runtime(&engine, &texts).await?;
+            let answered = infer(&engine, Rows::Texts(encodings), took, timeout).await?;
+            let ignore: Option<Vec<&str>> = request
+                .ignore_labels
+                .as_ref()
+                .map(|labels| labels.iter().map(String::as_str).collect());
+            let logits = rows_of(&answered, |row| match row {
+                RowOutput::TokenLogits(logits) => Some(logits),
+                _ => None,
+            })?;
+            let found = texts
+                .iter()
+                .zip(answered.inputs.encodings())
+                .zip(logits)
+                .map(|((text, encoding), logits)| {
+                    tagger.entities_of(text, encoding, logits, request.strategy, ignore.as_deref())
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let answer = pipeline_json::entities(&found, matches!(request.inputs, Inputs::One(_)));
+            (answer, answered)
+        }
+        LoadedModel::ImageClassification(_) => {
+            return Err(ApiError::Inference(
+                "an image model's request reached the text path".into(),
+            ));
+        }
+    };
     Ok((state.finish(model_name, &answered, started), Json(answer)))
 }
 
@@ -529,15 +529,47 @@ pub(crate) fn encode_timed(model: &LoadedModel, texts: &[&str]) -> Result<(Vec<E
     Ok((encodings, started.elapsed()))
 }
 
-/// One logit row per text, run in the engine's batches (blocking: call off the async
-/// runtime); `tokenization` is what making `encodings` took.
-pub(crate) fn logits_of_texts(
+/// [`encode_timed`] for the engine's model on a blocking thread: tokenizing a batch of
+/// long texts takes milliseconds, which the async runtime's threads must not spend.
+pub(crate) async fn encode_off_runtime(
+    engine: &Arc<Engine>,
+    texts: &[&str],
+) -> Result<(Vec<Encoding>, Duration), ApiError> {
+    let engine = Arc::clone(engine);
+    let texts: Vec<String> = texts.iter().map(|text| (*text).to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+        encode_timed(engine.model(), &texts)
+    })
+    .await
+    .map_err(|error| ApiError::Inference(error.to_string()))?
+}
+
+/// Runs `rows` in the engine's batches and awaits the answer, holding no thread while it
+/// waits; after `timeout` the request gets 504 (and the engine drops the job unrun if it
+/// has not started). `preparation` is what making the rows took.
+pub(crate) async fn infer(
+    engine: &Engine,
+    rows: Rows,
+    preparation: Duration,
+    timeout: Duration,
+) -> Result<Answered, ApiError> {
+    let pending = engine.submit(rows, preparation, timeout)?;
+    match tokio::time::timeout(timeout, pending.answer()).await {
+        Ok(answered) => Ok(answered?),
+        Err(_) => Err(ApiError::Timeout(timeout)),
+    }
+}
+
+/// One logit row per text, run in the engine's batches; `tokenization` is what making
+/// `encodings` took.
+pub(crate) async fn logits_of_texts(
     engine: &Engine,
     encodings: Vec<Encoding>,
     tokenization: Duration,
     timeout: Duration,
 ) -> Result<(Vec<Vec<f32>>, Answered), ApiError> {
-    let answered = engine.infer(Rows::Texts(encodings), tokenization, timeout)?;
+    let answered = infer(engine, Rows::Texts(encodings), tokenization, timeout).await?;
     let logits = rows_of(&answered, |row| match row {
         RowOutput::Logits(logits) => Some(logits.clone()),
         _ => None,
@@ -545,16 +577,16 @@ pub(crate) fn logits_of_texts(
     Ok((logits, answered))
 }
 
-/// One embedding per text, L2-normalised when `normalize`, run in the engine's batches
-/// (blocking: call off the async runtime); `tokenization` is what making `encodings` took.
-pub(crate) fn embeddings_of_texts(
+/// One embedding per text, L2-normalised when `normalize`, run in the engine's batches;
+/// `tokenization` is what making `encodings` took.
+pub(crate) async fn embeddings_of_texts(
     engine: &Engine,
     encodings: Vec<Encoding>,
     tokenization: Duration,
     normalize: bool,
     timeout: Duration,
 ) -> Result<(Vec<Vec<f32>>, Answered), ApiError> {
-    let answered = engine.infer(Rows::Texts(encodings), tokenization, timeout)?;
+    let answered = infer(engine, Rows::Texts(encodings), tokenization, timeout).await?;
     let embeddings = rows_of(&answered, |row| match row {
         RowOutput::Pooled(pooled) => {
             let mut vector = pooled.clone();
@@ -582,17 +614,23 @@ async fn classify_images(
         ..
     } = state.limits;
     let model_name = engine.model().info().name;
-    let (answer, answered) = tokio::task::spawn_blocking(move || -> Result<(Value, Answered), ApiError> {
-        let model = engine.model();
-        let LoadedModel::ImageClassification(classifier) = model.as_ref() else {
+    let LoadedModel::ImageClassification(_) = engine.model().as_ref() else {
+        return Err(ApiError::Inference(
+            "a text model's request reached the image path".into(),
+        ));
+    };
+    let preparing_engine = Arc::clone(&engine);
+    let images = request.images;
+    // Decoding and resizing take milliseconds per image: off the async runtime.
+    let (prepared, preparation) = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
+        let LoadedModel::ImageClassification(classifier) = preparing_engine.model().as_ref() else {
             return Err(ApiError::Inference(
                 "a text model's request reached the image path".into(),
             ));
         };
-        let count = request.images.len();
+        let count = images.len();
         let preparing = Instant::now();
-        let prepared = request
-            .images
+        let prepared = images
             .iter()
             .enumerate()
             .map(|(index, bytes)| {
@@ -609,18 +647,18 @@ async fn classify_images(
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let answered = engine.infer(Rows::Images(prepared), preparing.elapsed(), timeout)?;
-        let function = request.function.unwrap_or(ClassificationFunction::Softmax);
-        let scores: Vec<Vec<f32>> = rows_of(&answered, |row| match row {
-            RowOutput::Logits(logits) => Some(function.apply(logits)),
-            _ => None,
-        })?;
-        let top_k = request.top_k.map_or(TopK::All, TopK::K);
-        let answer = pipeline_json::answer(classifier.info().labels, &scores, top_k, request.single);
-        Ok((answer, answered))
+        Ok((prepared, preparing.elapsed()))
     })
     .await
     .map_err(|error| ApiError::Inference(error.to_string()))??;
+    let answered = infer(&engine, Rows::Images(prepared), preparation, timeout).await?;
+    let function = request.function.unwrap_or(ClassificationFunction::Softmax);
+    let scores: Vec<Vec<f32>> = rows_of(&answered, |row| match row {
+        RowOutput::Logits(logits) => Some(function.apply(logits)),
+        _ => None,
+    })?;
+    let top_k = request.top_k.map_or(TopK::All, TopK::K);
+    let answer = pipeline_json::answer(engine.model().info().labels, &scores, top_k, request.single);
     Ok((state.finish(model_name, &answered, started), Json(answer)))
 }
 

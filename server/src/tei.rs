@@ -24,7 +24,7 @@ use serde_json::{Map, Value, json};
 use crate::error::ApiError;
 use crate::pipeline_json;
 use crate::request::{Inputs, batch_size, invalid, kind, optional_bool, optional_string, text, texts};
-use crate::routes::{AppState, embeddings_of_texts, encode_timed, logits_of_texts, truncation_checked};
+use crate::routes::{AppState, embeddings_of_texts, encode_off_runtime, logits_of_texts, truncation_checked};
 
 /// The served model a TEI route runs: the one `model` names, which must be of `task`, or
 /// without a name the only served model of `task`.
@@ -97,14 +97,10 @@ async fn embed_texts(state: &AppState, object: &Map<String, Value>) -> Result<(H
     let truncate = optional_bool(object, "truncate")?;
     let limits = state.limits;
     let name = engine.model().info().name;
-    let (embeddings, answered) = tokio::task::spawn_blocking(move || {
-        let model = engine.model();
-        let (encodings, took) = encode_timed(model, &inputs.texts())?;
-        let encodings = truncation_checked(encodings, truncate, &limits, model.info().max_length, "inputs")?;
-        embeddings_of_texts(&engine, encodings, took, normalize, limits.request_timeout)
-    })
-    .await
-    .map_err(|error| ApiError::Inference(error.to_string()))??;
+    let (encodings, took) = encode_off_runtime(&engine, &inputs.texts()).await?;
+    let encodings = truncation_checked(encodings, truncate, &limits, engine.model().info().max_length, "inputs")?;
+    let (embeddings, answered) =
+        embeddings_of_texts(&engine, encodings, took, normalize, limits.request_timeout).await?;
     Ok((state.finish(name, &answered, started), Json(json!(embeddings))))
 }
 
@@ -172,28 +168,23 @@ async fn classify_texts(state: &AppState, object: &Map<String, Value>) -> Result
     let truncate = optional_bool(object, "truncate")?;
     let limits = state.limits;
     let name = engine.model().info().name;
-    let (answer, answered) = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
-        let model = engine.model();
-        let LoadedModel::TextClassification(classifier) = model.as_ref() else {
-            return Err(ApiError::Inference(
-                "a text classifier was chosen, and another model ran".into(),
-            ));
-        };
-        let (encodings, took) = encode_timed(model, &inputs.texts())?;
-        let encodings = truncation_checked(encodings, truncate, &limits, model.info().max_length, "inputs")?;
-        let (logits, answered) = logits_of_texts(&engine, encodings, took, limits.request_timeout)?;
-        let scores: Vec<Vec<f32>> = if raw_scores {
-            logits
-        } else {
-            let function = classifier.default_function();
-            logits.iter().map(|row| function.apply(row)).collect()
-        };
-        let single = matches!(inputs, Inputs::One(_));
-        let answer = pipeline_json::answer(model.info().labels, &scores, crate::request::TopK::All, single);
-        Ok((answer, answered))
-    })
-    .await
-    .map_err(|error| ApiError::Inference(error.to_string()))??;
+    let model = engine.model();
+    let LoadedModel::TextClassification(classifier) = model.as_ref() else {
+        return Err(ApiError::Inference(
+            "a text classifier was chosen, and another model ran".into(),
+        ));
+    };
+    let (encodings, took) = encode_off_runtime(&engine, &inputs.texts()).await?;
+    let encodings = truncation_checked(encodings, truncate, &limits, model.info().max_length, "inputs")?;
+    let (logits, answered) = logits_of_texts(&engine, encodings, took, limits.request_timeout).await?;
+    let scores: Vec<Vec<f32>> = if raw_scores {
+        logits
+    } else {
+        let function = classifier.default_function();
+        logits.iter().map(|row| function.apply(row)).collect()
+    };
+    let single = matches!(inputs, Inputs::One(_));
+    let answer = pipeline_json::answer(model.info().labels, &scores, crate::request::TopK::All, single);
     Ok((state.finish(name, &answered, started), Json(answer)))
 }
 

@@ -57,7 +57,12 @@ struct Text {
 /// The texts of the test split of any text model, whatever else its rows hold: what
 /// measurement and benchmarks feed a model.
 pub fn texts(artifacts: &Path, model: &str) -> Result<Vec<String>> {
-    let rows: Vec<Text> = read_lines(&artifacts.join(model).join("data/test.jsonl"))?;
+    texts_of(&artifacts.join(model).join("data/test.jsonl"))
+}
+
+/// The texts of any JSON-lines file whose rows have a `text` (a split, a bench workload).
+pub fn texts_of(path: &Path) -> Result<Vec<String>> {
+    let rows: Vec<Text> = read_lines(path)?;
     Ok(rows.into_iter().map(|row| row.text).collect())
 }
 

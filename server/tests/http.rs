@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::*;
 use modelcrate_runtime::variants::Serving;
-use modelcrate_runtime::{BatchingOptions, VariantChoice};
+use modelcrate_runtime::{BatchingOptions, Layout, VariantChoice};
 use modelcrate_server::pipeline_json;
 use serde_json::{Value, json};
 
@@ -247,12 +247,16 @@ async fn a_full_queue_answers_429_with_retry_after_and_nothing_hangs() {
         max_batch_size: 1,
         max_queue_delay: Duration::ZERO,
         queue_capacity: 1,
-        workers: 1,
         ..BatchingOptions::default()
     };
-    let base = start_serving(
+    let one_session = Layout::Fixed {
+        sessions: 1,
+        intra_threads: 1,
+    };
+    let base = start_serving_laid_out(
         &["news-topic"],
         VariantChoice::Named("fp32".into()),
+        one_session,
         batching,
         REQUEST_TIMEOUT,
     )

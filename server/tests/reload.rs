@@ -69,6 +69,7 @@ impl Scratch {
             file: file.into(),
             kind,
             reason: "chosen by the test".into(),
+            engine: None,
         };
         let written = self.onnx().join("serving.json.tmp");
         std::fs::write(&written, serde_json::to_string_pretty(&serving).unwrap()).unwrap();

@@ -190,11 +190,16 @@ pub fn choose_serving(paths: &Paths, select: &Select) -> Result<()> {
                 file: &chosen.file,
                 kind: &chosen.kind,
                 reason,
+                engine: chosen.engine.as_ref(),
             };
             let path = paths.onnx(&spec.name).join("serving.json");
             let text = serde_json::to_string_pretty(&serving)? + "\n";
             std::fs::write(&path, &text).with_context(|| format!("cannot write {}", path.display()))?;
             eprintln!("    serves {}: {}", chosen.name, serving.reason);
+            let why = chosen.engine.as_ref().and_then(|engine| engine["why"].as_array());
+            for line in why.into_iter().flatten().filter_map(|line| line.as_str()) {
+                eprintln!("        engine: {line}");
+            }
             Ok(())
         })?;
     }

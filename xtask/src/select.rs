@@ -31,6 +31,9 @@ pub struct Candidate {
     pub throughput: f64,
     /// Milliseconds, one text per request.
     pub p50_ms: f64,
+    /// The engine policy its measured costs argue for (`modelcrate_runtime::EnginePolicy`,
+    /// copied as measured); `None` in a measurement that predates it.
+    pub engine: Option<serde_json::Value>,
 }
 
 /// `serving.json`, as `modelcrate_runtime::variants::Serving` reads it.
@@ -42,6 +45,9 @@ pub struct Serving<'a> {
     pub file: &'a str,
     pub kind: &'a str,
     pub reason: String,
+    /// How the engine runs it: the chosen variant's measured policy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub engine: Option<&'a serde_json::Value>,
 }
 
 /// The index of the serving candidate under `policy`, and why.
@@ -159,6 +165,8 @@ pub fn candidates(paths: &Paths, spec: &ModelSpec, variants: &[(String, String, 
     struct Bench {
         latency: Latency,
         throughput: Throughput,
+        #[serde(default)]
+        engine: Option<serde_json::Value>,
     }
     #[derive(Deserialize)]
     struct Latency {
@@ -173,7 +181,18 @@ pub fn candidates(paths: &Paths, spec: &ModelSpec, variants: &[(String, String, 
         .iter()
         .map(|(name, file, kind)| {
             let parity: Parity = read_json(&art.join("parity").join(format!("{name}.json")), "cargo xtask parity")?;
-            let bench: Bench = read_json(&art.join("bench").join(format!("{name}.json")), "cargo xtask measure")?;
+            // A variant that missed its gate is never measured: it can never serve.
+            let bench = if parity.passed {
+                read_json(&art.join("bench").join(format!("{name}.json")), "cargo xtask measure")?
+            } else {
+                Bench {
+                    latency: Latency { p50_ms: f64::NAN },
+                    throughput: Throughput {
+                        sequences_per_second: 0.0,
+                    },
+                    engine: None,
+                }
+            };
             Ok(Candidate {
                 name: name.clone(),
                 file: file.clone(),
@@ -184,6 +203,7 @@ pub fn candidates(paths: &Paths, spec: &ModelSpec, variants: &[(String, String, 
                 metric_name: parity.metric.name,
                 throughput: bench.throughput.sequences_per_second,
                 p50_ms: bench.latency.p50_ms,
+                engine: bench.engine.filter(|engine| !engine.is_null()),
             })
         })
         .collect()
@@ -214,6 +234,7 @@ mod tests {
             metric_name: "accuracy".into(),
             throughput,
             p50_ms: 1000.0 / throughput,
+            engine: None,
         }
     }
 

@@ -5,7 +5,8 @@
 //! folder, and for measure the CPU it is timed on.
 //!
 //! Parity runs as many variants at once as there are cores: its figures are counts and
-//! differences, not timings, and each run uses one core. Measure runs one at a time, alone.
+//! differences, not timings, and each run uses one core. Measure runs one at a time, alone,
+//! and only on the variants that passed their parity gate: the others can never serve.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -169,7 +170,20 @@ impl VariantCheck {
         let art = paths.artifact(model);
         let stamps = art.join(".stamps");
         let rust = rust_key(paths, model)?;
-        let made = made_variants(paths, model)?;
+        let mut made = made_variants(paths, model)?;
+        if let Self::Measure = self {
+            made.retain(|(variant, _, _)| match passed_parity(paths, model, variant) {
+                Ok(true) => true,
+                Ok(false) => {
+                    eprintln!("    measure {model} {variant}: skipped, it missed its parity gate (it never serves)");
+                    // Figures of an earlier, passing file would describe another variant.
+                    let _ = std::fs::remove_file(art.join(self.reports()).join(format!("{variant}.json")));
+                    false
+                }
+                // No parity report: measure it; `select` asks for parity anyway.
+                Err(_) => true,
+            });
+        }
         let names: Vec<String> = made
             .iter()
             .map(|(variant, _, _)| format!("{}-{variant}", self.step()))
@@ -272,6 +286,17 @@ impl VariantCheck {
             ),
         }
     }
+}
+
+/// Whether the variant's parity report says it passed its gate.
+fn passed_parity(paths: &Paths, model: &str, variant: &str) -> Result<bool> {
+    #[derive(serde::Deserialize)]
+    struct Parity {
+        passed: bool,
+    }
+    let path = paths.artifact(model).join("parity").join(format!("{variant}.json"));
+    let parity: Parity = select::read_json(&path, "cargo xtask parity")?;
+    Ok(parity.passed)
 }
 
 /// The Rust side of a check's key: the runtime, the server crate (parity and measure are

@@ -23,11 +23,7 @@ fn onnx_dir() -> PathBuf {
 }
 
 fn variant(name: &str) -> Model {
-    let options = LoadOptions {
-        variant: VariantChoice::Named(name.into()),
-        sessions: 1,
-        ..LoadOptions::default()
-    };
+    let options = LoadOptions::one_session(VariantChoice::Named(name.into()));
     load_with(&onnx_dir(), &options).unwrap_or_else(|error| panic!("variant {name} loads: {error}"))
 }
 

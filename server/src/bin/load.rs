@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use modelcrate_runtime::{LoadOptions, VariantChoice};
+use modelcrate_runtime::{Lane, Layout, LoadOptions, VariantChoice};
 use modelcrate_server::stats::{machine, quantile_ms};
 use modelcrate_server::test_split;
 use serde_json::{Value, json};
@@ -72,6 +72,10 @@ enum Mode {
         intra_threads: usize,
         #[arg(long, value_delimiter = ',', default_value = "1,8,32")]
         batch_sizes: Vec<usize>,
+        /// The texts: a JSON-lines file whose rows have a `text` (the model's test split
+        /// when absent).
+        #[arg(long)]
+        corpus: Option<PathBuf>,
         /// Seconds per batch size.
         #[arg(long, default_value_t = 5.0)]
         seconds: f64,
@@ -346,28 +350,32 @@ fn http(
     })
 }
 
-#[allow(clippy::too_many_arguments)]
 fn ceiling(
     model: &str,
     artifacts: &Path,
     ort_dylib: Option<PathBuf>,
-    sessions: usize,
-    intra_threads: usize,
+    (sessions, intra_threads): (usize, usize),
     batch_sizes: &[usize],
+    corpus: Option<&Path>,
     seconds: f64,
 ) -> Result<Value> {
     let entry = modelcrate_server::models::entry(model)?;
     let options = LoadOptions {
         ort_dylib,
         variant: VariantChoice::Serving,
-        sessions: sessions.max(1),
-        intra_threads,
+        layout: Layout::Fixed {
+            sessions: sessions.max(1),
+            intra_threads,
+        },
         ..LoadOptions::default()
     };
     let loaded = Arc::new(modelcrate_server::models::load(entry, artifacts, &options)?);
     // The ceiling is measured for text models (the HTTP peers are text servers too).
     let encoder = loaded.text_encoder()?;
-    let texts = test_split::texts(artifacts, model)?;
+    let texts = match corpus {
+        Some(corpus) => test_split::texts_of(corpus)?,
+        None => test_split::texts(artifacts, model)?,
+    };
     let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
     let mut encodings = loaded.encode(&texts)?;
 
@@ -375,12 +383,12 @@ fn ceiling(
     let single: Vec<_> = encodings.iter().map(|e| encoder.pad(&[e])).collect();
     encodings.sort_by_key(|encoding| encoding.len());
     for batch in single.iter().take(10) {
-        loaded.run_encoded(batch)?;
+        loaded.run_encoded(batch, Lane::Any)?;
     }
     let mut alone = Vec::with_capacity(single.len());
     for batch in single.iter().take(200) {
         let started = Instant::now();
-        loaded.run_encoded(batch)?;
+        loaded.run_encoded(batch, Lane::Any)?;
         alone.push(started.elapsed());
     }
     alone.sort();
@@ -396,7 +404,7 @@ fn ceiling(
     for &size in batch_sizes {
         let batches: Arc<Vec<_>> = Arc::new(encodings.chunks(size.max(1)).map(|chunk| encoder.pad(chunk)).collect());
         for batch in batches.iter().take(2) {
-            loaded.run_encoded(batch)?;
+            loaded.run_encoded(batch, Lane::Any)?;
         }
         let next = Arc::new(AtomicUsize::new(0));
         let started = Instant::now();
@@ -408,7 +416,7 @@ fn ceiling(
                     let mut sequences = 0;
                     while Instant::now() < until {
                         let batch = &batches[next.fetch_add(1, Ordering::Relaxed) % batches.len()];
-                        loaded.run_encoded(batch)?;
+                        loaded.run_encoded(batch, Lane::Any)?;
                         sequences += batch.lengths.len();
                     }
                     Ok(sequences)
@@ -460,14 +468,15 @@ fn main() {
             sessions,
             intra_threads,
             batch_sizes,
+            corpus,
             seconds,
         } => ceiling(
             model,
             artifacts,
             ort_dylib.clone(),
-            *sessions,
-            *intra_threads,
+            (*sessions, *intra_threads),
             batch_sizes,
+            corpus.as_deref(),
             *seconds,
         ),
     };

@@ -4,16 +4,26 @@
 //! One process per variant, so that its peak RSS is its own. After a warm-up it measures
 //! latency of single-input requests (p50/p90/p99: tokenization or image decoding, inference
 //! and scoring, as a batch-1 request costs) and throughput in batches of 32 test-split
-//! inputs (texts or image files), with
-//! one session of `--intra-threads` threads. Writes `<artifacts>/<name>/bench/<variant>.json`;
-//! `cargo xtask select` compares variants by these figures, measured in the same run.
+//! inputs (texts or image files), with one session of `--intra-threads` threads; RSS is
+//! read then. Then its costs (`runtime::policy::Costs`): the same 16 texts, whose lengths
+//! spread over a bucket (up to 16, 32, 64 and 128 tokens, within the model's max length;
+//! images have one size), run one, four or sixteen per run, timed on one session of every
+//! core alone and on one single-thread session per core all at once, and the engine policy they argue for (`EnginePolicy::from_costs`: layout, how
+//! far to merge by length). Writes `<artifacts>/<name>/bench/<variant>.json`; `cargo
+//! xtask select` compares variants by these figures, measured in the same run, and copies
+//! the chosen one's policy into `serving.json`.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use modelcrate_runtime::{LoadOptions, VariantChoice};
+use std::sync::Arc;
+
+use modelcrate_runtime::text::EncodedBatch;
+use modelcrate_runtime::{
+    CostPoint, Costs, EnginePolicy, Input, Lane, Layout, LoadOptions, LoadedModel, VariantChoice, image,
+};
 use modelcrate_server::stats::{machine, quantile_ms};
 use modelcrate_server::test_split;
 use serde_json::json;
@@ -42,7 +52,7 @@ struct Args {
     #[arg(long, default_value_t = 32)]
     batch_size: usize,
     /// Throughput runs over the test split last at least this long (and 4 batches).
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = 3.0)]
     min_seconds: f64,
 }
 
@@ -70,14 +80,16 @@ fn run(args: &Args) -> Result<serde_json::Value> {
     let options = LoadOptions {
         ort_dylib: args.ort_dylib.clone(),
         variant: VariantChoice::Named(args.variant.clone()),
-        sessions: 1,
-        intra_threads: args.intra_threads,
+        layout: Layout::Fixed {
+            sessions: 1,
+            intra_threads: args.intra_threads,
+        },
         max_batch_size: args.batch_size,
     };
     let loading = Instant::now();
     let model = modelcrate_server::models::load(entry, &args.artifacts, &options)?;
     let load_seconds = loading.elapsed().as_secs_f64();
-    let info = model.info();
+    let info = model.info().clone();
     let file = args.artifacts.join(&args.model).join("onnx").join(&info.variant.file);
     let size_bytes = std::fs::metadata(&file)
         .with_context(|| format!("cannot stat {}", file.display()))?
@@ -110,6 +122,16 @@ fn run(args: &Args) -> Result<serde_json::Value> {
     }
     let seconds = started.elapsed().as_secs_f64();
     let peak_rss = memory().map(|(_, peak)| peak);
+    drop(model);
+
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let laid_out = LoadOptions {
+        layout: Layout::Adaptive { cores },
+        ..options
+    };
+    let model = Arc::new(modelcrate_server::models::load(entry, &args.artifacts, &laid_out)?);
+    let costs = costs(&model, &texts, cores)?;
+    let engine = EnginePolicy::from_costs(&costs);
 
     Ok(json!({
         "model": args.model,
@@ -137,8 +159,134 @@ fn run(args: &Args) -> Result<serde_json::Value> {
             "sequences_per_second": sequences as f64 / seconds,
         },
         "rss_bytes": {"after_warmup": rss_after_warmup, "peak": peak_rss},
+        "costs": costs,
+        "engine": engine,
         "machine": machine(),
     }))
+}
+
+/// Texts per run and lengths the costs are measured at: one text, a few, many; each
+/// length bucket's texts run from the bucket below's bound to its own.
+const COST_ROWS: [usize; 3] = [1, 4, 16];
+const COST_TOKENS: [usize; 4] = [16, 32, 64, 128];
+/// Texts in one unit of work: every point runs the same texts, merged as it says.
+const UNIT: usize = 16;
+/// Each point is timed for at least this long, and at least `MIN_POINT_RUNS` units (per
+/// session, for the narrow layout), after one unit not timed.
+const MIN_POINT_SECONDS: f64 = 0.2;
+const MIN_POINT_RUNS: usize = 2;
+
+/// The variant's costs at each length bucket and merge size, on the wide session alone
+/// and on every narrow session at once. A point runs a unit of `UNIT` texts whose lengths
+/// spread over the bucket (for images, `UNIT` images) in runs of `rows`, each run's rows
+/// spread over the bucket too, as requests merged in arrival order are: what merging
+/// saves is measured with the padding it costs.
+fn costs(model: &Arc<LoadedModel>, inputs: &[Input<'_>], cores: usize) -> Result<Costs> {
+    let mut units: Vec<(usize, usize, Unit)> = Vec::new();
+    match model.as_ref() {
+        LoadedModel::ImageClassification(classifier) => {
+            let bytes = inputs.first().context("no test images")?.image()?;
+            let image = classifier.prepare(bytes, modelcrate_runtime::image::DEFAULT_MAX_PIXELS)?;
+            for rows in COST_ROWS {
+                let runs = (0..UNIT / rows).map(|_| image::stack(&vec![&image; rows])).collect();
+                units.push((1, rows, Unit::Images(runs)));
+            }
+        }
+        text_model => {
+            // The test split's texts end to end, cut to each length: real tokens, any length.
+            let texts: Vec<&str> = inputs.iter().take(64).map(Input::text).collect::<Result<_, _>>()?;
+            let encoder = text_model.text_encoder()?;
+            let long = text_model
+                .encode(&[texts.join(" ").as_str()])?
+                .pop()
+                .context("no encoding of the test texts")?;
+            let mut below = 0;
+            for tokens in COST_TOKENS.into_iter().filter(|&t| t <= long.len()) {
+                // UNIT lengths evenly over (below, tokens], the last one `tokens`.
+                let cut: Vec<tokenizers::Encoding> = (1..=UNIT)
+                    .map(|i| {
+                        let mut encoding = long.clone();
+                        let length = (below + (i * (tokens - below)).div_ceil(UNIT)).max(2);
+                        encoding.truncate(length, 0, tokenizers::TruncationDirection::Right);
+                        encoding
+                    })
+                    .collect();
+                for rows in COST_ROWS {
+                    // Run j takes every (UNIT / rows)-th text from j: each run spans the bucket.
+                    let stride = UNIT / rows;
+                    let runs = (0..stride)
+                        .map(|j| encoder.pad(&cut.iter().skip(j).step_by(stride).collect::<Vec<_>>()))
+                        .collect();
+                    units.push((tokens, rows, Unit::Texts(runs)));
+                }
+                below = tokens;
+            }
+        }
+    }
+    let mut points = Vec::with_capacity(units.len());
+    for (tokens, rows, unit) in units {
+        let unit = Arc::new(unit);
+        let (repeats, seconds) = timed_units(model, &unit, Lane::Wide)?;
+        let wide_seconds = seconds / (repeats * unit.runs()) as f64;
+        let narrow: Vec<_> = (0..cores)
+            .map(|_| {
+                let (model, unit) = (Arc::clone(model), Arc::clone(&unit));
+                std::thread::spawn(move || timed_units(&model, &unit, Lane::Narrow))
+            })
+            .collect();
+        let mut texts_per_second = 0.0;
+        for worker in narrow {
+            let (repeats, seconds) = worker
+                .join()
+                .map_err(|_| anyhow::anyhow!("a narrow session's thread panicked"))??;
+            texts_per_second += (repeats * UNIT) as f64 / seconds;
+        }
+        points.push(CostPoint {
+            tokens,
+            rows,
+            wide_seconds,
+            narrow_texts_per_second: texts_per_second,
+        });
+    }
+    Ok(Costs { cores, points })
+}
+
+/// A unit of work: its runs, as a session takes them.
+enum Unit {
+    Texts(Vec<EncodedBatch>),
+    Images(Vec<ndarray::Array4<f32>>),
+}
+
+impl Unit {
+    fn runs(&self) -> usize {
+        match self {
+            Self::Texts(runs) => runs.len(),
+            Self::Images(runs) => runs.len(),
+        }
+    }
+
+    fn run(&self, model: &LoadedModel, lane: Lane) -> Result<()> {
+        match self {
+            Self::Texts(runs) => runs.iter().try_for_each(|batch| model.run_encoded(batch, lane))?,
+            Self::Images(runs) => runs
+                .iter()
+                .try_for_each(|pixels| model.run_images(pixels, lane).map(drop))?,
+        }
+        Ok(())
+    }
+}
+
+/// Runs `unit` on `lane` after one untimed pass, for the point's least time and passes:
+/// (passes, seconds).
+fn timed_units(model: &LoadedModel, unit: &Unit, lane: Lane) -> Result<(usize, f64)> {
+    unit.run(model, lane)?;
+    let started = Instant::now();
+    let mut repeats = 0;
+    while repeats < MIN_POINT_RUNS || started.elapsed().as_secs_f64() < MIN_POINT_SECONDS {
+        unit.run(model, lane)?;
+        repeats += 1;
+    }
+    Ok((repeats, started.elapsed().as_secs_f64()))
 }
 
 fn main() {

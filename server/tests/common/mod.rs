@@ -10,7 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use modelcrate_runtime::{BatchingOptions, LoadOptions, VariantChoice};
+use modelcrate_runtime::{BatchingOptions, Engine, Layout, LoadOptions, MergeLimits, VariantChoice};
+use modelcrate_server::engine_plan::{EngineFlags, LayoutFlag, MergeFlag};
 use modelcrate_server::lifecycle::{self, Lifecycle};
 use modelcrate_server::reload::Reloader;
 use modelcrate_server::routes::Limits;
@@ -39,28 +40,50 @@ pub fn artifacts() -> PathBuf {
 }
 
 /// Starts the server in-process with `names` (all models when empty), batching and
-/// timeout as given, on a free loopback port; returns its base URL.
+/// timeout as given, two single-thread sessions per model, on a free loopback port;
+/// returns its base URL.
 pub async fn start_serving(
     names: &[&str],
     variant: VariantChoice,
     batching: BatchingOptions,
     request_timeout: Duration,
 ) -> String {
+    let layout = Layout::Fixed {
+        sessions: 2,
+        intra_threads: 1,
+    };
+    start_serving_laid_out(names, variant, layout, batching, request_timeout).await
+}
+
+/// [`start_serving`] with the sessions laid out as `layout`.
+pub async fn start_serving_laid_out(
+    names: &[&str],
+    variant: VariantChoice,
+    layout: Layout,
+    batching: BatchingOptions,
+    request_timeout: Duration,
+) -> String {
     let options = LoadOptions {
         variant,
+        layout,
         ..LoadOptions::default()
     };
     let names: Vec<String> = names.iter().map(|name| name.to_string()).collect();
     let load = options.clone();
-    let loaded = tokio::task::spawn_blocking(move || models::load_all(&names, &artifacts(), &load))
-        .await
-        .unwrap()
-        .expect("the exported models load (run `cargo xtask export`; set ORT_DYLIB_PATH)");
-    let served = Arc::new(Served::new(
-        models::start_engines(loaded, batching),
-        &[],
-        BTreeMap::new(),
-    ));
+    let engine_batching = batching.clone();
+    let engines = tokio::task::spawn_blocking(move || -> anyhow::Result<BTreeMap<String, Arc<Engine>>> {
+        models::names(&names)?
+            .into_iter()
+            .map(|name| {
+                let model = models::load(models::entry(&name)?, &artifacts(), &load)?;
+                Ok((name, Arc::new(Engine::start(Arc::new(model), engine_batching.clone()))))
+            })
+            .collect()
+    })
+    .await
+    .unwrap()
+    .expect("the exported models load (run `cargo xtask export`; set ORT_DYLIB_PATH)");
+    let served = Arc::new(Served::new(engines, &[], BTreeMap::new()));
     let warm_up_timeout = request_timeout.max(Duration::from_secs(60));
     // The server's own warm-up, then ready: as `modelcrate-server` starts.
     let warming = Arc::clone(&served);
@@ -75,8 +98,8 @@ pub async fn start_serving(
         reloader: Arc::new(Reloader {
             artifacts: artifacts(),
             golden: workspace().join("golden"),
+            engines: flags_of(layout, &batching),
             load: options,
-            batching,
             warm_up_timeout,
             admin_token: None,
         }),
@@ -197,4 +220,31 @@ pub async fn get(base: &str, path: &str) -> Value {
     let response = reqwest::get(format!("{base}{path}")).await.unwrap();
     assert_eq!(response.status().as_u16(), 200, "GET {path}");
     response.json().await.expect("every answer is JSON")
+}
+
+/// The flags that make a reload start engines as `start_serving_laid_out` did: the same
+/// fixed layout, merging up to the batch limits.
+fn flags_of(layout: Layout, batching: &BatchingOptions) -> EngineFlags {
+    let (sessions, intra_threads) = match layout {
+        Layout::Fixed {
+            sessions,
+            intra_threads,
+        } => (Some(sessions), Some(intra_threads)),
+        Layout::Adaptive { .. } => (None, None),
+    };
+    EngineFlags {
+        layout: LayoutFlag::Adaptive,
+        sessions,
+        intra_threads,
+        merge: if batching.merge == MergeLimits::never() {
+            MergeFlag::Off
+        } else {
+            MergeFlag::On
+        },
+        max_batch_size: batching.max_batch_size,
+        max_batch_tokens: batching.max_batch_tokens,
+        max_queue_delay: batching.max_queue_delay,
+        queue_capacity: batching.queue_capacity,
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+    }
 }
