@@ -18,13 +18,14 @@
 //! `--smoke` (what the test command runs): the default model, two peers, short levels and
 //! one open-loop level, to separate files: it proves the harness works, it measures nothing.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
+use crate::bench_workload::{self, Workload};
 use crate::paths::Paths;
 use crate::pipeline::{Environment, release_binary};
 use crate::smoke::{Server, wait_healthy};
@@ -112,12 +113,10 @@ fn peers(
     variant_file: &str,
     smoke: bool,
 ) -> Vec<Peer> {
-    let server = |sessions: usize, threads: usize, extra: &[&str]| {
+    let server = |extra: &[&str]| {
         let mut command = Command::new(release_binary(paths, "modelcrate-server"));
         command
             .args(["--model", model])
-            .args(["--sessions", &sessions.to_string()])
-            .args(["--intra-threads", &threads.to_string()])
             .arg("--artifacts")
             .arg(paths.artifacts())
             .args(extra)
@@ -144,8 +143,8 @@ fn peers(
     };
     let mut peers = vec![
         Peer {
-            name: "Modelcrate, batching on",
-            command: server(1, cores(), &[]),
+            name: "Modelcrate, defaults (the measured policy)",
+            command: server(&[]),
             ready_path: READY,
         },
         Peer {
@@ -160,19 +159,20 @@ fn peers(
         },
     ];
     if !smoke && model == DEFAULT_MODEL {
-        // Right after the default: batching off, then the ceiling's other layout, one
-        // single-thread session per core (at batch 1 it is the faster one).
+        // Right after the defaults, the fixed layouts a user could pick instead: one
+        // session of every core merging up to 32 (the defaults before policies were
+        // measured), and one single-thread session per core that never merges.
         peers.splice(
             1..1,
             [
                 Peer {
-                    name: "Modelcrate, batching off",
-                    command: server(1, cores(), &["--max-batch-size", "1", "--max-queue-delay-ms", "0"]),
+                    name: "Modelcrate, one session of every core, merging on",
+                    command: server(&["--layout", "wide", "--merge", "on"]),
                     ready_path: READY,
                 },
                 Peer {
-                    name: "Modelcrate, batching on, one single-thread session per core",
-                    command: server(cores(), 1, &[]),
+                    name: "Modelcrate, one single-thread session per core, merging off",
+                    command: server(&["--layout", "narrow", "--merge", "off"]),
                     ready_path: READY,
                 },
             ],
@@ -221,6 +221,9 @@ fn free_port() -> Result<u16> {
 /// What one model's peers are loaded with.
 struct Plan<'a> {
     model: &'a str,
+    workload: Workload,
+    /// The workload's texts (JSON lines with a `text`).
+    corpus: PathBuf,
     concurrency: Vec<usize>,
     /// Open-loop arrival rates, requests/s.
     rates: Vec<f64>,
@@ -248,7 +251,7 @@ fn measure_peer(
             }
         })
         .collect();
-    let log_path = log_dir.join(format!("{}-{file_name}.log", plan.model));
+    let log_path = log_dir.join(format!("{}-{}-{file_name}.log", plan.model, plan.workload.name()));
     let log = std::fs::File::create(&log_path).with_context(|| format!("cannot create {}", log_path.display()))?;
     let child = peer
         .command
@@ -269,7 +272,7 @@ fn measure_peer(
         "--url".into(),
         format!("http://127.0.0.1:{port}/models/{}/predict", plan.model),
         "--corpus".into(),
-        paths.artifact(plan.model).join("data/test.jsonl").display().to_string(),
+        plan.corpus.display().to_string(),
         "--concurrency".into(),
         list(plan.concurrency.iter().map(usize::to_string).collect()),
         "--seconds".into(),
@@ -313,9 +316,9 @@ pub fn run(paths: &Paths, environment: &Environment, args: &BenchArgs) -> Result
     Ok(())
 }
 
-/// The ceiling, then every peer, for one model; writes its report and table.
+/// For each workload: the ceiling, then every peer, for one model; writes its report and
+/// table.
 fn run_model(paths: &Paths, environment: &Environment, args: &BenchArgs, model: &str, task: &str) -> Result<()> {
-    eprintln!("==> bench {model}");
     let onnx = paths.onnx(model);
     let serving: Value =
         serde_json::from_str(&std::fs::read_to_string(onnx.join("serving.json")).with_context(|| {
@@ -329,87 +332,106 @@ fn run_model(paths: &Paths, environment: &Environment, args: &BenchArgs, model: 
         .context("serving.json names no file")?
         .to_string();
     let out_dir = paths.artifacts().join("bench");
-    std::fs::create_dir_all(&out_dir)?;
-    let log_dir = out_dir.join("logs");
-    std::fs::create_dir_all(&log_dir)?;
-
-    eprintln!("  ceiling: ONNX Runtime alone");
-    let seconds = if args.smoke { 0.5 } else { args.seconds / 2.0 };
-    // The ceiling is the better of the two layouts of the thread budget.
-    let mut ceilings = Vec::new();
-    for (sessions, threads) in [(1, cores()), (cores(), 1)] {
-        ceilings.push(load(
-            paths,
-            &[
-                "ceiling".into(),
-                "--model".into(),
-                model.to_string(),
-                "--sessions".into(),
-                sessions.to_string(),
-                "--intra-threads".into(),
-                threads.to_string(),
-                "--batch-sizes".into(),
-                if args.smoke { "1,8".into() } else { "1,8,32".into() },
-                "--seconds".into(),
-                seconds.to_string(),
-            ],
-            environment,
-        )?);
+    let (log_dir, corpora) = (out_dir.join("logs"), out_dir.join("corpora"));
+    for dir in [&log_dir, &corpora] {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let ceiling = ceilings
-        .iter()
-        .max_by(|a, b| number(&a["best_sequences_per_second"]).total_cmp(&number(&b["best_sequences_per_second"])))
-        .cloned()
-        .unwrap_or_default();
-    let best = number(&ceiling["best_sequences_per_second"]);
-    let default_model = model == DEFAULT_MODEL;
-    let plan = Plan {
-        model,
-        concurrency: args
-            .concurrency
+    let test_split = paths.artifact(model).join("data/test.jsonl");
+    for workload in Workload::ALL {
+        eprintln!("==> bench {model}, {} workload", workload.name());
+        let corpus = workload.corpus(&test_split, &corpora, model)?;
+        let (texts, p10, p50, p90, mean) = bench_workload::word_counts(&corpus)?;
+        let workload_report = json!({
+            "name": workload.name(),
+            "description": workload.describe(),
+            "texts": texts,
+            "words": {"p10": p10, "p50": p50, "p90": p90, "mean": mean},
+        });
+
+        eprintln!("  ceiling: ONNX Runtime alone");
+        let seconds = if args.smoke { 0.5 } else { args.seconds / 2.0 };
+        // The ceiling is the better of the two layouts of the thread budget.
+        let mut ceilings = Vec::new();
+        for (sessions, threads) in [(1, cores()), (cores(), 1)] {
+            ceilings.push(load(
+                paths,
+                &[
+                    "ceiling".into(),
+                    "--model".into(),
+                    model.to_string(),
+                    "--corpus".into(),
+                    corpus.display().to_string(),
+                    "--sessions".into(),
+                    sessions.to_string(),
+                    "--intra-threads".into(),
+                    threads.to_string(),
+                    "--batch-sizes".into(),
+                    if args.smoke { "1,8".into() } else { "1,8,32".into() },
+                    "--seconds".into(),
+                    seconds.to_string(),
+                ],
+                environment,
+            )?);
+        }
+        let ceiling = ceilings
             .iter()
-            .copied()
-            .filter(|&c| default_model || c <= OTHER_MODELS_MAX_CONCURRENCY)
-            .collect(),
-        rates: if default_model && best > 0.0 {
-            args.open_loop.iter().map(|fraction| fraction * best).collect()
-        } else {
-            Vec::new()
-        },
-        seconds: args.seconds,
-    };
+            .max_by(|a, b| number(&a["best_sequences_per_second"]).total_cmp(&number(&b["best_sequences_per_second"])))
+            .cloned()
+            .unwrap_or_default();
+        let best = number(&ceiling["best_sequences_per_second"]);
+        let default_model = model == DEFAULT_MODEL;
+        let plan = Plan {
+            model,
+            workload,
+            corpus,
+            concurrency: args
+                .concurrency
+                .iter()
+                .copied()
+                .filter(|&c| default_model || c <= OTHER_MODELS_MAX_CONCURRENCY)
+                .collect(),
+            rates: if default_model && best > 0.0 {
+                args.open_loop.iter().map(|fraction| fraction * best).collect()
+            } else {
+                Vec::new()
+            },
+            seconds: args.seconds,
+        };
 
-    let mut results = Vec::new();
-    for peer in peers(paths, environment, model, task, &variant_file, args.smoke) {
-        results.push(measure_peer(paths, environment, peer, &plan, &log_dir)?);
-    }
-    let report = json!({
-        "model": model,
-        "task": task,
-        "variant": serving["variant"],
-        "file": variant_file,
-        "seconds_per_level": args.seconds,
-        "thread_budget": cores(),
-        "open_loop_fractions_of_ceiling": if plan.rates.is_empty() { json!([]) } else { json!(args.open_loop) },
-        "peers": results,
-        "ceiling": ceiling,
-        "ceiling_layouts": ceilings,
-        "machine": ceiling["machine"],
-    });
-    let stem = if args.smoke {
-        format!("smoke-{model}")
-    } else {
-        model.to_string()
-    };
-    let markdown = table(&report);
-    std::fs::write(
-        out_dir.join(format!("{stem}.json")),
-        serde_json::to_string_pretty(&report)? + "\n",
-    )?;
-    std::fs::write(out_dir.join(format!("{stem}.md")), &markdown)?;
-    println!("{markdown}");
-    if args.smoke {
-        check_smoke(&report)?;
+        let mut results = Vec::new();
+        for peer in peers(paths, environment, model, task, &variant_file, args.smoke) {
+            results.push(measure_peer(paths, environment, peer, &plan, &log_dir)?);
+        }
+        let report = json!({
+            "model": model,
+            "task": task,
+            "workload": workload_report,
+            "variant": serving["variant"],
+            "file": variant_file,
+            "engine": serving["engine"],
+            "seconds_per_level": args.seconds,
+            "thread_budget": cores(),
+            "open_loop_fractions_of_ceiling": if plan.rates.is_empty() { json!([]) } else { json!(args.open_loop) },
+            "peers": results,
+            "ceiling": ceiling,
+            "ceiling_layouts": ceilings,
+            "machine": ceiling["machine"],
+        });
+        let stem = if args.smoke {
+            format!("smoke-{model}-{}", workload.name())
+        } else {
+            format!("{model}-{}", workload.name())
+        };
+        let markdown = table(&report);
+        std::fs::write(
+            out_dir.join(format!("{stem}.json")),
+            serde_json::to_string_pretty(&report)? + "\n",
+        )?;
+        std::fs::write(out_dir.join(format!("{stem}.md")), &markdown)?;
+        println!("{markdown}");
+        if args.smoke {
+            check_smoke(&report)?;
+        }
     }
     Ok(())
 }
@@ -460,12 +482,21 @@ pub fn table(report: &Value) -> String {
     };
     let ceiling = number(&report["ceiling"]["best_sequences_per_second"]);
     let machine = &report["machine"];
+    let workload = &report["workload"];
+    let words = &workload["words"];
     let mut out = format!(
-        "# `cargo xtask bench`: {} ({}; {}, `{}`)\n\nMachine: {}, {} cores (AVX2 {}, AVX-512 VNNI {}); thread budget {} per peer; {} s per level, one text per request from the test split.\n\nClosed loop: each client sends its next text when its answer comes.\n\n",
+        "# `cargo xtask bench`: {}, {} workload ({}; {}, `{}`)\n\nWorkload: {}; {} texts, words per text p10 {} / p50 {} / p90 {} (mean {:.1}).\n\nMachine: {}, {} cores (AVX2 {}, AVX-512 VNNI {}); thread budget {} per peer; {} s per level, one text per request.\n\nClosed loop: each client sends its next text when its answer comes.\n\n",
         report["model"].as_str().unwrap_or("?"),
+        workload["name"].as_str().unwrap_or("?"),
         report["task"].as_str().unwrap_or("?"),
         report["variant"].as_str().unwrap_or("?"),
         report["file"].as_str().unwrap_or("?"),
+        workload["description"].as_str().unwrap_or("?"),
+        workload["texts"],
+        words["p10"],
+        words["p50"],
+        words["p90"],
+        number(&words["mean"]),
         machine["cpu"].as_str().unwrap_or("?"),
         machine["cores"],
         machine["avx2"],

@@ -6,6 +6,7 @@
 //! and the tests. `report` tabulates every model and variant.
 
 mod bench;
+mod bench_workload;
 mod cache;
 mod cache_command;
 mod codegen;
