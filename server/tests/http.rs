@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::*;
 use modelcrate_runtime::variants::Serving;
-use modelcrate_runtime::{BatchingOptions, Layout, VariantChoice};
+use modelcrate_runtime::{BatchingOptions, Layout, MergeLimits, MergeStep, VariantChoice};
 use modelcrate_server::pipeline_json;
 use serde_json::{Value, json};
 
@@ -238,6 +238,57 @@ async fn concurrent_requests_are_batched_and_answer_as_if_alone() {
         "{} concurrent requests never shared a batch",
         cases.len()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn merging_by_length_answers_every_request_of_a_burst_after_a_lone_one() {
+    // Short texts merge, long ones run alone. A request that does not fit the batch being
+    // gathered must run next: it once waited behind a worker blocked on an empty queue
+    // until its timeout, when a burst of mixed lengths followed a lone request.
+    let merge = MergeLimits {
+        steps: vec![
+            MergeStep {
+                up_to_tokens: 16,
+                max_rows: 4,
+            },
+            MergeStep {
+                up_to_tokens: 32,
+                max_rows: 16,
+            },
+            MergeStep {
+                up_to_tokens: 128,
+                max_rows: 1,
+            },
+        ],
+    };
+    let batching = BatchingOptions {
+        merge,
+        max_queue_delay: Duration::ZERO,
+        ..BatchingOptions::default()
+    };
+    let timeout = Duration::from_secs(10);
+    let base = start_serving(&["news-topic"], VariantChoice::Named("fp32".into()), batching, timeout).await;
+    let lone = json!({"inputs": "The striker scored twice."});
+    assert_eq!(post(&base, "/models/news-topic/predict", &lone).await.0, 200);
+    let clients = (0..32).map(|client| {
+        let base = base.clone();
+        async move {
+            let mut statuses = Vec::new();
+            for turn in 0..6 {
+                // 6 to about 110 tokens: every merge step, and texts that run alone.
+                let text = "The striker scored twice in the second half. ".repeat(1 + (client * 7 + turn * 5) % 12);
+                let (status, _) = post(&base, "/models/news-topic/predict", &json!({"inputs": text})).await;
+                statuses.push(status);
+            }
+            statuses
+        }
+    });
+    let statuses = tokio::time::timeout(Duration::from_secs(120), futures_join_all(clients))
+        .await
+        .expect("the burst is answered");
+    let answered: Vec<u16> = statuses.into_iter().flatten().collect();
+    assert_eq!(answered.len(), 32 * 6);
+    assert!(answered.iter().all(|&status| status == 200), "{answered:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

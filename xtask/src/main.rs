@@ -85,7 +85,8 @@ enum Step {
     Parity(Select),
     /// Time every variant here: latency at batch 1, throughput at batch 32, peak RSS.
     Measure(Select),
-    /// Choose each model's serving variant by its spec's policy (onnx/serving.json).
+    /// Choose each model's serving variant by its spec's policy, measure its costs, and
+    /// write both with its engine policy (onnx/serving.json).
     #[command(name = "select")]
     Choose(Select),
     /// One table of every model and variant (artifacts/report.md and report.json).
@@ -120,7 +121,7 @@ fn main() {
         Step::Gen { check } => pipeline::generate(&paths, check).map(drop),
         Step::Parity(select) => variant_check::parity(&paths, &select),
         Step::Measure(select) => variant_check::measure(&paths, &select),
-        Step::Choose(select) => pipeline::choose_serving(&paths, &select),
+        Step::Choose(select) => pipeline::select_serving(&paths, &select),
         Step::Report => pipeline::report(&paths),
         Step::Serve(serve) => pipeline::serve(&paths, &serve),
         Step::All { select, serve } => pipeline::all(&paths, &select, &serve),

@@ -14,7 +14,7 @@ use crate::python::Venv;
 use crate::python_step;
 use crate::spec::{self, ModelSpec};
 use crate::step::{Runner, Tally};
-use crate::variant_check::{made_variants, measure_with, parity_with};
+use crate::variant_check::{costs_with, made_variants, measure_with, parity_with};
 use crate::{Select, ServeArgs, codegen, report, select, smoke};
 
 /// Runs `work` under a heading, then says how long it took.
@@ -175,7 +175,24 @@ pub fn with_runtime_env<'c>(command: &'c mut Command, paths: &Paths, environment
 
 /// Writes each model's `onnx/serving.json`: the variant its policy picks among those that
 /// passed parity, by the figures measured here.
-pub fn choose_serving(paths: &Paths, select: &Select) -> Result<()> {
+/// `cargo xtask select`: chooses each model's serving variant, measures the costs of the
+/// one chosen, and writes its engine policy with it.
+pub fn select_serving(paths: &Paths, select: &Select) -> Result<()> {
+    let environment = setup(paths, false)?;
+    build(paths, Build::ServerBinaries)?;
+    select_with(paths, select, &environment)
+}
+
+/// Chooses the serving variant, measures its costs (cached), and chooses again so that
+/// `serving.json` carries its engine policy. The second choice reads the same figures, so
+/// it names the same variant.
+pub fn select_with(paths: &Paths, select: &Select, environment: &Environment) -> Result<()> {
+    choose_serving(paths, select)?;
+    costs_with(paths, select, environment)?;
+    choose_serving(paths, select)
+}
+
+fn choose_serving(paths: &Paths, select: &Select) -> Result<()> {
     for spec in selected(paths, select)? {
         timed(&format!("select {}", spec.name), || {
             let made = made_variants(paths, &spec.name)?;
@@ -292,7 +309,7 @@ fn checks(paths: &Paths, environment: &Environment, spec: &ModelSpec, force: boo
     };
     parity_with(paths, &one, environment)?;
     measure_with(paths, &one, environment)?;
-    choose_serving(paths, &one)
+    select_with(paths, &one, environment)
 }
 
 /// Starts the server in the background once `first` is ready, the other models coming;
@@ -351,7 +368,7 @@ fn pipeline_to_parity(paths: &Paths, select: &Select, check_generated: bool, tar
     build(paths, targets)?;
     parity_with(paths, select, &environment)?;
     measure_with(paths, select, &environment)?;
-    choose_serving(paths, select)?;
+    select_with(paths, select, &environment)?;
     report(paths)?;
     eprintln!(
         "pipeline: {} in {:.0}s",

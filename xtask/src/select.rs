@@ -32,7 +32,8 @@ pub struct Candidate {
     /// Milliseconds, one text per request.
     pub p50_ms: f64,
     /// The engine policy its measured costs argue for (`modelcrate_runtime::EnginePolicy`,
-    /// copied as measured); `None` in a measurement that predates it.
+    /// copied as measured); `None` until its costs are measured, which `select` does for
+    /// the variant it chose.
     pub engine: Option<serde_json::Value>,
 }
 
@@ -165,7 +166,9 @@ pub fn candidates(paths: &Paths, spec: &ModelSpec, variants: &[(String, String, 
     struct Bench {
         latency: Latency,
         throughput: Throughput,
-        #[serde(default)]
+    }
+    #[derive(Deserialize)]
+    struct Costs {
         engine: Option<serde_json::Value>,
     }
     #[derive(Deserialize)]
@@ -190,8 +193,14 @@ pub fn candidates(paths: &Paths, spec: &ModelSpec, variants: &[(String, String, 
                     throughput: Throughput {
                         sequences_per_second: 0.0,
                     },
-                    engine: None,
                 }
+            };
+            // Measured for the serving variant only, once chosen (`cargo xtask select`).
+            let costs = art.join("bench").join(format!("{name}.costs.json"));
+            let engine = if costs.is_file() {
+                read_json::<Costs>(&costs, "cargo xtask select")?.engine
+            } else {
+                None
             };
             Ok(Candidate {
                 name: name.clone(),
@@ -203,7 +212,7 @@ pub fn candidates(paths: &Paths, spec: &ModelSpec, variants: &[(String, String, 
                 metric_name: parity.metric.name,
                 throughput: bench.throughput.sequences_per_second,
                 p50_ms: bench.latency.p50_ms,
-                engine: bench.engine.filter(|engine| !engine.is_null()),
+                engine: engine.filter(|engine| !engine.is_null()),
             })
         })
         .collect()

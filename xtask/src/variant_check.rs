@@ -7,6 +7,8 @@
 //! Parity runs as many variants at once as there are cores: its figures are counts and
 //! differences, not timings, and each run uses one core. Measure runs one at a time, alone,
 //! and only on the variants that passed their parity gate: the others can never serve.
+//! Costs (by length and merge size, in both layouts: what the engine policy is chosen
+//! from) are measured for the serving variant only, once `select` has chosen it.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -46,6 +48,14 @@ pub fn measure(paths: &Paths, select: &Select) -> Result<()> {
 pub fn measure_with(paths: &Paths, select: &Select, environment: &Environment) -> Result<()> {
     for spec in selected(paths, select)? {
         VariantCheck::Measure.run(paths, &spec.name, select.force, environment)?;
+    }
+    Ok(())
+}
+
+/// Measures the costs of each selected model's serving variant (`serving.json`).
+pub fn costs_with(paths: &Paths, select: &Select, environment: &Environment) -> Result<()> {
+    for spec in selected(paths, select)? {
+        VariantCheck::Costs.run(paths, &spec.name, select.force, environment)?;
     }
     Ok(())
 }
@@ -96,6 +106,9 @@ enum VariantCheck {
     Parity,
     /// `modelcrate-measure`: the variant's latency, throughput and memory here.
     Measure,
+    /// `modelcrate-measure --costs`: the serving variant's costs by length and merge
+    /// size in both layouts, and the engine policy they argue for.
+    Costs,
 }
 
 /// One variant's check, with its key computed.
@@ -110,20 +123,23 @@ impl VariantCheck {
         match self {
             Self::Parity => "parity",
             Self::Measure => "measure",
+            Self::Costs => "costs",
         }
     }
 
-    fn reports(self) -> &'static str {
+    /// Where the check writes its report on `variant` of the model whose artifacts are `art`.
+    fn report(self, art: &Path, variant: &str) -> PathBuf {
         match self {
-            Self::Parity => "parity",
-            Self::Measure => "bench",
+            Self::Parity => art.join("parity").join(format!("{variant}.json")),
+            Self::Measure => art.join("bench").join(format!("{variant}.json")),
+            Self::Costs => art.join("bench").join(format!("{variant}.costs.json")),
         }
     }
 
     fn binary(self) -> &'static str {
         match self {
             Self::Parity => "modelcrate-parity",
-            Self::Measure => "modelcrate-measure",
+            Self::Measure | Self::Costs => "modelcrate-measure",
         }
     }
 
@@ -132,7 +148,7 @@ impl VariantCheck {
     fn jobs(self) -> usize {
         match self {
             Self::Parity => std::thread::available_parallelism().map_or(1, usize::from),
-            Self::Measure => 1,
+            Self::Measure | Self::Costs => 1,
         }
     }
 
@@ -158,7 +174,7 @@ impl VariantCheck {
         for input in files.iter().chain([&art.join("data"), &paths.golden(model)]) {
             key = key.path(&label(paths, model, input), input)?;
         }
-        if let Self::Measure = self {
+        if let Self::Measure | Self::Costs = self {
             key = key.text("cpu", &cpu());
         }
         Ok(key.finish())
@@ -177,12 +193,16 @@ impl VariantCheck {
                 Ok(false) => {
                     eprintln!("    measure {model} {variant}: skipped, it missed its parity gate (it never serves)");
                     // Figures of an earlier, passing file would describe another variant.
-                    let _ = std::fs::remove_file(art.join(self.reports()).join(format!("{variant}.json")));
+                    let _ = std::fs::remove_file(self.report(&art, variant));
                     false
                 }
                 // No parity report: measure it; `select` asks for parity anyway.
                 Err(_) => true,
             });
+        }
+        if let Self::Costs = self {
+            let serving = serving_variant(paths, model)?;
+            made.retain(|(variant, _, _)| *variant == serving);
         }
         let names: Vec<String> = made
             .iter()
@@ -190,7 +210,7 @@ impl VariantCheck {
             .collect();
         let mut pending = Vec::new();
         for ((variant, file, _), name) in made.iter().zip(&names) {
-            let report = art.join(self.reports()).join(format!("{variant}.json"));
+            let report = self.report(&art, variant);
             pending.push(Pending {
                 variant: variant.clone(),
                 step: Step {
@@ -266,8 +286,10 @@ impl VariantCheck {
     fn spawn(self, paths: &Paths, model: &str, variant: &str, environment: &Environment) -> Result<String> {
         let mut command = Command::new(release_binary(paths, self.binary()));
         command.args(["--model", model, "--variant", variant]);
-        if let Self::Parity = self {
-            command.arg("--golden").arg(paths.golden(model));
+        match self {
+            Self::Parity => drop(command.arg("--golden").arg(paths.golden(model))),
+            Self::Costs => drop(command.arg("--costs")),
+            Self::Measure => {}
         }
         let output = with_runtime_env(&mut command, paths, environment)
             .output()
@@ -286,6 +308,16 @@ impl VariantCheck {
             ),
         }
     }
+}
+
+/// The variant `serving.json` names (`cargo xtask select` wrote it).
+fn serving_variant(paths: &Paths, model: &str) -> Result<String> {
+    #[derive(serde::Deserialize)]
+    struct Serving {
+        variant: String,
+    }
+    let serving: Serving = select::read_json(&paths.onnx(model).join("serving.json"), "cargo xtask select")?;
+    Ok(serving.variant)
 }
 
 /// Whether the variant's parity report says it passed its gate.

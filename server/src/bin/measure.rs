@@ -4,14 +4,17 @@
 //! One process per variant, so that its peak RSS is its own. After a warm-up it measures
 //! latency of single-input requests (p50/p90/p99: tokenization or image decoding, inference
 //! and scoring, as a batch-1 request costs) and throughput in batches of 32 test-split
-//! inputs (texts or image files), with one session of `--intra-threads` threads; RSS is
-//! read then. Then its costs (`runtime::policy::Costs`): the same 16 texts, whose lengths
-//! spread over a bucket (up to 16, 32, 64 and 128 tokens, within the model's max length;
-//! images have one size), run one, four or sixteen per run, timed on one session of every
-//! core alone and on one single-thread session per core all at once, and the engine policy they argue for (`EnginePolicy::from_costs`: layout, how
-//! far to merge by length). Writes `<artifacts>/<name>/bench/<variant>.json`; `cargo
-//! xtask select` compares variants by these figures, measured in the same run, and copies
-//! the chosen one's policy into `serving.json`.
+//! inputs (texts or image files), with one session of `--intra-threads` threads. Writes
+//! `<artifacts>/<name>/bench/<variant>.json`; `cargo xtask select` compares variants by
+//! these figures, measured in the same run.
+//!
+//! `--costs`, for the variant `select` chose: its costs (`runtime::policy::Costs`): the
+//! same 16 texts, whose lengths spread over a bucket (up to 16, 32, 64 and 128 tokens,
+//! within the model's max length; images have one size), run one, four or sixteen per
+//! run, timed on one session of every core alone and on one single-thread session per
+//! core all at once, and the engine policy they argue for (`EnginePolicy::from_costs`:
+//! layout, how far to merge by length), to `<variant>.costs.json`; `select` copies the
+//! policy into `serving.json`.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -52,8 +55,13 @@ struct Args {
     #[arg(long, default_value_t = 32)]
     batch_size: usize,
     /// Throughput runs over the test split last at least this long (and 4 batches).
-    #[arg(long, default_value_t = 3.0)]
+    #[arg(long, default_value_t = 5.0)]
     min_seconds: f64,
+    /// Measure the variant's costs by length and merge size instead, in both layouts, and
+    /// the engine policy they argue for (`<variant>.costs.json`): what `cargo xtask select`
+    /// does for the variant it chose.
+    #[arg(long)]
+    costs: bool,
 }
 
 /// `VmRSS` and `VmHWM` (peak) of this process, in bytes; `None` where /proc is absent.
@@ -122,16 +130,6 @@ fn run(args: &Args) -> Result<serde_json::Value> {
     }
     let seconds = started.elapsed().as_secs_f64();
     let peak_rss = memory().map(|(_, peak)| peak);
-    drop(model);
-
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    let laid_out = LoadOptions {
-        layout: Layout::Adaptive { cores },
-        ..options
-    };
-    let model = Arc::new(modelcrate_server::models::load(entry, &args.artifacts, &laid_out)?);
-    let costs = costs(&model, &texts, cores)?;
-    let engine = EnginePolicy::from_costs(&costs);
 
     Ok(json!({
         "model": args.model,
@@ -159,6 +157,28 @@ fn run(args: &Args) -> Result<serde_json::Value> {
             "sequences_per_second": sequences as f64 / seconds,
         },
         "rss_bytes": {"after_warmup": rss_after_warmup, "peak": peak_rss},
+        "machine": machine(),
+    }))
+}
+
+/// `--costs`: the variant's costs on the adaptive layout's sessions, and its policy.
+fn run_costs(args: &Args) -> Result<serde_json::Value> {
+    let entry = modelcrate_server::models::entry(&args.model)?;
+    let rows = test_split::inputs(&args.artifacts, &args.model, entry.task)?;
+    let inputs = rows.as_inputs();
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let options = LoadOptions {
+        ort_dylib: args.ort_dylib.clone(),
+        variant: VariantChoice::Named(args.variant.clone()),
+        layout: Layout::Adaptive { cores },
+        max_batch_size: UNIT,
+    };
+    let model = Arc::new(modelcrate_server::models::load(entry, &args.artifacts, &options)?);
+    let costs = costs(&model, &inputs, cores)?;
+    let engine = EnginePolicy::from_costs(&costs);
+    Ok(json!({
+        "model": args.model,
+        "variant": model.info().variant.name,
         "costs": costs,
         "engine": engine,
         "machine": machine(),
@@ -173,7 +193,7 @@ const COST_TOKENS: [usize; 4] = [16, 32, 64, 128];
 const UNIT: usize = 16;
 /// Each point is timed for at least this long, and at least `MIN_POINT_RUNS` units (per
 /// session, for the narrow layout), after one unit not timed.
-const MIN_POINT_SECONDS: f64 = 0.2;
+const MIN_POINT_SECONDS: f64 = 0.3;
 const MIN_POINT_RUNS: usize = 2;
 
 /// The variant's costs at each length bucket and merge size, on the wide session alone
@@ -291,15 +311,33 @@ fn timed_units(model: &LoadedModel, unit: &Unit, lane: Lane) -> Result<(usize, f
 
 fn main() {
     let args = Args::parse();
-    let result = run(&args).and_then(|report| {
+    let measured = if args.costs { run_costs(&args) } else { run(&args) };
+    let result = measured.and_then(|report| {
         let dir = args.artifacts.join(&args.model).join("bench");
         std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        let path = dir.join(format!("{}.json", args.variant));
+        let name = if args.costs {
+            format!("{}.costs.json", args.variant)
+        } else {
+            format!("{}.json", args.variant)
+        };
+        let path = dir.join(name);
         std::fs::write(&path, serde_json::to_string_pretty(&report)? + "\n")
             .with_context(|| format!("cannot write {}", path.display()))?;
         Ok(report)
     });
     match result {
+        Ok(report) if args.costs => {
+            let why = report["engine"]["why"].as_array().cloned().unwrap_or_default();
+            println!(
+                "costs: {} {}: {} points",
+                args.model,
+                args.variant,
+                report["costs"]["points"].as_array().map_or(0, Vec::len)
+            );
+            for line in why.iter().filter_map(|line| line.as_str()) {
+                println!("    {line}");
+            }
+        }
         Ok(report) => println!(
             "measure: {} {}: batch 1 p50 {:.2} ms p99 {:.2} ms; batch {} {:.1} sequences/s; peak RSS {:.0} MB",
             args.model,
