@@ -889,13 +889,16 @@ async fn texts_sent_to_images_and_images_sent_to_texts_are_named() {
 async fn sigterm_drains_requests_in_flight_and_refuses_new_ones_with_503() {
     use std::process::Command;
 
-    // A batch wait of 1.5 s keeps the first requests in flight while the signal arrives.
+    // A batch wait of 1.5 s keeps the first requests in flight while the signal arrives
+    // (merging on: a worker waits for more only while its batch may grow).
     let artifacts = artifacts();
     let mut server = Binary::start(&[
         "--model",
         "news-topic",
         "--variant",
         "fp32",
+        "--merge",
+        "on",
         "--max-queue-delay-ms",
         "1500",
         "--drain-timeout-ms",
