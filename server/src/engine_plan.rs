@@ -101,7 +101,7 @@ impl EngineFlags {
         })
     }
 
-    /// `base` with the plan's layout for the model in `dir`.
+    /// `base` with `plan`'s layout.
     pub fn load_options(&self, base: &LoadOptions, plan: &EnginePlan) -> LoadOptions {
         LoadOptions {
             layout: plan.layout,
