@@ -15,6 +15,7 @@ mod invalidation_tests;
 mod paths;
 mod pipeline;
 mod python;
+mod python_host;
 mod python_step;
 mod report;
 #[cfg(test)]

@@ -11,6 +11,7 @@ use crate::bench::{self, BenchArgs};
 use crate::cache::Cache;
 use crate::paths::Paths;
 use crate::python::Venv;
+use crate::python_host::StepHost;
 use crate::python_step;
 use crate::spec::{self, ModelSpec};
 use crate::step::{Runner, Tally};
@@ -33,6 +34,8 @@ pub fn timed<T>(what: &str, work: impl FnOnce() -> Result<T>) -> Result<T> {
 /// when `MODELCRATE_CACHE=off`), and this run's count of steps run, restored and skipped.
 pub struct Environment {
     pub venv: Venv,
+    /// Runs the Python steps (started on the first one that must run).
+    pub python: StepHost,
     pub ort_dylib: PathBuf,
     pub cache: Option<Cache>,
     pub tally: Tally,
@@ -67,8 +70,14 @@ pub fn setup(paths: &Paths, force: bool) -> Result<Environment> {
             Some(cache) => eprintln!("    artifact cache {}", cache.dir().display()),
             None => eprintln!("    artifact cache off (MODELCRATE_CACHE=off)"),
         }
+        let python = StepHost::new(
+            venv.python(),
+            paths.root.clone(),
+            paths.artifacts().join("step-host.log"),
+        );
         Ok(Environment {
             venv,
+            python,
             ort_dylib,
             cache,
             tally: Tally::default(),
@@ -277,6 +286,7 @@ pub fn all(paths: &Paths, select: &Select, serve: &ServeArgs) -> Result<()> {
             }
         }
     }
+    environment.python.stop();
     if generate(paths, false)? > 0 || !early {
         // The server links generated/: rebuilt, every model checked on the new code (what did
         // not change restores from the cache), and the server restarted on it.
@@ -364,6 +374,7 @@ fn pipeline_to_parity(paths: &Paths, select: &Select, check_generated: bool, tar
     for spec in selected(paths, select)? {
         python_step::run_model(paths, &environment, &spec, select.force)?;
     }
+    environment.python.stop();
     generate(paths, check_generated)?;
     build(paths, targets)?;
     parity_with(paths, select, &environment)?;

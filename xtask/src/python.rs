@@ -1,10 +1,8 @@
-//! The Python environment: a venv made once per machine from `python/requirements.lock`,
-//! and the runner that executes one Python step of one model.
+//! The Python environment: a venv made once per machine from `python/requirements.lock`
+//! (the steps run in it through `python_host`).
 
-use std::collections::VecDeque;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
@@ -80,56 +78,6 @@ impl Venv {
             "libonnxruntime.so.1.31.1 is not in the venv at {}: the onnxruntime==1.31.1 wheel should carry it; run `cargo xtask setup --force`",
             self.dir.display()
         )
-    }
-
-    /// Runs `python -m modelcrate.<step> --spec <spec_json>` for one model, showing its
-    /// progress lines; on failure, the error names the model and step and quotes the
-    /// end of Python's error output.
-    /// Runs `python -m modelcrate.<module> --spec FILE`, with `--step STEP` when the module
-    /// holds several steps (an image model's are all in `vision`).
-    pub fn run_step(&self, paths: &Paths, model: &str, step: &str, module: &str, spec_json: &Path) -> Result<()> {
-        let mut command = Command::new(self.python());
-        command
-            .args(["-u", "-m", &format!("modelcrate.{module}"), "--spec"])
-            .arg(spec_json);
-        if module != step {
-            command.args(["--step", step]);
-        }
-        let mut child = command
-            .current_dir(&paths.root)
-            .env("PYTHONPATH", paths.root.join("python"))
-            .envs(OFFLINE_ENV)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("cannot start python for step `{step}` of model `{model}`"))?;
-        let stderr = child.stderr.take().context("no stderr pipe")?;
-        // Keep the end of stderr for the error message; show stdout (progress) as it comes.
-        let tail = std::thread::spawn(move || {
-            let mut tail = VecDeque::new();
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tail.len() == 25 {
-                    tail.pop_front();
-                }
-                tail.push_back(line);
-            }
-            tail
-        });
-        if let Some(stdout) = child.stdout.take() {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                eprintln!("    {line}");
-            }
-        }
-        let status = child.wait()?;
-        let tail = tail.join().unwrap_or_default();
-        if !status.success() {
-            let quoted: Vec<String> = tail.iter().map(|l| format!("    | {l}")).collect();
-            bail!(
-                "step `{step}` of model `{model}` failed ({status}); Python said:\n{}",
-                quoted.join("\n")
-            );
-        }
-        Ok(())
     }
 }
 

@@ -9,6 +9,7 @@ use crate::Select;
 use crate::cache::{Key, KeyBuilder, Output};
 use crate::paths::Paths;
 use crate::pipeline::{Environment, selected, setup, timed};
+use crate::python_host::StepRequest;
 use crate::spec::ModelSpec;
 use crate::step::Step;
 
@@ -59,6 +60,22 @@ impl PyStep {
     /// The Python module that runs the step: its own, or `vision` for an image model.
     fn module(self, spec: &ModelSpec) -> &'static str {
         if spec.is_image() { "vision" } else { self.name() }
+    }
+
+    /// `python -m modelcrate.<module> --spec FILE`, with `--step STEP` when the module
+    /// holds several steps (an image model's are all in `vision`); its stderr into `log`.
+    fn request<'a>(self, paths: &Paths, spec: &ModelSpec, spec_json: &Path, log: &'a Path) -> StepRequest<'a> {
+        let module = self.module(spec);
+        let mut args = vec!["--spec".to_string(), paths.relative(spec_json).display().to_string()];
+        if module != self.name() {
+            args.extend(["--step".to_string(), self.name().to_string()]);
+        }
+        StepRequest {
+            what: format!("step `{}` of model `{}`", self.name(), spec.name),
+            module: format!("modelcrate.{module}"),
+            args,
+            log,
+        }
     }
 
     /// (inputs, outputs) whose hashes decide whether the step must run.
@@ -294,6 +311,10 @@ pub fn run(paths: &Paths, environment: &Environment, spec: &ModelSpec, step: PyS
     let spec_json = paths.artifact(&spec.name).join("spec.json");
     let (_, outputs) = step.io(paths, spec);
     let stamps = paths.artifact(&spec.name).join(".stamps");
+    let log = paths
+        .artifact(&spec.name)
+        .join("logs")
+        .join(format!("{}.log", step.name()));
     let step_run = Step {
         name: step.name(),
         model: &spec.name,
@@ -306,13 +327,7 @@ pub fn run(paths: &Paths, environment: &Environment, spec: &ModelSpec, step: PyS
     };
     timed(&format!("{} {}", step.name(), spec.name), || {
         let outcome = environment.runner(paths).run(&step_run, force, || {
-            environment.venv.run_step(
-                paths,
-                &spec.name,
-                step.name(),
-                step.module(spec),
-                &paths.relative(&spec_json),
-            )
+            environment.python.run(&step.request(paths, spec, &spec_json, &log))
         })?;
         outcome.report();
         Ok(())
