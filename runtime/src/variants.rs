@@ -237,13 +237,11 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &PathBuf) -> Result<Option<T>
 mod tests {
     use super::*;
 
-    /// A fresh folder holding `files`, unique to the test that asks for it.
-    fn folder(test: &str, files: &[(&str, &str)]) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("modelcrate-variants-{}-{test}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+    /// A fresh folder holding `files`, removed when the test ends.
+    fn folder(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
         for (name, text) in files {
-            std::fs::write(dir.join(name), text).unwrap();
+            std::fs::write(dir.path().join(name), text).unwrap();
         }
         dir
     }
@@ -255,8 +253,8 @@ mod tests {
 
     #[test]
     fn serving_falls_back_to_fp32_without_a_serving_file() {
-        let dir = folder("fallback", &[("variants.json", VARIANTS)]);
-        let resolved = resolve(&dir, &VariantChoice::Serving).unwrap();
+        let dir = folder(&[("variants.json", VARIANTS)]);
+        let resolved = resolve(dir.path(), &VariantChoice::Serving).unwrap();
         assert_eq!((resolved.name.as_str(), resolved.file.as_str()), ("fp32", "model.onnx"));
         assert!(resolved.selection.contains("no serving.json"), "{}", resolved.selection);
     }
@@ -265,8 +263,8 @@ mod tests {
     fn serving_loads_what_serving_json_names() {
         let serving = r#"{"model": "m", "policy": "fastest", "variant": "int8", "file": "model.int8.onnx",
             "kind": "int8", "reason": "2.1x fp32's throughput"}"#;
-        let dir = folder("serving", &[("variants.json", VARIANTS), ("serving.json", serving)]);
-        let resolved = resolve(&dir, &VariantChoice::Serving).unwrap();
+        let dir = folder(&[("variants.json", VARIANTS), ("serving.json", serving)]);
+        let resolved = resolve(dir.path(), &VariantChoice::Serving).unwrap();
         assert_eq!(resolved.file, "model.int8.onnx");
         assert_eq!(resolved.kind, VariantKind::Int8);
         assert_eq!(resolved.selection, "selected (fastest): 2.1x fp32's throughput");
@@ -274,17 +272,17 @@ mod tests {
 
     #[test]
     fn a_variant_is_found_by_name_or_file() {
-        let dir = folder("by-name", &[("variants.json", VARIANTS)]);
-        assert_eq!(named(&dir, "int8").unwrap().file, "model.int8.onnx");
-        assert_eq!(named(&dir, "model.int8.onnx").unwrap().name, "int8");
+        let dir = folder(&[("variants.json", VARIANTS)]);
+        assert_eq!(named(dir.path(), "int8").unwrap().file, "model.int8.onnx");
+        assert_eq!(named(dir.path(), "model.int8.onnx").unwrap().name, "int8");
     }
 
     #[test]
     fn an_unmade_or_unknown_variant_is_refused_with_the_reason() {
-        let dir = folder("refused", &[("variants.json", VARIANTS)]);
-        let unmade = named(&dir, "O3").unwrap_err().to_string();
+        let dir = folder(&[("variants.json", VARIANTS)]);
+        let unmade = named(dir.path(), "O3").unwrap_err().to_string();
         assert!(unmade.contains("FastGelu is not supported"), "{unmade}");
-        let unknown = named(&dir, "O9").unwrap_err().to_string();
+        let unknown = named(dir.path(), "O9").unwrap_err().to_string();
         assert!(
             unknown.contains("no variant `O9`") && unknown.contains("\"int8\""),
             "{unknown}"
@@ -293,8 +291,8 @@ mod tests {
 
     #[test]
     fn a_malformed_serving_file_names_the_file() {
-        let dir = folder("malformed", &[("serving.json", "{\"model\": 1}")]);
-        let error = resolve(&dir, &VariantChoice::Serving).unwrap_err().to_string();
+        let dir = folder(&[("serving.json", "{\"model\": 1}")]);
+        let error = resolve(dir.path(), &VariantChoice::Serving).unwrap_err().to_string();
         assert!(error.contains("serving.json") && error.contains("malformed"), "{error}");
     }
 

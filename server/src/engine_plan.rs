@@ -115,16 +115,6 @@ mod tests {
     use super::*;
     use modelcrate_runtime::{MergeStep, VariantKind};
 
-    /// A fresh folder per call: tests run in parallel.
-    fn scratch_dir(name: &str) -> std::path::PathBuf {
-        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let call = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("modelcrate-{name}-{}-{call}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
-
     fn flags() -> EngineFlags {
         EngineFlags {
             layout: LayoutFlag::Measured,
@@ -139,8 +129,9 @@ mod tests {
         }
     }
 
-    fn folder_with(engine: Option<EnginePolicy>) -> std::path::PathBuf {
-        let dir = scratch_dir("engine-plan");
+    /// A model folder, removed when the test ends, whose `serving.json` holds `engine`.
+    fn folder_with(engine: Option<EnginePolicy>) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
         let serving = Serving {
             model: "m".into(),
             policy: "fastest".into(),
@@ -150,7 +141,11 @@ mod tests {
             reason: "fastest".into(),
             engine,
         };
-        std::fs::write(dir.join("serving.json"), serde_json::to_string(&serving).unwrap()).unwrap();
+        std::fs::write(
+            dir.path().join("serving.json"),
+            serde_json::to_string(&serving).unwrap(),
+        )
+        .unwrap();
         dir
     }
 
@@ -171,7 +166,7 @@ mod tests {
     #[test]
     fn the_measured_policy_runs_unless_a_flag_names_another() {
         let dir = folder_with(Some(measured()));
-        let plan = flags().plan(&dir, &VariantChoice::Serving).unwrap();
+        let plan = flags().plan(dir.path(), &VariantChoice::Serving).unwrap();
         // Laid over this machine's cores (4), not the measuring machine's (2).
         assert_eq!(
             plan.layout,
@@ -187,7 +182,7 @@ mod tests {
             merge: MergeFlag::Off,
             ..flags()
         };
-        let plan = wide.plan(&dir, &VariantChoice::Serving).unwrap();
+        let plan = wide.plan(dir.path(), &VariantChoice::Serving).unwrap();
         assert_eq!(
             plan.layout,
             Layout::Fixed {
@@ -202,7 +197,7 @@ mod tests {
             layout: LayoutFlag::Adaptive,
             ..flags()
         };
-        let plan = fixed.plan(&dir, &VariantChoice::Serving).unwrap();
+        let plan = fixed.plan(dir.path(), &VariantChoice::Serving).unwrap();
         assert_eq!(
             plan.layout,
             Layout::Fixed {
@@ -216,13 +211,13 @@ mod tests {
     fn a_named_variant_or_an_old_serving_file_runs_the_unmeasured_defaults() {
         let unmeasured = EnginePolicy::unmeasured(4);
         let dir = folder_with(Some(measured()));
-        let plan = flags().plan(&dir, &VariantChoice::Named("fp32".into())).unwrap();
+        let plan = flags().plan(dir.path(), &VariantChoice::Named("fp32".into())).unwrap();
         assert_eq!(
             (plan.layout, plan.batching.merge),
             (unmeasured.layout.on(4), unmeasured.merge.clone())
         );
         let dir = folder_with(None);
-        let plan = flags().plan(&dir, &VariantChoice::Serving).unwrap();
+        let plan = flags().plan(dir.path(), &VariantChoice::Serving).unwrap();
         assert_eq!(
             (plan.layout, plan.batching.merge),
             (unmeasured.layout.on(4), unmeasured.merge)
@@ -231,9 +226,9 @@ mod tests {
 
     #[test]
     fn a_malformed_serving_file_is_an_error_naming_it() {
-        let dir = scratch_dir("engine-plan-malformed");
-        std::fs::write(dir.join("serving.json"), "{").unwrap();
-        let error = format!("{:#}", flags().plan(&dir, &VariantChoice::Serving).unwrap_err());
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("serving.json"), "{").unwrap();
+        let error = format!("{:#}", flags().plan(dir.path(), &VariantChoice::Serving).unwrap_err());
         assert!(error.contains("serving.json"), "{error}");
     }
 }
