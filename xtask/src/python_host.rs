@@ -92,6 +92,8 @@ impl StepHost {
         if let Some(parent) = request.log.parent() {
             std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
         }
+        // A step that never starts must not be explained by an earlier run's log.
+        let _ = std::fs::remove_file(request.log);
         let line = serde_json::json!({
             "module": request.module,
             "args": request.args,
