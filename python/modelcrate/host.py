@@ -24,10 +24,12 @@ Requests are run one at a time; the host ends when its stdin closes.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import importlib
 import json
 import os
 import runpy
+import signal
 import sys
 import time
 import traceback
@@ -87,9 +89,6 @@ def reply(message: str) -> None:
 def end_with(host: int) -> None:
     """Has the kernel kill this child if the host dies (the xtask interrupted, say): a
     step left running would hold the host's stdout open and train on for nobody."""
-    import ctypes
-    import signal
-
     PR_SET_PDEATHSIG = 1
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != host:  # the host died before the request took effect

@@ -7,7 +7,6 @@
 //! progress; its stderr goes to `artifacts/<model>/logs/<step>.log`, whose end a failure
 //! quotes. A host that dies is started again for the next step.
 
-use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -83,11 +82,9 @@ impl StepHost {
     /// Runs one step and waits for it; its progress is shown as it comes.
     pub fn run(&self, request: &StepRequest) -> Result<()> {
         let mut running = self.running.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if running.is_none() {
-            *running = Some(self.start()?);
-        }
-        let Some(host) = running.as_mut() else {
-            bail!("the Python step host is not running");
+        let mut host = match running.take() {
+            Some(host) => host,
+            None => self.start()?,
         };
         if let Some(parent) = request.log.parent() {
             std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
@@ -105,13 +102,13 @@ impl StepHost {
             Err(error) => Err(error).context("the Python step host stopped taking steps"),
         };
         let code = match outcome {
-            Ok(code) => code,
+            Ok(code) => {
+                *running = Some(host);
+                code
+            }
             Err(error) => {
                 // Whatever the host's state, the next step gets a new one.
-                if let Some(mut dead) = running.take() {
-                    let _ = dead.child.kill();
-                    let _ = dead.child.wait();
-                }
+                host.kill();
                 bail!("{} did not finish: {error:#}\n{}", request.what, quote_end(request.log));
             }
         };
@@ -236,19 +233,22 @@ impl Running {
         drop(self.stdin);
         let _ = self.child.wait();
     }
+
+    /// Ends a host whose state is unknown (it stopped answering, or died).
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// The last lines of a log, indented as a quote, and where the whole log is.
 fn quote_end(log: &Path) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
-    let mut tail = VecDeque::new();
-    for line in text.lines() {
-        if tail.len() == QUOTED_LINES {
-            tail.pop_front();
-        }
-        tail.push_back(format!("    | {line}"));
-    }
-    let quoted: Vec<String> = tail.into();
+    let lines: Vec<&str> = text.lines().collect();
+    let quoted: Vec<String> = lines[lines.len().saturating_sub(QUOTED_LINES)..]
+        .iter()
+        .map(|line| format!("    | {line}"))
+        .collect();
     format!("{}\n    (all of it: {})", quoted.join("\n"), log.display())
 }
 
