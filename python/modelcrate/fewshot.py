@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 from . import bbc
+from .fit import warn_if_bf16_is_emulated
 from .spec import Spec, base_model_path, seed_everything, write_json
 
 # `ai.onnx.ml` opset of the head: `LinearClassifier` is in version 1.
@@ -66,6 +67,23 @@ def accuracy_of(model, examples: list[bbc.Example]) -> tuple[float, list[int]]:
     predictions = probabilities.argmax(axis=1).tolist()
     correct = sum(p == e.label for p, e in zip(predictions, examples, strict=True))
     return correct / len(examples), predictions
+
+
+def bf16_body_training(trainer) -> None:
+    """The body's contrastive training under bf16 autocast, as `fit` runs every other
+    strategy with `precision = "bf16"`. SetFit's own `use_amp` asks its transformers
+    Trainer for fp16, which a CPU runs emulated; this sets the two attributes that Trainer
+    reads around each forward pass (its `bf16=True` would have set them when it was built,
+    which SetFit does before its arguments can say so). Backward passes and the AdamW
+    update stay outside the autocast, the weights fp32."""
+    import torch
+
+    body_trainer = trainer.st_trainer
+    if not hasattr(body_trainer, "use_cpu_amp"):
+        raise SystemExit("setfit: this transformers Trainer has no `use_cpu_amp`; bf16 training needs the locked versions")
+    warn_if_bf16_is_emulated()
+    body_trainer.use_cpu_amp = True
+    body_trainer.amp_dtype = torch.bfloat16
 
 
 def train(spec: Spec) -> None:
@@ -121,6 +139,8 @@ def train(spec: Spec) -> None:
         train_dataset=Dataset.from_dict({"text": texts, "label": targets}),
         metric=lambda predicted, expected: {"accuracy": float(np.mean(np.asarray(predicted) == np.asarray(expected)))},
     )
+    if spec.train.precision == "bf16":
+        bf16_body_training(trainer)
     trainer.train()
     shutil.rmtree(scratch, ignore_errors=True)
     train_seconds = time.monotonic() - started

@@ -1,13 +1,20 @@
 """The optimisation loop every fine-tuning strategy shares: AdamW with linear warmup and
 decay, a seeded shuffle per epoch, a progress line every few steps, and an evaluation
 after each epoch. A strategy supplies only the loss of a batch and that evaluation.
+
+With `precision = "bf16"` each batch's forward pass runs under bfloat16 autocast: matrix
+products in bf16, losses, norms and softmax in fp32, and the weights, their gradients and
+AdamW's state in fp32 (mixed precision, as the Hugging Face Trainer's `bf16=True` does on a
+CPU). On this project's CPU (bf16 dot products in hardware) a MiniLM step takes about two
+thirds of its fp32 time. Evaluation and everything after training see the fp32 model.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
-from typing import Callable
+from typing import Callable, ContextManager
 
 from .spec import Spec
 
@@ -30,6 +37,7 @@ def fit(
     import torch
     from transformers import get_linear_schedule_with_warmup
 
+    forward_precision = autocast(spec.train.precision)
     batch_size = spec.train.batch_size
     steps_per_epoch = math.ceil(examples / batch_size)
     total_steps = steps_per_epoch * spec.train.epochs
@@ -44,7 +52,8 @@ def fit(
         order = torch.randperm(examples, generator=shuffler).tolist()
         running = 0.0
         for start in range(0, examples, batch_size):
-            loss = loss_of(order[start : start + batch_size])
+            with forward_precision():
+                loss = loss_of(order[start : start + batch_size])
             loss.backward()
             optimizer.step()
             scheduler.step()
@@ -60,3 +69,24 @@ def fit(
         model.eval()
         history.append({"epoch": epoch, "train_loss": running / steps_per_epoch, **evaluate(epoch)})
     return history
+
+
+def autocast(precision: str) -> Callable[[], ContextManager]:
+    """The context each training forward pass runs in under `precision`."""
+    import torch
+
+    if precision == "fp32":
+        return contextlib.nullcontext
+    if precision != "bf16":
+        raise SystemExit(f"train.precision `{precision}` is not implemented: use fp32 or bf16")
+    warn_if_bf16_is_emulated()
+    return lambda: torch.autocast("cpu", dtype=torch.bfloat16)
+
+
+def warn_if_bf16_is_emulated() -> None:
+    """Says so when this CPU has no bf16 instructions: training is then still a bf16 run,
+    only slower than fp32."""
+    import torch
+
+    if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        print("bf16: this CPU has no bf16 instructions; mixed precision runs emulated, slower than fp32", flush=True)

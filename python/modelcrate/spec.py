@@ -45,6 +45,8 @@ class TrainSpec:
     batch_size: int
     warmup_ratio: float
     weight_decay: float
+    # `fp32`, or `bf16`: forward passes under bfloat16 autocast, fp32 weights (see `fit`).
+    precision: str
     seed: int
 
 

@@ -443,7 +443,7 @@ impl ModelFacts {
             base_model: spec.base.model.clone(),
             base_package: spec.base.package.clone(),
             data_description: spec.data_description().to_string(),
-            training: training(&spec.train.strategy, &metrics),
+            training: training(&spec.train.strategy, &spec.train.precision, &metrics),
             epochs: spec.train.epochs,
             learning_rate: format!("{:e}", spec.train.learning_rate),
             max_length: spec.max_length(),
@@ -468,7 +468,7 @@ impl ModelFacts {
 }
 
 /// How the model was trained, for the model card.
-fn training(strategy: &str, metrics: &MetricsJson) -> String {
+fn training(strategy: &str, precision: &str, metrics: &MetricsJson) -> String {
     let how = match strategy {
         "full" => "full fine-tune",
         "lora" => {
@@ -484,8 +484,12 @@ fn training(strategy: &str, metrics: &MetricsJson) -> String {
         other => other,
     };
     let share = 100.0 * metrics.trainable_parameters as f64 / metrics.total_parameters.max(1) as f64;
+    let precision = match precision {
+        "bf16" => "; bf16 mixed precision (forward passes in bfloat16, weights and exported model fp32)",
+        _ => "",
+    };
     format!(
-        "{how}; {} of {} parameters trained ({share:.2} %)",
+        "{how}; {} of {} parameters trained ({share:.2} %){precision}",
         metrics.trainable_parameters, metrics.total_parameters
     )
 }

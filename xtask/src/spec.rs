@@ -62,6 +62,11 @@ pub struct TrainSpec {
     pub warmup_ratio: f64,
     #[serde(default = "default_weight_decay")]
     pub weight_decay: f64,
+    /// `fp32`, or `bf16`: each batch's forward pass under bfloat16 autocast, the weights,
+    /// gradients and optimizer state kept in fp32 (mixed precision). What is exported and
+    /// tested is the fp32 model either way.
+    #[serde(default = "default_precision")]
+    pub precision: String,
     pub seed: u64,
 }
 
@@ -139,6 +144,9 @@ fn default_warmup_ratio() -> f64 {
 fn default_weight_decay() -> f64 {
     0.01
 }
+fn default_precision() -> String {
+    "fp32".into()
+}
 fn default_opset() -> u32 {
     17
 }
@@ -158,6 +166,7 @@ const TASK_STRATEGIES: &[(&str, &[&str])] = &[
     ("token-classification", &["full"]),
     ("image-classification", &["head-only"]),
 ];
+pub const PRECISIONS: &[&str] = &["fp32", "bf16"];
 pub const POLICIES: &[&str] = &["fastest", "most_accurate", "named"];
 /// The variants the optimize step makes (`python/modelcrate/optimize.py`).
 pub const VARIANTS: &[&str] = &["fp32", "O1", "O2", "O3", "int8", "O2-int8"];
@@ -307,6 +316,7 @@ impl ModelSpec {
                 format!("{} must be from 0 to below 1", self.train.warmup_ratio),
             );
         }
+        one_of("train.precision", &self.train.precision, PRECISIONS)?;
         if !(11..=21).contains(&self.export.opset) {
             return field("export.opset", format!("{} must be from 11 to 21", self.export.opset));
         }
@@ -508,6 +518,19 @@ seed = 42
         assert_eq!(spec.train.batch_size, 16);
         assert_eq!(spec.export.opset, 17);
         assert_eq!(spec.problem_type, "single_label_classification");
+        assert_eq!(spec.train.precision, "fp32");
+    }
+
+    #[test]
+    fn the_training_precision_is_fp32_or_bf16() {
+        let with =
+            |precision: &str| parse(&VALID.replace("seed = 42", &format!("seed = 42\nprecision = \"{precision}\"")));
+        assert_eq!(with("bf16").unwrap().train.precision, "bf16");
+        let error = with("fp16").unwrap_err().to_string();
+        assert!(
+            error.contains("field `train.precision`: `fp16` is not one of [\"fp32\", \"bf16\"]"),
+            "{error}"
+        );
     }
 
     #[test]
