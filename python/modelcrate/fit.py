@@ -5,8 +5,9 @@ after each epoch. A strategy supplies only the loss of a batch and that evaluati
 With `precision = "bf16"` each batch's forward pass runs under bfloat16 autocast: matrix
 products in bf16, losses, norms and softmax in fp32, and the weights, their gradients and
 AdamW's state in fp32 (mixed precision, as the Hugging Face Trainer's `bf16=True` does on a
-CPU). On this project's CPU (bf16 dot products in hardware) a MiniLM step takes about two
-thirds of its fp32 time. Evaluation and everything after training see the fp32 model.
+CPU). On this project's CPU (bf16 dot products in hardware) news-topic's training took
+0.71–0.74 of its fp32 time, with the same test accuracy. Evaluation and everything after
+training see the fp32 model.
 """
 
 from __future__ import annotations
