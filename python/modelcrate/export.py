@@ -7,15 +7,21 @@ signature.json (input and output names, element types, dimensions), which is wha
 transformer (`last_hidden_state`), and its pooling and normalisation are described in
 pooling.json for the Rust side, which pools over the attention mask itself. A SetFit
 classifier's body is exported the same way, and its scikit-learn head beside it
-(`head.onnx`, see `fewshot`).
+(`head.onnx`, see `fewshot`). A model with a distilled student (see `distill`) has the
+student exported beside the teacher as `model.student.onnx`, refused unless its signature
+is the teacher's: the same tokenizer, config and generated crate serve both.
 """
 
 from __future__ import annotations
 
 import shutil
+import tempfile
 from pathlib import Path
 
 from .spec import Spec, from_cli, write_json
+
+# The distilled student's export, beside the teacher's `model.onnx`.
+STUDENT_FILE = "model.student.onnx"
 
 # ONNX TensorProto element types by number, named as the Rust side names them.
 ELEMENT_TYPES = {1: "float32", 6: "int32", 7: "int64", 9: "bool", 10: "float16", 11: "float64"}
@@ -64,16 +70,20 @@ def export(spec: Spec) -> None:
     task = "feature-extraction" if setfit else spec.task
     staging = spec.onnx_dir.with_name("onnx.tmp")
     shutil.rmtree(staging, ignore_errors=True)
-    main_export(
-        model_name_or_path=str(spec.checkpoint_dir),
-        output=staging,
-        task=task,
-        opset=spec.opset,
-        device="cpu",
-        library_name="transformers",
-        local_files_only=True,
-        do_validation=True,
-    )
+
+    def onnx_of(checkpoint: Path, output: Path) -> None:
+        main_export(
+            model_name_or_path=str(checkpoint),
+            output=output,
+            task=task,
+            opset=spec.opset,
+            device="cpu",
+            library_name="transformers",
+            local_files_only=True,
+            do_validation=True,
+        )
+
+    onnx_of(spec.checkpoint_dir, staging)
     fix_tokenizer(staging / "tokenizer.json", spec.train.max_length)
     write_json(staging / "signature.json", signature(staging / "model.onnx"))
     if task == "feature-extraction":
@@ -84,6 +94,15 @@ def export(spec: Spec) -> None:
         from .fewshot import export_head
 
         export_head(spec, staging)
+    if spec.distill is not None:
+        student = spec.student_dir / "checkpoint"
+        if not (student / "config.json").is_file():
+            raise SystemExit(f"no student at {student}: run `cargo xtask distill` first")
+        with tempfile.TemporaryDirectory(dir=staging.parent) as scratch:
+            onnx_of(student, Path(scratch))
+            if signature(Path(scratch) / "model.onnx") != signature(staging / "model.onnx"):
+                raise SystemExit(f"the student's ONNX signature differs from the teacher's ({student})")
+            shutil.move(Path(scratch) / "model.onnx", staging / STUDENT_FILE)
     shutil.rmtree(spec.onnx_dir, ignore_errors=True)
     staging.replace(spec.onnx_dir)
     print(f"exported {spec.onnx_dir / 'model.onnx'}", flush=True)

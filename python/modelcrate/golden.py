@@ -44,12 +44,24 @@ def checkpoint_digest(checkpoint: Path) -> str:
 
 
 def golden(spec: Spec) -> None:
+    """The fine-tuned model's reference; and a distilled student's, beside its checkpoint,
+    with the teacher's test metric that the student's gate compares it to."""
+    teacher = reference(spec, spec.checkpoint_dir)
+    write_json(spec.golden_dir / "reference.json", teacher)
+    if spec.distill is not None:
+        student = reference(spec, spec.student_dir / "checkpoint")
+        student["teacher"] = {"checkpoint_sha256": teacher["checkpoint_sha256"], "test_split": {
+            "examples": teacher["test_split"]["examples"], "accuracy": teacher["test_split"]["accuracy"]}}
+        write_json(spec.student_dir / "reference.json", student)
+
+
+def reference(spec: Spec, checkpoint: Path) -> dict:
+    """What PyTorch answers from `checkpoint` for the golden inputs and the test split."""
     import torch
     import transformers
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
 
     seed_everything(spec.train.seed)
-    checkpoint = spec.checkpoint_dir
     if not (checkpoint / "config.json").is_file():
         raise SystemExit(f"no checkpoint at {checkpoint}: run `cargo xtask train` first")
     inputs_path = spec.golden_dir / "inputs.json"
@@ -76,28 +88,25 @@ def golden(spec: Spec) -> None:
     # A BBC row has its label id; a multi-label row its topics, as label ids here.
     targets = [row["label_id"] if "label_id" in row else sorted(labels.index(t) for t in row["topics"]) for row in test]
     test_accuracy = accuracy(predictions, targets)
-    print(f"golden: {len(records)} cases; PyTorch test accuracy {test_accuracy:.4f}", flush=True)
+    print(f"golden: {len(records)} cases; PyTorch test accuracy {test_accuracy:.4f} ({checkpoint})", flush=True)
 
-    write_json(
-        spec.golden_dir / "reference.json",
-        {
-            "about": "PyTorch reference outputs, written by `cargo xtask golden` from the checkpoint named here.",
-            "model": spec.name,
-            "checkpoint_sha256": checkpoint_digest(checkpoint),
-            "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
-            "max_length": spec.train.max_length,
-            "labels": labels,
-            "problem_type": model.config.problem_type,
-            "pipeline_calls": PIPELINE_CALLS,
-            "cases": records,
-            "batch": {"ids": [case["id"] for case in cases], "pipeline": batch},
-            "test_split": {
-                "examples": len(test),
-                "accuracy": test_accuracy,
-                "predictions": predictions,
-            },
+    return {
+        "about": "PyTorch reference outputs, written by `cargo xtask golden` from the checkpoint named here.",
+        "model": spec.name,
+        "checkpoint_sha256": checkpoint_digest(checkpoint),
+        "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
+        "max_length": spec.train.max_length,
+        "labels": labels,
+        "problem_type": model.config.problem_type,
+        "pipeline_calls": PIPELINE_CALLS,
+        "cases": records,
+        "batch": {"ids": [case["id"] for case in cases], "pipeline": batch},
+        "test_split": {
+            "examples": len(test),
+            "accuracy": test_accuracy,
+            "predictions": predictions,
         },
-    )
+    }
 
 
 def golden_embeddings(spec: Spec) -> None:

@@ -5,13 +5,16 @@ Writes, next to `artifacts/<name>/onnx/model.onnx` (the FP32 export, variant `fp
 through optimum's ORTOptimizer), `model.int8.onnx` (dynamic INT8 of the FP32 graph with
 optimum's ORTQuantizer, the `avx512_vnni` config where the CPU has VNNI, `avx2`
 otherwise) and `model.O2.int8.onnx` (dynamic INT8 of the O2 graph with onnxruntime's
-`quantize_dynamic`: ORTQuantizer refuses optimized graphs). Every variant shares the
-FP32 signature. `variants.json` lists each with its size, node count and fused
-operators, or, where a variant could not be made, why.
+`quantize_dynamic`: ORTQuantizer refuses optimized graphs). A model with a distilled
+student (`model.student.onnx`, see `distill`) gets the student's O2 and both INT8s the same
+ways, `model.student.{O2,int8,O2.int8}.onnx`, each marked in the manifest with the layers
+it kept. Every variant shares the FP32 signature. `variants.json` lists each with its
+size, node count and fused operators, or, where a variant could not be made, why.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 import time
@@ -57,21 +60,31 @@ def describe(path: Path) -> dict:
     }
 
 
-def optimized(onnx_dir: Path, level: str) -> Callable[[Path], None]:
+def written_onnx(scratch: str) -> Path:
+    """The one ONNX file optimum wrote into `scratch`. Its name is not predictable from the
+    source's: optimum swaps the source's last suffix, so `model.student.onnx` comes out as
+    `model.onnx`."""
+    written = list(Path(scratch).glob("*.onnx"))
+    if len(written) != 1:
+        raise RuntimeError(f"optimum wrote {len(written)} ONNX files, not one: {[p.name for p in written]}")
+    return written[0]
+
+
+def optimized(onnx_dir: Path, level: str, source: str = "model.onnx") -> Callable[[Path], None]:
     def make(target: Path) -> None:
         from optimum.onnxruntime import ORTOptimizer
         from optimum.onnxruntime.configuration import AutoOptimizationConfig
 
         with tempfile.TemporaryDirectory(dir=onnx_dir.parent) as scratch:
-            optimizer = ORTOptimizer.from_pretrained(onnx_dir, file_names=["model.onnx"])
+            optimizer = ORTOptimizer.from_pretrained(onnx_dir, file_names=[source])
             config = AutoOptimizationConfig.with_optimization_level(level)
             optimizer.optimize(optimization_config=config, save_dir=scratch, file_suffix="optimized")
-            shutil.move(Path(scratch) / "model_optimized.onnx", target)
+            shutil.move(written_onnx(scratch), target)
 
     return make
 
 
-def int8_of_fp32(onnx_dir: Path) -> tuple[Callable[[Path], None], str]:
+def int8_of_fp32(onnx_dir: Path, source: str = "model.onnx") -> tuple[Callable[[Path], None], str]:
     from optimum.onnxruntime.configuration import AutoQuantizationConfig
 
     vnni = cpu_has_vnni()
@@ -83,9 +96,9 @@ def int8_of_fp32(onnx_dir: Path) -> tuple[Callable[[Path], None], str]:
         from optimum.onnxruntime import ORTQuantizer
 
         with tempfile.TemporaryDirectory(dir=onnx_dir.parent) as scratch:
-            quantizer = ORTQuantizer.from_pretrained(onnx_dir, file_name="model.onnx")
+            quantizer = ORTQuantizer.from_pretrained(onnx_dir, file_name=source)
             quantizer.quantize(save_dir=scratch, quantization_config=config)
-            shutil.move(Path(scratch) / "model_quantized.onnx", target)
+            shutil.move(written_onnx(scratch), target)
 
     return make, "avx512_vnni" if vnni else "avx2"
 
@@ -109,36 +122,73 @@ def int8_of(source: Path) -> Callable[[Path], None]:
     return make
 
 
+# A recipe: (variant name, file written, kind, how it was made, the function that makes it).
+Recipe = tuple[str, str, str, str, Callable[[Path], None]]
+
+
+def recipes(onnx_dir: Path) -> tuple[list[Recipe], str]:
+    """The teacher's variants of `model.onnx`, and the INT8 config this CPU gets."""
+    quantize_fp32, int8_config = int8_of_fp32(onnx_dir)
+    return [
+        ("O1", "model.O1.onnx", "fp32", "ORTOptimizer O1", optimized(onnx_dir, "O1")),
+        ("O2", "model.O2.onnx", "fp32", "ORTOptimizer O2", optimized(onnx_dir, "O2")),
+        ("O3", "model.O3.onnx", "fp32", "ORTOptimizer O3", optimized(onnx_dir, "O3")),
+        ("int8", "model.int8.onnx", "int8",
+         f"ORTQuantizer dynamic, per-tensor, {int8_config} config, of the FP32 graph", quantize_fp32),
+        ("O2-int8", "model.O2.int8.onnx", "int8",
+         "onnxruntime quantize_dynamic, per-tensor QInt8 weights, of the O2 graph", int8_of(onnx_dir / "model.O2.onnx")),
+    ], int8_config
+
+
+def student_recipes(onnx_dir: Path) -> list[Recipe]:
+    """The distilled student's variants of `model.student.onnx`: the ones the teacher's
+    speed ranks high (O2, the two INT8s); O1 and O3 are left out to keep the pipeline short."""
+    source = "model.student.onnx"
+    quantize_fp32, int8_config = int8_of_fp32(onnx_dir, source)
+    return [
+        ("student-O2", "model.student.O2.onnx", "fp32", "ORTOptimizer O2 of the student",
+         optimized(onnx_dir, "O2", source)),
+        ("student-int8", "model.student.int8.onnx", "int8",
+         f"ORTQuantizer dynamic, per-tensor, {int8_config} config, of the student's FP32 graph", quantize_fp32),
+        ("student-O2-int8", "model.student.O2.int8.onnx", "int8",
+         "onnxruntime quantize_dynamic, per-tensor QInt8 weights, of the student's O2 graph",
+         int8_of(onnx_dir / "model.student.O2.onnx")),
+    ]
+
+
+def made(name: str, file_name: str, kind: str, how: str, make: Callable[[Path], None], onnx_dir: Path) -> dict:
+    """Makes one variant; its manifest entry, or why it could not be made."""
+    target = onnx_dir / file_name
+    target.unlink(missing_ok=True)
+    started = time.monotonic()
+    try:
+        make(target)
+        print(f"{name}: {file_name} in {time.monotonic() - started:.1f}s", flush=True)
+        return {"name": name, "kind": kind, "made": True, "how": how, **describe(target)}
+    except Exception as error:  # a variant that cannot be made is recorded, not fatal
+        target.unlink(missing_ok=True)
+        print(f"{name}: could not be made: {error}", flush=True)
+        return {"name": name, "kind": kind, "made": False, "how": how, "why": f"{type(error).__name__}: {error}"}
+
+
 def optimize(spec: Spec) -> None:
     onnx_dir = spec.onnx_dir
     fp32 = onnx_dir / "model.onnx"
     if not fp32.is_file():
         raise SystemExit(f"no {fp32}: run `cargo xtask export` first")
-    quantize_fp32, int8_config = int8_of_fp32(onnx_dir)
-    recipes: list[tuple[str, str, str, Callable[[Path], None]]] = [
-        ("O1", "model.O1.onnx", "fp32", optimized(onnx_dir, "O1")),
-        ("O2", "model.O2.onnx", "fp32", optimized(onnx_dir, "O2")),
-        ("O3", "model.O3.onnx", "fp32", optimized(onnx_dir, "O3")),
-        ("int8", "model.int8.onnx", "int8", quantize_fp32),
-        ("O2-int8", "model.O2.int8.onnx", "int8", int8_of(onnx_dir / "model.O2.onnx")),
-    ]
+    teacher, int8_config = recipes(onnx_dir)
     variants = [{"name": "fp32", "kind": "fp32", "made": True, "how": "optimum export", **describe(fp32)}]
-    for name, file_name, kind, make in recipes:
-        target = onnx_dir / file_name
-        target.unlink(missing_ok=True)
-        started = time.monotonic()
-        how = {
-            "int8": f"ORTQuantizer dynamic, per-tensor, {int8_config} config, of the FP32 graph",
-            "O2-int8": "onnxruntime quantize_dynamic, per-tensor QInt8 weights, of the O2 graph",
-        }.get(name, f"ORTOptimizer {name}")
-        try:
-            make(target)
-            variants.append({"name": name, "kind": kind, "made": True, "how": how, **describe(target)})
-            print(f"{name}: {file_name} in {time.monotonic() - started:.1f}s", flush=True)
-        except Exception as error:  # a variant that cannot be made is recorded, not fatal
-            target.unlink(missing_ok=True)
-            variants.append({"name": name, "kind": kind, "made": False, "how": how, "why": f"{type(error).__name__}: {error}"})
-            print(f"{name}: could not be made: {error}", flush=True)
+    variants += [made(*recipe, onnx_dir) for recipe in teacher]
+    if spec.distill is not None:
+        student = onnx_dir / "model.student.onnx"
+        if not student.is_file():
+            raise SystemExit(f"no {student}: run `cargo xtask export` first")
+        teacher_layers = json.loads((onnx_dir / "config.json").read_text(encoding="utf-8"))["num_hidden_layers"]
+        # What the parity gate holds a student to: its own PyTorch, and the teacher's metric.
+        lineage = {"student": {"kept_layers": list(spec.distill.keep_layers), "teacher_layers": teacher_layers}}
+        students = [{"name": "student", "kind": "fp32", "made": True, "how": "distilled, optimum export", **describe(student)}]
+        students += [made(*recipe, onnx_dir) for recipe in student_recipes(onnx_dir)]
+        variants += [{**entry, **lineage} for entry in students]
     write_json(onnx_dir / "variants.json", {"model": spec.name, "int8_config": int8_config, "variants": variants})
 
 

@@ -60,6 +60,21 @@ class SetFitSpec:
 
 
 @dataclass(frozen=True)
+class DistillSpec:
+    """A smaller student of the fine-tuned model (`[distill]` in the spec, see `distill`)."""
+
+    # The teacher's encoder layers the student keeps, in order.
+    keep_layers: tuple[int, ...]
+    epochs: int
+    learning_rate: float
+    temperature: float
+    # The weight of the teacher's softened outputs in the loss; the true labels get the rest.
+    soft_weight: float
+    # Pieces (1–3 consecutive sentences) of each training text added to what it learns from.
+    short_pieces: int
+
+
+@dataclass(frozen=True)
 class Spec:
     name: str
     task: str
@@ -73,6 +88,8 @@ class Spec:
     golden_dir: Path
     # SetFit models only.
     setfit: SetFitSpec | None = None
+    # Models with a distilled student only.
+    distill: DistillSpec | None = None
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -85,6 +102,10 @@ class Spec:
     @property
     def data_dir(self) -> Path:
         return self.artifact_dir / "data"
+
+    @property
+    def student_dir(self) -> Path:
+        return self.artifact_dir / "student"
 
     @property
     def base_module(self) -> str:
@@ -114,7 +135,12 @@ def load(path: Path) -> Spec:
         artifact_dir=Path(raw["artifact_dir"]),
         golden_dir=Path(raw["golden_dir"]),
         setfit=SetFitSpec(**raw["setfit"]) if "setfit" in raw else None,
+        distill=distill_spec(raw["distill"]) if "distill" in raw else None,
     )
+
+
+def distill_spec(raw: dict[str, Any]) -> DistillSpec:
+    return DistillSpec(**{**raw, "keep_layers": tuple(raw["keep_layers"])})
 
 
 def from_cli(description: str) -> Spec:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import shutil
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 from . import bbc, release_notes
 from .fit import fit
@@ -66,9 +67,22 @@ def evaluate(
     pipeline's default function for it)."""
     import torch
 
-    model.eval()
     multi = model.config.problem_type == "multi_label_classification"
     predictions: list = []
+    for logits in batched_logits(model, tokenizer, texts, max_length, batch_size):
+        if multi:
+            chosen = torch.sigmoid(logits) >= 0.5
+            predictions.extend([row.nonzero().flatten().tolist() for row in chosen])
+        else:
+            predictions.extend(logits.argmax(dim=-1).tolist())
+    return predictions
+
+
+def batched_logits(model, tokenizer, texts: list[str], max_length: int, batch_size: int = 32):
+    """The model's logits for `texts` in eval mode, one tensor per padded batch, in order."""
+    import torch
+
+    model.eval()
     with torch.inference_mode():
         for start in range(0, len(texts), batch_size):
             batch = tokenizer(
@@ -78,13 +92,20 @@ def evaluate(
                 padding=True,
                 return_tensors="pt",
             )
-            logits = model(**batch).logits
-            if multi:
-                chosen = torch.sigmoid(logits) >= 0.5
-                predictions.extend([row.nonzero().flatten().tolist() for row in chosen])
-            else:
-                predictions.extend(logits.argmax(dim=-1).tolist())
-    return predictions
+            yield model(**batch).logits
+
+
+def validation(model, tokenizer, examples: list[Example], max_length: int) -> Callable[[int], dict]:
+    """The evaluation `fit` runs after each epoch: accuracy on the validation split."""
+    texts = [e.text for e in examples]
+    targets = [label_ids(e.target) for e in examples]
+
+    def evaluate_epoch(epoch: int) -> dict:
+        value = accuracy(evaluate(model, tokenizer, texts, max_length), targets)
+        print(f"epoch {epoch}: validation accuracy {value:.4f}", flush=True)
+        return {"validation_accuracy": value}
+
+    return evaluate_epoch
 
 
 def accuracy(predictions: list, targets: list) -> float:
@@ -148,20 +169,12 @@ def train(spec: Spec) -> None:
         {**tokenizer(e.text, truncation=True, max_length=spec.train.max_length), "labels": e.target} for e in train_set
     ]
     collate = DataCollatorWithPadding(tokenizer)
-    validation_texts = [e.text for e in splits["validation"]]
-    validation_targets = [label_ids(e.target) for e in splits["validation"]]
-
-    def validation(epoch: int) -> dict:
-        val_acc = accuracy(evaluate(model, tokenizer, validation_texts, spec.train.max_length), validation_targets)
-        print(f"epoch {epoch}: validation accuracy {val_acc:.4f}", flush=True)
-        return {"validation_accuracy": val_acc}
-
     history = fit(
         model,
         spec,
         len(encoded),
         lambda batch: model(**collate([encoded[i] for i in batch])).loss,
-        validation,
+        validation(model, tokenizer, splits["validation"], spec.train.max_length),
         started,
     )
     train_seconds = time.monotonic() - started

@@ -37,17 +37,23 @@ fn copy(from: &Path, to: &Path) {
     cache::copy_tree(from, to).unwrap();
 }
 
-/// Every step's key of both models, as `model:step`.
+/// Every step's key of both models, as `model:step` (news-topic has a distilled student:
+/// its `distill` step, and `student-parity` of a student's variant).
 fn keys(paths: &Paths) -> Vec<(String, Key)> {
     let mut keys = Vec::new();
     for (_, spec) in spec::all(&paths.models()).unwrap() {
-        for step in PyStep::IN_ORDER {
+        for step in PyStep::IN_ORDER.into_iter().filter(|step| step.applies_to(&spec)) {
             let key = python_step::key(paths, &spec, step).unwrap();
             keys.push((format!("{}:{}", spec.name, step.name()), key));
         }
         let (parity, measure) = variant_check::keys(paths, &spec.name, "int8", "model.int8.onnx").unwrap();
         keys.push((format!("{}:parity", spec.name), parity));
         keys.push((format!("{}:measure", spec.name), measure));
+        if spec.distill.is_some() {
+            let (parity, _) =
+                variant_check::keys(paths, &spec.name, "student-int8", "model.student.int8.onnx").unwrap();
+            keys.push((format!("{}:student-parity", spec.name), parity));
+        }
     }
     keys
 }
@@ -90,11 +96,24 @@ fn each_change_invalidates_exactly_the_steps_it_can_affect() {
         copy(&workspace.root.join(part), &scratch.join(part));
     }
     let paths = Paths::at(scratch.path());
-    let python_steps = |model: &str| ["train", "export", "optimize", "golden"].map(|s| format!("{model}:{s}"));
+    let python_steps = |model: &str| -> Vec<String> {
+        let distill = (model == "news-topic").then_some("distill");
+        ["train"]
+            .into_iter()
+            .chain(distill)
+            .chain(["export", "optimize", "golden"])
+            .map(|s| format!("{model}:{s}"))
+            .collect()
+    };
     let checks = |models: &[&str]| -> BTreeSet<String> {
         models
             .iter()
-            .flat_map(|m| [format!("{m}:parity"), format!("{m}:measure")])
+            .flat_map(|m| {
+                let student = (*m == "news-topic").then(|| format!("{m}:student-parity"));
+                [format!("{m}:parity"), format!("{m}:measure")]
+                    .into_iter()
+                    .chain(student)
+            })
             .collect()
     };
     assert_eq!(keys(&paths), keys(&paths), "keys are stable");
@@ -127,7 +146,7 @@ fn each_change_invalidates_exactly_the_steps_it_can_affect() {
     // A module a step imports at its top level (`train` imports `fit`): the steps that
     // run through it. news-embed's steps all load `embed`, which imports `fit` too.
     let mut fit: BTreeSet<String> = python_steps("news-embed").into_iter().collect();
-    fit.extend(["news-topic:train".to_string(), "news-topic:golden".to_string()]);
+    fit.extend(["train", "distill", "golden"].map(|s| format!("news-topic:{s}")));
     assert_eq!(
         invalidated(&paths, |root| append(
             &root.join("python/modelcrate/fit.py"),
@@ -203,11 +222,17 @@ fn each_change_invalidates_exactly_the_steps_it_can_affect() {
             &workspace.root.join("Cargo.toml"),
             &checkpoint.join("model.safetensors")
         )),
-        set(&["news-topic:export", "news-topic:golden"])
+        set(&["news-topic:distill", "news-topic:export", "news-topic:golden"])
+    );
+    // The student's PyTorch outputs: only the checks of the student's variants.
+    let student_reference = paths.artifact("news-topic").join("student/reference.json");
+    assert_eq!(
+        invalidated(&paths, |_| copy(&workspace.root.join("Cargo.toml"), &student_reference)),
+        set(&["news-topic:student-parity"])
     );
     let variant = paths.onnx("news-topic").join("model.int8.onnx");
     assert_eq!(
         invalidated(&paths, |_| copy(&workspace.root.join("Cargo.toml"), &variant)),
-        checks(&["news-topic"])
+        set(&["news-topic:parity", "news-topic:measure"])
     );
 }

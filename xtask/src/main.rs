@@ -1,7 +1,7 @@
 //! `cargo xtask`: the pipeline driver. Each step is a subcommand, usable alone, and
 //! skips work whose inputs and outputs are unchanged (`--force` redoes it).
 //!
-//! spec → train → export → optimize → golden → gen → parity → measure → select → serve; `all`
+//! spec → train → distill → export → optimize → golden → gen → parity → measure → select → serve; `all`
 //! runs them in order and ends serving; `test` runs the pipeline, checks `generated/`, parity
 //! and the tests. `report` tabulates every model and variant.
 
@@ -70,9 +70,13 @@ enum Step {
     },
     /// Fine-tune each model from its spec (artifacts/<name>/checkpoint, metrics.json).
     Train(Select),
+    /// Distil each model with a `[distill]` section into a smaller student
+    /// (artifacts/<name>/student/checkpoint, metrics.json).
+    Distill(Select),
     /// Export each checkpoint to ONNX with optimum (artifacts/<name>/onnx/).
     Export(Select),
-    /// Make graph-optimized (O1, O2, O3) and dynamic INT8 variants beside each export.
+    /// Make graph-optimized (O1, O2, O3) and dynamic INT8 variants beside each export (and
+    /// a student's O2 and INT8s).
     Optimize(Select),
     /// Write PyTorch's outputs for the golden inputs (golden/<name>/reference.json).
     Golden(Select),
@@ -94,7 +98,7 @@ enum Step {
     Report,
     /// Serve every model over HTTP.
     Serve(ServeArgs),
-    /// The main job: setup, train, export, optimize, golden, gen, parity, measure, select, then serve.
+    /// The main job: setup, train, distill, export, optimize, golden, gen, parity, measure, select, then serve.
     All {
         #[command(flatten)]
         select: Select,
@@ -116,6 +120,7 @@ fn main() {
     let result = match cli.command {
         Step::Setup { force } => pipeline::setup(&paths, force).map(drop),
         Step::Train(select) => python_step::run_all(&paths, &select, &[PyStep::Train]),
+        Step::Distill(select) => python_step::run_all(&paths, &select, &[PyStep::Distill]),
         Step::Export(select) => python_step::run_all(&paths, &select, &[PyStep::Export]),
         Step::Optimize(select) => python_step::run_all(&paths, &select, &[PyStep::Optimize]),
         Step::Golden(select) => python_step::run_all(&paths, &select, &[PyStep::Golden]),

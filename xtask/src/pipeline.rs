@@ -365,7 +365,7 @@ fn start_serving(
     Ok(server)
 }
 
-/// setup → train → export → optimize → golden → gen (or gen --check) → build → parity →
+/// setup → train → distill → export → optimize → golden → gen (or gen --check) → build → parity →
 /// measure → select → report. `targets` is what the build builds: the server's binaries
 /// for the main job, every target for the test command.
 fn pipeline_to_parity(paths: &Paths, select: &Select, check_generated: bool, targets: Build) -> Result<Environment> {

@@ -1,5 +1,5 @@
-//! The Python steps of one model (train, export, optimize, golden): what each reads and
-//! writes, its cache key, and its run through the venv.
+//! The Python steps of one model (train, distill, export, optimize, golden): what each
+//! reads and writes, its cache key, and its run through the venv.
 
 use std::path::{Path, PathBuf};
 
@@ -36,9 +36,21 @@ const VARIANT_FILES: [&str; 5] = [
     "model.O2.int8.onnx",
 ];
 
+/// What the export step adds for a model with a distilled student.
+const STUDENT_EXPORT: &str = "model.student.onnx";
+
+/// What the optimize step adds for a model with a distilled student.
+const STUDENT_VARIANT_FILES: [&str; 3] = [
+    "model.student.O2.onnx",
+    "model.student.int8.onnx",
+    "model.student.O2.int8.onnx",
+];
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum PyStep {
     Train,
+    /// A smaller student of the trained model, for a spec with `[distill]`.
+    Distill,
     Export,
     Optimize,
     Golden,
@@ -46,14 +58,23 @@ pub enum PyStep {
 
 impl PyStep {
     /// A model's Python steps, in the order each reads what the one before wrote.
-    pub const IN_ORDER: [Self; 4] = [Self::Train, Self::Export, Self::Optimize, Self::Golden];
+    pub const IN_ORDER: [Self; 5] = [Self::Train, Self::Distill, Self::Export, Self::Optimize, Self::Golden];
 
     pub fn name(self) -> &'static str {
         match self {
             Self::Train => "train",
+            Self::Distill => "distill",
             Self::Export => "export",
             Self::Optimize => "optimize",
             Self::Golden => "golden",
+        }
+    }
+
+    /// Whether the step has work for `spec`: distill only with a `[distill]` section.
+    pub fn applies_to(self, spec: &ModelSpec) -> bool {
+        match self {
+            Self::Distill => spec.distill.is_some(),
+            _ => true,
         }
     }
 
@@ -85,6 +106,7 @@ impl PyStep {
         }
         let art = paths.artifact(&spec.name);
         let onnx = paths.onnx(&spec.name);
+        let distilled = spec.distill.is_some();
         // A SetFit body is a sentence-embedding model: both export `pooling.json`.
         let embeddings = spec.task == "feature-extraction" || spec.is_setfit();
         // The modules a task (or SetFit) adds to every step's code.
@@ -111,23 +133,39 @@ impl PyStep {
                 code(&["spec", "bbc", "release_notes", "train"]),
                 vec![art.join("checkpoint"), art.join("metrics.json"), art.join("data")],
             ),
+            Self::Distill => {
+                let mut inputs = code(&["spec", "distill"]);
+                inputs.extend([art.join("checkpoint"), art.join("metrics.json"), art.join("data")]);
+                let student = art.join("student");
+                (inputs, vec![student.join("checkpoint"), student.join("metrics.json")])
+            }
             Self::Export => {
                 let mut inputs = code(&["spec", "export"]);
                 inputs.push(art.join("checkpoint"));
                 let pooling = embeddings.then_some("pooling.json");
                 let head = spec.is_setfit().then_some(SETFIT_HEAD_FILES).into_iter().flatten();
+                let student = distilled.then_some(STUDENT_EXPORT);
+                if distilled {
+                    inputs.push(art.join("student/checkpoint"));
+                }
                 let outputs = EXPORTED_FILES
                     .iter()
                     .copied()
                     .chain(pooling)
                     .chain(head)
+                    .chain(student)
                     .map(|f| onnx.join(f));
                 (inputs, outputs.collect())
             }
             Self::Optimize => {
                 let mut inputs = code(&["spec", "optimize"]);
-                inputs.push(onnx.join("model.onnx"));
-                let mut outputs: Vec<PathBuf> = VARIANT_FILES.iter().map(|f| onnx.join(f)).collect();
+                inputs.extend([onnx.join("model.onnx"), onnx.join("config.json")]);
+                if distilled {
+                    inputs.push(onnx.join(STUDENT_EXPORT));
+                }
+                let student = distilled.then_some(STUDENT_VARIANT_FILES).into_iter().flatten();
+                let mut outputs: Vec<PathBuf> =
+                    VARIANT_FILES.into_iter().chain(student).map(|f| onnx.join(f)).collect();
                 outputs.push(onnx.join("variants.json"));
                 (inputs, outputs)
             }
@@ -138,7 +176,12 @@ impl PyStep {
                     art.join("data/test.jsonl"),
                     paths.golden(&spec.name).join("inputs.json"),
                 ]);
-                (inputs, vec![paths.golden(&spec.name).join("reference.json")])
+                let mut outputs = vec![paths.golden(&spec.name).join("reference.json")];
+                if distilled {
+                    inputs.push(art.join("student/checkpoint"));
+                    outputs.push(art.join("student/reference.json"));
+                }
+                (inputs, outputs)
             }
         }
     }
@@ -160,7 +203,8 @@ impl PyStep {
             files
         };
         match self {
-            Self::Train => (
+            // Image models have no student; `applies_to` keeps this step from them.
+            Self::Train | Self::Distill => (
                 code(&["fit"]),
                 vec![art.join("checkpoint"), art.join("metrics.json"), art.join("data")],
             ),
@@ -336,7 +380,7 @@ pub fn run(paths: &Paths, environment: &Environment, spec: &ModelSpec, step: PyS
 
 /// Runs every Python step of one model, in order.
 pub fn run_model(paths: &Paths, environment: &Environment, spec: &ModelSpec, force: bool) -> Result<()> {
-    for step in PyStep::IN_ORDER {
+    for step in PyStep::IN_ORDER.into_iter().filter(|step| step.applies_to(spec)) {
         run(paths, environment, spec, step, force)?;
     }
     Ok(())
@@ -348,7 +392,16 @@ pub fn run_all(paths: &Paths, select: &Select, steps: &[PyStep]) -> Result<()> {
     let environment = setup(paths, false)?;
     for spec in &specs {
         for &step in steps {
-            run(paths, &environment, spec, step, select.force)?;
+            if step.applies_to(spec) {
+                run(paths, &environment, spec, step, select.force)?;
+            } else if select.model.is_some() {
+                eprintln!(
+                    "    {} {}: nothing to do (no [{}] in its spec)",
+                    step.name(),
+                    spec.name,
+                    step.name()
+                );
+            }
         }
     }
     Ok(())

@@ -25,6 +25,9 @@ pub struct ModelSpec {
     /// SetFit models only: the few-shot sample and its contrastive pairs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub setfit: Option<SetFitSpec>,
+    /// A smaller student distilled from the fine-tuned model, served as more variants.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distill: Option<DistillSpec>,
     /// Read by the xtask alone, so it stays out of the Python steps' input hashes.
     #[serde(default, skip_serializing)]
     pub serve: ServeSpec,
@@ -106,6 +109,27 @@ pub struct SetFitSpec {
     pub pair_iterations: usize,
 }
 
+/// A student of the fine-tuned text classifier (`python/modelcrate/distill.py`): the
+/// teacher's layers `keep_layers`, trained on its softened outputs and the true labels.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DistillSpec {
+    /// The teacher's encoder layers the student keeps (indices from 0, increasing).
+    pub keep_layers: Vec<usize>,
+    pub epochs: u32,
+    pub learning_rate: f64,
+    /// The softmax (or sigmoid) temperature of the teacher's outputs the student matches.
+    #[serde(default = "default_temperature")]
+    pub temperature: f64,
+    /// The weight of the teacher's outputs in the loss; the true labels get the rest.
+    #[serde(default = "default_soft_weight")]
+    pub soft_weight: f64,
+    /// Pieces of one to three consecutive sentences cut from each training text and added
+    /// to what the student learns from (users send short texts too).
+    #[serde(default)]
+    pub short_pieces: u32,
+}
+
 /// Which variant serves: chosen among those that pass their parity gate.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -147,6 +171,12 @@ fn default_weight_decay() -> f64 {
 fn default_precision() -> String {
     "fp32".into()
 }
+fn default_temperature() -> f64 {
+    2.0
+}
+fn default_soft_weight() -> f64 {
+    0.5
+}
 fn default_opset() -> u32 {
     17
 }
@@ -170,6 +200,8 @@ pub const PRECISIONS: &[&str] = &["fp32", "bf16"];
 pub const POLICIES: &[&str] = &["fastest", "most_accurate", "named"];
 /// The variants the optimize step makes (`python/modelcrate/optimize.py`).
 pub const VARIANTS: &[&str] = &["fp32", "O1", "O2", "O3", "int8", "O2-int8"];
+/// The variants it makes of a distilled student, for a spec with `[distill]`.
+pub const STUDENT_VARIANTS: &[&str] = &["student", "student-O2", "student-int8", "student-O2-int8"];
 /// Data sources the Python side can read, with the words the model card uses for them.
 pub const DATA_SOURCES: &[(&str, &str)] = &[
     (
@@ -298,6 +330,7 @@ impl ModelSpec {
         fraction("data.validation_fraction", self.data.validation_fraction)?;
         self.validate_modality()?;
         self.validate_setfit()?;
+        self.validate_distill()?;
         if self.train.epochs == 0 {
             return field("train.epochs", "must be at least 1".into());
         }
@@ -323,7 +356,13 @@ impl ModelSpec {
         one_of("serve.policy", &self.serve.policy, POLICIES)?;
         match (self.serve.policy.as_str(), &self.serve.variant) {
             ("named", None) => return field("serve.variant", "is required by policy `named`".into()),
-            ("named", Some(variant)) => one_of("serve.variant", variant, VARIANTS)?,
+            ("named", Some(variant)) => {
+                let mut known = VARIANTS.to_vec();
+                if self.distill.is_some() {
+                    known.extend(STUDENT_VARIANTS);
+                }
+                one_of("serve.variant", variant, &known)?
+            }
             (policy, Some(_)) => {
                 return field(
                     "serve.variant",
@@ -448,6 +487,62 @@ impl ModelSpec {
         }
     }
 
+    /// A `[distill]` section only on a text classifier fine-tuned as a transformer (a
+    /// SetFit model's head is not a transformer's), with a schedule that can train.
+    fn validate_distill(&self) -> Result<(), String> {
+        let field = |name: &str, problem: String| Err(format!("field `{name}`: {problem}"));
+        let Some(distill) = &self.distill else {
+            return Ok(());
+        };
+        if self.task != "text-classification" || self.is_setfit() {
+            return field(
+                "distill",
+                format!(
+                    "distils a text classifier trained `full`, `lora` or `head-only`; this is a {} model trained `{}`",
+                    self.task, self.train.strategy
+                ),
+            );
+        }
+        let increasing = distill.keep_layers.windows(2).all(|pair| pair[0] < pair[1]);
+        if distill.keep_layers.is_empty() || !increasing {
+            return field(
+                "distill.keep_layers",
+                format!(
+                    "{:?} must name at least one of the teacher's layers, in increasing order without repeats",
+                    distill.keep_layers
+                ),
+            );
+        }
+        if !(1..=20).contains(&distill.epochs) {
+            return field("distill.epochs", format!("{} must be from 1 to 20", distill.epochs));
+        }
+        if !(distill.learning_rate > 0.0 && distill.learning_rate < 1.0) {
+            return field(
+                "distill.learning_rate",
+                format!("{} must be above 0 and below 1", distill.learning_rate),
+            );
+        }
+        if !(distill.temperature >= 1.0 && distill.temperature <= 20.0) {
+            return field(
+                "distill.temperature",
+                format!("{} must be from 1 to 20", distill.temperature),
+            );
+        }
+        if distill.short_pieces > 8 {
+            return field(
+                "distill.short_pieces",
+                format!("{} must be from 0 to 8", distill.short_pieces),
+            );
+        }
+        if !(0.0..=1.0).contains(&distill.soft_weight) {
+            return field(
+                "distill.soft_weight",
+                format!("{} must be from 0 to 1", distill.soft_weight),
+            );
+        }
+        Ok(())
+    }
+
     /// Tokens kept per text; 0 for an image model.
     pub fn max_length(&self) -> usize {
         self.train.max_length.unwrap_or(0)
@@ -531,6 +626,38 @@ seed = 42
             error.contains("field `train.precision`: `fp16` is not one of [\"fp32\", \"bf16\"]"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn a_distilled_student_is_for_transformer_text_classifiers_with_a_schedule_that_trains() {
+        let section = "[distill]\nkeep_layers = [0, 2, 4]\nepochs = 3\nlearning_rate = 1e-4\n";
+        let spec = parse(&format!("{VALID}{section}")).unwrap();
+        let distill = spec.distill.as_ref().unwrap();
+        assert_eq!(
+            (distill.keep_layers.as_slice(), distill.temperature, distill.soft_weight),
+            (&[0, 2, 4][..], 2.0, 0.5)
+        );
+        let error_of = |text: String| parse(&text).unwrap_err().to_string();
+        let error = error_of(format!("{VALID}{}", section.replace("[0, 2, 4]", "[2, 2]")));
+        assert!(error.contains("field `distill.keep_layers`"), "{error}");
+        let error = error_of(format!("{VALID}{}", section.replace("[0, 2, 4]", "[]")));
+        assert!(error.contains("field `distill.keep_layers`"), "{error}");
+        let error = error_of(format!("{VALID}{section}soft_weight = 1.5\n"));
+        assert!(error.contains("field `distill.soft_weight`"), "{error}");
+        let error = error_of(format!("{VALID}{section}short_pieces = 9\n"));
+        assert!(error.contains("field `distill.short_pieces`"), "{error}");
+        let error = error_of(format!("{VALID}{section}temperature = 0.5\n"));
+        assert!(error.contains("field `distill.temperature`"), "{error}");
+        let tagger = VALID
+            .replace("text-classification", "token-classification")
+            .replace("bbc-news", "release-notes-synthetic");
+        let error = error_of(format!("{tagger}{section}"));
+        assert!(error.contains("field `distill`: distils a text classifier"), "{error}");
+        // A student's variant can be named; without [distill] there is none.
+        let named = "[serve]\npolicy = \"named\"\nvariant = \"student-int8\"\n";
+        assert!(parse(&format!("{VALID}{section}{named}")).is_ok());
+        let error = error_of(format!("{VALID}{named}"));
+        assert!(error.contains("field `serve.variant`: `student-int8`"), "{error}");
     }
 
     #[test]
