@@ -78,6 +78,19 @@ pub struct Variant {
     /// Fused operators by type, such as `Attention` or `SkipLayerNormalization`.
     #[serde(default)]
     pub fused: std::collections::BTreeMap<String, u64>,
+    /// A distilled student's variant: which of the teacher's layers it kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub student: Option<Student>,
+}
+
+/// What a distilled student kept of its teacher. A student's variants are held to the
+/// student's own PyTorch outputs (`<artifacts>/<name>/student/reference.json`) and to the
+/// teacher's test metric.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Student {
+    /// The teacher's encoder layers the student kept, in order.
+    pub kept_layers: Vec<usize>,
+    pub teacher_layers: usize,
 }
 
 /// `variants.json`.
@@ -133,6 +146,8 @@ pub struct Resolved {
     pub kind: VariantKind,
     /// Why this one: named by the caller, selected (with the reason), or the FP32 fallback.
     pub selection: String,
+    /// Set when it is a variant of a distilled student.
+    pub student: Option<Student>,
 }
 
 /// Opens the variant `options` choose from `dir` as a session pool, checked against the
@@ -153,12 +168,22 @@ pub fn open_checked(
 pub fn resolve(dir: &Path, choice: &VariantChoice) -> Result<Resolved> {
     match choice {
         VariantChoice::Serving => match Serving::read(dir)? {
-            Some(serving) => Ok(Resolved {
-                name: serving.variant,
-                file: serving.file,
-                kind: serving.kind,
-                selection: format!("selected ({}): {}", serving.policy, serving.reason),
-            }),
+            Some(serving) => {
+                // Whether it is a student's is said by the manifest, not by serving.json.
+                let listed = Variants::read(dir)?.and_then(|variants| {
+                    variants
+                        .variants
+                        .into_iter()
+                        .find(|variant| variant.name == serving.variant)
+                });
+                Ok(Resolved {
+                    student: listed.and_then(|variant| variant.student),
+                    name: serving.variant,
+                    file: serving.file,
+                    kind: serving.kind,
+                    selection: format!("selected ({}): {}", serving.policy, serving.reason),
+                })
+            }
             None => Ok(Resolved {
                 name: FP32.into(),
                 file: FP32_FILE.into(),
@@ -167,6 +192,7 @@ pub fn resolve(dir: &Path, choice: &VariantChoice) -> Result<Resolved> {
                     "fp32: {} has no {SERVING_FILE} (run `cargo xtask select`)",
                     dir.display()
                 ),
+                student: None,
             }),
         },
         VariantChoice::Named(name) => named(dir, name),
@@ -182,6 +208,7 @@ fn named(dir: &Path, name: &str) -> Result<Resolved> {
                 file: FP32_FILE.into(),
                 kind: VariantKind::Fp32,
                 selection: "named".into(),
+                student: None,
             });
         }
         return Err(Error::Variant(format!(
@@ -206,6 +233,7 @@ fn named(dir: &Path, name: &str) -> Result<Resolved> {
             file: file.clone(),
             kind: variant.kind,
             selection: "named".into(),
+            student: variant.student.clone(),
         }),
         _ => Err(Error::Variant(format!(
             "variant `{}` of {} was not made: {}",
@@ -249,7 +277,24 @@ mod tests {
     const VARIANTS: &str = r#"{"model": "m", "variants": [
         {"name": "fp32", "kind": "fp32", "made": true, "file": "model.onnx", "nodes": 529},
         {"name": "int8", "kind": "int8", "made": true, "file": "model.int8.onnx"},
-        {"name": "O3", "kind": "fp32", "made": false, "why": "FastGelu is not supported"}]}"#;
+        {"name": "O3", "kind": "fp32", "made": false, "why": "FastGelu is not supported"},
+        {"name": "student-int8", "kind": "int8", "made": true, "file": "model.student.int8.onnx",
+         "student": {"kept_layers": [0, 2, 4], "teacher_layers": 6}}]}"#;
+
+    #[test]
+    fn a_students_variant_says_what_it_kept_named_or_serving() {
+        let dir = folder(&[("variants.json", VARIANTS)]);
+        let kept = Some(Student {
+            kept_layers: vec![0, 2, 4],
+            teacher_layers: 6,
+        });
+        assert_eq!(named(dir.path(), "student-int8").unwrap().student, kept);
+        assert_eq!(named(dir.path(), "int8").unwrap().student, None);
+        let serving = r#"{"model": "m", "policy": "fastest", "variant": "student-int8",
+            "file": "model.student.int8.onnx", "kind": "int8", "reason": "fastest"}"#;
+        std::fs::write(dir.path().join("serving.json"), serving).unwrap();
+        assert_eq!(resolve(dir.path(), &VariantChoice::Serving).unwrap().student, kept);
+    }
 
     #[test]
     fn serving_falls_back_to_fp32_without_a_serving_file() {

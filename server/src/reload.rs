@@ -9,7 +9,8 @@
 //! 1. **load**: the variant `--variant` names (by default the one `serving.json` names),
 //!    its signature checked against the generated crate's, as at start;
 //! 2. **canary**: the gate of `modelcrate_server::parity` — the one the pipeline held that
-//!    variant to — against the PyTorch outputs in `<golden>/<name>/reference.json`: every
+//!    variant to — against the PyTorch outputs in `<golden>/<name>/reference.json` (a
+//!    distilled student's in its own, `parity::reference_path`): every
 //!    golden input and the test split, within the FP32 bounds or the INT8 gate;
 //! 3. **warm-up**: a new engine, warmed up as at start.
 //!
@@ -211,7 +212,7 @@ impl Reloader {
                 checked.failures.len(),
                 checked.rows.len(),
                 checked.gate,
-                self.golden.join(name).join("reference.json").display()
+                parity::reference_path(&model, name, &self.golden.join(name), &self.artifacts).display()
             );
             return Err(("canary", message, checked.failures));
         }

@@ -17,6 +17,9 @@ const LOGIT_BOUND: f64 = 1e-4;
 const SCORE_BOUND: f64 = 1e-4;
 /// Largest accuracy drop (as a fraction) an INT8 variant may show against PyTorch.
 const INT8_ACCURACY_DROP: f64 = 0.01;
+/// Largest accuracy drop (as a fraction) a distilled student's variant may show against
+/// its teacher's FP32.
+const STUDENT_ACCURACY_DROP: f64 = 0.01;
 
 #[derive(Deserialize)]
 struct Reference {
@@ -25,6 +28,20 @@ struct Reference {
     pipeline_calls: serde_json::Map<String, Value>,
     batch: Batch,
     test_split: TestSplit,
+    /// A distilled student's reference carries its teacher's test metric.
+    #[serde(default)]
+    teacher: Option<Teacher>,
+}
+
+#[derive(Deserialize)]
+struct Teacher {
+    test_split: TeacherTestSplit,
+}
+
+#[derive(Deserialize)]
+struct TeacherTestSplit {
+    examples: usize,
+    accuracy: f64,
 }
 
 #[derive(Deserialize)]
@@ -232,6 +249,16 @@ pub(super) fn check(
                 Gate::Int8 => reference.test_split.accuracy - rust_accuracy <= INT8_ACCURACY_DROP + 1e-9,
             },
     );
+    if let Some(teacher) = &reference.teacher {
+        figures.row(
+            Rule::Every,
+            &format!("test split {} vs the teacher's FP32", metric_name.replace('_', "-")),
+            format!("Rust {rust_accuracy:.4}, teacher {:.4}", teacher.test_split.accuracy),
+            "at most 1.0 point below the teacher",
+            test.len() == teacher.test_split.examples
+                && teacher.test_split.accuracy - rust_accuracy <= STUDENT_ACCURACY_DROP + 1e-9,
+        );
+    }
     figures.row(
         Rule::Every,
         if multi_label {
@@ -255,12 +282,18 @@ pub(super) fn check(
             "examples": test.len(),
             "rust_accuracy": rust_accuracy,
             "pytorch_accuracy": reference.test_split.accuracy,
+            "teacher_accuracy": reference.teacher.as_ref().map(|teacher| teacher.test_split.accuracy),
             "agreement": agreement,
         },
     });
     Ok(Checked {
         checkpoint: reference.checkpoint_sha256.clone(),
-        metric: json!({"name": metric_name, "value": rust_accuracy, "pytorch": reference.test_split.accuracy}),
+        metric: json!({
+            "name": metric_name,
+            "value": rust_accuracy,
+            "pytorch": reference.test_split.accuracy,
+            "teacher": reference.teacher.as_ref().map(|teacher| teacher.test_split.accuracy),
+        }),
         summary: json!({
             "drift": {"name": "max |Δlogit|", "value": alone_max},
             "golden": {"name": "top-1", "agree": golden_agree, "of": texts.len()},

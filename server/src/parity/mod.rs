@@ -13,6 +13,9 @@
 //! FP32 and graph-optimized variants must meet those bounds; a dynamic INT8 variant must
 //! keep token ids identical and lose at most 1.0 point of test accuracy, and its logit
 //! drift, top-1 agreement and pipeline scores are reported.
+//! A distilled student's variants (text classifiers) are held to the same bounds against
+//! the student's own PyTorch outputs, and every one of them also to the task metric: at
+//! most 1.0 point below the teacher's FP32 on the test split.
 //! For a sentence-embedding model (`embedding.rs`): token ids identical; every golden
 //! embedding, alone and batched, within cosine ≥ 0.99999 and max |diff| ≤ 1e-5 of
 //! `SentenceTransformer.encode` (INT8: cosine ≥ 0.99, min and mean reported); retrieval
@@ -172,12 +175,24 @@ impl Outcome {
     }
 }
 
+/// Where the PyTorch outputs a loaded variant is held to are: the golden folder's
+/// `reference.json`, or for a distilled student's variant the student's own,
+/// `<artifacts>/<name>/student/reference.json` (written by the same `golden` step, with
+/// the teacher's test metric in it).
+pub fn reference_path(model: &LoadedModel, name: &str, golden: &Path, artifacts: &Path) -> std::path::PathBuf {
+    match model.info().variant.student {
+        Some(_) => artifacts.join(name).join("student").join("reference.json"),
+        None => golden.join("reference.json"),
+    }
+}
+
 /// Checks the loaded `model` (generated model `name`) against the golden outputs in
-/// `golden` (its `reference.json`, written by `cargo xtask golden`) and its test split in
-/// `<artifacts>/<name>`, by the gate of the variant it loaded. Blocking, and seconds long:
-/// every golden input and the whole test split run through the model.
+/// `golden` (its `reference.json`, written by `cargo xtask golden`; a student's variant
+/// against its own, see `reference_path`) and its test split in `<artifacts>/<name>`, by
+/// the gate of the variant it loaded. Blocking, and seconds long: every golden input and
+/// the whole test split run through the model.
 pub fn check(model: &LoadedModel, name: &str, golden: &Path, artifacts: &Path) -> Result<Outcome> {
-    let reference_path = golden.join("reference.json");
+    let reference_path = reference_path(model, name, golden, artifacts);
     let reference = std::fs::read_to_string(&reference_path)
         .with_context(|| format!("cannot read {}: run `cargo xtask golden`", reference_path.display()))?;
     let gate = Gate::from(model.info().variant.kind);
