@@ -97,20 +97,38 @@ struct Peer {
     /// What answers 200 once the peer can be measured: Modelcrate's readiness (after its
     /// warm-up), the Python peers' `/health`.
     ready_path: &'static str,
+    /// What it serves, for its test metric: a variant of `variants.json`, or the PyTorch
+    /// checkpoint.
+    serves: Serves,
 }
+
+#[derive(Clone, Copy)]
+enum Serves {
+    Variant(&'static str),
+    /// The serving variant (`serving.json`).
+    Selected,
+    Checkpoint,
+}
+
+/// The variant a user gets from optimum alone: the teacher's dynamic INT8
+/// (`ORTQuantizer`), the Python peer of the equal-quality comparison when a distilled
+/// student serves.
+const TEACHER_INT8: (&str, &str) = ("int8", "model.int8.onnx");
 
 /// Modelcrate's readiness route.
 const READY: &str = "/health/ready";
 
-/// The peers for `model` (of `task`): Modelcrate and the Python ORT peer always; for the
-/// default model, Modelcrate with batching off and with one single-thread session per
-/// core; PyTorch unless `smoke`.
+/// The peers for `model` (of `task`): Modelcrate and the Python ORT peer on the same file
+/// always; when a distilled student serves, the Python ORT peer on the teacher's INT8 too
+/// (equal quality: what optimum alone gives); for the default model, Modelcrate's fixed
+/// layouts; PyTorch unless `smoke`.
 fn peers(
     paths: &Paths,
     environment: &Environment,
     model: &str,
     task: &str,
     variant_file: &str,
+    student_serves: bool,
     smoke: bool,
 ) -> Vec<Peer> {
     let server = |extra: &[&str]| {
@@ -123,7 +141,7 @@ fn peers(
             .env("ORT_DYLIB_PATH", &environment.ort_dylib);
         command
     };
-    let python = |backend: &str| {
+    let python = |backend: &str, variant_file: &str| {
         let mut command = Command::new(environment.venv.python());
         command
             .args([
@@ -146,18 +164,28 @@ fn peers(
             name: "Modelcrate, defaults (the measured policy)",
             command: server(&[]),
             ready_path: READY,
+            serves: Serves::Selected,
         },
         Peer {
-            // The table's baseline: the peer whose name says `onnxruntime`.
+            // The table's baseline: the first peer whose name says `onnxruntime`.
             name: if task == "token-classification" {
                 "FastAPI + onnxruntime in the optimum pipeline (Python)"
             } else {
                 "FastAPI + onnxruntime (Python)"
             },
-            command: python("onnxruntime"),
+            command: python("onnxruntime", variant_file),
             ready_path: "/health",
+            serves: Serves::Selected,
         },
     ];
+    if student_serves {
+        peers.push(Peer {
+            name: "FastAPI + onnxruntime (Python), the teacher's INT8: equal quality",
+            command: python("onnxruntime", TEACHER_INT8.1),
+            ready_path: "/health",
+            serves: Serves::Variant(TEACHER_INT8.0),
+        });
+    }
     if !smoke && model == DEFAULT_MODEL {
         // Right after the defaults, the fixed layouts a user could pick instead: one
         // session of every core merging up to 32 (the defaults before policies were
@@ -169,11 +197,13 @@ fn peers(
                     name: "Modelcrate, one session of every core, merging on",
                     command: server(&["--layout", "wide", "--merge", "on"]),
                     ready_path: READY,
+                    serves: Serves::Selected,
                 },
                 Peer {
                     name: "Modelcrate, one single-thread session per core, merging off",
                     command: server(&["--layout", "narrow", "--merge", "off"]),
                     ready_path: READY,
+                    serves: Serves::Selected,
                 },
             ],
         );
@@ -185,8 +215,9 @@ fn peers(
             } else {
                 "FastAPI + transformers pipeline (PyTorch)"
             },
-            command: python("transformers"),
+            command: python("transformers", variant_file),
             ready_path: "/health",
+            serves: Serves::Checkpoint,
         });
     }
     peers
@@ -398,9 +429,23 @@ fn run_model(paths: &Paths, environment: &Environment, args: &BenchArgs, model: 
             seconds: args.seconds,
         };
 
+        let serving_variant = serving["variant"].as_str().unwrap_or("?");
+        let student_serves = student_variant(paths, model, serving_variant)?;
         let mut results = Vec::new();
-        for peer in peers(paths, environment, model, task, &variant_file, args.smoke) {
-            results.push(measure_peer(paths, environment, peer, &plan, &log_dir)?);
+        for peer in peers(
+            paths,
+            environment,
+            model,
+            task,
+            &variant_file,
+            student_serves,
+            args.smoke,
+        ) {
+            let (serves, metric) = served_metric(paths, model, serving_variant, peer.serves)?;
+            let mut result = measure_peer(paths, environment, peer, &plan, &log_dir)?;
+            result["serves"] = json!(serves);
+            result["test_metric"] = metric;
+            results.push(result);
         }
         let report = json!({
             "model": model,
@@ -434,6 +479,37 @@ fn run_model(paths: &Paths, environment: &Environment, args: &BenchArgs, model: 
         }
     }
     Ok(())
+}
+
+/// Whether `variant` of `model` is a distilled student's (`variants.json` says so).
+fn student_variant(paths: &Paths, model: &str, variant: &str) -> Result<bool> {
+    let path = paths.onnx(model).join("variants.json");
+    let manifest: Value = serde_json::from_str(
+        &std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?,
+    )
+    .with_context(|| format!("{} is malformed", path.display()))?;
+    Ok(manifest["variants"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|v| v["name"] == variant && v["student"].is_object()))
+}
+
+/// What a peer serves, and its test metric as parity measured it (`{"name", "value"}`;
+/// the PyTorch checkpoint's is what PyTorch scored in the FP32 variant's parity).
+fn served_metric(paths: &Paths, model: &str, serving_variant: &str, serves: Serves) -> Result<(String, Value)> {
+    let parity = |variant: &str| -> Result<Value> {
+        let path = paths.artifact(model).join("parity").join(format!("{variant}.json"));
+        let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("{} is malformed", path.display()))
+    };
+    let (serves, report, field) = match serves {
+        Serves::Selected => (serving_variant.to_string(), parity(serving_variant)?, "value"),
+        Serves::Variant(variant) => (variant.to_string(), parity(variant)?, "value"),
+        Serves::Checkpoint => ("PyTorch checkpoint".to_string(), parity("fp32")?, "pytorch"),
+    };
+    let metric = &report["metric"];
+    Ok((serves, json!({"name": metric["name"], "value": metric[field]})))
 }
 
 /// The smoke run proves each peer answered, without error (a 429 is an answer: the server
@@ -474,9 +550,13 @@ pub fn table(report: &Value) -> String {
     let baseline = peers
         .iter()
         .find(|p| p["peer"].as_str().is_some_and(|n| n.contains("onnxruntime")));
-    let baseline_rps = |concurrency: &Value| {
-        baseline
-            .and_then(|b| b["levels"].as_array())
+    // When a student serves: the Python peer on the teacher's INT8 (equal quality).
+    let equal_quality = peers
+        .iter()
+        .find(|p| p["peer"].as_str().is_some_and(|n| n.contains("equal quality")));
+    // A peer's requests/s at a level.
+    let rps_at = |peer: Option<&Value>, concurrency: &Value| {
+        peer.and_then(|p| p["levels"].as_array())
             .and_then(|levels| levels.iter().find(|l| &l["concurrency"] == concurrency))
             .map(|l| number(&l["requests_per_second"]))
     };
@@ -504,17 +584,47 @@ pub fn table(report: &Value) -> String {
         report["thread_budget"],
         report["seconds_per_level"],
     );
-    out.push_str("| peer | concurrency | requests/s | × Python ORT | × ceiling | p50 ms | p90 ms | p99 ms | shed (429) | errors | peak RSS MB |\n");
-    out.push_str("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
+    let equal_column = if equal_quality.is_some() {
+        (" × Python, equal quality |", "--:|")
+    } else {
+        ("", "")
+    };
+    out.push_str(&format!(
+        "Each peer's row says what it serves and that file's test {} (parity's figure).\n\n",
+        peers
+            .first()
+            .and_then(|p| p["test_metric"]["name"].as_str())
+            .unwrap_or("metric")
+    ));
+    out.push_str(&format!(
+        "| peer | serves (test metric) | concurrency | requests/s | × Python ORT, same file |{} × ceiling | p50 ms | p90 ms | p99 ms | shed (429) | errors | peak RSS MB |\n",
+        equal_column.0
+    ));
+    out.push_str(&format!(
+        "|---|---|--:|--:|--:|{}--:|--:|--:|--:|--:|--:|--:|\n",
+        equal_column.1
+    ));
     for peer in &peers {
         let rss = peer["peak_rss_bytes"]
             .as_f64()
             .map_or("?".into(), |b| format!("{:.0}", b / 1e6));
+        let serves = format!(
+            "{} ({})",
+            peer["serves"].as_str().unwrap_or("?"),
+            peer["test_metric"]["value"]
+                .as_f64()
+                .map_or("?".into(), |m| format!("{m:.4}"))
+        );
         for level in peer["levels"].as_array().into_iter().flatten() {
             let rps = number(&level["requests_per_second"]);
-            let versus = baseline_rps(&level["concurrency"]).map_or("—".into(), |b| format!("{:.2}×", rps / b));
+            let versus = rps_at(baseline, &level["concurrency"]).map_or("—".into(), |b| format!("{:.2}×", rps / b));
+            let equal = match rps_at(equal_quality, &level["concurrency"]) {
+                Some(b) => format!(" {:.2}× |", rps / b),
+                None if equal_quality.is_some() => " — |".into(),
+                None => String::new(),
+            };
             out.push_str(&format!(
-                "| {} | {} | {rps:.1} | {versus} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} | {rss} |\n",
+                "| {} | {serves} | {} | {rps:.1} | {versus} |{equal} {:.2} | {:.2} | {:.2} | {:.2} | {} | {} | {rss} |\n",
                 peer["peer"].as_str().unwrap_or("?"),
                 level["concurrency"],
                 rps / ceiling,

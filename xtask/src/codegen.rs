@@ -72,6 +72,8 @@ pub struct ModelFacts {
     pub image: Option<ImageFacts>,
     /// SetFit classifiers only.
     pub setfit: Option<SetFitFacts>,
+    /// Models with a distilled student: the model card's sentence on it.
+    pub student: Option<String>,
 }
 
 /// How a transformer's token vectors become a sentence vector (`pooling.json`).
@@ -236,6 +238,42 @@ struct TensorJson {
 #[derive(Deserialize)]
 struct ConfigJson {
     id2label: BTreeMap<String, String>,
+}
+
+/// `student/metrics.json`, as `python/modelcrate/distill.py` writes it.
+#[derive(Deserialize)]
+struct StudentMetricsJson {
+    kept_layers: Vec<usize>,
+    teacher_layers: usize,
+    parameters: u64,
+    test_accuracy: f64,
+    teacher_test_accuracy: f64,
+}
+
+/// The model card's sentence on a distilled student, from its metrics and `[distill]`.
+fn student_facts(paths: &Paths, spec: &ModelSpec) -> Result<Option<String>> {
+    let Some(distill) = &spec.distill else {
+        return Ok(None);
+    };
+    let path = paths.artifact(&spec.name).join("student/metrics.json");
+    let student: StudentMetricsJson = read_json(&path, "distill")?;
+    let kept: Vec<String> = student.kept_layers.iter().map(usize::to_string).collect();
+    Ok(Some(format!(
+        "layers {} of the teacher's {}, {:.1} M parameters, trained {} epoch(s) at learning rate {:e} on the teacher's outputs at temperature {} (weight {}) and the labels, over the training texts{}; test accuracy (PyTorch) {:.4} against the teacher's {:.4}. Its variants (`student`, `student-O2`, `student-int8`, `student-O2-int8`) load through this crate and are held to its own outputs and to at most 1.0 point below the teacher",
+        kept.join(", "),
+        student.teacher_layers,
+        student.parameters as f64 / 1e6,
+        distill.epochs,
+        distill.learning_rate,
+        distill.temperature,
+        distill.soft_weight,
+        match distill.short_pieces {
+            0 => String::new(),
+            n => format!(" and {n} piece(s) of one to three sentences of each"),
+        },
+        student.test_accuracy,
+        student.teacher_test_accuracy,
+    )))
 }
 
 #[derive(Deserialize)]
@@ -463,6 +501,7 @@ impl ModelFacts {
             entity,
             image,
             setfit,
+            student: student_facts(paths, spec)?,
         })
     }
 }
@@ -936,6 +975,7 @@ mod tests {
             entity: None,
             image: None,
             setfit: None,
+            student: None,
         }
     }
 

@@ -20,11 +20,36 @@ fn optional_json(path: &Path) -> Result<Value> {
     }
 }
 
+/// Sequence lengths (tokens) the report counts each variant's work at: a short text (the
+/// bench's mixed-short workload is mostly under it) and the news models' max length.
+const WORK_AT_TOKENS: [u64; 2] = [32, 128];
+
+/// Billions of floating-point operations (a multiply-add is two) one sequence of `tokens`
+/// costs in a BERT-style encoder of `layers` layers, counted from `config.json`'s sizes:
+/// per layer the four attention projections (4·n·h²), the feed-forward (2·n·h·f) and the
+/// attention's two n×n products (2·n²·h), in multiply-adds. Embedding lookups, norms and
+/// the head are left out (under 1 % here). `None` for a model that is not such an encoder.
+pub fn encoder_gflops(config: &Value, layers: u64, tokens: u64) -> Option<f64> {
+    let hidden = config["hidden_size"].as_u64()?;
+    let feed_forward = config["intermediate_size"].as_u64()?;
+    let per_layer = tokens * (4 * hidden * hidden + 2 * hidden * feed_forward) + 2 * tokens * tokens * hidden;
+    Some(2.0 * (layers * per_layer) as f64 / 1e9)
+}
+
+/// A variant's encoder layers: a student's kept layers, else the config's.
+fn layers(config: &Value, variant: &Value) -> Option<u64> {
+    match variant["student"]["kept_layers"].as_array() {
+        Some(kept) => Some(kept.len() as u64),
+        None => config["num_hidden_layers"].as_u64(),
+    }
+}
+
 /// Everything known of one model's variants, as the JSON report holds it.
 fn model_report(paths: &Paths, spec: &ModelSpec) -> Result<Value> {
     let art = paths.artifact(&spec.name);
     let onnx = paths.onnx(&spec.name);
     let manifest = optional_json(&onnx.join("variants.json"))?;
+    let config = optional_json(&onnx.join("config.json"))?;
     let serving = optional_json(&onnx.join("serving.json"))?;
     let listed: Vec<Value> = match manifest["variants"].as_array() {
         Some(variants) => variants.clone(),
@@ -50,6 +75,14 @@ fn model_report(paths: &Paths, spec: &ModelSpec) -> Result<Value> {
             "size_bytes": variant["size_bytes"],
             "nodes": variant["nodes"],
             "fused": variant["fused"],
+            "student": variant["student"],
+            "layers": layers(&config, &variant),
+            "gflops_per_sequence": layers(&config, &variant).map(|layers| {
+                WORK_AT_TOKENS
+                    .iter()
+                    .map(|&tokens| (tokens.to_string(), json!(encoder_gflops(&config, layers, tokens))))
+                    .collect::<serde_json::Map<_, _>>()
+            }),
             "parity": {
                 "gate": parity["gate"],
                 "passed": parity["passed"],
@@ -107,18 +140,21 @@ fn markdown(model: &Value) -> String {
     );
     let _ = writeln!(
         out,
-        "| variant | size MB | nodes | fused ops | gate | passed | {} | golden {} | test {metric_name} (Δ pt vs fp32) | test {} agreement | p50 ms, batch 1 | p99 ms, batch 1 | seq/s, batch 32 (× fp32) | peak RSS MB | load s | serves |",
+        "| variant | layers | GFLOP/seq at 32 / 128 tokens | size MB | nodes | fused ops | gate | passed | {} | golden {} | test {metric_name} (Δ pt vs fp32) | test {} agreement | p50 ms, batch 1 | p99 ms, batch 1 | seq/s, batch 32 (× fp32) | peak RSS MB | load s | serves |",
         heading("drift", "drift"),
         heading("golden", "agreement"),
         heading("test_agreement", "top-1"),
     );
-    let _ = writeln!(out, "|---|--:|--:|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|");
+    let _ = writeln!(
+        out,
+        "|---|--:|--:|--:|--:|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|"
+    );
     for v in &variants {
         let name = v["name"].as_str().unwrap_or("?");
         if v["made"] != true {
             let _ = writeln!(
                 out,
-                "| {name} | not made: {} | | | | | | | | | | | | | | |",
+                "| {name} | not made: {} | | | | | | | | | | | | | | | | |",
                 v["why_not_made"]
                     .as_str()
                     .unwrap_or("no reason recorded")
@@ -142,6 +178,12 @@ fn markdown(model: &Value) -> String {
             _ => "—".into(),
         };
         let golden = count(&parity["golden"]);
+        // A distilled student's variant says what it kept; its Δ is against the teacher's fp32.
+        let student = &v["student"];
+        let name = match (student["kept_layers"].as_array(), student["teacher_layers"].as_u64()) {
+            (Some(kept), Some(of)) => format!("{name} ({} of {of} layers)", kept.len()),
+            _ => name.to_string(),
+        };
         let metric = figure(&v["metric"]["value"], |m| match fp32_metric {
             Some(base) if name != "fp32" => format!("{m:.4} ({:+.2})", (m - base) * 100.0),
             _ => format!("{m:.4}"),
@@ -156,9 +198,15 @@ fn markdown(model: &Value) -> String {
             Some(false) => "**no**",
             None => "—",
         };
+        let work = WORK_AT_TOKENS
+            .iter()
+            .map(|tokens| figure(&v["gflops_per_sequence"][tokens.to_string()], |g| format!("{g:.2}")))
+            .collect::<Vec<_>>()
+            .join(" / ");
         let _ = writeln!(
             out,
-            "| {name} | {} | {} | {fused} | {} | {passed} | {} | {golden} | {metric} | {agreement} | {} | {} | {throughput} | {} | {} | {} |",
+            "| {name} | {} | {work} | {} | {} | {fused} | {} | {passed} | {} | {golden} | {metric} | {agreement} | {} | {} | {throughput} | {} | {} | {} |",
+            figure(&v["layers"], |l| format!("{l:.0}")),
             figure(&v["size_bytes"], |b| format!("{:.1}", b / 1e6)),
             figure(&v["nodes"], |n| format!("{n:.0}")),
             parity["gate"].as_str().unwrap_or("—"),
@@ -243,4 +291,22 @@ pub fn write(paths: &Paths, specs: &[ModelSpec]) -> Result<()> {
         paths.relative(&json_path).display()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_encoders_work_is_counted_from_its_sizes_and_a_students_layers() {
+        let config = json!({"hidden_size": 384, "intermediate_size": 1536, "num_hidden_layers": 6});
+        // MiniLM-L6 at 128 tokens: 6 × (128 × (4·384² + 2·384·1536) + 2·128²·384) multiply-adds.
+        let teacher = encoder_gflops(&config, 6, 128).unwrap();
+        assert!((teacher - 2.868_903_936).abs() < 1e-9, "{teacher}");
+        let student = json!({"student": {"kept_layers": [1, 3, 5], "teacher_layers": 6}});
+        assert_eq!(layers(&config, &student), Some(3));
+        assert_eq!(layers(&config, &json!({"name": "int8"})), Some(6));
+        assert_eq!(encoder_gflops(&config, 3, 128).unwrap() * 2.0, teacher);
+        assert_eq!(encoder_gflops(&json!({"num_classes": 10}), 1, 32), None);
+    }
 }
