@@ -29,7 +29,8 @@ use crate::bench_workload::{self, Workload};
 use crate::paths::Paths;
 use crate::pipeline::{Environment, release_binary};
 use crate::smoke::{Server, wait_healthy};
-use crate::spec;
+use crate::variant_check::made_variants;
+use crate::{select, spec};
 
 /// The default text model: what the README's main job serves.
 pub const DEFAULT_MODEL: &str = "news-topic";
@@ -430,7 +431,9 @@ fn run_model(paths: &Paths, environment: &Environment, args: &BenchArgs, model: 
         };
 
         let serving_variant = serving["variant"].as_str().unwrap_or("?");
-        let student_serves = student_variant(paths, model, serving_variant)?;
+        let student_serves = made_variants(paths, model)?
+            .iter()
+            .any(|made| made.name == serving_variant && made.student);
         let mut results = Vec::new();
         for peer in peers(
             paths,
@@ -481,27 +484,12 @@ fn run_model(paths: &Paths, environment: &Environment, args: &BenchArgs, model: 
     Ok(())
 }
 
-/// Whether `variant` of `model` is a distilled student's (`variants.json` says so).
-fn student_variant(paths: &Paths, model: &str, variant: &str) -> Result<bool> {
-    let path = paths.onnx(model).join("variants.json");
-    let manifest: Value = serde_json::from_str(
-        &std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?,
-    )
-    .with_context(|| format!("{} is malformed", path.display()))?;
-    Ok(manifest["variants"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|v| v["name"] == variant && v["student"].is_object()))
-}
-
 /// What a peer serves, and its test metric as parity measured it (`{"name", "value"}`;
 /// the PyTorch checkpoint's is what PyTorch scored in the FP32 variant's parity).
 fn served_metric(paths: &Paths, model: &str, serving_variant: &str, serves: Serves) -> Result<(String, Value)> {
     let parity = |variant: &str| -> Result<Value> {
         let path = paths.artifact(model).join("parity").join(format!("{variant}.json"));
-        let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-        serde_json::from_str(&text).with_context(|| format!("{} is malformed", path.display()))
+        select::read_json(&path, "cargo xtask parity")
     };
     let (serves, report, field) = match serves {
         Serves::Selected => (serving_variant.to_string(), parity(serving_variant)?, "value"),

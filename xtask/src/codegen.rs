@@ -259,7 +259,7 @@ fn student_facts(paths: &Paths, spec: &ModelSpec) -> Result<Option<String>> {
     let student: StudentMetricsJson = read_json(&path, "distill")?;
     let kept: Vec<String> = student.kept_layers.iter().map(usize::to_string).collect();
     Ok(Some(format!(
-        "layers {} of the teacher's {}, {:.1} M parameters, trained {} epoch(s) at learning rate {:e} on the teacher's outputs at temperature {} (weight {}) and the labels, over the training texts{}; test accuracy (PyTorch) {:.4} against the teacher's {:.4}. Its variants (`student`, `student-O2`, `student-int8`, `student-O2-int8`) load through this crate and are held to its own outputs and to at most 1.0 point below the teacher",
+        "layers {} of the teacher's {}, {:.1} M parameters, trained {} epoch(s) at learning rate {:e} on the teacher's outputs at temperature {} (weight {}) and the labels, over the training texts{}; test accuracy (PyTorch) {:.4} against the teacher's {:.4}. Its variants ({}) load through this crate and are held to its own outputs and to at most 1.0 point below the teacher",
         kept.join(", "),
         student.teacher_layers,
         student.parameters as f64 / 1e6,
@@ -273,6 +273,11 @@ fn student_facts(paths: &Paths, spec: &ModelSpec) -> Result<Option<String>> {
         },
         student.test_accuracy,
         student.teacher_test_accuracy,
+        crate::spec::STUDENT_VARIANTS
+            .iter()
+            .map(|name| format!("`{name}`"))
+            .collect::<Vec<_>>()
+            .join(", "),
     )))
 }
 

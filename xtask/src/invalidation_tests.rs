@@ -11,7 +11,7 @@ use crate::paths::Paths;
 use crate::python_step::{self, PyStep};
 use crate::scratch::ScratchDir;
 use crate::spec;
-use crate::variant_check;
+use crate::variant_check::{self, Made};
 
 const MODELS: [&str; 2] = ["news-topic", "news-embed"];
 
@@ -46,12 +46,19 @@ fn keys(paths: &Paths) -> Vec<(String, Key)> {
             let key = python_step::key(paths, &spec, step).unwrap();
             keys.push((format!("{}:{}", spec.name, step.name()), key));
         }
-        let (parity, measure) = variant_check::keys(paths, &spec.name, "int8", "model.int8.onnx").unwrap();
+        let made = |name: &str, file: &str, student: bool| Made {
+            name: name.into(),
+            file: file.into(),
+            kind: "int8".into(),
+            student,
+        };
+        let (parity, measure) =
+            variant_check::keys(paths, &spec.name, &made("int8", "model.int8.onnx", false)).unwrap();
         keys.push((format!("{}:parity", spec.name), parity));
         keys.push((format!("{}:measure", spec.name), measure));
         if spec.distill.is_some() {
-            let (parity, _) =
-                variant_check::keys(paths, &spec.name, "student-int8", "model.student.int8.onnx").unwrap();
+            let student = made("student-int8", "model.student.int8.onnx", true);
+            let (parity, _) = variant_check::keys(paths, &spec.name, &student).unwrap();
             keys.push((format!("{}:student-parity", spec.name), parity));
         }
     }

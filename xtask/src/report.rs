@@ -60,6 +60,7 @@ fn model_report(paths: &Paths, spec: &ModelSpec) -> Result<Value> {
     let mut machine = Value::Null;
     for variant in listed {
         let name = variant["name"].as_str().unwrap_or("?").to_string();
+        let layers = layers(&config, &variant);
         let parity = optional_json(&art.join("parity").join(format!("{name}.json")))?;
         let bench = optional_json(&art.join("bench").join(format!("{name}.json")))?;
         if machine.is_null() {
@@ -76,8 +77,8 @@ fn model_report(paths: &Paths, spec: &ModelSpec) -> Result<Value> {
             "nodes": variant["nodes"],
             "fused": variant["fused"],
             "student": variant["student"],
-            "layers": layers(&config, &variant),
-            "gflops_per_sequence": layers(&config, &variant).map(|layers| {
+            "layers": layers,
+            "gflops_per_sequence": layers.map(|layers| {
                 WORK_AT_TOKENS
                     .iter()
                     .map(|&tokens| (tokens.to_string(), json!(encoder_gflops(&config, layers, tokens))))

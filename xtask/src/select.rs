@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::paths::Paths;
 use crate::spec::ModelSpec;
+use crate::variant_check::Made;
 
 /// Throughputs this close to the best are within the noise of one run on a busy
 /// 2-core machine; among them the more accurate variant wins.
@@ -149,7 +150,7 @@ fn by_metric_then_speed(a: &Candidate, b: &Candidate) -> std::cmp::Ordering {
 }
 
 /// Reads what parity and measurement wrote for every made variant of `spec`.
-pub fn candidates(paths: &Paths, spec: &ModelSpec, variants: &[(String, String, String)]) -> Result<Vec<Candidate>> {
+pub fn candidates(paths: &Paths, spec: &ModelSpec, variants: &[Made]) -> Result<Vec<Candidate>> {
     #[derive(Deserialize)]
     struct Parity {
         passed: bool,
@@ -182,7 +183,7 @@ pub fn candidates(paths: &Paths, spec: &ModelSpec, variants: &[(String, String, 
     let art = paths.artifact(&spec.name);
     variants
         .iter()
-        .map(|(name, file, kind)| {
+        .map(|Made { name, file, kind, .. }| {
             let parity: Parity = read_json(&art.join("parity").join(format!("{name}.json")), "cargo xtask parity")?;
             // A variant that missed its gate is never measured: it can never serve.
             let bench = if parity.passed {

@@ -60,8 +60,17 @@ pub fn costs_with(paths: &Paths, select: &Select, environment: &Environment) -> 
     Ok(())
 }
 
-/// The variants the optimize step made (`fp32` alone before it has run): (name, file, kind).
-pub fn made_variants(paths: &Paths, model: &str) -> Result<Vec<(String, String, String)>> {
+/// One variant the optimize step made, as `variants.json` lists it.
+pub struct Made {
+    pub name: String,
+    pub file: String,
+    pub kind: String,
+    /// A distilled student's variant: held to the student's own reference too.
+    pub student: bool,
+}
+
+/// The variants the optimize step made (`fp32` alone before it has run).
+pub fn made_variants(paths: &Paths, model: &str) -> Result<Vec<Made>> {
     #[derive(serde::Deserialize)]
     struct Manifest {
         variants: Vec<Variant>,
@@ -72,26 +81,41 @@ pub fn made_variants(paths: &Paths, model: &str) -> Result<Vec<(String, String, 
         kind: String,
         made: bool,
         file: Option<String>,
+        #[serde(default)]
+        student: Option<serde_json::Value>,
     }
     let path = paths.onnx(model).join("variants.json");
     if !path.is_file() {
-        return Ok(vec![("fp32".into(), "model.onnx".into(), "fp32".into())]);
+        return Ok(vec![Made {
+            name: "fp32".into(),
+            file: "model.onnx".into(),
+            kind: "fp32".into(),
+            student: false,
+        }]);
     }
     let manifest: Manifest = select::read_json(&path, "cargo xtask optimize")?;
     Ok(manifest
         .variants
         .into_iter()
-        .filter_map(|v| v.file.filter(|_| v.made).map(|file| (v.name, file, v.kind)))
+        .filter_map(|v| {
+            let student = v.student.is_some();
+            v.file.filter(|_| v.made).map(|file| Made {
+                name: v.name,
+                file,
+                kind: v.kind,
+                student,
+            })
+        })
         .collect())
 }
 
 /// The keys of a variant's parity and measure steps.
 #[cfg(test)]
-pub fn keys(paths: &Paths, model: &str, variant: &str, file: &str) -> Result<(Key, Key)> {
+pub fn keys(paths: &Paths, model: &str, made: &Made) -> Result<(Key, Key)> {
     let rust = rust_key(paths, model)?;
     Ok((
-        VariantCheck::Parity.key(paths, model, variant, file, &rust)?,
-        VariantCheck::Measure.key(paths, model, variant, file, &rust)?,
+        VariantCheck::Parity.key(paths, model, made, &rust)?,
+        VariantCheck::Measure.key(paths, model, made, &rust)?,
     ))
 }
 
@@ -155,11 +179,11 @@ impl VariantCheck {
     /// What can change the check's report, besides the variant file: the Rust that loads
     /// and runs the model and computes the figures, the compiler, ONNX Runtime, the files
     /// the model loads with, the test split and the golden folder (for measure, the CPU).
-    fn key(self, paths: &Paths, model: &str, variant: &str, file: &str, rust: &Key) -> Result<Key> {
+    fn key(self, paths: &Paths, model: &str, made: &Made, rust: &Key) -> Result<Key> {
         let onnx = paths.onnx(model);
         let mut key = KeyBuilder::new(self.step())
             .text("rust", rust.as_str())
-            .text("variant", variant);
+            .text("variant", &made.name);
         let files = [
             "config.json",
             "tokenizer.json",
@@ -167,15 +191,13 @@ impl VariantCheck {
             "preprocessor_config.json",
             "head.onnx",
             "variants.json",
-            file,
+            &made.file,
         ]
         .map(|f| onnx.join(f));
         let art = paths.artifact(model);
         // The PyTorch outputs it is held to: the golden folder's, and for a distilled
-        // student's variant (its file is the student's) the student's own too.
-        let student = file
-            .starts_with("model.student")
-            .then(|| art.join("student/reference.json"));
+        // student's variant (`variants.json` marks it) the student's own too.
+        let student = made.student.then(|| art.join("student/reference.json"));
         for input in files
             .iter()
             .chain([&art.join("data"), &paths.golden(model)])
@@ -197,35 +219,39 @@ impl VariantCheck {
         let rust = rust_key(paths, model)?;
         let mut made = made_variants(paths, model)?;
         if let Self::Measure = self {
-            made.retain(|(variant, _, _)| match passed_parity(paths, model, variant) {
-                Ok(true) => true,
-                Ok(false) => {
-                    eprintln!("    measure {model} {variant}: skipped, it missed its parity gate (it never serves)");
-                    // Figures of an earlier, passing file would describe another variant.
-                    let _ = std::fs::remove_file(self.report(&art, variant));
-                    false
-                }
-                // No parity report: measure it; `select` asks for parity anyway.
-                Err(_) => true,
-            });
+            made.retain(
+                |Made { name: variant, .. }| match passed_parity(paths, model, variant) {
+                    Ok(true) => true,
+                    Ok(false) => {
+                        eprintln!(
+                            "    measure {model} {variant}: skipped, it missed its parity gate (it never serves)"
+                        );
+                        // Figures of an earlier, passing file would describe another variant.
+                        let _ = std::fs::remove_file(self.report(&art, variant));
+                        false
+                    }
+                    // No parity report: measure it; `select` asks for parity anyway.
+                    Err(_) => true,
+                },
+            );
         }
         if let Self::Costs = self {
             let serving = serving_variant(paths, model)?;
-            made.retain(|(variant, _, _)| *variant == serving);
+            made.retain(|variant| variant.name == serving);
         }
         let names: Vec<String> = made
             .iter()
-            .map(|(variant, _, _)| format!("{}-{variant}", self.step()))
+            .map(|variant| format!("{}-{}", self.step(), variant.name))
             .collect();
         let mut pending = Vec::new();
-        for ((variant, file, _), name) in made.iter().zip(&names) {
-            let report = self.report(&art, variant);
+        for (variant, name) in made.iter().zip(&names) {
+            let report = self.report(&art, &variant.name);
             pending.push(Pending {
-                variant: variant.clone(),
+                variant: variant.name.clone(),
                 step: Step {
                     name,
                     model,
-                    key: self.key(paths, model, variant, file, &rust)?,
+                    key: self.key(paths, model, variant, &rust)?,
                     outputs: vec![Output::new(label(paths, model, &report), report.clone())],
                     stamps: &stamps,
                 },
