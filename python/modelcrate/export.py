@@ -7,21 +7,16 @@ signature.json (input and output names, element types, dimensions), which is wha
 transformer (`last_hidden_state`), and its pooling and normalisation are described in
 pooling.json for the Rust side, which pools over the attention mask itself. A SetFit
 classifier's body is exported the same way, and its scikit-learn head beside it
-(`head.onnx`, see `fewshot`). A model with a distilled student (see `distill`) has the
-student exported beside the teacher as `model.student.onnx`, refused unless its signature
-is the teacher's: the same tokenizer, config and generated crate serve both.
+(`head.onnx`, see `fewshot`). A distilled student is exported later, by its own step
+(see `student`), beside what this step writes.
 """
 
 from __future__ import annotations
 
 import shutil
-import tempfile
 from pathlib import Path
 
 from .spec import Spec, from_cli, write_json
-
-# The distilled student's export, beside the teacher's `model.onnx`.
-STUDENT_FILE = "model.student.onnx"
 
 # ONNX TensorProto element types by number, named as the Rust side names them.
 ELEMENT_TYPES = {1: "float32", 6: "int32", 7: "int64", 9: "bool", 10: "float16", 11: "float64"}
@@ -60,49 +55,44 @@ def fix_tokenizer(path: Path, max_length: int) -> None:
     tokenizer.save(str(path))
 
 
+def export_task(spec: Spec) -> str:
+    """What optimum exports: a SetFit checkpoint's transformer is its body (token vectors,
+    pooled in Rust)."""
+    return "feature-extraction" if spec.train.strategy == "setfit" else spec.task
+
+
+def onnx_of(spec: Spec, checkpoint: Path, output: Path) -> None:
+    """Exports `checkpoint` into the folder `output` (model.onnx, config, tokenizer)."""
+    from optimum.exporters.onnx import main_export  # slow to import: only once there is work
+
+    main_export(
+        model_name_or_path=str(checkpoint),
+        output=output,
+        task=export_task(spec),
+        opset=spec.opset,
+        device="cpu",
+        library_name="transformers",
+        local_files_only=True,
+        do_validation=True,
+    )
+
+
 def export(spec: Spec) -> None:
     if not (spec.checkpoint_dir / "config.json").is_file():
         raise SystemExit(f"no checkpoint at {spec.checkpoint_dir}: run `cargo xtask train` first")
-    from optimum.exporters.onnx import main_export  # slow to import: only once there is work
-
-    setfit = spec.train.strategy == "setfit"
-    # A SetFit checkpoint's transformer is its body: token vectors, pooled in Rust.
-    task = "feature-extraction" if setfit else spec.task
     staging = spec.onnx_dir.with_name("onnx.tmp")
     shutil.rmtree(staging, ignore_errors=True)
-
-    def onnx_of(checkpoint: Path, output: Path) -> None:
-        main_export(
-            model_name_or_path=str(checkpoint),
-            output=output,
-            task=task,
-            opset=spec.opset,
-            device="cpu",
-            library_name="transformers",
-            local_files_only=True,
-            do_validation=True,
-        )
-
-    onnx_of(spec.checkpoint_dir, staging)
+    onnx_of(spec, spec.checkpoint_dir, staging)
     fix_tokenizer(staging / "tokenizer.json", spec.train.max_length)
     write_json(staging / "signature.json", signature(staging / "model.onnx"))
-    if task == "feature-extraction":
+    if export_task(spec) == "feature-extraction":
         from .embed import pooling_description
 
         write_json(staging / "pooling.json", pooling_description(spec.checkpoint_dir))
-    if setfit:
+    if spec.train.strategy == "setfit":
         from .fewshot import export_head
 
         export_head(spec, staging)
-    if spec.distill is not None:
-        student = spec.student_dir / "checkpoint"
-        if not (student / "config.json").is_file():
-            raise SystemExit(f"no student at {student}: run `cargo xtask distill` first")
-        with tempfile.TemporaryDirectory(dir=staging.parent) as scratch:
-            onnx_of(student, Path(scratch))
-            if signature(Path(scratch) / "model.onnx") != signature(staging / "model.onnx"):
-                raise SystemExit(f"the student's ONNX signature differs from the teacher's ({student})")
-            shutil.move(Path(scratch) / "model.onnx", staging / STUDENT_FILE)
     shutil.rmtree(spec.onnx_dir, ignore_errors=True)
     staging.replace(spec.onnx_dir)
     print(f"exported {spec.onnx_dir / 'model.onnx'}", flush=True)

@@ -5,16 +5,14 @@ Writes, next to `artifacts/<name>/onnx/model.onnx` (the FP32 export, variant `fp
 through optimum's ORTOptimizer), `model.int8.onnx` (dynamic INT8 of the FP32 graph with
 optimum's ORTQuantizer, the `avx512_vnni` config where the CPU has VNNI, `avx2`
 otherwise) and `model.O2.int8.onnx` (dynamic INT8 of the O2 graph with onnxruntime's
-`quantize_dynamic`: ORTQuantizer refuses optimized graphs). A model with a distilled
-student (`model.student.onnx`, see `distill`) gets the student's O2 and both INT8s the same
-ways, `model.student.{O2,int8,O2.int8}.onnx`, each marked in the manifest with the layers
-it kept. Every variant shares the FP32 signature. `variants.json` lists each with its
-size, node count and fused operators, or, where a variant could not be made, why.
+`quantize_dynamic`: ORTQuantizer refuses optimized graphs). Every variant shares the FP32
+signature. `variants.json` lists each with its size, node count and fused operators, or,
+where a variant could not be made, why. A distilled student's variants are made the same
+ways by its own step (see `student`), listed in `variants.student.json`.
 """
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 import time
@@ -140,22 +138,6 @@ def recipes(onnx_dir: Path) -> tuple[list[Recipe], str]:
     ], int8_config
 
 
-def student_recipes(onnx_dir: Path) -> list[Recipe]:
-    """The distilled student's variants of `model.student.onnx`: the ones the teacher's
-    speed ranks high (O2, the two INT8s); O1 and O3 are left out to keep the pipeline short."""
-    source = "model.student.onnx"
-    quantize_fp32, int8_config = int8_of_fp32(onnx_dir, source)
-    return [
-        ("student-O2", "model.student.O2.onnx", "fp32", "ORTOptimizer O2 of the student",
-         optimized(onnx_dir, "O2", source)),
-        ("student-int8", "model.student.int8.onnx", "int8",
-         f"ORTQuantizer dynamic, per-tensor, {int8_config} config, of the student's FP32 graph", quantize_fp32),
-        ("student-O2-int8", "model.student.O2.int8.onnx", "int8",
-         "onnxruntime quantize_dynamic, per-tensor QInt8 weights, of the student's O2 graph",
-         int8_of(onnx_dir / "model.student.O2.onnx")),
-    ]
-
-
 def made(name: str, file_name: str, kind: str, how: str, make: Callable[[Path], None], onnx_dir: Path) -> dict:
     """Makes one variant; its manifest entry, or why it could not be made."""
     target = onnx_dir / file_name
@@ -179,16 +161,6 @@ def optimize(spec: Spec) -> None:
     teacher, int8_config = recipes(onnx_dir)
     variants = [{"name": "fp32", "kind": "fp32", "made": True, "how": "optimum export", **describe(fp32)}]
     variants += [made(*recipe, onnx_dir) for recipe in teacher]
-    if spec.distill is not None:
-        student = onnx_dir / "model.student.onnx"
-        if not student.is_file():
-            raise SystemExit(f"no {student}: run `cargo xtask export` first")
-        teacher_layers = json.loads((onnx_dir / "config.json").read_text(encoding="utf-8"))["num_hidden_layers"]
-        # What the parity gate holds a student to: its own PyTorch, and the teacher's metric.
-        lineage = {"student": {"kept_layers": list(spec.distill.keep_layers), "teacher_layers": teacher_layers}}
-        students = [{"name": "student", "kind": "fp32", "made": True, "how": "distilled, optimum export", **describe(student)}]
-        students += [made(*recipe, onnx_dir) for recipe in student_recipes(onnx_dir)]
-        variants += [{**entry, **lineage} for entry in students]
     write_json(onnx_dir / "variants.json", {"model": spec.name, "int8_config": int8_config, "variants": variants})
 
 

@@ -1,5 +1,6 @@
 //! Which ONNX file of a model's folder to load. The optimize step lists the variants it
-//! made in `variants.json`; `cargo xtask select` writes the one that serves, chosen by
+//! made in `variants.json`, a distilled student's optimize step its own in
+//! `variants.student.json`; `cargo xtask select` writes the one that serves, chosen by
 //! measurement among those that passed their parity gate, to `serving.json`. Every variant
 //! shares the FP32 signature, so any of them loads through the same generated crate.
 
@@ -11,6 +12,9 @@ use crate::error::{Error, Result};
 
 /// The manifest of variants, as `python/modelcrate/optimize.py` writes it.
 pub const VARIANTS_FILE: &str = "variants.json";
+/// A distilled student's variants, as `python/modelcrate/student.py` writes them (the
+/// same schema), made after the teacher's and read as part of the same list.
+pub const STUDENT_VARIANTS_FILE: &str = "variants.student.json";
 /// The serving choice, as `cargo xtask select` writes it.
 pub const SERVING_FILE: &str = "serving.json";
 /// The FP32 export, which exists before any variant is made.
@@ -103,9 +107,16 @@ pub struct Variants {
 }
 
 impl Variants {
-    /// Reads `dir/variants.json`; `None` when the optimize step has not run.
+    /// Reads `dir/variants.json` with the student's variants after the teacher's, when
+    /// `variants.student.json` is there too; `None` when the optimize step has not run.
     pub fn read(dir: &Path) -> Result<Option<Self>> {
-        read_json(&dir.join(VARIANTS_FILE))
+        let Some(mut variants) = read_json::<Self>(&dir.join(VARIANTS_FILE))? else {
+            return Ok(None);
+        };
+        if let Some(student) = read_json::<Self>(&dir.join(STUDENT_VARIANTS_FILE))? {
+            variants.variants.extend(student.variants);
+        }
+        Ok(Some(variants))
     }
 
     /// The variants that were made.
@@ -223,7 +234,7 @@ fn named(dir: &Path, name: &str) -> Result<Resolved> {
     else {
         let known: Vec<&str> = variants.made().map(|v| v.name.as_str()).collect();
         return Err(Error::Variant(format!(
-            "{} lists no variant `{name}`; made variants are {known:?}",
+            "{} (with {STUDENT_VARIANTS_FILE} beside it, if any) lists no variant `{name}`; made variants are {known:?}",
             path.display()
         )));
     };
@@ -277,13 +288,37 @@ mod tests {
     const VARIANTS: &str = r#"{"model": "m", "variants": [
         {"name": "fp32", "kind": "fp32", "made": true, "file": "model.onnx", "nodes": 529},
         {"name": "int8", "kind": "int8", "made": true, "file": "model.int8.onnx"},
-        {"name": "O3", "kind": "fp32", "made": false, "why": "FastGelu is not supported"},
+        {"name": "O3", "kind": "fp32", "made": false, "why": "FastGelu is not supported"}]}"#;
+
+    const STUDENT_VARIANTS: &str = r#"{"model": "m", "variants": [
         {"name": "student-int8", "kind": "int8", "made": true, "file": "model.student.int8.onnx",
          "student": {"kept_layers": [0, 2, 4], "teacher_layers": 6}}]}"#;
 
     #[test]
-    fn a_students_variant_says_what_it_kept_named_or_serving() {
+    fn a_students_variants_are_listed_after_the_teachers_once_made() {
         let dir = folder(&[("variants.json", VARIANTS)]);
+        assert!(
+            named(dir.path(), "student-int8")
+                .unwrap_err()
+                .to_string()
+                .contains("no variant")
+        );
+        std::fs::write(dir.path().join("variants.student.json"), STUDENT_VARIANTS).unwrap();
+        let names: Vec<String> = Variants::read(dir.path())
+            .unwrap()
+            .unwrap()
+            .made()
+            .map(|v| v.name.clone())
+            .collect();
+        assert_eq!(names, ["fp32", "int8", "student-int8"]);
+        std::fs::write(dir.path().join("variants.student.json"), "[").unwrap();
+        let error = Variants::read(dir.path()).unwrap_err().to_string();
+        assert!(error.contains("variants.student.json"), "{error}");
+    }
+
+    #[test]
+    fn a_students_variant_says_what_it_kept_named_or_serving() {
+        let dir = folder(&[("variants.json", VARIANTS), ("variants.student.json", STUDENT_VARIANTS)]);
         let kept = Some(Student {
             kept_layers: vec![0, 2, 4],
             teacher_layers: 6,

@@ -68,6 +68,15 @@ impl KeyBuilder {
         Ok(self)
     }
 
+    /// `text` hashed as [`Self::path`] hashes a file holding it: the part of a file that a
+    /// step reads, keyed as the whole file would be when that part is all of it.
+    pub fn file_text(mut self, label: &str, text: &str) -> Self {
+        self.part("path", label.as_bytes());
+        // Reading from a byte slice cannot fail.
+        let _ = stamp::hash_file(&mut self.hasher, "", text.as_bytes());
+        self
+    }
+
     pub fn finish(self) -> Key {
         Key(format!("{:x}", self.hasher.finalize()))
     }
@@ -497,6 +506,20 @@ pub fn human(bytes: u64) -> String {
 mod tests {
     use super::*;
     use crate::scratch::ScratchDir;
+
+    #[test]
+    fn text_keys_as_a_file_holding_it_would() {
+        let scratch = ScratchDir::new("file-text");
+        let file = scratch.join("spec.json");
+        fs::write(&file, "{\"name\": \"m\"}\n").unwrap();
+        let of_file = KeyBuilder::new("train")
+            .path("artifact/spec.json", &file)
+            .unwrap()
+            .finish();
+        let of_text = |text: &str| KeyBuilder::new("train").file_text("artifact/spec.json", text).finish();
+        assert_eq!(of_text("{\"name\": \"m\"}\n"), of_file);
+        assert_ne!(of_text("{\"name\": \"n\"}\n"), of_file);
+    }
 
     fn outputs(dir: &Path) -> Vec<Output> {
         vec![

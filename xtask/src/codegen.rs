@@ -240,29 +240,24 @@ struct ConfigJson {
     id2label: BTreeMap<String, String>,
 }
 
-/// `student/metrics.json`, as `python/modelcrate/distill.py` writes it.
-#[derive(Deserialize)]
-struct StudentMetricsJson {
-    kept_layers: Vec<usize>,
-    teacher_layers: usize,
-    parameters: u64,
-    test_accuracy: f64,
-    teacher_test_accuracy: f64,
-}
-
-/// The model card's sentence on a distilled student, from its metrics and `[distill]`.
+/// The model card's sentence on a distilled student, from `[distill]` and the teacher's
+/// export: what the student is and what it is held to. Its measured figures are the
+/// student steps' (`student/metrics.json`, `cargo xtask report`), which run after the
+/// teacher serves, so the crate does not wait for them.
 fn student_facts(paths: &Paths, spec: &ModelSpec) -> Result<Option<String>> {
+    #[derive(Deserialize)]
+    struct Layers {
+        num_hidden_layers: usize,
+    }
     let Some(distill) = &spec.distill else {
         return Ok(None);
     };
-    let path = paths.artifact(&spec.name).join("student/metrics.json");
-    let student: StudentMetricsJson = read_json(&path, "distill")?;
-    let kept: Vec<String> = student.kept_layers.iter().map(usize::to_string).collect();
+    let config: Layers = read_json(&paths.onnx(&spec.name).join("config.json"), "export")?;
+    let kept: Vec<String> = distill.keep_layers.iter().map(usize::to_string).collect();
     Ok(Some(format!(
-        "layers {} of the teacher's {}, {:.1} M parameters, trained {} epoch(s) at learning rate {:e} on the teacher's outputs at temperature {} (weight {}) and the labels, over the training texts{}; test accuracy (PyTorch) {:.4} against the teacher's {:.4}. Its variants ({}) load through this crate and are held to its own outputs and to at most 1.0 point below the teacher",
+        "layers {} of the teacher's {}, trained {} epoch(s) at learning rate {:e} on the teacher's outputs at temperature {} (weight {}) and the labels, over the training texts{}. Its variants ({}) load through this crate and serve only when they match its own PyTorch outputs within the usual bounds and score at most 1.0 point below the teacher on the test split; its figures are in `cargo xtask report`",
         kept.join(", "),
-        student.teacher_layers,
-        student.parameters as f64 / 1e6,
+        config.num_hidden_layers,
         distill.epochs,
         distill.learning_rate,
         distill.temperature,
@@ -271,8 +266,6 @@ fn student_facts(paths: &Paths, spec: &ModelSpec) -> Result<Option<String>> {
             0 => String::new(),
             n => format!(" and {n} piece(s) of one to three sentences of each"),
         },
-        student.test_accuracy,
-        student.teacher_test_accuracy,
         crate::spec::STUDENT_VARIANTS
             .iter()
             .map(|name| format!("`{name}`"))

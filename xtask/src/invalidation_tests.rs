@@ -38,7 +38,7 @@ fn copy(from: &Path, to: &Path) {
 }
 
 /// Every step's key of both models, as `model:step` (news-topic has a distilled student:
-/// its `distill` step, and `student-parity` of a student's variant).
+/// its `distill` and `student-…` steps, and `student-parity` of a student's variant).
 fn keys(paths: &Paths) -> Vec<(String, Key)> {
     let mut keys = Vec::new();
     for (_, spec) in spec::all(&paths.models()).unwrap() {
@@ -104,14 +104,14 @@ fn each_change_invalidates_exactly_the_steps_it_can_affect() {
     }
     let paths = Paths::at(scratch.path());
     let python_steps = |model: &str| -> Vec<String> {
-        let distill = (model == "news-topic").then_some("distill");
-        ["train"]
+        PyStep::IN_ORDER
             .into_iter()
-            .chain(distill)
-            .chain(["export", "optimize", "golden"])
-            .map(|s| format!("{model}:{s}"))
+            .filter(|step| model == "news-topic" || !step.is_student())
+            .map(|step| format!("{model}:{}", step.name()))
             .collect()
     };
+    let student_steps =
+        |steps: &[&str]| -> Vec<String> { steps.iter().map(|s| format!("news-topic:student-{s}")).collect() };
     let checks = |models: &[&str]| -> BTreeSet<String> {
         models
             .iter()
@@ -134,13 +134,27 @@ fn each_change_invalidates_exactly_the_steps_it_can_affect() {
         )),
         python_steps("news-topic").into_iter().collect()
     );
-    // A Python step's code: that step, for every model that runs it.
+    // A `[distill]` field: the student's steps only, never the teacher's.
+    let mut distill = set(&["news-topic:distill"]);
+    distill.extend(student_steps(&["export", "optimize", "golden"]));
+    assert_eq!(
+        invalidated(&paths, |root| edit(
+            &root.join("models/news-topic.toml"),
+            "temperature = 2.0",
+            "temperature = 3.0"
+        )),
+        distill
+    );
+    // A Python step's code: that step, for every model that runs it (the student's steps
+    // run through the teacher's export, optimize and golden).
+    let mut export = set(&["news-embed:export", "news-topic:export"]);
+    export.extend(student_steps(&["export", "optimize", "golden"]));
     assert_eq!(
         invalidated(&paths, |root| append(
             &root.join("python/modelcrate/export.py"),
             "\n# changed\n"
         )),
-        set(&["news-embed:export", "news-topic:export"])
+        export
     );
     // A task's module: every step of the models of that task that imports it.
     assert_eq!(
@@ -154,6 +168,7 @@ fn each_change_invalidates_exactly_the_steps_it_can_affect() {
     // run through it. news-embed's steps all load `embed`, which imports `fit` too.
     let mut fit: BTreeSet<String> = python_steps("news-embed").into_iter().collect();
     fit.extend(["train", "distill", "golden"].map(|s| format!("news-topic:{s}")));
+    fit.extend(student_steps(&["export", "optimize", "golden"]));
     assert_eq!(
         invalidated(&paths, |root| append(
             &root.join("python/modelcrate/fit.py"),
@@ -161,8 +176,9 @@ fn each_change_invalidates_exactly_the_steps_it_can_affect() {
         )),
         fit
     );
-    // A golden input: that model's golden outputs and its checks against them.
-    let mut golden = set(&["news-topic:golden"]);
+    // A golden input: that model's golden outputs (the student's too) and its checks
+    // against them.
+    let mut golden = set(&["news-topic:golden", "news-topic:student-golden"]);
     golden.extend(checks(&["news-topic"]));
     assert_eq!(
         invalidated(&paths, |root| edit(

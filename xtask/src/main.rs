@@ -1,9 +1,11 @@
 //! `cargo xtask`: the pipeline driver. Each step is a subcommand, usable alone, and
 //! skips work whose inputs and outputs are unchanged (`--force` redoes it).
 //!
-//! spec → train → distill → export → optimize → golden → gen → parity → measure → select → serve; `all`
-//! runs them in order and ends serving; `test` runs the pipeline, checks `generated/`, parity
-//! and the tests. `report` tabulates every model and variant.
+//! spec → train → export → optimize → golden → gen → parity → measure → select → serve, and
+//! for a spec with `[distill]` a student (distill, then its export, variants and
+//! reference) checked and selected the same way; `all` runs them in order, serving as soon
+//! as the default model's teacher is selected, and ends serving; `test` runs the pipeline,
+//! checks `generated/`, parity and the tests. `report` tabulates every model and variant.
 
 mod bench;
 mod bench_workload;
@@ -71,12 +73,13 @@ enum Step {
     /// Fine-tune each model from its spec (artifacts/<name>/checkpoint, metrics.json).
     Train(Select),
     /// Distil each model with a `[distill]` section into a smaller student
-    /// (artifacts/<name>/student/checkpoint, metrics.json).
+    /// (artifacts/<name>/student/checkpoint, metrics.json), then export it beside the
+    /// teacher, make its O2 and INT8 variants (onnx/variants.student.json) and its PyTorch
+    /// reference (student/reference.json). Needs the teacher's export and golden.
     Distill(Select),
     /// Export each checkpoint to ONNX with optimum (artifacts/<name>/onnx/).
     Export(Select),
-    /// Make graph-optimized (O1, O2, O3) and dynamic INT8 variants beside each export (and
-    /// a student's O2 and INT8s).
+    /// Make graph-optimized (O1, O2, O3) and dynamic INT8 variants beside each export.
     Optimize(Select),
     /// Write PyTorch's outputs for the golden inputs (golden/<name>/reference.json).
     Golden(Select),
@@ -120,7 +123,7 @@ fn main() {
     let result = match cli.command {
         Step::Setup { force } => pipeline::setup(&paths, force).map(drop),
         Step::Train(select) => python_step::run_all(&paths, &select, &[PyStep::Train]),
-        Step::Distill(select) => python_step::run_all(&paths, &select, &[PyStep::Distill]),
+        Step::Distill(select) => python_step::run_all(&paths, &select, &PyStep::STUDENT),
         Step::Export(select) => python_step::run_all(&paths, &select, &[PyStep::Export]),
         Step::Optimize(select) => python_step::run_all(&paths, &select, &[PyStep::Optimize]),
         Step::Golden(select) => python_step::run_all(&paths, &select, &[PyStep::Golden]),

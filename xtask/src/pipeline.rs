@@ -12,7 +12,7 @@ use crate::cache::Cache;
 use crate::paths::Paths;
 use crate::python::Venv;
 use crate::python_host::StepHost;
-use crate::python_step;
+use crate::python_step::{self, PyStep};
 use crate::spec::{self, ModelSpec};
 use crate::step::{Runner, Tally};
 use crate::variant_check::{costs_with, made_variants, measure_with, parity_with};
@@ -254,14 +254,17 @@ fn serve_with(paths: &Paths, args: &ServeArgs, environment: &Environment) -> Res
 }
 
 /// The main job, serving as early as it can: the server is built first from the
-/// checked-in generated crates; the default model goes through its whole path (Python
+/// checked-in generated crates; the default model goes through its teacher's path (Python
 /// steps, parity, measure, select) and the server starts with it, waiting for the others
 /// (`--wait-for-models`), which its watcher loads behind their canary as each one's
-/// `select` finishes. No gate is skipped: every model still passes parity here before it
-/// is selected, and its canary in the server. When a model's generated crate is not what
-/// its export renders (a spec changed), the server that serves already serves on, the
-/// other models' checks wait for gen and a rebuild, and the server restarts on the new
-/// code at the end.
+/// `select` finishes. Distilled students come last: each model's student steps and checks
+/// run once every model serves, and when `select` then picks a student's variant the
+/// watcher swaps it in behind its canary. (A spec whose `[serve] variant` names a
+/// student's variant has its student made before its first `select`.) No gate is
+/// skipped: every variant still passes parity here before it is selected, and its canary
+/// in the server. When a model's generated crate is not what its export renders (a spec
+/// changed), the server that serves already serves on, the other models' checks wait for
+/// gen and a rebuild, and the server restarts on the new code at the end.
 pub fn all(paths: &Paths, select: &Select, serve: &ServeArgs) -> Result<()> {
     let started = Instant::now();
     let environment = setup(paths, false)?;
@@ -271,7 +274,10 @@ pub fn all(paths: &Paths, select: &Select, serve: &ServeArgs) -> Result<()> {
     let mut server = None;
     let mut early = true;
     for spec in &specs {
-        python_step::run_model(paths, &environment, spec, select.force)?;
+        python_step::run_model(paths, &environment, spec, &PyStep::TEACHER, select.force)?;
+        if spec.serves_student_by_name() {
+            python_step::run_model(paths, &environment, spec, &PyStep::STUDENT, select.force)?;
+        }
         if early && !crate_is_current(paths, spec)? {
             eprintln!(
                 "    generated/{} differs from what its export renders: serving waits for gen and a rebuild",
@@ -284,6 +290,21 @@ pub fn all(paths: &Paths, select: &Select, serve: &ServeArgs) -> Result<()> {
             if server.is_none() {
                 server = Some(start_serving(paths, serve, &environment, &spec.name, started)?);
             }
+        }
+    }
+    if early {
+        eprintln!(
+            "every model selected after {:.0}s (the server loads the last behind its canary); distilled students next",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    for spec in specs
+        .iter()
+        .filter(|spec| spec.distill.is_some() && !spec.serves_student_by_name())
+    {
+        python_step::run_model(paths, &environment, spec, &PyStep::STUDENT, select.force)?;
+        if early {
+            checks(paths, &environment, spec, select.force)?;
         }
     }
     environment.python.stop();
@@ -365,14 +386,14 @@ fn start_serving(
     Ok(server)
 }
 
-/// setup → train → distill → export → optimize → golden → gen (or gen --check) → build → parity →
-/// measure → select → report. `targets` is what the build builds: the server's binaries
+/// setup → train → export → optimize → golden (→ the student's distill, export, optimize,
+/// golden) → gen (or gen --check) → build → parity → measure → select → report. `targets` is what the build builds: the server's binaries
 /// for the main job, every target for the test command.
 fn pipeline_to_parity(paths: &Paths, select: &Select, check_generated: bool, targets: Build) -> Result<Environment> {
     let started = Instant::now();
     let environment = setup(paths, false)?;
     for spec in selected(paths, select)? {
-        python_step::run_model(paths, &environment, &spec, select.force)?;
+        python_step::run_model(paths, &environment, &spec, &PyStep::IN_ORDER, select.force)?;
     }
     environment.python.stop();
     generate(paths, check_generated)?;

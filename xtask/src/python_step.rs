@@ -1,5 +1,7 @@
-//! The Python steps of one model (train, distill, export, optimize, golden): what each
-//! reads and writes, its cache key, and its run through the venv.
+//! The Python steps of one model: the teacher's (train, export, optimize, golden) and, for
+//! a spec with `[distill]`, its student's (distill, student-export, student-optimize,
+//! student-golden), which run after them; what each reads and writes, its cache key, and
+//! its run through the venv.
 
 use std::path::{Path, PathBuf};
 
@@ -36,60 +38,100 @@ const VARIANT_FILES: [&str; 5] = [
     "model.O2.int8.onnx",
 ];
 
-/// What the export step adds for a model with a distilled student.
+/// What the student-export step writes into `onnx/`.
 const STUDENT_EXPORT: &str = "model.student.onnx";
 
-/// What the optimize step adds for a model with a distilled student.
-const STUDENT_VARIANT_FILES: [&str; 3] = [
+/// What the student-optimize step writes into `onnx/`: its variants and their manifest.
+const STUDENT_VARIANT_FILES: [&str; 4] = [
     "model.student.O2.onnx",
     "model.student.int8.onnx",
     "model.student.O2.int8.onnx",
+    "variants.student.json",
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum PyStep {
     Train,
-    /// A smaller student of the trained model, for a spec with `[distill]`.
-    Distill,
     Export,
     Optimize,
     Golden,
+    /// A smaller student of the trained model, for a spec with `[distill]`.
+    Distill,
+    /// The student's export, beside the teacher's.
+    StudentExport,
+    /// The student's variants, listed in `variants.student.json`.
+    StudentOptimize,
+    /// The student's PyTorch reference, `student/reference.json`.
+    StudentGolden,
 }
 
 impl PyStep {
-    /// A model's Python steps, in the order each reads what the one before wrote.
-    pub const IN_ORDER: [Self; 5] = [Self::Train, Self::Distill, Self::Export, Self::Optimize, Self::Golden];
+    /// The teacher's steps, in the order each reads what the one before wrote: what a
+    /// model needs to serve.
+    pub const TEACHER: [Self; 4] = [Self::Train, Self::Export, Self::Optimize, Self::Golden];
+    /// A distilled student's steps, run after the teacher's, in order.
+    pub const STUDENT: [Self; 4] = [
+        Self::Distill,
+        Self::StudentExport,
+        Self::StudentOptimize,
+        Self::StudentGolden,
+    ];
+    /// Every step: the teacher's, then the student's.
+    pub const IN_ORDER: [Self; 8] = [
+        Self::Train,
+        Self::Export,
+        Self::Optimize,
+        Self::Golden,
+        Self::Distill,
+        Self::StudentExport,
+        Self::StudentOptimize,
+        Self::StudentGolden,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Self::Train => "train",
-            Self::Distill => "distill",
             Self::Export => "export",
             Self::Optimize => "optimize",
             Self::Golden => "golden",
+            Self::Distill => "distill",
+            Self::StudentExport => "student-export",
+            Self::StudentOptimize => "student-optimize",
+            Self::StudentGolden => "student-golden",
         }
     }
 
-    /// Whether the step has work for `spec`: distill only with a `[distill]` section.
+    /// Whether the step is one of a distilled student's: it reads `[distill]`, which the
+    /// teacher's steps do not.
+    pub fn is_student(self) -> bool {
+        Self::STUDENT.contains(&self)
+    }
+
+    /// Whether the step has work for `spec`: a student's steps only with `[distill]`.
     pub fn applies_to(self, spec: &ModelSpec) -> bool {
-        match self {
-            Self::Distill => spec.distill.is_some(),
-            _ => true,
-        }
+        !self.is_student() || spec.distill.is_some()
     }
 
-    /// The Python module that runs the step: its own, or `vision` for an image model.
-    fn module(self, spec: &ModelSpec) -> &'static str {
-        if spec.is_image() { "vision" } else { self.name() }
+    /// The Python module that runs the step and, when that module holds several steps,
+    /// the step's name in it: an image model's steps are all in `vision`, a student's
+    /// export, optimize and golden in `student`.
+    fn module(self, spec: &ModelSpec) -> (&'static str, Option<&'static str>) {
+        match self {
+            Self::StudentExport => ("student", Some("export")),
+            Self::StudentOptimize => ("student", Some("optimize")),
+            Self::StudentGolden => ("student", Some("golden")),
+            _ if spec.is_image() => ("vision", Some(self.name())),
+            _ => (self.name(), None),
+        }
     }
 
     /// `python -m modelcrate.<module> --spec FILE`, with `--step STEP` when the module
-    /// holds several steps (an image model's are all in `vision`); its stderr into `log`.
+    /// holds several steps; its stderr into `log`.
     fn request<'a>(self, paths: &Paths, spec: &ModelSpec, spec_json: &Path, log: &'a Path) -> StepRequest<'a> {
-        let module = self.module(spec);
+        let (module, step) = self.module(spec);
         let mut args = vec!["--spec".to_string(), paths.relative(spec_json).display().to_string()];
-        if module != self.name() {
-            args.extend(["--step".to_string(), self.name().to_string()]);
+        if let Some(step) = step {
+            args.extend(["--step".to_string(), step.to_string()]);
         }
         StepRequest {
             what: format!("step `{}` of model `{}`", self.name(), spec.name),
@@ -106,7 +148,7 @@ impl PyStep {
         }
         let art = paths.artifact(&spec.name);
         let onnx = paths.onnx(&spec.name);
-        let distilled = spec.distill.is_some();
+        let golden = paths.golden(&spec.name);
         // A SetFit body is a sentence-embedding model: both export `pooling.json`.
         let embeddings = spec.task == "feature-extraction" || spec.is_setfit();
         // The modules a task (or SetFit) adds to every step's code.
@@ -133,39 +175,23 @@ impl PyStep {
                 code(&["spec", "bbc", "release_notes", "train"]),
                 vec![art.join("checkpoint"), art.join("metrics.json"), art.join("data")],
             ),
-            Self::Distill => {
-                let mut inputs = code(&["spec", "distill"]);
-                inputs.extend([art.join("checkpoint"), art.join("metrics.json"), art.join("data")]);
-                let student = art.join("student");
-                (inputs, vec![student.join("checkpoint"), student.join("metrics.json")])
-            }
             Self::Export => {
                 let mut inputs = code(&["spec", "export"]);
                 inputs.push(art.join("checkpoint"));
                 let pooling = embeddings.then_some("pooling.json");
                 let head = spec.is_setfit().then_some(SETFIT_HEAD_FILES).into_iter().flatten();
-                let student = distilled.then_some(STUDENT_EXPORT);
-                if distilled {
-                    inputs.push(art.join("student/checkpoint"));
-                }
                 let outputs = EXPORTED_FILES
                     .iter()
                     .copied()
                     .chain(pooling)
                     .chain(head)
-                    .chain(student)
                     .map(|f| onnx.join(f));
                 (inputs, outputs.collect())
             }
             Self::Optimize => {
                 let mut inputs = code(&["spec", "optimize"]);
                 inputs.extend([onnx.join("model.onnx"), onnx.join("config.json")]);
-                if distilled {
-                    inputs.push(onnx.join(STUDENT_EXPORT));
-                }
-                let student = distilled.then_some(STUDENT_VARIANT_FILES).into_iter().flatten();
-                let mut outputs: Vec<PathBuf> =
-                    VARIANT_FILES.into_iter().chain(student).map(|f| onnx.join(f)).collect();
+                let mut outputs: Vec<PathBuf> = VARIANT_FILES.into_iter().map(|f| onnx.join(f)).collect();
                 outputs.push(onnx.join("variants.json"));
                 (inputs, outputs)
             }
@@ -174,14 +200,35 @@ impl PyStep {
                 inputs.extend([
                     art.join("checkpoint"),
                     art.join("data/test.jsonl"),
-                    paths.golden(&spec.name).join("inputs.json"),
+                    golden.join("inputs.json"),
                 ]);
-                let mut outputs = vec![paths.golden(&spec.name).join("reference.json")];
-                if distilled {
-                    inputs.push(art.join("student/checkpoint"));
-                    outputs.push(art.join("student/reference.json"));
-                }
-                (inputs, outputs)
+                (inputs, vec![golden.join("reference.json")])
+            }
+            Self::Distill => {
+                let mut inputs = code(&["spec", "distill"]);
+                inputs.extend([art.join("checkpoint"), art.join("metrics.json"), art.join("data")]);
+                let student = art.join("student");
+                (inputs, vec![student.join("checkpoint"), student.join("metrics.json")])
+            }
+            Self::StudentExport => {
+                let mut inputs = code(&["student"]);
+                inputs.extend([art.join("student/checkpoint"), onnx.join("signature.json")]);
+                (inputs, vec![onnx.join(STUDENT_EXPORT)])
+            }
+            Self::StudentOptimize => {
+                let mut inputs = code(&["student"]);
+                inputs.extend([onnx.join(STUDENT_EXPORT), onnx.join("config.json")]);
+                (inputs, STUDENT_VARIANT_FILES.iter().map(|f| onnx.join(f)).collect())
+            }
+            Self::StudentGolden => {
+                let mut inputs = code(&["student"]);
+                inputs.extend([
+                    art.join("student/checkpoint"),
+                    art.join("data/test.jsonl"),
+                    golden.join("inputs.json"),
+                    golden.join("reference.json"),
+                ]);
+                (inputs, vec![art.join("student/reference.json")])
             }
         }
     }
@@ -203,8 +250,9 @@ impl PyStep {
             files
         };
         match self {
-            // Image models have no student; `applies_to` keeps this step from them.
-            Self::Train | Self::Distill => (
+            // Image models have no student (spec validation refuses `[distill]` there), so
+            // `applies_to` keeps a student's steps from them.
+            Self::Train | Self::Distill | Self::StudentExport | Self::StudentOptimize | Self::StudentGolden => (
                 code(&["fit"]),
                 vec![art.join("checkpoint"), art.join("metrics.json"), art.join("data")],
             ),
@@ -261,13 +309,21 @@ fn write_resolved_spec(paths: &Paths, spec: &ModelSpec) -> Result<PathBuf> {
 
 /// The step's key: its code, the lock, the resolved spec (written here first) and the
 /// upstream artifacts it reads, each under a label that does not depend on where this
-/// clone or its artifacts are.
+/// clone or its artifacts are. A teacher's step never reads `[distill]`, so its key holds
+/// the spec without it: tuning the student re-runs only the student's steps.
 pub fn key(paths: &Paths, spec: &ModelSpec, step: PyStep) -> Result<Key> {
-    write_resolved_spec(paths, spec)?;
+    let spec_json = write_resolved_spec(paths, spec)?;
     let (inputs, _) = step.io(paths, spec);
     let mut key = KeyBuilder::new(step.name());
     for input in &with_imports(paths, &inputs)? {
-        key = key.path(&label(paths, &spec.name, input), input)?;
+        let label = label(paths, &spec.name, input);
+        key = if *input == spec_json && !step.is_student() {
+            let art = paths.relative(&paths.artifact(&spec.name));
+            let golden = paths.relative(&paths.golden(&spec.name));
+            key.file_text(&label, &spec.teacher_json(&art, &golden)?)
+        } else {
+            key.path(&label, input)?
+        };
     }
     Ok(key.finish())
 }
@@ -378,9 +434,15 @@ pub fn run(paths: &Paths, environment: &Environment, spec: &ModelSpec, step: PyS
     })
 }
 
-/// Runs every Python step of one model, in order.
-pub fn run_model(paths: &Paths, environment: &Environment, spec: &ModelSpec, force: bool) -> Result<()> {
-    for step in PyStep::IN_ORDER.into_iter().filter(|step| step.applies_to(spec)) {
+/// Runs `steps` of one model, in order, those that apply to it.
+pub fn run_model(
+    paths: &Paths,
+    environment: &Environment,
+    spec: &ModelSpec,
+    steps: &[PyStep],
+    force: bool,
+) -> Result<()> {
+    for &step in steps.iter().filter(|step| step.applies_to(spec)) {
         run(paths, environment, spec, step, force)?;
     }
     Ok(())

@@ -48,13 +48,10 @@ fn layers(config: &Value, variant: &Value) -> Option<u64> {
 fn model_report(paths: &Paths, spec: &ModelSpec) -> Result<Value> {
     let art = paths.artifact(&spec.name);
     let onnx = paths.onnx(&spec.name);
-    let manifest = optional_json(&onnx.join("variants.json"))?;
     let config = optional_json(&onnx.join("config.json"))?;
     let serving = optional_json(&onnx.join("serving.json"))?;
-    let listed: Vec<Value> = match manifest["variants"].as_array() {
-        Some(variants) => variants.clone(),
-        None => vec![json!({"name": "fp32", "kind": "fp32", "made": true, "file": "model.onnx"})],
-    };
+    let listed: Vec<Value> = crate::variant_check::listed_variants(paths, &spec.name)?
+        .unwrap_or_else(|| vec![json!({"name": "fp32", "kind": "fp32", "made": true, "file": "model.onnx"})]);
     let mut variants = Vec::new();
     // Every measurement records the machine it ran on; the first one found stands for all.
     let mut machine = Value::Null;
@@ -107,7 +104,7 @@ fn model_report(paths: &Paths, spec: &ModelSpec) -> Result<Value> {
         "policy": spec.serve.policy,
         "serving": serving,
         "machine": machine,
-        "int8_config": manifest["int8_config"],
+        "int8_config": optional_json(&onnx.join("variants.json"))?["int8_config"],
         "variants": variants,
     }))
 }

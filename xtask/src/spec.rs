@@ -443,6 +443,15 @@ impl ModelSpec {
         self.train.strategy == "setfit"
     }
 
+    /// Whether `[serve]` names one of the student's variants: then the student must exist
+    /// before the model's first `select`.
+    pub fn serves_student_by_name(&self) -> bool {
+        self.serve
+            .variant
+            .as_deref()
+            .is_some_and(|variant| STUDENT_VARIANTS.contains(&variant))
+    }
+
     /// A `[setfit]` section exactly when the strategy is `setfit`, on single-label BBC topics
     /// (the few-shot sample takes so many examples of each label).
     fn validate_setfit(&self) -> Result<(), String> {
@@ -558,10 +567,25 @@ impl ModelSpec {
     /// The JSON the Python steps read: this spec with defaults filled, and the folders
     /// (relative to the workspace root, where the steps run).
     pub fn resolved_json(&self, artifact_dir: &Path, golden_dir: &Path) -> Result<String> {
+        let value = self.resolved_value(artifact_dir, golden_dir)?;
+        Ok(serde_json::to_string_pretty(&value)? + "\n")
+    }
+
+    /// What the teacher's steps read of [`Self::resolved_json`]: all of it but `[distill]`,
+    /// in the same text as the resolved JSON of a spec without one.
+    pub fn teacher_json(&self, artifact_dir: &Path, golden_dir: &Path) -> Result<String> {
+        let mut value = self.resolved_value(artifact_dir, golden_dir)?;
+        if let Some(object) = value.as_object_mut() {
+            object.remove("distill");
+        }
+        Ok(serde_json::to_string_pretty(&value)? + "\n")
+    }
+
+    fn resolved_value(&self, artifact_dir: &Path, golden_dir: &Path) -> Result<serde_json::Value> {
         let mut value = serde_json::to_value(self)?;
         value["artifact_dir"] = serde_json::Value::from(artifact_dir.to_string_lossy().into_owned());
         value["golden_dir"] = serde_json::Value::from(golden_dir.to_string_lossy().into_owned());
-        Ok(serde_json::to_string_pretty(&value)? + "\n")
+        Ok(value)
     }
 }
 

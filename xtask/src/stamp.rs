@@ -42,21 +42,28 @@ pub fn hash_tree(hasher: &mut Sha256, base: &Path, path: &Path) -> Result<()> {
             hash_tree(hasher, base, &entry)?;
         }
     } else if path.is_file() {
-        hasher.update(shown.as_bytes());
-        hasher.update([0]);
-        let mut file = fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
-        let mut buffer = vec![0; 1 << 20];
-        loop {
-            let read = file.read(&mut buffer)?;
-            if read == 0 {
-                break;
-            }
-            hasher.update(&buffer[..read]);
-        }
-        hasher.update([0]);
+        let file = fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+        hash_file(hasher, &shown, file).with_context(|| format!("cannot read {}", path.display()))?;
     } else {
         hasher.update(format!("missing:{shown}").as_bytes());
     }
+    Ok(())
+}
+
+/// One file of a tree: its name under the tree's root (empty for a lone file), then its
+/// content, read in chunks.
+pub fn hash_file(hasher: &mut Sha256, shown: &str, mut content: impl Read) -> std::io::Result<()> {
+    hasher.update(shown.as_bytes());
+    hasher.update([0]);
+    let mut buffer = vec![0; 1 << 20];
+    loop {
+        let read = content.read(&mut buffer)?;
+        if read == 0 {
+            break;
+        }
+        hasher.update(&buffer[..read]);
+    }
+    hasher.update([0]);
     Ok(())
 }
 

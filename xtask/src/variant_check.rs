@@ -69,12 +69,29 @@ pub struct Made {
     pub student: bool,
 }
 
-/// The variants the optimize step made (`fp32` alone before it has run).
-pub fn made_variants(paths: &Paths, model: &str) -> Result<Vec<Made>> {
+/// Every variant the optimize steps listed, made or not, as JSON: `variants.json`'s, then
+/// a distilled student's (`variants.student.json`) once its step has run; `None` before
+/// the optimize step has run.
+pub fn listed_variants(paths: &Paths, model: &str) -> Result<Option<Vec<serde_json::Value>>> {
     #[derive(serde::Deserialize)]
     struct Manifest {
-        variants: Vec<Variant>,
+        variants: Vec<serde_json::Value>,
     }
+    let onnx = paths.onnx(model);
+    let teacher = onnx.join("variants.json");
+    if !teacher.is_file() {
+        return Ok(None);
+    }
+    let mut listed = select::read_json::<Manifest>(&teacher, "cargo xtask optimize")?.variants;
+    let student = onnx.join("variants.student.json");
+    if student.is_file() {
+        listed.extend(select::read_json::<Manifest>(&student, "cargo xtask distill")?.variants);
+    }
+    Ok(Some(listed))
+}
+
+/// The variants the optimize steps made (`fp32` alone before they have run).
+pub fn made_variants(paths: &Paths, model: &str) -> Result<Vec<Made>> {
     #[derive(serde::Deserialize)]
     struct Variant {
         name: String,
@@ -84,18 +101,20 @@ pub fn made_variants(paths: &Paths, model: &str) -> Result<Vec<Made>> {
         #[serde(default)]
         student: Option<serde_json::Value>,
     }
-    let path = paths.onnx(model).join("variants.json");
-    if !path.is_file() {
+    let Some(listed) = listed_variants(paths, model)? else {
         return Ok(vec![Made {
             name: "fp32".into(),
             file: "model.onnx".into(),
             kind: "fp32".into(),
             student: false,
         }]);
-    }
-    let manifest: Manifest = select::read_json(&path, "cargo xtask optimize")?;
-    Ok(manifest
-        .variants
+    };
+    let variants = listed
+        .into_iter()
+        .map(serde_json::from_value::<Variant>)
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("{} lists a malformed variant", paths.onnx(model).display()))?;
+    Ok(variants
         .into_iter()
         .filter_map(|v| {
             let student = v.student.is_some();
