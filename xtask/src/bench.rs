@@ -28,9 +28,10 @@ use serde_json::{Value, json};
 use crate::bench_workload::{self, Workload};
 use crate::paths::Paths;
 use crate::pipeline::{Environment, release_binary};
+use crate::select;
 use crate::smoke::{Server, wait_healthy};
-use crate::variant_check::made_variants;
-use crate::{select, spec};
+use crate::spec::{self, ModelSpec};
+use crate::variant_check::{Made, made_variants};
 
 /// The default text model: what the README's main job serves.
 pub const DEFAULT_MODEL: &str = "news-topic";
@@ -103,33 +104,52 @@ struct Peer {
     serves: Serves,
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 enum Serves {
-    Variant(&'static str),
+    Variant(String),
     /// The serving variant (`serving.json`).
     Selected,
     Checkpoint,
 }
 
-/// The variant a user gets from optimum alone: the teacher's dynamic INT8
-/// (`ORTQuantizer`), the Python peer of the equal-quality comparison when a distilled
-/// student serves.
-const TEACHER_INT8: (&str, &str) = ("int8", "model.int8.onnx");
+/// The teacher's variant that the Python peer of the equal-quality comparison serves when
+/// a distilled student serves: the one the spec's policy picks among the teacher's
+/// variants that passed their gate — what this pipeline serves without a student, and
+/// (for news-topic, the INT8 `ORTQuantizer` makes) what a user gets from optimum alone.
+fn teacher_variant(paths: &Paths, spec: &ModelSpec) -> Result<Made> {
+    let teachers: Vec<Made> = made_variants(paths, &spec.name)?
+        .into_iter()
+        .filter(|made| !made.student)
+        .collect();
+    let candidates = select::candidates(paths, spec, &teachers)?;
+    // A named student variant has no teacher to compare with: the fastest one stands in.
+    let policy = if spec.serve.policy == "named" {
+        "fastest"
+    } else {
+        &spec.serve.policy
+    };
+    let (index, _) = select::choose(policy, None, &candidates)
+        .with_context(|| format!("{}: no teacher variant for the equal-quality peer", spec.name))?;
+    teachers
+        .into_iter()
+        .find(|made| made.name == candidates[index].name)
+        .context("select chose a variant it was not given")
+}
 
 /// Modelcrate's readiness route.
 const READY: &str = "/health/ready";
 
 /// The peers for `model` (of `task`): Modelcrate and the Python ORT peer on the same file
-/// always; when a distilled student serves, the Python ORT peer on the teacher's INT8 too
-/// (equal quality: what optimum alone gives); for the default model, Modelcrate's fixed
-/// layouts; PyTorch unless `smoke`.
+/// always; when a distilled student serves, the Python ORT peer on `teacher`'s variant too
+/// (equal quality); for the default model, Modelcrate's fixed layouts; PyTorch unless
+/// `smoke`.
 fn peers(
     paths: &Paths,
     environment: &Environment,
     model: &str,
     task: &str,
     variant_file: &str,
-    student_serves: bool,
+    teacher: Option<&Made>,
     smoke: bool,
 ) -> Vec<Peer> {
     let server = |extra: &[&str]| {
@@ -179,12 +199,12 @@ fn peers(
             serves: Serves::Selected,
         },
     ];
-    if student_serves {
+    if let Some(teacher) = teacher {
         peers.push(Peer {
-            name: "FastAPI + onnxruntime (Python), the teacher's INT8: equal quality",
-            command: python("onnxruntime", TEACHER_INT8.1),
+            name: "FastAPI + onnxruntime (Python), the teacher's variant: equal quality",
+            command: python("onnxruntime", &teacher.file),
             ready_path: "/health",
-            serves: Serves::Variant(TEACHER_INT8.0),
+            serves: Serves::Variant(teacher.name.clone()),
         });
     }
     if !smoke && model == DEFAULT_MODEL {
@@ -343,14 +363,15 @@ pub fn run(paths: &Paths, environment: &Environment, args: &BenchArgs) -> Result
         if spec.is_image() {
             bail!("`{model}` is an image model: the bench's load is texts from a test split");
         }
-        run_model(paths, environment, args, &model, &spec.task)?;
+        run_model(paths, environment, args, spec)?;
     }
     Ok(())
 }
 
 /// For each workload: the ceiling, then every peer, for one model; writes its report and
 /// table.
-fn run_model(paths: &Paths, environment: &Environment, args: &BenchArgs, model: &str, task: &str) -> Result<()> {
+fn run_model(paths: &Paths, environment: &Environment, args: &BenchArgs, spec: &ModelSpec) -> Result<()> {
+    let (model, task) = (spec.name.as_str(), spec.task.as_str());
     let onnx = paths.onnx(model);
     let serving: Value =
         serde_json::from_str(&std::fs::read_to_string(onnx.join("serving.json")).with_context(|| {
@@ -434,6 +455,11 @@ fn run_model(paths: &Paths, environment: &Environment, args: &BenchArgs, model: 
         let student_serves = made_variants(paths, model)?
             .iter()
             .any(|made| made.name == serving_variant && made.student);
+        let teacher = if student_serves {
+            Some(teacher_variant(paths, spec)?)
+        } else {
+            None
+        };
         let mut results = Vec::new();
         for peer in peers(
             paths,
@@ -441,10 +467,10 @@ fn run_model(paths: &Paths, environment: &Environment, args: &BenchArgs, model: 
             model,
             task,
             &variant_file,
-            student_serves,
+            teacher.as_ref(),
             args.smoke,
         ) {
-            let (serves, metric) = served_metric(paths, model, serving_variant, peer.serves)?;
+            let (serves, metric) = served_metric(paths, model, serving_variant, peer.serves.clone())?;
             let mut result = measure_peer(paths, environment, peer, &plan, &log_dir)?;
             result["serves"] = json!(serves);
             result["test_metric"] = metric;
@@ -493,7 +519,7 @@ fn served_metric(paths: &Paths, model: &str, serving_variant: &str, serves: Serv
     };
     let (serves, report, field) = match serves {
         Serves::Selected => (serving_variant.to_string(), parity(serving_variant)?, "value"),
-        Serves::Variant(variant) => (variant.to_string(), parity(variant)?, "value"),
+        Serves::Variant(variant) => (variant.clone(), parity(&variant)?, "value"),
         Serves::Checkpoint => ("PyTorch checkpoint".to_string(), parity("fp32")?, "pytorch"),
     };
     let metric = &report["metric"];
@@ -538,7 +564,7 @@ pub fn table(report: &Value) -> String {
     let baseline = peers
         .iter()
         .find(|p| p["peer"].as_str().is_some_and(|n| n.contains("onnxruntime")));
-    // When a student serves: the Python peer on the teacher's INT8 (equal quality).
+    // When a student serves: the Python peer on the teacher's variant (equal quality).
     let equal_quality = peers
         .iter()
         .find(|p| p["peer"].as_str().is_some_and(|n| n.contains("equal quality")));

@@ -182,8 +182,6 @@ pub fn with_runtime_env<'c>(command: &'c mut Command, paths: &Paths, environment
         .env("MODELCRATE_GOLDEN", paths.root.join("golden"))
 }
 
-/// Writes each model's `onnx/serving.json`: the variant its policy picks among those that
-/// passed parity, by the figures measured here.
 /// `cargo xtask select`: chooses each model's serving variant, measures the costs of the
 /// one chosen, and writes its engine policy with it.
 pub fn select_serving(paths: &Paths, select: &Select) -> Result<()> {
@@ -192,42 +190,48 @@ pub fn select_serving(paths: &Paths, select: &Select) -> Result<()> {
     select_with(paths, select, &environment)
 }
 
-/// Chooses the serving variant, measures its costs (cached), and chooses again so that
-/// `serving.json` carries its engine policy. The second choice reads the same figures, so
-/// it names the same variant.
+/// Chooses each model's serving variant, measures its costs (cached), and writes
+/// `onnx/serving.json` with the engine policy they argue for. The second choice reads the
+/// same figures, so it names the same variant; `serving.json` is written once, after the
+/// timing, so a server watching the folder reloads once and never during it.
 pub fn select_with(paths: &Paths, select: &Select, environment: &Environment) -> Result<()> {
-    choose_serving(paths, select)?;
-    costs_with(paths, select, environment)?;
-    choose_serving(paths, select)
+    for spec in selected(paths, select)? {
+        let (chosen, _) = choose_serving(paths, &spec)?;
+        costs_with(paths, &spec.name, &chosen.name, select.force, environment)?;
+        timed(&format!("select {}", spec.name), || write_serving(paths, &spec))?;
+    }
+    Ok(())
 }
 
-fn choose_serving(paths: &Paths, select: &Select) -> Result<()> {
-    for spec in selected(paths, select)? {
-        timed(&format!("select {}", spec.name), || {
-            let made = made_variants(paths, &spec.name)?;
-            let candidates = select::candidates(paths, &spec, &made)?;
-            let (index, reason) = select::choose(&spec.serve.policy, spec.serve.variant.as_deref(), &candidates)
-                .with_context(|| format!("models/{}.toml, [serve]", spec.name))?;
-            let chosen = &candidates[index];
-            let serving = select::Serving {
-                model: &spec.name,
-                policy: &spec.serve.policy,
-                variant: &chosen.name,
-                file: &chosen.file,
-                kind: &chosen.kind,
-                reason,
-                engine: chosen.engine.as_ref(),
-            };
-            let path = paths.onnx(&spec.name).join("serving.json");
-            let text = serde_json::to_string_pretty(&serving)? + "\n";
-            std::fs::write(&path, &text).with_context(|| format!("cannot write {}", path.display()))?;
-            eprintln!("    serves {}: {}", chosen.name, serving.reason);
-            let why = chosen.engine.as_ref().and_then(|engine| engine["why"].as_array());
-            for line in why.into_iter().flatten().filter_map(|line| line.as_str()) {
-                eprintln!("        engine: {line}");
-            }
-            Ok(())
-        })?;
+/// The variant `spec`'s policy picks among those that passed parity, by the figures
+/// measured here, and why.
+fn choose_serving(paths: &Paths, spec: &ModelSpec) -> Result<(select::Candidate, String)> {
+    let made = made_variants(paths, &spec.name)?;
+    let mut candidates = select::candidates(paths, spec, &made)?;
+    let (index, reason) = select::choose(&spec.serve.policy, spec.serve.variant.as_deref(), &candidates)
+        .with_context(|| format!("models/{}.toml, [serve]", spec.name))?;
+    Ok((candidates.swap_remove(index), reason))
+}
+
+/// Writes `onnx/serving.json`: the chosen variant, why, and its engine policy.
+fn write_serving(paths: &Paths, spec: &ModelSpec) -> Result<()> {
+    let (chosen, reason) = choose_serving(paths, spec)?;
+    let serving = select::Serving {
+        model: &spec.name,
+        policy: &spec.serve.policy,
+        variant: &chosen.name,
+        file: &chosen.file,
+        kind: &chosen.kind,
+        reason,
+        engine: chosen.engine.as_ref(),
+    };
+    let path = paths.onnx(&spec.name).join("serving.json");
+    let text = serde_json::to_string_pretty(&serving)? + "\n";
+    std::fs::write(&path, &text).with_context(|| format!("cannot write {}", path.display()))?;
+    eprintln!("    serves {}: {}", chosen.name, serving.reason);
+    let why = chosen.engine.as_ref().and_then(|engine| engine["why"].as_array());
+    for line in why.into_iter().flatten().filter_map(|line| line.as_str()) {
+        eprintln!("        engine: {line}");
     }
     Ok(())
 }

@@ -206,7 +206,7 @@ impl PyStep {
             }
             Self::Distill => {
                 let mut inputs = code(&["spec", "distill"]);
-                inputs.extend([art.join("checkpoint"), art.join("metrics.json"), art.join("data")]);
+                inputs.extend([art.join("checkpoint"), art.join("data")]);
                 let student = art.join("student");
                 (inputs, vec![student.join("checkpoint"), student.join("metrics.json")])
             }

@@ -33,7 +33,7 @@ pub fn parity(paths: &Paths, select: &Select) -> Result<()> {
 
 pub fn parity_with(paths: &Paths, select: &Select, environment: &Environment) -> Result<()> {
     for spec in selected(paths, select)? {
-        let reports = VariantCheck::Parity.run(paths, &spec.name, select.force, environment)?;
+        let reports = VariantCheck::Parity.run(paths, &spec.name, None, select.force, environment)?;
         summarize(paths, &spec.name, &reports)?;
     }
     Ok(())
@@ -47,16 +47,14 @@ pub fn measure(paths: &Paths, select: &Select) -> Result<()> {
 
 pub fn measure_with(paths: &Paths, select: &Select, environment: &Environment) -> Result<()> {
     for spec in selected(paths, select)? {
-        VariantCheck::Measure.run(paths, &spec.name, select.force, environment)?;
+        VariantCheck::Measure.run(paths, &spec.name, None, select.force, environment)?;
     }
     Ok(())
 }
 
-/// Measures the costs of each selected model's serving variant (`serving.json`).
-pub fn costs_with(paths: &Paths, select: &Select, environment: &Environment) -> Result<()> {
-    for spec in selected(paths, select)? {
-        VariantCheck::Costs.run(paths, &spec.name, select.force, environment)?;
-    }
+/// Measures the costs of `model`'s `variant` (the one `select` chose).
+pub fn costs_with(paths: &Paths, model: &str, variant: &str, force: bool, environment: &Environment) -> Result<()> {
+    VariantCheck::Costs.run(paths, model, Some(variant), force, environment)?;
     Ok(())
 }
 
@@ -230,9 +228,17 @@ impl VariantCheck {
         Ok(key.finish())
     }
 
-    /// Runs the check on every made variant of `model` (restored from the cache, or
-    /// skipped, where it can be); returns (variant, report) pairs in the manifest's order.
-    fn run(self, paths: &Paths, model: &str, force: bool, environment: &Environment) -> Result<Vec<(String, PathBuf)>> {
+    /// Runs the check on every made variant of `model`, or on `only` (restored from the
+    /// cache, or skipped, where it can be); returns (variant, report) pairs in the
+    /// manifest's order.
+    fn run(
+        self,
+        paths: &Paths,
+        model: &str,
+        only: Option<&str>,
+        force: bool,
+        environment: &Environment,
+    ) -> Result<Vec<(String, PathBuf)>> {
         let art = paths.artifact(model);
         let stamps = art.join(".stamps");
         let rust = rust_key(paths, model)?;
@@ -254,9 +260,11 @@ impl VariantCheck {
                 },
             );
         }
-        if let Self::Costs = self {
-            let serving = serving_variant(paths, model)?;
-            made.retain(|variant| variant.name == serving);
+        if let Some(only) = only {
+            made.retain(|variant| variant.name == only);
+            if made.is_empty() {
+                bail!("{model} has no made variant `{only}` (see onnx/variants.json)");
+            }
         }
         let names: Vec<String> = made
             .iter()
@@ -362,16 +370,6 @@ impl VariantCheck {
             ),
         }
     }
-}
-
-/// The variant `serving.json` names (`cargo xtask select` wrote it).
-fn serving_variant(paths: &Paths, model: &str) -> Result<String> {
-    #[derive(serde::Deserialize)]
-    struct Serving {
-        variant: String,
-    }
-    let serving: Serving = select::read_json(&paths.onnx(model).join("serving.json"), "cargo xtask select")?;
-    Ok(serving.variant)
 }
 
 /// Whether the variant's parity report says it passed its gate.
