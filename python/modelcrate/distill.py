@@ -1,4 +1,5 @@
-"""Distil a fine-tuned text classifier into a smaller student; write its checkpoint.
+"""Distil a fine-tuned text classifier or sentence-embedding model into a smaller
+student; write its checkpoint.
 
 The student is the teacher with fewer transformer layers: the spec's `[distill]
 keep_layers` (say 0, 2 and 4 of MiniLM's 6) are copied from the fine-tuned teacher with
@@ -15,6 +16,12 @@ answers only where it is shown them: with `short_pieces = n`, n pieces of each t
 text (one to three consecutive sentences, as users' single sentences and short paragraphs
 are) join what it learns from, labelled by the teacher's outputs and their text's label.
 Pieces come from the training split only, drawn with the training seed.
+
+A sentence-embedding student (the teacher's sentence-transformers model with fewer
+layers, its pooling and normalisation kept) matches the teacher's embeddings instead:
+`soft_weight` × the cosine distance to the teacher's embedding of every title, body and
+piece of the batch, and the rest × the teacher's own training loss on the batch's
+title–body pairs (MultipleNegativesRankingLoss, scale 20). It has no temperature.
 
 The teacher's outputs are computed once, in fp32, before training. The optimisation loop
 is `fit`'s (seeded shuffle, AdamW, warmup, the spec's `[train]` batch size and precision)
@@ -37,20 +44,23 @@ from .spec import Spec, from_cli, seed_everything, write_json
 from .train import Example, accuracy, batched_logits, evaluate, label_ids, micro_f1, multi_label, validation
 
 
-def student_of(teacher, keep: list[int]):
-    """A copy of `teacher` holding only its encoder layers `keep`, in order."""
+def student_of(teacher, keep: list[int], transformer=lambda model: model.base_model):
+    """A copy of `teacher` whose transformer (`transformer(model)`: a classifier's base
+    model, a sentence-transformers model's first module's) holds only its encoder layers
+    `keep`, in order."""
     import copy
 
     from torch import nn
 
-    layers = teacher.base_model.encoder.layer
+    layers = transformer(teacher).encoder.layer
     if not keep or sorted(set(keep)) != keep or keep[-1] >= len(layers):
         raise SystemExit(
             f"distill.keep_layers {keep} must be increasing layer indices of the teacher's {len(layers)} layers"
         )
     student = copy.deepcopy(teacher)
-    student.base_model.encoder.layer = nn.ModuleList(student.base_model.encoder.layer[i] for i in keep)
-    student.config.num_hidden_layers = len(keep)
+    encoder = transformer(student)
+    encoder.encoder.layer = nn.ModuleList(encoder.encoder.layer[i] for i in keep)
+    encoder.config.num_hidden_layers = len(keep)
     return student
 
 
@@ -90,17 +100,130 @@ def short_pieces(examples: list[Example], per_text: int, seed: int) -> list[Exam
     """`per_text` pieces of one to three consecutive sentences of each text, each with its
     text's target; a text of one sentence gives none."""
     rng = random.Random(seed)
+    return [Example(piece, example.target) for example in examples for piece in pieces_of(example.text, per_text, rng)]
+
+
+def pieces_of(text: str, count: int, rng: random.Random) -> list[str]:
+    """`count` pieces of one to three consecutive sentences of `text`, drawn with `rng`;
+    none from a text of one sentence."""
     sizes, weights = zip(*PIECE_SENTENCES)
+    sentences = [s for s in SENTENCE_END.split(text.replace("\n", " ")) if s.strip()]
+    if len(sentences) < 2:
+        return []
     pieces = []
-    for example in examples:
-        sentences = [s for s in SENTENCE_END.split(example.text.replace("\n", " ")) if s.strip()]
-        if len(sentences) < 2:
-            continue
-        for _ in range(per_text):
-            size = min(rng.choices(sizes, weights)[0], len(sentences) - 1)
-            start = rng.randrange(len(sentences) - size + 1)
-            pieces.append(Example(" ".join(sentences[start : start + size]), example.target))
+    for _ in range(count):
+        size = min(rng.choices(sizes, weights)[0], len(sentences) - 1)
+        start = rng.randrange(len(sentences) - size + 1)
+        pieces.append(" ".join(sentences[start : start + size]))
     return pieces
+
+
+def embedding_loss(student, teacher, pairs: int, soft_weight: float):
+    """`soft_weight` × the mean cosine distance of each student embedding to the teacher's
+    (`teacher` unit-length) + (1 − `soft_weight`) × MultipleNegativesRankingLoss over the
+    batch's pairs: rows `[0, pairs)` are titles, `[pairs, 2·pairs)` their bodies."""
+    import torch
+    import torch.nn.functional as F
+
+    student = F.normalize(student.float(), dim=-1)
+    soft = (1.0 - (student * teacher).sum(dim=-1)).mean()
+    scores = student[:pairs] @ student[pairs : 2 * pairs].T * MNRL_SCALE
+    hard = F.cross_entropy(scores, torch.arange(pairs))
+    return soft_weight * soft + (1.0 - soft_weight) * hard
+
+
+# sentence-transformers' MultipleNegativesRankingLoss scale: cosine similarities × 20.
+MNRL_SCALE = 20.0
+
+
+def distill_embeddings(spec: Spec) -> None:
+    """The sentence-embedding student (see the module's documentation)."""
+    import torch
+    import torch.nn.functional as F
+
+    from . import embed
+
+    config = spec.distill
+    if not (spec.checkpoint_dir / "modules.json").is_file():
+        raise SystemExit(f"no sentence-transformers checkpoint at {spec.checkpoint_dir}: run `cargo xtask train` first")
+    started = time.monotonic()
+    seed_everything(spec.train.seed)
+    teacher = embed.load_sentence_transformer(spec.checkpoint_dir, spec.train.max_length).eval()
+    first = lambda model: model[0].auto_model  # noqa: E731 - the module holding the transformer
+    student = student_of(teacher, list(config.keep_layers), first)
+    teacher_layers = first(teacher).config.num_hidden_layers
+    parameters = sum(p.numel() for p in student.parameters())
+    print(f"student: layers {list(config.keep_layers)} of the teacher's {teacher_layers}, {parameters:,} parameters", flush=True)
+
+    def pairs(name: str) -> tuple[list[str], list[str]]:
+        rows = read_split(spec.data_dir, name)
+        titles, bodies = zip(*(embed.title_and_body(row["text"]) for row in rows), strict=True)
+        return list(titles), list(bodies)
+
+    titles, bodies = pairs("train")
+    # Pieces of each body, kept by article: a batch of articles brings its own pieces.
+    rng = random.Random(spec.train.seed)
+    pieces = [pieces_of(body, config.short_pieces, rng) for body in bodies]
+    texts = titles + bodies + [piece for own in pieces for piece in own]
+    with torch.inference_mode():
+        targets = teacher.encode(texts, batch_size=32, convert_to_tensor=True)
+    targets = F.normalize(targets.float(), dim=-1)
+    first_piece = [2 * len(titles)]
+    for own in pieces:
+        first_piece.append(first_piece[-1] + len(own))
+    validation_titles, validation_bodies = pairs("validation")
+    test_titles, test_bodies = pairs("test")
+    teacher_test = embed.retrieval(teacher, test_titles, test_bodies)
+    del teacher
+    print(f"teacher embeddings of {len(texts)} texts ({time.monotonic() - started:.0f}s)", flush=True)
+
+    def loss_of(batch: list[int]):
+        rows = ([i for i in batch] + [len(titles) + i for i in batch]
+                + [j for i in batch for j in range(first_piece[i], first_piece[i + 1])])
+        features = student.tokenize([texts[row] for row in rows])
+        embeddings = student(features)["sentence_embedding"]
+        return embedding_loss(embeddings, targets[rows], len(batch), config.soft_weight)
+
+    def validation(epoch: int) -> dict:
+        found = embed.retrieval(student, validation_titles, validation_bodies)
+        print(f"epoch {epoch}: validation recall@1 {found['recall_at_1']:.4f}, @10 {found['recall_at_10']:.4f}", flush=True)
+        return {k: found[k] for k in ("recall_at_1", "recall_at_10")}
+
+    schedule = dataclasses.replace(spec.train, epochs=config.epochs, learning_rate=config.learning_rate)
+    history = fit(student, dataclasses.replace(spec, train=schedule), len(titles), loss_of, validation, started)
+    train_seconds = time.monotonic() - started
+    test = embed.retrieval(student, test_titles, test_bodies)
+    print(
+        f"student test recall@10 {test['recall_at_10']:.4f} (@1 {test['recall_at_1']:.4f}), "
+        f"teacher {teacher_test['recall_at_10']:.4f} (@1 {teacher_test['recall_at_1']:.4f})",
+        flush=True,
+    )
+    checkpoint = spec.student_dir / "checkpoint"
+    staging = checkpoint.with_name("checkpoint.tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    student.save(str(staging))
+    shutil.rmtree(checkpoint, ignore_errors=True)
+    staging.replace(checkpoint)
+    write_json(
+        spec.student_dir / "metrics.json",
+        {
+            "model": spec.name,
+            "kept_layers": list(config.keep_layers),
+            "teacher_layers": teacher_layers,
+            "parameters": parameters,
+            "metric": "recall_at_10",
+            "test_recall_at_1": test["recall_at_1"],
+            "test_recall_at_10": test["recall_at_10"],
+            "teacher_test_recall_at_1": teacher_test["recall_at_1"],
+            "teacher_test_recall_at_10": teacher_test["recall_at_10"],
+            "test_examples": len(test_titles),
+            "train_examples": len(titles),
+            "short_pieces": len(texts) - 2 * len(titles),
+            "soft_weight": config.soft_weight,
+            "epochs": history,
+            "train_seconds": round(train_seconds, 1),
+        },
+    )
 
 
 def distill(spec: Spec) -> None:
@@ -110,6 +233,8 @@ def distill(spec: Spec) -> None:
     config = spec.distill
     if config is None:
         raise SystemExit(f"models/{spec.name}.toml has no [distill] section")
+    if spec.task == "feature-extraction":
+        return distill_embeddings(spec)
     if not (spec.checkpoint_dir / "config.json").is_file():
         raise SystemExit(f"no checkpoint at {spec.checkpoint_dir}: run `cargo xtask train` first")
     started = time.monotonic()

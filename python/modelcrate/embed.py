@@ -162,13 +162,15 @@ def pooling_description(checkpoint: Path) -> dict:
     }
 
 
-def golden(spec: Spec, cases: list[dict], digest: str) -> dict:
-    """`SentenceTransformer.encode` of every case alone, and retrieval over the test split."""
+def golden(spec: Spec, cases: list[dict], digest: str, checkpoint: Path | None = None) -> dict:
+    """`SentenceTransformer.encode` of every case alone, and retrieval over the test split,
+    from `checkpoint` (the fine-tuned model's unless a distilled student's is given)."""
     import sentence_transformers
     import torch
     import transformers
 
-    model = load_sentence_transformer(spec.checkpoint_dir, spec.train.max_length).eval()
+    checkpoint = checkpoint or spec.checkpoint_dir
+    model = load_sentence_transformer(checkpoint, spec.train.max_length).eval()
     records = []
     with torch.inference_mode():
         for case in cases:
@@ -191,7 +193,7 @@ def golden(spec: Spec, cases: list[dict], digest: str) -> dict:
             "sentence_transformers": sentence_transformers.__version__,
         },
         "max_length": spec.train.max_length,
-        "pooling": pooling_description(spec.checkpoint_dir),
+        "pooling": pooling_description(checkpoint),
         "cases": records,
         "test_split": test,
     }

@@ -6,13 +6,15 @@ variants can then serve while the student trains, and the student's swap in behi
 canary once they pass their gate. Each writes beside the teacher's files and touches none
 of them:
 
-- export: `onnx/model.student.onnx`, refused unless its signature is the teacher's
-  (`signature.json`), so the same tokenizer, config and generated crate serve both;
+- export: `onnx/model.student.onnx`, refused unless its signature (and a sentence-embedding
+  model's pooling) is the teacher's, so the same tokenizer, config, `pooling.json` and
+  generated crate serve both;
 - optimize: its O2 and both INT8s, made as the teacher's are (see `optimize`; O1 and O3
   are left out to keep the pipeline short), listed in `onnx/variants.student.json` (the
   schema of `variants.json`), each marked with the teacher's layers it kept;
-- golden: its PyTorch reference, `student/reference.json` (see `golden`), with the
-  teacher's test metric from the teacher's reference, which its gate compares it to.
+- golden: its PyTorch reference, `student/reference.json` (see `golden`, and `embed` for a
+  sentence-embedding model), with the teacher's test metric from the teacher's reference
+  (accuracy; recall@10), which its gate compares it to.
 """
 
 from __future__ import annotations
@@ -25,9 +27,9 @@ import tempfile
 from pathlib import Path
 
 from .export import onnx_of, signature
-from .golden import reference
+from .golden import checkpoint_digest, reference
 from .optimize import Recipe, describe, int8_of, int8_of_fp32, made, optimized
-from .spec import OFFLINE_ENV, Spec, load, write_json
+from .spec import OFFLINE_ENV, Spec, load, seed_everything, write_json
 
 # The student's FP32 export, beside the teacher's `model.onnx`.
 STUDENT_FILE = "model.student.onnx"
@@ -53,6 +55,12 @@ def export(spec: Spec) -> None:
         written = Path(scratch) / "model.onnx"
         if signature(written) != json.loads(teacher_signature.read_text(encoding="utf-8")):
             raise SystemExit(f"the student's ONNX signature differs from the teacher's ({checkpoint(spec)})")
+        teacher_pooling = spec.onnx_dir / "pooling.json"
+        if teacher_pooling.is_file():
+            from .embed import pooling_description
+
+            if pooling_description(checkpoint(spec)) != json.loads(teacher_pooling.read_text(encoding="utf-8")):
+                raise SystemExit(f"the student's pooling differs from the teacher's ({checkpoint(spec)})")
         shutil.move(written, target)
     print(f"exported {target}", flush=True)
 
@@ -95,9 +103,20 @@ def golden(spec: Spec) -> None:
     if not teacher_path.is_file():
         raise SystemExit(f"no {teacher_path}: run `cargo xtask golden` first")
     teacher = json.loads(teacher_path.read_text(encoding="utf-8"))
-    student = reference(spec, checkpoint(spec))
-    student["teacher"] = {"checkpoint_sha256": teacher["checkpoint_sha256"], "test_split": {
-        "examples": teacher["test_split"]["examples"], "accuracy": teacher["test_split"]["accuracy"]}}
+    if spec.task == "feature-extraction":
+        from . import embed
+
+        seed_everything(spec.train.seed)
+        cases = json.loads((spec.golden_dir / "inputs.json").read_text(encoding="utf-8"))["cases"]
+        student = embed.golden(spec, cases, checkpoint_digest(checkpoint(spec)), checkpoint(spec))
+        kept = ("queries", "recall_at_10")
+    else:
+        student = reference(spec, checkpoint(spec))
+        kept = ("examples", "accuracy")
+    student["teacher"] = {
+        "checkpoint_sha256": teacher["checkpoint_sha256"],
+        "test_split": {key: teacher["test_split"][key] for key in kept},
+    }
     write_json(spec.student_dir / "reference.json", student)
 
 

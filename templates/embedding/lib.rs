@@ -11,6 +11,9 @@
 //! - **Training:** {{ model.training }}; {{ model.epochs }} epoch(s), learning rate {{ model.learning_rate }}, max length {{ model.max_length }} tokens
 //! - **Retrieval (PyTorch), each held-out title as a query over all {{ model.test_examples }} held-out bodies:** recall@1 {{ embedding.recall_at_1 }} (base model {{ embedding.base_recall_at_1 }}), recall@10 {{ embedding.recall_at_10 }} (base model {{ embedding.base_recall_at_10 }})
 //! - **Variants:** FP32, graph-optimized O1/O2/O3 and dynamic INT8, each checked against PyTorch; `load` serves the one `cargo xtask select` chose (policy `{{ model.serve_policy }}`)
+{%- if let Some(student) = model.student %}
+//! - **Distilled student:** {{ student }}
+{%- endif %}
 //! - **ONNX (opset {{ model.opset }}):** inputs {% for input in model.inputs %}`{{ input.name }}` {{ input.dtype }} {{ input.dims_shown }}{% if !loop.last %}, {% endif %}{% endfor %}; outputs {% for output in model.outputs %}`{{ output.name }}` {{ output.dtype }} {{ output.dims_shown }}{% if !loop.last %}, {% endif %}{% endfor %}
 //!
 //! ```no_run

@@ -254,18 +254,39 @@ fn student_facts(paths: &Paths, spec: &ModelSpec) -> Result<Option<String>> {
     };
     let config: Layers = read_json(&paths.onnx(&spec.name).join("config.json"), "export")?;
     let kept: Vec<String> = distill.keep_layers.iter().map(usize::to_string).collect();
+    let embeddings = spec.task == "feature-extraction";
+    let pieces = match distill.short_pieces {
+        0 => String::new(),
+        n => format!(
+            " and {n} piece(s) of one to three sentences of each{}",
+            if embeddings { " body" } else { "" }
+        ),
+    };
+    let (targets, texts, metric) = if embeddings {
+        (
+            format!(
+                "the teacher's embeddings (cosine distance, weight {}) and the title–body pairs",
+                distill.soft_weight
+            ),
+            format!("the training titles and bodies{pieces}"),
+            "recall@10",
+        )
+    } else {
+        (
+            format!(
+                "the teacher's outputs at temperature {} (weight {}) and the labels",
+                distill.temperature, distill.soft_weight
+            ),
+            format!("the training texts{pieces}"),
+            "accuracy",
+        )
+    };
     Ok(Some(format!(
-        "layers {} of the teacher's {}, trained {} epoch(s) at learning rate {:e} on the teacher's outputs at temperature {} (weight {}) and the labels, over the training texts{}. Its variants ({}) load through this crate and serve only when they match its own PyTorch outputs within the usual bounds and score at most 1.0 point below the teacher on the test split; its figures are in `cargo xtask report`",
+        "layers {} of the teacher's {}, trained {} epoch(s) at learning rate {:e} on {targets}, over {texts}. Its variants ({}) load through this crate and serve only when they match its own PyTorch outputs within the usual bounds and score a test {metric} at most 1.0 point below the teacher's; its figures are in `cargo xtask report`",
         kept.join(", "),
         config.num_hidden_layers,
         distill.epochs,
         distill.learning_rate,
-        distill.temperature,
-        distill.soft_weight,
-        match distill.short_pieces {
-            0 => String::new(),
-            n => format!(" and {n} piece(s) of one to three sentences of each"),
-        },
         crate::spec::STUDENT_VARIANTS
             .iter()
             .map(|name| format!("`{name}`"))

@@ -37,8 +37,8 @@ fn copy(from: &Path, to: &Path) {
     cache::copy_tree(from, to).unwrap();
 }
 
-/// Every step's key of both models, as `model:step` (news-topic has a distilled student:
-/// its `distill` and `student-…` steps, and `student-parity` of a student's variant).
+/// Every step's key of both models, as `model:step` (both have a distilled student: its
+/// `distill` and `student-…` steps, and `student-parity` of a student's variant).
 fn keys(paths: &Paths) -> Vec<(String, Key)> {
     let mut keys = Vec::new();
     for (_, spec) in spec::all(&paths.models()).unwrap() {
@@ -106,21 +106,20 @@ fn each_change_invalidates_exactly_the_steps_it_can_affect() {
     let python_steps = |model: &str| -> Vec<String> {
         PyStep::IN_ORDER
             .into_iter()
-            .filter(|step| model == "news-topic" || !step.is_student())
             .map(|step| format!("{model}:{}", step.name()))
             .collect()
     };
-    let student_steps =
-        |steps: &[&str]| -> Vec<String> { steps.iter().map(|s| format!("news-topic:student-{s}")).collect() };
+    // The student's export, optimize and golden steps of both models.
+    let student_steps = || -> Vec<String> {
+        MODELS
+            .iter()
+            .flat_map(|m| ["export", "optimize", "golden"].map(|s| format!("{m}:student-{s}")))
+            .collect()
+    };
     let checks = |models: &[&str]| -> BTreeSet<String> {
         models
             .iter()
-            .flat_map(|m| {
-                let student = (*m == "news-topic").then(|| format!("{m}:student-parity"));
-                [format!("{m}:parity"), format!("{m}:measure")]
-                    .into_iter()
-                    .chain(student)
-            })
+            .flat_map(|m| ["parity", "measure", "student-parity"].map(|c| format!("{m}:{c}")))
             .collect()
     };
     assert_eq!(keys(&paths), keys(&paths), "keys are stable");
@@ -136,7 +135,7 @@ fn each_change_invalidates_exactly_the_steps_it_can_affect() {
     );
     // A `[distill]` field: the student's steps only, never the teacher's.
     let mut distill = set(&["news-topic:distill"]);
-    distill.extend(student_steps(&["export", "optimize", "golden"]));
+    distill.extend(["export", "optimize", "golden"].map(|s| format!("news-topic:student-{s}")));
     assert_eq!(
         invalidated(&paths, |root| edit(
             &root.join("models/news-topic.toml"),
@@ -148,7 +147,7 @@ fn each_change_invalidates_exactly_the_steps_it_can_affect() {
     // A Python step's code: that step, for every model that runs it (the student's steps
     // run through the teacher's export, optimize and golden).
     let mut export = set(&["news-embed:export", "news-topic:export"]);
-    export.extend(student_steps(&["export", "optimize", "golden"]));
+    export.extend(student_steps());
     assert_eq!(
         invalidated(&paths, |root| append(
             &root.join("python/modelcrate/export.py"),
@@ -168,7 +167,7 @@ fn each_change_invalidates_exactly_the_steps_it_can_affect() {
     // run through it. news-embed's steps all load `embed`, which imports `fit` too.
     let mut fit: BTreeSet<String> = python_steps("news-embed").into_iter().collect();
     fit.extend(["train", "distill", "golden"].map(|s| format!("news-topic:{s}")));
-    fit.extend(student_steps(&["export", "optimize", "golden"]));
+    fit.extend(["export", "optimize", "golden"].map(|s| format!("news-topic:student-{s}")));
     assert_eq!(
         invalidated(&paths, |root| append(
             &root.join("python/modelcrate/fit.py"),

@@ -109,8 +109,10 @@ pub struct SetFitSpec {
     pub pair_iterations: usize,
 }
 
-/// A student of the fine-tuned text classifier (`python/modelcrate/distill.py`): the
-/// teacher's layers `keep_layers`, trained on its softened outputs and the true labels.
+/// A student of the fine-tuned text classifier or sentence-embedding model
+/// (`python/modelcrate/distill.py`): the teacher's layers `keep_layers`, trained on its
+/// softened outputs and the true labels (a classifier), or on its embeddings and the
+/// title–body pairs (an embedding model).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DistillSpec {
@@ -118,10 +120,12 @@ pub struct DistillSpec {
     pub keep_layers: Vec<usize>,
     pub epochs: u32,
     pub learning_rate: f64,
-    /// The softmax (or sigmoid) temperature of the teacher's outputs the student matches.
+    /// The softmax (or sigmoid) temperature of the teacher's outputs a classifier's student
+    /// matches (an embedding model's has none).
     #[serde(default = "default_temperature")]
     pub temperature: f64,
-    /// The weight of the teacher's outputs in the loss; the true labels get the rest.
+    /// The weight of the teacher's outputs in the loss; the true labels (an embedding
+    /// model's title–body pairs) get the rest.
     #[serde(default = "default_soft_weight")]
     pub soft_weight: f64,
     /// Pieces of one to three consecutive sentences cut from each training text and added
@@ -503,13 +507,21 @@ impl ModelSpec {
         let Some(distill) = &self.distill else {
             return Ok(());
         };
-        if self.task != "text-classification" || self.is_setfit() {
+        let embeddings = self.task == "feature-extraction";
+        if !(self.task == "text-classification" && !self.is_setfit() || embeddings) {
             return field(
                 "distill",
                 format!(
-                    "distils a text classifier trained `full`, `lora` or `head-only`; this is a {} model trained `{}`",
+                    "distils a text classifier trained `full`, `lora` or `head-only`, or a sentence-embedding model; this is a {} model trained `{}`",
                     self.task, self.train.strategy
                 ),
+            );
+        }
+        if embeddings && distill.temperature != default_temperature() {
+            return field(
+                "distill.temperature",
+                "a sentence-embedding student matches the teacher's embeddings, which have no temperature: leave it out"
+                    .into(),
             );
         }
         let increasing = distill.keep_layers.windows(2).all(|pair| pair[0] < pair[1]);
@@ -677,6 +689,17 @@ seed = 42
             .replace("bbc-news", "release-notes-synthetic");
         let error = error_of(format!("{tagger}{section}"));
         assert!(error.contains("field `distill`: distils a text classifier"), "{error}");
+        // A sentence-embedding model's student has no temperature to set.
+        let embedder = VALID
+            .replace("text-classification", "feature-extraction")
+            .replace("\"full\"", "\"contrastive\"");
+        let embedder_with = |extra: &str| parse(&format!("{embedder}{section}{extra}"));
+        assert!(embedder_with("").is_ok());
+        let error = embedder_with("temperature = 3.0\n").unwrap_err().to_string();
+        assert!(
+            error.contains("field `distill.temperature`: a sentence-embedding student"),
+            "{error}"
+        );
         // A student's variant can be named; without [distill] there is none.
         let named = "[serve]\npolicy = \"named\"\nvariant = \"student-int8\"\n";
         assert!(parse(&format!("{VALID}{section}{named}")).is_ok());

@@ -11,6 +11,7 @@
 //! - **Training:** contrastive (sentence-transformers `MultipleNegativesRankingLoss`: a title against its own body and the other bodies of its batch); 22713216 of 22713216 parameters trained (100.00 %); bf16 mixed precision (forward passes in bfloat16, weights and exported model fp32); 1 epoch(s), learning rate 2e-5, max length 128 tokens
 //! - **Retrieval (PyTorch), each held-out title as a query over all 445 held-out bodies:** recall@1 0.8854 (base model 0.8517), recall@10 0.9933 (base model 0.9865)
 //! - **Variants:** FP32, graph-optimized O1/O2/O3 and dynamic INT8, each checked against PyTorch; `load` serves the one `cargo xtask select` chose (policy `fastest`)
+//! - **Distilled student:** layers 1, 3, 5 of the teacher's 6, trained 3 epoch(s) at learning rate 1e-4 on the teacher's embeddings (cosine distance, weight 0.5) and the title–body pairs, over the training titles and bodies and 1 piece(s) of one to three sentences of each body. Its variants (`student`, `student-O2`, `student-int8`, `student-O2-int8`) load through this crate and serve only when they match its own PyTorch outputs within the usual bounds and score a test recall@10 at most 1.0 point below the teacher's; its figures are in `cargo xtask report`
 //! - **ONNX (opset 17):** inputs `input_ids` int64 [batch_size, sequence_length], `attention_mask` int64 [batch_size, sequence_length], `token_type_ids` int64 [batch_size, sequence_length]; outputs `last_hidden_state` float32 [batch_size, sequence_length, 384]
 //!
 //! ```no_run

@@ -12,7 +12,7 @@
 //! - **Test accuracy (PyTorch):** 0.9730 on the 445 held-out examples
 //! - **Labels:** `business`, `entertainment`, `politics`, `sports`, `tech`
 //! - **Variants:** FP32, graph-optimized O1/O2/O3 and dynamic INT8, each checked against PyTorch; `load` serves the one `cargo xtask select` chose (policy `fastest`)
-//! - **Distilled student:** layers 1, 3, 5 of the teacher's 6, trained 3 epoch(s) at learning rate 1e-4 on the teacher's outputs at temperature 2 (weight 0.5) and the labels, over the training texts and 1 piece(s) of one to three sentences of each. Its variants (`student`, `student-O2`, `student-int8`, `student-O2-int8`) load through this crate and serve only when they match its own PyTorch outputs within the usual bounds and score at most 1.0 point below the teacher on the test split; its figures are in `cargo xtask report`
+//! - **Distilled student:** layers 1, 3, 5 of the teacher's 6, trained 3 epoch(s) at learning rate 1e-4 on the teacher's outputs at temperature 2 (weight 0.5) and the labels, over the training texts and 1 piece(s) of one to three sentences of each. Its variants (`student`, `student-O2`, `student-int8`, `student-O2-int8`) load through this crate and serve only when they match its own PyTorch outputs within the usual bounds and score a test accuracy at most 1.0 point below the teacher's; its figures are in `cargo xtask report`
 //! - **ONNX (opset 17):** inputs `input_ids` int64 [batch_size, sequence_length], `attention_mask` int64 [batch_size, sequence_length], `token_type_ids` int64 [batch_size, sequence_length]; outputs `logits` float32 [batch_size, 5]
 //!
 //! ```no_run

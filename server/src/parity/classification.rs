@@ -8,7 +8,7 @@ use modelcrate_runtime::{ProblemType, TextClassifier};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Checked, Figures, Gate, Rule, call_parameters, check_token_ids, max_abs_difference};
+use super::{Checked, Figures, Gate, Rule, STUDENT_METRIC_DROP, call_parameters, check_token_ids, max_abs_difference};
 use crate::pipeline_json;
 use crate::request::ClassifyRequest;
 use crate::test_split::TestRow;
@@ -17,9 +17,6 @@ const LOGIT_BOUND: f64 = 1e-4;
 const SCORE_BOUND: f64 = 1e-4;
 /// Largest accuracy drop (as a fraction) an INT8 variant may show against PyTorch.
 const INT8_ACCURACY_DROP: f64 = 0.01;
-/// Largest accuracy drop (as a fraction) a distilled student's variant may show against
-/// its teacher's FP32.
-const STUDENT_ACCURACY_DROP: f64 = 0.01;
 
 #[derive(Deserialize)]
 struct Reference {
@@ -256,7 +253,7 @@ pub(super) fn check(
             format!("Rust {rust_accuracy:.4}, teacher {:.4}", teacher.test_split.accuracy),
             "at most 1.0 point below the teacher",
             test.len() == teacher.test_split.examples
-                && teacher.test_split.accuracy - rust_accuracy <= STUDENT_ACCURACY_DROP + 1e-9,
+                && teacher.test_split.accuracy - rust_accuracy <= STUDENT_METRIC_DROP + 1e-9,
         );
     }
     figures.row(

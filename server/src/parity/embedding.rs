@@ -1,13 +1,14 @@
 //! Parity of a sentence-embedding model: token ids, every golden embedding alone and in
 //! one padded batch against `SentenceTransformer.encode`, and title → body retrieval
-//! over the test split against PyTorch's recall.
+//! over the test split against PyTorch's recall (a distilled student's also against its
+//! teacher's).
 
 use anyhow::{Context, Result};
 use modelcrate_runtime::SentenceEmbedder;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{Checked, Figures, Gate, Rule, check_token_ids};
+use super::{Checked, Figures, Gate, Rule, STUDENT_METRIC_DROP, check_token_ids};
 use crate::test_split::TitleBody;
 
 /// FP32-class bounds against `SentenceTransformer.encode`.
@@ -23,6 +24,20 @@ struct Reference {
     checkpoint_sha256: String,
     cases: Vec<Case>,
     test_split: Retrieval,
+    /// A distilled student's reference carries its teacher's test recall.
+    #[serde(default)]
+    teacher: Option<Teacher>,
+}
+
+#[derive(Deserialize)]
+struct Teacher {
+    test_split: TeacherRetrieval,
+}
+
+#[derive(Deserialize)]
+struct TeacherRetrieval {
+    queries: usize,
+    recall_at_10: f64,
 }
 
 #[derive(Deserialize)]
@@ -171,6 +186,16 @@ pub(super) fn check(
                 Gate::Int8 => python.recall_at_10 - recall_10 <= INT8_RECALL_DROP + 1e-9,
             },
     );
+    if let Some(teacher) = &reference.teacher {
+        let teacher = &teacher.test_split;
+        figures.row(
+            Rule::Every,
+            "test split recall@10 vs the teacher's FP32",
+            format!("Rust {recall_10:.4}, teacher {:.4}", teacher.recall_at_10),
+            "at most 1.0 point below the teacher",
+            pairs.len() == teacher.queries && teacher.recall_at_10 - recall_10 <= STUDENT_METRIC_DROP + 1e-9,
+        );
+    }
     figures.row(
         Rule::Exact,
         "test split recall@1",
@@ -208,12 +233,18 @@ pub(super) fn check(
             "rust_recall_at_10": recall_10,
             "pytorch_recall_at_1": python.recall_at_1,
             "pytorch_recall_at_10": python.recall_at_10,
+            "teacher_recall_at_10": reference.teacher.as_ref().map(|teacher| teacher.test_split.recall_at_10),
             "top1_agreement": agree,
         },
     });
     Ok(Checked {
         checkpoint: reference.checkpoint_sha256.clone(),
-        metric: json!({"name": "recall@10", "value": recall_10, "pytorch": python.recall_at_10}),
+        metric: json!({
+            "name": "recall@10",
+            "value": recall_10,
+            "pytorch": python.recall_at_10,
+            "teacher": reference.teacher.as_ref().map(|teacher| teacher.test_split.recall_at_10),
+        }),
         summary: json!({
             "drift": {"name": "min cosine", "value": alone.min_cosine},
             "golden": {

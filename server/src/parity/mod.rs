@@ -13,9 +13,10 @@
 //! FP32 and graph-optimized variants must meet those bounds; a dynamic INT8 variant must
 //! keep token ids identical and lose at most 1.0 point of test accuracy, and its logit
 //! drift, top-1 agreement and pipeline scores are reported.
-//! A distilled student's variants (text classifiers) are held to the same bounds against
-//! the student's own PyTorch outputs, and every one of them also to the task metric: at
-//! most 1.0 point below the teacher's FP32 on the test split.
+//! A distilled student's variants (text classifiers and sentence-embedding models) are
+//! held to the same bounds against the student's own PyTorch outputs, and every one of
+//! them also to the task metric: at most 1.0 point below the teacher's FP32 on the test
+//! split (accuracy; recall@10).
 //! For a sentence-embedding model (`embedding.rs`): token ids identical; every golden
 //! embedding, alone and batched, within cosine ≥ 0.99999 and max |diff| ≤ 1e-5 of
 //! `SentenceTransformer.encode` (INT8: cosine ≥ 0.99, min and mean reported); retrieval
@@ -35,6 +36,10 @@ mod classification;
 mod embedding;
 mod image;
 mod token;
+
+/// Largest drop of the task metric (as a fraction) a distilled student's variant may show
+/// against its teacher's FP32 on the test split.
+const STUDENT_METRIC_DROP: f64 = 0.01;
 
 use std::path::Path;
 
@@ -177,7 +182,7 @@ impl Outcome {
 
 /// Where the PyTorch outputs a loaded variant is held to are: the golden folder's
 /// `reference.json`, or for a distilled student's variant the student's own,
-/// `<artifacts>/<name>/student/reference.json` (written by the same `golden` step, with
+/// `<artifacts>/<name>/student/reference.json` (written by the `student-golden` step, with
 /// the teacher's test metric in it).
 pub fn reference_path(model: &LoadedModel, name: &str, golden: &Path, artifacts: &Path) -> std::path::PathBuf {
     match model.info().variant.student {
