@@ -213,6 +213,8 @@ impl PyStep {
             Self::StudentExport => {
                 let mut inputs = code(&["student"]);
                 inputs.extend([art.join("student/checkpoint"), onnx.join("signature.json")]);
+                // What the student's pooling must equal.
+                inputs.extend(embeddings.then(|| onnx.join("pooling.json")));
                 (inputs, vec![onnx.join(STUDENT_EXPORT)])
             }
             Self::StudentOptimize => {
