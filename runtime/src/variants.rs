@@ -140,6 +140,46 @@ pub struct Serving {
     /// file written before costs were measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub engine: Option<crate::policy::EnginePolicy>,
+    /// Every made variant as `cargo xtask select` saw it when it chose; empty in a file
+    /// written before they were listed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub candidates: Vec<Candidate>,
+}
+
+/// A made variant as `select` saw it: its size of work, its test metric against the
+/// teacher, its speed and memory here, and why it does or does not serve.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Candidate {
+    pub name: String,
+    pub kind: VariantKind,
+    /// Encoder layers (a distilled student's kept ones).
+    #[serde(default)]
+    pub layers: Option<u64>,
+    /// Billions of operations one sequence of so many tokens costs (keys are token counts).
+    #[serde(default)]
+    pub gop_per_sequence: Option<std::collections::BTreeMap<String, f64>>,
+    pub test_metric: TestMetric,
+    /// At batch 32, one thread; `None` for a variant that failed its gate (never measured).
+    #[serde(default)]
+    pub sequences_per_second: Option<f64>,
+    /// One text per request.
+    #[serde(default)]
+    pub p50_ms: Option<f64>,
+    #[serde(default)]
+    pub peak_rss_bytes: Option<u64>,
+    pub passed: bool,
+    /// `serves`, or why not.
+    pub verdict: String,
+}
+
+/// A variant's task metric on the test split.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TestMetric {
+    pub name: String,
+    pub value: f64,
+    /// Percentage points against the teacher's FP32 export.
+    #[serde(default)]
+    pub points_vs_teacher: Option<f64>,
 }
 
 impl Serving {
@@ -150,7 +190,7 @@ impl Serving {
 }
 
 /// A variant resolved to a file of the model's folder.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Resolved {
     pub name: String,
     pub file: String,
@@ -159,6 +199,9 @@ pub struct Resolved {
     pub selection: String,
     /// Set when it is a variant of a distilled student.
     pub student: Option<Student>,
+    /// When selected: every variant `select` weighed, and why each does or does not serve.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub candidates: Vec<Candidate>,
 }
 
 /// Opens the variant `options` choose from `dir` as a session pool, checked against the
@@ -193,6 +236,7 @@ pub fn resolve(dir: &Path, choice: &VariantChoice) -> Result<Resolved> {
                     file: serving.file,
                     kind: serving.kind,
                     selection: format!("selected ({}): {}", serving.policy, serving.reason),
+                    candidates: serving.candidates,
                 })
             }
             None => Ok(Resolved {
@@ -204,6 +248,7 @@ pub fn resolve(dir: &Path, choice: &VariantChoice) -> Result<Resolved> {
                     dir.display()
                 ),
                 student: None,
+                candidates: Vec::new(),
             }),
         },
         VariantChoice::Named(name) => named(dir, name),
@@ -220,6 +265,7 @@ fn named(dir: &Path, name: &str) -> Result<Resolved> {
                 kind: VariantKind::Fp32,
                 selection: "named".into(),
                 student: None,
+                candidates: Vec::new(),
             });
         }
         return Err(Error::Variant(format!(
@@ -245,6 +291,7 @@ fn named(dir: &Path, name: &str) -> Result<Resolved> {
             kind: variant.kind,
             selection: "named".into(),
             student: variant.student.clone(),
+            candidates: Vec::new(),
         }),
         _ => Err(Error::Variant(format!(
             "variant `{}` of {} was not made: {}",
@@ -348,6 +395,38 @@ mod tests {
         assert_eq!(resolved.file, "model.int8.onnx");
         assert_eq!(resolved.kind, VariantKind::Int8);
         assert_eq!(resolved.selection, "selected (fastest): 2.1x fp32's throughput");
+        assert!(resolved.candidates.is_empty());
+    }
+
+    #[test]
+    fn the_variants_select_weighed_come_with_the_serving_one() {
+        // As `cargo xtask select` writes it: a failed variant has no speed.
+        let serving = r#"{"model": "m", "policy": "fastest", "variant": "int8", "file": "model.int8.onnx",
+            "kind": "int8", "reason": "fastest", "candidates": [
+            {"name": "fp32", "kind": "fp32", "layers": 6, "gop_per_sequence": {"32": 0.7, "128": 2.87},
+             "test_metric": {"name": "accuracy", "value": 0.97, "points_vs_teacher": 0.0},
+             "sequences_per_second": 27.0, "p50_ms": 20.1, "peak_rss_bytes": 300000000,
+             "passed": true, "verdict": "slower: 0.41× the serving variant's 65.8 sequences/s"},
+            {"name": "O3", "kind": "fp32", "layers": 6, "gop_per_sequence": null,
+             "test_metric": {"name": "accuracy", "value": 0.97, "points_vs_teacher": 0.0},
+             "sequences_per_second": null, "p50_ms": null, "peak_rss_bytes": null,
+             "passed": false, "verdict": "fails its fp32 gate: drift 2e-3"},
+            {"name": "int8", "kind": "int8", "layers": 6, "gop_per_sequence": {"32": 0.7, "128": 2.87},
+             "test_metric": {"name": "accuracy", "value": 0.9663, "points_vs_teacher": -0.37},
+             "sequences_per_second": 65.8, "p50_ms": 13.8, "peak_rss_bytes": 261000000,
+             "passed": true, "verdict": "serves"}]}"#;
+        let dir = folder(&[("variants.json", VARIANTS), ("serving.json", serving)]);
+        let resolved = resolve(dir.path(), &VariantChoice::Serving).unwrap();
+        let verdicts: Vec<&str> = resolved.candidates.iter().map(|c| c.verdict.as_str()).collect();
+        assert_eq!(verdicts.len(), 3);
+        assert_eq!(verdicts[2], "serves");
+        assert_eq!(resolved.candidates[1].sequences_per_second, None);
+        assert_eq!(resolved.candidates[2].test_metric.points_vs_teacher, Some(-0.37));
+        // `/models` shows them as `variant.candidates`.
+        let shown = serde_json::to_value(&resolved).unwrap();
+        assert_eq!(shown["candidates"][0]["gop_per_sequence"]["128"], 2.87);
+        // A named variant was not weighed against the others: none are listed.
+        assert!(named(dir.path(), "int8").unwrap().candidates.is_empty());
     }
 
     #[test]

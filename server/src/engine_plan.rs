@@ -140,6 +140,7 @@ mod tests {
             kind: VariantKind::Int8,
             reason: "fastest".into(),
             engine,
+            candidates: Vec::new(),
         };
         std::fs::write(
             dir.path().join("serving.json"),

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::*;
-use modelcrate_runtime::variants::Serving;
+use modelcrate_runtime::variants::{Serving, Variants};
 use modelcrate_runtime::{BatchingOptions, Layout, MergeLimits, MergeStep, VariantChoice};
 use modelcrate_server::pipeline_json;
 use serde_json::{Value, json};
@@ -682,6 +682,31 @@ async fn by_default_the_server_loads_the_selected_variant_and_says_why() {
         selection.starts_with(&format!("selected ({})", serving.policy)) && selection.contains(&serving.reason),
         "{selection}"
     );
+    // Every made variant select weighed, each with its verdict: one serves, the one named.
+    let candidates = variant["candidates"].as_array().expect("variant.candidates");
+    let made = Variants::read(&artifacts().join("news-topic/onnx"))
+        .unwrap()
+        .unwrap()
+        .made()
+        .count();
+    assert_eq!(candidates.len(), made, "{candidates:?}");
+    let serving_ones: Vec<&Value> = candidates.iter().filter(|c| c["verdict"] == "serves").collect();
+    assert_eq!(serving_ones.len(), 1, "{candidates:?}");
+    assert_eq!(serving_ones[0]["name"], serving.variant.as_str());
+    for candidate in candidates {
+        assert!(
+            candidate["gop_per_sequence"]["128"].as_f64().unwrap() > 0.0,
+            "{candidate}"
+        );
+        // A variant that failed its gate was never measured, and says why it cannot serve.
+        if candidate["passed"] == false {
+            assert_eq!(candidate["sequences_per_second"], Value::Null, "{candidate}");
+            assert!(
+                candidate["verdict"].as_str().unwrap().starts_with("fails its"),
+                "{candidate}"
+            );
+        }
+    }
     // Whatever variant serves, the README's question gets the sports topic.
     let (status, answer) = post(
         &base,

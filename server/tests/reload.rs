@@ -70,6 +70,7 @@ impl Scratch {
             kind,
             reason: "chosen by the test".into(),
             engine: None,
+            candidates: Vec::new(),
         };
         let written = self.onnx().join("serving.json.tmp");
         std::fs::write(&written, serde_json::to_string_pretty(&serving).unwrap()).unwrap();

@@ -119,7 +119,7 @@ enum Serves {
 fn teacher_variant(paths: &Paths, spec: &ModelSpec) -> Result<Made> {
     let teachers: Vec<Made> = made_variants(paths, &spec.name)?
         .into_iter()
-        .filter(|made| !made.student)
+        .filter(|made| !made.is_student())
         .collect();
     let candidates = select::candidates(paths, spec, &teachers)?;
     // A named student variant has no teacher to compare with: the fastest one stands in.
@@ -454,7 +454,7 @@ fn run_model(paths: &Paths, environment: &Environment, args: &BenchArgs, spec: &
         let serving_variant = serving["variant"].as_str().unwrap_or("?");
         let student_serves = made_variants(paths, model)?
             .iter()
-            .any(|made| made.name == serving_variant && made.student);
+            .any(|made| made.name == serving_variant && made.is_student());
         let teacher = if student_serves {
             Some(teacher_variant(paths, spec)?)
         } else {

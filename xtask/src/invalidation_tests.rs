@@ -50,7 +50,7 @@ fn keys(paths: &Paths) -> Vec<(String, Key)> {
             name: name.into(),
             file: file.into(),
             kind: "int8".into(),
-            student,
+            kept_layers: student.then_some(3),
         };
         let (parity, measure) =
             variant_check::keys(paths, &spec.name, &made("int8", "model.int8.onnx", false)).unwrap();

@@ -28,6 +28,7 @@ mod spec;
 mod stamp;
 mod step;
 mod variant_check;
+mod work;
 
 use clap::{Args, Parser, Subcommand};
 use python_step::PyStep;

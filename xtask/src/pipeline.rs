@@ -196,26 +196,28 @@ pub fn select_serving(paths: &Paths, select: &Select) -> Result<()> {
 /// timing, so a server watching the folder reloads once and never during it.
 pub fn select_with(paths: &Paths, select: &Select, environment: &Environment) -> Result<()> {
     for spec in selected(paths, select)? {
-        let (chosen, _) = choose_serving(paths, &spec)?;
-        costs_with(paths, &spec.name, &chosen.name, select.force, environment)?;
+        let (candidates, chosen, _) = choose_serving(paths, &spec)?;
+        costs_with(paths, &spec.name, &candidates[chosen].name, select.force, environment)?;
         timed(&format!("select {}", spec.name), || write_serving(paths, &spec))?;
     }
     Ok(())
 }
 
-/// The variant `spec`'s policy picks among those that passed parity, by the figures
-/// measured here, and why.
-fn choose_serving(paths: &Paths, spec: &ModelSpec) -> Result<(select::Candidate, String)> {
+/// What is known of `spec`'s made variants, the index of the one its policy picks among
+/// those that passed parity, by the figures measured here, and why.
+fn choose_serving(paths: &Paths, spec: &ModelSpec) -> Result<(Vec<select::Candidate>, usize, String)> {
     let made = made_variants(paths, &spec.name)?;
-    let mut candidates = select::candidates(paths, spec, &made)?;
+    let candidates = select::candidates(paths, spec, &made)?;
     let (index, reason) = select::choose(&spec.serve.policy, spec.serve.variant.as_deref(), &candidates)
         .with_context(|| format!("models/{}.toml, [serve]", spec.name))?;
-    Ok((candidates.swap_remove(index), reason))
+    Ok((candidates, index, reason))
 }
 
-/// Writes `onnx/serving.json`: the chosen variant, why, and its engine policy.
+/// Writes `onnx/serving.json`: the chosen variant, why, its engine policy, and every
+/// variant's figures and verdict.
 fn write_serving(paths: &Paths, spec: &ModelSpec) -> Result<()> {
-    let (chosen, reason) = choose_serving(paths, spec)?;
+    let (candidates, index, reason) = choose_serving(paths, spec)?;
+    let chosen = &candidates[index];
     let serving = select::Serving {
         model: &spec.name,
         policy: &spec.serve.policy,
@@ -224,6 +226,7 @@ fn write_serving(paths: &Paths, spec: &ModelSpec) -> Result<()> {
         kind: &chosen.kind,
         reason,
         engine: chosen.engine.as_ref(),
+        candidates: select::considered(&spec.serve.policy, index, &candidates),
     };
     let path = paths.onnx(&spec.name).join("serving.json");
     let text = serde_json::to_string_pretty(&serving)? + "\n";

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use crate::paths::Paths;
 use crate::spec::ModelSpec;
+use crate::work::{Encoder, WORK_AT_TOKENS, kept_layers};
 
 /// A JSON file, or `Null` when it does not exist yet (a step that has not run).
 fn optional_json(path: &Path) -> Result<Value> {
@@ -17,30 +18,6 @@ fn optional_json(path: &Path) -> Result<Value> {
         Ok(text) => serde_json::from_str(&text).with_context(|| format!("{} is malformed", path.display())),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(Value::Null),
         Err(error) => Err(error).with_context(|| format!("cannot read {}", path.display())),
-    }
-}
-
-/// Sequence lengths (tokens) the report counts each variant's work at: a short text (the
-/// bench's mixed-short workload is mostly under it) and the news models' max length.
-const WORK_AT_TOKENS: [u64; 2] = [32, 128];
-
-/// Billions of floating-point operations (a multiply-add is two) one sequence of `tokens`
-/// costs in a BERT-style encoder of `layers` layers, counted from `config.json`'s sizes:
-/// per layer the four attention projections (4·n·h²), the feed-forward (2·n·h·f) and the
-/// attention's two n×n products (2·n²·h), in multiply-adds. Embedding lookups, norms and
-/// the head are left out (under 1 % here). `None` for a model that is not such an encoder.
-pub fn encoder_gflops(config: &Value, layers: u64, tokens: u64) -> Option<f64> {
-    let hidden = config["hidden_size"].as_u64()?;
-    let feed_forward = config["intermediate_size"].as_u64()?;
-    let per_layer = tokens * (4 * hidden * hidden + 2 * hidden * feed_forward) + 2 * tokens * tokens * hidden;
-    Some(2.0 * (layers * per_layer) as f64 / 1e9)
-}
-
-/// A variant's encoder layers: a student's kept layers, else the config's.
-fn layers(config: &Value, variant: &Value) -> Option<u64> {
-    match variant["student"]["kept_layers"].as_array() {
-        Some(kept) => Some(kept.len() as u64),
-        None => config["num_hidden_layers"].as_u64(),
     }
 }
 
@@ -57,7 +34,9 @@ fn model_report(paths: &Paths, spec: &ModelSpec) -> Result<Value> {
     let mut machine = Value::Null;
     for variant in listed {
         let name = variant["name"].as_str().unwrap_or("?").to_string();
-        let layers = layers(&config, &variant);
+        let kept = kept_layers(&variant);
+        let layers = kept.or_else(|| config["num_hidden_layers"].as_u64());
+        let encoder = Encoder::of(&config, kept);
         let parity = optional_json(&art.join("parity").join(format!("{name}.json")))?;
         let bench = optional_json(&art.join("bench").join(format!("{name}.json")))?;
         if machine.is_null() {
@@ -75,12 +54,7 @@ fn model_report(paths: &Paths, spec: &ModelSpec) -> Result<Value> {
             "fused": variant["fused"],
             "student": variant["student"],
             "layers": layers,
-            "gflops_per_sequence": layers.map(|layers| {
-                WORK_AT_TOKENS
-                    .iter()
-                    .map(|&tokens| (tokens.to_string(), json!(encoder_gflops(&config, layers, tokens))))
-                    .collect::<serde_json::Map<_, _>>()
-            }),
+            "gop_per_sequence": encoder.map(|encoder| encoder.gop_at_work_lengths()),
             "parity": {
                 "gate": parity["gate"],
                 "passed": parity["passed"],
@@ -96,6 +70,11 @@ fn model_report(paths: &Paths, spec: &ModelSpec) -> Result<Value> {
             "layout": bench["layout"],
             "load_seconds": bench["load_seconds"],
             "selected": serving["variant"].as_str() == Some(name.as_str()),
+            // Why `select` did or did not choose it (`serving.json`'s candidates).
+            "verdict": serving["candidates"]
+                .as_array()
+                .and_then(|candidates| candidates.iter().find(|c| c["name"] == name.as_str()))
+                .map_or(Value::Null, |c| c["verdict"].clone()),
         }));
     }
     Ok(json!({
@@ -138,7 +117,7 @@ fn markdown(model: &Value) -> String {
     );
     let _ = writeln!(
         out,
-        "| variant | layers | GFLOP/seq at 32 / 128 tokens | size MB | nodes | fused ops | gate | passed | {} | golden {} | test {metric_name} (Δ pt vs fp32) | test {} agreement | p50 ms, batch 1 | p99 ms, batch 1 | seq/s, batch 32 (× fp32) | peak RSS MB | load s | serves |",
+        "| variant | layers | GOP/seq at 32 / 128 tokens | size MB | nodes | fused ops | gate | passed | {} | golden {} | test {metric_name} (Δ pt vs fp32) | test {} agreement | p50 ms, batch 1 | p99 ms, batch 1 | seq/s, batch 32 (× fp32) | peak RSS MB | load s | serves, or why not |",
         heading("drift", "drift"),
         heading("golden", "agreement"),
         heading("test_agreement", "top-1"),
@@ -196,9 +175,15 @@ fn markdown(model: &Value) -> String {
             Some(false) => "**no**",
             None => "—",
         };
+        let verdict = match v["verdict"].as_str() {
+            _ if v["selected"] == true => "**serves**".to_string(),
+            Some(failed) if failed.starts_with("fails its") => "fails its gate (below)".into(),
+            Some(verdict) => verdict.replace('|', "\\|"),
+            None => String::new(),
+        };
         let work = WORK_AT_TOKENS
             .iter()
-            .map(|tokens| figure(&v["gflops_per_sequence"][tokens.to_string()], |g| format!("{g:.2}")))
+            .map(|tokens| figure(&v["gop_per_sequence"][tokens.to_string()], |g| format!("{g:.2}")))
             .collect::<Vec<_>>()
             .join(" / ");
         let _ = writeln!(
@@ -217,7 +202,7 @@ fn markdown(model: &Value) -> String {
             figure(&v["latency"]["p99_ms"], |ms| format!("{ms:.2}")),
             figure(&v["rss_bytes"]["peak"], |b| format!("{:.0}", b / 1e6)),
             figure(&v["load_seconds"], |s| format!("{s:.2}")),
-            if v["selected"] == true { "**yes**" } else { "" },
+            verdict,
         );
     }
     let serving = &model["serving"];
@@ -289,22 +274,4 @@ pub fn write(paths: &Paths, specs: &[ModelSpec]) -> Result<()> {
         paths.relative(&json_path).display()
     );
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_encoders_work_is_counted_from_its_sizes_and_a_students_layers() {
-        let config = json!({"hidden_size": 384, "intermediate_size": 1536, "num_hidden_layers": 6});
-        // MiniLM-L6 at 128 tokens: 6 × (128 × (4·384² + 2·384·1536) + 2·128²·384) multiply-adds.
-        let teacher = encoder_gflops(&config, 6, 128).unwrap();
-        assert!((teacher - 2.868_903_936).abs() < 1e-9, "{teacher}");
-        let student = json!({"student": {"kept_layers": [1, 3, 5], "teacher_layers": 6}});
-        assert_eq!(layers(&config, &student), Some(3));
-        assert_eq!(layers(&config, &json!({"name": "int8"})), Some(6));
-        assert_eq!(encoder_gflops(&config, 3, 128).unwrap() * 2.0, teacher);
-        assert_eq!(encoder_gflops(&json!({"num_classes": 10}), 1, 32), None);
-    }
 }

@@ -3,6 +3,7 @@
 //! prefers by the figures `modelcrate-measure` wrote (`artifacts/<name>/bench/`). The
 //! choice is written to `artifacts/<name>/onnx/serving.json`, which the runtime reads.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
@@ -11,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::paths::Paths;
 use crate::spec::ModelSpec;
 use crate::variant_check::Made;
+use crate::work::Encoder;
 
 /// Throughputs this close to the best are within the noise of one run on a busy
 /// 2-core machine; among them the more accurate variant wins.
@@ -32,6 +34,13 @@ pub struct Candidate {
     pub throughput: f64,
     /// Milliseconds, one text per request.
     pub p50_ms: f64,
+    /// Peak resident memory of the process that measured it, bytes.
+    pub peak_rss_bytes: Option<u64>,
+    /// Encoder layers (a student's kept ones) and the work of one sequence, in billions of
+    /// operations, at each of `work::WORK_AT_TOKENS`; `None` for a model that is not a
+    /// BERT-style encoder.
+    pub layers: Option<u64>,
+    pub gop_per_sequence: Option<BTreeMap<u64, f64>>,
     /// The engine policy its measured costs argue for (`modelcrate_runtime::EnginePolicy`,
     /// copied as measured); `None` until its costs are measured, which `select` does for
     /// the variant it chose.
@@ -50,6 +59,109 @@ pub struct Serving<'a> {
     /// How the engine runs it: the chosen variant's measured policy.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub engine: Option<&'a serde_json::Value>,
+    /// Every made variant as `select` saw it, and why it does or does not serve.
+    pub candidates: Vec<Considered<'a>>,
+}
+
+/// One entry of `serving.json`'s `candidates`: what was known of a made variant when the
+/// serving one was chosen, and the verdict.
+#[derive(Debug, Serialize)]
+pub struct Considered<'a> {
+    pub name: &'a str,
+    pub kind: &'a str,
+    pub layers: Option<u64>,
+    pub gop_per_sequence: Option<&'a BTreeMap<u64, f64>>,
+    pub test_metric: TestMetric<'a>,
+    /// At batch 32; `None` for a variant that failed its gate (never measured).
+    pub sequences_per_second: Option<f64>,
+    pub p50_ms: Option<f64>,
+    pub peak_rss_bytes: Option<u64>,
+    pub passed: bool,
+    /// `serves`, or why not: its gate's failures, or how it compares with the one that does.
+    pub verdict: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TestMetric<'a> {
+    pub name: &'a str,
+    pub value: f64,
+    /// Percentage points against the teacher's FP32 export (`fp32`); a distilled student's
+    /// gate allows at most 1.0 below.
+    pub points_vs_teacher: Option<f64>,
+}
+
+/// `candidates` as `serving.json` lists them, `chosen` being the one that serves under
+/// `policy`.
+pub fn considered<'a>(policy: &str, chosen: usize, candidates: &'a [Candidate]) -> Vec<Considered<'a>> {
+    let teacher = candidates.iter().find(|c| c.name == "fp32").map(|c| c.metric);
+    let verdicts = verdicts(policy, chosen, candidates);
+    candidates
+        .iter()
+        .zip(verdicts)
+        .map(|(c, verdict)| Considered {
+            name: &c.name,
+            kind: &c.kind,
+            layers: c.layers,
+            gop_per_sequence: c.gop_per_sequence.as_ref(),
+            test_metric: TestMetric {
+                name: &c.metric_name,
+                value: c.metric,
+                points_vs_teacher: teacher.map(|teacher| (c.metric - teacher) * 100.0),
+            },
+            sequences_per_second: c.passed.then_some(c.throughput),
+            p50_ms: Some(c.p50_ms).filter(|ms| ms.is_finite()),
+            peak_rss_bytes: c.peak_rss_bytes,
+            passed: c.passed,
+            verdict,
+        })
+        .collect()
+}
+
+/// Why each candidate does or does not serve, `chosen` being the one `choose` picked
+/// under `policy`.
+pub fn verdicts(policy: &str, chosen: usize, candidates: &[Candidate]) -> Vec<String> {
+    let serving = &candidates[chosen];
+    let best = candidates
+        .iter()
+        .filter(|c| c.passed)
+        .map(|c| c.throughput)
+        .fold(f64::NEG_INFINITY, f64::max);
+    let speed = |c: &Candidate| {
+        format!(
+            "{:.2}× the serving variant's {:.1} sequences/s",
+            c.throughput / serving.throughput,
+            serving.throughput
+        )
+    };
+    let accuracy = |c: &Candidate| format!("test {} {:.4} against {:.4}", c.metric_name, c.metric, serving.metric);
+    candidates
+        .iter()
+        .enumerate()
+        .map(|(index, c)| {
+            if index == chosen {
+                "serves".to_string()
+            } else if !c.passed {
+                format!("fails its {} gate: {}", c.kind, c.failures.join("; "))
+            } else {
+                match policy {
+                    "named" => format!("not the variant the spec names ({})", speed(c)),
+                    "most_accurate" if c.metric < serving.metric => format!("less accurate: {}", accuracy(c)),
+                    "most_accurate" => format!("as accurate, slower: {}", speed(c)),
+                    _ if c.throughput < best * (1.0 - SAME_SPEED) => format!("slower: {}", speed(c)),
+                    _ if c.metric < serving.metric => format!(
+                        "as fast within {:.0}%, less accurate: {}",
+                        SAME_SPEED * 100.0,
+                        accuracy(c)
+                    ),
+                    _ => format!(
+                        "as fast within {:.0}% and as accurate, slower: {}",
+                        SAME_SPEED * 100.0,
+                        speed(c)
+                    ),
+                }
+            }
+        })
+        .collect()
 }
 
 /// The index of the serving candidate under `policy`, and why.
@@ -167,6 +279,12 @@ pub fn candidates(paths: &Paths, spec: &ModelSpec, variants: &[Made]) -> Result<
     struct Bench {
         latency: Latency,
         throughput: Throughput,
+        #[serde(default)]
+        rss_bytes: Option<Rss>,
+    }
+    #[derive(Deserialize)]
+    struct Rss {
+        peak: Option<u64>,
     }
     #[derive(Deserialize)]
     struct Costs {
@@ -181,41 +299,60 @@ pub fn candidates(paths: &Paths, spec: &ModelSpec, variants: &[Made]) -> Result<
         sequences_per_second: f64,
     }
     let art = paths.artifact(&spec.name);
+    // The sizes the work is counted from (every export writes it; without it, no count).
+    let config_path = paths.onnx(&spec.name).join("config.json");
+    let config: serde_json::Value = if config_path.is_file() {
+        read_json(&config_path, "cargo xtask export")?
+    } else {
+        serde_json::Value::Null
+    };
     variants
         .iter()
-        .map(|Made { name, file, kind, .. }| {
-            let parity: Parity = read_json(&art.join("parity").join(format!("{name}.json")), "cargo xtask parity")?;
-            // A variant that missed its gate is never measured: it can never serve.
-            let bench = if parity.passed {
-                read_json(&art.join("bench").join(format!("{name}.json")), "cargo xtask measure")?
-            } else {
-                Bench {
-                    latency: Latency { p50_ms: f64::NAN },
-                    throughput: Throughput {
-                        sequences_per_second: 0.0,
-                    },
-                }
-            };
-            // Measured for the serving variant only, once chosen (`cargo xtask select`).
-            let costs = art.join("bench").join(format!("{name}.costs.json"));
-            let engine = if costs.is_file() {
-                read_json::<Costs>(&costs, "cargo xtask select")?.engine
-            } else {
-                None
-            };
-            Ok(Candidate {
-                name: name.clone(),
-                file: file.clone(),
-                kind: kind.clone(),
-                passed: parity.passed,
-                failures: parity.failures,
-                metric: parity.metric.value,
-                metric_name: parity.metric.name,
-                throughput: bench.throughput.sequences_per_second,
-                p50_ms: bench.latency.p50_ms,
-                engine: engine.filter(|engine| !engine.is_null()),
-            })
-        })
+        .map(
+            |Made {
+                 name,
+                 file,
+                 kind,
+                 kept_layers,
+             }| {
+                let parity: Parity = read_json(&art.join("parity").join(format!("{name}.json")), "cargo xtask parity")?;
+                // A variant that missed its gate is never measured: it can never serve.
+                let bench = if parity.passed {
+                    read_json(&art.join("bench").join(format!("{name}.json")), "cargo xtask measure")?
+                } else {
+                    Bench {
+                        latency: Latency { p50_ms: f64::NAN },
+                        throughput: Throughput {
+                            sequences_per_second: 0.0,
+                        },
+                        rss_bytes: None,
+                    }
+                };
+                // Measured for the serving variant only, once chosen (`cargo xtask select`).
+                let costs = art.join("bench").join(format!("{name}.costs.json"));
+                let engine = if costs.is_file() {
+                    read_json::<Costs>(&costs, "cargo xtask select")?.engine
+                } else {
+                    None
+                };
+                let encoder = Encoder::of(&config, *kept_layers);
+                Ok(Candidate {
+                    name: name.clone(),
+                    file: file.clone(),
+                    kind: kind.clone(),
+                    passed: parity.passed,
+                    failures: parity.failures,
+                    metric: parity.metric.value,
+                    metric_name: parity.metric.name,
+                    throughput: bench.throughput.sequences_per_second,
+                    p50_ms: bench.latency.p50_ms,
+                    peak_rss_bytes: bench.rss_bytes.and_then(|rss| rss.peak),
+                    layers: kept_layers.or_else(|| config["num_hidden_layers"].as_u64()),
+                    gop_per_sequence: encoder.map(|encoder| encoder.gop_at_work_lengths()),
+                    engine: engine.filter(|engine| !engine.is_null()),
+                })
+            },
+        )
         .collect()
 }
 
@@ -244,6 +381,9 @@ mod tests {
             metric_name: "accuracy".into(),
             throughput,
             p50_ms: 1000.0 / throughput,
+            peak_rss_bytes: Some(250_000_000),
+            layers: Some(6),
+            gop_per_sequence: None,
             engine: None,
         }
     }
@@ -292,6 +432,51 @@ mod tests {
         );
         let error = choose("named", Some("O1"), &field()).unwrap_err().to_string();
         assert!(error.contains("was not made"), "{error}");
+    }
+
+    #[test]
+    fn every_variant_is_told_why_it_does_not_serve() {
+        let field = field();
+        let (index, _) = choose("fastest", None, &field).unwrap();
+        let verdicts = verdicts("fastest", index, &field);
+        assert_eq!(verdicts[4], "serves");
+        assert!(
+            verdicts[0].starts_with("slower: 0.43× the serving variant's 230.0"),
+            "{}",
+            verdicts[0]
+        );
+        assert!(
+            verdicts[2].starts_with("fails its fp32 gate: max |logit diff|"),
+            "{}",
+            verdicts[2]
+        );
+        let mut close = field.clone();
+        close[4].throughput = 205.0;
+        let (index, _) = choose("fastest", None, &close).unwrap();
+        let verdicts = self::verdicts("fastest", index, &close);
+        assert_eq!(verdicts[3], "serves");
+        assert!(
+            verdicts[4].starts_with("as fast within 5%, less accurate: test accuracy 0.9640 against 0.9660"),
+            "{}",
+            verdicts[4]
+        );
+        let (index, _) = choose("most_accurate", None, &field).unwrap();
+        let verdicts = self::verdicts("most_accurate", index, &field);
+        assert!(verdicts[0].starts_with("as accurate, slower"), "{}", verdicts[0]);
+        assert!(verdicts[3].starts_with("less accurate"), "{}", verdicts[3]);
+    }
+
+    #[test]
+    fn serving_json_lists_each_variant_against_the_teacher() {
+        let field = field();
+        let listed = considered("fastest", 4, &field);
+        let json = serde_json::to_value(&listed).unwrap();
+        let points = json[4]["test_metric"]["points_vs_teacher"].as_f64().unwrap();
+        assert!((points - -0.9).abs() < 1e-9, "{points}");
+        // A variant that failed its gate was never measured: no speed is claimed for it.
+        assert_eq!(json[2]["sequences_per_second"], serde_json::Value::Null);
+        assert_eq!(json[2]["passed"], false);
+        assert_eq!(json[4]["verdict"], "serves");
     }
 
     #[test]

@@ -63,8 +63,16 @@ pub struct Made {
     pub name: String,
     pub file: String,
     pub kind: String,
+    /// How many of the teacher's layers a distilled student's variant kept; `None` for
+    /// the teacher's own variants.
+    pub kept_layers: Option<u64>,
+}
+
+impl Made {
     /// A distilled student's variant: held to the student's own reference too.
-    pub student: bool,
+    pub fn is_student(&self) -> bool {
+        self.kept_layers.is_some()
+    }
 }
 
 /// Every variant the optimize steps listed, made or not, as JSON: `variants.json`'s, then
@@ -104,7 +112,7 @@ pub fn made_variants(paths: &Paths, model: &str) -> Result<Vec<Made>> {
             name: "fp32".into(),
             file: "model.onnx".into(),
             kind: "fp32".into(),
-            student: false,
+            kept_layers: None,
         }]);
     };
     let variants = listed
@@ -115,12 +123,16 @@ pub fn made_variants(paths: &Paths, model: &str) -> Result<Vec<Made>> {
     Ok(variants
         .into_iter()
         .filter_map(|v| {
-            let student = v.student.is_some();
+            let kept_layers = v
+                .student
+                .as_ref()
+                .and_then(|student| student["kept_layers"].as_array())
+                .map(|kept| kept.len() as u64);
             v.file.filter(|_| v.made).map(|file| Made {
                 name: v.name,
                 file,
                 kind: v.kind,
-                student,
+                kept_layers,
             })
         })
         .collect())
@@ -214,7 +226,7 @@ impl VariantCheck {
         let art = paths.artifact(model);
         // The PyTorch outputs it is held to: the golden folder's, and for a distilled
         // student's variant (`variants.json` marks it) the student's own too.
-        let student = made.student.then(|| art.join("student/reference.json"));
+        let student = made.is_student().then(|| art.join("student/reference.json"));
         for input in files
             .iter()
             .chain([&art.join("data"), &paths.golden(model)])
