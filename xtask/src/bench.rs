@@ -13,7 +13,10 @@
 //! Its peak RSS is read from /proc when the load ends. The default model also gets
 //! Modelcrate with batching off, and with the ceiling's other layout (one single-thread
 //! session per core: the same thread budget); the other two run the levels up to 32 only,
-//! so that the whole run stays within 15 minutes. Writes `artifacts/bench/<model>.{json,md}`.
+//! so that the whole run stays within 15 minutes. Before any model, this CPU's
+//! matrix-product peak is measured once (`bench_limit`): every peer's rate is also read
+//! against it, by the work one sequence of the workload costs in what that peer serves.
+//! Writes `artifacts/bench/<model>-<workload>.{json,md}`.
 //!
 //! `--smoke` (what the test command runs): the default model, two peers, short levels and
 //! one open-loop level, to separate files: it proves the harness works, it measures nothing.
@@ -25,6 +28,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
+use crate::bench_limit;
+use crate::bench_table::{number, table};
 use crate::bench_workload::{self, Workload};
 use crate::paths::Paths;
 use crate::pipeline::{Environment, release_binary};
@@ -355,6 +360,16 @@ pub fn run(paths: &Paths, environment: &Environment, args: &BenchArgs) -> Result
     };
     let args = if args.smoke { &smoke } else { args };
     let specs = spec::all(&paths.models())?;
+    eprintln!(
+        "==> bench: this CPU's matrix-product peak, ONNX Runtime on {} threads",
+        cores()
+    );
+    let peak = bench_limit::measure_peak(paths, environment, cores(), if args.smoke { 0.3 } else { 3.0 })?;
+    eprintln!(
+        "  INT8 {:.1} GOP/s, FP32 {:.1} GOP/s",
+        number(&peak["int8"]["gop_per_second"]),
+        number(&peak["fp32"]["gop_per_second"])
+    );
     for model in args.models() {
         let (_, spec) = specs
             .iter()
@@ -363,14 +378,14 @@ pub fn run(paths: &Paths, environment: &Environment, args: &BenchArgs) -> Result
         if spec.is_image() {
             bail!("`{model}` is an image model: the bench's load is texts from a test split");
         }
-        run_model(paths, environment, args, spec)?;
+        run_model(paths, environment, args, spec, &peak)?;
     }
     Ok(())
 }
 
 /// For each workload: the ceiling, then every peer, for one model; writes its report and
-/// table.
-fn run_model(paths: &Paths, environment: &Environment, args: &BenchArgs, spec: &ModelSpec) -> Result<()> {
+/// table, with each peer's rate against `peak` (this CPU's, `bench_limit::measure_peak`).
+fn run_model(paths: &Paths, environment: &Environment, args: &BenchArgs, spec: &ModelSpec, peak: &Value) -> Result<()> {
     let (model, task) = (spec.name.as_str(), spec.task.as_str());
     let onnx = paths.onnx(model);
     let serving: Value =
@@ -390,6 +405,8 @@ fn run_model(paths: &Paths, environment: &Environment, args: &BenchArgs, spec: &
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     let test_split = paths.artifact(model).join("data/test.jsonl");
+    let config_path = onnx.join("config.json");
+    let config: Value = select::read_json(&config_path, "cargo xtask export")?;
     for workload in Workload::ALL {
         eprintln!("==> bench {model}, {} workload", workload.name());
         let corpus = workload.corpus(&test_split, &corpora, model)?;
@@ -452,9 +469,13 @@ fn run_model(paths: &Paths, environment: &Environment, args: &BenchArgs, spec: &
         };
 
         let serving_variant = serving["variant"].as_str().unwrap_or("?");
-        let student_serves = made_variants(paths, model)?
-            .iter()
-            .any(|made| made.name == serving_variant && made.is_student());
+        let made = made_variants(paths, model)?;
+        let kept_layers_of = |variant: &str| {
+            made.iter()
+                .find(|made| made.name == variant)
+                .and_then(|made| made.kept_layers)
+        };
+        let student_serves = kept_layers_of(serving_variant).is_some();
         let teacher = if student_serves {
             Some(teacher_variant(paths, spec)?)
         } else {
@@ -471,9 +492,18 @@ fn run_model(paths: &Paths, environment: &Environment, args: &BenchArgs, spec: &
             args.smoke,
         ) {
             let (serves, metric) = served_metric(paths, model, serving_variant, peer.serves.clone())?;
+            // The work of one of the workload's sequences in what it serves: a student's
+            // layers, or the teacher's (the PyTorch checkpoint is the teacher).
+            let kept_layers = match &peer.serves {
+                Serves::Selected => kept_layers_of(serving_variant),
+                Serves::Variant(variant) => kept_layers_of(variant),
+                Serves::Checkpoint => None,
+            };
+            let gop = bench_limit::gop_per_sequence(&config, kept_layers, &ceiling["tokens"]);
             let mut result = measure_peer(paths, environment, peer, &plan, &log_dir)?;
             result["serves"] = json!(serves);
             result["test_metric"] = metric;
+            result["gop_per_sequence"] = json!(gop);
             results.push(result);
         }
         let report = json!({
@@ -489,6 +519,7 @@ fn run_model(paths: &Paths, environment: &Environment, args: &BenchArgs, spec: &
             "peers": results,
             "ceiling": ceiling,
             "ceiling_layouts": ceilings,
+            "peak": peak,
             "machine": ceiling["machine"],
         });
         let stem = if args.smoke {
@@ -550,164 +581,14 @@ fn check_smoke(report: &Value) -> Result<()> {
     if report["ceiling"]["best_sequences_per_second"].as_f64().unwrap_or(0.0) <= 0.0 {
         bail!("bench smoke: the ceiling ran nothing");
     }
+    // Every peer's work is counted (news-topic is an encoder), so its share of the peak is.
+    for peer in report["peers"].as_array().into_iter().flatten() {
+        if peer["gop_per_sequence"].as_f64().unwrap_or(0.0) <= 0.0 {
+            bail!("bench smoke: no work per sequence counted for {}", peer["peer"]);
+        }
+    }
+    if report["peak"]["int8"]["gop_per_second"].as_f64().unwrap_or(0.0) <= 0.0 {
+        bail!("bench smoke: the CPU's INT8 peak was not measured: {}", report["peak"]);
+    }
     Ok(())
-}
-
-fn number(value: &Value) -> f64 {
-    value.as_f64().unwrap_or(f64::NAN)
-}
-
-/// The table of every peer and level, with ratios to the Python ONNX Runtime peer at the
-/// same concurrency and to the ceiling.
-pub fn table(report: &Value) -> String {
-    let peers = report["peers"].as_array().cloned().unwrap_or_default();
-    let baseline = peers
-        .iter()
-        .find(|p| p["peer"].as_str().is_some_and(|n| n.contains("onnxruntime")));
-    // When a student serves: the Python peer on the teacher's variant (equal quality).
-    let equal_quality = peers
-        .iter()
-        .find(|p| p["peer"].as_str().is_some_and(|n| n.contains("equal quality")));
-    // A peer's requests/s at a level.
-    let rps_at = |peer: Option<&Value>, concurrency: &Value| {
-        peer.and_then(|p| p["levels"].as_array())
-            .and_then(|levels| levels.iter().find(|l| &l["concurrency"] == concurrency))
-            .map(|l| number(&l["requests_per_second"]))
-    };
-    let ceiling = number(&report["ceiling"]["best_sequences_per_second"]);
-    let machine = &report["machine"];
-    let workload = &report["workload"];
-    let words = &workload["words"];
-    let mut out = format!(
-        "# `cargo xtask bench`: {}, {} workload ({}; {}, `{}`)\n\nWorkload: {}; {} texts, words per text p10 {} / p50 {} / p90 {} (mean {:.1}).\n\nMachine: {}, {} cores (AVX2 {}, AVX-512 VNNI {}); thread budget {} per peer; {} s per level, one text per request.\n\nClosed loop: each client sends its next text when its answer comes.\n\n",
-        report["model"].as_str().unwrap_or("?"),
-        workload["name"].as_str().unwrap_or("?"),
-        report["task"].as_str().unwrap_or("?"),
-        report["variant"].as_str().unwrap_or("?"),
-        report["file"].as_str().unwrap_or("?"),
-        workload["description"].as_str().unwrap_or("?"),
-        workload["texts"],
-        words["p10"],
-        words["p50"],
-        words["p90"],
-        number(&words["mean"]),
-        machine["cpu"].as_str().unwrap_or("?"),
-        machine["cores"],
-        machine["avx2"],
-        machine["avx512_vnni"],
-        report["thread_budget"],
-        report["seconds_per_level"],
-    );
-    let equal_column = if equal_quality.is_some() {
-        (" × Python, equal quality |", "--:|")
-    } else {
-        ("", "")
-    };
-    out.push_str(&format!(
-        "Each peer's row says what it serves and that file's test {} (parity's figure).\n\n",
-        peers
-            .first()
-            .and_then(|p| p["test_metric"]["name"].as_str())
-            .unwrap_or("metric")
-    ));
-    out.push_str(&format!(
-        "| peer | serves (test metric) | concurrency | requests/s | × Python ORT, same file |{} × ceiling | p50 ms | p90 ms | p99 ms | shed (429) | errors | peak RSS MB |\n",
-        equal_column.0
-    ));
-    out.push_str(&format!(
-        "|---|---|--:|--:|--:|{}--:|--:|--:|--:|--:|--:|--:|\n",
-        equal_column.1
-    ));
-    for peer in &peers {
-        let rss = peer["peak_rss_bytes"]
-            .as_f64()
-            .map_or("?".into(), |b| format!("{:.0}", b / 1e6));
-        let serves = format!(
-            "{} ({})",
-            peer["serves"].as_str().unwrap_or("?"),
-            peer["test_metric"]["value"]
-                .as_f64()
-                .map_or("?".into(), |m| format!("{m:.4}"))
-        );
-        for level in peer["levels"].as_array().into_iter().flatten() {
-            let rps = number(&level["requests_per_second"]);
-            let versus = rps_at(baseline, &level["concurrency"]).map_or("—".into(), |b| format!("{:.2}×", rps / b));
-            let equal = match rps_at(equal_quality, &level["concurrency"]) {
-                Some(b) => format!(" {:.2}× |", rps / b),
-                None if equal_quality.is_some() => " — |".into(),
-                None => String::new(),
-            };
-            out.push_str(&format!(
-                "| {} | {serves} | {} | {rps:.1} | {versus} |{equal} {:.2} | {:.2} | {:.2} | {:.2} | {} | {} | {rss} |\n",
-                peer["peer"].as_str().unwrap_or("?"),
-                level["concurrency"],
-                rps / ceiling,
-                number(&level["p50_ms"]),
-                number(&level["p90_ms"]),
-                number(&level["p99_ms"]),
-                level["shed"],
-                level["errors"],
-            ));
-        }
-    }
-    let open: Vec<(&Value, &Value)> = peers
-        .iter()
-        .flat_map(|peer| {
-            peer["open_loop"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(move |level| (peer, level))
-        })
-        .collect();
-    if !open.is_empty() {
-        out.push_str(&format!(
-            "\nOpen loop: requests arrive at a fixed mean rate (Poisson, the same arrivals for every peer), set at {} of the ceiling's best sequences/s; latency counts from each request's scheduled arrival.\n\n",
-            report["open_loop_fractions_of_ceiling"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|f| format!("{:.0} %", number(f) * 100.0))
-                .collect::<Vec<_>>()
-                .join(" and ")
-        ));
-        out.push_str(
-            "| peer | offered req/s | answered req/s | p50 ms | p90 ms | p99 ms | shed (429) | errors | dropped |\n",
-        );
-        out.push_str("|---|--:|--:|--:|--:|--:|--:|--:|--:|\n");
-        for (peer, level) in open {
-            out.push_str(&format!(
-                "| {} | {:.1} | {:.1} | {:.2} | {:.2} | {:.2} | {} | {} | {} |\n",
-                peer["peer"].as_str().unwrap_or("?"),
-                number(&level["offered_per_second"]),
-                number(&level["requests_per_second"]),
-                number(&level["p50_ms"]),
-                number(&level["p90_ms"]),
-                number(&level["p99_ms"]),
-                level["shed"],
-                level["errors"],
-                level["dropped"],
-            ));
-        }
-    }
-    out.push_str(&format!(
-        "\nCeiling: ONNX Runtime alone on pre-tokenized, length-sorted batches (no HTTP, no tokenization), sequences/s for each layout of the thread budget; the ratios above use the best, {ceiling:.1}. Tokenizing one text takes {:.2} ms.\n\n",
-        number(&report["ceiling"]["single_tokenization_p50_ms"]),
-    ));
-    for layout in report["ceiling_layouts"].as_array().into_iter().flatten() {
-        let batches: Vec<String> = layout["batches"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|b| format!("batch {}: {:.1}", b["batch_size"], number(&b["sequences_per_second"])))
-            .collect();
-        out.push_str(&format!(
-            "- {} session(s) × {} thread(s): {}; one text alone {:.2} ms (p50)\n",
-            layout["layout"]["sessions"],
-            layout["layout"]["intra_threads"],
-            batches.join(", "),
-            number(&layout["single_inference_p50_ms"]),
-        ));
-    }
-    out
 }

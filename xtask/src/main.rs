@@ -8,6 +8,8 @@
 //! checks `generated/`, parity and the tests. `report` tabulates every model and variant.
 
 mod bench;
+mod bench_limit;
+mod bench_table;
 mod bench_workload;
 mod cache;
 mod cache_command;

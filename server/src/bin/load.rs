@@ -378,6 +378,10 @@ fn ceiling(
     };
     let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
     let mut encodings = loaded.encode(&texts)?;
+    // The corpus's token counts (no padding): what the bench counts each sequence's work by.
+    let count = encodings.len().max(1) as f64;
+    let mean_tokens = encodings.iter().map(|e| e.len() as f64).sum::<f64>() / count;
+    let mean_square_tokens = encodings.iter().map(|e| (e.len() as f64).powi(2)).sum::<f64>() / count;
 
     // One request's inference alone, in test-split order: the floor of batch-1 latency.
     let single: Vec<_> = encodings.iter().map(|e| encoder.pad(&[e])).collect();
@@ -442,6 +446,7 @@ fn ceiling(
         "variant": loaded.info().variant.name,
         "layout": {"sessions": sessions, "intra_threads": intra_threads},
         "inputs": format!("test split, {} texts, tokenized beforehand and sorted by length", texts.len()),
+        "tokens": {"mean": mean_tokens, "mean_square": mean_square_tokens},
         "batches": results,
         "best_sequences_per_second": best,
         "single_inference_p50_ms": quantile_ms(&alone, 0.5),
