@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::paths::Paths;
 use crate::spec::ModelSpec;
-use crate::work::{Encoder, WORK_AT_TOKENS, kept_layers};
+use crate::work::{Encoder, WORK_AT_TOKENS, kept_layers, layers};
 
 /// A JSON file, or `Null` when it does not exist yet (a step that has not run).
 fn optional_json(path: &Path) -> Result<Value> {
@@ -35,7 +35,7 @@ fn model_report(paths: &Paths, spec: &ModelSpec) -> Result<Value> {
     for variant in listed {
         let name = variant["name"].as_str().unwrap_or("?").to_string();
         let kept = kept_layers(&variant);
-        let layers = kept.or_else(|| config["num_hidden_layers"].as_u64());
+        let layers = layers(&config, kept);
         let encoder = Encoder::of(&config, kept);
         let parity = optional_json(&art.join("parity").join(format!("{name}.json")))?;
         let bench = optional_json(&art.join("bench").join(format!("{name}.json")))?;

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::paths::Paths;
 use crate::spec::ModelSpec;
 use crate::variant_check::Made;
-use crate::work::Encoder;
+use crate::work::{self, Encoder};
 
 /// Throughputs this close to the best are within the noise of one run on a busy
 /// 2-core machine; among them the more accurate variant wins.
@@ -347,7 +347,7 @@ pub fn candidates(paths: &Paths, spec: &ModelSpec, variants: &[Made]) -> Result<
                     throughput: bench.throughput.sequences_per_second,
                     p50_ms: bench.latency.p50_ms,
                     peak_rss_bytes: bench.rss_bytes.and_then(|rss| rss.peak),
-                    layers: kept_layers.or_else(|| config["num_hidden_layers"].as_u64()),
+                    layers: work::layers(&config, *kept_layers),
                     gop_per_sequence: encoder.map(|encoder| encoder.gop_at_work_lengths()),
                     engine: engine.filter(|engine| !engine.is_null()),
                 })

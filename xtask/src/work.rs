@@ -21,7 +21,7 @@ impl Encoder {
     /// distilled student kept fewer; `None` for a model that is not such an encoder.
     pub fn of(config: &Value, kept_layers: Option<u64>) -> Option<Self> {
         Some(Self {
-            layers: kept_layers.or_else(|| config["num_hidden_layers"].as_u64())?,
+            layers: layers(config, kept_layers)?,
             hidden: config["hidden_size"].as_u64()?,
             feed_forward: config["intermediate_size"].as_u64()?,
         })
@@ -52,6 +52,11 @@ impl Encoder {
             .map(|&tokens| (tokens, self.gop_at(tokens)))
             .collect()
     }
+}
+
+/// A variant's encoder layers: a distilled student's `kept_layers`, else the config's.
+pub fn layers(config: &Value, kept_layers: Option<u64>) -> Option<u64> {
+    kept_layers.or_else(|| config["num_hidden_layers"].as_u64())
 }
 
 /// How many of the teacher's layers a variant listed in `variants.json` (or
