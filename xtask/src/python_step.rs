@@ -205,25 +205,25 @@ impl PyStep {
                 (inputs, vec![golden.join("reference.json")])
             }
             Self::Distill => {
-                let mut inputs = code(&["spec", "distill"]);
+                let mut inputs = code(&["spec", "fit", "bbc", "release_notes", "train", "distill"]);
                 inputs.extend([art.join("checkpoint"), art.join("data")]);
                 let student = art.join("student");
                 (inputs, vec![student.join("checkpoint"), student.join("metrics.json")])
             }
             Self::StudentExport => {
-                let mut inputs = code(&["student"]);
+                let mut inputs = code(STUDENT_MODULES);
                 inputs.extend([art.join("student/checkpoint"), onnx.join("signature.json")]);
                 // What the student's pooling must equal.
                 inputs.extend(embeddings.then(|| onnx.join("pooling.json")));
                 (inputs, vec![onnx.join(STUDENT_EXPORT)])
             }
             Self::StudentOptimize => {
-                let mut inputs = code(&["student"]);
+                let mut inputs = code(STUDENT_MODULES);
                 inputs.extend([onnx.join(STUDENT_EXPORT), onnx.join("config.json")]);
                 (inputs, STUDENT_VARIANT_FILES.iter().map(|f| onnx.join(f)).collect())
             }
             Self::StudentGolden => {
-                let mut inputs = code(&["student"]);
+                let mut inputs = code(STUDENT_MODULES);
                 inputs.extend([
                     art.join("student/checkpoint"),
                     art.join("data/test.jsonl"),
@@ -235,6 +235,20 @@ impl PyStep {
         }
     }
 }
+
+/// The modules a student's export, optimize and golden steps run: `student` and what it
+/// imports.
+const STUDENT_MODULES: &[&str] = &[
+    "spec",
+    "fit",
+    "bbc",
+    "release_notes",
+    "train",
+    "export",
+    "optimize",
+    "golden",
+    "student",
+];
 
 impl PyStep {
     /// An image model's steps: the `vision` module and what it borrows from the others.
