@@ -1,5 +1,5 @@
-"""Distil a fine-tuned text classifier or sentence-embedding model into a smaller
-student; write its checkpoint.
+"""Distil a fine-tuned text classifier, token classifier or sentence-embedding model into
+a smaller student; write its checkpoint.
 
 The student is the teacher with fewer transformer layers: the spec's `[distill]
 keep_layers` (say 0, 2 and 4 of MiniLM's 6) are copied from the fine-tuned teacher with
@@ -22,6 +22,11 @@ layers, its pooling and normalisation kept) matches the teacher's embeddings ins
 `soft_weight` × the cosine distance to the teacher's embedding of every title, body and
 piece of the batch, and the rest × the teacher's own training loss on the batch's
 title–body pairs (MultipleNegativesRankingLoss, scale 20). It has no temperature.
+
+A token classifier's student matches the teacher's softened outputs on every token the
+loss reads (special tokens and padding are left out) and the BIO labels, as a text
+classifier's does per text; its training sentences are already short, so it takes no
+pieces. Its metric is the pipeline's entity F1 (`aggregation_strategy="simple"`).
 
 The teacher's outputs are computed once, in fp32, before training. The optimisation loop
 is `fit`'s (seeded shuffle, AdamW, warmup, the spec's `[train]` batch size and precision)
@@ -198,12 +203,7 @@ def distill_embeddings(spec: Spec) -> None:
         f"teacher {teacher_test['recall_at_10']:.4f} (@1 {teacher_test['recall_at_1']:.4f})",
         flush=True,
     )
-    checkpoint = spec.student_dir / "checkpoint"
-    staging = checkpoint.with_name("checkpoint.tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    student.save(str(staging))
-    shutil.rmtree(checkpoint, ignore_errors=True)
-    staging.replace(checkpoint)
+    save_student(spec, student)
     write_json(
         spec.student_dir / "metrics.json",
         {
@@ -226,6 +226,104 @@ def distill_embeddings(spec: Spec) -> None:
     )
 
 
+def token_distillation_loss(student_logits, teacher_logits, labels, temperature: float, soft_weight: float):
+    """[`distillation_loss`] over the tokens whose label the loss reads (`labels` ≠ −100:
+    not special tokens, not padding), each token one row."""
+    read = labels != -100
+    return distillation_loss(student_logits[read], teacher_logits[read], labels[read], False, temperature, soft_weight)
+
+
+def distill_tokens(spec: Spec) -> None:
+    """The token classifier's student (see the module's documentation)."""
+    import torch
+    from transformers import AutoModelForTokenClassification, AutoTokenizer, DataCollatorForTokenClassification
+
+    from . import ner, release_notes
+
+    config = spec.distill
+    if not (spec.checkpoint_dir / "config.json").is_file():
+        raise SystemExit(f"no checkpoint at {spec.checkpoint_dir}: run `cargo xtask train` first")
+    started = time.monotonic()
+    seed_everything(spec.train.seed)
+    tokenizer = AutoTokenizer.from_pretrained(spec.checkpoint_dir)
+    teacher = AutoModelForTokenClassification.from_pretrained(spec.checkpoint_dir).eval()
+    student = student_of(teacher, list(config.keep_layers))
+    teacher_layers = teacher.config.num_hidden_layers
+    parameters = sum(p.numel() for p in student.parameters())
+    print(f"student: layers {list(config.keep_layers)} of the teacher's {teacher_layers}, {parameters:,} parameters", flush=True)
+
+    rows = {name: release_notes.read_split(spec.data_dir, name) for name in ("train", "validation", "test")}
+    encoded = ner.encode(tokenizer, rows["train"], spec.train.max_length)
+    collate = DataCollatorForTokenClassification(tokenizer)
+    # The teacher's logits per token, once, in fp32, unpadded.
+    soft_targets = []
+    with torch.inference_mode():
+        for start in range(0, len(encoded), 32):
+            chunk = encoded[start : start + 32]
+            logits = teacher(**collate([{k: v for k, v in f.items() if k != "labels"} for f in chunk])).logits
+            soft_targets += [row[: len(f["input_ids"])].float() for row, f in zip(logits, chunk, strict=True)]
+    teacher_test, _ = ner.evaluate(ner.entity_pipeline(teacher, tokenizer), rows["test"])
+    del teacher
+    print(f"teacher outputs for {len(encoded)} training sentences ({time.monotonic() - started:.0f}s)", flush=True)
+
+    def loss_of(batch: list[int]):
+        features = collate([encoded[i] for i in batch])
+        labels = features.pop("labels")
+        teacher_logits = torch.nn.utils.rnn.pad_sequence([soft_targets[i] for i in batch], batch_first=True)
+        logits = student(**features).logits
+        return token_distillation_loss(logits, teacher_logits, labels, config.temperature, config.soft_weight)
+
+    tagger = ner.entity_pipeline(student, tokenizer)
+
+    def validation(epoch: int) -> dict:
+        scores, _ = ner.evaluate(tagger, rows["validation"])
+        print(f"epoch {epoch}: validation entity F1 {scores['f1']:.4f}", flush=True)
+        return {"validation_entity_f1": scores["f1"]}
+
+    schedule = dataclasses.replace(spec.train, epochs=config.epochs, learning_rate=config.learning_rate)
+    history = fit(student, dataclasses.replace(spec, train=schedule), len(encoded), loss_of, validation, started)
+    train_seconds = time.monotonic() - started
+    student.eval()
+    test, _ = ner.evaluate(tagger, rows["test"])
+    print(f"student test entity F1 {test['f1']:.4f}, teacher {teacher_test['f1']:.4f}, on {len(rows['test'])} sentences", flush=True)
+
+    save_student(spec, student, tokenizer)
+    write_json(
+        spec.student_dir / "metrics.json",
+        {
+            "model": spec.name,
+            "kept_layers": list(config.keep_layers),
+            "teacher_layers": teacher_layers,
+            "parameters": parameters,
+            "metric": "entity_f1",
+            "test_entity_f1": test["f1"],
+            "teacher_test_entity_f1": teacher_test["f1"],
+            "test_examples": len(rows["test"]),
+            "train_examples": len(encoded),
+            "temperature": config.temperature,
+            "soft_weight": config.soft_weight,
+            "epochs": history,
+            "train_seconds": round(train_seconds, 1),
+        },
+    )
+
+
+def save_student(spec: Spec, student, tokenizer=None) -> None:
+    """The student (a `transformers` model with its `tokenizer`, or a sentence-transformers
+    model, which saves its own) into a staging folder, then the staging folder in place of
+    `student/checkpoint`: a step killed midway leaves no half-written checkpoint."""
+    checkpoint = spec.student_dir / "checkpoint"
+    staging = checkpoint.with_name("checkpoint.tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    if tokenizer is None:
+        student.save(str(staging))
+    else:
+        student.save_pretrained(staging, safe_serialization=True)
+        tokenizer.save_pretrained(staging)
+    shutil.rmtree(checkpoint, ignore_errors=True)
+    staging.replace(checkpoint)
+
+
 def distill(spec: Spec) -> None:
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
@@ -235,6 +333,8 @@ def distill(spec: Spec) -> None:
         raise SystemExit(f"models/{spec.name}.toml has no [distill] section")
     if spec.task == "feature-extraction":
         return distill_embeddings(spec)
+    if spec.task == "token-classification":
+        return distill_tokens(spec)
     if not (spec.checkpoint_dir / "config.json").is_file():
         raise SystemExit(f"no checkpoint at {spec.checkpoint_dir}: run `cargo xtask train` first")
     started = time.monotonic()
@@ -294,13 +394,7 @@ def distill(spec: Spec) -> None:
         flush=True,
     )
 
-    checkpoint = spec.student_dir / "checkpoint"
-    staging = checkpoint.with_name("checkpoint.tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    student.save_pretrained(staging, safe_serialization=True)
-    tokenizer.save_pretrained(staging)
-    shutil.rmtree(checkpoint, ignore_errors=True)
-    staging.replace(checkpoint)
+    save_student(spec, student, tokenizer)
     write_json(
         spec.student_dir / "metrics.json",
         {

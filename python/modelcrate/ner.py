@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from pathlib import Path
 
 from . import release_notes
 from .fit import fit
@@ -56,6 +57,25 @@ def rows_of(sentences: list[release_notes.Sentence]) -> list[dict]:
     return [{"text": s.text, "entities": s.entities} for s in sentences]
 
 
+def encode(tokenizer, rows: list[dict], max_length: int) -> list[dict]:
+    """Each row's tokens (truncated to `max_length`) with their BIO label ids under
+    `labels`: what training, and a distilled student, learn from."""
+    encoded = []
+    for row in rows:
+        features = tokenizer(
+            row["text"],
+            truncation=True,
+            max_length=max_length,
+            return_offsets_mapping=True,
+            return_special_tokens_mask=True,
+        )
+        features["labels"] = release_notes.token_labels(
+            features.pop("offset_mapping"), features.pop("special_tokens_mask"), row["entities"]
+        )
+        encoded.append(features)
+    return encoded
+
+
 def train(spec: Spec) -> None:
     from transformers import AutoModelForTokenClassification, AutoTokenizer, DataCollatorForTokenClassification
 
@@ -86,19 +106,7 @@ def train(spec: Spec) -> None:
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
 
-    encoded = []
-    for sentence in splits["train"]:
-        features = tokenizer(
-            sentence.text,
-            truncation=True,
-            max_length=spec.train.max_length,
-            return_offsets_mapping=True,
-            return_special_tokens_mask=True,
-        )
-        features["labels"] = release_notes.token_labels(
-            features.pop("offset_mapping"), features.pop("special_tokens_mask"), sentence.entities
-        )
-        encoded.append(features)
+    encoded = encode(tokenizer, rows_of(splits["train"]), spec.train.max_length)
     collate = DataCollatorForTokenClassification(tokenizer)
     tagger = entity_pipeline(model, tokenizer)
     validation_rows = rows_of(splits["validation"])
@@ -153,15 +161,16 @@ def train(spec: Spec) -> None:
     )
 
 
-def golden(spec: Spec, cases: list[dict], digest: str) -> dict:
+def golden(spec: Spec, cases: list[dict], digest: str, checkpoint: Path | None = None) -> dict:
     """Per case: the tokenizer's ids and character offsets, PyTorch's logits per token (the
     case alone), and the pipeline's answer for every recorded call; the batch answers;
-    and the pipeline's simple-aggregated answer and entity F1 over the test split."""
+    and the pipeline's simple-aggregated answer and entity F1 over the test split; from
+    `checkpoint` (the fine-tuned model's unless a distilled student's is given)."""
     import torch
     import transformers
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
-    checkpoint = spec.checkpoint_dir
+    checkpoint = checkpoint or spec.checkpoint_dir
     tokenizer = AutoTokenizer.from_pretrained(checkpoint)
     model = AutoModelForTokenClassification.from_pretrained(checkpoint).eval()
     tagger = entity_pipeline(model, tokenizer)
@@ -181,7 +190,7 @@ def golden(spec: Spec, cases: list[dict], digest: str) -> dict:
         batch = {key: [plain(a) for a in tagger(texts, **PIPELINE_CALLS[key])] for key in BATCH_CALLS}
         test_rows = release_notes.read_split(spec.data_dir, "test")
         test, answers = evaluate(tagger, test_rows)
-    print(f"golden: {len(records)} cases; PyTorch test entity F1 {test['f1']:.4f}", flush=True)
+    print(f"golden: {len(records)} cases; PyTorch test entity F1 {test['f1']:.4f} ({checkpoint})", flush=True)
     return {
         "about": "transformers token-classification pipeline outputs, written by `cargo xtask golden` from the checkpoint named here.",
         "model": spec.name,

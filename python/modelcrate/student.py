@@ -13,8 +13,9 @@ of them:
   are left out to keep the pipeline short), listed in `onnx/variants.student.json` (the
   schema of `variants.json`), each marked with the teacher's layers it kept;
 - golden: its PyTorch reference, `student/reference.json` (see `golden`, and `embed` for a
-  sentence-embedding model), with the teacher's test metric from the teacher's reference
-  (accuracy; recall@10), which its gate compares it to.
+  sentence-embedding model, `ner` for a token classifier), with the teacher's test metric
+  from the teacher's reference (accuracy; recall@10; entity F1), which its gate compares
+  it to.
 """
 
 from __future__ import annotations
@@ -110,6 +111,13 @@ def golden(spec: Spec) -> None:
         cases = json.loads((spec.golden_dir / "inputs.json").read_text(encoding="utf-8"))["cases"]
         student = embed.golden(spec, cases, checkpoint_digest(checkpoint(spec)), checkpoint(spec))
         kept = ("queries", "recall_at_10")
+    elif spec.task == "token-classification":
+        from . import ner
+
+        seed_everything(spec.train.seed)
+        cases = json.loads((spec.golden_dir / "inputs.json").read_text(encoding="utf-8"))["cases"]
+        student = ner.golden(spec, cases, checkpoint_digest(checkpoint(spec)), checkpoint(spec))
+        kept = ("examples", "entity_f1")
     else:
         student = reference(spec, checkpoint(spec))
         kept = ("examples", "accuracy")

@@ -3,7 +3,9 @@
 //! news-topic (a classifier) and news-embed (a sentence-embedding model) have students
 //! (`[distill]` in their specs); these tests load their variants from the pipeline's
 //! artifacts and check them against a scratch copy of the files the gate reads, with the
-//! teacher's figure changed.
+//! teacher's figure changed. release-ner (a token classifier) has none, as no student of
+//! it held its gate (its spec says why); its FP32 export stands in for one against a
+//! scratch copy of its golden reference with a teacher's figure added.
 
 mod common;
 
@@ -15,6 +17,7 @@ use serde_json::Value;
 
 const MODEL: &str = "news-topic";
 const EMBEDDER: &str = "news-embed";
+const TAGGER: &str = "release-ner";
 
 fn load_of(model: &str, variant: &str) -> modelcrate_runtime::LoadedModel {
     let options = LoadOptions::one_session(VariantChoice::Named(variant.into()));
@@ -133,6 +136,45 @@ fn an_embedding_students_recall_is_held_to_its_teachers() {
     let at_bound = scratch_artifacts(EMBEDDER, "at-bound", "recall_at_10", recall + 0.01);
     let outcome = parity::check(&student, EMBEDDER, &golden, &at_bound).unwrap();
     assert!(outcome.passed(), "{:?}", outcome.failures);
+    for dir in [behind, at_bound] {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+/// A scratch copy of `golden/<model>/` whose reference carries a teacher's `metric`
+/// of `teacher` over its test split, as a student's reference does.
+fn scratch_golden(model: &str, test: &str, metric: &str, teacher: f64) -> PathBuf {
+    let scratch = std::env::temp_dir().join(format!("modelcrate-golden-{model}-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::create_dir_all(&scratch).unwrap();
+    let text = std::fs::read_to_string(golden_of(model).join("reference.json")).unwrap();
+    let mut reference: Value = serde_json::from_str(&text).unwrap();
+    let examples = reference["test_split"]["examples"].clone();
+    reference["teacher"] = serde_json::json!({"test_split": {"examples": examples, metric: teacher}});
+    std::fs::write(scratch.join("reference.json"), reference.to_string()).unwrap();
+    std::fs::copy(golden_of(model).join("inputs.json"), scratch.join("inputs.json")).unwrap();
+    scratch
+}
+
+#[test]
+fn a_token_classifiers_student_would_be_held_to_its_teachers_entity_f1() {
+    let tagger = load_of(TAGGER, "fp32");
+    let artifacts = common::artifacts();
+    let real = parity::check(&tagger, TAGGER, &golden_of(TAGGER), &artifacts).unwrap();
+    assert!(real.passed(), "{:?}", real.failures);
+    assert!(!real.rows.iter().any(|row| row.check.contains("teacher")));
+    let f1 = real.checked.metric["value"].as_f64().unwrap();
+    let behind = scratch_golden(TAGGER, "behind", "entity_f1", f1 + 0.015);
+    let outcome = parity::check(&tagger, TAGGER, &behind, &artifacts).unwrap();
+    assert!(!teacher_row(&outcome).pass, "{:?}", teacher_row(&outcome));
+    assert_eq!(outcome.failures.len(), 1, "{:?}", outcome.failures);
+    // The teacher's figure as the gate read it (JSON parsing may move its last bit).
+    let teacher = outcome.checked.metric["teacher"].as_f64().unwrap();
+    assert!((teacher - (f1 + 0.015)).abs() < 1e-12, "{teacher}");
+    let at_bound = scratch_golden(TAGGER, "at-bound", "entity_f1", f1 + 0.01);
+    let outcome = parity::check(&tagger, TAGGER, &at_bound, &artifacts).unwrap();
+    assert!(outcome.passed(), "{:?}", outcome.failures);
+    assert!(teacher_row(&outcome).pass);
     for dir in [behind, at_bound] {
         let _ = std::fs::remove_dir_all(dir);
     }

@@ -262,24 +262,31 @@ fn student_facts(paths: &Paths, spec: &ModelSpec) -> Result<Option<String>> {
             if embeddings { " body" } else { "" }
         ),
     };
-    let (targets, texts, metric) = if embeddings {
-        (
+    let (targets, texts, metric) = match spec.task.as_str() {
+        "feature-extraction" => (
             format!(
                 "the teacher's embeddings (cosine distance, weight {}) and the title–body pairs",
                 distill.soft_weight
             ),
             format!("the training titles and bodies{pieces}"),
             "recall@10",
-        )
-    } else {
-        (
+        ),
+        "token-classification" => (
+            format!(
+                "the teacher's outputs for every token at temperature {} (weight {}) and the BIO labels",
+                distill.temperature, distill.soft_weight
+            ),
+            "the training sentences".to_string(),
+            "entity F1",
+        ),
+        _ => (
             format!(
                 "the teacher's outputs at temperature {} (weight {}) and the labels",
                 distill.temperature, distill.soft_weight
             ),
             format!("the training texts{pieces}"),
             "accuracy",
-        )
+        ),
     };
     Ok(Some(format!(
         "layers {} of the teacher's {}, trained {} epoch(s) at learning rate {:e} on {targets}, over {texts}. Its variants ({}) load through this crate and serve only when they match its own PyTorch outputs within the usual bounds and score a test {metric} at most 1.0 point below the teacher's; its figures are in `cargo xtask report`",

@@ -109,10 +109,10 @@ pub struct SetFitSpec {
     pub pair_iterations: usize,
 }
 
-/// A student of the fine-tuned text classifier or sentence-embedding model
-/// (`python/modelcrate/distill.py`): the teacher's layers `keep_layers`, trained on its
-/// softened outputs and the true labels (a classifier), or on its embeddings and the
-/// title–body pairs (an embedding model).
+/// A student of the fine-tuned text classifier, token classifier or sentence-embedding
+/// model (`python/modelcrate/distill.py`): the teacher's layers `keep_layers`, trained on
+/// its softened outputs and the true labels (a classifier: per text, or per token), or on
+/// its embeddings and the title–body pairs (an embedding model).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DistillSpec {
@@ -500,21 +500,29 @@ impl ModelSpec {
         }
     }
 
-    /// A `[distill]` section only on a text classifier fine-tuned as a transformer (a
-    /// SetFit model's head is not a transformer's), with a schedule that can train.
+    /// A `[distill]` section only on a text or token classifier fine-tuned as a transformer
+    /// (a SetFit model's head is not a transformer's) or a sentence-embedding model, with a
+    /// schedule that can train.
     fn validate_distill(&self) -> Result<(), String> {
         let field = |name: &str, problem: String| Err(format!("field `{name}`: {problem}"));
         let Some(distill) = &self.distill else {
             return Ok(());
         };
         let embeddings = self.task == "feature-extraction";
-        if !(self.task == "text-classification" && !self.is_setfit() || embeddings) {
+        let tagger = self.task == "token-classification";
+        if !(self.task == "text-classification" && !self.is_setfit() || embeddings || tagger) {
             return field(
                 "distill",
                 format!(
-                    "distils a text classifier trained `full`, `lora` or `head-only`, or a sentence-embedding model; this is a {} model trained `{}`",
+                    "distils a text classifier trained `full`, `lora` or `head-only`, a token classifier or a sentence-embedding model; this is a {} model trained `{}`",
                     self.task, self.train.strategy
                 ),
+            );
+        }
+        if tagger && distill.short_pieces > 0 {
+            return field(
+                "distill.short_pieces",
+                "a token classifier learns from single sentences, which have no shorter pieces: leave it out".into(),
             );
         }
         if embeddings && distill.temperature != default_temperature() {
@@ -665,7 +673,7 @@ seed = 42
     }
 
     #[test]
-    fn a_distilled_student_is_for_transformer_text_classifiers_with_a_schedule_that_trains() {
+    fn a_distilled_student_is_for_transformer_text_models_with_a_schedule_that_trains() {
         let section = "[distill]\nkeep_layers = [0, 2, 4]\nepochs = 3\nlearning_rate = 1e-4\n";
         let spec = parse(&format!("{VALID}{section}")).unwrap();
         let distill = spec.distill.as_ref().unwrap();
@@ -687,8 +695,20 @@ seed = 42
         let tagger = VALID
             .replace("text-classification", "token-classification")
             .replace("bbc-news", "release-notes-synthetic");
-        let error = error_of(format!("{tagger}{section}"));
-        assert!(error.contains("field `distill`: distils a text classifier"), "{error}");
+        assert!(parse(&format!("{tagger}{section}")).is_ok());
+        let error = error_of(format!("{tagger}{section}short_pieces = 1\n"));
+        assert!(
+            error.contains("field `distill.short_pieces`: a token classifier learns from single sentences"),
+            "{error}"
+        );
+        let fewshot = error_of(format!(
+            "{}[setfit]\nexamples_per_class = 8\npair_iterations = 20\n{section}",
+            VALID.replace("\"full\"", "\"setfit\"")
+        ));
+        assert!(
+            fewshot.contains("field `distill`: distils a text classifier"),
+            "{fewshot}"
+        );
         // A sentence-embedding model's student has no temperature to set.
         let embedder = VALID
             .replace("text-classification", "feature-extraction")

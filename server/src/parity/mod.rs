@@ -13,10 +13,10 @@
 //! FP32 and graph-optimized variants must meet those bounds; a dynamic INT8 variant must
 //! keep token ids identical and lose at most 1.0 point of test accuracy, and its logit
 //! drift, top-1 agreement and pipeline scores are reported.
-//! A distilled student's variants (text classifiers and sentence-embedding models) are
-//! held to the same bounds against the student's own PyTorch outputs, and every one of
-//! them also to the task metric: at most 1.0 point below the teacher's FP32 on the test
-//! split (accuracy; recall@10).
+//! A distilled student's variants (text and token classifiers, sentence-embedding models)
+//! are held to the same bounds against the student's own PyTorch outputs, and every one
+//! of them also to the task metric: at most 1.0 point below the teacher's FP32 on the test
+//! split (accuracy; entity F1; recall@10).
 //! For a sentence-embedding model (`embedding.rs`): token ids identical; every golden
 //! embedding, alone and batched, within cosine ≥ 0.99999 and max |diff| ≤ 1e-5 of
 //! `SentenceTransformer.encode` (INT8: cosine ≥ 0.99, min and mean reported); retrieval

@@ -1,7 +1,8 @@
 //! Parity of a token classifier: token ids and character offsets, per-token logits alone
 //! and batched, the pipeline's JSON for every recorded `aggregation_strategy` and
 //! `ignore_labels` (entity lists identical: labels, offsets, words; scores within 1e-4),
-//! and entity-level F1 over the test split against PyTorch's.
+//! and entity-level F1 over the test split against PyTorch's (a distilled student's also
+//! against its teacher's).
 
 use std::collections::HashSet;
 
@@ -10,7 +11,7 @@ use modelcrate_runtime::TokenClassifier;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::{Checked, Figures, Gate, Rule, call_parameters, check_token_ids};
+use super::{Checked, Figures, Gate, Rule, STUDENT_METRIC_DROP, call_parameters, check_token_ids};
 use crate::pipeline_json;
 use crate::request::EntitiesRequest;
 use crate::test_split::{Span, Tagged};
@@ -27,6 +28,20 @@ struct Reference {
     pipeline_calls: Map<String, Value>,
     batch: Batch,
     test_split: TestSplit,
+    /// A distilled student's reference carries its teacher's test metric.
+    #[serde(default)]
+    teacher: Option<Teacher>,
+}
+
+#[derive(Deserialize)]
+struct Teacher {
+    test_split: TeacherTestSplit,
+}
+
+#[derive(Deserialize)]
+struct TeacherTestSplit {
+    examples: usize,
+    entity_f1: f64,
 }
 
 #[derive(Deserialize)]
@@ -241,6 +256,16 @@ pub(super) fn check(
                 Gate::Int8 => pytorch_f1 - rust_f1 <= INT8_F1_DROP + 1e-9,
             },
     );
+    if let Some(teacher) = &reference.teacher {
+        figures.row(
+            Rule::Every,
+            "test split entity F1 vs the teacher's FP32",
+            format!("Rust {rust_f1:.4}, teacher {:.4}", teacher.test_split.entity_f1),
+            "at most 1.0 point below the teacher",
+            test.len() == teacher.test_split.examples
+                && teacher.test_split.entity_f1 - rust_f1 <= STUDENT_METRIC_DROP + 1e-9,
+        );
+    }
     figures.row(
         Rule::Every,
         "test split sentences with PyTorch's entities",
@@ -251,7 +276,12 @@ pub(super) fn check(
 
     Ok(Checked {
         checkpoint: reference.checkpoint_sha256.clone(),
-        metric: json!({"name": "entity_f1", "value": rust_f1, "pytorch": pytorch_f1}),
+        metric: json!({
+            "name": "entity_f1",
+            "value": rust_f1,
+            "pytorch": pytorch_f1,
+            "teacher": reference.teacher.as_ref().map(|teacher| teacher.test_split.entity_f1),
+        }),
         summary: json!({
             "drift": {"name": "max |Δlogit|", "value": alone_max},
             "golden": {"name": "entities", "agree": simple_agree, "of": texts.len()},
@@ -267,6 +297,7 @@ pub(super) fn check(
                 "rust_entity_f1": rust_f1,
                 "pytorch_entity_f1": pytorch_f1,
                 "sentences_agreeing": agreement,
+                "teacher_entity_f1": reference.teacher.as_ref().map(|teacher| teacher.test_split.entity_f1),
             },
         }),
     })
