@@ -2,7 +2,8 @@
 //! umbrella crate `generated/models/` that lists them, from `templates/`.
 //!
 //! Inputs are the spec and the files the export step wrote (`config.json`,
-//! `signature.json`, `metrics.json`); output is rustfmt-formatted and checked in.
+//! `signature.json`, `metrics.json` as `card_figures` quotes it); output is rustfmt-formatted
+//! and checked in, with each model's `training.json`, the run its card quotes.
 //! `--check` renders in memory and fails, naming the files, when `generated/` differs.
 
 use std::collections::BTreeMap;
@@ -13,6 +14,7 @@ use anyhow::{Context, Result, bail};
 use askama::{DynTemplate, Template};
 use serde::Deserialize;
 
+use crate::card_figures::{self, TrainingFigures};
 use crate::paths::Paths;
 use crate::spec::ModelSpec;
 
@@ -74,6 +76,10 @@ pub struct ModelFacts {
     pub setfit: Option<SetFitFacts>,
     /// Models with a distilled student: the model card's sentence on it.
     pub student: Option<String>,
+    /// `training.json`: the run whose figures the card quotes (see `card_figures`).
+    pub training_record: String,
+    /// When this run's figures differ from the recorded run's within the tolerance, how.
+    pub kept_record: Option<String>,
 }
 
 /// How a transformer's token vectors become a sentence vector (`pooling.json`).
@@ -302,40 +308,6 @@ fn student_facts(paths: &Paths, spec: &ModelSpec) -> Result<Option<String>> {
     )))
 }
 
-#[derive(Deserialize)]
-struct MetricsJson {
-    #[serde(default)]
-    test_accuracy: Option<f64>,
-    test_examples: u64,
-    train_examples: u64,
-    trainable_parameters: u64,
-    total_parameters: u64,
-    #[serde(default)]
-    test_recall_at_1: Option<f64>,
-    #[serde(default)]
-    test_recall_at_10: Option<f64>,
-    #[serde(default)]
-    base_test_recall_at_1: Option<f64>,
-    #[serde(default)]
-    base_test_recall_at_10: Option<f64>,
-    #[serde(default)]
-    test_entity_f1: Option<f64>,
-    #[serde(default)]
-    test_precision: Option<f64>,
-    #[serde(default)]
-    test_recall: Option<f64>,
-    #[serde(default)]
-    test_entities: Option<u64>,
-    #[serde(default)]
-    examples_per_class: Option<u64>,
-    #[serde(default)]
-    contrastive_pairs: Option<u64>,
-    #[serde(default)]
-    head_parameters: Option<u64>,
-    #[serde(default)]
-    base_body_test_accuracy: Option<f64>,
-}
-
 /// The parts of a Hugging Face image processor's config the crate is generated from.
 #[derive(Deserialize)]
 struct PreprocessorJson {
@@ -449,7 +421,13 @@ impl ModelFacts {
         let signature_path = onnx.join("signature.json");
         let signature: SignatureJson = read_json(&signature_path, "export")?;
         let metrics_path = paths.artifact(&spec.name).join("metrics.json");
-        let metrics: MetricsJson = read_json(&metrics_path, "train")?;
+        let run: TrainingFigures = read_json(&metrics_path, "train")?;
+        let record_path = paths.generated().join(&spec.name).join(card_figures::FILE);
+        let card_figures::Quoted {
+            figures: metrics,
+            record: training_record,
+            kept_record,
+        } = card_figures::quoted(&record_path, run)?;
         let inputs = signature
             .inputs
             .iter()
@@ -528,12 +506,14 @@ impl ModelFacts {
             image,
             setfit,
             student: student_facts(paths, spec)?,
+            training_record,
+            kept_record,
         })
     }
 }
 
 /// How the model was trained, for the model card.
-fn training(strategy: &str, precision: &str, metrics: &MetricsJson) -> String {
+fn training(strategy: &str, precision: &str, metrics: &TrainingFigures) -> String {
     let how = match strategy {
         "full" => "full fine-tune",
         "lora" => {
@@ -610,7 +590,7 @@ fn classifier_facts(
 }
 
 /// Entity types from BIO labels (`B-PRODUCT` → `PRODUCT`), and the entity-level figures.
-fn entity_facts(labels: &[LabelVariant], metrics: &MetricsJson, metrics_path: &Path) -> Result<EntityFacts> {
+fn entity_facts(labels: &[LabelVariant], metrics: &TrainingFigures, metrics_path: &Path) -> Result<EntityFacts> {
     let mut types: Vec<LabelVariant> = Vec::new();
     for label in labels {
         let kind = label
@@ -691,7 +671,7 @@ fn embedding_facts(
     onnx: &Path,
     signature_path: &Path,
     outputs: &[Tensor],
-    metrics: &MetricsJson,
+    metrics: &TrainingFigures,
     metrics_path: &Path,
 ) -> Result<EmbeddingFacts> {
     let pooler = pooler_facts(onnx, signature_path, outputs)?;
@@ -714,7 +694,7 @@ fn setfit_facts(
     onnx: &Path,
     signature_path: &Path,
     outputs: &[Tensor],
-    metrics: &MetricsJson,
+    metrics: &TrainingFigures,
     metrics_path: &Path,
 ) -> Result<SetFitFacts> {
     let body = pooler_facts(onnx, signature_path, outputs)?;
@@ -855,6 +835,7 @@ pub fn render(models: &[ModelFacts], rustfmt_config: &Path) -> Result<BTreeMap<P
         };
         files.insert(dir.join("src/lib.rs"), lib);
         files.insert(dir.join("tests/golden.rs"), golden);
+        files.insert(dir.join(card_figures::FILE), model.training_record.clone());
     }
     files.insert(
         PathBuf::from("models/Cargo.toml"),
@@ -1002,6 +983,8 @@ mod tests {
             image: None,
             setfit: None,
             student: None,
+            training_record: "{}\n".into(),
+            kept_record: None,
         }
     }
 
@@ -1052,7 +1035,7 @@ mod tests {
             })
             .collect();
         let metrics_path = Path::new("metrics.json");
-        let metrics: MetricsJson = serde_json::from_value(serde_json::json!({
+        let metrics: TrainingFigures = serde_json::from_value(serde_json::json!({
             "test_examples": 600, "train_examples": 2100, "trainable_parameters": 1, "total_parameters": 1,
             "test_entity_f1": 0.8965, "test_precision": 0.8819, "test_recall": 0.9115, "test_entities": 1097,
         }))

@@ -13,6 +13,7 @@ mod bench_table;
 mod bench_workload;
 mod cache;
 mod cache_command;
+mod card_figures;
 mod codegen;
 #[cfg(test)]
 mod invalidation_tests;

@@ -16,7 +16,7 @@ use crate::python_step::{self, PyStep};
 use crate::spec::{self, ModelSpec};
 use crate::step::{Runner, Tally};
 use crate::variant_check::{costs_with, made_variants, measure_with, parity_with};
-use crate::{Select, ServeArgs, codegen, report, select, smoke};
+use crate::{Select, ServeArgs, card_figures, codegen, report, select, smoke};
 
 /// Runs `work` under a heading, then says how long it took.
 pub fn timed<T>(what: &str, work: impl FnOnce() -> Result<T>) -> Result<T> {
@@ -109,6 +109,15 @@ pub fn generate(paths: &Paths, check: bool) -> Result<usize> {
             .iter()
             .map(|(_, spec)| codegen::ModelFacts::read(paths, spec))
             .collect::<Result<Vec<_>>>()?;
+        for model in &facts {
+            if let Some(moved) = &model.kept_record {
+                eprintln!(
+                    "    {}: the card keeps the recorded run's figures; this run's differ within {} ({moved})",
+                    model.name,
+                    card_figures::TOLERANCE
+                );
+            }
+        }
         let rendered = codegen::render(&facts, &paths.root.join("rustfmt.toml"))?;
         let generated = paths.generated();
         if check {

