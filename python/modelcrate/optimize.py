@@ -5,7 +5,9 @@ Writes, next to `artifacts/<name>/onnx/model.onnx` (the FP32 export, variant `fp
 through optimum's ORTOptimizer), `model.int8.onnx` (dynamic INT8 of the FP32 graph with
 optimum's ORTQuantizer, the `avx512_vnni` config where the CPU has VNNI, `avx2`
 otherwise) and `model.O2.int8.onnx` (dynamic INT8 of the O2 graph with onnxruntime's
-`quantize_dynamic`: ORTQuantizer refuses optimized graphs). Every variant shares the FP32
+`quantize_dynamic`: ORTQuantizer refuses optimized graphs); for a sentence-embedding model
+also `model.int8-selective.onnx` (per-channel dynamic INT8 with the few MatMuls that move
+the embeddings most kept FP32, see `selective`). Every variant shares the FP32
 signature. `variants.json` lists each with its size, node count and fused operators, or,
 where a variant could not be made, why. A distilled student's variants are made the same
 ways by its own step (see `student`), listed in `variants.student.json`.
@@ -20,6 +22,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Callable
 
+from . import selective
 from .spec import Spec, from_cli, write_json
 
 # Operators whose presence shows that a fusion or quantization actually happened.
@@ -120,12 +123,25 @@ def int8_of(source: Path) -> Callable[[Path], None]:
     return make
 
 
-# A recipe: (variant name, file written, kind, how it was made, the function that makes it).
-Recipe = tuple[str, str, str, str, Callable[[Path], None]]
+# A recipe: (variant name, file written, kind, how it was made, the function that makes it
+# and may return facts of its making for the manifest).
+Recipe = tuple[str, str, str, str, Callable[[Path], "dict | None"]]
 
 
-def recipes(onnx_dir: Path) -> tuple[list[Recipe], str]:
+def selective_recipe(spec: Spec, prefix: str, source: str) -> list[Recipe]:
+    """The selective INT8 of `source`, for a sentence-embedding model only: its gate holds
+    every embedding to FP32's, which whole-graph INT8 misses (a classifier's gate, on the
+    test metric, is one that whole-graph INT8 holds)."""
+    if spec.task != "feature-extraction":
+        return []
+    stem = source.removesuffix(".onnx")
+    return [(f"{prefix}int8-selective", f"{stem}.int8-selective.onnx", "int8", selective.HOW,
+             selective.selective_int8(spec, spec.onnx_dir / source))]
+
+
+def recipes(spec: Spec) -> tuple[list[Recipe], str]:
     """The teacher's variants of `model.onnx`, and the INT8 config this CPU gets."""
+    onnx_dir = spec.onnx_dir
     quantize_fp32, int8_config = int8_of_fp32(onnx_dir)
     return [
         ("O1", "model.O1.onnx", "fp32", "ORTOptimizer O1", optimized(onnx_dir, "O1")),
@@ -135,18 +151,19 @@ def recipes(onnx_dir: Path) -> tuple[list[Recipe], str]:
          f"ORTQuantizer dynamic, per-tensor, {int8_config} config, of the FP32 graph", quantize_fp32),
         ("O2-int8", "model.O2.int8.onnx", "int8",
          "onnxruntime quantize_dynamic, per-tensor QInt8 weights, of the O2 graph", int8_of(onnx_dir / "model.O2.onnx")),
+        *selective_recipe(spec, "", "model.onnx"),
     ], int8_config
 
 
-def made(name: str, file_name: str, kind: str, how: str, make: Callable[[Path], None], onnx_dir: Path) -> dict:
+def made(name: str, file_name: str, kind: str, how: str, make: Callable[[Path], "dict | None"], onnx_dir: Path) -> dict:
     """Makes one variant; its manifest entry, or why it could not be made."""
     target = onnx_dir / file_name
     target.unlink(missing_ok=True)
     started = time.monotonic()
     try:
-        make(target)
+        facts = make(target) or {}
         print(f"{name}: {file_name} in {time.monotonic() - started:.1f}s", flush=True)
-        return {"name": name, "kind": kind, "made": True, "how": how, **describe(target)}
+        return {"name": name, "kind": kind, "made": True, "how": how, **describe(target), **facts}
     except Exception as error:  # a variant that cannot be made is recorded, not fatal
         target.unlink(missing_ok=True)
         print(f"{name}: could not be made: {error}", flush=True)
@@ -158,7 +175,7 @@ def optimize(spec: Spec) -> None:
     fp32 = onnx_dir / "model.onnx"
     if not fp32.is_file():
         raise SystemExit(f"no {fp32}: run `cargo xtask export` first")
-    teacher, int8_config = recipes(onnx_dir)
+    teacher, int8_config = recipes(spec)
     variants = [{"name": "fp32", "kind": "fp32", "made": True, "how": "optimum export", **describe(fp32)}]
     variants += [made(*recipe, onnx_dir) for recipe in teacher]
     write_json(onnx_dir / "variants.json", {"model": spec.name, "int8_config": int8_config, "variants": variants})

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from .export import onnx_of, signature
 from .golden import checkpoint_digest, reference
-from .optimize import Recipe, describe, int8_of, int8_of_fp32, made, optimized
+from .optimize import Recipe, describe, int8_of, int8_of_fp32, made, optimized, selective_recipe
 from .spec import OFFLINE_ENV, Spec, load, seed_everything, write_json
 
 # The student's FP32 export, beside the teacher's `model.onnx`.
@@ -66,9 +66,11 @@ def export(spec: Spec) -> None:
     print(f"exported {target}", flush=True)
 
 
-def recipes(onnx_dir: Path) -> tuple[list[Recipe], str]:
+def recipes(spec: Spec) -> tuple[list[Recipe], str]:
     """The student's variants of `model.student.onnx`: the ones the teacher's speed ranks
-    high (O2, the two INT8s), and the INT8 config this CPU gets."""
+    high (O2, the two INT8s, an embedding model's selective INT8), and the INT8 config this
+    CPU gets."""
+    onnx_dir = spec.onnx_dir
     quantize_fp32, int8_config = int8_of_fp32(onnx_dir, STUDENT_FILE)
     return [
         ("student-O2", "model.student.O2.onnx", "fp32", "ORTOptimizer O2 of the student",
@@ -78,6 +80,7 @@ def recipes(onnx_dir: Path) -> tuple[list[Recipe], str]:
         ("student-O2-int8", "model.student.O2.int8.onnx", "int8",
          "onnxruntime quantize_dynamic, per-tensor QInt8 weights, of the student's O2 graph",
          int8_of(onnx_dir / "model.student.O2.onnx")),
+        *selective_recipe(spec, "student-", STUDENT_FILE),
     ], int8_config
 
 
@@ -90,7 +93,7 @@ def optimize(spec: Spec) -> None:
         raise SystemExit(f"models/{spec.name}.toml has no [distill] section")
     teacher_layers = json.loads((onnx_dir / "config.json").read_text(encoding="utf-8"))["num_hidden_layers"]
     (onnx_dir / MANIFEST).unlink(missing_ok=True)
-    student_recipes, int8_config = recipes(onnx_dir)
+    student_recipes, int8_config = recipes(spec)
     variants = [{"name": "student", "kind": "fp32", "made": True, "how": "distilled, optimum export", **describe(student)}]
     variants += [made(*recipe, onnx_dir) for recipe in student_recipes]
     # What the parity gate holds a student to: its own PyTorch, and the teacher's metric.

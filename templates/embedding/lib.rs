@@ -10,7 +10,7 @@
 //! - **Data:** {{ model.data_description }}; each article's first line (its title) paired with the rest (its body): {{ model.train_examples }} pairs for training, {{ model.test_examples }} held out for testing
 //! - **Training:** {{ model.training }}; {{ model.epochs }} epoch(s), learning rate {{ model.learning_rate }}, max length {{ model.max_length }} tokens
 //! - **Retrieval (PyTorch), each held-out title as a query over all {{ model.test_examples }} held-out bodies:** recall@1 {{ embedding.recall_at_1 }} (base model {{ embedding.base_recall_at_1 }}), recall@10 {{ embedding.recall_at_10 }} (base model {{ embedding.base_recall_at_10 }})
-//! - **Variants:** FP32, graph-optimized O1/O2/O3 and dynamic INT8, each checked against PyTorch; `load` serves the one `cargo xtask select` chose (policy `{{ model.serve_policy }}`)
+//! - **Variants:** FP32, graph-optimized O1/O2/O3, dynamic INT8 and a selective INT8 (per-channel, the MatMuls that move the embeddings most kept FP32), each checked against PyTorch; `load` serves the one `cargo xtask select` chose (policy `{{ model.serve_policy }}`)
 {%- if let Some(student) = model.student %}
 //! - **Distilled student:** {{ student }}
 {%- endif %}

@@ -300,8 +300,7 @@ fn student_facts(paths: &Paths, spec: &ModelSpec) -> Result<Option<String>> {
         config.num_hidden_layers,
         distill.epochs,
         distill.learning_rate,
-        crate::spec::STUDENT_VARIANTS
-            .iter()
+        crate::spec::variants_for(&spec.task, crate::spec::STUDENT_VARIANTS)
             .map(|name| format!("`{name}`"))
             .collect::<Vec<_>>()
             .join(", "),

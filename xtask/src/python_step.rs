@@ -29,23 +29,26 @@ const EXPORTED_FILES: [&str; 7] = [
 /// What the export step adds for a SetFit model: its scikit-learn head.
 const SETFIT_HEAD_FILES: [&str; 2] = ["head.onnx", "head_signature.json"];
 
-/// What the optimize step writes into `onnx/`, besides `variants.json`.
-const VARIANT_FILES: [&str; 5] = [
+/// What the optimize step writes into `onnx/`, besides `variants.json` (the selective INT8
+/// for sentence-embedding models only).
+const VARIANT_FILES: [&str; 6] = [
     "model.O1.onnx",
     "model.O2.onnx",
     "model.O3.onnx",
     "model.int8.onnx",
     "model.O2.int8.onnx",
+    "model.int8-selective.onnx",
 ];
 
 /// What the student-export step writes into `onnx/`.
 const STUDENT_EXPORT: &str = "model.student.onnx";
 
 /// What the student-optimize step writes into `onnx/`: its variants and their manifest.
-const STUDENT_VARIANT_FILES: [&str; 4] = [
+const STUDENT_VARIANT_FILES: [&str; 5] = [
     "model.student.O2.onnx",
     "model.student.int8.onnx",
     "model.student.O2.int8.onnx",
+    "model.student.int8-selective.onnx",
     "variants.student.json",
 ];
 
@@ -151,6 +154,11 @@ impl PyStep {
         let golden = paths.golden(&spec.name);
         // A SetFit body is a sentence-embedding model: both export `pooling.json`.
         let embeddings = spec.task == "feature-extraction" || spec.is_setfit();
+        // What a sentence-embedding model's selective INT8 searches on (`selective.py`).
+        let calibration = (spec.task == "feature-extraction")
+            .then(|| [art.join("data/train.jsonl"), onnx.join("pooling.json")])
+            .into_iter()
+            .flatten();
         // The modules a task (or SetFit) adds to every step's code.
         let task_modules: &[&str] = match spec.task.as_str() {
             _ if spec.is_setfit() => &["fewshot", "embed"],
@@ -189,8 +197,9 @@ impl PyStep {
                 (inputs, outputs.collect())
             }
             Self::Optimize => {
-                let mut inputs = code(&["spec", "optimize"]);
+                let mut inputs = code(&["spec", "optimize", "selective"]);
                 inputs.extend([onnx.join("model.onnx"), onnx.join("config.json")]);
+                inputs.extend(calibration);
                 let mut outputs: Vec<PathBuf> = VARIANT_FILES.into_iter().map(|f| onnx.join(f)).collect();
                 outputs.push(onnx.join("variants.json"));
                 (inputs, outputs)
@@ -220,6 +229,7 @@ impl PyStep {
             Self::StudentOptimize => {
                 let mut inputs = code(STUDENT_MODULES);
                 inputs.extend([onnx.join(STUDENT_EXPORT), onnx.join("config.json")]);
+                inputs.extend(calibration);
                 (inputs, STUDENT_VARIANT_FILES.iter().map(|f| onnx.join(f)).collect())
             }
             Self::StudentGolden => {
@@ -247,6 +257,7 @@ const STUDENT_MODULES: &[&str] = &[
     "export",
     "optimize",
     "golden",
+    "selective",
     "student",
 ];
 

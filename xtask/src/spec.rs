@@ -203,9 +203,25 @@ const TASK_STRATEGIES: &[(&str, &[&str])] = &[
 pub const PRECISIONS: &[&str] = &["fp32", "bf16"];
 pub const POLICIES: &[&str] = &["fastest", "most_accurate", "named"];
 /// The variants the optimize step makes (`python/modelcrate/optimize.py`).
-pub const VARIANTS: &[&str] = &["fp32", "O1", "O2", "O3", "int8", "O2-int8"];
+pub const VARIANTS: &[&str] = &["fp32", "O1", "O2", "O3", "int8", "O2-int8", "int8-selective"];
 /// The variants it makes of a distilled student, for a spec with `[distill]`.
-pub const STUDENT_VARIANTS: &[&str] = &["student", "student-O2", "student-int8", "student-O2-int8"];
+pub const STUDENT_VARIANTS: &[&str] = &[
+    "student",
+    "student-O2",
+    "student-int8",
+    "student-O2-int8",
+    "student-int8-selective",
+];
+/// The variants made for sentence-embedding models only (`python/modelcrate/selective.py`).
+const EMBEDDING_ONLY_VARIANTS: &[&str] = &["int8-selective", "student-int8-selective"];
+
+/// Of `variants`, those the optimize steps make for a model of `task`.
+pub fn variants_for<'a>(task: &'a str, variants: &'a [&'static str]) -> impl Iterator<Item = &'static str> + 'a {
+    variants
+        .iter()
+        .copied()
+        .filter(move |variant| task == "feature-extraction" || !EMBEDDING_ONLY_VARIANTS.contains(variant))
+}
 /// Data sources the Python side can read, with the words the model card uses for them.
 pub const DATA_SOURCES: &[(&str, &str)] = &[
     (
@@ -361,9 +377,9 @@ impl ModelSpec {
         match (self.serve.policy.as_str(), &self.serve.variant) {
             ("named", None) => return field("serve.variant", "is required by policy `named`".into()),
             ("named", Some(variant)) => {
-                let mut known = VARIANTS.to_vec();
+                let mut known: Vec<&str> = variants_for(&self.task, VARIANTS).collect();
                 if self.distill.is_some() {
-                    known.extend(STUDENT_VARIANTS);
+                    known.extend(variants_for(&self.task, STUDENT_VARIANTS));
                 }
                 one_of("serve.variant", variant, &known)?
             }
@@ -808,6 +824,17 @@ seed = 42
         );
         let error = named("policy = \"quickest\"\n").unwrap_err().to_string();
         assert!(error.contains("field `serve.policy`"), "{error}");
+        // The selective INT8 is made for sentence-embedding models only.
+        let selective = "[serve]\npolicy = \"named\"\nvariant = \"int8-selective\"\n";
+        let error = parse(&format!("{VALID}{selective}")).unwrap_err().to_string();
+        assert!(
+            error.contains("field `serve.variant`: `int8-selective` is not one of"),
+            "{error}"
+        );
+        let embedder = VALID
+            .replace("text-classification", "feature-extraction")
+            .replace("\"full\"", "\"contrastive\"");
+        assert!(parse(&format!("{embedder}{selective}")).is_ok());
     }
 
     #[test]
