@@ -92,17 +92,20 @@ impl SessionPool {
                 message: "no such file".into(),
             });
         }
-        let open = |threads: usize, spinning: bool| -> Result<Session> {
+        let open = |threads: usize, shares_cores: bool| -> Result<Session> {
             let builder = Session::builder(environment)?
                 .with_optimization_level(GraphOptimizationLevel::All)?
                 .with_intra_threads(threads.max(1))?
                 .with_inter_threads(1)?;
-            // A wide session shares its cores with the narrow ones: its idle threads must
-            // sleep, not spin, or they would take the cores the next narrow runs need.
-            let mut builder = if spinning {
-                builder
+            // A wide session shares its cores with the narrow ones. Its threads spin while
+            // a run is under way (without spinning, each of the graph's parallel sections
+            // waits for a sleeping thread to wake: on a 2-core Xeon a 16-token text took
+            // 1.18 ms on two sleeping threads against 0.52 ms on one core) and stop as soon
+            // as the run returns, so they take no core the next narrow runs need.
+            let mut builder = if shares_cores {
+                builder.with_config_entry("session.force_spinning_stop", "1")?
             } else {
-                builder.with_intra_op_spinning(false)?
+                builder
             };
             builder.commit_from_file(model).map_err(|error| Error::Artifact {
                 path: model.to_path_buf(),
@@ -115,13 +118,13 @@ impl SessionPool {
                 intra_threads,
             } => {
                 let narrow = (0..sessions.max(1))
-                    .map(|_| open(intra_threads, true))
+                    .map(|_| open(intra_threads, false))
                     .collect::<Result<Vec<_>>>()?;
                 (None, narrow)
             }
             Layout::Adaptive { cores } => {
-                let wide = open(cores, false)?;
-                let narrow = (0..cores.max(1)).map(|_| open(1, true)).collect::<Result<Vec<_>>>()?;
+                let wide = open(cores, true)?;
+                let narrow = (0..cores.max(1)).map(|_| open(1, false)).collect::<Result<Vec<_>>>()?;
                 (Some(wide), narrow)
             }
         };
