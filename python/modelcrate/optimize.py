@@ -130,8 +130,8 @@ Recipe = tuple[str, str, str, str, Callable[[Path], "dict | None"]]
 
 def selective_recipe(spec: Spec, prefix: str, source: str) -> list[Recipe]:
     """The selective INT8 of `source`, for a sentence-embedding model only: its gate holds
-    every embedding to FP32's, which whole-graph INT8 misses (a classifier's gate, on the
-    test metric, is one that whole-graph INT8 holds)."""
+    every embedding to FP32's, which whole-graph INT8 misses by far (a classifier's gate is
+    its test metric, which the search's cosine does not measure)."""
     if spec.task != "feature-extraction":
         return []
     stem = source.removesuffix(".onnx")

@@ -13,12 +13,14 @@ the two kinds of text the model embeds; never the test split or the golden input
    lowest cosine to FP32's embeddings over the calibration texts;
 2. the most sensitive are kept in FP32, one more at a time, until the whole graph's lowest
    cosine on the calibration texts reaches `CALIBRATION_COSINE`: above the gate's 0.99,
-   because inputs the search never saw drift a little further (on news-embed's test split
-   0.994 where the calibration texts gave 0.995). At most `MAX_KEPT_FRACTION` of the
+   because inputs the search never saw drift further. At most `MAX_KEPT_FRACTION` of the
    MatMuls may stay FP32; past that the variant is not made, and the manifest says why.
 
-The parity gate then holds the result to the bounds of every INT8 variant. What was kept
-and what the search saw go into the variant's manifest entry.
+The parity gate then holds the result to the bounds of every INT8 variant, and it may
+still refuse it: news-embed's teacher kept 6 of 36 MatMuls, reached 0.9955 on the
+calibration texts and 0.994 on the test texts, but 0.989 on one golden input, so it fails;
+its student kept 2 of 18 and passes (0.994). What was kept and what the search saw go into
+the variant's manifest entry.
 """
 
 from __future__ import annotations
