@@ -3,14 +3,17 @@
 Writes, next to `artifacts/<name>/onnx/model.onnx` (the FP32 export, variant `fp32`):
 `model.O1.onnx`, `model.O2.onnx`, `model.O3.onnx` (ONNX Runtime graph optimization
 through optimum's ORTOptimizer), `model.int8.onnx` (dynamic INT8 of the FP32 graph with
-optimum's ORTQuantizer, the `avx512_vnni` config where the CPU has VNNI, `avx2`
-otherwise) and `model.O2.int8.onnx` (dynamic INT8 of the O2 graph with onnxruntime's
-`quantize_dynamic`: ORTQuantizer refuses optimized graphs); for a sentence-embedding model
-also `model.int8-selective.onnx` (per-channel dynamic INT8 with the few MatMuls that move
-the embeddings most kept FP32, see `selective`). Every variant shares the FP32
-signature. `variants.json` lists each with its size, node count and fused operators, or,
-where a variant could not be made, why. A distilled student's variants are made the same
-ways by its own step (see `student`), listed in `variants.student.json`.
+optimum's ORTQuantizer, per-channel weights, the `avx512_vnni` config where the CPU has
+VNNI, `avx2` otherwise), `model.O2.int8.onnx` (dynamic INT8 of the O2 graph with
+onnxruntime's `quantize_dynamic`, per-tensor weights: ORTQuantizer refuses optimized
+graphs) and
+`model.int8-static.onnx` (static QDQ INT8 of the FP32 graph's MatMuls, calibrated on
+training-split texts; see `quantize`); for a sentence-embedding model also
+`model.int8-selective.onnx` (per-channel dynamic INT8 with the few MatMuls that move the
+embeddings most kept FP32, see `selective`). Every variant shares the FP32 signature.
+`variants.json` lists each with its size, node count and fused operators, or, where a
+variant could not be made, why. A distilled student's variants are made the same ways by
+its own step (see `student`), listed in `variants.student.json`.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Callable
 
-from . import selective
+from . import quantize, selective
 from .spec import Spec, from_cli, write_json
 
 # Operators whose presence shows that a fusion or quantization actually happened.
@@ -38,6 +41,8 @@ FUSED_OPERATORS = (
     "DynamicQuantizeLinear",
     "DynamicQuantizeMatMul",
     "QAttention",
+    "QuantizeLinear",
+    "DequantizeLinear",
 )
 
 
@@ -90,7 +95,7 @@ def int8_of_fp32(onnx_dir: Path, source: str = "model.onnx") -> tuple[Callable[[
 
     vnni = cpu_has_vnni()
     config = (AutoQuantizationConfig.avx512_vnni if vnni else AutoQuantizationConfig.avx2)(
-        is_static=False, per_channel=False
+        is_static=False, per_channel=True
     )
 
     def make(target: Path) -> None:
@@ -105,20 +110,10 @@ def int8_of_fp32(onnx_dir: Path, source: str = "model.onnx") -> tuple[Callable[[
 
 
 def int8_of(source: Path) -> Callable[[Path], None]:
+    """Dynamic INT8 with per-tensor weights, where `int8` has per-channel ones (see
+    `quantize` for why both)."""
     def make(target: Path) -> None:
-        import onnx
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-
-        if not source.is_file():
-            raise RuntimeError(f"{source.name} was not made, so it cannot be quantized")
-        quantize_dynamic(
-            str(source),
-            str(target),
-            weight_type=QuantType.QInt8,
-            per_channel=False,
-            reduce_range=False,
-            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-        )
+        quantize.dynamic(source, target, per_channel=False)
 
     return make
 
@@ -148,9 +143,12 @@ def recipes(spec: Spec) -> tuple[list[Recipe], str]:
         ("O2", "model.O2.onnx", "fp32", "ORTOptimizer O2", optimized(onnx_dir, "O2")),
         ("O3", "model.O3.onnx", "fp32", "ORTOptimizer O3", optimized(onnx_dir, "O3")),
         ("int8", "model.int8.onnx", "int8",
-         f"ORTQuantizer dynamic, per-tensor, {int8_config} config, of the FP32 graph", quantize_fp32),
+         f"ORTQuantizer dynamic, per-channel, {int8_config} config, of the FP32 graph", quantize_fp32),
         ("O2-int8", "model.O2.int8.onnx", "int8",
          "onnxruntime quantize_dynamic, per-tensor QInt8 weights, of the O2 graph", int8_of(onnx_dir / "model.O2.onnx")),
+        ("int8-static", "model.int8-static.onnx", "int8",
+         f"{quantize.STATIC_HOW} on training-split texts, MatMuls only, of the FP32 graph",
+         quantize.static_of_text(spec, onnx_dir / "model.onnx")),
         *selective_recipe(spec, "", "model.onnx"),
     ], int8_config
 

@@ -26,66 +26,36 @@ the variant's manifest entry.
 from __future__ import annotations
 
 import json
-import random
 import tempfile
 from pathlib import Path
 from typing import Callable
 
+from . import quantize
 from .spec import Spec
 
 # The lowest cosine to FP32 on the calibration texts that ends the search.
 CALIBRATION_COSINE = 0.995
 # Most of the weight MatMuls that may stay FP32: beyond it the variant is hardly INT8.
 MAX_KEPT_FRACTION = 0.25
-# Calibration texts: this many titles and as many bodies of the training split.
-CALIBRATION_PAIRS = 48
 BATCH = 16
-
-
-def calibration_texts(spec: Spec) -> list[str]:
-    """Seeded titles and bodies of the training split."""
-    from .embed import title_and_body
-
-    rows = [json.loads(line)["text"] for line in (spec.data_dir / "train.jsonl").open(encoding="utf-8")]
-    chosen = random.Random(spec.train.seed).sample(rows, min(CALIBRATION_PAIRS, len(rows)))
-    pairs = [title_and_body(text) for text in chosen]
-    return [title for title, _ in pairs] + [body for _, body in pairs]
 
 
 class Embedder:
     """Pooled embeddings of fixed texts through an ONNX file, as the Rust side pools them."""
 
-    def __init__(self, spec: Spec, onnx_dir: Path, texts: list[str]):
-        from tokenizers import Tokenizer
-
-        pooling = json.loads((onnx_dir / "pooling.json").read_text(encoding="utf-8"))
+    def __init__(self, spec: Spec, source: Path, texts: list[str]):
+        pooling = json.loads((source.parent / "pooling.json").read_text(encoding="utf-8"))
         self.mode = pooling["mode"]
-        tokenizer = Tokenizer.from_file(str(onnx_dir / "tokenizer.json"))
-        tokenizer.enable_truncation(spec.train.max_length)
-        tokenizer.no_padding()
-        self.batches = [self.feed(tokenizer.encode_batch(texts[i : i + BATCH])) for i in range(0, len(texts), BATCH)]
-
-    @staticmethod
-    def feed(encodings) -> dict:
-        import numpy as np
-
-        width = max(len(e.ids) for e in encodings)
-        ids = np.zeros((len(encodings), width), np.int64)
-        mask = np.zeros_like(ids)
-        for row, encoding in enumerate(encodings):
-            ids[row, : len(encoding.ids)] = encoding.ids
-            mask[row, : len(encoding.ids)] = 1
-        return {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        self.batches = quantize.text_feeds(source, spec.train.max_length, texts, BATCH)
 
     def __call__(self, path: Path):
         import numpy as np
         import onnxruntime as ort
 
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        wanted = {i.name for i in session.get_inputs()}
         pooled = []
         for batch in self.batches:
-            hidden = session.run(["last_hidden_state"], {k: v for k, v in batch.items() if k in wanted})[0]
+            hidden = session.run(["last_hidden_state"], batch)[0]
             if self.mode == "cls":
                 pooled.append(hidden[:, 0])
             else:
@@ -104,32 +74,6 @@ def weight_matmuls(path: Path) -> list[str]:
     return [node.name for node in graph.node if node.op_type == "MatMul" and any(i in constants for i in node.input)]
 
 
-def quantize(source: Path, target: Path, only: list[str] | None = None, keep: list[str] = ()) -> None:
-    import logging
-
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    # quantize_dynamic warns on the root logger, at every call, that the graph was not
-    # pre-processed (symbolic shape inference, which this graph's dynamic axes refuse).
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
-    try:
-        quantize_dynamic(
-            str(source),
-            str(target),
-            weight_type=QuantType.QInt8,
-            per_channel=True,
-            reduce_range=False,
-            nodes_to_quantize=only,
-            nodes_to_exclude=list(keep),
-            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-        )
-    finally:
-        root.setLevel(level)
-
-
 def selective_int8(spec: Spec, source: Path) -> Callable[[Path], dict]:
     """Makes the selective INT8 of `source` (an FP32 graph beside `pooling.json`); returns
     the facts of the search for the manifest. Raises when no kept set within the limit
@@ -137,8 +81,8 @@ def selective_int8(spec: Spec, source: Path) -> Callable[[Path], dict]:
 
     def make(target: Path) -> dict:
         onnx_dir = source.parent
-        texts = calibration_texts(spec)
-        embed = Embedder(spec, onnx_dir, texts)
+        texts = quantize.calibration_texts(spec)
+        embed = Embedder(spec, source, texts)
         reference = embed(source)
 
         def lowest_cosine(path: Path) -> float:
@@ -149,13 +93,13 @@ def selective_int8(spec: Spec, source: Path) -> Callable[[Path], dict]:
             trial = Path(scratch) / "trial.onnx"
             sensitivity = []
             for node in nodes:
-                quantize(source, trial, only=[node])
+                quantize.dynamic(source, trial, per_channel=True, only=[node])
                 sensitivity.append((1.0 - lowest_cosine(trial), node))
         ranked = [node for _, node in sorted(sensitivity, reverse=True)]
         limit = int(len(nodes) * MAX_KEPT_FRACTION)
         tried = []
         for kept in range(limit + 1):
-            quantize(source, target, keep=ranked[:kept])
+            quantize.dynamic(source, target, per_channel=True, keep=ranked[:kept])
             cosine = lowest_cosine(target)
             tried.append(round(cosine, 5))
             print(f"  {kept} of {len(nodes)} MatMuls kept FP32: lowest calibration cosine {cosine:.5f}", flush=True)

@@ -76,7 +76,7 @@ def recipes(spec: Spec) -> tuple[list[Recipe], str]:
         ("student-O2", "model.student.O2.onnx", "fp32", "ORTOptimizer O2 of the student",
          optimized(onnx_dir, "O2", STUDENT_FILE)),
         ("student-int8", "model.student.int8.onnx", "int8",
-         f"ORTQuantizer dynamic, per-tensor, {int8_config} config, of the student's FP32 graph", quantize_fp32),
+         f"ORTQuantizer dynamic, per-channel, {int8_config} config, of the student's FP32 graph", quantize_fp32),
         ("student-O2-int8", "model.student.O2.int8.onnx", "int8",
          "onnxruntime quantize_dynamic, per-tensor QInt8 weights, of the student's O2 graph",
          int8_of(onnx_dir / "model.student.O2.onnx")),

@@ -40,11 +40,11 @@ import json
 import os
 import pickle
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable
 
+from . import quantize
 from .spec import OFFLINE_ENV, Spec, load, seed_everything, write_json
 
 # What each base-model package holds and how torchvision builds it.
@@ -401,8 +401,6 @@ def ort_optimized(source: Path, level: str) -> Callable[[Path], None]:
 
 def static_int8(spec: Spec, settings: dict, source: Path) -> Callable[[Path], None]:
     def make(target: Path) -> None:
-        from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-        from onnxruntime.quantization.shape_inference import quant_pre_process
         from PIL import Image
 
         images, labels = animal_shapes()
@@ -413,34 +411,14 @@ def static_int8(spec: Spec, settings: dict, source: Path) -> Callable[[Path], No
             by_class.setdefault(int(labels[index]), []).append(index)
         chosen = [by_class[c][i] for i in range(CALIBRATION_IMAGES // len(by_class)) for c in sorted(by_class)]
         prepare = transform(settings)
-
-        class Reader(CalibrationDataReader):
-            def __init__(self) -> None:
-                self.batches = iter(
-                    {"pixel_values": prepare(Image.fromarray(images[i], mode="L")).unsqueeze(0).numpy()} for i in chosen
-                )
-
-            def get_next(self):
-                return next(self.batches, None)
-
-        with tempfile.TemporaryDirectory(dir=spec.artifact_dir) as scratch:
-            prepared = Path(scratch) / "prepared.onnx"
-            quant_pre_process(str(source), str(prepared))
-            quantize_static(
-                str(prepared),
-                str(target),
-                Reader(),
-                quant_format=QuantFormat.QDQ,
-                per_channel=True,
-                activation_type=QuantType.QUInt8,
-                weight_type=QuantType.QInt8,
-            )
+        feeds = ({"pixel_values": prepare(Image.fromarray(images[i], mode="L")).unsqueeze(0).numpy()} for i in chosen)
+        quantize.static(source, target, feeds, pre_process=True)
 
     return make
 
 
 def optimize(spec: Spec, settings: dict) -> None:
-    from .optimize import describe
+    from .optimize import describe, made
 
     onnx_dir = spec.onnx_dir
     fp32 = onnx_dir / "model.onnx"
@@ -453,24 +431,12 @@ def optimize(spec: Spec, settings: dict) -> None:
             "int8",
             "model.int8.onnx",
             "int8",
-            f"onnxruntime quantize_static, QDQ, per-channel QInt8 weights, QUInt8 activations, "
-            f"MinMax calibration on {CALIBRATION_IMAGES} training images",
+            f"{quantize.STATIC_HOW} on {CALIBRATION_IMAGES} training images",
             static_int8(spec, settings, fp32),
         ),
     ]
     variants = [{"name": "fp32", "kind": "fp32", "made": True, "how": "torch.onnx.export", **describe(fp32)}]
-    for name, file_name, kind, how, make in recipes:
-        target = onnx_dir / file_name
-        target.unlink(missing_ok=True)
-        started = time.monotonic()
-        try:
-            make(target)
-            variants.append({"name": name, "kind": kind, "made": True, "how": how, **describe(target)})
-            print(f"{name}: {file_name} in {time.monotonic() - started:.1f}s", flush=True)
-        except Exception as error:  # a variant that cannot be made is recorded, not fatal
-            target.unlink(missing_ok=True)
-            variants.append({"name": name, "kind": kind, "made": False, "how": how, "why": f"{type(error).__name__}: {error}"})
-            print(f"{name}: could not be made: {error}", flush=True)
+    variants += [made(*recipe, onnx_dir) for recipe in recipes]
     for name, kind in (("O3", "fp32"), ("O2-int8", "int8")):
         why = "transformer fusions (GELU approximation, quantized attention) that a CNN does not have"
         variants.append({"name": name, "kind": kind, "made": False, "how": "not made for image models", "why": why})

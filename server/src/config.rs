@@ -39,7 +39,7 @@ pub struct Config {
     pub models: Vec<String>,
     /// Variant of each model to serve: `serving` loads the one `cargo xtask select` chose
     /// (onnx/serving.json; FP32 when there is none), otherwise a name from onnx/variants.json
-    /// (`fp32`, `O1`, `O2`, `int8`, `O2-int8`, …) or an ONNX file name.
+    /// (`fp32`, `O1`, `O2`, `int8`, `O2-int8`, `int8-static`, …) or an ONNX file name.
     #[arg(long, env = "MODELCRATE_VARIANT", default_value = "serving")]
     pub variant: String,
     /// How each model's runs share the cores. `measured`: what `cargo xtask select`

@@ -155,6 +155,16 @@ fn each_change_invalidates_exactly_the_steps_it_can_affect() {
         )),
         export
     );
+    // The quantizers: every text model's variants, never its training or reference.
+    let mut quantize = set(&["news-embed:optimize", "news-topic:optimize"]);
+    quantize.extend(student_steps());
+    assert_eq!(
+        invalidated(&paths, |root| append(
+            &root.join("python/modelcrate/quantize.py"),
+            "\n# changed\n"
+        )),
+        quantize
+    );
     // A task's module: every step of the models of that task that imports it.
     assert_eq!(
         invalidated(&paths, |root| append(

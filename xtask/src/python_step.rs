@@ -31,12 +31,13 @@ const SETFIT_HEAD_FILES: [&str; 2] = ["head.onnx", "head_signature.json"];
 
 /// What the optimize step writes into `onnx/`, besides `variants.json` (the selective INT8
 /// for sentence-embedding models only).
-const VARIANT_FILES: [&str; 6] = [
+const VARIANT_FILES: [&str; 7] = [
     "model.O1.onnx",
     "model.O2.onnx",
     "model.O3.onnx",
     "model.int8.onnx",
     "model.O2.int8.onnx",
+    "model.int8-static.onnx",
     "model.int8-selective.onnx",
 ];
 
@@ -154,11 +155,12 @@ impl PyStep {
         let golden = paths.golden(&spec.name);
         // A SetFit body is a sentence-embedding model: both export `pooling.json`.
         let embeddings = spec.task == "feature-extraction" || spec.is_setfit();
-        // What a sentence-embedding model's selective INT8 searches on (`selective.py`).
-        let calibration = (spec.task == "feature-extraction")
-            .then(|| [art.join("data/train.jsonl"), onnx.join("pooling.json")])
+        // What the static INT8 is calibrated on and a sentence-embedding model's selective
+        // INT8 searches on, with what (`quantize.py`, `selective.py`).
+        let pooling = (spec.task == "feature-extraction").then(|| onnx.join("pooling.json"));
+        let calibration = [art.join("data/train.jsonl"), onnx.join("tokenizer.json")]
             .into_iter()
-            .flatten();
+            .chain(pooling);
         // The modules a task (or SetFit) adds to every step's code.
         let task_modules: &[&str] = match spec.task.as_str() {
             _ if spec.is_setfit() => &["fewshot", "embed"],
@@ -197,7 +199,7 @@ impl PyStep {
                 (inputs, outputs.collect())
             }
             Self::Optimize => {
-                let mut inputs = code(&["spec", "optimize", "selective"]);
+                let mut inputs = code(&["spec", "optimize", "quantize", "selective"]);
                 inputs.extend([onnx.join("model.onnx"), onnx.join("config.json")]);
                 inputs.extend(calibration);
                 let mut outputs: Vec<PathBuf> = VARIANT_FILES.into_iter().map(|f| onnx.join(f)).collect();
@@ -257,6 +259,7 @@ const STUDENT_MODULES: &[&str] = &[
     "export",
     "optimize",
     "golden",
+    "quantize",
     "selective",
     "student",
 ];
@@ -290,7 +293,8 @@ impl PyStep {
                 (inputs, outputs)
             }
             Self::Optimize => {
-                let mut inputs = code(&["optimize"]);
+                // `optimize` lends `describe` and `made`; `quantize` the static INT8.
+                let mut inputs = code(&["optimize", "quantize", "selective"]);
                 inputs.extend([onnx.join("model.onnx"), art.join("data/split.json")]);
                 let outputs = ["model.O1.onnx", "model.O2.onnx", "model.int8.onnx", "variants.json"]
                     .iter()

@@ -203,7 +203,16 @@ const TASK_STRATEGIES: &[(&str, &[&str])] = &[
 pub const PRECISIONS: &[&str] = &["fp32", "bf16"];
 pub const POLICIES: &[&str] = &["fastest", "most_accurate", "named"];
 /// The variants the optimize step makes (`python/modelcrate/optimize.py`).
-pub const VARIANTS: &[&str] = &["fp32", "O1", "O2", "O3", "int8", "O2-int8", "int8-selective"];
+pub const VARIANTS: &[&str] = &[
+    "fp32",
+    "O1",
+    "O2",
+    "O3",
+    "int8",
+    "O2-int8",
+    "int8-static",
+    "int8-selective",
+];
 /// The variants it makes of a distilled student, for a spec with `[distill]`.
 pub const STUDENT_VARIANTS: &[&str] = &[
     "student",
@@ -214,13 +223,16 @@ pub const STUDENT_VARIANTS: &[&str] = &[
 ];
 /// The variants made for sentence-embedding models only (`python/modelcrate/selective.py`).
 const EMBEDDING_ONLY_VARIANTS: &[&str] = &["int8-selective", "student-int8-selective"];
+/// The variants made for text models only: an image model's own INT8 is static
+/// (`python/modelcrate/vision.py`), so it has no second one.
+const TEXT_ONLY_VARIANTS: &[&str] = &["int8-static"];
 
 /// Of `variants`, those the optimize steps make for a model of `task`.
 pub fn variants_for<'a>(task: &'a str, variants: &'a [&'static str]) -> impl Iterator<Item = &'static str> + 'a {
-    variants
-        .iter()
-        .copied()
-        .filter(move |variant| task == "feature-extraction" || !EMBEDDING_ONLY_VARIANTS.contains(variant))
+    variants.iter().copied().filter(move |variant| {
+        (task == "feature-extraction" || !EMBEDDING_ONLY_VARIANTS.contains(variant))
+            && (task != "image-classification" || !TEXT_ONLY_VARIANTS.contains(variant))
+    })
 }
 /// Data sources the Python side can read, with the words the model card uses for them.
 pub const DATA_SOURCES: &[(&str, &str)] = &[
@@ -835,6 +847,9 @@ seed = 42
             .replace("text-classification", "feature-extraction")
             .replace("\"full\"", "\"contrastive\"");
         assert!(parse(&format!("{embedder}{selective}")).is_ok());
+        // Every text model has a static INT8 (an image model's is in the test below).
+        let text_static = "[serve]\npolicy = \"named\"\nvariant = \"int8-static\"\n";
+        assert!(parse(&format!("{VALID}{text_static}")).is_ok());
     }
 
     #[test]
@@ -874,6 +889,14 @@ seed = 42
         .unwrap_err()
         .to_string();
         assert!(error.contains("field `image`: is for image models"), "{error}");
+        // An image model's INT8 is static already: it has no `int8-static`.
+        let text_static = "[serve]\npolicy = \"named\"\nvariant = \"int8-static\"\n";
+        let error = parse(&format!("{image}{text_static}")).unwrap_err().to_string();
+        assert!(
+            error.contains("field `serve.variant`: `int8-static` is not one of"),
+            "{error}"
+        );
+        assert!(parse(&format!("{image}{}", text_static.replace("int8-static", "int8"))).is_ok());
     }
 
     #[test]
