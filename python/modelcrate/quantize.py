@@ -3,17 +3,19 @@ quantizes (`optimize`, `student`, `selective`, `vision`).
 
 - `dynamic`: weights to INT8 ahead of time, each activation's scale computed at run time
   from the values it holds. Weights per channel (a scale for each output column) or per
-  tensor: neither holds every gate. Per channel lifted news-topic-head's INT8 from 3.4
-  points under FP32's test accuracy to 0.45 and news-topic's from 0.67 to 0.22, at the
-  same speed within the noise; per tensor kept release-topics' O2 INT8 inside its gate,
-  where per channel fell 1.67 points of exact match under FP32 (2026-12-05, this machine).
-  So the optimize steps make both (`int8` per channel, `O2-int8` per tensor), and the gate
-  and `measure` choose.
+  tensor: neither holds every gate. Per channel took news-topic-head's INT8 from 2.92
+  points under FP32's test accuracy (per tensor) to 0.45, and news-topic's from 0.67 (by
+  hand) to 0.22, at the same speed within the noise; per tensor kept release-topics' O2
+  INT8 inside its gate (0.83 points of exact match under FP32), where per channel fell
+  1.33-1.67 under (2026-12-05, this machine). So the optimize steps make both (`int8` per
+  channel, `O2-int8` per tensor), and the gate and `measure` choose.
 - `static`: weights and activations to INT8 ahead of time, the activations' ranges from
-  calibration inputs (MinMax), written as QDQ pairs for ONNX Runtime to fuse. On this CPU
-  it lost to dynamic on the transformers (news-topic, by hand: 0.82-0.88x its speed,
-  accuracy 0.9708; QDQ with signed activations 0.12-0.30x), and is what a CNN needs
-  (ASSETS.md: dynamic INT8 is poor there); `measure` and the gate decide per model.
+  calibration inputs (MinMax), written as QDQ pairs for ONNX Runtime to fuse. It is what
+  a CNN needs (ASSETS.md: dynamic INT8 is poor there). On the transformers here it lost
+  to dynamic: where it held its gate (news-topic, -lora, -fewshot, release-ner) it ran
+  0.82-0.90x the per-channel dynamic INT8's batch-32 throughput, and it missed on
+  news-topic-head (7.42 points), release-topics (6.33) and news-embed (cosine 0.77);
+  `measure` and the gate decide per model and machine.
 """
 
 from __future__ import annotations
