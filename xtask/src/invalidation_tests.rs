@@ -91,6 +91,16 @@ fn append(path: &Path, text: &str) {
     fs::write(path, content).unwrap();
 }
 
+/// The steps that a comment appended to `file` (Python or Rust source) invalidates.
+fn commented(paths: &Paths, file: &str) -> BTreeSet<String> {
+    let comment = if file.ends_with(".py") {
+        "\n# changed\n"
+    } else {
+        "\n// changed\n"
+    };
+    invalidated(paths, |root| append(&root.join(file), comment))
+}
+
 fn set(steps: &[&str]) -> BTreeSet<String> {
     steps.iter().map(|s| s.to_string()).collect()
 }
@@ -148,29 +158,14 @@ fn each_change_invalidates_exactly_the_steps_it_can_affect() {
     // run through the teacher's export, optimize and golden).
     let mut export = set(&["news-embed:export", "news-topic:export"]);
     export.extend(student_steps());
-    assert_eq!(
-        invalidated(&paths, |root| append(
-            &root.join("python/modelcrate/export.py"),
-            "\n# changed\n"
-        )),
-        export
-    );
+    assert_eq!(commented(&paths, "python/modelcrate/export.py"), export);
     // The quantizers: every text model's variants, never its training or reference.
     let mut quantize = set(&["news-embed:optimize", "news-topic:optimize"]);
     quantize.extend(student_steps());
-    assert_eq!(
-        invalidated(&paths, |root| append(
-            &root.join("python/modelcrate/quantize.py"),
-            "\n# changed\n"
-        )),
-        quantize
-    );
+    assert_eq!(commented(&paths, "python/modelcrate/quantize.py"), quantize);
     // A task's module: every step of the models of that task that imports it.
     assert_eq!(
-        invalidated(&paths, |root| append(
-            &root.join("python/modelcrate/embed.py"),
-            "\n# changed\n"
-        )),
+        commented(&paths, "python/modelcrate/embed.py"),
         python_steps("news-embed").into_iter().collect()
     );
     // A module a step imports at its top level (`train` imports `fit`): the steps that
@@ -178,13 +173,7 @@ fn each_change_invalidates_exactly_the_steps_it_can_affect() {
     let mut fit: BTreeSet<String> = python_steps("news-embed").into_iter().collect();
     fit.extend(["train", "distill", "golden"].map(|s| format!("news-topic:{s}")));
     fit.extend(["export", "optimize", "golden"].map(|s| format!("news-topic:student-{s}")));
-    assert_eq!(
-        invalidated(&paths, |root| append(
-            &root.join("python/modelcrate/fit.py"),
-            "\n# changed\n"
-        )),
-        fit
-    );
+    assert_eq!(commented(&paths, "python/modelcrate/fit.py"), fit);
     // A golden input: that model's golden outputs (the student's too) and its checks
     // against them.
     let mut golden = set(&["news-topic:golden", "news-topic:student-golden"]);
@@ -199,25 +188,13 @@ fn each_change_invalidates_exactly_the_steps_it_can_affect() {
     );
     // The parity code, and the runtime: every model's checks, no training.
     assert_eq!(
-        invalidated(&paths, |root| append(
-            &root.join("server/src/parity/classification.rs"),
-            "\n// changed\n"
-        )),
+        commented(&paths, "server/src/parity/classification.rs"),
         checks(&MODELS)
     );
-    assert_eq!(
-        invalidated(&paths, |root| append(
-            &root.join("runtime/src/text.rs"),
-            "\n// changed\n"
-        )),
-        checks(&MODELS)
-    );
+    assert_eq!(commented(&paths, "runtime/src/text.rs"), checks(&MODELS));
     // One model's generated crate: its checks only.
     assert_eq!(
-        invalidated(&paths, |root| append(
-            &root.join("generated/news-embed/src/lib.rs"),
-            "\n// changed\n"
-        )),
+        commented(&paths, "generated/news-embed/src/lib.rs"),
         checks(&["news-embed"])
     );
     // A new workspace member in Cargo.lock (a new model's crate): nothing.
