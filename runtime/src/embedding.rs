@@ -6,34 +6,16 @@
 
 use std::path::Path;
 
+pub use modelcrate_schema::Pooling;
+use modelcrate_schema::PoolingFile;
 use ndarray::{ArrayView3, Ix3};
 use ort::session::Session;
-use serde::Deserialize;
 
 use crate::error::{Error, Result};
 use crate::pool::{Lane, SessionPool};
 use crate::registry::{LoadOptions, ModelInfo, Task};
 use crate::signature::Signature;
 use crate::text::{EncodedBatch, TextEncoder, TextModelParts};
-
-/// How token vectors become one vector (sentence-transformers' `Pooling` module).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Pooling {
-    /// The mean of the token vectors under the attention mask.
-    Mean,
-    /// The first token's vector (`[CLS]`).
-    Cls,
-}
-
-impl Pooling {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Mean => "mean",
-            Self::Cls => "cls",
-        }
-    }
-}
 
 /// What a generated crate knows of its embedding model, as constants.
 #[derive(Debug, Clone, Copy)]
@@ -100,14 +82,7 @@ impl Pooler {
 
     /// The artifact's `pooling.json` must describe this pooling.
     pub fn check(&self, path: &Path) -> Result<()> {
-        let text = std::fs::read_to_string(path).map_err(|error| Error::Artifact {
-            path: path.to_path_buf(),
-            message: error.to_string(),
-        })?;
-        let found: PoolingJson = serde_json::from_str(&text).map_err(|error| Error::Artifact {
-            path: path.to_path_buf(),
-            message: format!("malformed: {error}"),
-        })?;
+        let found: PoolingFile = crate::json_file::read(path)?;
         if found.mode == self.pooling && found.normalize == self.normalize && found.dimension == self.dimension {
             Ok(())
         } else {
@@ -125,14 +100,6 @@ impl Pooler {
             })
         }
     }
-}
-
-/// `pooling.json`, as the export step writes it from the checkpoint's modules.
-#[derive(Debug, Deserialize)]
-struct PoolingJson {
-    mode: Pooling,
-    normalize: bool,
-    dimension: usize,
 }
 
 /// A loaded sentence-embedding model: tokenizer, session pool and its pooling.

@@ -34,65 +34,9 @@ use tokio::sync::oneshot;
 
 use crate::error::{Error, Result};
 use crate::image;
+use crate::policy::MergeLimits;
 use crate::pool::{Lane, Layout};
 use crate::registry::LoadedModel;
-
-/// How many rows a merged run may hold, by its padded length (tokens of its longest
-/// row; an image counts as one).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct MergeLimits {
-    /// `(up_to_tokens, max_rows)`, ascending by length; lengths past the last step take
-    /// its rows. Empty: no limit beyond the batch options.
-    pub steps: Vec<MergeStep>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct MergeStep {
-    pub up_to_tokens: usize,
-    pub max_rows: usize,
-}
-
-impl MergeLimits {
-    /// Rows merge up to the batch options' limits, whatever their length.
-    pub fn unlimited() -> Self {
-        Self { steps: Vec::new() }
-    }
-
-    /// Every run holds one row: requests are never merged.
-    pub fn never() -> Self {
-        Self {
-            steps: vec![MergeStep {
-                up_to_tokens: usize::MAX,
-                max_rows: 1,
-            }],
-        }
-    }
-
-    /// The most rows a run of padded length `tokens` may hold (at least one).
-    pub fn max_rows(&self, tokens: usize) -> usize {
-        let step = self
-            .steps
-            .iter()
-            .find(|step| tokens <= step.up_to_tokens)
-            .or(self.steps.last());
-        step.map_or(usize::MAX, |step| step.max_rows.max(1))
-    }
-
-    /// `≤16 tokens: 8 rows, ≤64: 4, longer: 1`, or `no limit`.
-    pub fn describe(&self) -> String {
-        if self.steps.is_empty() {
-            return "no limit by length".into();
-        }
-        self.steps
-            .iter()
-            .map(|step| match step.up_to_tokens {
-                usize::MAX => format!("longer: {} row(s)", step.max_rows),
-                tokens => format!("≤{tokens} tokens: {} row(s)", step.max_rows),
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-}
 
 /// How requests are merged and how much may wait.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -593,6 +537,7 @@ fn runs<'r>(sorted: &'r [usize], length: impl Fn(usize) -> usize, options: &Batc
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::MergeStep;
 
     fn options(max_batch_size: usize, max_batch_tokens: usize) -> BatchingOptions {
         BatchingOptions {
@@ -641,20 +586,6 @@ mod tests {
         // Up to 8 tokens three rows, up to 16 two, beyond one: lengths past the last step
         // take its limit.
         assert_eq!(cut, vec![&[0, 1, 2][..], &[3, 4][..], &[5][..], &[6][..], &[7][..]]);
-    }
-
-    #[test]
-    fn merge_limits_never_go_below_one_row_and_empty_means_no_limit() {
-        assert_eq!(MergeLimits::never().max_rows(1), 1);
-        assert_eq!(MergeLimits::never().max_rows(100_000), 1);
-        assert_eq!(MergeLimits::unlimited().max_rows(128), usize::MAX);
-        let zero = MergeLimits {
-            steps: vec![MergeStep {
-                up_to_tokens: 64,
-                max_rows: 0,
-            }],
-        };
-        assert_eq!(zero.max_rows(10), 1);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 use std::borrow::Cow;
 use std::path::Path;
 
+use modelcrate_schema::{PreprocessorConfig, Task};
 use ndarray::{Array2, Array3, Array4, Axis};
 use ort::session::{Session, SessionInputValue};
 use ort::value::TensorRef;
@@ -15,7 +16,7 @@ use crate::classification::{
 use crate::error::{Error, Result};
 use crate::image::{self, DEFAULT_MAX_PIXELS, ImageError, Preprocessing};
 use crate::pool::{Lane, SessionPool};
-use crate::registry::{LoadOptions, ModelInfo, Task};
+use crate::registry::{LoadOptions, ModelInfo};
 use crate::signature::Signature;
 use crate::variants;
 
@@ -155,31 +156,21 @@ impl ImageClassifier {
 /// The artifact's `preprocessor_config.json` must describe the transform the crate was
 /// generated with: a model fed other pixels than it was trained on fails silently.
 fn check_preprocessing(path: &Path, expected: &Preprocessing) -> Result<()> {
-    let unreadable = |message: String| Error::Artifact {
-        path: path.to_path_buf(),
-        message,
-    };
-    let text = std::fs::read_to_string(path).map_err(|error| unreadable(error.to_string()))?;
-    let value: serde_json::Value = serde_json::from_str(&text).map_err(|error| unreadable(error.to_string()))?;
-    let number = |pointer: &str| value.pointer(pointer).and_then(serde_json::Value::as_f64);
-    let triple = |key: &str| -> Option<[f32; 3]> {
-        let list = value.get(key)?.as_array()?;
-        let numbers: Vec<f32> = list.iter().filter_map(|v| v.as_f64().map(|f| f as f32)).collect();
-        numbers.try_into().ok()
-    };
+    let config: PreprocessorConfig = crate::json_file::read(path)?;
+    let single = |triple: [f64; 3]| triple.map(|value| value as f32);
     let found = (
-        number("/size/shortest_edge"),
-        number("/crop_size/height"),
-        number("/crop_size/width"),
-        triple("image_mean"),
-        triple("image_std"),
+        config.size.shortest_edge,
+        config.crop_size.height,
+        config.crop_size.width,
+        single(config.image_mean),
+        single(config.image_std),
     );
     let wanted = (
-        Some(f64::from(expected.resize_shortest)),
-        Some(f64::from(expected.crop)),
-        Some(f64::from(expected.crop)),
-        Some(expected.mean),
-        Some(expected.std),
+        expected.resize_shortest,
+        expected.crop,
+        expected.crop,
+        expected.mean,
+        expected.std,
     );
     if found == wanted {
         Ok(())

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+pub use modelcrate_schema::Task;
 use ndarray::{Array4, s};
 use tokenizers::Encoding;
 
@@ -18,27 +19,6 @@ use crate::signature::Signature;
 use crate::text::{EncodedBatch, TextEncoder};
 use crate::token_classification::{AggregationStrategy, TokenClassifier};
 use crate::variants::{Resolved, VariantChoice};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Task {
-    TextClassification,
-    /// Sentence embeddings (the Hugging Face pipeline's name for it).
-    FeatureExtraction,
-    /// Named entities: a label per token, aggregated into entities.
-    TokenClassification,
-    ImageClassification,
-}
-
-impl Task {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::TextClassification => "text-classification",
-            Self::FeatureExtraction => "feature-extraction",
-            Self::TokenClassification => "token-classification",
-            Self::ImageClassification => "image-classification",
-        }
-    }
-}
 
 /// How to load a model: which variant of its folder, and the thread layout.
 #[derive(Debug, Clone)]

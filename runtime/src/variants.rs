@@ -4,22 +4,17 @@
 //! measurement among those that passed their parity gate, to `serving.json`. Every variant
 //! shares the FP32 signature, so any of them loads through the same generated crate.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+
+pub use modelcrate_schema::{
+    Candidate, FP32, FP32_FILE, SERVING_FILE, STUDENT_VARIANTS_FILE, Serving, Student, TestMetric, VARIANTS_FILE,
+    Variant, VariantKind, Variants,
+};
 
 use crate::error::{Error, Result};
-
-/// The manifest of variants, as `python/modelcrate/optimize.py` writes it.
-pub const VARIANTS_FILE: &str = "variants.json";
-/// A distilled student's variants, as `python/modelcrate/student.py` writes them (the
-/// same schema), made after the teacher's and read as part of the same list.
-pub const STUDENT_VARIANTS_FILE: &str = "variants.student.json";
-/// The serving choice, as `cargo xtask select` writes it.
-pub const SERVING_FILE: &str = "serving.json";
-/// The FP32 export, which exists before any variant is made.
-pub const FP32: &str = "fp32";
-const FP32_FILE: &str = "model.onnx";
+use crate::json_file::read_optional;
 
 /// Which variant to load.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -41,152 +36,21 @@ impl VariantChoice {
     }
 }
 
-/// How far a variant's outputs may drift from PyTorch's, by how it was made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum VariantKind {
-    /// The FP32 export or a graph-optimized copy of it: FP32 parity bounds.
-    Fp32,
-    /// Quantized to INT8 (dynamically, or statically with calibration): the INT8 gate
-    /// (task metric within 1.0 point).
-    Int8,
-}
-
-impl VariantKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Fp32 => "fp32",
-            Self::Int8 => "int8",
-        }
+/// Reads `dir/variants.json` with the student's variants after the teacher's, when
+/// `variants.student.json` is there too; `None` when the optimize step has not run.
+pub fn read_variants(dir: &Path) -> Result<Option<Variants>> {
+    let Some(mut variants) = read_optional::<Variants>(&dir.join(VARIANTS_FILE))? else {
+        return Ok(None);
+    };
+    if let Some(student) = read_optional::<Variants>(&dir.join(STUDENT_VARIANTS_FILE))? {
+        variants.variants.extend(student.variants);
     }
+    Ok(Some(variants))
 }
 
-/// One entry of `variants.json`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Variant {
-    pub name: String,
-    pub kind: VariantKind,
-    pub made: bool,
-    /// How it was made (optimum level, quantizer config, …).
-    #[serde(default)]
-    pub how: Option<String>,
-    #[serde(default)]
-    pub file: Option<String>,
-    /// Why it could not be made.
-    #[serde(default)]
-    pub why: Option<String>,
-    #[serde(default)]
-    pub size_bytes: Option<u64>,
-    #[serde(default)]
-    pub nodes: Option<u64>,
-    /// Fused operators by type, such as `Attention` or `SkipLayerNormalization`.
-    #[serde(default)]
-    pub fused: std::collections::BTreeMap<String, u64>,
-    /// A distilled student's variant: which of the teacher's layers it kept.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub student: Option<Student>,
-}
-
-/// What a distilled student kept of its teacher. A student's variants are held to the
-/// student's own PyTorch outputs (`<artifacts>/<name>/student/reference.json`) and to the
-/// teacher's test metric.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Student {
-    /// The teacher's encoder layers the student kept, in order.
-    pub kept_layers: Vec<usize>,
-    pub teacher_layers: usize,
-}
-
-/// `variants.json`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Variants {
-    pub model: String,
-    #[serde(default)]
-    pub int8_config: Option<String>,
-    pub variants: Vec<Variant>,
-}
-
-impl Variants {
-    /// Reads `dir/variants.json` with the student's variants after the teacher's, when
-    /// `variants.student.json` is there too; `None` when the optimize step has not run.
-    pub fn read(dir: &Path) -> Result<Option<Self>> {
-        let Some(mut variants) = read_json::<Self>(&dir.join(VARIANTS_FILE))? else {
-            return Ok(None);
-        };
-        if let Some(student) = read_json::<Self>(&dir.join(STUDENT_VARIANTS_FILE))? {
-            variants.variants.extend(student.variants);
-        }
-        Ok(Some(variants))
-    }
-
-    /// The variants that were made.
-    pub fn made(&self) -> impl Iterator<Item = &Variant> {
-        self.variants.iter().filter(|v| v.made && v.file.is_some())
-    }
-}
-
-/// `serving.json`: the variant that serves and why it was chosen.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Serving {
-    pub model: String,
-    /// The spec's policy: `fastest`, `most_accurate` or `named`.
-    pub policy: String,
-    pub variant: String,
-    pub file: String,
-    pub kind: VariantKind,
-    /// One sentence on why this variant, with the figures that decided it.
-    pub reason: String,
-    /// How the engine runs this variant, chosen from its measured costs; absent in a
-    /// file written before costs were measured.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub engine: Option<crate::policy::EnginePolicy>,
-    /// Every made variant as `cargo xtask select` saw it when it chose; empty in a file
-    /// written before they were listed.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub candidates: Vec<Candidate>,
-}
-
-/// A made variant as `select` saw it: its size of work, its test metric against the
-/// teacher, its speed and memory here, and why it does or does not serve.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Candidate {
-    pub name: String,
-    pub kind: VariantKind,
-    /// Encoder layers (a distilled student's kept ones).
-    #[serde(default)]
-    pub layers: Option<u64>,
-    /// Billions of operations one sequence of so many tokens costs (keys are token counts).
-    #[serde(default)]
-    pub gop_per_sequence: Option<std::collections::BTreeMap<String, f64>>,
-    pub test_metric: TestMetric,
-    /// At batch 32, one thread; `None` for a variant that failed its gate (never measured).
-    #[serde(default)]
-    pub sequences_per_second: Option<f64>,
-    /// One text per request.
-    #[serde(default)]
-    pub p50_ms: Option<f64>,
-    #[serde(default)]
-    pub peak_rss_bytes: Option<u64>,
-    pub passed: bool,
-    /// `serves`, or why not.
-    pub verdict: String,
-}
-
-/// A variant's task metric on the test split.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TestMetric {
-    pub name: String,
-    pub value: f64,
-    /// Percentage points against the teacher's FP32 export.
-    #[serde(default)]
-    pub points_vs_teacher: Option<f64>,
-}
-
-impl Serving {
-    /// Reads `dir/serving.json`; `None` when no variant has been selected yet.
-    pub fn read(dir: &Path) -> Result<Option<Self>> {
-        read_json(&dir.join(SERVING_FILE))
-    }
+/// Reads `dir/serving.json`; `None` when no variant has been selected yet.
+pub fn read_serving(dir: &Path) -> Result<Option<Serving>> {
+    read_optional(&dir.join(SERVING_FILE))
 }
 
 /// A variant resolved to a file of the model's folder.
@@ -221,10 +85,10 @@ pub fn open_checked(
 /// Resolves `choice` against the folder's `variants.json` and `serving.json`.
 pub fn resolve(dir: &Path, choice: &VariantChoice) -> Result<Resolved> {
     match choice {
-        VariantChoice::Serving => match Serving::read(dir)? {
+        VariantChoice::Serving => match read_serving(dir)? {
             Some(serving) => {
                 // Whether it is a student's is said by the manifest, not by serving.json.
-                let listed = Variants::read(dir)?.and_then(|variants| {
+                let listed = read_variants(dir)?.and_then(|variants| {
                     variants
                         .variants
                         .into_iter()
@@ -257,7 +121,7 @@ pub fn resolve(dir: &Path, choice: &VariantChoice) -> Result<Resolved> {
 
 fn named(dir: &Path, name: &str) -> Result<Resolved> {
     let path = dir.join(VARIANTS_FILE);
-    let Some(variants) = Variants::read(dir)? else {
+    let Some(variants) = read_variants(dir)? else {
         if name == FP32 || name == FP32_FILE {
             return Ok(Resolved {
                 name: FP32.into(),
@@ -302,23 +166,6 @@ fn named(dir: &Path, name: &str) -> Result<Resolved> {
     }
 }
 
-fn read_json<T: serde::de::DeserializeOwned>(path: &PathBuf) -> Result<Option<T>> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(error) => {
-            return Err(Error::Artifact {
-                path: path.clone(),
-                message: error.to_string(),
-            });
-        }
-    };
-    serde_json::from_str(&text).map(Some).map_err(|error| Error::Artifact {
-        path: path.clone(),
-        message: format!("malformed: {error}"),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -351,7 +198,7 @@ mod tests {
                 .contains("no variant")
         );
         std::fs::write(dir.path().join("variants.student.json"), STUDENT_VARIANTS).unwrap();
-        let names: Vec<String> = Variants::read(dir.path())
+        let names: Vec<String> = read_variants(dir.path())
             .unwrap()
             .unwrap()
             .made()
@@ -359,7 +206,7 @@ mod tests {
             .collect();
         assert_eq!(names, ["fp32", "int8", "student-int8"]);
         std::fs::write(dir.path().join("variants.student.json"), "[").unwrap();
-        let error = Variants::read(dir.path()).unwrap_err().to_string();
+        let error = read_variants(dir.path()).unwrap_err().to_string();
         assert!(error.contains("variants.student.json"), "{error}");
     }
 

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use modelcrate_runtime::classification::{ProblemType, TextClassifier, TextClassifierSpec};
 use modelcrate_runtime::signature::{DType, Signature, TensorSpec};
-use modelcrate_runtime::variants::Variants;
+use modelcrate_runtime::variants::read_variants;
 use modelcrate_runtime::{Error, LoadOptions, VariantChoice};
 
 const TEXT: &[Option<i64>] = &[None, None];
@@ -154,7 +154,7 @@ fn every_variant_is_checked_against_the_signature_like_the_export() {
         dtype: DType::Float32,
         dims: &[None, Some(5)],
     }];
-    let variants = Variants::read(&onnx_dir())
+    let variants = read_variants(&onnx_dir())
         .expect("variants.json is readable")
         .expect("variants.json (cargo xtask optimize)");
     for made in variants.made() {

@@ -7,7 +7,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use modelcrate_runtime::variants::Serving;
+use modelcrate_runtime::policy::layout_on;
+use modelcrate_runtime::variants::read_serving;
 use modelcrate_runtime::{
     BatchingOptions, EnginePolicy, Layout, LayoutChoice, LoadOptions, MergeLimits, VariantChoice,
 };
@@ -65,17 +66,17 @@ impl EngineFlags {
     /// serves the selected variant, each part a flag names replaced by the flag.
     pub fn plan(&self, dir: &Path, variant: &VariantChoice) -> Result<EnginePlan> {
         let measured = match variant {
-            VariantChoice::Serving => Serving::read(dir)
+            VariantChoice::Serving => read_serving(dir)
                 .with_context(|| format!("cannot read the serving policy in {}", dir.display()))?
                 .and_then(|serving| serving.engine),
             VariantChoice::Named(_) => None,
         };
         let policy = measured.unwrap_or_else(|| EnginePolicy::unmeasured(self.cores));
         let layout = match (self.sessions, self.intra_threads, self.layout) {
-            (None, None, LayoutFlag::Measured) => policy.layout.on(self.cores),
-            (None, None, LayoutFlag::Adaptive) => LayoutChoice::Adaptive.on(self.cores),
-            (None, None, LayoutFlag::Wide) => LayoutChoice::Wide.on(self.cores),
-            (None, None, LayoutFlag::Narrow) => LayoutChoice::Narrow.on(self.cores),
+            (None, None, LayoutFlag::Measured) => layout_on(policy.layout, self.cores),
+            (None, None, LayoutFlag::Adaptive) => layout_on(LayoutChoice::Adaptive, self.cores),
+            (None, None, LayoutFlag::Wide) => layout_on(LayoutChoice::Wide, self.cores),
+            (None, None, LayoutFlag::Narrow) => layout_on(LayoutChoice::Narrow, self.cores),
             (sessions, threads, _) => {
                 let sessions = sessions.unwrap_or(1).max(1);
                 Layout::Fixed {
@@ -113,7 +114,7 @@ impl EngineFlags {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use modelcrate_runtime::{MergeStep, VariantKind};
+    use modelcrate_schema::{MergeStep, Policy, Serving, VariantKind};
 
     fn flags() -> EngineFlags {
         EngineFlags {
@@ -134,7 +135,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let serving = Serving {
             model: "m".into(),
-            policy: "fastest".into(),
+            policy: Policy::Fastest,
             variant: "int8".into(),
             file: "model.int8.onnx".into(),
             kind: VariantKind::Int8,
@@ -215,13 +216,13 @@ mod tests {
         let plan = flags().plan(dir.path(), &VariantChoice::Named("fp32".into())).unwrap();
         assert_eq!(
             (plan.layout, plan.batching.merge),
-            (unmeasured.layout.on(4), unmeasured.merge.clone())
+            (layout_on(unmeasured.layout, 4), unmeasured.merge.clone())
         );
         let dir = folder_with(None);
         let plan = flags().plan(dir.path(), &VariantChoice::Serving).unwrap();
         assert_eq!(
             (plan.layout, plan.batching.merge),
-            (unmeasured.layout.on(4), unmeasured.merge)
+            (layout_on(unmeasured.layout, 4), unmeasured.merge)
         );
     }
 

@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use serde_json::json;
+use modelcrate_schema::Machine;
 
 /// The machine the figures belong to.
-pub fn machine() -> serde_json::Value {
+pub fn machine() -> Machine {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let value = |key: &str| {
         cpuinfo
@@ -19,12 +19,12 @@ pub fn machine() -> serde_json::Value {
     };
     let flags = value("flags");
     let has = |flag: &str| flags.split_whitespace().any(|f| f == flag);
-    json!({
-        "cpu": value("model name"),
-        "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
-        "avx2": has("avx2"),
-        "avx512_vnni": has("avx512_vnni"),
-    })
+    Machine {
+        cpu: value("model name"),
+        cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
+        avx2: has("avx2"),
+        avx512_vnni: has("avx512_vnni"),
+    }
 }
 
 /// The `q`-quantile of sorted durations, in milliseconds (nearest rank).

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::*;
-use modelcrate_runtime::variants::{Serving, Variants};
+use modelcrate_runtime::variants::{read_serving, read_variants};
 use modelcrate_runtime::{BatchingOptions, Layout, MergeLimits, MergeStep, VariantChoice};
 use modelcrate_server::pipeline_json;
 use serde_json::{Value, json};
@@ -663,7 +663,7 @@ async fn models_and_health_describe_what_is_served() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn by_default_the_server_loads_the_selected_variant_and_says_why() {
-    let serving = Serving::read(&artifacts().join("news-topic/onnx"))
+    let serving = read_serving(&artifacts().join("news-topic/onnx"))
         .unwrap()
         .expect("onnx/serving.json (cargo xtask select)");
     let base = start_with(VariantChoice::Serving).await;
@@ -684,7 +684,7 @@ async fn by_default_the_server_loads_the_selected_variant_and_says_why() {
     );
     // Every made variant select weighed, each with its verdict: one serves, the one named.
     let candidates = variant["candidates"].as_array().expect("variant.candidates");
-    let made = Variants::read(&artifacts().join("news-topic/onnx"))
+    let made = read_variants(&artifacts().join("news-topic/onnx"))
         .unwrap()
         .unwrap()
         .made()

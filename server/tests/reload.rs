@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::*;
-use modelcrate_runtime::variants::{Serving, VariantKind};
+use modelcrate_schema::{Policy, Serving, VariantKind};
 use serde_json::{Value, json};
 
 const MODEL: &str = "animal-shapes";
@@ -64,7 +64,7 @@ impl Scratch {
     fn select(&self, variant: &str, file: &str, kind: VariantKind) {
         let serving = Serving {
             model: MODEL.into(),
-            policy: "named".into(),
+            policy: Policy::Named,
             variant: variant.into(),
             file: file.into(),
             kind,

@@ -94,7 +94,7 @@ fn a_students_variant_is_checked_against_its_own_reference_and_the_teacher() {
 fn a_student_more_than_a_point_below_its_teacher_misses_its_gate() {
     let student = load("student-int8");
     let real = parity::check(&student, MODEL, &golden(), &common::artifacts()).unwrap();
-    let accuracy = real.checked.metric["value"].as_f64().unwrap();
+    let accuracy = real.checked.metric.value;
     // A teacher 1.5 points above the student: the student's own bounds still hold, the
     // teacher row does not.
     let artifacts = scratch_artifacts(MODEL, "behind", "accuracy", accuracy + 0.015);
@@ -128,7 +128,7 @@ fn an_embedding_students_recall_is_held_to_its_teachers() {
     let real = parity::check(&student, EMBEDDER, &golden, &common::artifacts()).unwrap();
     assert!(real.passed(), "{:?}", real.failures);
     assert!(teacher_row(&real).pass);
-    let recall = real.checked.metric["value"].as_f64().unwrap();
+    let recall = real.checked.metric.value;
     let behind = scratch_artifacts(EMBEDDER, "behind", "recall_at_10", recall + 0.015);
     let outcome = parity::check(&student, EMBEDDER, &golden, &behind).unwrap();
     assert!(!teacher_row(&outcome).pass, "{:?}", teacher_row(&outcome));
@@ -163,13 +163,13 @@ fn a_token_classifiers_student_would_be_held_to_its_teachers_entity_f1() {
     let real = parity::check(&tagger, TAGGER, &golden_of(TAGGER), &artifacts).unwrap();
     assert!(real.passed(), "{:?}", real.failures);
     assert!(!real.rows.iter().any(|row| row.check.contains("teacher")));
-    let f1 = real.checked.metric["value"].as_f64().unwrap();
+    let f1 = real.checked.metric.value;
     let behind = scratch_golden(TAGGER, "behind", "entity_f1", f1 + 0.015);
     let outcome = parity::check(&tagger, TAGGER, &behind, &artifacts).unwrap();
     assert!(!teacher_row(&outcome).pass, "{:?}", teacher_row(&outcome));
     assert_eq!(outcome.failures.len(), 1, "{:?}", outcome.failures);
     // The teacher's figure as the gate read it (JSON parsing may move its last bit).
-    let teacher = outcome.checked.metric["teacher"].as_f64().unwrap();
+    let teacher = outcome.checked.metric.teacher.unwrap();
     assert!((teacher - (f1 + 0.015)).abs() < 1e-12, "{teacher}");
     let at_bound = scratch_golden(TAGGER, "at-bound", "entity_f1", f1 + 0.01);
     let outcome = parity::check(&tagger, TAGGER, &at_bound, &artifacts).unwrap();

@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 
 use modelcrate_runtime::classification::best;
-use modelcrate_runtime::variants::{Serving, Variants};
+use modelcrate_runtime::variants::{read_serving, read_variants};
 use modelcrate_runtime::{Error, LoadOptions, VariantChoice};
 use {{ model.crate_name }}::{Label, Model, load, load_with};
 

@@ -18,7 +18,7 @@ fn variant(name: &str) -> Model {
 
 #[test]
 fn every_made_variant_loads_through_this_crate() {
-    let variants = Variants::read(&onnx_dir()).expect("variants.json is readable").expect("variants.json (cargo xtask optimize)");
+    let variants = read_variants(&onnx_dir()).expect("variants.json is readable").expect("variants.json (cargo xtask optimize)");
     for made in variants.made() {
         let loaded = variant(&made.name).info().variant.clone();
         assert_eq!((loaded.name.as_str(), Some(loaded.file.as_str())), (made.name.as_str(), made.file.as_deref()));
@@ -27,7 +27,7 @@ fn every_made_variant_loads_through_this_crate() {
 
 #[test]
 fn load_serves_the_selected_variant() {
-    let serving = Serving::read(&onnx_dir()).expect("serving.json is readable").expect("serving.json (cargo xtask select)");
+    let serving = read_serving(&onnx_dir()).expect("serving.json is readable").expect("serving.json (cargo xtask select)");
     let model = load(&onnx_dir()).expect("the serving variant loads");
     assert_eq!(model.info().variant.name, serving.variant);
 }

@@ -8,7 +8,7 @@
 
 use std::path::PathBuf;
 
-use modelcrate_runtime::variants::{Serving, Variants};
+use modelcrate_runtime::variants::{read_serving, read_variants};
 use modelcrate_runtime::{LoadOptions, VariantChoice};
 use {{ model.crate_name }}::{EntityType, Label, Model, load, load_with};
 

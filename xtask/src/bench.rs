@@ -26,6 +26,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use modelcrate_schema::{FP32, ParityMetric, ParityReport, Policy, SERVING_FILE, Serving, Task};
 use serde_json::{Value, json};
 
 use crate::bench_limit;
@@ -128,10 +129,9 @@ fn teacher_variant(paths: &Paths, spec: &ModelSpec) -> Result<Made> {
         .collect();
     let candidates = select::candidates(paths, spec, &teachers)?;
     // A named student variant has no teacher to compare with: the fastest one stands in.
-    let policy = if spec.serve.policy == "named" {
-        "fastest"
-    } else {
-        &spec.serve.policy
+    let policy = match spec.serve.policy {
+        Policy::Named => Policy::Fastest,
+        policy => policy,
     };
     let (index, _) = select::choose(policy, None, &candidates)
         .with_context(|| format!("{}: no teacher variant for the equal-quality peer", spec.name))?;
@@ -152,7 +152,7 @@ fn peers(
     paths: &Paths,
     environment: &Environment,
     model: &str,
-    task: &str,
+    task: Task,
     variant_file: &str,
     teacher: Option<&Made>,
     smoke: bool,
@@ -176,7 +176,7 @@ fn peers(
                 "--backend",
                 backend,
                 "--task",
-                task,
+                task.as_str(),
                 "--onnx",
                 variant_file,
             ])
@@ -194,7 +194,7 @@ fn peers(
         },
         Peer {
             // The table's baseline: the first peer whose name says `onnxruntime`.
-            name: if task == "token-classification" {
+            name: if task == Task::TokenClassification {
                 "FastAPI + onnxruntime in the optimum pipeline (Python)"
             } else {
                 "FastAPI + onnxruntime (Python)"
@@ -236,7 +236,7 @@ fn peers(
     }
     if !smoke {
         peers.push(Peer {
-            name: if task == "feature-extraction" {
+            name: if task == Task::FeatureExtraction {
                 "FastAPI + sentence-transformers (PyTorch)"
             } else {
                 "FastAPI + transformers pipeline (PyTorch)"
@@ -386,19 +386,10 @@ pub fn run(paths: &Paths, environment: &Environment, args: &BenchArgs) -> Result
 /// For each workload: the ceiling, then every peer, for one model; writes its report and
 /// table, with each peer's rate against `peak` (this CPU's, `bench_limit::measure_peak`).
 fn run_model(paths: &Paths, environment: &Environment, args: &BenchArgs, spec: &ModelSpec, peak: &Value) -> Result<()> {
-    let (model, task) = (spec.name.as_str(), spec.task.as_str());
+    let (model, task) = (spec.name.as_str(), spec.task);
     let onnx = paths.onnx(model);
-    let serving: Value =
-        serde_json::from_str(&std::fs::read_to_string(onnx.join("serving.json")).with_context(|| {
-            format!(
-                "no {}: run the main job (`cargo xtask all`) first",
-                onnx.join("serving.json").display()
-            )
-        })?)?;
-    let variant_file = serving["file"]
-        .as_str()
-        .context("serving.json names no file")?
-        .to_string();
+    let serving: Serving = select::read_json(&onnx.join(SERVING_FILE), "cargo xtask all")?;
+    let variant_file = serving.file.clone();
     let out_dir = paths.artifacts().join("bench");
     let (log_dir, corpora) = (out_dir.join("logs"), out_dir.join("corpora"));
     for dir in [&log_dir, &corpora] {
@@ -468,7 +459,7 @@ fn run_model(paths: &Paths, environment: &Environment, args: &BenchArgs, spec: &
             seconds: args.seconds,
         };
 
-        let serving_variant = serving["variant"].as_str().unwrap_or("?");
+        let serving_variant = serving.variant.as_str();
         let made = made_variants(paths, model)?;
         let kept_layers_of = |variant: &str| {
             made.iter()
@@ -510,9 +501,9 @@ fn run_model(paths: &Paths, environment: &Environment, args: &BenchArgs, spec: &
             "model": model,
             "task": task,
             "workload": workload_report,
-            "variant": serving["variant"],
+            "variant": serving.variant,
             "file": variant_file,
-            "engine": serving["engine"],
+            "engine": serving.engine,
             "seconds_per_level": args.seconds,
             "thread_budget": cores(),
             "open_loop_fractions_of_ceiling": if plan.rates.is_empty() { json!([]) } else { json!(args.open_loop) },
@@ -544,17 +535,25 @@ fn run_model(paths: &Paths, environment: &Environment, args: &BenchArgs, spec: &
 /// What a peer serves, and its test metric as parity measured it (`{"name", "value"}`;
 /// the PyTorch checkpoint's is what PyTorch scored in the FP32 variant's parity).
 fn served_metric(paths: &Paths, model: &str, serving_variant: &str, serves: Serves) -> Result<(String, Value)> {
-    let parity = |variant: &str| -> Result<Value> {
-        let path = paths.artifact(model).join("parity").join(format!("{variant}.json"));
-        select::read_json(&path, "cargo xtask parity")
+    let parity = |variant: &str| -> Result<ParityMetric> {
+        let path = ParityReport::path(&paths.artifact(model), variant);
+        Ok(select::read_json::<ParityReport>(&path, "cargo xtask parity")?.metric)
     };
-    let (serves, report, field) = match serves {
-        Serves::Selected => (serving_variant.to_string(), parity(serving_variant)?, "value"),
-        Serves::Variant(variant) => (variant.clone(), parity(&variant)?, "value"),
-        Serves::Checkpoint => ("PyTorch checkpoint".to_string(), parity("fp32")?, "pytorch"),
+    let (serves, name, value) = match serves {
+        Serves::Selected => {
+            let metric = parity(serving_variant)?;
+            (serving_variant.to_string(), metric.name, metric.value)
+        }
+        Serves::Variant(variant) => {
+            let metric = parity(&variant)?;
+            (variant, metric.name, metric.value)
+        }
+        Serves::Checkpoint => {
+            let metric = parity(FP32)?;
+            ("PyTorch checkpoint".to_string(), metric.name, metric.pytorch)
+        }
     };
-    let metric = &report["metric"];
-    Ok((serves, json!({"name": metric["name"], "value": metric[field]})))
+    Ok((serves, json!({"name": name, "value": value})))
 }
 
 /// The smoke run proves each peer answered, without error (a 429 is an answer: the server

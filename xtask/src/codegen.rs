@@ -12,6 +12,7 @@ use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
 use askama::{DynTemplate, Template};
+use modelcrate_schema::{Dim, Pooling, PoolingFile, PreprocessorConfig, SignatureFile, Task, TensorFile};
 use serde::Deserialize;
 
 use crate::card_figures::{self, TrainingFigures};
@@ -228,20 +229,6 @@ struct UmbrellaLib<'a> {
 }
 
 #[derive(Deserialize)]
-struct SignatureJson {
-    opset: u32,
-    inputs: Vec<TensorJson>,
-    outputs: Vec<TensorJson>,
-}
-
-#[derive(Deserialize)]
-struct TensorJson {
-    name: String,
-    dtype: String,
-    dims: Vec<serde_json::Value>,
-}
-
-#[derive(Deserialize)]
 struct ConfigJson {
     id2label: BTreeMap<String, String>,
 }
@@ -260,7 +247,7 @@ fn student_facts(paths: &Paths, spec: &ModelSpec) -> Result<Option<String>> {
     };
     let config: Layers = read_json(&paths.onnx(&spec.name).join("config.json"), "export")?;
     let kept: Vec<String> = distill.keep_layers.iter().map(usize::to_string).collect();
-    let embeddings = spec.task == "feature-extraction";
+    let embeddings = spec.task == Task::FeatureExtraction;
     let pieces = match distill.short_pieces {
         0 => String::new(),
         n => format!(
@@ -268,8 +255,8 @@ fn student_facts(paths: &Paths, spec: &ModelSpec) -> Result<Option<String>> {
             if embeddings { " body" } else { "" }
         ),
     };
-    let (targets, texts, metric) = match spec.task.as_str() {
-        "feature-extraction" => (
+    let (targets, texts, metric) = match spec.task {
+        Task::FeatureExtraction => (
             format!(
                 "the teacher's embeddings (cosine distance, weight {}) and the title–body pairs",
                 distill.soft_weight
@@ -277,7 +264,7 @@ fn student_facts(paths: &Paths, spec: &ModelSpec) -> Result<Option<String>> {
             format!("the training titles and bodies{pieces}"),
             "recall@10",
         ),
-        "token-classification" => (
+        Task::TokenClassification => (
             format!(
                 "the teacher's outputs for every token at temperature {} (weight {}) and the BIO labels",
                 distill.temperature, distill.soft_weight
@@ -300,44 +287,15 @@ fn student_facts(paths: &Paths, spec: &ModelSpec) -> Result<Option<String>> {
         config.num_hidden_layers,
         distill.epochs,
         distill.learning_rate,
-        crate::spec::variants_for(&spec.task, crate::spec::STUDENT_VARIANTS)
+        crate::spec::variants_for(spec.task, crate::spec::STUDENT_VARIANTS)
             .map(|name| format!("`{name}`"))
             .collect::<Vec<_>>()
             .join(", "),
     )))
 }
 
-/// The parts of a Hugging Face image processor's config the crate is generated from.
-#[derive(Deserialize)]
-struct PreprocessorJson {
-    size: ShortestEdge,
-    crop_size: CropSize,
-    image_mean: [f64; 3],
-    image_std: [f64; 3],
-    resample: u32,
-    do_convert_rgb: bool,
-}
-
-#[derive(Deserialize)]
-struct ShortestEdge {
-    shortest_edge: u32,
-}
-
-#[derive(Deserialize)]
-struct CropSize {
-    height: u32,
-    width: u32,
-}
-
 /// PIL's number for the bilinear filter, the one the runtime implements.
 const PIL_BILINEAR: u32 = 2;
-
-#[derive(Deserialize)]
-struct PoolingJson {
-    mode: String,
-    normalize: bool,
-    dimension: usize,
-}
 
 /// A metric the train step must have written for this task.
 fn metric(value: Option<f64>, name: &str, path: &Path) -> Result<String> {
@@ -376,7 +334,7 @@ pub fn variant_name(label: &str) -> String {
     name
 }
 
-fn tensor(json: &TensorJson, path: &Path) -> Result<Tensor> {
+fn tensor(json: &TensorFile, path: &Path) -> Result<Tensor> {
     let dtype_variant = match json.dtype.as_str() {
         "float32" => "Float32",
         "int64" => "Int64",
@@ -391,15 +349,15 @@ fn tensor(json: &TensorJson, path: &Path) -> Result<Tensor> {
     let mut shown = Vec::new();
     for dim in &json.dims {
         match dim {
-            serde_json::Value::Number(n) if n.as_i64().is_some_and(|v| v > 0) => {
+            Dim::Fixed(n) if *n > 0 => {
                 rust.push(format!("Some({n})"));
                 shown.push(n.to_string());
             }
-            serde_json::Value::String(symbol) => {
+            Dim::Named(symbol) => {
                 rust.push("None".into());
                 shown.push(symbol.clone());
             }
-            _ => {
+            Dim::Fixed(_) => {
                 rust.push("None".into());
                 shown.push("?".into());
             }
@@ -418,7 +376,7 @@ impl ModelFacts {
     pub fn read(paths: &Paths, spec: &ModelSpec) -> Result<Self> {
         let onnx = paths.onnx(&spec.name);
         let signature_path = onnx.join("signature.json");
-        let signature: SignatureJson = read_json(&signature_path, "export")?;
+        let signature: SignatureFile = read_json(&signature_path, "export")?;
         let metrics_path = paths.artifact(&spec.name).join("metrics.json");
         let run: TrainingFigures = read_json(&metrics_path, "train")?;
         let record_path = paths.generated().join(&spec.name).join(card_figures::FILE);
@@ -440,7 +398,7 @@ impl ModelFacts {
         let config = onnx.join("config.json");
         let (mut labels, mut logits_output, mut test_accuracy) = (Vec::new(), String::new(), String::new());
         let (mut embedding, mut entity, mut image, mut setfit) = (None, None, None, None);
-        match spec.task.as_str() {
+        match spec.task {
             _ if spec.is_setfit() => {
                 let facts = setfit_facts(&onnx, &signature_path, &outputs, &metrics, &metrics_path)?;
                 let head_signature = onnx.join("head_signature.json");
@@ -448,12 +406,12 @@ impl ModelFacts {
                 test_accuracy = metric(metrics.test_accuracy, "test_accuracy", &metrics_path)?;
                 setfit = Some(facts);
             }
-            "image-classification" => {
+            Task::ImageClassification => {
                 (labels, logits_output) = classifier_facts(&config, &signature_path, &outputs, 2)?;
                 test_accuracy = metric(metrics.test_accuracy, "test_accuracy", &metrics_path)?;
                 image = Some(image_facts(&onnx, &signature_path, &inputs)?);
             }
-            "feature-extraction" => {
+            Task::FeatureExtraction => {
                 embedding = Some(embedding_facts(
                     &onnx,
                     &signature_path,
@@ -462,7 +420,7 @@ impl ModelFacts {
                     &metrics_path,
                 )?);
             }
-            "token-classification" => {
+            Task::TokenClassification => {
                 (labels, logits_output) = classifier_facts(&config, &signature_path, &outputs, 3)?;
                 entity = Some(entity_facts(&labels, &metrics, &metrics_path)?);
             }
@@ -475,7 +433,7 @@ impl ModelFacts {
             name: spec.name.clone(),
             crate_name: spec.name.replace('-', "_"),
             description: spec.description.clone(),
-            task: spec.task.clone(),
+            task: spec.task.to_string(),
             problem_type: spec.problem_type.clone(),
             problem_type_variant: match spec.problem_type.as_str() {
                 "multi_label_classification" => "MultiLabel",
@@ -491,7 +449,7 @@ impl ModelFacts {
             opset: signature.opset,
             serve_policy: match &spec.serve.variant {
                 Some(variant) => format!("{} {variant}", spec.serve.policy),
-                None => spec.serve.policy.clone(),
+                None => spec.serve.policy.to_string(),
             },
             train_examples: metrics.train_examples,
             test_examples: metrics.test_examples,
@@ -623,7 +581,7 @@ fn entity_facts(labels: &[LabelVariant], metrics: &TrainingFigures, metrics_path
 /// be `[batch, 3, crop, crop]` float32.
 fn image_facts(onnx: &Path, signature_path: &Path, inputs: &[Tensor]) -> Result<ImageFacts> {
     let path = onnx.join("preprocessor_config.json");
-    let config: PreprocessorJson = read_json(&path, "export")?;
+    let config: PreprocessorConfig = read_json(&path, "export")?;
     if config.crop_size.height != config.crop_size.width {
         bail!("{}: crop_size must be square", path.display());
     }
@@ -698,8 +656,8 @@ fn setfit_facts(
 ) -> Result<SetFitFacts> {
     let body = pooler_facts(onnx, signature_path, outputs)?;
     let head_path = onnx.join("head_signature.json");
-    let head: SignatureJson = read_json(&head_path, "export")?;
-    let tensors = |list: &[TensorJson]| list.iter().map(|t| tensor(t, &head_path)).collect::<Result<Vec<_>>>();
+    let head: SignatureFile = read_json(&head_path, "export")?;
+    let tensors = |list: &[TensorFile]| list.iter().map(|t| tensor(t, &head_path)).collect::<Result<Vec<_>>>();
     let (head_inputs, head_outputs) = (tensors(&head.inputs)?, tensors(&head.outputs)?);
     let [input] = head_inputs.as_slice() else {
         bail!("{}: a SetFit head takes one input, the embeddings", head_path.display());
@@ -738,14 +696,10 @@ fn setfit_facts(
 /// Pooling from `pooling.json`, and the `last_hidden_state` output it pools.
 fn pooler_facts(onnx: &Path, signature_path: &Path, outputs: &[Tensor]) -> Result<PoolerFacts> {
     let pooling_path = onnx.join("pooling.json");
-    let pooling: PoolingJson = read_json(&pooling_path, "export")?;
-    let pooling_variant = match pooling.mode.as_str() {
-        "mean" => "Mean",
-        "cls" => "Cls",
-        other => bail!(
-            "{}: pooling `{other}` is not supported (mean or cls)",
-            pooling_path.display()
-        ),
+    let pooling: PoolingFile = read_json(&pooling_path, "export")?;
+    let pooling_variant = match pooling.mode {
+        Pooling::Mean => "Mean",
+        Pooling::Cls => "Cls",
     };
     let hidden = outputs
         .iter()
@@ -766,7 +720,7 @@ fn pooler_facts(onnx: &Path, signature_path: &Path, outputs: &[Tensor]) -> Resul
     }
     Ok(PoolerFacts {
         dimension: pooling.dimension,
-        pooling: pooling.mode,
+        pooling: pooling.mode.as_str().to_string(),
         pooling_variant,
         normalize: pooling.normalize,
         hidden_output: hidden.name.clone(),

@@ -16,12 +16,14 @@ use crate::variant_check::{self, Made};
 const MODELS: [&str; 2] = ["news-topic", "news-embed"];
 
 /// What the test copies from this workspace: what the keys read.
-const COPIED: [&str; 13] = [
+const COPIED: [&str; 15] = [
     "models/news-topic.toml",
     "models/news-embed.toml",
     "python",
     "golden/news-topic/inputs.json",
     "golden/news-embed/inputs.json",
+    "schema/Cargo.toml",
+    "schema/src",
     "runtime/Cargo.toml",
     "runtime/src",
     "server/Cargo.toml",
@@ -49,7 +51,7 @@ fn keys(paths: &Paths) -> Vec<(String, Key)> {
         let made = |name: &str, file: &str, student: bool| Made {
             name: name.into(),
             file: file.into(),
-            kind: "int8".into(),
+            kind: modelcrate_schema::VariantKind::Int8,
             kept_layers: student.then_some(3),
         };
         let (parity, measure) =
@@ -186,12 +188,14 @@ fn each_change_invalidates_exactly_the_steps_it_can_affect() {
         )),
         golden
     );
-    // The parity code, and the runtime: every model's checks, no training.
+    // The parity code, the runtime and the schema of the files they read: every model's
+    // checks, no training.
     assert_eq!(
         commented(&paths, "server/src/parity/classification.rs"),
         checks(&MODELS)
     );
     assert_eq!(commented(&paths, "runtime/src/text.rs"), checks(&MODELS));
+    assert_eq!(commented(&paths, "schema/src/parity.rs"), checks(&MODELS));
     // One model's generated crate: its checks only.
     assert_eq!(
         commented(&paths, "generated/news-embed/src/lib.rs"),

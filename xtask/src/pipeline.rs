@@ -6,6 +6,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use modelcrate_schema::{SERVING_FILE, Serving};
 
 use crate::bench::{self, BenchArgs};
 use crate::cache::Cache;
@@ -217,7 +218,7 @@ pub fn select_with(paths: &Paths, select: &Select, environment: &Environment) ->
 fn choose_serving(paths: &Paths, spec: &ModelSpec) -> Result<(Vec<select::Candidate>, usize, String)> {
     let made = made_variants(paths, &spec.name)?;
     let candidates = select::candidates(paths, spec, &made)?;
-    let (index, reason) = select::choose(&spec.serve.policy, spec.serve.variant.as_deref(), &candidates)
+    let (index, reason) = select::choose(spec.serve.policy, spec.serve.variant.as_deref(), &candidates)
         .with_context(|| format!("models/{}.toml, [serve]", spec.name))?;
     Ok((candidates, index, reason))
 }
@@ -227,22 +228,21 @@ fn choose_serving(paths: &Paths, spec: &ModelSpec) -> Result<(Vec<select::Candid
 fn write_serving(paths: &Paths, spec: &ModelSpec) -> Result<()> {
     let (candidates, index, reason) = choose_serving(paths, spec)?;
     let chosen = &candidates[index];
-    let serving = select::Serving {
-        model: &spec.name,
-        policy: &spec.serve.policy,
-        variant: &chosen.name,
-        file: &chosen.file,
-        kind: &chosen.kind,
+    let serving = Serving {
+        model: spec.name.clone(),
+        policy: spec.serve.policy,
+        variant: chosen.name.clone(),
+        file: chosen.file.clone(),
+        kind: chosen.kind,
         reason,
-        engine: chosen.engine.as_ref(),
-        candidates: select::considered(&spec.serve.policy, index, &candidates),
+        engine: chosen.engine.clone(),
+        candidates: select::considered(spec.serve.policy, index, &candidates),
     };
-    let path = paths.onnx(&spec.name).join("serving.json");
+    let path = paths.onnx(&spec.name).join(SERVING_FILE);
     let text = serde_json::to_string_pretty(&serving)? + "\n";
     std::fs::write(&path, &text).with_context(|| format!("cannot write {}", path.display()))?;
     eprintln!("    serves {}: {}", chosen.name, serving.reason);
-    let why = chosen.engine.as_ref().and_then(|engine| engine["why"].as_array());
-    for line in why.into_iter().flatten().filter_map(|line| line.as_str()) {
+    for line in chosen.engine.iter().flat_map(|engine| &engine.why) {
         eprintln!("        engine: {line}");
     }
     Ok(())

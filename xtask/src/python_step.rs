@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use modelcrate_schema::Task;
 
 use crate::Select;
 use crate::cache::{Key, KeyBuilder, Output};
@@ -154,18 +155,18 @@ impl PyStep {
         let onnx = paths.onnx(&spec.name);
         let golden = paths.golden(&spec.name);
         // A SetFit body is a sentence-embedding model: both export `pooling.json`.
-        let embeddings = spec.task == "feature-extraction" || spec.is_setfit();
+        let embeddings = spec.task == Task::FeatureExtraction || spec.is_setfit();
         // What the static INT8 is calibrated on and a sentence-embedding model's selective
         // INT8 searches on, with what (`quantize.py`, `selective.py`).
-        let pooling = (spec.task == "feature-extraction").then(|| onnx.join("pooling.json"));
+        let pooling = (spec.task == Task::FeatureExtraction).then(|| onnx.join("pooling.json"));
         let calibration = [art.join("data/train.jsonl"), onnx.join("tokenizer.json")]
             .into_iter()
             .chain(pooling);
         // The modules a task (or SetFit) adds to every step's code.
-        let task_modules: &[&str] = match spec.task.as_str() {
+        let task_modules: &[&str] = match spec.task {
             _ if spec.is_setfit() => &["fewshot", "embed"],
-            "feature-extraction" => &["embed"],
-            "token-classification" => &["ner"],
+            Task::FeatureExtraction => &["embed"],
+            Task::TokenClassification => &["ner"],
             _ => &[],
         };
         let code = |modules: &[&str]| -> Vec<PathBuf> {

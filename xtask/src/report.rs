@@ -6,17 +6,22 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use modelcrate_schema::{MeasureReport, ParityReport, SERVING_FILE, Serving, VARIANTS_FILE, Variant, Variants};
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::paths::Paths;
 use crate::spec::ModelSpec;
 use crate::work::{Encoder, WORK_AT_TOKENS, kept_layers, layers};
 
-/// A JSON file, or `Null` when it does not exist yet (a step that has not run).
-fn optional_json(path: &Path) -> Result<Value> {
+/// A JSON file of the shape `T`, or `None` when it does not exist yet (a step that has
+/// not run).
+fn optional<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
     match std::fs::read_to_string(path) {
-        Ok(text) => serde_json::from_str(&text).with_context(|| format!("{} is malformed", path.display())),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(Value::Null),
+        Ok(text) => serde_json::from_str(&text)
+            .map(Some)
+            .with_context(|| format!("{} is malformed", path.display())),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(error) => Err(error).with_context(|| format!("cannot read {}", path.display())),
     }
 }
@@ -25,65 +30,67 @@ fn optional_json(path: &Path) -> Result<Value> {
 fn model_report(paths: &Paths, spec: &ModelSpec) -> Result<Value> {
     let art = paths.artifact(&spec.name);
     let onnx = paths.onnx(&spec.name);
-    let config = optional_json(&onnx.join("config.json"))?;
-    let serving = optional_json(&onnx.join("serving.json"))?;
-    let listed: Vec<Value> = crate::variant_check::listed_variants(paths, &spec.name)?
-        .unwrap_or_else(|| vec![json!({"name": "fp32", "kind": "fp32", "made": true, "file": "model.onnx"})]);
+    let config: Value = optional(&onnx.join("config.json"))?.unwrap_or(Value::Null);
+    let serving: Option<Serving> = optional(&onnx.join(SERVING_FILE))?;
+    let listed =
+        crate::variant_check::listed_variants(paths, &spec.name)?.unwrap_or_else(|| vec![Variant::fp32_export()]);
     let mut variants = Vec::new();
     // Every measurement records the machine it ran on; the first one found stands for all.
-    let mut machine = Value::Null;
+    let mut machine = None;
     for variant in listed {
-        let name = variant["name"].as_str().unwrap_or("?").to_string();
+        let name = &variant.name;
         let kept = kept_layers(&variant);
-        let layers = layers(&config, kept);
         let encoder = Encoder::of(&config, kept);
-        let parity = optional_json(&art.join("parity").join(format!("{name}.json")))?;
-        let bench = optional_json(&art.join("bench").join(format!("{name}.json")))?;
-        if machine.is_null() {
-            machine = bench["machine"].clone();
+        let parity: Option<ParityReport> = optional(&ParityReport::path(&art, name))?;
+        let bench: Option<MeasureReport> = optional(&MeasureReport::path(&art, name))?;
+        if machine.is_none() {
+            machine = bench.as_ref().map(|bench| bench.machine.clone());
         }
+        // Why `select` did or did not choose it (`serving.json`'s candidates).
+        let verdict = serving
+            .iter()
+            .flat_map(|serving| &serving.candidates)
+            .find(|candidate| &candidate.name == name)
+            .map(|candidate| &candidate.verdict);
         variants.push(json!({
             "name": name,
-            "kind": variant["kind"],
-            "made": variant["made"],
-            "how": variant["how"],
-            "why_not_made": variant["why"],
-            "file": variant["file"],
-            "size_bytes": variant["size_bytes"],
-            "nodes": variant["nodes"],
-            "fused": variant["fused"],
-            "student": variant["student"],
-            "layers": layers,
+            "kind": variant.kind,
+            "made": variant.made,
+            "how": variant.how,
+            "why_not_made": variant.why,
+            "file": variant.file,
+            "size_bytes": variant.size_bytes,
+            "nodes": variant.nodes,
+            "fused": variant.fused,
+            "student": variant.student,
+            "layers": layers(&config, kept),
             "gop_per_sequence": encoder.map(|encoder| encoder.gop_at_work_lengths()),
             "parity": {
-                "gate": parity["gate"],
-                "passed": parity["passed"],
-                "failures": parity["failures"],
-                "drift": parity["summary"]["drift"],
-                "golden": parity["summary"]["golden"],
-                "test_agreement": parity["summary"]["test_agreement"],
+                "gate": parity.as_ref().map(|p| p.gate),
+                "passed": parity.as_ref().map(|p| p.passed),
+                "failures": parity.as_ref().map(|p| &p.failures),
+                "drift": parity.as_ref().map(|p| &p.summary.drift),
+                "golden": parity.as_ref().map(|p| &p.summary.golden),
+                "test_agreement": parity.as_ref().map(|p| &p.summary.test_agreement),
             },
-            "metric": parity["metric"],
-            "latency": bench["latency"],
-            "throughput": bench["throughput"],
-            "rss_bytes": bench["rss_bytes"],
-            "layout": bench["layout"],
-            "load_seconds": bench["load_seconds"],
-            "selected": serving["variant"].as_str() == Some(name.as_str()),
-            // Why `select` did or did not choose it (`serving.json`'s candidates).
-            "verdict": serving["candidates"]
-                .as_array()
-                .and_then(|candidates| candidates.iter().find(|c| c["name"] == name.as_str()))
-                .map_or(Value::Null, |c| c["verdict"].clone()),
+            "metric": parity.as_ref().map(|p| &p.metric),
+            "latency": bench.as_ref().map(|b| b.latency),
+            "throughput": bench.as_ref().map(|b| b.throughput),
+            "rss_bytes": bench.as_ref().map(|b| b.rss_bytes),
+            "layout": bench.as_ref().map(|b| b.layout),
+            "load_seconds": bench.as_ref().map(|b| b.load_seconds),
+            "selected": serving.as_ref().is_some_and(|serving| &serving.variant == name),
+            "verdict": verdict,
         }));
     }
+    let int8_config = optional::<Variants>(&onnx.join(VARIANTS_FILE))?.and_then(|variants| variants.int8_config);
     Ok(json!({
         "model": spec.name,
         "task": spec.task,
         "policy": spec.serve.policy,
         "serving": serving,
         "machine": machine,
-        "int8_config": optional_json(&onnx.join("variants.json"))?["int8_config"],
+        "int8_config": int8_config,
         "variants": variants,
     }))
 }

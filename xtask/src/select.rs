@@ -7,104 +7,50 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use serde::{Deserialize, Serialize};
+use modelcrate_schema::{
+    CostsReport, EnginePolicy, FP32, MeasureReport, ParityReport, Policy, TestMetric, VariantKind,
+};
 
 use crate::paths::Paths;
 use crate::spec::ModelSpec;
 use crate::variant_check::Made;
 use crate::work::{self, Encoder};
 
-/// Throughputs this close to the best are within the noise of one run on a busy
-/// 2-core machine; among them the more accurate variant wins.
+/// Variants whose throughput is within this share of the best count as equally fast.
 pub const SAME_SPEED: f64 = 0.05;
 
-/// What is known of one made variant after parity and measurement.
-#[derive(Debug, Clone, Serialize)]
+/// A made variant with its parity verdict and its figures here, as `select` weighs it.
+#[derive(Debug, Clone)]
 pub struct Candidate {
     pub name: String,
     pub file: String,
-    pub kind: String,
+    pub kind: VariantKind,
     pub passed: bool,
     pub failures: Vec<String>,
-    /// The task metric on the test split (accuracy for classifiers, recall@10 for
-    /// embedding models) and its name.
     pub metric: f64,
     pub metric_name: String,
-    /// Sequences per second at batch 32.
     pub throughput: f64,
-    /// Milliseconds, one text per request.
     pub p50_ms: f64,
-    /// Peak resident memory of the process that measured it, bytes.
     pub peak_rss_bytes: Option<u64>,
-    /// Encoder layers (a student's kept ones) and the work of one sequence, in billions of
-    /// operations, at each of `work::WORK_AT_TOKENS`; `None` for a model that is not a
-    /// BERT-style encoder.
     pub layers: Option<u64>,
     pub gop_per_sequence: Option<BTreeMap<u64, f64>>,
-    /// The engine policy its measured costs argue for (`modelcrate_runtime::EnginePolicy`,
-    /// copied as measured); `None` until its costs are measured, which `select` does for
-    /// the variant it chose.
-    pub engine: Option<serde_json::Value>,
+    pub engine: Option<EnginePolicy>,
 }
 
-/// `serving.json`, as `modelcrate_runtime::variants::Serving` reads it.
-#[derive(Debug, Serialize)]
-pub struct Serving<'a> {
-    pub model: &'a str,
-    pub policy: &'a str,
-    pub variant: &'a str,
-    pub file: &'a str,
-    pub kind: &'a str,
-    pub reason: String,
-    /// How the engine runs it: the chosen variant's measured policy.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub engine: Option<&'a serde_json::Value>,
-    /// Every made variant as `select` saw it, and why it does or does not serve.
-    pub candidates: Vec<Considered<'a>>,
-}
-
-/// One entry of `serving.json`'s `candidates`: what was known of a made variant when the
-/// serving one was chosen, and the verdict.
-#[derive(Debug, Serialize)]
-pub struct Considered<'a> {
-    pub name: &'a str,
-    pub kind: &'a str,
-    pub layers: Option<u64>,
-    pub gop_per_sequence: Option<&'a BTreeMap<u64, f64>>,
-    pub test_metric: TestMetric<'a>,
-    /// At batch 32; `None` for a variant that failed its gate (never measured).
-    pub sequences_per_second: Option<f64>,
-    pub p50_ms: Option<f64>,
-    pub peak_rss_bytes: Option<u64>,
-    pub passed: bool,
-    /// `serves`, or why not: its gate's failures, or how it compares with the one that does.
-    pub verdict: String,
-}
-
-#[derive(Debug, Serialize)]
-pub struct TestMetric<'a> {
-    pub name: &'a str,
-    pub value: f64,
-    /// Percentage points against the teacher's FP32 export (`fp32`); a distilled student's
-    /// gate allows at most 1.0 below.
-    pub points_vs_teacher: Option<f64>,
-}
-
-/// `candidates` as `serving.json` lists them, `chosen` being the one that serves under
-/// `policy`.
-pub fn considered<'a>(policy: &str, chosen: usize, candidates: &'a [Candidate]) -> Vec<Considered<'a>> {
-    let teacher = candidates.iter().find(|c| c.name == "fp32").map(|c| c.metric);
+/// Every candidate as `serving.json` lists it, with its verdict under `policy`.
+pub fn considered(policy: Policy, chosen: usize, candidates: &[Candidate]) -> Vec<modelcrate_schema::Candidate> {
+    let teacher = candidates.iter().find(|c| c.name == FP32).map(|c| c.metric);
     let verdicts = verdicts(policy, chosen, candidates);
     candidates
         .iter()
         .zip(verdicts)
-        .map(|(c, verdict)| Considered {
-            name: &c.name,
-            kind: &c.kind,
+        .map(|(c, verdict)| modelcrate_schema::Candidate {
+            name: c.name.clone(),
+            kind: c.kind,
             layers: c.layers,
-            gop_per_sequence: c.gop_per_sequence.as_ref(),
+            gop_per_sequence: c.gop_per_sequence.clone(),
             test_metric: TestMetric {
-                name: &c.metric_name,
+                name: c.metric_name.clone(),
                 value: c.metric,
                 points_vs_teacher: teacher.map(|teacher| (c.metric - teacher) * 100.0),
             },
@@ -119,7 +65,7 @@ pub fn considered<'a>(policy: &str, chosen: usize, candidates: &'a [Candidate]) 
 
 /// Why each candidate does or does not serve, `chosen` being the one `choose` picked
 /// under `policy`.
-pub fn verdicts(policy: &str, chosen: usize, candidates: &[Candidate]) -> Vec<String> {
+pub fn verdicts(policy: Policy, chosen: usize, candidates: &[Candidate]) -> Vec<String> {
     let serving = &candidates[chosen];
     let best = candidates
         .iter()
@@ -144,9 +90,9 @@ pub fn verdicts(policy: &str, chosen: usize, candidates: &[Candidate]) -> Vec<St
                 format!("fails its {} gate: {}", c.kind, c.failures.join("; "))
             } else {
                 match policy {
-                    "named" => format!("not the variant the spec names ({})", speed(c)),
-                    "most_accurate" if c.metric < serving.metric => format!("less accurate: {}", accuracy(c)),
-                    "most_accurate" => format!("as accurate, slower: {}", speed(c)),
+                    Policy::Named => format!("not the variant the spec names ({})", speed(c)),
+                    Policy::MostAccurate if c.metric < serving.metric => format!("less accurate: {}", accuracy(c)),
+                    Policy::MostAccurate => format!("as accurate, slower: {}", speed(c)),
                     _ if c.throughput < best * (1.0 - SAME_SPEED) => format!("slower: {}", speed(c)),
                     _ if c.metric < serving.metric => format!(
                         "as fast within {:.0}%, less accurate: {}",
@@ -165,14 +111,14 @@ pub fn verdicts(policy: &str, chosen: usize, candidates: &[Candidate]) -> Vec<St
 }
 
 /// The index of the serving candidate under `policy`, and why.
-pub fn choose(policy: &str, named: Option<&str>, candidates: &[Candidate]) -> Result<(usize, String)> {
+pub fn choose(policy: Policy, named: Option<&str>, candidates: &[Candidate]) -> Result<(usize, String)> {
     let passing: Vec<usize> = (0..candidates.len()).filter(|&i| candidates[i].passed).collect();
     if passing.is_empty() {
         bail!("no variant passes its parity gate, so none can serve");
     }
-    let reference = candidates.iter().find(|c| c.name == "fp32");
+    let reference = candidates.iter().find(|c| c.name == FP32);
     let versus_fp32 = |c: &Candidate| match reference {
-        Some(fp32) if c.name != "fp32" && fp32.throughput > 0.0 => {
+        Some(fp32) if c.name != FP32 && fp32.throughput > 0.0 => {
             format!(", {:.2}× fp32's {:.1}", c.throughput / fp32.throughput, fp32.throughput)
         }
         _ => String::new(),
@@ -189,7 +135,7 @@ pub fn choose(policy: &str, named: Option<&str>, candidates: &[Candidate]) -> Re
         )
     };
     match policy {
-        "named" => {
+        Policy::Named => {
             let name = named.context("policy `named` needs serve.variant")?;
             let index = candidates
                 .iter()
@@ -204,7 +150,7 @@ pub fn choose(policy: &str, named: Option<&str>, candidates: &[Candidate]) -> Re
             }
             Ok((index, format!("named in the spec; {}", describe(candidate))))
         }
-        "fastest" => {
+        Policy::Fastest => {
             let best = passing
                 .iter()
                 .map(|&i| candidates[i].throughput)
@@ -236,7 +182,7 @@ pub fn choose(policy: &str, named: Option<&str>, candidates: &[Candidate]) -> Re
                 ),
             ))
         }
-        "most_accurate" => {
+        Policy::MostAccurate => {
             let index = passing
                 .iter()
                 .copied()
@@ -251,7 +197,6 @@ pub fn choose(policy: &str, named: Option<&str>, candidates: &[Candidate]) -> Re
                 ),
             ))
         }
-        other => bail!("unknown serving policy `{other}`"),
     }
 }
 
@@ -263,41 +208,6 @@ fn by_metric_then_speed(a: &Candidate, b: &Candidate) -> std::cmp::Ordering {
 
 /// Reads what parity and measurement wrote for every made variant of `spec`.
 pub fn candidates(paths: &Paths, spec: &ModelSpec, variants: &[Made]) -> Result<Vec<Candidate>> {
-    #[derive(Deserialize)]
-    struct Parity {
-        passed: bool,
-        #[serde(default)]
-        failures: Vec<String>,
-        metric: Metric,
-    }
-    #[derive(Deserialize)]
-    struct Metric {
-        name: String,
-        value: f64,
-    }
-    #[derive(Deserialize)]
-    struct Bench {
-        latency: Latency,
-        throughput: Throughput,
-        #[serde(default)]
-        rss_bytes: Option<Rss>,
-    }
-    #[derive(Deserialize)]
-    struct Rss {
-        peak: Option<u64>,
-    }
-    #[derive(Deserialize)]
-    struct Costs {
-        engine: Option<serde_json::Value>,
-    }
-    #[derive(Deserialize)]
-    struct Latency {
-        p50_ms: f64,
-    }
-    #[derive(Deserialize)]
-    struct Throughput {
-        sequences_per_second: f64,
-    }
     let art = paths.artifact(&spec.name);
     // The sizes the work is counted from (every export writes it; without it, no count).
     let config_path = paths.onnx(&spec.name).join("config.json");
@@ -315,23 +225,19 @@ pub fn candidates(paths: &Paths, spec: &ModelSpec, variants: &[Made]) -> Result<
                  kind,
                  kept_layers,
              }| {
-                let parity: Parity = read_json(&art.join("parity").join(format!("{name}.json")), "cargo xtask parity")?;
-                // A variant that missed its gate is never measured: it can never serve.
+                let parity: ParityReport = read_json(&ParityReport::path(&art, name), "cargo xtask parity")?;
+                // A variant that failed its gate is never measured.
                 let bench = if parity.passed {
-                    read_json(&art.join("bench").join(format!("{name}.json")), "cargo xtask measure")?
+                    Some(read_json::<MeasureReport>(
+                        &MeasureReport::path(&art, name),
+                        "cargo xtask measure",
+                    )?)
                 } else {
-                    Bench {
-                        latency: Latency { p50_ms: f64::NAN },
-                        throughput: Throughput {
-                            sequences_per_second: 0.0,
-                        },
-                        rss_bytes: None,
-                    }
+                    None
                 };
-                // Measured for the serving variant only, once chosen (`cargo xtask select`).
-                let costs = art.join("bench").join(format!("{name}.costs.json"));
+                let costs = CostsReport::path(&art, name);
                 let engine = if costs.is_file() {
-                    read_json::<Costs>(&costs, "cargo xtask select")?.engine
+                    read_json::<CostsReport>(&costs, "cargo xtask select")?.engine
                 } else {
                     None
                 };
@@ -339,17 +245,19 @@ pub fn candidates(paths: &Paths, spec: &ModelSpec, variants: &[Made]) -> Result<
                 Ok(Candidate {
                     name: name.clone(),
                     file: file.clone(),
-                    kind: kind.clone(),
+                    kind: *kind,
                     passed: parity.passed,
                     failures: parity.failures,
                     metric: parity.metric.value,
                     metric_name: parity.metric.name,
-                    throughput: bench.throughput.sequences_per_second,
-                    p50_ms: bench.latency.p50_ms,
-                    peak_rss_bytes: bench.rss_bytes.and_then(|rss| rss.peak),
+                    throughput: bench
+                        .as_ref()
+                        .map_or(0.0, |bench| bench.throughput.sequences_per_second),
+                    p50_ms: bench.as_ref().map_or(f64::NAN, |bench| bench.latency.p50_ms),
+                    peak_rss_bytes: bench.and_then(|bench| bench.rss_bytes.peak),
                     layers: work::layers(&config, *kept_layers),
                     gop_per_sequence: encoder.map(|encoder| encoder.gop_at_work_lengths()),
-                    engine: engine.filter(|engine| !engine.is_null()),
+                    engine,
                 })
             },
         )
@@ -366,11 +274,11 @@ pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path, writer: &str) -> R
 mod tests {
     use super::*;
 
-    fn candidate(name: &str, kind: &str, passed: bool, metric: f64, throughput: f64) -> Candidate {
+    fn candidate(name: &str, kind: VariantKind, passed: bool, metric: f64, throughput: f64) -> Candidate {
         Candidate {
             name: name.into(),
             file: format!("model.{name}.onnx"),
-            kind: kind.into(),
+            kind,
             passed,
             failures: if passed {
                 vec![]
@@ -390,17 +298,17 @@ mod tests {
 
     fn field() -> Vec<Candidate> {
         vec![
-            candidate("fp32", "fp32", true, 0.973, 100.0),
-            candidate("O2", "fp32", true, 0.973, 120.0),
-            candidate("O3", "fp32", false, 0.973, 400.0),
-            candidate("int8", "int8", true, 0.966, 200.0),
-            candidate("O2-int8", "int8", true, 0.964, 230.0),
+            candidate("fp32", VariantKind::Fp32, true, 0.973, 100.0),
+            candidate("O2", VariantKind::Fp32, true, 0.973, 120.0),
+            candidate("O3", VariantKind::Fp32, false, 0.973, 400.0),
+            candidate("int8", VariantKind::Int8, true, 0.966, 200.0),
+            candidate("O2-int8", VariantKind::Int8, true, 0.964, 230.0),
         ]
     }
 
     #[test]
     fn fastest_never_picks_a_variant_that_failed_its_gate() {
-        let (index, reason) = choose("fastest", None, &field()).unwrap();
+        let (index, reason) = choose(Policy::Fastest, None, &field()).unwrap();
         assert_eq!(field()[index].name, "O2-int8");
         assert!(reason.contains("2.30× fp32's 100.0"), "{reason}");
     }
@@ -409,36 +317,36 @@ mod tests {
     fn fastest_prefers_the_more_accurate_of_variants_within_the_noise() {
         let mut field = field();
         field[4].throughput = 205.0;
-        let (index, reason) = choose("fastest", None, &field).unwrap();
+        let (index, reason) = choose(Policy::Fastest, None, &field).unwrap();
         assert_eq!(field[index].name, "int8");
         assert!(reason.contains("1 other passing variant(s) within 5%"), "{reason}");
     }
 
     #[test]
     fn most_accurate_takes_the_faster_of_equally_accurate_variants() {
-        let (index, _) = choose("most_accurate", None, &field()).unwrap();
+        let (index, _) = choose(Policy::MostAccurate, None, &field()).unwrap();
         assert_eq!(field()[index].name, "O2");
     }
 
     #[test]
     fn a_named_variant_serves_only_if_it_passed() {
-        let (index, reason) = choose("named", Some("int8"), &field()).unwrap();
+        let (index, reason) = choose(Policy::Named, Some("int8"), &field()).unwrap();
         assert_eq!(field()[index].name, "int8");
         assert!(reason.starts_with("named in the spec"), "{reason}");
-        let error = choose("named", Some("O3"), &field()).unwrap_err().to_string();
+        let error = choose(Policy::Named, Some("O3"), &field()).unwrap_err().to_string();
         assert!(
             error.contains("fails its parity gate") && error.contains("1.6e-3"),
             "{error}"
         );
-        let error = choose("named", Some("O1"), &field()).unwrap_err().to_string();
+        let error = choose(Policy::Named, Some("O1"), &field()).unwrap_err().to_string();
         assert!(error.contains("was not made"), "{error}");
     }
 
     #[test]
     fn every_variant_is_told_why_it_does_not_serve() {
         let field = field();
-        let (index, _) = choose("fastest", None, &field).unwrap();
-        let verdicts = verdicts("fastest", index, &field);
+        let (index, _) = choose(Policy::Fastest, None, &field).unwrap();
+        let verdicts = verdicts(Policy::Fastest, index, &field);
         assert_eq!(verdicts[4], "serves");
         assert!(
             verdicts[0].starts_with("slower: 0.43× the serving variant's 230.0"),
@@ -452,16 +360,16 @@ mod tests {
         );
         let mut close = field.clone();
         close[4].throughput = 205.0;
-        let (index, _) = choose("fastest", None, &close).unwrap();
-        let verdicts = self::verdicts("fastest", index, &close);
+        let (index, _) = choose(Policy::Fastest, None, &close).unwrap();
+        let verdicts = self::verdicts(Policy::Fastest, index, &close);
         assert_eq!(verdicts[3], "serves");
         assert!(
             verdicts[4].starts_with("as fast within 5%, less accurate: test accuracy 0.9640 against 0.9660"),
             "{}",
             verdicts[4]
         );
-        let (index, _) = choose("most_accurate", None, &field).unwrap();
-        let verdicts = self::verdicts("most_accurate", index, &field);
+        let (index, _) = choose(Policy::MostAccurate, None, &field).unwrap();
+        let verdicts = self::verdicts(Policy::MostAccurate, index, &field);
         assert!(verdicts[0].starts_with("as accurate, slower"), "{}", verdicts[0]);
         assert!(verdicts[3].starts_with("less accurate"), "{}", verdicts[3]);
     }
@@ -469,7 +377,7 @@ mod tests {
     #[test]
     fn serving_json_lists_each_variant_against_the_teacher() {
         let field = field();
-        let listed = considered("fastest", 4, &field);
+        let listed = considered(Policy::Fastest, 4, &field);
         let json = serde_json::to_value(&listed).unwrap();
         let points = json[4]["test_metric"]["points_vs_teacher"].as_f64().unwrap();
         assert!((points - -0.9).abs() < 1e-9, "{points}");
@@ -482,6 +390,6 @@ mod tests {
     #[test]
     fn nothing_serves_when_nothing_passed() {
         let field: Vec<Candidate> = field().into_iter().map(|c| Candidate { passed: false, ..c }).collect();
-        assert!(choose("fastest", None, &field).is_err());
+        assert!(choose(Policy::Fastest, None, &field).is_err());
     }
 }

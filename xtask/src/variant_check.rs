@@ -16,6 +16,9 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use modelcrate_schema::{
+    CostsReport, MeasureReport, ParityReport, STUDENT_VARIANTS_FILE, VARIANTS_FILE, Variant, VariantKind, Variants,
+};
 
 use crate::Select;
 use crate::cache::{Key, KeyBuilder, Output};
@@ -24,6 +27,7 @@ use crate::pipeline::{Build, Environment, build, release_binary, selected, setup
 use crate::python_step::label;
 use crate::select;
 use crate::step::Step;
+use crate::work::kept_layers;
 
 pub fn parity(paths: &Paths, select: &Select) -> Result<()> {
     let environment = setup(paths, false)?;
@@ -62,7 +66,7 @@ pub fn costs_with(paths: &Paths, model: &str, variant: &str, force: bool, enviro
 pub struct Made {
     pub name: String,
     pub file: String,
-    pub kind: String,
+    pub kind: VariantKind,
     /// How many of the teacher's layers a distilled student's variant kept; `None` for
     /// the teacher's own variants.
     pub kept_layers: Option<u64>,
@@ -75,59 +79,30 @@ impl Made {
     }
 }
 
-/// Every variant the optimize steps listed, made or not, as JSON: `variants.json`'s, then
-/// a distilled student's (`variants.student.json`) once its step has run; `None` before
+/// Every variant the optimize steps listed, made or not: `variants.json`'s, then a
+/// distilled student's (`variants.student.json`) once its step has run; `None` before
 /// the optimize step has run.
-pub fn listed_variants(paths: &Paths, model: &str) -> Result<Option<Vec<serde_json::Value>>> {
-    #[derive(serde::Deserialize)]
-    struct Manifest {
-        variants: Vec<serde_json::Value>,
-    }
+pub fn listed_variants(paths: &Paths, model: &str) -> Result<Option<Vec<Variant>>> {
     let onnx = paths.onnx(model);
-    let teacher = onnx.join("variants.json");
+    let teacher = onnx.join(VARIANTS_FILE);
     if !teacher.is_file() {
         return Ok(None);
     }
-    let mut listed = select::read_json::<Manifest>(&teacher, "cargo xtask optimize")?.variants;
-    let student = onnx.join("variants.student.json");
+    let mut listed = select::read_json::<Variants>(&teacher, "cargo xtask optimize")?.variants;
+    let student = onnx.join(STUDENT_VARIANTS_FILE);
     if student.is_file() {
-        listed.extend(select::read_json::<Manifest>(&student, "cargo xtask distill")?.variants);
+        listed.extend(select::read_json::<Variants>(&student, "cargo xtask distill")?.variants);
     }
     Ok(Some(listed))
 }
 
 /// The variants the optimize steps made (`fp32` alone before they have run).
 pub fn made_variants(paths: &Paths, model: &str) -> Result<Vec<Made>> {
-    #[derive(serde::Deserialize)]
-    struct Variant {
-        name: String,
-        kind: String,
-        made: bool,
-        file: Option<String>,
-        #[serde(default)]
-        student: Option<serde_json::Value>,
-    }
-    let Some(listed) = listed_variants(paths, model)? else {
-        return Ok(vec![Made {
-            name: "fp32".into(),
-            file: "model.onnx".into(),
-            kind: "fp32".into(),
-            kept_layers: None,
-        }]);
-    };
-    let variants = listed
-        .into_iter()
-        .map(serde_json::from_value::<Variant>)
-        .collect::<Result<Vec<_>, _>>()
-        .with_context(|| format!("{} lists a malformed variant", paths.onnx(model).display()))?;
-    Ok(variants
+    let listed = listed_variants(paths, model)?.unwrap_or_else(|| vec![Variant::fp32_export()]);
+    Ok(listed
         .into_iter()
         .filter_map(|v| {
-            let kept_layers = v
-                .student
-                .as_ref()
-                .and_then(|student| student["kept_layers"].as_array())
-                .map(|kept| kept.len() as u64);
+            let kept_layers = kept_layers(&v);
             v.file.filter(|_| v.made).map(|file| Made {
                 name: v.name,
                 file,
@@ -183,9 +158,9 @@ impl VariantCheck {
     /// Where the check writes its report on `variant` of the model whose artifacts are `art`.
     fn report(self, art: &Path, variant: &str) -> PathBuf {
         match self {
-            Self::Parity => art.join("parity").join(format!("{variant}.json")),
-            Self::Measure => art.join("bench").join(format!("{variant}.json")),
-            Self::Costs => art.join("bench").join(format!("{variant}.costs.json")),
+            Self::Parity => ParityReport::path(art, variant),
+            Self::Measure => MeasureReport::path(art, variant),
+            Self::Costs => CostsReport::path(art, variant),
         }
     }
 
@@ -386,17 +361,13 @@ impl VariantCheck {
 
 /// Whether the variant's parity report says it passed its gate.
 fn passed_parity(paths: &Paths, model: &str, variant: &str) -> Result<bool> {
-    #[derive(serde::Deserialize)]
-    struct Parity {
-        passed: bool,
-    }
-    let path = paths.artifact(model).join("parity").join(format!("{variant}.json"));
-    let parity: Parity = select::read_json(&path, "cargo xtask parity")?;
+    let path = ParityReport::path(&paths.artifact(model), variant);
+    let parity: ParityReport = select::read_json(&path, "cargo xtask parity")?;
     Ok(parity.passed)
 }
 
-/// The Rust side of a check's key: the runtime, the server crate (parity and measure are
-/// its binaries), the model's generated crate, the workspace manifest, the registry
+/// The Rust side of a check's key: the schema of the files the checks read and write,
+/// the runtime, the server crate (parity and measure are its binaries), the model's generated crate, the workspace manifest, the registry
 /// crates' versions in `Cargo.lock`, the compiler, and the Python lock (it pins
 /// onnxruntime, whose library the checks run on). Another model's crate, and the umbrella
 /// crate that lists them, are left out: adding a model re-runs no other model's checks.
@@ -404,6 +375,8 @@ fn rust_key(paths: &Paths, model: &str) -> Result<Key> {
     let root = &paths.root;
     let mut key = KeyBuilder::new("rust");
     for part in [
+        "schema/Cargo.toml",
+        "schema/src",
         "runtime/Cargo.toml",
         "runtime/src",
         "server/Cargo.toml",

@@ -2,6 +2,7 @@
 //! sequence, counted from `config.json`'s sizes. The report, `select` (for `serving.json`)
 //! and the bench (against this CPU's measured peak) all count it here.
 
+use modelcrate_schema::Variant;
 use serde_json::Value;
 
 /// Sequence lengths (tokens) each variant's work is stated at: a short text (the bench's
@@ -61,15 +62,14 @@ pub fn layers(config: &Value, kept_layers: Option<u64>) -> Option<u64> {
 
 /// How many of the teacher's layers a variant listed in `variants.json` (or
 /// `variants.student.json`) kept: a distilled student's count, `None` for the teacher's own.
-pub fn kept_layers(variant: &Value) -> Option<u64> {
-    variant["student"]["kept_layers"]
-        .as_array()
-        .map(|kept| kept.len() as u64)
+pub fn kept_layers(variant: &Variant) -> Option<u64> {
+    variant.student.as_ref().map(|student| student.kept_layers.len() as u64)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use modelcrate_schema::Student;
     use serde_json::json;
 
     #[test]
@@ -82,10 +82,16 @@ mod tests {
             "{}",
             teacher.gop_at(128)
         );
-        let student_variant = json!({"student": {"kept_layers": [1, 3, 5], "teacher_layers": 6}});
+        let student_variant = Variant {
+            student: Some(Student {
+                kept_layers: vec![1, 3, 5],
+                teacher_layers: 6,
+            }),
+            ..Variant::fp32_export()
+        };
         let student = Encoder::of(&config, kept_layers(&student_variant)).unwrap();
         assert_eq!(student.layers, 3);
-        assert_eq!(kept_layers(&json!({"name": "int8"})), None);
+        assert_eq!(kept_layers(&Variant::fp32_export()), None);
         assert_eq!(student.gop_at(128) * 2.0, teacher.gop_at(128));
         assert_eq!(Encoder::of(&json!({"num_classes": 10}), Some(1)), None);
     }

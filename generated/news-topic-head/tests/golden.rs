@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 
 use modelcrate_runtime::classification::best;
-use modelcrate_runtime::variants::{Serving, Variants};
+use modelcrate_runtime::variants::{read_serving, read_variants};
 use modelcrate_runtime::{LoadOptions, VariantChoice};
 use news_topic_head::{Label, Model, load, load_with};
 
@@ -29,7 +29,7 @@ fn variant(name: &str) -> Model {
 
 #[test]
 fn every_made_variant_loads_through_this_crate() {
-    let variants = Variants::read(&onnx_dir())
+    let variants = read_variants(&onnx_dir())
         .expect("variants.json is readable")
         .expect("variants.json (cargo xtask optimize)");
     for made in variants.made() {
@@ -43,7 +43,7 @@ fn every_made_variant_loads_through_this_crate() {
 
 #[test]
 fn load_serves_the_selected_variant() {
-    let serving = Serving::read(&onnx_dir())
+    let serving = read_serving(&onnx_dir())
         .expect("serving.json is readable")
         .expect("serving.json (cargo xtask select)");
     let model = load(&onnx_dir()).expect("the serving variant loads");

@@ -23,13 +23,13 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use std::sync::Arc;
 
+use modelcrate_runtime::json_file;
+use modelcrate_runtime::policy::from_costs;
 use modelcrate_runtime::text::EncodedBatch;
-use modelcrate_runtime::{
-    CostPoint, Costs, EnginePolicy, Input, Lane, Layout, LoadOptions, LoadedModel, VariantChoice, image,
-};
+use modelcrate_runtime::{CostPoint, Costs, Input, Lane, Layout, LoadOptions, LoadedModel, VariantChoice, image};
+use modelcrate_schema::{CostsReport, Latency, MeasureReport, Rss, SessionLayout, Throughput};
 use modelcrate_server::stats::{machine, quantile_ms};
 use modelcrate_server::test_split;
-use serde_json::json;
 
 /// The fewest batches a throughput figure is measured over.
 const MIN_THROUGHPUT_BATCHES: usize = 4;
@@ -75,7 +75,7 @@ fn memory() -> Option<(u64, u64)> {
     Some((field("VmRSS:")?, field("VmHWM:")?))
 }
 
-fn run(args: &Args) -> Result<serde_json::Value> {
+fn run(args: &Args) -> Result<MeasureReport> {
     if args.batch_size == 0 || args.latency_requests == 0 {
         bail!("--batch-size and --latency-requests must be at least 1");
     }
@@ -131,38 +131,52 @@ fn run(args: &Args) -> Result<serde_json::Value> {
     let seconds = started.elapsed().as_secs_f64();
     let peak_rss = memory().map(|(_, peak)| peak);
 
-    Ok(json!({
-        "model": args.model,
-        "variant": info.variant.name,
-        "file": info.variant.file,
-        "size_bytes": size_bytes,
-        "layout": {"sessions": 1, "intra_threads": args.intra_threads},
-        // Session creation, including ONNX Runtime's own graph optimization at load.
-        "load_seconds": load_seconds,
-        "inputs": match info.image {
-            Some(image) => format!("test split, {} image files, prepared to {}×{}", texts.len(), image.crop, image.crop),
-            None => format!("test split, {} texts, truncated to {} tokens", texts.len(), info.max_length),
+    Ok(MeasureReport {
+        model: args.model.clone(),
+        variant: info.variant.name,
+        file: info.variant.file,
+        size_bytes,
+        layout: SessionLayout {
+            sessions: 1,
+            intra_threads: args.intra_threads,
         },
-        "latency": {
-            "requests": latencies.len(),
-            "p50_ms": quantile_ms(&latencies, 0.50),
-            "p90_ms": quantile_ms(&latencies, 0.90),
-            "p99_ms": quantile_ms(&latencies, 0.99),
-            "mean_ms": mean_ms,
+        load_seconds,
+        inputs: match info.image {
+            Some(image) => format!(
+                "test split, {} image files, prepared to {}×{}",
+                texts.len(),
+                image.crop,
+                image.crop
+            ),
+            None => format!(
+                "test split, {} texts, truncated to {} tokens",
+                texts.len(),
+                info.max_length
+            ),
         },
-        "throughput": {
-            "batch_size": args.batch_size,
-            "sequences": sequences,
-            "seconds": seconds,
-            "sequences_per_second": sequences as f64 / seconds,
+        latency: Latency {
+            requests: latencies.len(),
+            p50_ms: quantile_ms(&latencies, 0.50),
+            p90_ms: quantile_ms(&latencies, 0.90),
+            p99_ms: quantile_ms(&latencies, 0.99),
+            mean_ms,
         },
-        "rss_bytes": {"after_warmup": rss_after_warmup, "peak": peak_rss},
-        "machine": machine(),
-    }))
+        throughput: Throughput {
+            batch_size: args.batch_size,
+            sequences,
+            seconds,
+            sequences_per_second: sequences as f64 / seconds,
+        },
+        rss_bytes: Rss {
+            after_warmup: rss_after_warmup,
+            peak: peak_rss,
+        },
+        machine: machine(),
+    })
 }
 
 /// `--costs`: the variant's costs on the adaptive layout's sessions, and its policy.
-fn run_costs(args: &Args) -> Result<serde_json::Value> {
+fn run_costs(args: &Args) -> Result<CostsReport> {
     let entry = modelcrate_server::models::entry(&args.model)?;
     let rows = test_split::inputs(&args.artifacts, &args.model, entry.task)?;
     let inputs = rows.as_inputs();
@@ -175,14 +189,14 @@ fn run_costs(args: &Args) -> Result<serde_json::Value> {
     };
     let model = Arc::new(modelcrate_server::models::load(entry, &args.artifacts, &options)?);
     let costs = costs(&model, &inputs, cores)?;
-    let engine = EnginePolicy::from_costs(&costs);
-    Ok(json!({
-        "model": args.model,
-        "variant": model.info().variant.name,
-        "costs": costs,
-        "engine": engine,
-        "machine": machine(),
-    }))
+    let engine = from_costs(&costs);
+    Ok(CostsReport {
+        model: args.model.clone(),
+        variant: model.info().variant.name.clone(),
+        costs,
+        engine,
+        machine: machine(),
+    })
 }
 
 /// Texts per run and lengths the costs are measured at: one text, a few, many; each
@@ -311,48 +325,44 @@ fn timed_units(model: &LoadedModel, unit: &Unit, lane: Lane) -> Result<(usize, f
 
 fn main() {
     let args = Args::parse();
-    let measured = if args.costs { run_costs(&args) } else { run(&args) };
-    let result = measured.and_then(|report| {
-        let dir = args.artifacts.join(&args.model).join("bench");
-        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        let name = if args.costs {
-            format!("{}.costs.json", args.variant)
-        } else {
-            format!("{}.json", args.variant)
-        };
-        let path = dir.join(name);
-        std::fs::write(&path, serde_json::to_string_pretty(&report)? + "\n")
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        Ok(report)
-    });
-    match result {
-        Ok(report) if args.costs => {
-            let why = report["engine"]["why"].as_array().cloned().unwrap_or_default();
+    let result = if args.costs {
+        run_costs(&args).and_then(|report| {
+            json_file::write(
+                &CostsReport::path(&args.artifacts.join(&args.model), &args.variant),
+                &report,
+            )?;
             println!(
                 "costs: {} {}: {} points",
                 args.model,
                 args.variant,
-                report["costs"]["points"].as_array().map_or(0, Vec::len)
+                report.costs.points.len()
             );
-            for line in why.iter().filter_map(|line| line.as_str()) {
+            for line in report.engine.iter().flat_map(|engine| &engine.why) {
                 println!("    {line}");
             }
-        }
-        Ok(report) => println!(
-            "measure: {} {}: batch 1 p50 {:.2} ms p99 {:.2} ms; batch {} {:.1} sequences/s; peak RSS {:.0} MB",
-            args.model,
-            args.variant,
-            report["latency"]["p50_ms"].as_f64().unwrap_or(f64::NAN),
-            report["latency"]["p99_ms"].as_f64().unwrap_or(f64::NAN),
-            args.batch_size,
-            report["throughput"]["sequences_per_second"]
-                .as_f64()
-                .unwrap_or(f64::NAN),
-            report["rss_bytes"]["peak"].as_f64().unwrap_or(f64::NAN) / 1e6,
-        ),
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            std::process::exit(1);
-        }
+            Ok(())
+        })
+    } else {
+        run(&args).and_then(|report| {
+            json_file::write(
+                &MeasureReport::path(&args.artifacts.join(&args.model), &args.variant),
+                &report,
+            )?;
+            println!(
+                "measure: {} {}: batch 1 p50 {:.2} ms p99 {:.2} ms; batch {} {:.1} sequences/s; peak RSS {:.0} MB",
+                args.model,
+                args.variant,
+                report.latency.p50_ms,
+                report.latency.p99_ms,
+                args.batch_size,
+                report.throughput.sequences_per_second,
+                report.rss_bytes.peak.map_or(f64::NAN, |peak| peak as f64 / 1e6),
+            );
+            Ok(())
+        })
+    };
+    if let Err(error) = result {
+        eprintln!("error: {error:#}");
+        std::process::exit(1);
     }
 }

@@ -8,6 +8,8 @@ use modelcrate_runtime::{ProblemType, TextClassifier};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use modelcrate_schema::{Agreement, Drift, ParityMetric, ParitySummary};
+
 use super::{Checked, Figures, Gate, Rule, STUDENT_METRIC_DROP, call_parameters, check_token_ids, max_abs_difference};
 use crate::pipeline_json;
 use crate::request::ClassifyRequest;
@@ -285,17 +287,17 @@ pub(super) fn check(
     });
     Ok(Checked {
         checkpoint: reference.checkpoint_sha256.clone(),
-        metric: json!({
-            "name": metric_name,
-            "value": rust_accuracy,
-            "pytorch": reference.test_split.accuracy,
-            "teacher": reference.teacher.as_ref().map(|teacher| teacher.test_split.accuracy),
-        }),
-        summary: json!({
-            "drift": {"name": "max |Δlogit|", "value": alone_max},
-            "golden": {"name": "top-1", "agree": golden_agree, "of": texts.len()},
-            "test_agreement": {"name": if multi_label { "label set" } else { "top-1" }, "agree": agreement, "of": test.len()},
-        }),
+        metric: ParityMetric {
+            name: metric_name.into(),
+            value: rust_accuracy,
+            pytorch: reference.test_split.accuracy,
+            teacher: reference.teacher.as_ref().map(|teacher| teacher.test_split.accuracy),
+        },
+        summary: ParitySummary {
+            drift: Drift::new("max |Δlogit|", alone_max),
+            golden: Agreement::new("top-1", golden_agree, texts.len()),
+            test_agreement: Agreement::new(if multi_label { "label set" } else { "top-1" }, agreement, test.len()),
+        },
         details,
     })
 }

@@ -8,6 +8,8 @@ use modelcrate_runtime::SentenceEmbedder;
 use serde::Deserialize;
 use serde_json::json;
 
+use modelcrate_schema::{Agreement, Drift, ParityMetric, ParitySummary};
+
 use super::{Checked, Figures, Gate, Rule, STUDENT_METRIC_DROP, check_token_ids};
 use crate::test_split::TitleBody;
 
@@ -74,15 +76,15 @@ fn compare(rust: &[f32], python: &[f64]) -> (f64, f64) {
 }
 
 /// Min and mean cosine, max |difference|, and the ids of cases under `floor`.
-struct Agreement {
+struct Cosines {
     min_cosine: f64,
     mean_cosine: f64,
     max_abs: f64,
     below: Vec<String>,
 }
 
-fn agreement(reference: &Reference, embeddings: &[Vec<f32>], floor: f64) -> Agreement {
-    let mut result = Agreement {
+fn agreement(reference: &Reference, embeddings: &[Vec<f32>], floor: f64) -> Cosines {
+    let mut result = Cosines {
         min_cosine: f64::INFINITY,
         mean_cosine: 0.0,
         max_abs: 0.0,
@@ -211,7 +213,7 @@ pub(super) fn check(
         true,
     );
 
-    let describe = |found: &Agreement| {
+    let describe = |found: &Cosines| {
         json!({
             "min_cosine": found.min_cosine,
             "mean_cosine": found.mean_cosine,
@@ -239,21 +241,24 @@ pub(super) fn check(
     });
     Ok(Checked {
         checkpoint: reference.checkpoint_sha256.clone(),
-        metric: json!({
-            "name": "recall@10",
-            "value": recall_10,
-            "pytorch": python.recall_at_10,
-            "teacher": reference.teacher.as_ref().map(|teacher| teacher.test_split.recall_at_10),
-        }),
-        summary: json!({
-            "drift": {"name": "min cosine", "value": alone.min_cosine},
-            "golden": {
-                "name": format!("cosine ≥ {floor}"),
-                "agree": texts.len() - alone.below.len(),
-                "of": texts.len(),
-            },
-            "test_agreement": {"name": "top-1 body", "agree": agree, "of": pairs.len()},
-        }),
+        metric: ParityMetric {
+            name: "recall@10".into(),
+            value: recall_10,
+            pytorch: python.recall_at_10,
+            teacher: reference
+                .teacher
+                .as_ref()
+                .map(|teacher| teacher.test_split.recall_at_10),
+        },
+        summary: ParitySummary {
+            drift: Drift::new("min cosine", alone.min_cosine),
+            golden: Agreement::new(
+                &format!("cosine ≥ {floor}"),
+                texts.len() - alone.below.len(),
+                texts.len(),
+            ),
+            test_agreement: Agreement::new("top-1 body", agree, pairs.len()),
+        },
         details,
     })
 }

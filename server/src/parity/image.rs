@@ -22,6 +22,8 @@ use modelcrate_runtime::image::{DEFAULT_MAX_PIXELS, decode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use modelcrate_schema::{Agreement, Drift, ParityMetric, ParitySummary};
+
 use super::{Checked, Figures, Gate, Rule, max_abs_difference};
 use crate::pipeline_json;
 use crate::request::TopK;
@@ -307,12 +309,17 @@ pub(super) fn check(
     let stage = |s: &Stage| json!({"images": s.images, "identical": s.identical, "max_level": s.max_level});
     Ok(Checked {
         checkpoint: reference.checkpoint_sha256.clone(),
-        metric: json!({"name": "accuracy", "value": rust_accuracy, "pytorch": reference.test_split.accuracy}),
-        summary: json!({
-            "drift": {"name": "max |Δlogit|", "value": png_logits},
-            "golden": {"name": "top-1", "agree": decodable.len() - top_mismatches.len(), "of": decodable.len()},
-            "test_agreement": {"name": "top-1", "agree": agreement, "of": test.len()},
-        }),
+        metric: ParityMetric {
+            name: "accuracy".into(),
+            value: rust_accuracy,
+            pytorch: reference.test_split.accuracy,
+            teacher: None,
+        },
+        summary: ParitySummary {
+            drift: Drift::new("max |Δlogit|", png_logits),
+            golden: Agreement::new("top-1", decodable.len() - top_mismatches.len(), decodable.len()),
+            test_agreement: Agreement::new("top-1", agreement, test.len()),
+        },
         details: json!({
             "decoded": {"png": stage(&png_decoded), "jpeg": stage(&jpeg_decoded)},
             "cropped": {"png": stage(&png_cropped), "jpeg": stage(&jpeg_cropped)},

@@ -44,31 +44,14 @@ const STUDENT_METRIC_DROP: f64 = 0.01;
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use modelcrate_runtime::LoadedModel;
 use modelcrate_runtime::text::TextEncoder;
-use modelcrate_runtime::{LoadedModel, VariantKind};
+pub use modelcrate_schema::Gate;
+use modelcrate_schema::{ParityMetric, ParitySummary};
 use serde_json::{Value, json};
 
 use crate::error::ApiError;
 use crate::test_split;
-
-/// Which bounds a variant must meet (`variants.json`'s `kind`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Gate {
-    /// FP32 and graph-optimized FP32: the FP32 bounds.
-    Exact,
-    /// Dynamic INT8: identical tokens and an accuracy drop of at most 1.0 point vs
-    /// PyTorch; logit drift, top-1 agreement and pipeline scores are reported.
-    Int8,
-}
-
-impl From<VariantKind> for Gate {
-    fn from(kind: VariantKind) -> Self {
-        match kind {
-            VariantKind::Fp32 => Self::Exact,
-            VariantKind::Int8 => Self::Int8,
-        }
-    }
-}
 
 /// When a row's bound applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,12 +138,11 @@ fn call_parameters<T>(call: &Value, parse: impl Fn(&[u8], usize) -> Result<T, Ap
 /// What a task's check found, for the report.
 pub struct Checked {
     pub checkpoint: String,
-    /// The task metric on the test split, by which variants are compared:
-    /// `{"name", "value", "pytorch"}`.
-    pub metric: Value,
+    /// The task metric on the test split, by which variants are compared.
+    pub metric: ParityMetric,
     /// Task-independent headlines for `cargo xtask report`: drift, golden agreement,
     /// test-split agreement.
-    pub summary: Value,
+    pub summary: ParitySummary,
     pub details: Value,
 }
 

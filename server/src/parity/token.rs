@@ -11,6 +11,8 @@ use modelcrate_runtime::TokenClassifier;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use modelcrate_schema::{Agreement, Drift, ParityMetric, ParitySummary};
+
 use super::{Checked, Figures, Gate, Rule, STUDENT_METRIC_DROP, call_parameters, check_token_ids};
 use crate::pipeline_json;
 use crate::request::EntitiesRequest;
@@ -276,17 +278,17 @@ pub(super) fn check(
 
     Ok(Checked {
         checkpoint: reference.checkpoint_sha256.clone(),
-        metric: json!({
-            "name": "entity_f1",
-            "value": rust_f1,
-            "pytorch": pytorch_f1,
-            "teacher": reference.teacher.as_ref().map(|teacher| teacher.test_split.entity_f1),
-        }),
-        summary: json!({
-            "drift": {"name": "max |Δlogit|", "value": alone_max},
-            "golden": {"name": "entities", "agree": simple_agree, "of": texts.len()},
-            "test_agreement": {"name": "entities", "agree": agreement, "of": test.len()},
-        }),
+        metric: ParityMetric {
+            name: "entity_f1".into(),
+            value: rust_f1,
+            pytorch: pytorch_f1,
+            teacher: reference.teacher.as_ref().map(|teacher| teacher.test_split.entity_f1),
+        },
+        summary: ParitySummary {
+            drift: Drift::new("max |Δlogit|", alone_max),
+            golden: Agreement::new("entities", simple_agree, texts.len()),
+            test_agreement: Agreement::new("entities", agreement, test.len()),
+        },
         details: json!({
             "token_ids": {"inputs": texts.len(), "mismatched": id_mismatches},
             "offsets": {"inputs": texts.len(), "mismatched": offset_mismatches},

@@ -7,11 +7,11 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Parser;
-use modelcrate_runtime::{LoadOptions, VariantChoice};
+use modelcrate_runtime::{LoadOptions, VariantChoice, json_file};
+use modelcrate_schema::ParityReport;
 use modelcrate_server::parity;
-use serde_json::json;
 
 #[derive(Parser)]
 struct Args {
@@ -62,23 +62,22 @@ fn run(args: &Args) -> Result<bool> {
         );
     }
     let passed = outcome.passed();
-    let report = json!({
-        "model": args.model,
-        "variant": args.variant,
-        "file": file,
-        "gate": format!("{gate:?}"),
-        "checkpoint_sha256": checked.checkpoint,
-        "passed": passed,
-        "failures": outcome.failures,
-        "metric": checked.metric,
-        "summary": checked.summary,
-        "details": checked.details,
-    });
-    let out_dir = args.artifacts.join(&args.model).join("parity");
-    std::fs::create_dir_all(&out_dir).with_context(|| format!("cannot create {}", out_dir.display()))?;
-    let out = out_dir.join(format!("{}.json", args.variant));
-    std::fs::write(&out, serde_json::to_string_pretty(&report)? + "\n")
-        .with_context(|| format!("cannot write {}", out.display()))?;
+    let report = ParityReport {
+        model: args.model.clone(),
+        variant: args.variant.clone(),
+        file,
+        gate,
+        checkpoint_sha256: checked.checkpoint.clone(),
+        passed,
+        failures: outcome.failures.clone(),
+        metric: checked.metric.clone(),
+        summary: checked.summary.clone(),
+        details: checked.details.clone(),
+    };
+    json_file::write(
+        &ParityReport::path(&args.artifacts.join(&args.model), &args.variant),
+        &report,
+    )?;
     Ok(passed)
 }
 
