@@ -9,7 +9,6 @@
 
 pub mod classification;
 pub mod embedding;
-pub mod engine;
 pub mod environment;
 pub mod error;
 pub mod image;
@@ -25,14 +24,13 @@ pub mod variants;
 
 pub use classification::{ClassificationFunction, LabelScore, ProblemType, TextClassifier};
 pub use embedding::{Pooling, SentenceEmbedder};
-pub use engine::{Answered, BatchingOptions, Engine, Pending, Refused, RowOutput, Rows};
 pub use error::{Error, Result};
 pub use image::{ImageError, Preprocessing};
 pub use image_classification::ImageClassifier;
 pub use modelcrate_schema::Task;
 pub use policy::{CostPoint, Costs, EnginePolicy, LayoutChoice, MergeLimits, MergeStep};
 pub use pool::{Lane, Layout};
-pub use registry::{Input, LoadOptions, LoadedModel, ModelEntry, ModelInfo};
+pub use registry::{Input, LoadOptions, LoadedModel, ModelEntry, ModelInfo, RowOutput};
 pub use signature::{Signature, TensorSpec};
 pub use token_classification::{AggregationStrategy, Entity, TokenClassifier};
 pub use variants::{VariantChoice, VariantKind};

@@ -4,12 +4,11 @@
 use std::path::{Path, PathBuf};
 
 pub use modelcrate_schema::Task;
-use ndarray::{Array4, s};
+use ndarray::{Array2, Array4, s};
 use tokenizers::Encoding;
 
 use crate::classification::{ProblemType, TextClassifier};
 use crate::embedding::SentenceEmbedder;
-use crate::engine::RowOutput;
 use crate::error::Error;
 use crate::error::Result;
 use crate::image::Preprocessing;
@@ -61,6 +60,17 @@ impl Default for LoadOptions {
             max_batch_size: 32,
         }
     }
+}
+
+/// What one row of a batch yields, by task; post-processing turns it into an answer.
+#[derive(Debug, Clone)]
+pub enum RowOutput {
+    /// A sequence classifier's logits, by label id.
+    Logits(Vec<f32>),
+    /// An embedding model's pooled vector, not yet normalised.
+    Pooled(Vec<f32>),
+    /// A token classifier's logits `[tokens, labels]` for the row's real tokens.
+    TokenLogits(Array2<f32>),
 }
 
 /// What `GET /models` reports of a loaded model.

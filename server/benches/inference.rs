@@ -8,10 +8,10 @@ use std::hint::black_box;
 use std::path::PathBuf;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use modelcrate_core::catalog;
 use modelcrate_models::MODELS;
 use modelcrate_runtime::image::{DEFAULT_MAX_PIXELS, stack};
 use modelcrate_runtime::{Lane, LoadOptions, LoadedModel, VariantChoice};
-use modelcrate_server::models;
 use modelcrate_server::test_split::{self, TestInputs};
 
 fn artifacts() -> PathBuf {
@@ -24,7 +24,7 @@ fn artifacts() -> PathBuf {
 fn inference(c: &mut Criterion) {
     let options = LoadOptions::one_session(VariantChoice::Serving);
     for entry in MODELS {
-        let loaded = models::load(entry, &artifacts(), &options)
+        let loaded = catalog::load(entry, &artifacts(), &options)
             .and_then(|model| Ok((test_split::inputs(&artifacts(), entry.name, entry.task)?, model)));
         let (inputs, model) = match loaded {
             Ok(loaded) => loaded,

@@ -12,8 +12,8 @@ use serde_json::json;
 use crate::error::ApiError;
 use crate::lifecycle::Phase;
 use crate::reload::ReloadError;
-use crate::routes::AppState;
 use crate::served::Trigger;
+use crate::state::AppState;
 
 /// Whether two byte strings are equal, in time that does not depend on where they differ.
 fn same(a: &[u8], b: &[u8]) -> bool {

@@ -9,10 +9,10 @@ use anyhow::{Context, Result, bail};
 use clap::{CommandFactory, FromArgMatches, Parser};
 use modelcrate_runtime::{LoadOptions, VariantChoice};
 
-use crate::engine_plan::{EngineFlags, LayoutFlag, MergeFlag};
+use modelcrate_core::engine_plan::{EngineFlags, LayoutFlag, MergeFlag};
 
 use crate::reload::Reloader;
-use crate::routes::Limits;
+use crate::state::Limits;
 
 #[derive(Debug, Clone, Parser)]
 #[command(name = "modelcrate-server", about = "Serves Modelcrate's generated models over HTTP")]

@@ -4,6 +4,7 @@
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use modelcrate_core::CoreError;
 use serde::Serialize;
 
 #[derive(Debug, thiserror::Error)]
@@ -120,24 +121,27 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<modelcrate_runtime::Refused> for ApiError {
-    fn from(refused: modelcrate_runtime::Refused) -> Self {
-        use modelcrate_runtime::Refused;
-        match refused {
-            Refused::Busy { .. } => Self::Busy(refused.to_string()),
-            Refused::TimedOut(after) => Self::Timeout(after),
-            Refused::Stopped(_) => Self::Unavailable(refused.to_string()),
-            Refused::Failed(message) => Self::Inference(message),
+impl From<CoreError> for ApiError {
+    fn from(error: CoreError) -> Self {
+        match error {
+            CoreError::Invalid(message) => Self::Validation(message),
+            CoreError::TooLarge(message) => Self::PayloadTooLarge(message),
+            CoreError::Busy(message) => Self::Busy(message),
+            CoreError::Timeout(after) => Self::Timeout(after),
+            CoreError::Stopped(message) => Self::Unavailable(message),
+            CoreError::Failed(message) => Self::Inference(message),
         }
+    }
+}
+
+impl From<modelcrate_core::Refused> for ApiError {
+    fn from(refused: modelcrate_core::Refused) -> Self {
+        CoreError::from(refused).into()
     }
 }
 
 impl From<modelcrate_runtime::Error> for ApiError {
     fn from(error: modelcrate_runtime::Error) -> Self {
-        match error {
-            // What the request sent does not fit the model (a text for an image model).
-            modelcrate_runtime::Error::Input(message) => Self::Validation(message),
-            other => Self::Inference(other.to_string()),
-        }
+        CoreError::from(error).into()
     }
 }

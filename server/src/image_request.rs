@@ -17,7 +17,9 @@ use modelcrate_runtime::ClassificationFunction;
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
-use crate::request::{Inputs, TopK, classification_parameters, invalid, parse_body, refuse_unknown};
+use modelcrate_core::TopK;
+
+use crate::request::{Inputs, classification_parameters, invalid, parse_body, refuse_unknown};
 
 /// The image pipeline's default number of labels in an answer.
 pub const DEFAULT_TOP_K: usize = 5;

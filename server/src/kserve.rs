@@ -13,24 +13,24 @@
 //! (BYTES); embedding models `sentence_embedding`. Token and image classifiers have
 //! metadata here, and answer on `/models/{name}/predict`.
 
-use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
+use modelcrate_core::{Infer, Timings, Truncate};
+use modelcrate_runtime::Task;
 use modelcrate_runtime::classification::best;
 use modelcrate_runtime::signature::DType;
-use modelcrate_runtime::{Engine, LoadedModel, Task};
 use serde_json::{Map, Value, json};
 use tokenizers::Encoding;
 
 use crate::error::ApiError;
 use crate::lifecycle::Phase;
 use crate::request::{invalid, kind, object, optional_string, refuse_unknown};
-use crate::routes::{AppState, embeddings_of_texts, encode_off_runtime, logits_of_texts};
+use crate::state::AppState;
 
 const ROUTE: &str = "/v2/models/{name}/infer";
 /// The BYTES input a text model takes instead of token tensors.
@@ -318,12 +318,12 @@ async fn answer(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(HeaderMap, Json<Value>), ApiError> {
     let started = Instant::now();
-    let engine = state.engine(name)?;
+    let infer = state.infer(name)?;
     let body = state.body(body)?;
     let request = object(&body)?;
     refuse_unknown(&request, "", &["id", "parameters", "inputs", "outputs"])?;
     let id = optional_string(&request, "id")?.map(str::to_string);
-    let info = engine.model().info();
+    let info = infer.info();
     if !matches!(info.task, Task::TextClassification | Task::FeatureExtraction) {
         return Err(invalid(format!(
             "model `{name}` is a {} model: v2 infer serves text-classification and feature-extraction models; use POST /models/{name}/predict",
@@ -356,18 +356,17 @@ async fn answer(
             )));
         }
         None => {
-            let vocabulary = engine.model().text_encoder()?.tokenizer().get_vocab_size(true);
+            let vocabulary = infer.model().text_encoder()?.tokenizer().get_vocab_size(true);
             tokens(&tensors, vocabulary, info.max_length, max_inputs)?
         }
     };
     let wanted = requested_outputs(&request, info.task)?;
-    let timeout = state.limits.request_timeout;
-    let (outputs, answered) = run(&engine, rows, &wanted, timeout).await?;
+    let (outputs, timings) = run(&infer, rows, &wanted).await?;
     let mut answer = json!({"model_name": info.name, "model_version": "1", "outputs": outputs});
     if let (Some(id), Value::Object(fields)) = (id, &mut answer) {
         fields.insert("id".into(), Value::String(id));
     }
-    Ok((state.finish(info.name, &answered, started), Json(answer)))
+    Ok((state.finish(info.name, &timings, started), Json(answer)))
 }
 
 /// The output names asked for (all of the task's when `outputs` is absent).
@@ -391,21 +390,13 @@ fn requested_outputs(request: &Map<String, Value>, task: Task) -> Result<Vec<Str
     }
 }
 
-/// Runs the rows in the engine and shapes the wanted outputs as v2 tensors.
-async fn run(
-    engine: &Arc<Engine>,
-    rows: Rows,
-    wanted: &[String],
-    timeout: std::time::Duration,
-) -> Result<(Vec<Value>, modelcrate_runtime::Answered), ApiError> {
-    let model = engine.model();
+/// Runs the rows through the inference core and shapes the wanted outputs as v2 tensors.
+async fn run(infer: &Infer, rows: Rows, wanted: &[String]) -> Result<(Vec<Value>, Timings), ApiError> {
     let (encodings, took) = match rows {
-        Rows::Texts(texts) => {
-            let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
-            encode_off_runtime(engine, &texts).await?
-        }
+        // Cut at the model's max length, as the pipeline does.
+        Rows::Texts(texts) => infer.encode(texts, Truncate::Always).await?,
         // Checked and padded already: nothing to tokenize.
-        Rows::Tokens(encodings) => (encodings, std::time::Duration::ZERO),
+        Rows::Tokens(encodings) => (encodings, Duration::ZERO),
     };
     let count = encodings.len();
     let matrix = |name: &str, rows: &[Vec<f32>]| {
@@ -413,29 +404,29 @@ async fn run(
         let data: Vec<f32> = rows.iter().flatten().copied().collect();
         json!({"name": name, "datatype": "FP32", "shape": [count, width], "data": data})
     };
-    match model.as_ref() {
-        LoadedModel::TextClassification(classifier) => {
-            let (logits, answered) = logits_of_texts(engine, encodings, took, timeout).await?;
-            let function = classifier.default_function();
-            let scores: Vec<Vec<f32>> = logits.iter().map(|row| function.apply(row)).collect();
-            let labels = classifier.info().labels;
+    match infer.info().task {
+        Task::TextClassification => {
+            let classified = infer.classify_encoded(encodings, took, None).await?;
+            let labels = infer.info().labels;
             let outputs = wanted
                 .iter()
                 .map(|name| match name.as_str() {
-                    "logits" => matrix("logits", &logits),
-                    "scores" => matrix("scores", &scores),
+                    "logits" => matrix("logits", &classified.logits),
+                    "scores" => matrix("scores", &classified.scores),
                     _ => {
-                        let top: Vec<&str> = scores.iter().map(|row| labels[best(row).id]).collect();
+                        let top: Vec<&str> = classified.scores.iter().map(|row| labels[best(row).id]).collect();
                         json!({"name": "label", "datatype": "BYTES", "shape": [count], "data": top})
                     }
                 })
                 .collect();
-            Ok((outputs, answered))
+            Ok((outputs, classified.timings))
         }
-        LoadedModel::FeatureExtraction(embedder) => {
-            let (embeddings, answered) =
-                embeddings_of_texts(engine, encodings, took, embedder.normalizes(), timeout).await?;
-            Ok((vec![matrix("sentence_embedding", &embeddings)], answered))
+        Task::FeatureExtraction => {
+            let embedded = infer.embed_encoded(encodings, took, None).await?;
+            Ok((
+                vec![matrix("sentence_embedding", &embedded.embeddings)],
+                embedded.timings,
+            ))
         }
         _ => Err(ApiError::Inference("v2 infer reached a model it does not serve".into())),
     }

@@ -3,25 +3,29 @@
 
 pub mod admin;
 pub mod config;
-pub mod engine_plan;
 pub mod error;
+pub mod hf;
 pub mod image_request;
 pub mod kserve;
 pub mod lifecycle;
 pub mod metrics;
-pub mod models;
 pub mod openai;
 pub mod openapi;
 pub mod parity;
-pub mod pipeline_json;
 pub mod reload;
 pub mod request;
 pub mod request_log;
 pub mod routes;
 pub mod served;
+pub mod state;
 pub mod stats;
 pub mod tei;
 pub mod test_split;
 
 pub use config::Config;
-pub use routes::{AppState, app};
+use modelcrate_core::Catalog;
+
+/// The models this server links, from the umbrella crate.
+pub const CATALOG: Catalog = Catalog::new(modelcrate_models::MODELS);
+pub use routes::app;
+pub use state::AppState;

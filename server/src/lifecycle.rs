@@ -12,7 +12,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use modelcrate_runtime::{Engine, LoadedModel, Rows};
+use modelcrate_core::{Engine, Rows};
+use modelcrate_runtime::LoadedModel;
 use ndarray::Array3;
 
 use crate::served::Served;

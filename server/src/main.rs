@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use modelcrate_server::lifecycle::{self, Lifecycle};
 use modelcrate_server::served::{Fingerprint, Served};
-use modelcrate_server::{AppState, Config, app, models, reload};
+use modelcrate_server::{AppState, CATALOG, Config, app, reload};
 use tracing_subscriber::EnvFilter;
 
 /// After the drain, how long closing the remaining connections may take.
@@ -43,7 +43,7 @@ async fn run(config: Config) -> Result<()> {
     let reloader = Arc::new(config.reloader());
     let (names, loader, wait) = (config.models.clone(), Arc::clone(&reloader), config.wait_for_models);
     let (engines, coming, seen) = tokio::task::spawn_blocking(move || -> Result<_> {
-        let names = models::names(&names)?;
+        let names = CATALOG.names(&names)?;
         // Each folder as it is before its files are read: the watcher reloads what changes.
         let seen = names
             .iter()
@@ -54,7 +54,7 @@ async fn run(config: Config) -> Result<()> {
         if !coming.is_empty() {
             tracing::info!(models = ?coming, "coming: no serving.json yet; loaded behind their canary once it appears");
         }
-        let engines = models::start_each(&ready, &loader.artifacts, &loader.load, &loader.engines)?;
+        let engines = CATALOG.start_each(&ready, &loader.artifacts, &loader.load, &loader.engines)?;
         Ok((engines, coming, seen))
     })
     .await??;

@@ -18,13 +18,14 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
+use modelcrate_core::{Infer, Truncate};
 use modelcrate_runtime::embedding::l2_normalize;
 use modelcrate_runtime::{LoadedModel, Task};
 use serde_json::{Map, Value, json};
 
 use crate::error::ApiError;
 use crate::request::{invalid, kind, optional_string, texts};
-use crate::routes::{AppState, embeddings_of_texts, encode_off_runtime, truncation_checked};
+use crate::state::AppState;
 
 const ROUTE: &str = "/v1/embeddings";
 const FIELDS: [&str; 5] = ["model", "input", "encoding_format", "dimensions", "user"];
@@ -141,15 +142,15 @@ async fn embed(state: &AppState, name: &str, request: EmbeddingsRequest) -> Resu
             "`dimensions` is {asked}, more than the {dimension} of model `{name}`"
         )));
     }
-    let normalize = embedder.normalizes();
-    let limits = state.limits;
-    let texts: Vec<&str> = request.texts.iter().map(String::as_str).collect();
-    let (encodings, took) = encode_off_runtime(&engine, &texts).await?;
-    let encodings = truncation_checked(encodings, None, &limits, engine.model().info().max_length, "input")?;
-    let tokens: usize = encodings.iter().map(|encoding| encoding.len()).sum();
-    let (embeddings, answered) =
-        embeddings_of_texts(&engine, encodings, took, normalize, limits.request_timeout).await?;
-    let data: Vec<Value> = embeddings
+    let infer = Infer::new(engine, state.limits.core());
+    let truncate = Truncate::Asked {
+        allowed: None,
+        field: "input",
+    };
+    let embedded = infer.embed(request.texts, truncate, None).await?;
+    let (normalize, tokens) = (embedded.normalized, embedded.tokens);
+    let data: Vec<Value> = embedded
+        .embeddings
         .into_iter()
         .enumerate()
         .map(|(index, mut vector)| {
@@ -175,7 +176,7 @@ async fn embed(state: &AppState, name: &str, request: EmbeddingsRequest) -> Resu
         "model": name,
         "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
     });
-    Ok((state.finish(name, &answered, started), Json(answer)))
+    Ok((state.finish(name, &embedded.timings, started), Json(answer)))
 }
 
 /// `GET /v1/models`: every served model, with its task.

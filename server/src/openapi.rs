@@ -13,7 +13,7 @@ use axum::response::Html;
 use modelcrate_runtime::{LoadedModel, Task};
 use serde_json::{Map, Value, json};
 
-use crate::routes::AppState;
+use crate::state::AppState;
 
 const SWAGGER_JS: &[u8] = include_bytes!("../assets/swagger-ui/swagger-ui-bundle.js");
 const SWAGGER_CSS: &[u8] = include_bytes!("../assets/swagger-ui/swagger-ui.css");

@@ -27,14 +27,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use modelcrate_runtime::{Engine, LoadOptions};
+use modelcrate_core::{Engine, catalog};
+use modelcrate_runtime::LoadOptions;
 
-use crate::engine_plan::EngineFlags;
+use modelcrate_core::engine_plan::EngineFlags;
 
 use crate::lifecycle::{self, Lifecycle, Phase};
 use crate::metrics::Metrics;
+use crate::parity;
 use crate::served::{Attempt, Fingerprint, Outcome, Served, Trigger, now};
-use crate::{models, parity};
 
 /// What a reload needs to load and check a model as the server loaded it at start.
 #[derive(Debug, Clone)]
@@ -187,12 +188,12 @@ impl Reloader {
     ) -> Result<Arc<Engine>, StageError> {
         let failed = |stage: &'static str| move |error: anyhow::Error| (stage, format!("{error:#}"), Vec::new());
         let started = Instant::now();
-        let entry = models::entry(name).map_err(failed("load"))?;
+        let entry = crate::CATALOG.entry(name).map_err(failed("load"))?;
         let plan = self
             .engines
             .plan(&self.folder(name), &self.load.variant)
             .map_err(failed("load"))?;
-        let model = models::load(entry, &self.artifacts, &self.engines.load_options(&self.load, &plan))
+        let model = catalog::load(entry, &self.artifacts, &self.engines.load_options(&self.load, &plan))
             .map_err(failed("load"))?;
         seconds.insert("load", started.elapsed().as_secs_f64());
         *variant = Some(model.info().variant.name.clone());

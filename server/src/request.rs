@@ -5,6 +5,7 @@
 //! token classification: `{"inputs": str | [str], "parameters": {"aggregation_strategy":
 //! "none" | "simple" | "first" | "average" | "max", "ignore_labels": [str]}}`.
 
+use modelcrate_core::TopK;
 use modelcrate_runtime::{AggregationStrategy, ClassificationFunction};
 use serde_json::{Map, Value};
 
@@ -18,20 +19,25 @@ pub enum Inputs {
 }
 
 impl Inputs {
+    /// The texts, owned (what the inference core takes).
+    pub fn into_texts(self) -> Vec<String> {
+        match self {
+            Self::One(text) => vec![text],
+            Self::Many(texts) => texts,
+        }
+    }
+
+    /// Whether one text was sent alone (not in a list): its answer is not in a list.
+    pub fn is_one(&self) -> bool {
+        matches!(self, Self::One(_))
+    }
+
     pub fn texts(&self) -> Vec<&str> {
         match self {
             Self::One(text) => vec![text.as_str()],
             Self::Many(texts) => texts.iter().map(String::as_str).collect(),
         }
     }
-}
-
-/// The pipeline's `top_k`: absent (one best label, legacy shape), `null` (all), or k.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TopK {
-    Absent,
-    All,
-    K(usize),
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 
-use modelcrate_runtime::Engine;
+use modelcrate_core::Engine;
 use serde::Serialize;
 use serde_json::Value;
 

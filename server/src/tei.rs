@@ -18,13 +18,15 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
-use modelcrate_runtime::{Engine, LoadedModel, Task};
+use modelcrate_core::{Engine, Infer, TopK, Truncate};
+use modelcrate_runtime::classification::ClassificationFunction;
+use modelcrate_runtime::{LoadedModel, Task};
 use serde_json::{Map, Value, json};
 
 use crate::error::ApiError;
-use crate::pipeline_json;
 use crate::request::{Inputs, batch_size, invalid, kind, optional_bool, optional_string, text, texts};
-use crate::routes::{AppState, embeddings_of_texts, encode_off_runtime, logits_of_texts, truncation_checked};
+use crate::state::AppState;
+use modelcrate_core::pipeline;
 
 /// The served model a TEI route runs: the one `model` names, which must be of `task`, or
 /// without a name the only served model of `task`.
@@ -95,13 +97,17 @@ async fn embed_texts(state: &AppState, object: &Map<String, Value>) -> Result<(H
     )?;
     let normalize = optional_bool(object, "normalize")?.unwrap_or(true);
     let truncate = optional_bool(object, "truncate")?;
-    let limits = state.limits;
-    let name = engine.model().info().name;
-    let (encodings, took) = encode_off_runtime(&engine, &inputs.texts()).await?;
-    let encodings = truncation_checked(encodings, truncate, &limits, engine.model().info().max_length, "inputs")?;
-    let (embeddings, answered) =
-        embeddings_of_texts(&engine, encodings, took, normalize, limits.request_timeout).await?;
-    Ok((state.finish(name, &answered, started), Json(json!(embeddings))))
+    let infer = Infer::new(engine, state.limits.core());
+    let name = infer.info().name;
+    let truncate = Truncate::Asked {
+        allowed: truncate,
+        field: "inputs",
+    };
+    let embedded = infer.embed(inputs.into_texts(), truncate, Some(normalize)).await?;
+    Ok((
+        state.finish(name, &embedded.timings, started),
+        Json(json!(embedded.embeddings)),
+    ))
 }
 
 /// `/predict`'s `inputs`: a text, or a batch of one-text arrays. Pairs are refused by name.
@@ -166,26 +172,18 @@ async fn classify_texts(state: &AppState, object: &Map<String, Value>) -> Result
     let inputs = predict_inputs(object.get("inputs"), state.limits.max_client_batch_size)?;
     let raw_scores = optional_bool(object, "raw_scores")?.unwrap_or(false);
     let truncate = optional_bool(object, "truncate")?;
-    let limits = state.limits;
-    let name = engine.model().info().name;
-    let model = engine.model();
-    let LoadedModel::TextClassification(classifier) = model.as_ref() else {
-        return Err(ApiError::Inference(
-            "a text classifier was chosen, and another model ran".into(),
-        ));
+    let infer = Infer::new(engine, state.limits.core());
+    let name = infer.info().name;
+    let single = inputs.is_one();
+    let truncate = Truncate::Asked {
+        allowed: truncate,
+        field: "inputs",
     };
-    let (encodings, took) = encode_off_runtime(&engine, &inputs.texts()).await?;
-    let encodings = truncation_checked(encodings, truncate, &limits, model.info().max_length, "inputs")?;
-    let (logits, answered) = logits_of_texts(&engine, encodings, took, limits.request_timeout).await?;
-    let scores: Vec<Vec<f32>> = if raw_scores {
-        logits
-    } else {
-        let function = classifier.default_function();
-        logits.iter().map(|row| function.apply(row)).collect()
-    };
-    let single = matches!(inputs, Inputs::One(_));
-    let answer = pipeline_json::answer(model.info().labels, &scores, crate::request::TopK::All, single);
-    Ok((state.finish(name, &answered, started), Json(answer)))
+    // Raw scores are the logits; otherwise the model's function (the pipeline's default).
+    let function = raw_scores.then_some(ClassificationFunction::None);
+    let classified = infer.classify(inputs.into_texts(), truncate, function).await?;
+    let answer = pipeline::answer(infer.info().labels, &classified.scores, TopK::All, single);
+    Ok((state.finish(name, &classified.timings, started), Json(answer)))
 }
 
 /// `POST /tokenize`: each text's tokens as the model sees them (truncated at its max
@@ -232,35 +230,21 @@ async fn tokens(state: &AppState, object: &Map<String, Value>) -> Result<Json<Va
         "text",
     )?;
     let special = optional_bool(object, "add_special_tokens")?.unwrap_or(true);
-    let answer = tokio::task::spawn_blocking(move || -> Result<Value, ApiError> {
-        let tokenizer = engine.model().text_encoder()?.tokenizer();
-        let mut all = Vec::new();
-        for text in inputs.texts() {
-            let encoding = tokenizer
-                .encode(text, special)
-                .map_err(|error| ApiError::Validation(format!("cannot tokenize: {error}")))?;
-            let tokens: Vec<Value> = encoding
-                .get_ids()
+    let tokenized = Infer::new(engine, state.limits.core())
+        .tokenize(inputs.into_texts(), special)
+        .await?;
+    let answer = tokenized
+        .iter()
+        .map(|tokens| {
+            tokens
                 .iter()
-                .zip(encoding.get_offsets())
-                .zip(encoding.get_special_tokens_mask())
-                .zip(encoding.get_tokens())
-                .map(|(((&id, &(start, stop)), &mask), token)| {
-                    if mask == 1 {
-                        json!({"id": id, "text": token, "special": true, "start": null, "stop": null})
-                    } else {
-                        let piece = text.get(start..stop).unwrap_or(token);
-                        json!({"id": id, "text": piece, "special": false, "start": start, "stop": stop})
-                    }
+                .map(|token| {
+                    json!({"id": token.id, "text": token.text, "special": token.special, "start": token.start, "stop": token.stop})
                 })
-                .collect();
-            all.push(Value::Array(tokens));
-        }
-        Ok(Value::Array(all))
-    })
-    .await
-    .map_err(|error| ApiError::Inference(error.to_string()))??;
-    Ok(Json(answer))
+                .collect::<Vec<_>>()
+        })
+        .collect::<Vec<_>>();
+    Ok(Json(json!(answer)))
 }
 
 /// `GET /info[?model=name]`: TEI's description of one model (the only one, or the one

@@ -9,9 +9,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::*;
+use modelcrate_core::BatchingOptions;
+use modelcrate_core::pipeline;
 use modelcrate_runtime::variants::{read_serving, read_variants};
-use modelcrate_runtime::{BatchingOptions, Layout, MergeLimits, MergeStep, VariantChoice};
-use modelcrate_server::pipeline_json;
+use modelcrate_runtime::{Layout, MergeLimits, MergeStep, VariantChoice};
 use serde_json::{Value, json};
 
 const SCORE_BOUND: f64 = 1e-4;
@@ -32,7 +33,7 @@ async fn start_with(variant: VariantChoice) -> String {
 
 /// Max |score difference| of two pipeline answers; panics on any other difference.
 fn compare(rust: &Value, python: &Value, place: &str) -> f64 {
-    pipeline_json::difference(rust, python, place).unwrap_or_else(|problem| panic!("{problem}"))
+    pipeline::difference(rust, python, place).unwrap_or_else(|problem| panic!("{problem}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,8 +11,9 @@ mod common;
 
 use std::path::PathBuf;
 
+use modelcrate_core::catalog;
 use modelcrate_runtime::{LoadOptions, VariantChoice};
-use modelcrate_server::{models, parity};
+use modelcrate_server::{CATALOG, parity};
 use serde_json::Value;
 
 const MODEL: &str = "news-topic";
@@ -21,7 +22,7 @@ const TAGGER: &str = "release-ner";
 
 fn load_of(model: &str, variant: &str) -> modelcrate_runtime::LoadedModel {
     let options = LoadOptions::one_session(VariantChoice::Named(variant.into()));
-    models::load(models::entry(model).unwrap(), &common::artifacts(), &options)
+    catalog::load(CATALOG.entry(model).unwrap(), &common::artifacts(), &options)
         .unwrap_or_else(|error| panic!("{model} variant {variant} loads: {error}"))
 }
 

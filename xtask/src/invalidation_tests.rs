@@ -16,7 +16,7 @@ use crate::variant_check::{self, Made};
 const MODELS: [&str; 2] = ["news-topic", "news-embed"];
 
 /// What the test copies from this workspace: what the keys read.
-const COPIED: [&str; 15] = [
+const COPIED: [&str; 17] = [
     "models/news-topic.toml",
     "models/news-embed.toml",
     "python",
@@ -26,6 +26,8 @@ const COPIED: [&str; 15] = [
     "schema/src",
     "runtime/Cargo.toml",
     "runtime/src",
+    "core/Cargo.toml",
+    "core/src",
     "server/Cargo.toml",
     "server/src",
     "generated/news-topic",

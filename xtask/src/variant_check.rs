@@ -367,7 +367,7 @@ fn passed_parity(paths: &Paths, model: &str, variant: &str) -> Result<bool> {
 }
 
 /// The Rust side of a check's key: the schema of the files the checks read and write,
-/// the runtime, the server crate (parity and measure are its binaries), the model's generated crate, the workspace manifest, the registry
+/// the runtime, the inference core, the server crate (parity and measure are its binaries), the model's generated crate, the workspace manifest, the registry
 /// crates' versions in `Cargo.lock`, the compiler, and the Python lock (it pins
 /// onnxruntime, whose library the checks run on). Another model's crate, and the umbrella
 /// crate that lists them, are left out: adding a model re-runs no other model's checks.
@@ -379,6 +379,8 @@ fn rust_key(paths: &Paths, model: &str) -> Result<Key> {
         "schema/src",
         "runtime/Cargo.toml",
         "runtime/src",
+        "core/Cargo.toml",
+        "core/src",
         "server/Cargo.toml",
         "server/src",
         "Cargo.toml",

@@ -359,7 +359,7 @@ fn ceiling(
     corpus: Option<&Path>,
     seconds: f64,
 ) -> Result<Value> {
-    let entry = modelcrate_server::models::entry(model)?;
+    let entry = modelcrate_server::CATALOG.entry(model)?;
     let options = LoadOptions {
         ort_dylib,
         variant: VariantChoice::Serving,
@@ -369,7 +369,7 @@ fn ceiling(
         },
         ..LoadOptions::default()
     };
-    let loaded = Arc::new(modelcrate_server::models::load(entry, artifacts, &options)?);
+    let loaded = Arc::new(modelcrate_core::catalog::load(entry, artifacts, &options)?);
     // The ceiling is measured for text models (the HTTP peers are text servers too).
     let encoder = loaded.text_encoder()?;
     let texts = match corpus {

@@ -79,7 +79,7 @@ fn run(args: &Args) -> Result<MeasureReport> {
     if args.batch_size == 0 || args.latency_requests == 0 {
         bail!("--batch-size and --latency-requests must be at least 1");
     }
-    let entry = modelcrate_server::models::entry(&args.model)?;
+    let entry = modelcrate_server::CATALOG.entry(&args.model)?;
     let rows = test_split::inputs(&args.artifacts, &args.model, entry.task)?;
     let texts = rows.as_inputs();
     if texts.is_empty() {
@@ -95,7 +95,7 @@ fn run(args: &Args) -> Result<MeasureReport> {
         max_batch_size: args.batch_size,
     };
     let loading = Instant::now();
-    let model = modelcrate_server::models::load(entry, &args.artifacts, &options)?;
+    let model = modelcrate_core::catalog::load(entry, &args.artifacts, &options)?;
     let load_seconds = loading.elapsed().as_secs_f64();
     let info = model.info().clone();
     let file = args.artifacts.join(&args.model).join("onnx").join(&info.variant.file);
@@ -177,7 +177,7 @@ fn run(args: &Args) -> Result<MeasureReport> {
 
 /// `--costs`: the variant's costs on the adaptive layout's sessions, and its policy.
 fn run_costs(args: &Args) -> Result<CostsReport> {
-    let entry = modelcrate_server::models::entry(&args.model)?;
+    let entry = modelcrate_server::CATALOG.entry(&args.model)?;
     let rows = test_split::inputs(&args.artifacts, &args.model, entry.task)?;
     let inputs = rows.as_inputs();
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
@@ -187,7 +187,7 @@ fn run_costs(args: &Args) -> Result<CostsReport> {
         layout: Layout::Adaptive { cores },
         max_batch_size: UNIT,
     };
-    let model = Arc::new(modelcrate_server::models::load(entry, &args.artifacts, &options)?);
+    let model = Arc::new(modelcrate_core::catalog::load(entry, &args.artifacts, &options)?);
     let costs = costs(&model, &inputs, cores)?;
     let engine = from_costs(&costs);
     Ok(CostsReport {

@@ -11,9 +11,9 @@ use serde_json::{Value, json};
 use modelcrate_schema::{Agreement, Drift, ParityMetric, ParitySummary};
 
 use super::{Checked, Figures, Gate, Rule, STUDENT_METRIC_DROP, call_parameters, check_token_ids, max_abs_difference};
-use crate::pipeline_json;
 use crate::request::ClassifyRequest;
 use crate::test_split::TestRow;
+use modelcrate_core::pipeline;
 
 const LOGIT_BOUND: f64 = 1e-4;
 const SCORE_BOUND: f64 = 1e-4;
@@ -159,23 +159,23 @@ pub(super) fn check(
         let ClassifyRequest { top_k, function, .. } = call_parameters(call, ClassifyRequest::parse)?;
         let scores = classifier.scores(&texts, function)?;
         for (case, row) in reference.cases.iter().zip(&scores) {
-            let rust = pipeline_json::answer(labels, std::slice::from_ref(row), top_k, true);
+            let rust = pipeline::answer(labels, std::slice::from_ref(row), top_k, true);
             let python = case
                 .pipeline
                 .get(key)
                 .with_context(|| format!("case {} has no pipeline output `{key}`", case.id))?;
-            match pipeline_json::difference(&rust, python, &format!("{} {key}", case.id)) {
+            match pipeline::difference(&rust, python, &format!("{} {key}", case.id)) {
                 Ok(difference) => pipeline_max = pipeline_max.max(difference),
                 Err(problem) => pipeline_errors.push(problem),
             }
         }
-        let rust = pipeline_json::answer(labels, &scores, top_k, false);
+        let rust = pipeline::answer(labels, &scores, top_k, false);
         let python = reference
             .batch
             .pipeline
             .get(key)
             .with_context(|| format!("the batch has no pipeline output `{key}`"))?;
-        match pipeline_json::difference(&rust, python, &format!("batch {key}")) {
+        match pipeline::difference(&rust, python, &format!("batch {key}")) {
             Ok(difference) => pipeline_max = pipeline_max.max(difference),
             Err(problem) => pipeline_errors.push(problem),
         }

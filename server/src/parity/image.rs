@@ -25,9 +25,9 @@ use serde_json::{Value, json};
 use modelcrate_schema::{Agreement, Drift, ParityMetric, ParitySummary};
 
 use super::{Checked, Figures, Gate, Rule, max_abs_difference};
-use crate::pipeline_json;
-use crate::request::TopK;
 use crate::test_split::ImageRow;
+use modelcrate_core::TopK;
+use modelcrate_core::pipeline;
 
 const LOGIT_BOUND: f64 = 1e-4;
 const SCORE_BOUND: f64 = 1e-4;
@@ -157,7 +157,7 @@ pub(super) fn check(
             top_mismatches.push(case.id.clone());
         }
         let scores = ClassificationFunction::Softmax.apply(&logits);
-        let answer = pipeline_json::answer(labels, &[scores], TopK::K(reference.top_k), true);
+        let answer = pipeline::answer(labels, &[scores], TopK::K(reference.top_k), true);
         if jpeg {
             jpeg_decoded.add(decoded);
             jpeg_cropped.add(cropped);
@@ -166,7 +166,7 @@ pub(super) fn check(
             png_decoded.add(decoded);
             png_cropped.add(cropped);
             png_logits = png_logits.max(difference);
-            match pipeline_json::difference(&answer, &case.pipeline, &case.id) {
+            match pipeline::difference(&answer, &case.pipeline, &case.id) {
                 Ok(score) => pipeline_max = pipeline_max.max(score),
                 Err(problem) => pipeline_errors.push(problem),
             }

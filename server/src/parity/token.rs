@@ -14,9 +14,9 @@ use serde_json::{Map, Value, json};
 use modelcrate_schema::{Agreement, Drift, ParityMetric, ParitySummary};
 
 use super::{Checked, Figures, Gate, Rule, STUDENT_METRIC_DROP, call_parameters, check_token_ids};
-use crate::pipeline_json;
 use crate::request::EntitiesRequest;
 use crate::test_split::{Span, Tagged};
+use modelcrate_core::pipeline;
 
 const LOGIT_BOUND: f64 = 1e-4;
 const SCORE_BOUND: f64 = 1e-4;
@@ -194,12 +194,12 @@ pub(super) fn check(
             .map(|l| l.iter().map(String::as_str).collect());
         let found = tagger.entities(&texts, request.strategy, ignore.as_deref())?;
         for (case, entities) in reference.cases.iter().zip(&found) {
-            let rust = pipeline_json::entities(std::slice::from_ref(entities), true);
+            let rust = pipeline::entities(std::slice::from_ref(entities), true);
             let python = case
                 .pipeline
                 .get(key)
                 .with_context(|| format!("case {} has no pipeline output `{key}`", case.id))?;
-            match pipeline_json::difference(&rust, python, &format!("{} {key}", case.id)) {
+            match pipeline::difference(&rust, python, &format!("{} {key}", case.id)) {
                 Ok(difference) => {
                     pipeline_max = pipeline_max.max(difference);
                     simple_agree += usize::from(key == "simple");
@@ -208,8 +208,8 @@ pub(super) fn check(
             }
         }
         if let Some(python) = reference.batch.pipeline.get(key) {
-            let rust = pipeline_json::entities(&found, false);
-            match pipeline_json::difference(&rust, python, &format!("batch {key}")) {
+            let rust = pipeline::entities(&found, false);
+            match pipeline::difference(&rust, python, &format!("batch {key}")) {
                 Ok(difference) => pipeline_max = pipeline_max.max(difference),
                 Err(problem) => pipeline_errors.push(problem),
             }
@@ -236,7 +236,7 @@ pub(super) fn check(
     let found = tagger.entities(&test_texts, modelcrate_runtime::AggregationStrategy::Simple, None)?;
     let rust_spans: Vec<HashSet<Span>> = found
         .iter()
-        .map(|entities| spans(&pipeline_json::entities(std::slice::from_ref(entities), true)))
+        .map(|entities| spans(&pipeline::entities(std::slice::from_ref(entities), true)))
         .collect();
     let gold: Vec<HashSet<Span>> = test.iter().map(|row| row.entities.iter().cloned().collect()).collect();
     let python_spans: Vec<HashSet<Span>> = reference.test_split.entities.iter().map(spans).collect();

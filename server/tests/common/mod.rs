@@ -10,13 +10,14 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use modelcrate_runtime::{BatchingOptions, Engine, Layout, LoadOptions, MergeLimits, VariantChoice};
-use modelcrate_server::engine_plan::{EngineFlags, LayoutFlag, MergeFlag};
+use modelcrate_core::engine_plan::{EngineFlags, LayoutFlag, MergeFlag};
+use modelcrate_core::{BatchingOptions, Engine, catalog};
+use modelcrate_runtime::{Layout, LoadOptions, MergeLimits, VariantChoice};
 use modelcrate_server::lifecycle::{self, Lifecycle};
 use modelcrate_server::reload::Reloader;
-use modelcrate_server::routes::Limits;
 use modelcrate_server::served::Served;
-use modelcrate_server::{AppState, app, models};
+use modelcrate_server::state::Limits;
+use modelcrate_server::{AppState, CATALOG, app};
 use serde_json::Value;
 
 pub const MAX_BODY_BYTES: usize = 512 * 1024;
@@ -72,10 +73,11 @@ pub async fn start_serving_laid_out(
     let load = options.clone();
     let engine_batching = batching.clone();
     let engines = tokio::task::spawn_blocking(move || -> anyhow::Result<BTreeMap<String, Arc<Engine>>> {
-        models::names(&names)?
+        CATALOG
+            .names(&names)?
             .into_iter()
             .map(|name| {
-                let model = models::load(models::entry(&name)?, &artifacts(), &load)?;
+                let model = catalog::load(CATALOG.entry(&name)?, &artifacts(), &load)?;
                 Ok((name, Arc::new(Engine::start(Arc::new(model), engine_batching.clone()))))
             })
             .collect()

@@ -30,13 +30,13 @@ struct Args {
 }
 
 fn run(args: &Args) -> Result<bool> {
-    let entry = modelcrate_server::models::entry(&args.model)?;
+    let entry = modelcrate_server::CATALOG.entry(&args.model)?;
     let options = LoadOptions {
         ort_dylib: args.ort_dylib.clone(),
         variant: VariantChoice::Named(args.variant.clone()),
         ..LoadOptions::default()
     };
-    let model = modelcrate_server::models::load(entry, &args.artifacts, &options)?;
+    let model = modelcrate_core::catalog::load(entry, &args.artifacts, &options)?;
     let file = model.info().variant.file.clone();
     let outcome = parity::check(&model, &args.model, &args.golden, &args.artifacts)?;
     let gate = outcome.gate;

@@ -9,9 +9,9 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use modelcrate_runtime::policy::layout_on;
 use modelcrate_runtime::variants::read_serving;
-use modelcrate_runtime::{
-    BatchingOptions, EnginePolicy, Layout, LayoutChoice, LoadOptions, MergeLimits, VariantChoice,
-};
+use modelcrate_runtime::{EnginePolicy, Layout, LayoutChoice, LoadOptions, MergeLimits, VariantChoice};
+
+use crate::engine::BatchingOptions;
 
 /// `--layout`: a layout named by the operator instead of the measured one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -1,5 +1,6 @@
-//! The exact JSON the `transformers` pipelines return, built from scores or entities. The
-//! server answers with it, and parity compares it with the pipeline's own.
+//! The exact JSON the `transformers` pipelines return, built from scores or entities: the
+//! answer shapes of the pipelines' tasks. The Inference API and TEI routes answer with
+//! it, and parity compares it with the pipeline's own.
 //!
 //! Text classification:
 //! - no `top_k`: the best label per text, `{label, score}`; one text → `[{…}]`, a list → `[{…}, …]`
@@ -14,7 +15,13 @@ use modelcrate_runtime::Entity;
 use modelcrate_runtime::classification::{best, ranked};
 use serde_json::{Value, json};
 
-use crate::request::TopK;
+/// The pipeline's `top_k`: absent (one best label, legacy shape), `null` (all), or k.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TopK {
+    Absent,
+    All,
+    K(usize),
+}
 
 fn entry(labels: &[&str], id: usize, score: f32) -> Value {
     // Python's `score.item()` widens float32 to a double; so does this.

@@ -28,15 +28,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use ndarray::{Array2, Array3};
+use ndarray::Array3;
 use tokenizers::Encoding;
 use tokio::sync::oneshot;
 
-use crate::error::{Error, Result};
-use crate::image;
-use crate::policy::MergeLimits;
-use crate::pool::{Lane, Layout};
-use crate::registry::LoadedModel;
+use modelcrate_runtime::policy::MergeLimits;
+use modelcrate_runtime::{Error, Lane, Layout, LoadedModel, Result, RowOutput, image};
 
 /// How requests are merged and how much may wait.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,17 +68,6 @@ impl BatchingOptions {
     fn fits(&self, rows: usize, longest: usize) -> bool {
         rows <= self.max_batch_size && rows * longest <= self.max_batch_tokens && rows <= self.merge.max_rows(longest)
     }
-}
-
-/// What one row of a batch yields, by task; post-processing turns it into an answer.
-#[derive(Debug, Clone)]
-pub enum RowOutput {
-    /// A sequence classifier's logits, by label id.
-    Logits(Vec<f32>),
-    /// An embedding model's pooled vector, not yet normalised.
-    Pooled(Vec<f32>),
-    /// A token classifier's logits `[tokens, labels]` for the row's real tokens.
-    TokenLogits(Array2<f32>),
 }
 
 /// The rows of one request: the encodings of its texts, or its prepared images.
@@ -143,6 +129,9 @@ pub struct Answered {
     pub preparation_time: Duration,
     /// Rows in the batch the job ran in (its own and others').
     pub batch_rows: usize,
+    /// Rows of the job that ran in a run of texts of different lengths (padded to the
+    /// run's longest, or the longest others were padded to).
+    pub mixed_length_rows: usize,
 }
 
 /// Why a job was not answered.
@@ -447,9 +436,14 @@ impl Worker {
         self.running.fetch_sub(1, Ordering::AcqRel);
         let inference_time = started.elapsed();
         match result {
-            Ok(mut outputs) => {
+            Ok((mut outputs, mut mixed)) => {
                 for job in live.into_iter().rev() {
                     let rows = outputs.split_off(outputs.len() - job.rows());
+                    let mixed_length_rows = mixed
+                        .split_off(mixed.len() - job.rows())
+                        .into_iter()
+                        .filter(|&m| m)
+                        .count();
                     let _ = job.reply.send(Ok(Answered {
                         inputs: job.inputs,
                         rows,
@@ -457,6 +451,7 @@ impl Worker {
                         inference_time,
                         preparation_time: job.preparation_time,
                         batch_rows,
+                        mixed_length_rows,
                     }));
                 }
             }
@@ -469,12 +464,14 @@ impl Worker {
         }
     }
 
-    /// Every row of `jobs`, in job order: texts in length-sorted runs that respect the
-    /// batch limits, images in runs of `max_batch_size` (and the merge limit of length 1).
-    fn run_batch(&self, jobs: &[Job], lane: Lane) -> Result<Vec<RowOutput>> {
+    /// Every row of `jobs`, in job order, and whether it ran in a run of texts of
+    /// different lengths: texts in length-sorted runs that respect the batch limits,
+    /// images (all of one size) in runs of `max_batch_size` (and the merge limit of
+    /// length 1).
+    fn run_batch(&self, jobs: &[Job], lane: Lane) -> Result<(Vec<RowOutput>, Vec<bool>)> {
         let rows: usize = jobs.iter().map(Job::rows).sum();
-        let outputs = if jobs.iter().all(|job| matches!(job.inputs, Rows::Images(_))) {
-            self.run_images(jobs, lane)?
+        let (outputs, mixed) = if jobs.iter().all(|job| matches!(job.inputs, Rows::Images(_))) {
+            (self.run_images(jobs, lane)?, vec![false; rows])
         } else {
             self.run_texts(jobs, lane)?
         };
@@ -484,26 +481,31 @@ impl Worker {
                 outputs.len()
             )));
         }
-        Ok(outputs)
+        Ok((outputs, mixed))
     }
 
-    fn run_texts(&self, jobs: &[Job], lane: Lane) -> Result<Vec<RowOutput>> {
+    fn run_texts(&self, jobs: &[Job], lane: Lane) -> Result<(Vec<RowOutput>, Vec<bool>)> {
         let encoder = self.model.text_encoder()?;
         let rows: Vec<&Encoding> = jobs.iter().flat_map(|job| job.inputs.encodings()).collect();
         let mut order: Vec<usize> = (0..rows.len()).collect();
         order.sort_by_key(|&row| rows[row].len());
         let mut outputs: Vec<Option<RowOutput>> = (0..rows.len()).map(|_| None).collect();
+        let mut mixed = vec![false; rows.len()];
         for run in runs(&order, |row| rows[row].len(), &self.options) {
             let encodings: Vec<&Encoding> = run.iter().map(|&row| rows[row]).collect();
             let batch = encoder.pad(&encodings);
+            // Sorted by length: the run's first row is its shortest, its last its longest.
+            let lengths_differ = encodings.first().map(|e| e.len()) != encodings.last().map(|e| e.len());
             for (&row, output) in run.iter().zip(self.model.run_rows(&batch, lane)?) {
                 outputs[row] = Some(output);
+                mixed[row] = lengths_differ;
             }
         }
-        outputs
+        let outputs = outputs
             .into_iter()
             .map(|output| output.ok_or_else(|| Error::OutputShape("a row of the batch was not run".into())))
-            .collect()
+            .collect::<Result<_>>()?;
+        Ok((outputs, mixed))
     }
 
     fn run_images(&self, jobs: &[Job], lane: Lane) -> Result<Vec<RowOutput>> {
@@ -537,7 +539,7 @@ fn runs<'r>(sorted: &'r [usize], length: impl Fn(usize) -> usize, options: &Batc
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::MergeStep;
+    use modelcrate_runtime::policy::MergeStep;
 
     fn options(max_batch_size: usize, max_batch_tokens: usize) -> BatchingOptions {
         BatchingOptions {

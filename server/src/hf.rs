@@ -1,0 +1,124 @@
+//! The Hugging Face Inference API: `POST /models/{name}/predict` takes what the
+//! `transformers` pipeline of the model's task takes (`{"inputs": …, "parameters": …}`,
+//! or an image as raw bytes, multipart or base64 JSON) and answers in its shapes.
+
+use std::time::Instant;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, header};
+use modelcrate_core::{Infer, TopK, Truncate};
+use modelcrate_runtime::{LoadedModel, ModelInfo};
+use serde_json::{Value, json};
+
+use crate::error::ApiError;
+use crate::image_request::{ImageRequest, media_type};
+use crate::request::{ClassifyRequest, EmbedRequest, EntitiesRequest};
+use crate::state::AppState;
+use modelcrate_core::pipeline;
+
+/// The route label of the Inference API's prediction route in the metrics.
+const PREDICT_ROUTE: &str = "/models/{name}/predict";
+
+/// A prediction in the Inference API's shapes.
+pub async fn predict(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    query: RawQuery,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(HeaderMap, Json<Value>), ApiError> {
+    let work = async {
+        let result = answer(&state, &name, query, headers, body).await;
+        (name.clone(), result)
+    };
+    state.counted(PREDICT_ROUTE, &name, work).await
+}
+
+async fn answer(
+    state: &AppState,
+    name: &str,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(HeaderMap, Json<Value>), ApiError> {
+    let started = Instant::now();
+    let infer = state.infer(name)?;
+    let body = state.body(body)?;
+    let max_inputs = state.limits.max_client_batch_size;
+    let model_name = infer.info().name;
+    if let LoadedModel::ImageClassification(_) = infer.model() {
+        let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+        let request = ImageRequest::parse(content_type, query.as_deref(), body, max_inputs).await?;
+        let classified = infer.classify_images(request.images, request.function).await?;
+        let top_k = request.top_k.map_or(TopK::All, TopK::K);
+        let answer = pipeline::answer(infer.info().labels, &classified.scores, top_k, request.single);
+        return Ok((state.finish(model_name, &classified.timings, started), Json(answer)));
+    }
+    require_json(&headers, infer.info())?;
+    let (answer, timings) = texts(&infer, &body, max_inputs).await?;
+    Ok((state.finish(model_name, &timings, started), Json(answer)))
+}
+
+/// A text model's answer, as its task's pipeline gives it.
+async fn texts(infer: &Infer, body: &[u8], max_inputs: usize) -> Result<(Value, modelcrate_core::Timings), ApiError> {
+    Ok(match infer.model() {
+        LoadedModel::TextClassification(_) => {
+            let request = ClassifyRequest::parse(body, max_inputs)?;
+            let single = request.inputs.is_one();
+            let classified = infer
+                .classify(request.inputs.into_texts(), Truncate::Always, request.function)
+                .await?;
+            let answer = pipeline::answer(infer.info().labels, &classified.scores, request.top_k, single);
+            (answer, classified.timings)
+        }
+        LoadedModel::FeatureExtraction(_) => {
+            let request = EmbedRequest::parse(body, max_inputs)?;
+            let single = request.inputs.is_one();
+            let embedded = infer
+                .embed(request.inputs.into_texts(), Truncate::Always, request.normalize)
+                .await?;
+            // As the Inference API: one vector for one text, a list of vectors for a list.
+            let answer = match (single, embedded.embeddings.as_slice()) {
+                (true, [embedding]) => json!(embedding),
+                _ => json!(embedded.embeddings),
+            };
+            (answer, embedded.timings)
+        }
+        LoadedModel::TokenClassification(_) => {
+            let request = EntitiesRequest::parse(body, max_inputs)?;
+            let single = request.inputs.is_one();
+            let found = infer
+                .entities(request.inputs.into_texts(), request.strategy, request.ignore_labels)
+                .await?;
+            (pipeline::entities(&found.entities, single), found.timings)
+        }
+        LoadedModel::ImageClassification(_) => {
+            return Err(ApiError::Inference(
+                "an image model's request reached the text path".into(),
+            ));
+        }
+    })
+}
+
+/// A text model takes JSON; an image or a form sent to it is named as such.
+fn require_json(headers: &HeaderMap, info: &ModelInfo) -> Result<(), ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap_or("(not text)"));
+    let media = content_type.map(media_type);
+    match (content_type, media.as_deref()) {
+        (_, Some("application/json")) => Ok(()),
+        (Some(value), Some(media)) if media.starts_with("image/") || media == "multipart/form-data" => {
+            Err(ApiError::UnsupportedMediaType(format!(
+                "{value}: model `{}` is a {} model; it takes texts as application/json, not images",
+                info.name,
+                info.task.as_str()
+            )))
+        }
+        (Some(value), _) => Err(ApiError::UnsupportedMediaType(value.to_string())),
+        (None, _) => Err(ApiError::UnsupportedMediaType("none".into())),
+    }
+}
