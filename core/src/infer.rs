@@ -181,6 +181,19 @@ impl Infer {
         })
     }
 
+    /// What the model yields for each text before any post-processing (logits, a pooled
+    /// vector, per-token logits), run in the engine's batches.
+    pub async fn rows(
+        &self,
+        texts: Vec<String>,
+        truncate: Truncate<'_>,
+    ) -> Result<(Vec<RowOutput>, Timings), CoreError> {
+        let (encodings, took) = self.encode(texts, truncate).await?;
+        let answered = self.run(Rows::Texts(encodings), took).await?;
+        let timings = Timings::of(&answered);
+        Ok((answered.rows, timings))
+    }
+
     /// Sentence embeddings, L2-normalised when `normalize` says (the model's own
     /// `Normalize` module when it does not).
     pub async fn embed(

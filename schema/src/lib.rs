@@ -26,7 +26,7 @@ mod variants;
 pub use costs::{CostPoint, Costs, CostsReport};
 pub use export::{CropSize, Dim, Pooling, PoolingFile, PreprocessorConfig, ShortestEdge, SignatureFile, TensorFile};
 pub use measure::{Latency, Machine, MeasureReport, Rss, SessionLayout, Throughput};
-pub use parity::{Agreement, Drift, Gate, ParityMetric, ParityReport, ParitySummary};
+pub use parity::{Agreement, Drift, Gate, ParityBatching, ParityMetric, ParityReport, ParitySummary};
 pub use serving::{Candidate, EnginePolicy, LayoutChoice, MergeLimits, MergeStep, Policy, Serving, TestMetric};
 pub use task::{Task, VariantKind};
 pub use variants::{FP32, FP32_FILE, SERVING_FILE, STUDENT_VARIANTS_FILE, Student, VARIANTS_FILE, Variant, Variants};

@@ -41,6 +41,9 @@ pub struct ParityReport {
     pub failures: Vec<String>,
     pub metric: ParityMetric,
     pub summary: ParitySummary,
+    /// How the checked inputs went through the inference core.
+    #[serde(default)]
+    pub batching: ParityBatching,
     /// The task's own figures, per check (free-form: each task has its own).
     #[serde(default)]
     pub details: serde_json::Value,
@@ -51,6 +54,19 @@ impl ParityReport {
     pub fn path(model_dir: &Path, variant: &str) -> PathBuf {
         model_dir.join("parity").join(format!("{variant}.json"))
     }
+}
+
+/// The requests the gate sent through the inference core, as a server's clients would:
+/// each input alone, all golden inputs at once, and the test split as many small
+/// requests at once, merged by the engine into its batches.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParityBatching {
+    pub requests: usize,
+    pub inputs: usize,
+    /// Inputs that ran in a batch beside texts of other lengths (padded, or padded to).
+    pub mixed_length_inputs: usize,
+    /// The most inputs one engine batch held.
+    pub largest_batch: usize,
 }
 
 /// The task metric on the test split, by which variants are compared.

@@ -1,5 +1,9 @@
-//! Modelcrate's HTTP server. It links the umbrella crate of generated models and knows
-//! none by name: routes are per task, and models come from `modelcrate_models::MODELS`.
+//! Modelcrate's HTTP server, and only that: the router, the state every route shares,
+//! one module per protocol (`hf`, `tei`, `openai`, `kserve`, `admin`, `openapi`), the
+//! errors, the lifecycle and the hot reload. Inference is the core's (`modelcrate_core`),
+//! the reload's canary is the parity gate's (`modelcrate_parity`). It links the umbrella
+//! crate of generated models and knows none by name: routes are per task, and models come
+//! from `modelcrate_models::MODELS`.
 
 pub mod admin;
 pub mod config;
@@ -11,21 +15,18 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod openai;
 pub mod openapi;
-pub mod parity;
 pub mod reload;
 pub mod request;
 pub mod request_log;
 pub mod routes;
 pub mod served;
 pub mod state;
-pub mod stats;
 pub mod tei;
-pub mod test_split;
 
 pub use config::Config;
 use modelcrate_core::Catalog;
+pub use routes::app;
+pub use state::AppState;
 
 /// The models this server links, from the umbrella crate.
 pub const CATALOG: Catalog = Catalog::new(modelcrate_models::MODELS);
-pub use routes::app;
-pub use state::AppState;

@@ -8,9 +8,9 @@
 //!
 //! 1. **load**: the variant `--variant` names (by default the one `serving.json` names),
 //!    its signature checked against the generated crate's, as at start;
-//! 2. **canary**: the gate of `modelcrate_server::parity` — the one the pipeline held that
+//! 2. **canary**: the gate of `modelcrate_parity` — the one the pipeline held that
 //!    variant to — against the PyTorch outputs in `<golden>/<name>/reference.json` (a
-//!    distilled student's in its own, `parity::reference_path`): every
+//!    distilled student's in its own, `modelcrate_parity::reference_path`): every
 //!    golden input and the test split, within the FP32 bounds or the INT8 gate;
 //! 3. **warm-up**: a new engine, warmed up as at start.
 //!
@@ -34,7 +34,6 @@ use modelcrate_core::engine_plan::EngineFlags;
 
 use crate::lifecycle::{self, Lifecycle, Phase};
 use crate::metrics::Metrics;
-use crate::parity;
 use crate::served::{Attempt, Fingerprint, Outcome, Served, Trigger, now};
 
 /// What a reload needs to load and check a model as the server loaded it at start.
@@ -194,13 +193,14 @@ impl Reloader {
             .plan(&self.folder(name), &self.load.variant)
             .map_err(failed("load"))?;
         let model = catalog::load(entry, &self.artifacts, &self.engines.load_options(&self.load, &plan))
+            .map(Arc::new)
             .map_err(failed("load"))?;
         seconds.insert("load", started.elapsed().as_secs_f64());
         *variant = Some(model.info().variant.name.clone());
 
         let started = Instant::now();
-        let checked =
-            parity::check(&model, name, &self.golden.join(name), &self.artifacts).map_err(failed("canary"))?;
+        let checked = modelcrate_parity::check(&model, name, &self.golden.join(name), &self.artifacts)
+            .map_err(failed("canary"))?;
         seconds.insert("canary", started.elapsed().as_secs_f64());
         *canary = checked
             .rows
@@ -213,13 +213,13 @@ impl Reloader {
                 checked.failures.len(),
                 checked.rows.len(),
                 checked.gate,
-                parity::reference_path(&model, name, &self.golden.join(name), &self.artifacts).display()
+                modelcrate_parity::reference_path(&model, name, &self.golden.join(name), &self.artifacts).display()
             );
             return Err(("canary", message, checked.failures));
         }
 
         let started = Instant::now();
-        let engine = Arc::new(Engine::start(Arc::new(model), plan.batching));
+        let engine = Arc::new(Engine::start(model, plan.batching));
         lifecycle::warm_up_engine(name, &engine, self.warm_up_timeout).map_err(failed("warm_up"))?;
         seconds.insert("warm_up", started.elapsed().as_secs_f64());
         Ok(engine)

@@ -429,7 +429,7 @@ fn pipeline_to_parity(paths: &Paths, select: &Select, check_generated: bool, tar
 /// What a release build builds.
 #[derive(Clone, Copy)]
 pub enum Build {
-    /// The server crate's binaries: the server, parity, measure, the load generator.
+    /// The binaries the pipeline runs: the server, parity, measure, the load generator.
     ServerBinaries,
     /// Every target of the workspace, tests and benches included.
     Everything,
@@ -437,7 +437,17 @@ pub enum Build {
 
 pub fn build(paths: &Paths, targets: Build) -> Result<()> {
     let args: &[&str] = match targets {
-        Build::ServerBinaries => &["build", "--release", "-p", "modelcrate-server", "--bins"],
+        Build::ServerBinaries => &[
+            "build",
+            "--release",
+            "-p",
+            "modelcrate-server",
+            "-p",
+            "modelcrate-parity",
+            "-p",
+            "modelcrate-bench",
+            "--bins",
+        ],
         Build::Everything => &["build", "--release", "--workspace", "--all-targets"],
     };
     timed("build (release)", || {

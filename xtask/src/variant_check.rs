@@ -367,7 +367,8 @@ fn passed_parity(paths: &Paths, model: &str, variant: &str) -> Result<bool> {
 }
 
 /// The Rust side of a check's key: the schema of the files the checks read and write,
-/// the runtime, the inference core, the server crate (parity and measure are its binaries), the model's generated crate, the workspace manifest, the registry
+/// the runtime, the inference core, the parity and bench crates (whose binaries the
+/// checks are), the model's generated crate, the workspace manifest, the registry
 /// crates' versions in `Cargo.lock`, the compiler, and the Python lock (it pins
 /// onnxruntime, whose library the checks run on). Another model's crate, and the umbrella
 /// crate that lists them, are left out: adding a model re-runs no other model's checks.
@@ -381,8 +382,10 @@ fn rust_key(paths: &Paths, model: &str) -> Result<Key> {
         "runtime/src",
         "core/Cargo.toml",
         "core/src",
-        "server/Cargo.toml",
-        "server/src",
+        "parity/Cargo.toml",
+        "parity/src",
+        "bench/Cargo.toml",
+        "bench/src",
         "Cargo.toml",
         "python/requirements.lock",
     ] {

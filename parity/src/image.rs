@@ -16,18 +16,17 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use modelcrate_core::{TopK, pipeline};
 use modelcrate_runtime::ImageClassifier;
 use modelcrate_runtime::classification::{ClassificationFunction, best};
 use modelcrate_runtime::image::{DEFAULT_MAX_PIXELS, decode};
+use modelcrate_schema::{Agreement, Drift, ParityMetric, ParitySummary};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use modelcrate_schema::{Agreement, Drift, ParityMetric, ParitySummary};
-
 use super::{Checked, Figures, Gate, Rule, max_abs_difference};
 use crate::test_split::ImageRow;
-use modelcrate_core::TopK;
-use modelcrate_core::pipeline;
+use crate::through::Through;
 
 const LOGIT_BOUND: f64 = 1e-4;
 const SCORE_BOUND: f64 = 1e-4;
@@ -105,7 +104,8 @@ impl Stage {
 
 /// Checks `classifier` against the golden `reference.json`, the pixels Python wrote to
 /// `<artifacts>/<name>/golden-pixels/`, and the test split.
-pub(super) fn check(
+pub(super) async fn check(
+    through: &Through,
     classifier: &ImageClassifier,
     reference: &str,
     golden_dir: &Path,
@@ -150,7 +150,11 @@ pub(super) fn check(
             &cropped_bytes,
             &read(&pixels_dir.join(format!("{}.cropped.rgb", case.id)))?,
         );
-        let logits = classifier.logits(&[&bytes])?.row(0).to_vec();
+        let logits = through
+            .image_logits(&[&bytes])
+            .await?
+            .pop()
+            .context("one image gives one answer")?;
         let difference = max_abs_difference(&logits, &case.logits);
         let python: Vec<f32> = case.logits.iter().map(|&l| l as f32).collect();
         if best(&logits).id != best(&python).id {
@@ -229,15 +233,15 @@ pub(super) fn check(
 
     // All decodable images as batches, against PyTorch's batch of the same images.
     let images: Vec<&[u8]> = decodable.iter().map(|(_, bytes)| bytes.as_slice()).collect();
-    let batched = classifier.logits(&images)?;
+    let batched = through.image_logits(&images).await?;
     let mut batch_png = 0.0f64;
-    for ((case, _), row) in decodable.iter().zip(batched.rows()) {
+    for ((case, _), row) in decodable.iter().zip(&batched) {
         let position = reference.batch.ids.iter().position(|id| id == &case.id);
         let python = position
             .and_then(|p| reference.batch.logits.get(p))
             .with_context(|| format!("the batch has no {}", case.id))?;
         if !is_jpeg(&case.file) {
-            batch_png = batch_png.max(max_abs_difference(&row.to_vec(), python));
+            batch_png = batch_png.max(max_abs_difference(row, python));
         }
     }
     figures.row(
@@ -267,11 +271,11 @@ pub(super) fn check(
     );
 
     let test_images: Vec<&[u8]> = test.iter().map(|(_, bytes)| bytes.as_slice()).collect();
-    let predictions: Vec<usize> = classifier
-        .logits(&test_images)?
-        .rows()
-        .into_iter()
-        .map(|row| best(&row.to_vec()).id)
+    let predictions: Vec<usize> = through
+        .image_logits_in_requests(&test_images)
+        .await?
+        .iter()
+        .map(|row| best(row).id)
         .collect();
     let correct = predictions
         .iter()

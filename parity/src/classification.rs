@@ -3,17 +3,17 @@
 //! model: exact match of the label set scoring at least 0.5 after the sigmoid).
 
 use anyhow::{Context, Result};
+use modelcrate_core::pipeline;
 use modelcrate_runtime::classification::best;
 use modelcrate_runtime::{ProblemType, TextClassifier};
+use modelcrate_schema::{Agreement, Drift, ParityMetric, ParitySummary};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use modelcrate_schema::{Agreement, Drift, ParityMetric, ParitySummary};
-
-use super::{Checked, Figures, Gate, Rule, STUDENT_METRIC_DROP, call_parameters, check_token_ids, max_abs_difference};
-use crate::request::ClassifyRequest;
+use super::{Checked, Figures, Gate, Rule, STUDENT_METRIC_DROP, check_token_ids, max_abs_difference};
+use crate::recorded;
 use crate::test_split::TestRow;
-use modelcrate_core::pipeline;
+use crate::through::Through;
 
 const LOGIT_BOUND: f64 = 1e-4;
 const SCORE_BOUND: f64 = 1e-4;
@@ -95,7 +95,8 @@ fn predicted(scores: &[f32], multi_label: bool) -> Vec<usize> {
 }
 
 /// Checks `classifier` against the golden `reference.json` text and the test split.
-pub(super) fn check(
+pub(super) async fn check(
+    through: &Through,
     classifier: &TextClassifier,
     reference: &str,
     test: &[TestRow],
@@ -107,16 +108,15 @@ pub(super) fn check(
     let texts: Vec<&str> = reference.cases.iter().map(|c| c.text.as_str()).collect();
 
     let golden_ids = reference.cases.iter().map(|c| (c.id.as_str(), c.input_ids.as_slice()));
-    let id_mismatches = check_token_ids(classifier.encoder(), &texts, golden_ids, figures)?;
+    let id_mismatches = check_token_ids(through, &texts, golden_ids, figures).await?;
 
     let mut alone_max = 0.0f64;
     let mut top_mismatches = Vec::new();
-    for case in &reference.cases {
-        let logits = classifier.logits(&[case.text.as_str()])?;
-        let row = logits.row(0).to_vec();
-        alone_max = alone_max.max(max_abs_difference(&row, &case.logits));
+    let alone = through.classify_each(&texts).await?;
+    for (case, row) in reference.cases.iter().zip(&alone.logits) {
+        alone_max = alone_max.max(max_abs_difference(row, &case.logits));
         let python: Vec<f32> = case.logits.iter().map(|&l| l as f32).collect();
-        if best(&row).id != best(&python).id {
+        if best(row).id != best(&python).id {
             top_mismatches.push(case.id.as_str());
         }
     }
@@ -128,23 +128,38 @@ pub(super) fn check(
         alone_max <= LOGIT_BOUND,
     );
 
-    let batched = classifier.logits(&texts)?;
-    let batch_max = reference
-        .cases
-        .iter()
-        .zip(batched.rows())
-        .map(|(case, row)| max_abs_difference(&row.to_vec(), &case.logits))
-        .fold(0.0, f64::max);
-    figures.row(
-        Rule::Exact,
-        &format!(
-            "max |logit diff|, padded batches of {}",
-            classifier.max_batch_size().min(texts.len())
+    // The largest logit difference over the golden inputs of answers in case order.
+    let worst = |answers: &[Vec<f32>]| {
+        reference
+            .cases
+            .iter()
+            .zip(answers)
+            .map(|(case, row)| max_abs_difference(row, &case.logits))
+            .fold(0.0, f64::max)
+    };
+    let batch_max = worst(&through.classify(&texts, None).await?.logits);
+    let merged_max = worst(&through.classify_at_once(&texts).await?.logits);
+    for (what, found) in [
+        (
+            format!(
+                "all inputs in one request (length-sorted runs of up to {})",
+                through.batch_size().min(texts.len())
+            ),
+            batch_max,
         ),
-        format!("{batch_max:.2e}"),
-        "1e-4",
-        batch_max <= LOGIT_BOUND,
-    );
+        (
+            "each input a request, all at once (merged by the engine)".to_string(),
+            merged_max,
+        ),
+    ] {
+        figures.row(
+            Rule::Exact,
+            &format!("max |logit diff|, {what}"),
+            format!("{found:.2e}"),
+            "1e-4",
+            found <= LOGIT_BOUND,
+        );
+    }
     figures.row(
         Rule::Exact,
         "top label identical",
@@ -156,8 +171,8 @@ pub(super) fn check(
     let mut pipeline_max = 0.0f64;
     let mut pipeline_errors = Vec::new();
     for (key, call) in &reference.pipeline_calls {
-        let ClassifyRequest { top_k, function, .. } = call_parameters(call, ClassifyRequest::parse)?;
-        let scores = classifier.scores(&texts, function)?;
+        let (top_k, function) = recorded::classification(call)?;
+        let scores = through.classify(&texts, function).await?.scores;
         for (case, row) in reference.cases.iter().zip(&scores) {
             let rust = pipeline::answer(labels, std::slice::from_ref(row), top_k, true);
             let python = case
@@ -196,7 +211,7 @@ pub(super) fn check(
     // SetFit: the default scores (softmax of the head's logits) against `predict_proba`.
     let mut probability_max = None;
     if reference.cases.iter().any(|case| case.probabilities.is_some()) {
-        let scores = classifier.scores(&texts, None)?;
+        let scores = through.classify(&texts, None).await?.scores;
         let mut worst = 0.0f64;
         for (case, row) in reference.cases.iter().zip(&scores) {
             let expected = case
@@ -218,8 +233,10 @@ pub(super) fn check(
     // Multi-label: the sigmoid scores (the model's default function) decide each label.
     let multi_label = classifier.info().problem_type == Some(ProblemType::MultiLabel);
     let test_texts: Vec<&str> = test.iter().map(|row| row.text.as_str()).collect();
-    let rust_predictions: Vec<Vec<usize>> = classifier
-        .scores(&test_texts, None)?
+    let rust_predictions: Vec<Vec<usize>> = through
+        .classify_in_requests(&test_texts)
+        .await?
+        .scores
         .iter()
         .map(|scores| predicted(scores, multi_label))
         .collect();
@@ -273,7 +290,7 @@ pub(super) fn check(
     let golden_agree = texts.len() - top_mismatches.len();
     let details = json!({
         "token_ids": {"inputs": texts.len(), "mismatched": id_mismatches},
-        "logits_max_abs_diff": {"alone": alone_max, "batched": batch_max, "bound": LOGIT_BOUND},
+        "logits_max_abs_diff": {"alone": alone_max, "batched": batch_max, "merged": merged_max, "bound": LOGIT_BOUND},
         "top_label": {"inputs": texts.len(), "mismatched": top_mismatches},
         "pipeline_json": {"max_abs_score_diff": pipeline_max, "bound": SCORE_BOUND, "differences": pipeline_errors},
         "setfit_probabilities_max_abs_diff": probability_max,

@@ -7,26 +7,41 @@
 //! it held its gate (its spec says why); its FP32 export stands in for one against a
 //! scratch copy of its golden reference with a teacher's figure added.
 
-mod common;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use std::path::PathBuf;
-
-use modelcrate_core::catalog;
-use modelcrate_runtime::{LoadOptions, VariantChoice};
-use modelcrate_server::{CATALOG, parity};
+use modelcrate_core::{Catalog, catalog};
+use modelcrate_parity as parity;
+use modelcrate_runtime::{LoadOptions, LoadedModel, VariantChoice};
 use serde_json::Value;
+
+const CATALOG: Catalog = Catalog::new(modelcrate_models::MODELS);
+
+/// The workspace root (this crate's parent).
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the crate is in the workspace")
+        .to_path_buf()
+}
+
+/// The pipeline's artifacts: `MODELCRATE_ARTIFACTS`, else the workspace's.
+fn artifacts() -> PathBuf {
+    std::env::var_os("MODELCRATE_ARTIFACTS").map_or_else(|| workspace().join("artifacts"), PathBuf::from)
+}
 
 const MODEL: &str = "news-topic";
 const EMBEDDER: &str = "news-embed";
 const TAGGER: &str = "release-ner";
 
-fn load_of(model: &str, variant: &str) -> modelcrate_runtime::LoadedModel {
+fn load_of(model: &str, variant: &str) -> Arc<LoadedModel> {
     let options = LoadOptions::one_session(VariantChoice::Named(variant.into()));
-    catalog::load(CATALOG.entry(model).unwrap(), &common::artifacts(), &options)
+    catalog::load(CATALOG.entry(model).unwrap(), &artifacts(), &options)
+        .map(Arc::new)
         .unwrap_or_else(|error| panic!("{model} variant {variant} loads: {error}"))
 }
 
-fn load(variant: &str) -> modelcrate_runtime::LoadedModel {
+fn load(variant: &str) -> Arc<LoadedModel> {
     load_of(MODEL, variant)
 }
 
@@ -39,7 +54,7 @@ fn scratch_artifacts(model: &str, test: &str, metric: &str, teacher: f64) -> Pat
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(scratch.join("student")).unwrap();
     std::fs::create_dir_all(scratch.join("data")).unwrap();
-    let real = common::artifacts().join(model);
+    let real = artifacts().join(model);
     for split in ["test.jsonl", "test_pairs.jsonl"] {
         if real.join("data").join(split).is_file() {
             std::fs::copy(real.join("data").join(split), scratch.join("data").join(split)).unwrap();
@@ -54,7 +69,7 @@ fn scratch_artifacts(model: &str, test: &str, metric: &str, teacher: f64) -> Pat
 }
 
 fn golden_of(model: &str) -> PathBuf {
-    common::workspace().join("golden").join(model)
+    workspace().join("golden").join(model)
 }
 
 fn golden() -> PathBuf {
@@ -73,7 +88,7 @@ fn teacher_row(outcome: &parity::Outcome) -> &parity::Row {
 fn a_students_variant_is_checked_against_its_own_reference_and_the_teacher() {
     let student = load("student-int8");
     assert!(student.info().variant.student.is_some(), "variants.json marks it");
-    let artifacts = common::artifacts();
+    let artifacts = artifacts();
     assert_eq!(
         parity::reference_path(&student, MODEL, &golden(), &artifacts),
         artifacts.join(MODEL).join("student/reference.json")
@@ -94,7 +109,7 @@ fn a_students_variant_is_checked_against_its_own_reference_and_the_teacher() {
 #[test]
 fn a_student_more_than_a_point_below_its_teacher_misses_its_gate() {
     let student = load("student-int8");
-    let real = parity::check(&student, MODEL, &golden(), &common::artifacts()).unwrap();
+    let real = parity::check(&student, MODEL, &golden(), &artifacts()).unwrap();
     let accuracy = real.checked.metric.value;
     // A teacher 1.5 points above the student: the student's own bounds still hold, the
     // teacher row does not.
@@ -126,7 +141,7 @@ fn an_embedding_students_recall_is_held_to_its_teachers() {
         "variants.student.json marks it"
     );
     let golden = golden_of(EMBEDDER);
-    let real = parity::check(&student, EMBEDDER, &golden, &common::artifacts()).unwrap();
+    let real = parity::check(&student, EMBEDDER, &golden, &artifacts()).unwrap();
     assert!(real.passed(), "{:?}", real.failures);
     assert!(teacher_row(&real).pass);
     let recall = real.checked.metric.value;
@@ -160,7 +175,7 @@ fn scratch_golden(model: &str, test: &str, metric: &str, teacher: f64) -> PathBu
 #[test]
 fn a_token_classifiers_student_would_be_held_to_its_teachers_entity_f1() {
     let tagger = load_of(TAGGER, "fp32");
-    let artifacts = common::artifacts();
+    let artifacts = artifacts();
     let real = parity::check(&tagger, TAGGER, &golden_of(TAGGER), &artifacts).unwrap();
     assert!(real.passed(), "{:?}", real.failures);
     assert!(!real.rows.iter().any(|row| row.check.contains("teacher")));

@@ -1,8 +1,15 @@
 //! The parity gate: whether a loaded variant of a generated model predicts what PyTorch
-//! predicted, through the same loading, tokenization, inference and answer shaping as the
-//! server. `modelcrate-parity` runs it for every variant the pipeline made; the server runs
-//! it as the canary of a hot reload, so that a model swaps in only if it passes the very
-//! gate its variant passed in the pipeline.
+//! predicted, through the inference core the server calls (the same loading,
+//! tokenization, batching engine, padding, post-processing and answer shapes; see
+//! `through.rs`). `modelcrate-parity` runs it for every variant the pipeline made; the
+//! server runs it as the canary of a hot reload, so that a model swaps in only if it
+//! passes the very gate its variant passed in the pipeline.
+//!
+//! Every golden input is checked alone (a request of its own) and with all the others in
+//! one request (length-sorted runs of up to 32, short and long texts padded together);
+//! the test split goes through as many small requests at once, which the engine merges
+//! into batches as it does under load. The report counts the requests, the inputs, and
+//! those that ran beside inputs of other lengths.
 //!
 //! For a text classifier (`classification.rs`), against `golden/<name>/reference.json`
 //! (written by `cargo xtask golden`):
@@ -35,6 +42,9 @@
 mod classification;
 mod embedding;
 mod image;
+mod recorded;
+pub mod test_split;
+mod through;
 mod token;
 
 /// Largest drop of the task metric (as a fraction) a distilled student's variant may show
@@ -42,16 +52,15 @@ mod token;
 const STUDENT_METRIC_DROP: f64 = 0.01;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use modelcrate_runtime::LoadedModel;
-use modelcrate_runtime::text::TextEncoder;
 pub use modelcrate_schema::Gate;
-use modelcrate_schema::{ParityMetric, ParitySummary};
-use serde_json::{Value, json};
+use modelcrate_schema::{ParityBatching, ParityMetric, ParitySummary};
+use serde_json::Value;
 
-use crate::error::ApiError;
-use crate::test_split;
+use crate::through::Through;
 
 /// When a row's bound applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,13 +106,18 @@ impl Figures {
 
 /// Token ids of every golden text against Python's (`(id, ids)` per case, in order):
 /// the row every variant of every task must pass. Returns the ids of mismatched cases.
-fn check_token_ids<'a>(
-    encoder: &TextEncoder,
+async fn check_token_ids<'a>(
+    through: &Through,
     texts: &[&str],
     golden: impl Iterator<Item = (&'a str, &'a [u32])>,
     figures: &mut Figures,
 ) -> Result<Vec<&'a str>> {
-    let token_ids = encoder.token_ids(texts)?;
+    let token_ids: Vec<Vec<u32>> = through
+        .encode(texts)
+        .await?
+        .iter()
+        .map(|encoding| encoding.get_ids().to_vec())
+        .collect();
     let mismatched: Vec<&str> = golden
         .zip(&token_ids)
         .filter(|((_, python), rust)| python != &rust.as_slice())
@@ -128,13 +142,6 @@ pub(crate) fn max_abs_difference(rust: &[f32], python: &[f64]) -> f64 {
         + if rust.len() == python.len() { 0.0 } else { f64::INFINITY }
 }
 
-/// A recorded pipeline call's parameters, read by the server's own request parser (`parse`
-/// is a task's `…Request::parse`), so that parity replays exactly what the server accepts.
-fn call_parameters<T>(call: &Value, parse: impl Fn(&[u8], usize) -> Result<T, ApiError>) -> Result<T> {
-    let body = json!({"inputs": "-", "parameters": call}).to_string();
-    parse(body.as_bytes(), 1).map_err(|error| anyhow::anyhow!("recorded call {call}: {error}"))
-}
-
 /// What a task's check found, for the report.
 pub struct Checked {
     pub checkpoint: String,
@@ -154,6 +161,8 @@ pub struct Outcome {
     /// The checks that failed, each with its figure and bound.
     pub failures: Vec<String>,
     pub checked: Checked,
+    /// How the checked inputs went through the inference core.
+    pub batching: ParityBatching,
 }
 
 impl Outcome {
@@ -176,9 +185,25 @@ pub fn reference_path(model: &LoadedModel, name: &str, golden: &Path, artifacts:
 /// Checks the loaded `model` (generated model `name`) against the golden outputs in
 /// `golden` (its `reference.json`, written by `cargo xtask golden`; a student's variant
 /// against its own, see `reference_path`) and its test split in `<artifacts>/<name>`, by
-/// the gate of the variant it loaded. Blocking, and seconds long: every golden input and
-/// the whole test split run through the model.
-pub fn check(model: &LoadedModel, name: &str, golden: &Path, artifacts: &Path) -> Result<Outcome> {
+/// the gate of the variant it loaded, through the inference core on an engine of its own.
+/// Blocking, and seconds long: every golden input and the whole test split run through
+/// the model. Called from async code, it must run on a blocking thread.
+pub fn check(model: &Arc<LoadedModel>, name: &str, golden: &Path, artifacts: &Path) -> Result<Outcome> {
+    let through = Through::start(Arc::clone(model));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .context("cannot start the gate's async runtime")?;
+    runtime.block_on(check_through(&through, model, name, golden, artifacts))
+}
+
+async fn check_through(
+    through: &Through,
+    model: &LoadedModel,
+    name: &str,
+    golden: &Path,
+    artifacts: &Path,
+) -> Result<Outcome> {
     let reference_path = reference_path(model, name, golden, artifacts);
     let reference = std::fs::read_to_string(&reference_path)
         .with_context(|| format!("cannot read {}: run `cargo xtask golden`", reference_path.display()))?;
@@ -191,27 +216,39 @@ pub fn check(model: &LoadedModel, name: &str, golden: &Path, artifacts: &Path) -
     let checked = match model {
         LoadedModel::TextClassification(classifier) => {
             let test = test_split::read(artifacts, name)?;
-            classification::check(classifier, &reference, &test, &mut figures)
+            classification::check(through, classifier, &reference, &test, &mut figures).await
         }
-        LoadedModel::FeatureExtraction(embedder) => {
+        LoadedModel::FeatureExtraction(_) => {
             let pairs = test_split::read_pairs(artifacts, name)?;
-            embedding::check(embedder, &reference, &pairs, &mut figures)
+            embedding::check(through, &reference, &pairs, &mut figures).await
         }
-        LoadedModel::TokenClassification(tagger) => {
+        LoadedModel::TokenClassification(_) => {
             let test = test_split::read_tagged(artifacts, name)?;
-            token::check(tagger, &reference, &test, &mut figures)
+            token::check(through, &reference, &test, &mut figures).await
         }
         LoadedModel::ImageClassification(classifier) => {
             let test = test_split::read_images(artifacts, name)?;
             let pixels = artifacts.join(name).join("golden-pixels");
-            image::check(classifier, &reference, golden, &pixels, &test, &mut figures)
+            image::check(through, classifier, &reference, golden, &pixels, &test, &mut figures).await
         }
     }
     .with_context(|| format!("checking against {}", reference_path.display()))?;
+    let batching = through.tally();
+    figures.row(
+        Rule::Every,
+        "inputs through the inference core beside inputs of other lengths",
+        format!(
+            "{} of {} inputs, {} requests, batches of up to {}",
+            batching.mixed_length_inputs, batching.inputs, batching.requests, batching.largest_batch
+        ),
+        "reported",
+        true,
+    );
     Ok(Outcome {
         gate,
         rows: figures.rows,
         failures: figures.failures,
         checked,
+        batching,
     })
 }

@@ -7,16 +7,16 @@
 use std::collections::HashSet;
 
 use anyhow::{Context, Result};
-use modelcrate_runtime::TokenClassifier;
+use modelcrate_core::pipeline;
+use modelcrate_runtime::AggregationStrategy;
+use modelcrate_schema::{Agreement, Drift, ParityMetric, ParitySummary};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use modelcrate_schema::{Agreement, Drift, ParityMetric, ParitySummary};
-
-use super::{Checked, Figures, Gate, Rule, STUDENT_METRIC_DROP, call_parameters, check_token_ids};
-use crate::request::EntitiesRequest;
+use super::{Checked, Figures, Gate, Rule, STUDENT_METRIC_DROP, check_token_ids};
+use crate::recorded;
 use crate::test_split::{Span, Tagged};
-use modelcrate_core::pipeline;
+use crate::through::Through;
 
 const LOGIT_BOUND: f64 = 1e-4;
 const SCORE_BOUND: f64 = 1e-4;
@@ -107,9 +107,10 @@ fn entity_f1(predicted: &[HashSet<Span>], gold: &[HashSet<Span>]) -> f64 {
     }
 }
 
-/// Checks `tagger` against the golden `reference.json` text and the test split.
-pub(super) fn check(
-    tagger: &TokenClassifier,
+/// Checks the token classifier `through` leads to against the golden `reference.json`
+/// text and the test split.
+pub(super) async fn check(
+    through: &Through,
     reference: &str,
     test: &[Tagged],
     figures: &mut Figures,
@@ -118,8 +119,8 @@ pub(super) fn check(
     let texts: Vec<&str> = reference.cases.iter().map(|c| c.text.as_str()).collect();
 
     let golden_ids = reference.cases.iter().map(|c| (c.id.as_str(), c.input_ids.as_slice()));
-    let id_mismatches = check_token_ids(tagger.encoder(), &texts, golden_ids, figures)?;
-    let encodings = tagger.encoder().char_encodings(&texts)?;
+    let id_mismatches = check_token_ids(through, &texts, golden_ids, figures).await?;
+    let encodings = through.encode(&texts).await?;
     let offset_mismatches: Vec<&str> = reference
         .cases
         .iter()
@@ -148,13 +149,19 @@ pub(super) fn check(
             })
             .fold(0.0, f64::max)
     };
-    let mut alone_max = 0.0f64;
-    for case in &reference.cases {
-        let logits = tagger.token_logits(&[case.text.as_str()])?;
-        let (_, rows) = logits.first().context("one text gives one answer")?;
-        let rows: Vec<Vec<f32>> = rows.rows().into_iter().map(|row| row.to_vec()).collect();
-        alone_max = alone_max.max(difference(&rows, &case.logits));
-    }
+    // The largest per-token logit difference over the golden inputs, answers in case order.
+    let worst = |answers: &[ndarray::Array2<f32>]| {
+        reference
+            .cases
+            .iter()
+            .zip(answers)
+            .map(|(case, rows)| {
+                let rows: Vec<Vec<f32>> = rows.rows().into_iter().map(|row| row.to_vec()).collect();
+                difference(&rows, &case.logits)
+            })
+            .fold(0.0, f64::max)
+    };
+    let alone_max = worst(&through.token_logits_each(&texts).await?);
     figures.row(
         Rule::Exact,
         "max |logit diff| per token, each input alone",
@@ -162,37 +169,36 @@ pub(super) fn check(
         "1e-4",
         alone_max <= LOGIT_BOUND,
     );
-    let batched = tagger.token_logits(&texts)?;
-    let batch_max = reference
-        .cases
-        .iter()
-        .zip(&batched)
-        .map(|(case, (_, rows))| {
-            let rows: Vec<Vec<f32>> = rows.rows().into_iter().map(|row| row.to_vec()).collect();
-            difference(&rows, &case.logits)
-        })
-        .fold(0.0, f64::max);
-    figures.row(
-        Rule::Exact,
-        &format!(
-            "max |logit diff| per token, padded batches of {}",
-            tagger.max_batch_size().min(texts.len())
+    let batch_max = worst(&through.token_logits(&texts).await?);
+    let merged_max = worst(&through.token_logits_at_once(&texts).await?);
+    for (what, found) in [
+        (
+            format!(
+                "all inputs in one request (length-sorted runs of up to {})",
+                through.batch_size().min(texts.len())
+            ),
+            batch_max,
         ),
-        format!("{batch_max:.2e}"),
-        "1e-4",
-        batch_max <= LOGIT_BOUND,
-    );
+        (
+            "each input a request, all at once (merged by the engine)".to_string(),
+            merged_max,
+        ),
+    ] {
+        figures.row(
+            Rule::Exact,
+            &format!("max |logit diff| per token, {what}"),
+            format!("{found:.2e}"),
+            "1e-4",
+            found <= LOGIT_BOUND,
+        );
+    }
 
     let mut pipeline_max = 0.0f64;
     let mut pipeline_errors = Vec::new();
     let mut simple_agree = 0;
     for (key, call) in &reference.pipeline_calls {
-        let request = call_parameters(call, EntitiesRequest::parse)?;
-        let ignore: Option<Vec<&str>> = request
-            .ignore_labels
-            .as_ref()
-            .map(|l| l.iter().map(String::as_str).collect());
-        let found = tagger.entities(&texts, request.strategy, ignore.as_deref())?;
+        let (strategy, ignore_labels) = recorded::entities(call)?;
+        let found = through.entities(&texts, strategy, ignore_labels).await?;
         for (case, entities) in reference.cases.iter().zip(&found) {
             let rust = pipeline::entities(std::slice::from_ref(entities), true);
             let python = case
@@ -233,7 +239,9 @@ pub(super) fn check(
     );
 
     let test_texts: Vec<&str> = test.iter().map(|row| row.text.as_str()).collect();
-    let found = tagger.entities(&test_texts, modelcrate_runtime::AggregationStrategy::Simple, None)?;
+    let found = through
+        .entities_in_requests(&test_texts, AggregationStrategy::Simple)
+        .await?;
     let rust_spans: Vec<HashSet<Span>> = found
         .iter()
         .map(|entities| spans(&pipeline::entities(std::slice::from_ref(entities), true)))
@@ -292,7 +300,7 @@ pub(super) fn check(
         details: json!({
             "token_ids": {"inputs": texts.len(), "mismatched": id_mismatches},
             "offsets": {"inputs": texts.len(), "mismatched": offset_mismatches},
-            "logits_max_abs_diff": {"alone": alone_max, "batched": batch_max, "bound": LOGIT_BOUND},
+            "logits_max_abs_diff": {"alone": alone_max, "batched": batch_max, "merged": merged_max, "bound": LOGIT_BOUND},
             "pipeline_json": {"max_abs_score_diff": pipeline_max, "bound": SCORE_BOUND, "differences": pipeline_errors},
             "test_split": {
                 "examples": test.len(),

@@ -1,17 +1,22 @@
 //! `modelcrate-parity`: proves that a generated model predicts what PyTorch predicts,
-//! through the same loading, tokenization, inference and answer shaping as the server.
-//! The gate itself, task by task, is `modelcrate_server::parity` (the server's hot reload
-//! runs the same one as its canary).
+//! through the inference core the server calls (the same loading, tokenization, batching,
+//! post-processing and answer shapes). The gate itself, task by task, is this crate's
+//! library (the server's hot reload runs the same one as its canary).
 //! Writes `<artifacts>/<name>/parity/<variant>.json` and prints a table. Exits 0 when the
 //! variant meets its gate, 2 when it does not (the report is written), 1 on an error.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Result;
 use clap::Parser;
+use modelcrate_core::{Catalog, catalog};
+use modelcrate_parity as parity;
 use modelcrate_runtime::{LoadOptions, VariantChoice, json_file};
 use modelcrate_schema::ParityReport;
-use modelcrate_server::parity;
+
+/// The models this binary checks, from the umbrella crate.
+const CATALOG: Catalog = Catalog::new(modelcrate_models::MODELS);
 
 #[derive(Parser)]
 struct Args {
@@ -30,13 +35,13 @@ struct Args {
 }
 
 fn run(args: &Args) -> Result<bool> {
-    let entry = modelcrate_server::CATALOG.entry(&args.model)?;
+    let entry = CATALOG.entry(&args.model)?;
     let options = LoadOptions {
         ort_dylib: args.ort_dylib.clone(),
         variant: VariantChoice::Named(args.variant.clone()),
         ..LoadOptions::default()
     };
-    let model = modelcrate_core::catalog::load(entry, &args.artifacts, &options)?;
+    let model = Arc::new(catalog::load(entry, &args.artifacts, &options)?);
     let file = model.info().variant.file.clone();
     let outcome = parity::check(&model, &args.model, &args.golden, &args.artifacts)?;
     let gate = outcome.gate;
@@ -73,6 +78,7 @@ fn run(args: &Args) -> Result<bool> {
         metric: checked.metric.clone(),
         summary: checked.summary.clone(),
         details: checked.details.clone(),
+        batching: outcome.batching.clone(),
     };
     json_file::write(
         &ParityReport::path(&args.artifacts.join(&args.model), &args.variant),

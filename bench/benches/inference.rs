@@ -10,9 +10,9 @@ use std::path::PathBuf;
 use criterion::{Criterion, criterion_group, criterion_main};
 use modelcrate_core::catalog;
 use modelcrate_models::MODELS;
+use modelcrate_parity::test_split::{self, TestInputs};
 use modelcrate_runtime::image::{DEFAULT_MAX_PIXELS, stack};
 use modelcrate_runtime::{Lane, LoadOptions, LoadedModel, VariantChoice};
-use modelcrate_server::test_split::{self, TestInputs};
 
 fn artifacts() -> PathBuf {
     std::env::var_os("MODELCRATE_ARTIFACTS").map_or_else(

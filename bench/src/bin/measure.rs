@@ -23,13 +23,13 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use std::sync::Arc;
 
+use modelcrate_bench::stats::{machine, quantile_ms};
+use modelcrate_parity::test_split;
 use modelcrate_runtime::json_file;
 use modelcrate_runtime::policy::from_costs;
 use modelcrate_runtime::text::EncodedBatch;
 use modelcrate_runtime::{CostPoint, Costs, Input, Lane, Layout, LoadOptions, LoadedModel, VariantChoice, image};
 use modelcrate_schema::{CostsReport, Latency, MeasureReport, Rss, SessionLayout, Throughput};
-use modelcrate_server::stats::{machine, quantile_ms};
-use modelcrate_server::test_split;
 
 /// The fewest batches a throughput figure is measured over.
 const MIN_THROUGHPUT_BATCHES: usize = 4;
@@ -79,7 +79,7 @@ fn run(args: &Args) -> Result<MeasureReport> {
     if args.batch_size == 0 || args.latency_requests == 0 {
         bail!("--batch-size and --latency-requests must be at least 1");
     }
-    let entry = modelcrate_server::CATALOG.entry(&args.model)?;
+    let entry = modelcrate_bench::CATALOG.entry(&args.model)?;
     let rows = test_split::inputs(&args.artifacts, &args.model, entry.task)?;
     let texts = rows.as_inputs();
     if texts.is_empty() {
@@ -177,7 +177,7 @@ fn run(args: &Args) -> Result<MeasureReport> {
 
 /// `--costs`: the variant's costs on the adaptive layout's sessions, and its policy.
 fn run_costs(args: &Args) -> Result<CostsReport> {
-    let entry = modelcrate_server::CATALOG.entry(&args.model)?;
+    let entry = modelcrate_bench::CATALOG.entry(&args.model)?;
     let rows = test_split::inputs(&args.artifacts, &args.model, entry.task)?;
     let inputs = rows.as_inputs();
     let cores = std::thread::available_parallelism().map_or(1, usize::from);

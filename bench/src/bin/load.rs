@@ -22,9 +22,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
+use modelcrate_bench::stats::{machine, quantile_ms};
+use modelcrate_parity::test_split;
 use modelcrate_runtime::{Lane, Layout, LoadOptions, VariantChoice};
-use modelcrate_server::stats::{machine, quantile_ms};
-use modelcrate_server::test_split;
 use serde_json::{Value, json};
 
 #[derive(Parser)]
@@ -359,7 +359,7 @@ fn ceiling(
     corpus: Option<&Path>,
     seconds: f64,
 ) -> Result<Value> {
-    let entry = modelcrate_server::CATALOG.entry(model)?;
+    let entry = modelcrate_bench::CATALOG.entry(model)?;
     let options = LoadOptions {
         ort_dylib,
         variant: VariantChoice::Serving,

@@ -4,14 +4,13 @@
 //! teacher's).
 
 use anyhow::{Context, Result};
-use modelcrate_runtime::SentenceEmbedder;
+use modelcrate_schema::{Agreement, Drift, ParityMetric, ParitySummary};
 use serde::Deserialize;
 use serde_json::json;
 
-use modelcrate_schema::{Agreement, Drift, ParityMetric, ParitySummary};
-
 use super::{Checked, Figures, Gate, Rule, STUDENT_METRIC_DROP, check_token_ids};
 use crate::test_split::TitleBody;
+use crate::through::Through;
 
 /// FP32-class bounds against `SentenceTransformer.encode`.
 const COSINE_BOUND: f64 = 0.99999;
@@ -123,8 +122,8 @@ fn retrieval(queries: &[Vec<f32>], corpus: &[Vec<f32>]) -> (f64, f64, Vec<usize>
     (share(at_1), share(at_10), top1)
 }
 
-pub(super) fn check(
-    embedder: &SentenceEmbedder,
+pub(super) async fn check(
+    through: &Through,
     reference: &str,
     pairs: &[TitleBody],
     figures: &mut Figures,
@@ -133,22 +132,23 @@ pub(super) fn check(
     let texts: Vec<&str> = reference.cases.iter().map(|c| c.text.as_str()).collect();
 
     let golden_ids = reference.cases.iter().map(|c| (c.id.as_str(), c.input_ids.as_slice()));
-    let id_mismatches = check_token_ids(embedder.encoder(), &texts, golden_ids, figures)?;
+    let id_mismatches = check_token_ids(through, &texts, golden_ids, figures).await?;
 
     let floor = match figures.gate {
         Gate::Exact => COSINE_BOUND,
         Gate::Int8 => INT8_COSINE_BOUND,
     };
-    let mut alone_embeddings = Vec::with_capacity(texts.len());
-    for text in &texts {
-        alone_embeddings.extend(embedder.embed(&[text])?);
-    }
-    let alone = agreement(&reference, &alone_embeddings, floor);
-    let batched = agreement(&reference, &embedder.embed(&texts)?, floor);
-    let batch_size = embedder.max_batch_size().min(texts.len());
+    let alone = agreement(&reference, &through.embed_each(&texts).await?, floor);
+    let batched = agreement(&reference, &through.embed(&texts).await?, floor);
+    let merged = agreement(&reference, &through.embed_at_once(&texts).await?, floor);
+    let batch_size = through.batch_size().min(texts.len());
     for (what, found) in [
         ("each input alone", &alone),
-        (&*format!("padded batches of {batch_size}"), &batched),
+        (
+            &*format!("all inputs in one request (length-sorted runs of up to {batch_size})"),
+            &batched,
+        ),
+        ("each input a request, all at once (merged by the engine)", &merged),
     ] {
         figures.row(
             Rule::Every,
@@ -168,7 +168,10 @@ pub(super) fn check(
 
     let titles: Vec<&str> = pairs.iter().map(|p| p.title.as_str()).collect();
     let bodies: Vec<&str> = pairs.iter().map(|p| p.body.as_str()).collect();
-    let (recall_1, recall_10, top1) = retrieval(&embedder.embed(&titles)?, &embedder.embed(&bodies)?);
+    let (recall_1, recall_10, top1) = retrieval(
+        &through.embed_in_requests(&titles).await?,
+        &through.embed_in_requests(&bodies).await?,
+    );
     let python = &reference.test_split;
     let agree = top1.iter().zip(&python.top1).filter(|(r, p)| r == p).count();
     let same_queries = pairs.len() == python.queries;
@@ -226,6 +229,7 @@ pub(super) fn check(
         "embedding": {
             "alone": describe(&alone),
             "batched": describe(&batched),
+            "merged": describe(&merged),
             "cosine_floor": floor,
             "abs_bound": ABS_BOUND,
         },
