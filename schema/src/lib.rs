@@ -14,9 +14,11 @@
 //! | `parity/<variant>.json` ([`ParityReport`]) | `modelcrate-parity` | `xtask select`, report, bench |
 //! | `bench/<variant>.json` ([`MeasureReport`]) | `modelcrate-measure` | `xtask select`, report |
 //! | `bench/<variant>.costs.json` ([`CostsReport`]) | `modelcrate-measure --costs` | `xtask select` |
+//! | `modelcrate-load`'s output ([`LoadReport`], [`CeilingReport`]) | `modelcrate-load` | `xtask bench` |
 
 mod costs;
 mod export;
+mod load;
 mod measure;
 mod parity;
 mod serving;
@@ -25,6 +27,7 @@ mod variants;
 
 pub use costs::{CostPoint, Costs, CostsReport};
 pub use export::{CropSize, Dim, Pooling, PoolingFile, PreprocessorConfig, ShortestEdge, SignatureFile, TensorFile};
+pub use load::{CeilingBatch, CeilingReport, ClosedLevel, LevelFigures, LoadReport, OpenLevel, TokenMoments};
 pub use measure::{Latency, Machine, MeasureReport, Rss, SessionLayout, Throughput};
 pub use parity::{Agreement, Drift, Gate, ParityBatching, ParityMetric, ParityReport, ParitySummary};
 pub use serving::{Candidate, EnginePolicy, LayoutChoice, MergeLimits, MergeStep, Policy, Serving, TestMetric};

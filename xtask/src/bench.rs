@@ -26,7 +26,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use modelcrate_schema::{FP32, ParityMetric, ParityReport, Policy, SERVING_FILE, Serving, Task};
+use modelcrate_schema::{
+    CeilingReport, FP32, LoadReport, ParityMetric, ParityReport, Policy, SERVING_FILE, Serving, Task,
+};
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::bench_limit;
@@ -256,7 +259,7 @@ fn peak_rss(pid: u32) -> Option<u64> {
     Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
 }
 
-fn load(paths: &Paths, arguments: &[String], environment: &Environment) -> Result<Value> {
+fn load<T: DeserializeOwned>(paths: &Paths, arguments: &[String], environment: &Environment) -> Result<T> {
     let output = Command::new(release_binary(paths, "modelcrate-load"))
         .args(arguments)
         .current_dir(&paths.root)
@@ -341,15 +344,15 @@ fn measure_peer(
         arguments.push("--rates".into());
         arguments.push(list(plan.rates.iter().map(|rate| format!("{rate:.1}")).collect()));
     }
-    let report = load(paths, &arguments, environment)?;
+    let report: LoadReport = load(paths, &arguments, environment)?;
     let rss = peak_rss(server.id());
     drop(server);
     Ok(json!({
         "peer": peer.name,
         "startup_seconds": startup_seconds,
         "peak_rss_bytes": rss,
-        "levels": report["levels"],
-        "open_loop": report["open_loop"],
+        "levels": report.levels,
+        "open_loop": report.open_loop,
     }))
 }
 
@@ -412,7 +415,7 @@ fn run_model(paths: &Paths, environment: &Environment, args: &BenchArgs, spec: &
         eprintln!("  ceiling: ONNX Runtime alone");
         let seconds = if args.smoke { 0.5 } else { args.seconds / 2.0 };
         // The ceiling is the better of the two layouts of the thread budget.
-        let mut ceilings = Vec::new();
+        let mut ceilings: Vec<CeilingReport> = Vec::new();
         for (sessions, threads) in [(1, cores()), (cores(), 1)] {
             ceilings.push(load(
                 paths,
@@ -436,10 +439,10 @@ fn run_model(paths: &Paths, environment: &Environment, args: &BenchArgs, spec: &
         }
         let ceiling = ceilings
             .iter()
-            .max_by(|a, b| number(&a["best_sequences_per_second"]).total_cmp(&number(&b["best_sequences_per_second"])))
+            .max_by(|a, b| a.best_sequences_per_second.total_cmp(&b.best_sequences_per_second))
             .cloned()
-            .unwrap_or_default();
-        let best = number(&ceiling["best_sequences_per_second"]);
+            .context("modelcrate-load measured no ceiling")?;
+        let best = ceiling.best_sequences_per_second;
         let default_model = model == DEFAULT_MODEL;
         let plan = Plan {
             model,
@@ -490,7 +493,7 @@ fn run_model(paths: &Paths, environment: &Environment, args: &BenchArgs, spec: &
                 Serves::Variant(variant) => kept_layers_of(variant),
                 Serves::Checkpoint => None,
             };
-            let gop = bench_limit::gop_per_sequence(&config, kept_layers, &ceiling["tokens"]);
+            let gop = bench_limit::gop_per_sequence(&config, kept_layers, ceiling.tokens);
             let mut result = measure_peer(paths, environment, peer, &plan, &log_dir)?;
             result["serves"] = json!(serves);
             result["test_metric"] = metric;
@@ -511,7 +514,7 @@ fn run_model(paths: &Paths, environment: &Environment, args: &BenchArgs, spec: &
             "ceiling": ceiling,
             "ceiling_layouts": ceilings,
             "peak": peak,
-            "machine": ceiling["machine"],
+            "machine": ceiling.machine,
         });
         let stem = if args.smoke {
             format!("smoke-{model}-{}", workload.name())

@@ -6,6 +6,7 @@
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
+use modelcrate_schema::TokenMoments;
 use serde_json::Value;
 
 use crate::paths::Paths;
@@ -32,11 +33,11 @@ pub fn measure_peak(paths: &Paths, environment: &Environment, threads: usize, se
 }
 
 /// Billions of operations one sequence of the workload costs the model `config` describes
-/// with `kept_layers` (a student's) — `tokens` is the ceiling's `{"mean", "mean_square"}`
-/// of the workload's token counts; `None` when either is unknown.
-pub fn gop_per_sequence(config: &Value, kept_layers: Option<u64>, tokens: &Value) -> Option<f64> {
+/// with `kept_layers` (a student's) — `tokens` is the ceiling's mean and mean square of
+/// the workload's token counts; `None` when the config says no encoder's sizes.
+pub fn gop_per_sequence(config: &Value, kept_layers: Option<u64>, tokens: TokenMoments) -> Option<f64> {
     let encoder = Encoder::of(config, kept_layers)?;
-    Some(encoder.gop_per_sequence(tokens["mean"].as_f64()?, tokens["mean_square"].as_f64()?))
+    Some(encoder.gop_per_sequence(tokens.mean, tokens.mean_square))
 }
 
 /// The fraction of the CPU's INT8 peak a rate of `per_second` sequences of `gop` each
@@ -54,16 +55,19 @@ mod tests {
     #[test]
     fn a_peers_rate_is_read_against_the_peak_by_the_work_of_what_it_serves() {
         let config = json!({"hidden_size": 384, "intermediate_size": 1536, "num_hidden_layers": 6});
-        let tokens = json!({"mean": 128.0, "mean_square": 128.0 * 128.0});
-        let teacher = gop_per_sequence(&config, None, &tokens).unwrap();
-        let student = gop_per_sequence(&config, Some(3), &tokens).unwrap();
+        let tokens = TokenMoments {
+            mean: 128.0,
+            mean_square: 128.0 * 128.0,
+        };
+        let teacher = gop_per_sequence(&config, None, tokens).unwrap();
+        let student = gop_per_sequence(&config, Some(3), tokens).unwrap();
         assert!((teacher - 2.868_903_936).abs() < 1e-9);
         let peak = json!({"int8": {"gop_per_second": 400.0}});
         // 100 sequences/s of the teacher's 2.87 GOP: 287 of 400 GOP/s.
         let fraction = fraction_of_peak(100.0, teacher, &peak).unwrap();
         assert!((fraction - 0.717_225_984).abs() < 1e-9, "{fraction}");
         assert!((fraction_of_peak(100.0, student, &peak).unwrap() * 2.0 - fraction).abs() < 1e-12);
-        assert_eq!(gop_per_sequence(&config, None, &json!({"mean": 3.0})), None);
+        assert_eq!(gop_per_sequence(&json!({"num_classes": 10}), None, tokens), None);
         assert_eq!(fraction_of_peak(100.0, teacher, &json!({})), None);
     }
 }

@@ -25,6 +25,9 @@ use clap::{Parser, Subcommand};
 use modelcrate_bench::stats::{machine, quantile_ms};
 use modelcrate_parity::test_split;
 use modelcrate_runtime::{Lane, Layout, LoadOptions, VariantChoice};
+use modelcrate_schema::{
+    CeilingBatch, CeilingReport, ClosedLevel, LevelFigures, LoadReport, OpenLevel, SessionLayout, TokenMoments,
+};
 use serde_json::{Value, json};
 
 #[derive(Parser)]
@@ -261,7 +264,7 @@ async fn level(
 }
 
 /// A level's report: throughput and latency quantiles of what it saw.
-fn report(seen: &mut Seen, elapsed: f64, label: &str) -> Value {
+fn report(seen: &mut Seen, elapsed: f64, label: &str) -> LevelFigures {
     seen.latencies.sort();
     let answered = seen.latencies.len();
     eprintln!(
@@ -275,25 +278,17 @@ fn report(seen: &mut Seen, elapsed: f64, label: &str) -> Value {
             .map(|(count, what)| format!(", {count} {what}"))
             .collect::<String>()
     );
-    json!({
-        "seconds": elapsed,
-        "requests": answered,
-        "shed": seen.shed,
-        "errors": seen.errors,
-        "first_error": seen.first_error,
-        "requests_per_second": answered as f64 / elapsed,
-        "p50_ms": quantile_ms(&seen.latencies, 0.50),
-        "p90_ms": quantile_ms(&seen.latencies, 0.90),
-        "p99_ms": quantile_ms(&seen.latencies, 0.99),
-    })
-}
-
-/// Adds `fields` to the JSON object `value`.
-fn with(mut value: Value, fields: Value) -> Value {
-    if let (Value::Object(object), Value::Object(more)) = (&mut value, fields) {
-        object.extend(more);
+    LevelFigures {
+        seconds: elapsed,
+        requests: answered,
+        shed: seen.shed,
+        errors: seen.errors,
+        first_error: seen.first_error.clone(),
+        requests_per_second: answered as f64 / elapsed,
+        p50_ms: quantile_ms(&seen.latencies, 0.50),
+        p90_ms: quantile_ms(&seen.latencies, 0.90),
+        p99_ms: quantile_ms(&seen.latencies, 0.99),
     }
-    value
 }
 
 fn http(
@@ -303,7 +298,7 @@ fn http(
     seconds: f64,
     warmup_seconds: f64,
     rates: &[f64],
-) -> Result<Value> {
+) -> Result<LoadReport> {
     let rows: Vec<Value> = std::fs::read_to_string(corpus)
         .with_context(|| format!("cannot read {}", corpus.display()))?
         .lines()
@@ -332,21 +327,28 @@ fn http(
         for &clients in concurrency {
             let (mut seen, elapsed) = level(&client, &url, &bodies, clients.max(1), seconds).await?;
             let label = format!("concurrency {clients:>3}");
-            levels.push(with(
-                report(&mut seen, elapsed, &label),
-                json!({"concurrency": clients}),
-            ));
+            levels.push(ClosedLevel {
+                concurrency: clients,
+                seen: report(&mut seen, elapsed, &label),
+            });
         }
         let mut open = Vec::new();
         for &rate in rates {
             let (mut seen, elapsed, dropped) = open_level(&client, &url, &bodies, rate, seconds).await?;
             let label = format!("open loop {rate:>6.1}/s");
-            open.push(with(
-                report(&mut seen, elapsed, &label),
-                json!({"offered_per_second": rate, "dropped": dropped}),
-            ));
+            open.push(OpenLevel {
+                offered_per_second: rate,
+                dropped,
+                seen: report(&mut seen, elapsed, &label),
+            });
         }
-        Ok(json!({"url": &*url, "corpus": corpus, "texts": bodies.len(), "levels": levels, "open_loop": open}))
+        Ok(LoadReport {
+            url: url.to_string(),
+            corpus: corpus.display().to_string(),
+            texts: bodies.len(),
+            levels,
+            open_loop: open,
+        })
     })
 }
 
@@ -358,7 +360,7 @@ fn ceiling(
     batch_sizes: &[usize],
     corpus: Option<&Path>,
     seconds: f64,
-) -> Result<Value> {
+) -> Result<CeilingReport> {
     let entry = modelcrate_bench::CATALOG.entry(model)?;
     let options = LoadOptions {
         ort_dylib,
@@ -435,24 +437,34 @@ fn ceiling(
         }
         let per_second = sequences as f64 / started.elapsed().as_secs_f64();
         eprintln!("    ceiling batch {size:>3}: {per_second:>7.1} sequences/s");
-        results.push(json!({"batch_size": size, "sequences": sequences, "sequences_per_second": per_second}));
+        results.push(CeilingBatch {
+            batch_size: size,
+            sequences,
+            sequences_per_second: per_second,
+        });
     }
-    let best = results
-        .iter()
-        .filter_map(|r| r["sequences_per_second"].as_f64())
-        .fold(0.0, f64::max);
-    Ok(json!({
-        "model": model,
-        "variant": loaded.info().variant.name,
-        "layout": {"sessions": sessions, "intra_threads": intra_threads},
-        "inputs": format!("test split, {} texts, tokenized beforehand and sorted by length", texts.len()),
-        "tokens": {"mean": mean_tokens, "mean_square": mean_square_tokens},
-        "batches": results,
-        "best_sequences_per_second": best,
-        "single_inference_p50_ms": quantile_ms(&alone, 0.5),
-        "single_tokenization_p50_ms": quantile_ms(&tokenize, 0.5),
-        "machine": machine(),
-    }))
+    let best = results.iter().map(|r| r.sequences_per_second).fold(0.0, f64::max);
+    Ok(CeilingReport {
+        model: model.to_string(),
+        variant: loaded.info().variant.name.clone(),
+        layout: SessionLayout {
+            sessions,
+            intra_threads,
+        },
+        inputs: format!(
+            "test split, {} texts, tokenized beforehand and sorted by length",
+            texts.len()
+        ),
+        tokens: TokenMoments {
+            mean: mean_tokens,
+            mean_square: mean_square_tokens,
+        },
+        batches: results,
+        best_sequences_per_second: best,
+        single_inference_p50_ms: quantile_ms(&alone, 0.5),
+        single_tokenization_p50_ms: quantile_ms(&tokenize, 0.5),
+        machine: machine(),
+    })
 }
 
 fn main() {
@@ -465,7 +477,8 @@ fn main() {
             seconds,
             warmup_seconds,
             rates,
-        } => http(url, corpus, concurrency, *seconds, *warmup_seconds, rates),
+        } => http(url, corpus, concurrency, *seconds, *warmup_seconds, rates)
+            .and_then(|report| Ok(serde_json::to_string(&report)?)),
         Mode::Ceiling {
             model,
             artifacts,
@@ -483,9 +496,10 @@ fn main() {
             batch_sizes,
             corpus.as_deref(),
             *seconds,
-        ),
+        )
+        .and_then(|report| Ok(serde_json::to_string(&report)?)),
     };
-    match result.and_then(|report| Ok(serde_json::to_string(&report)?)) {
+    match result {
         Ok(report) => println!("{report}"),
         Err(error) => {
             eprintln!("error: {error:#}");
