@@ -1,0 +1,197 @@
+//! The templates filled with a model's facts, formatted by rustfmt.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, Result, bail};
+use askama::{DynTemplate, Template};
+
+use super::COMMAND;
+use super::facts::{EmbeddingFacts, EntityFacts, ImageFacts, ModelFacts};
+use crate::card_figures;
+
+#[derive(Template)]
+#[template(path = "model/Cargo.toml", escape = "none")]
+struct ModelCargoToml<'a> {
+    model: &'a ModelFacts,
+    command: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "model/lib.rs", escape = "none")]
+struct ModelLib<'a> {
+    model: &'a ModelFacts,
+    command: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "model/golden_test.rs", escape = "none")]
+struct ModelGoldenTest<'a> {
+    model: &'a ModelFacts,
+    command: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "embedding/lib.rs", escape = "none")]
+struct EmbeddingLib<'a> {
+    model: &'a ModelFacts,
+    embedding: &'a EmbeddingFacts,
+    command: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "embedding/golden_test.rs", escape = "none")]
+struct EmbeddingGoldenTest<'a> {
+    model: &'a ModelFacts,
+    command: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "token/lib.rs", escape = "none")]
+struct TokenLib<'a> {
+    model: &'a ModelFacts,
+    entity: &'a EntityFacts,
+    command: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "token/golden_test.rs", escape = "none")]
+struct TokenGoldenTest<'a> {
+    model: &'a ModelFacts,
+    command: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "image/lib.rs", escape = "none")]
+struct ImageLib<'a> {
+    model: &'a ModelFacts,
+    image: &'a ImageFacts,
+    command: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "image/golden_test.rs", escape = "none")]
+struct ImageGoldenTest<'a> {
+    model: &'a ModelFacts,
+    command: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "umbrella/Cargo.toml", escape = "none")]
+struct UmbrellaCargoToml<'a> {
+    models: &'a [ModelFacts],
+    command: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "umbrella/lib.rs", escape = "none")]
+struct UmbrellaLib<'a> {
+    models: &'a [ModelFacts],
+    command: &'a str,
+}
+
+/// The files of `generated/`, path relative to it → contents.
+pub fn render(models: &[ModelFacts], rustfmt_config: &Path) -> Result<BTreeMap<PathBuf, String>> {
+    let rust = |template: &dyn DynTemplate| -> Result<String> { rustfmt(&template.dyn_render()?, rustfmt_config) };
+    let mut files = BTreeMap::new();
+    for model in models {
+        let dir = PathBuf::from(&model.name);
+        files.insert(
+            dir.join("Cargo.toml"),
+            ModelCargoToml {
+                model,
+                command: COMMAND,
+            }
+            .render()?,
+        );
+        let (lib, golden) = match (&model.image, &model.embedding, &model.entity) {
+            (Some(image), _, _) => (
+                rust(&ImageLib {
+                    model,
+                    image,
+                    command: COMMAND,
+                })?,
+                rust(&ImageGoldenTest {
+                    model,
+                    command: COMMAND,
+                })?,
+            ),
+            (None, _, Some(entity)) => (
+                rust(&TokenLib {
+                    model,
+                    entity,
+                    command: COMMAND,
+                })?,
+                rust(&TokenGoldenTest {
+                    model,
+                    command: COMMAND,
+                })?,
+            ),
+            (None, Some(embedding), None) => (
+                rust(&EmbeddingLib {
+                    model,
+                    embedding,
+                    command: COMMAND,
+                })?,
+                rust(&EmbeddingGoldenTest {
+                    model,
+                    command: COMMAND,
+                })?,
+            ),
+            (None, None, None) => (
+                rust(&ModelLib {
+                    model,
+                    command: COMMAND,
+                })?,
+                rust(&ModelGoldenTest {
+                    model,
+                    command: COMMAND,
+                })?,
+            ),
+        };
+        files.insert(dir.join("src/lib.rs"), lib);
+        files.insert(dir.join("tests/golden.rs"), golden);
+        files.insert(dir.join(card_figures::FILE), model.training_record.clone());
+    }
+    files.insert(
+        PathBuf::from("models/Cargo.toml"),
+        UmbrellaCargoToml {
+            models,
+            command: COMMAND,
+        }
+        .render()?,
+    );
+    files.insert(
+        PathBuf::from("models/src/lib.rs"),
+        rust(&UmbrellaLib {
+            models,
+            command: COMMAND,
+        })?,
+    );
+    Ok(files)
+}
+
+fn rustfmt(source: &str, config: &Path) -> Result<String> {
+    let mut child = Command::new("rustfmt")
+        .args(["--edition", "2024", "--emit", "stdout", "--config-path"])
+        .arg(config)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("cannot run rustfmt (rustup component add rustfmt)")?;
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().context("no stdin for rustfmt")?;
+        stdin.write_all(source.as_bytes())?;
+    }
+    let output = child.wait_with_output()?;
+    if !output.status.success() {
+        bail!(
+            "rustfmt refused a rendered file (a template bug):\n{}\n---\n{source}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(String::from_utf8(output.stdout)?)
+}
