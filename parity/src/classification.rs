@@ -10,15 +10,13 @@ use modelcrate_schema::{Agreement, Drift, ParityMetric, ParitySummary};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Checked, Figures, Gate, Rule, STUDENT_METRIC_DROP, check_token_ids, max_abs_difference};
+use super::{Checked, Figures, Rule, STUDENT_METRIC_DROP, check_token_ids, max_abs_difference};
 use crate::recorded;
 use crate::test_split::TestRow;
 use crate::through::Through;
 
 const LOGIT_BOUND: f64 = 1e-4;
 const SCORE_BOUND: f64 = 1e-4;
-/// Largest accuracy drop (as a fraction) an INT8 variant may show against PyTorch.
-const INT8_ACCURACY_DROP: f64 = 0.01;
 
 #[derive(Deserialize)]
 struct Reference {
@@ -251,19 +249,12 @@ pub(super) async fn check(
         .filter(|(r, p)| **r == p.ids())
         .count();
     let metric_name = if multi_label { "exact_match" } else { "accuracy" };
-    figures.row(
-        Rule::Every,
+    figures.test_metric(
         &format!("test split {} ({} examples)", metric_name.replace('_', "-"), test.len()),
-        format!("Rust {rust_accuracy:.4}, PyTorch {:.4}", reference.test_split.accuracy),
-        match figures.gate {
-            Gate::Exact => "equal",
-            Gate::Int8 => "at most 1.0 point below PyTorch",
-        },
-        test.len() == reference.test_split.examples
-            && match figures.gate {
-                Gate::Exact => (rust_accuracy - reference.test_split.accuracy).abs() < 1e-9,
-                Gate::Int8 => reference.test_split.accuracy - rust_accuracy <= INT8_ACCURACY_DROP + 1e-9,
-            },
+        rust_accuracy,
+        reference.test_split.accuracy,
+        (rust_accuracy - reference.test_split.accuracy).abs() < 1e-9,
+        test.len() == reference.test_split.examples,
     );
     if let Some(teacher) = &reference.teacher {
         figures.row(

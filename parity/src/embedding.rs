@@ -17,8 +17,6 @@ const COSINE_BOUND: f64 = 0.99999;
 const ABS_BOUND: f64 = 1e-5;
 /// The INT8 gate's cosine floor.
 const INT8_COSINE_BOUND: f64 = 0.99;
-/// Largest recall@10 drop (as a fraction) an INT8 variant may show against PyTorch.
-const INT8_RECALL_DROP: f64 = 0.01;
 
 #[derive(Deserialize)]
 struct Reference {
@@ -177,19 +175,12 @@ pub(super) async fn check(
     let same_queries = pairs.len() == python.queries;
     // Equal recall means the same number of queries found; Python's share may be a float32.
     let hits = |recall: f64| (recall * pairs.len() as f64).round() as i64;
-    figures.row(
-        Rule::Every,
+    figures.test_metric(
         &format!("test split recall@10 ({} title → body queries)", pairs.len()),
-        format!("Rust {recall_10:.4}, PyTorch {:.4}", python.recall_at_10),
-        match figures.gate {
-            Gate::Exact => "equal",
-            Gate::Int8 => "at most 1.0 point below PyTorch",
-        },
-        same_queries
-            && match figures.gate {
-                Gate::Exact => hits(recall_10) == hits(python.recall_at_10),
-                Gate::Int8 => python.recall_at_10 - recall_10 <= INT8_RECALL_DROP + 1e-9,
-            },
+        recall_10,
+        python.recall_at_10,
+        hits(recall_10) == hits(python.recall_at_10),
+        same_queries,
     );
     if let Some(teacher) = &reference.teacher {
         let teacher = &teacher.test_split;

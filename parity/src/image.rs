@@ -24,7 +24,7 @@ use modelcrate_schema::{Agreement, Drift, ParityMetric, ParitySummary};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Checked, Figures, Gate, Rule, max_abs_difference};
+use super::{Checked, Figures, Rule, max_abs_difference};
 use crate::test_split::ImageRow;
 use crate::through::Through;
 
@@ -34,7 +34,6 @@ const SCORE_BOUND: f64 = 1e-4;
 const JPEG_PIXEL_BOUND: u8 = 8;
 /// Largest |logit difference| a JPEG's decoding difference may cause.
 const JPEG_LOGIT_BOUND: f64 = 0.5;
-const INT8_ACCURACY_DROP: f64 = 0.01;
 
 #[derive(Deserialize)]
 struct Reference {
@@ -288,19 +287,12 @@ pub(super) async fn check(
         .zip(&reference.test_split.predictions)
         .filter(|(r, p)| r == p)
         .count();
-    figures.row(
-        Rule::Every,
+    figures.test_metric(
         &format!("test split accuracy ({} images)", test.len()),
-        format!("Rust {rust_accuracy:.4}, PyTorch {:.4}", reference.test_split.accuracy),
-        match figures.gate {
-            Gate::Exact => "equal",
-            Gate::Int8 => "at most 1.0 point below PyTorch",
-        },
-        test.len() == reference.test_split.examples
-            && match figures.gate {
-                Gate::Exact => (rust_accuracy - reference.test_split.accuracy).abs() < 1e-9,
-                Gate::Int8 => reference.test_split.accuracy - rust_accuracy <= INT8_ACCURACY_DROP + 1e-9,
-            },
+        rust_accuracy,
+        reference.test_split.accuracy,
+        (rust_accuracy - reference.test_split.accuracy).abs() < 1e-9,
+        test.len() == reference.test_split.examples,
     );
     figures.row(
         Rule::Every,

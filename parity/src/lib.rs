@@ -50,6 +50,9 @@ mod token;
 /// Largest drop of the task metric (as a fraction) a distilled student's variant may show
 /// against its teacher's FP32 on the test split.
 const STUDENT_METRIC_DROP: f64 = 0.01;
+/// Largest drop of the task metric (as a fraction) an INT8 variant may show against
+/// PyTorch on the test split.
+const INT8_METRIC_DROP: f64 = 0.01;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -101,6 +104,28 @@ impl Figures {
             bound,
             pass,
         });
+    }
+}
+
+impl Figures {
+    /// The task metric on the test split against PyTorch's: an exact variant's must be
+    /// `equal` (by the task's measure of it), an INT8 variant's at most 1.0 point below;
+    /// `same_split` says whether both scored the same examples.
+    fn test_metric(&mut self, check: &str, rust: f64, pytorch: f64, equal: bool, same_split: bool) {
+        let (bound, held) = match self.gate {
+            Gate::Exact => ("equal", equal),
+            Gate::Int8 => (
+                "at most 1.0 point below PyTorch",
+                pytorch - rust <= INT8_METRIC_DROP + 1e-9,
+            ),
+        };
+        self.row(
+            Rule::Every,
+            check,
+            format!("Rust {rust:.4}, PyTorch {pytorch:.4}"),
+            bound,
+            same_split && held,
+        );
     }
 }
 

@@ -13,15 +13,13 @@ use modelcrate_schema::{Agreement, Drift, ParityMetric, ParitySummary};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::{Checked, Figures, Gate, Rule, STUDENT_METRIC_DROP, check_token_ids};
+use super::{Checked, Figures, Rule, STUDENT_METRIC_DROP, check_token_ids};
 use crate::recorded;
 use crate::test_split::{Span, Tagged};
 use crate::through::Through;
 
 const LOGIT_BOUND: f64 = 1e-4;
 const SCORE_BOUND: f64 = 1e-4;
-/// Largest entity-F1 drop (as a fraction) an INT8 variant may show against PyTorch.
-const INT8_F1_DROP: f64 = 0.01;
 
 #[derive(Deserialize)]
 struct Reference {
@@ -251,20 +249,12 @@ pub(super) async fn check(
     let rust_f1 = entity_f1(&rust_spans, &gold);
     let pytorch_f1 = reference.test_split.entity_f1;
     let agreement = rust_spans.iter().zip(&python_spans).filter(|(r, p)| r == p).count();
-    figures.row(
-        Rule::Every,
+    figures.test_metric(
         &format!("test split entity F1 ({} sentences)", test.len()),
-        format!("Rust {rust_f1:.4}, PyTorch {pytorch_f1:.4}"),
-        match figures.gate {
-            Gate::Exact => "equal",
-            Gate::Int8 => "at most 1.0 point below PyTorch",
-        },
-        test.len() == reference.test_split.examples
-            && python_spans.len() == test.len()
-            && match figures.gate {
-                Gate::Exact => (rust_f1 - pytorch_f1).abs() < 1e-9,
-                Gate::Int8 => pytorch_f1 - rust_f1 <= INT8_F1_DROP + 1e-9,
-            },
+        rust_f1,
+        pytorch_f1,
+        (rust_f1 - pytorch_f1).abs() < 1e-9,
+        test.len() == reference.test_split.examples && python_spans.len() == test.len(),
     );
     if let Some(teacher) = &reference.teacher {
         figures.row(
