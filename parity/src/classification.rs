@@ -231,18 +231,16 @@ pub(super) async fn check(
     // Multi-label: the sigmoid scores (the model's default function) decide each label.
     let multi_label = classifier.info().problem_type == Some(ProblemType::MultiLabel);
     let test_texts: Vec<&str> = test.iter().map(|row| row.text.as_str()).collect();
-    let rust_predictions: Vec<Vec<usize>> = through
-        .classify_in_requests(&test_texts)
-        .await?
-        .scores
-        .iter()
-        .map(|scores| predicted(scores, multi_label))
-        .collect();
-    let mut correct = 0;
-    for (prediction, row) in rust_predictions.iter().zip(test) {
-        correct += usize::from(*prediction == row.label_ids(labels)?);
-    }
-    let rust_accuracy = correct as f64 / test.len().max(1) as f64;
+    // The predictions of the test split's scores, and their accuracy.
+    let accuracy_of = |scores: &[Vec<f32>]| -> Result<(Vec<Vec<usize>>, f64)> {
+        let predictions: Vec<Vec<usize>> = scores.iter().map(|row| predicted(row, multi_label)).collect();
+        let mut correct = 0;
+        for (prediction, row) in predictions.iter().zip(test) {
+            correct += usize::from(*prediction == row.label_ids(labels)?);
+        }
+        Ok((predictions, correct as f64 / test.len().max(1) as f64))
+    };
+    let (rust_predictions, rust_accuracy) = accuracy_of(&through.classify_in_requests(&test_texts).await?.scores)?;
     let agreement = rust_predictions
         .iter()
         .zip(&reference.test_split.predictions)
@@ -256,6 +254,10 @@ pub(super) async fn check(
         (rust_accuracy - reference.test_split.accuracy).abs() < 1e-9,
         test.len() == reference.test_split.examples,
     );
+    if figures.int8() {
+        let (_, alone) = accuracy_of(&through.classify_each(&test_texts).await?.scores)?;
+        figures.alone_metric(&metric_name.replace('_', "-"), alone, reference.test_split.accuracy);
+    }
     if let Some(teacher) = &reference.teacher {
         figures.row(
             Rule::Every,

@@ -182,6 +182,10 @@ pub(super) async fn check(
         hits(recall_10) == hits(python.recall_at_10),
         same_queries,
     );
+    if figures.int8() {
+        let (_, alone, _) = retrieval(&through.embed_each(&titles).await?, &through.embed_each(&bodies).await?);
+        figures.alone_metric("recall@10", alone, python.recall_at_10);
+    }
     if let Some(teacher) = &reference.teacher {
         let teacher = &teacher.test_split;
         figures.row(

@@ -127,6 +127,27 @@ impl Figures {
             same_split && held,
         );
     }
+
+    /// A dynamically quantized variant's test metric with each input a request of its
+    /// own: its outputs depend on their batch mates (activation ranges are taken over
+    /// the padded batch), so what a client gets depends on how requests are batched.
+    /// Reported beside the gated figure (full batches), never gated.
+    fn alone_metric(&mut self, metric: &str, rust: f64, pytorch: f64) {
+        if self.gate == Gate::Int8 {
+            self.row(
+                Rule::Every,
+                &format!("test split {metric}, each input a request of its own"),
+                format!("Rust {rust:.4}, PyTorch {pytorch:.4}"),
+                "reported (INT8 depends on batch mates)",
+                true,
+            );
+        }
+    }
+
+    /// Whether the INT8-only figures are taken.
+    fn int8(&self) -> bool {
+        self.gate == Gate::Int8
+    }
 }
 
 /// Token ids of every golden text against Python's (`(id, ids)` per case, in order):

@@ -196,6 +196,15 @@ impl Through {
         Ok(found.entities)
     }
 
+    /// [`Through::entities`] of each text as a request of its own, one after another.
+    pub async fn entities_each(&self, texts: &[&str], strategy: AggregationStrategy) -> Result<Vec<Vec<Entity>>> {
+        let mut all = Vec::with_capacity(texts.len());
+        for text in texts.chunks(1) {
+            all.extend(self.entities(text, strategy, None).await?);
+        }
+        Ok(all)
+    }
+
     /// [`Through::entities`] as requests of a full batch, one after another.
     pub async fn entities_in_requests(
         &self,

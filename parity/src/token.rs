@@ -237,13 +237,17 @@ pub(super) async fn check(
     );
 
     let test_texts: Vec<&str> = test.iter().map(|row| row.text.as_str()).collect();
-    let found = through
-        .entities_in_requests(&test_texts, AggregationStrategy::Simple)
-        .await?;
-    let rust_spans: Vec<HashSet<Span>> = found
-        .iter()
-        .map(|entities| spans(&pipeline::entities(std::slice::from_ref(entities), true)))
-        .collect();
+    let spans_of = |found: &[Vec<modelcrate_runtime::Entity>]| -> Vec<HashSet<Span>> {
+        found
+            .iter()
+            .map(|entities| spans(&pipeline::entities(std::slice::from_ref(entities), true)))
+            .collect()
+    };
+    let rust_spans = spans_of(
+        &through
+            .entities_in_requests(&test_texts, AggregationStrategy::Simple)
+            .await?,
+    );
     let gold: Vec<HashSet<Span>> = test.iter().map(|row| row.entities.iter().cloned().collect()).collect();
     let python_spans: Vec<HashSet<Span>> = reference.test_split.entities.iter().map(spans).collect();
     let rust_f1 = entity_f1(&rust_spans, &gold);
@@ -256,6 +260,10 @@ pub(super) async fn check(
         (rust_f1 - pytorch_f1).abs() < 1e-9,
         test.len() == reference.test_split.examples && python_spans.len() == test.len(),
     );
+    if figures.int8() {
+        let alone = spans_of(&through.entities_each(&test_texts, AggregationStrategy::Simple).await?);
+        figures.alone_metric("entity F1", entity_f1(&alone, &gold), pytorch_f1);
+    }
     if let Some(teacher) = &reference.teacher {
         figures.row(
             Rule::Every,
