@@ -168,17 +168,7 @@ impl Infer {
         };
         let function = function.unwrap_or_else(|| classifier.default_function());
         let answered = self.run(Rows::Texts(encodings), tokenization).await?;
-        let logits = rows_of(&answered, |row| match row {
-            RowOutput::Logits(logits) => Some(logits.clone()),
-            _ => None,
-        })?;
-        let scores = logits.iter().map(|row| function.apply(row)).collect();
-        Ok(Classified {
-            logits,
-            scores,
-            function,
-            timings: Timings::of(&answered),
-        })
+        classified(&answered, function)
     }
 
     /// What the model yields for each text before any post-processing (logits, a pooled
@@ -312,18 +302,7 @@ impl Infer {
         })
         .await?;
         let answered = self.run(Rows::Images(prepared), preparation).await?;
-        let function = function.unwrap_or(ClassificationFunction::Softmax);
-        let logits = rows_of(&answered, |row| match row {
-            RowOutput::Logits(logits) => Some(logits.clone()),
-            _ => None,
-        })?;
-        let scores = logits.iter().map(|row| function.apply(row)).collect();
-        Ok(Classified {
-            logits,
-            scores,
-            function,
-            timings: Timings::of(&answered),
-        })
+        classified(&answered, function.unwrap_or(ClassificationFunction::Softmax))
     }
 
     /// Each text's tokens as the model's tokenizer makes them (not truncated), with
@@ -434,6 +413,21 @@ fn rows_of<'a, T>(answered: &'a Answered, pick: impl Fn(&'a RowOutput) -> Option
         .iter()
         .map(|row| pick(row).ok_or_else(|| CoreError::Failed("the engine answered another task's output".into())))
         .collect()
+}
+
+/// A classifier's answer: each row's logits, and its scores under `function`.
+fn classified(answered: &Answered, function: ClassificationFunction) -> Result<Classified, CoreError> {
+    let logits = rows_of(answered, |row| match row {
+        RowOutput::Logits(logits) => Some(logits.clone()),
+        _ => None,
+    })?;
+    let scores = logits.iter().map(|row| function.apply(row)).collect();
+    Ok(Classified {
+        logits,
+        scores,
+        function,
+        timings: Timings::of(answered),
+    })
 }
 
 /// The tokens of `encoding`, with the text's piece under each.
