@@ -366,6 +366,22 @@ fn passed_parity(paths: &Paths, model: &str, variant: &str) -> Result<bool> {
     Ok(parity.passed)
 }
 
+/// The workspace's files every check's key reads (see [`rust_key`]).
+pub const RUST_SOURCES: [&str; 12] = [
+    "schema/Cargo.toml",
+    "schema/src",
+    "runtime/Cargo.toml",
+    "runtime/src",
+    "core/Cargo.toml",
+    "core/src",
+    "parity/Cargo.toml",
+    "parity/src",
+    "bench/Cargo.toml",
+    "bench/src",
+    "Cargo.toml",
+    "python/requirements.lock",
+];
+
 /// The Rust side of a check's key: the schema of the files the checks read and write,
 /// the runtime, the inference core, the parity and bench crates (whose binaries the
 /// checks are), the model's generated crate, the workspace manifest, the registry
@@ -375,20 +391,7 @@ fn passed_parity(paths: &Paths, model: &str, variant: &str) -> Result<bool> {
 fn rust_key(paths: &Paths, model: &str) -> Result<Key> {
     let root = &paths.root;
     let mut key = KeyBuilder::new("rust");
-    for part in [
-        "schema/Cargo.toml",
-        "schema/src",
-        "runtime/Cargo.toml",
-        "runtime/src",
-        "core/Cargo.toml",
-        "core/src",
-        "parity/Cargo.toml",
-        "parity/src",
-        "bench/Cargo.toml",
-        "bench/src",
-        "Cargo.toml",
-        "python/requirements.lock",
-    ] {
+    for part in RUST_SOURCES {
         key = key.path(part, &root.join(part))?;
     }
     let crate_dir = paths.generated().join(model);
