@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use modelcrate_runtime::{LoadOptions, LoadedModel, ModelEntry};
+use modelcrate_runtime::{LoadOptions, ModelEntry, TaskModel};
 
 use crate::engine::Engine;
 use crate::engine_plan::EngineFlags;
@@ -72,9 +72,11 @@ impl Catalog {
 }
 
 /// Loads one model from `<artifacts>/<name>/onnx`.
-pub fn load(entry: &ModelEntry, artifacts: &Path, options: &LoadOptions) -> Result<LoadedModel> {
+pub fn load(entry: &ModelEntry, artifacts: &Path, options: &LoadOptions) -> Result<Arc<dyn TaskModel>> {
     let dir = artifacts.join(entry.name).join("onnx");
-    (entry.load)(&dir, options).with_context(|| format!("cannot load model `{}` from {}", entry.name, dir.display()))
+    let model = (entry.load)(&dir, options)
+        .with_context(|| format!("cannot load model `{}` from {}", entry.name, dir.display()))?;
+    Ok(Arc::from(model))
 }
 
 /// Loads `entry` laid out by its engine plan (its measured policy under the operator's
@@ -95,5 +97,5 @@ pub fn start(entry: &ModelEntry, artifacts: &Path, options: &LoadOptions, flags:
         seconds = started.elapsed().as_secs_f64(),
         "loaded"
     );
-    Ok(Engine::start(Arc::new(model), plan.batching))
+    Ok(Engine::start(model, plan.batching))
 }

@@ -33,7 +33,7 @@ use tokenizers::Encoding;
 use tokio::sync::oneshot;
 
 use modelcrate_runtime::policy::MergeLimits;
-use modelcrate_runtime::{Error, Lane, Layout, LoadedModel, Result, RowOutput, image};
+use modelcrate_runtime::{Error, Lane, Layout, Result, RowOutput, TaskModel, image};
 
 /// How requests are merged and how much may wait.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -221,7 +221,7 @@ impl Queue {
 
 /// One model's queue and workers. Dropping it stops the workers once the queue drains.
 pub struct Engine {
-    model: Arc<LoadedModel>,
+    model: Arc<dyn TaskModel>,
     options: BatchingOptions,
     layout: Layout,
     queue: Arc<Queue>,
@@ -229,7 +229,7 @@ pub struct Engine {
 
 impl Engine {
     /// Starts one worker per run the model's layout lets be under way at once.
-    pub fn start(model: Arc<LoadedModel>, options: BatchingOptions) -> Self {
+    pub fn start(model: Arc<dyn TaskModel>, options: BatchingOptions) -> Self {
         let options = BatchingOptions {
             max_batch_size: options.max_batch_size.max(1),
             max_batch_tokens: options.max_batch_tokens.max(1),
@@ -261,7 +261,7 @@ impl Engine {
         }
     }
 
-    pub fn model(&self) -> &Arc<LoadedModel> {
+    pub fn model(&self) -> &Arc<dyn TaskModel> {
         &self.model
     }
 
@@ -342,7 +342,7 @@ impl Drop for Engine {
 }
 
 struct Worker {
-    model: Arc<LoadedModel>,
+    model: Arc<dyn TaskModel>,
     options: BatchingOptions,
     /// The layout has a wide session for a run alone on the machine.
     adaptive: bool,
@@ -496,7 +496,7 @@ impl Worker {
             let batch = encoder.pad(&encodings);
             // Sorted by length: the run's first row is its shortest, its last its longest.
             let lengths_differ = encodings.first().map(|e| e.len()) != encodings.last().map(|e| e.len());
-            for (&row, output) in run.iter().zip(self.model.run_rows(&batch, lane)?) {
+            for (&row, output) in run.iter().zip(self.model.run_texts(&batch, lane)?) {
                 outputs[row] = Some(output);
                 mixed[row] = lengths_differ;
             }

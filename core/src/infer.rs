@@ -11,7 +11,10 @@ use std::time::{Duration, Instant};
 
 use modelcrate_runtime::classification::ClassificationFunction;
 use modelcrate_runtime::embedding::l2_normalize;
-use modelcrate_runtime::{AggregationStrategy, Entity, ImageError, LoadedModel, ModelInfo, RowOutput};
+use modelcrate_runtime::{
+    AggregationStrategy, Entity, ImageClassifier, ImageError, ModelInfo, RowOutput, SentenceEmbedder, TaskModel,
+    TextClassifier, TokenClassifier,
+};
 use tokenizers::Encoding;
 
 use crate::engine::{Answered, Engine, Rows};
@@ -136,8 +139,13 @@ impl Infer {
         &self.engine
     }
 
-    pub fn model(&self) -> &LoadedModel {
-        self.engine.model()
+    pub fn model(&self) -> &dyn TaskModel {
+        self.engine.model().as_ref()
+    }
+
+    /// The model as its task's type, or an error saying it does not do `asked`.
+    fn task<T: TaskModel>(&self, asked: &str) -> Result<&T, CoreError> {
+        self.model().downcast::<T>().ok_or_else(|| self.wrong_task(asked))
     }
 
     pub fn info(&self) -> &ModelInfo {
@@ -163,9 +171,7 @@ impl Infer {
         tokenization: Duration,
         function: Option<ClassificationFunction>,
     ) -> Result<Classified, CoreError> {
-        let LoadedModel::TextClassification(classifier) = self.model() else {
-            return Err(self.wrong_task("text classification"));
-        };
+        let classifier = self.task::<TextClassifier>("text classification")?;
         let function = function.unwrap_or_else(|| classifier.default_function());
         let answered = self.run(Rows::Texts(encodings), tokenization).await?;
         classified(&answered, function)
@@ -203,9 +209,7 @@ impl Infer {
         tokenization: Duration,
         normalize: Option<bool>,
     ) -> Result<Embedded, CoreError> {
-        let LoadedModel::FeatureExtraction(embedder) = self.model() else {
-            return Err(self.wrong_task("sentence embeddings"));
-        };
+        let embedder = self.task::<SentenceEmbedder>("sentence embeddings")?;
         let normalized = normalize.unwrap_or_else(|| embedder.normalizes());
         let tokens = encodings.iter().map(Encoding::len).sum();
         let answered = self.run(Rows::Texts(encodings), tokenization).await?;
@@ -236,14 +240,10 @@ impl Infer {
         strategy: AggregationStrategy,
         ignore_labels: Option<Vec<String>>,
     ) -> Result<Found, CoreError> {
-        let LoadedModel::TokenClassification(_) = self.model() else {
-            return Err(self.wrong_task("token classification"));
-        };
+        self.task::<TokenClassifier>("token classification")?;
         let (encodings, took) = self.tokenized(texts.clone()).await?;
         let answered = self.run(Rows::Texts(encodings), took).await?;
-        let LoadedModel::TokenClassification(tagger) = self.model() else {
-            return Err(self.wrong_task("token classification"));
-        };
+        let tagger = self.task::<TokenClassifier>("token classification")?;
         let ignore: Option<Vec<&str>> = ignore_labels
             .as_ref()
             .map(|labels| labels.iter().map(String::as_str).collect());
@@ -270,13 +270,11 @@ impl Infer {
         images: Vec<I>,
         function: Option<ClassificationFunction>,
     ) -> Result<Classified, CoreError> {
-        let LoadedModel::ImageClassification(_) = self.model() else {
-            return Err(self.wrong_task("image classification"));
-        };
+        self.task::<ImageClassifier>("image classification")?;
         let engine = Arc::clone(&self.engine);
         let max_pixels = self.limits.max_image_pixels;
         let (prepared, preparation) = off_runtime(move || {
-            let LoadedModel::ImageClassification(classifier) = engine.model().as_ref() else {
+            let Some(classifier) = engine.model().downcast::<ImageClassifier>() else {
                 return Err(CoreError::Failed("the model changed task while preparing".into()));
             };
             let count = images.len();

@@ -168,6 +168,7 @@ mod tests {
     fn entities_take_the_pipeline_shape_per_strategy() {
         let token = Entity {
             label: "B-VERSION",
+            label_id: 3,
             score: 0.5,
             index: Some(3),
             word: "##2".into(),
@@ -176,6 +177,7 @@ mod tests {
         };
         let group = Entity {
             label: "VERSION",
+            label_id: 3,
             score: 0.25,
             index: None,
             word: "v2".into(),

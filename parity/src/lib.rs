@@ -58,7 +58,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use modelcrate_runtime::LoadedModel;
+use modelcrate_runtime::{ImageClassifier, ModelInfo, Task, TaskModel, TextClassifier};
 pub use modelcrate_schema::Gate;
 use modelcrate_schema::{ParityBatching, ParityMetric, ParitySummary};
 use serde_json::Value;
@@ -221,8 +221,8 @@ impl Outcome {
 /// `reference.json`, or for a distilled student's variant the student's own,
 /// `<artifacts>/<name>/student/reference.json` (written by the `student-golden` step, with
 /// the teacher's test metric in it).
-pub fn reference_path(model: &LoadedModel, name: &str, golden: &Path, artifacts: &Path) -> std::path::PathBuf {
-    match model.info().variant.student {
+pub fn reference_path(model: &ModelInfo, name: &str, golden: &Path, artifacts: &Path) -> std::path::PathBuf {
+    match model.variant.student {
         Some(_) => artifacts.join(name).join("student").join("reference.json"),
         None => golden.join("reference.json"),
     }
@@ -234,23 +234,34 @@ pub fn reference_path(model: &LoadedModel, name: &str, golden: &Path, artifacts:
 /// the gate of the variant it loaded, through the inference core on an engine of its own.
 /// Blocking, and seconds long: every golden input and the whole test split run through
 /// the model. Called from async code, it must run on a blocking thread.
-pub fn check(model: &Arc<LoadedModel>, name: &str, golden: &Path, artifacts: &Path) -> Result<Outcome> {
+pub fn check(model: &Arc<dyn TaskModel>, name: &str, golden: &Path, artifacts: &Path) -> Result<Outcome> {
     let through = Through::start(Arc::clone(model));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
         .context("cannot start the gate's async runtime")?;
-    runtime.block_on(check_through(&through, model, name, golden, artifacts))
+    runtime.block_on(check_through(&through, model.as_ref(), name, golden, artifacts))
+}
+
+/// `model` as its task's type; a model of another type under the task is a bug of its crate.
+fn downcast<T: TaskModel>(model: &dyn TaskModel) -> Result<&T> {
+    model.downcast::<T>().with_context(|| {
+        format!(
+            "model `{}` says it is {} but is not of that task's type",
+            model.info().name,
+            model.info().task.as_str()
+        )
+    })
 }
 
 async fn check_through(
     through: &Through,
-    model: &LoadedModel,
+    model: &dyn TaskModel,
     name: &str,
     golden: &Path,
     artifacts: &Path,
 ) -> Result<Outcome> {
-    let reference_path = reference_path(model, name, golden, artifacts);
+    let reference_path = reference_path(model.info(), name, golden, artifacts);
     let reference = std::fs::read_to_string(&reference_path)
         .with_context(|| format!("cannot read {}: run `cargo xtask golden`", reference_path.display()))?;
     let gate = Gate::from(model.info().variant.kind);
@@ -259,20 +270,22 @@ async fn check_through(
         failures: Vec::new(),
         rows: Vec::new(),
     };
-    let checked = match model {
-        LoadedModel::TextClassification(classifier) => {
+    let checked = match model.info().task {
+        Task::TextClassification => {
+            let classifier = downcast::<TextClassifier>(model)?;
             let test = test_split::read(artifacts, name)?;
             classification::check(through, classifier, &reference, &test, &mut figures).await
         }
-        LoadedModel::FeatureExtraction(_) => {
+        Task::FeatureExtraction => {
             let pairs = test_split::read_pairs(artifacts, name)?;
             embedding::check(through, &reference, &pairs, &mut figures).await
         }
-        LoadedModel::TokenClassification(_) => {
+        Task::TokenClassification => {
             let test = test_split::read_tagged(artifacts, name)?;
             token::check(through, &reference, &test, &mut figures).await
         }
-        LoadedModel::ImageClassification(classifier) => {
+        Task::ImageClassification => {
+            let classifier = downcast::<ImageClassifier>(model)?;
             let test = test_split::read_images(artifacts, name)?;
             let pixels = artifacts.join(name).join("golden-pixels");
             image::check(through, classifier, &reference, golden, &pixels, &test, &mut figures).await

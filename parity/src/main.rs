@@ -6,7 +6,6 @@
 //! variant meets its gate, 2 when it does not (the report is written), 1 on an error.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::Result;
 use clap::Parser;
@@ -41,7 +40,7 @@ fn run(args: &Args) -> Result<bool> {
         variant: VariantChoice::Named(args.variant.clone()),
         ..LoadOptions::default()
     };
-    let model = Arc::new(catalog::load(entry, &args.artifacts, &options)?);
+    let model = catalog::load(entry, &args.artifacts, &options)?;
     let file = model.info().variant.file.clone();
     let outcome = parity::check(&model, &args.model, &args.golden, &args.artifacts)?;
     let gate = outcome.gate;

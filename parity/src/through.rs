@@ -21,7 +21,7 @@ use futures_util::future::try_join_all;
 use modelcrate_core::{BatchingOptions, Engine, Infer, Limits, Timings, Truncate};
 use modelcrate_runtime::classification::ClassificationFunction;
 use modelcrate_runtime::image::DEFAULT_MAX_PIXELS;
-use modelcrate_runtime::{AggregationStrategy, Entity, LoadedModel, MergeLimits, RowOutput};
+use modelcrate_runtime::{AggregationStrategy, Entity, MergeLimits, RowOutput, TaskModel};
 use modelcrate_schema::ParityBatching;
 use ndarray::Array2;
 use tokenizers::Encoding;
@@ -47,7 +47,7 @@ pub struct Through {
 
 impl Through {
     /// Starts an engine for `model`; it stops when this is dropped.
-    pub fn start(model: Arc<LoadedModel>) -> Self {
+    pub fn start(model: Arc<dyn TaskModel>) -> Self {
         let engine = Arc::new(Engine::start(model, batching()));
         let limits = Limits {
             request_timeout: PATIENCE,

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use modelcrate_core::{Catalog, catalog};
 use modelcrate_parity as parity;
-use modelcrate_runtime::{LoadOptions, LoadedModel, VariantChoice};
+use modelcrate_runtime::{LoadOptions, TaskModel, VariantChoice};
 use serde_json::Value;
 
 const CATALOG: Catalog = Catalog::new(modelcrate_models::MODELS);
@@ -34,14 +34,13 @@ const MODEL: &str = "news-topic";
 const EMBEDDER: &str = "news-embed";
 const TAGGER: &str = "release-ner";
 
-fn load_of(model: &str, variant: &str) -> Arc<LoadedModel> {
+fn load_of(model: &str, variant: &str) -> Arc<dyn TaskModel> {
     let options = LoadOptions::one_session(VariantChoice::Named(variant.into()));
     catalog::load(CATALOG.entry(model).unwrap(), &artifacts(), &options)
-        .map(Arc::new)
         .unwrap_or_else(|error| panic!("{model} variant {variant} loads: {error}"))
 }
 
-fn load(variant: &str) -> Arc<LoadedModel> {
+fn load(variant: &str) -> Arc<dyn TaskModel> {
     load_of(MODEL, variant)
 }
 
@@ -90,7 +89,7 @@ fn a_students_variant_is_checked_against_its_own_reference_and_the_teacher() {
     assert!(student.info().variant.student.is_some(), "variants.json marks it");
     let artifacts = artifacts();
     assert_eq!(
-        parity::reference_path(&student, MODEL, &golden(), &artifacts),
+        parity::reference_path(student.info(), MODEL, &golden(), &artifacts),
         artifacts.join(MODEL).join("student/reference.json")
     );
     let outcome = parity::check(&student, MODEL, &golden(), &artifacts).unwrap();
@@ -99,7 +98,7 @@ fn a_students_variant_is_checked_against_its_own_reference_and_the_teacher() {
     // The teacher's own variants keep the golden reference, and have no teacher row.
     let teacher = load("int8");
     assert_eq!(
-        parity::reference_path(&teacher, MODEL, &golden(), &artifacts),
+        parity::reference_path(teacher.info(), MODEL, &golden(), &artifacts),
         golden().join("reference.json")
     );
     let outcome = parity::check(&teacher, MODEL, &golden(), &artifacts).unwrap();

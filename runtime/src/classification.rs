@@ -10,8 +10,9 @@ use ort::value::TensorRef;
 
 use crate::embedding::{Pooler, l2_normalize};
 use crate::error::{Error, Result};
+use crate::labels::{Labels, label};
 use crate::pool::{Lane, Layout, SessionPool};
-use crate::registry::{LoadOptions, ModelInfo, Task};
+use crate::registry::{Input, LoadOptions, ModelInfo, RowOutput, Task, TaskModel, texts_of};
 use crate::signature::Signature;
 use crate::text::{EncodedBatch, TextEncoder, TextModelParts};
 
@@ -121,22 +122,6 @@ pub struct Prediction<L, const N: usize> {
     pub score: f32,
     /// Scores by label id.
     pub scores: [f32; N],
-}
-
-/// A label string that is not one of the model's.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown label `{label}`; the labels are {known:?}")]
-pub struct UnknownLabel {
-    pub label: String,
-    pub known: Vec<&'static str>,
-}
-
-/// The id of `text` among `names`.
-pub fn parse_label(text: &str, names: &[&'static str]) -> std::result::Result<usize, UnknownLabel> {
-    names.iter().position(|name| *name == text).ok_or_else(|| UnknownLabel {
-        label: text.to_string(),
-        known: names.to_vec(),
-    })
 }
 
 /// A row of scores or logits as a fixed-size array, or an output-shape error.
@@ -294,21 +279,19 @@ impl TextClassifier {
             .collect())
     }
 
-    /// Typed predictions: `labels[id]` is the label of logit column `id`.
-    pub fn predict<L: Copy, const N: usize>(
+    /// Typed predictions: the label of logit column `id` is `L::from_id(id)`.
+    pub fn predict<L: Labels, const N: usize>(
         &self,
         texts: &[&str],
         function: Option<ClassificationFunction>,
-        labels: &[L; N],
     ) -> Result<Vec<Prediction<L, N>>> {
         self.scores(texts, function)?
             .iter()
             .map(|scores| {
-                // Check the width first: then every id `best` returns indexes `labels`.
                 let scores: [f32; N] = fixed(scores)?;
                 let top = best(&scores);
                 Ok(Prediction {
-                    label: labels[top.id],
+                    label: label(top.id)?,
                     score: top.score,
                     scores,
                 })
@@ -395,6 +378,33 @@ pub(crate) fn check_labels(config: &Path, labels: &[&str]) -> Result<()> {
             path: config.to_path_buf(),
             mismatch: format!("id2label is {found:?}, expected {labels:?}"),
         })
+    }
+}
+
+impl TaskModel for TextClassifier {
+    fn info(&self) -> &ModelInfo {
+        TextClassifier::info(self)
+    }
+
+    fn encoder(&self) -> Option<&TextEncoder> {
+        Some(TextClassifier::encoder(self))
+    }
+
+    fn run_texts(&self, batch: &EncodedBatch, lane: Lane) -> Result<Vec<RowOutput>> {
+        Ok(self
+            .logits_of(batch, lane)?
+            .rows()
+            .into_iter()
+            .map(|row| RowOutput::Logits(row.to_vec()))
+            .collect())
+    }
+
+    fn run_encoded(&self, batch: &EncodedBatch, lane: Lane) -> Result<()> {
+        self.logits_of(batch, lane).map(drop)
+    }
+
+    fn process(&self, inputs: &[Input<'_>]) -> Result<()> {
+        self.scores(&texts_of(inputs)?, None).map(drop)
     }
 }
 

@@ -13,7 +13,7 @@ use ort::session::Session;
 
 use crate::error::{Error, Result};
 use crate::pool::{Lane, SessionPool};
-use crate::registry::{LoadOptions, ModelInfo, Task};
+use crate::registry::{Input, LoadOptions, ModelInfo, RowOutput, Task, TaskModel, texts_of};
 use crate::signature::Signature;
 use crate::text::{EncodedBatch, TextEncoder, TextModelParts};
 
@@ -248,6 +248,28 @@ pub fn top_k<V: AsRef<[f32]>>(query: &[f32], corpus: &[V], k: usize) -> Vec<(usi
     scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     scored.truncate(k);
     scored
+}
+
+impl TaskModel for SentenceEmbedder {
+    fn info(&self) -> &ModelInfo {
+        SentenceEmbedder::info(self)
+    }
+
+    fn encoder(&self) -> Option<&TextEncoder> {
+        Some(SentenceEmbedder::encoder(self))
+    }
+
+    fn run_texts(&self, batch: &EncodedBatch, lane: Lane) -> Result<Vec<RowOutput>> {
+        Ok(self
+            .pooled_of(batch, lane)?
+            .into_iter()
+            .map(RowOutput::Pooled)
+            .collect())
+    }
+
+    fn process(&self, inputs: &[Input<'_>]) -> Result<()> {
+        self.embed(&texts_of(inputs)?).map(drop)
+    }
 }
 
 #[cfg(test)]

@@ -15,8 +15,9 @@ use crate::classification::{
 };
 use crate::error::{Error, Result};
 use crate::image::{self, DEFAULT_MAX_PIXELS, ImageError, Preprocessing};
+use crate::labels::{Labels, label};
 use crate::pool::{Lane, SessionPool};
-use crate::registry::{LoadOptions, ModelInfo};
+use crate::registry::{Input, LoadOptions, ModelInfo, RowOutput, TaskModel};
 use crate::signature::Signature;
 use crate::variants;
 
@@ -122,15 +123,15 @@ impl ImageClassifier {
             .collect())
     }
 
-    /// Typed predictions: `labels[id]` is the label of logit column `id`.
-    pub fn predict<L: Copy, const N: usize>(&self, images: &[&[u8]], labels: &[L; N]) -> Result<Vec<Prediction<L, N>>> {
+    /// Typed predictions: the label of logit column `id` is `L::from_id(id)`.
+    pub fn predict<L: Labels, const N: usize>(&self, images: &[&[u8]]) -> Result<Vec<Prediction<L, N>>> {
         self.scores(images)?
             .into_iter()
             .map(|scores| {
                 let scores: [f32; N] = fixed(&scores)?;
                 let top = best(&scores);
                 Ok(Prediction {
-                    label: labels[top.id],
+                    label: label(top.id)?,
                     score: top.score,
                     scores,
                 })
@@ -179,5 +180,25 @@ fn check_preprocessing(path: &Path, expected: &Preprocessing) -> Result<()> {
             path: path.to_path_buf(),
             mismatch: format!("(resize, crop height, crop width, mean, std) is {found:?}, expected {wanted:?}"),
         })
+    }
+}
+
+impl TaskModel for ImageClassifier {
+    fn info(&self) -> &ModelInfo {
+        ImageClassifier::info(self)
+    }
+
+    fn run_images(&self, pixels: &Array4<f32>, lane: Lane) -> Result<Vec<RowOutput>> {
+        Ok(self
+            .logits_of(pixels, lane)?
+            .rows()
+            .into_iter()
+            .map(|row| RowOutput::Logits(row.to_vec()))
+            .collect())
+    }
+
+    fn process(&self, inputs: &[Input<'_>]) -> Result<()> {
+        let images = inputs.iter().map(Input::image).collect::<Result<Vec<_>>>()?;
+        self.scores(&images).map(drop)
     }
 }

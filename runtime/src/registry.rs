@@ -1,22 +1,19 @@
 //! How the server finds models without knowing any by name: each generated crate
 //! exports a [`ModelEntry`], and the umbrella crate lists them all.
 
+use std::any::Any;
 use std::path::{Path, PathBuf};
 
 pub use modelcrate_schema::Task;
-use ndarray::{Array2, Array4, s};
+use ndarray::{Array2, Array4};
 use tokenizers::Encoding;
 
-use crate::classification::{ProblemType, TextClassifier};
-use crate::embedding::SentenceEmbedder;
-use crate::error::Error;
-use crate::error::Result;
+use crate::classification::ProblemType;
+use crate::error::{Error, Result};
 use crate::image::Preprocessing;
-use crate::image_classification::ImageClassifier;
 use crate::pool::{Lane, Layout};
 use crate::signature::Signature;
 use crate::text::{EncodedBatch, TextEncoder};
-use crate::token_classification::{AggregationStrategy, TokenClassifier};
 use crate::variants::{Resolved, VariantChoice};
 
 /// How to load a model: which variant of its folder, and the thread layout.
@@ -100,130 +97,83 @@ pub struct ModelInfo {
     pub sessions: usize,
 }
 
-/// A loaded model, by task.
-pub enum LoadedModel {
-    TextClassification(TextClassifier),
-    FeatureExtraction(SentenceEmbedder),
-    TokenClassification(TokenClassifier),
-    ImageClassification(ImageClassifier),
-}
-
-impl LoadedModel {
-    pub fn info(&self) -> &ModelInfo {
-        match self {
-            Self::TextClassification(model) => model.info(),
-            Self::FeatureExtraction(model) => model.info(),
-            Self::TokenClassification(model) => model.info(),
-            Self::ImageClassification(model) => model.info(),
-        }
-    }
+/// A loaded model of any task, as the engine, the core and the server hold it. Each task
+/// implements it once beside its model type ([`TextClassifier`](crate::TextClassifier),
+/// [`SentenceEmbedder`](crate::SentenceEmbedder), …); a new task is one more
+/// implementation. What only one task has (its post-processing, its defaults) is reached
+/// through [`dyn TaskModel::downcast`](trait.TaskModel.html#method.downcast).
+pub trait TaskModel: Any + Send + Sync {
+    fn info(&self) -> &ModelInfo;
 
     /// A text model's tokenizer, with its truncation; `None` for an image model.
-    pub fn encoder(&self) -> Option<&TextEncoder> {
-        match self {
-            Self::TextClassification(model) => Some(model.encoder()),
-            Self::FeatureExtraction(model) => Some(model.encoder()),
-            Self::TokenClassification(model) => Some(model.encoder()),
-            Self::ImageClassification(_) => None,
-        }
+    fn encoder(&self) -> Option<&TextEncoder> {
+        None
     }
 
-    /// A text model's tokenizer, or an error that says the model takes images.
-    pub fn text_encoder(&self) -> Result<&TextEncoder> {
-        self.encoder().ok_or_else(|| {
-            Error::Input(format!(
-                "model `{}` is an {} model: it takes images, not texts",
-                self.info().name,
-                self.info().task.as_str()
-            ))
-        })
-    }
-
-    /// The encodings of `texts` as the engine takes them: with character offsets for a
-    /// token classifier, whose answers quote spans of the text.
-    pub fn encode(&self, texts: &[&str]) -> Result<Vec<Encoding>> {
-        match self {
-            Self::TokenClassification(model) => model.encoder().char_encodings(texts),
-            _ => self.text_encoder()?.encodings(texts),
-        }
+    /// The encodings of `texts` as the engine takes them (a task that quotes spans of the
+    /// text asks for character offsets here).
+    fn encode(&self, texts: &[&str]) -> Result<Vec<Encoding>> {
+        text_encoder(self)?.encodings(texts)
     }
 
     /// One `session.run` of a padded batch on a session of `lane`: one output per row,
     /// for post-processing.
-    pub fn run_rows(&self, batch: &EncodedBatch, lane: Lane) -> Result<Vec<RowOutput>> {
-        Ok(match self {
-            Self::TextClassification(model) => model
-                .logits_of(batch, lane)?
-                .rows()
-                .into_iter()
-                .map(|row| RowOutput::Logits(row.to_vec()))
-                .collect(),
-            Self::FeatureExtraction(model) => model
-                .pooled_of(batch, lane)?
-                .into_iter()
-                .map(RowOutput::Pooled)
-                .collect(),
-            Self::TokenClassification(model) => {
-                let logits = model.logits_of(batch, lane)?;
-                batch
-                    .lengths
-                    .iter()
-                    .enumerate()
-                    .map(|(row, &length)| RowOutput::TokenLogits(logits.slice(s![row, ..length, ..]).to_owned()))
-                    .collect()
-            }
-            Self::ImageClassification(_) => return Err(self.takes_images()),
-        })
-    }
-
-    /// One `session.run` of prepared images `[n, 3, crop, crop]` on a session of `lane`:
-    /// one output per image.
-    pub fn run_images(&self, pixels: &Array4<f32>, lane: Lane) -> Result<Vec<RowOutput>> {
-        match self {
-            Self::ImageClassification(model) => Ok(model
-                .logits_of(pixels, lane)?
-                .rows()
-                .into_iter()
-                .map(|row| RowOutput::Logits(row.to_vec()))
-                .collect()),
-            _ => Err(Error::Input(format!(
-                "model `{}` is a {} model: it takes texts, not images",
-                self.info().name,
-                self.info().task.as_str()
-            ))),
-        }
-    }
-
-    fn takes_images(&self) -> Error {
-        Error::Input(format!("model `{}` takes images, not token batches", self.info().name))
+    fn run_texts(&self, _batch: &EncodedBatch, _lane: Lane) -> Result<Vec<RowOutput>> {
+        Err(Error::Input(format!(
+            "model `{}` is an {} model: it takes images, not texts",
+            self.info().name,
+            self.info().task.as_str()
+        )))
     }
 
     /// Inference alone on an already tokenized batch (`session.run` and copying the
     /// output out), its result dropped: what the inference benchmark times.
-    pub fn run_encoded(&self, batch: &EncodedBatch, lane: Lane) -> Result<()> {
-        match self {
-            Self::TextClassification(model) => model.logits_of(batch, lane).map(drop),
-            Self::FeatureExtraction(model) => model.pooled_of(batch, lane).map(drop),
-            Self::TokenClassification(model) => model.logits_of(batch, lane).map(drop),
-            Self::ImageClassification(_) => Err(self.takes_images()),
-        }
+    fn run_encoded(&self, batch: &EncodedBatch, lane: Lane) -> Result<()> {
+        self.run_texts(batch, lane).map(drop)
+    }
+
+    /// One `session.run` of prepared images `[n, 3, crop, crop]` on a session of `lane`:
+    /// one output per image.
+    fn run_images(&self, _pixels: &Array4<f32>, _lane: Lane) -> Result<Vec<RowOutput>> {
+        Err(Error::Input(format!(
+            "model `{}` is a {} model: it takes texts, not images",
+            self.info().name,
+            self.info().task.as_str()
+        )))
     }
 
     /// The whole work of a request for `inputs` (tokenize or decode, infer, post-process)
     /// with the model's defaults, its answer dropped: what warm-up and measurement run.
     /// Inputs of the other modality are refused.
-    pub fn process(&self, inputs: &[Input<'_>]) -> Result<()> {
-        let texts = || inputs.iter().map(Input::text).collect::<Result<Vec<_>>>();
-        match self {
-            Self::TextClassification(model) => model.scores(&texts()?, None).map(drop),
-            Self::FeatureExtraction(model) => model.embed(&texts()?).map(drop),
-            Self::TokenClassification(model) => model.entities(&texts()?, AggregationStrategy::Simple, None).map(drop),
-            Self::ImageClassification(model) => {
-                let images = inputs.iter().map(Input::image).collect::<Result<Vec<_>>>()?;
-                model.scores(&images).map(drop)
-            }
-        }
+    fn process(&self, inputs: &[Input<'_>]) -> Result<()>;
+}
+
+impl dyn TaskModel {
+    /// The model as its task's own type, when it is one: `model.downcast::<TextClassifier>()`.
+    pub fn downcast<T: TaskModel>(&self) -> Option<&T> {
+        (self as &dyn Any).downcast_ref::<T>()
     }
+
+    /// A text model's tokenizer, or an error that says the model takes images.
+    pub fn text_encoder(&self) -> Result<&TextEncoder> {
+        text_encoder(self)
+    }
+}
+
+/// `model`'s tokenizer, or an error that says it takes images.
+fn text_encoder<M: TaskModel + ?Sized>(model: &M) -> Result<&TextEncoder> {
+    model.encoder().ok_or_else(|| {
+        Error::Input(format!(
+            "model `{}` is an {} model: it takes images, not texts",
+            model.info().name,
+            model.info().task.as_str()
+        ))
+    })
+}
+
+/// The texts of `inputs`, or an error if one is an image.
+pub fn texts_of<'a>(inputs: &[Input<'a>]) -> Result<Vec<&'a str>> {
+    inputs.iter().map(Input::text).collect()
 }
 
 /// One input of a model, of either modality.
@@ -256,5 +206,5 @@ pub struct ModelEntry {
     pub name: &'static str,
     pub task: Task,
     /// Loads the model from its ONNX folder (`artifacts/<name>/onnx`).
-    pub load: fn(&Path, &LoadOptions) -> Result<LoadedModel>,
+    pub load: fn(&Path, &LoadOptions) -> Result<Box<dyn TaskModel>>,
 }

@@ -17,7 +17,7 @@ use tokenizers::{Decoder, Encoding, Tokenizer};
 use crate::classification::{ClassificationFunction, best, check_labels};
 use crate::error::{Error, Result};
 use crate::pool::{Lane, SessionPool};
-use crate::registry::{LoadOptions, ModelInfo, Task};
+use crate::registry::{Input, LoadOptions, ModelInfo, RowOutput, Task, TaskModel, texts_of};
 use crate::signature::Signature;
 use crate::text::{EncodedBatch, TextEncoder, TextModelParts};
 
@@ -61,6 +61,9 @@ pub struct Entity {
     /// Strategy `none`: the token's label (`B-PRODUCT`), the pipeline's `entity`. Other
     /// strategies: the entity type (`PRODUCT`), the pipeline's `entity_group`.
     pub label: &'static str,
+    /// The id (in `config.json`) of the token's label, or of the group's first label
+    /// (`B-PRODUCT` for a `PRODUCT` group): what a generated crate types it by.
+    pub label_id: usize,
     pub score: f32,
     /// Strategy `none` only: the token's position in the model input (`[CLS]` is 0).
     pub index: Option<usize>,
@@ -263,6 +266,7 @@ fn group(run: &[Labelled], labels: &[&'static str], vocabulary: &Vocabulary) -> 
     let score = run.iter().map(|e| e.score).sum::<f32>() / run.len() as f32;
     Ok(Entity {
         label: group_name(label_of(labels, first.label)?),
+        label_id: first.label,
         score,
         index: None,
         word: vocabulary.join(run.iter().map(|e| e.word.clone()).collect())?,
@@ -362,6 +366,7 @@ pub fn entities(
             .map(|e| {
                 Ok(Entity {
                     label: label_of(labels, e.label)?,
+                    label_id: e.label,
                     score: e.score,
                     index: Some(e.index),
                     word: e.word,
@@ -502,6 +507,40 @@ impl TokenClassifier {
             return Err(Error::OutputShape(format!("{:?}, expected {expected:?}", logits.dim())));
         }
         Ok(logits.to_owned())
+    }
+}
+
+impl TaskModel for TokenClassifier {
+    fn info(&self) -> &ModelInfo {
+        TokenClassifier::info(self)
+    }
+
+    fn encoder(&self) -> Option<&TextEncoder> {
+        Some(TokenClassifier::encoder(self))
+    }
+
+    /// With character offsets: the answers quote spans of the text.
+    fn encode(&self, texts: &[&str]) -> Result<Vec<Encoding>> {
+        TokenClassifier::encoder(self).char_encodings(texts)
+    }
+
+    fn run_texts(&self, batch: &EncodedBatch, lane: Lane) -> Result<Vec<RowOutput>> {
+        let logits = self.logits_of(batch, lane)?;
+        Ok(batch
+            .lengths
+            .iter()
+            .enumerate()
+            .map(|(row, &length)| RowOutput::TokenLogits(logits.slice(s![row, ..length, ..]).to_owned()))
+            .collect())
+    }
+
+    fn run_encoded(&self, batch: &EncodedBatch, lane: Lane) -> Result<()> {
+        self.logits_of(batch, lane).map(drop)
+    }
+
+    fn process(&self, inputs: &[Input<'_>]) -> Result<()> {
+        self.entities(&texts_of(inputs)?, AggregationStrategy::Simple, None)
+            .map(drop)
     }
 }
 

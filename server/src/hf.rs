@@ -10,7 +10,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, header};
 use modelcrate_core::{Infer, TopK, Truncate};
-use modelcrate_runtime::{LoadedModel, ModelInfo};
+use modelcrate_runtime::{ModelInfo, Task};
 use serde_json::{Value, json};
 
 use crate::error::ApiError;
@@ -49,7 +49,7 @@ async fn answer(
     let body = state.body(body)?;
     let max_inputs = state.limits.max_client_batch_size;
     let model_name = infer.info().name;
-    if let LoadedModel::ImageClassification(_) = infer.model() {
+    if infer.info().task == Task::ImageClassification {
         let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
         let request = ImageRequest::parse(content_type, query.as_deref(), body, max_inputs).await?;
         let classified = infer.classify_images(request.images, request.function).await?;
@@ -64,8 +64,8 @@ async fn answer(
 
 /// A text model's answer, as its task's pipeline gives it.
 async fn texts(infer: &Infer, body: &[u8], max_inputs: usize) -> Result<(Value, modelcrate_core::Timings), ApiError> {
-    Ok(match infer.model() {
-        LoadedModel::TextClassification(_) => {
+    Ok(match infer.info().task {
+        Task::TextClassification => {
             let request = ClassifyRequest::parse(body, max_inputs)?;
             let single = request.inputs.is_one();
             let classified = infer
@@ -74,7 +74,7 @@ async fn texts(infer: &Infer, body: &[u8], max_inputs: usize) -> Result<(Value, 
             let answer = pipeline::answer(infer.info().labels, &classified.scores, request.top_k, single);
             (answer, classified.timings)
         }
-        LoadedModel::FeatureExtraction(_) => {
+        Task::FeatureExtraction => {
             let request = EmbedRequest::parse(body, max_inputs)?;
             let single = request.inputs.is_one();
             let embedded = infer
@@ -87,7 +87,7 @@ async fn texts(infer: &Infer, body: &[u8], max_inputs: usize) -> Result<(Value, 
             };
             (answer, embedded.timings)
         }
-        LoadedModel::TokenClassification(_) => {
+        Task::TokenClassification => {
             let request = EntitiesRequest::parse(body, max_inputs)?;
             let single = request.inputs.is_one();
             let found = infer
@@ -95,7 +95,7 @@ async fn texts(infer: &Infer, body: &[u8], max_inputs: usize) -> Result<(Value, 
                 .await?;
             (pipeline::entities(&found.entities, single), found.timings)
         }
-        LoadedModel::ImageClassification(_) => {
+        Task::ImageClassification => {
             return Err(ApiError::Inference(
                 "an image model's request reached the text path".into(),
             ));

@@ -13,7 +13,6 @@ use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use modelcrate_core::{Engine, Rows};
-use modelcrate_runtime::LoadedModel;
 use ndarray::Array3;
 
 use crate::served::Served;
@@ -122,12 +121,13 @@ pub fn warm_up(served: &Served, timeout: Duration) -> anyhow::Result<()> {
 pub fn warm_up_engine(name: &str, engine: &Engine, timeout: Duration) -> anyhow::Result<()> {
     let started = Instant::now();
     let inputs = |rows: usize| -> anyhow::Result<Rows> {
-        Ok(match engine.model().as_ref() {
-            LoadedModel::ImageClassification(classifier) => {
-                let side = classifier.preprocessing().crop as usize;
+        let model = engine.model();
+        Ok(match &model.info().image {
+            Some(preprocessing) => {
+                let side = preprocessing.crop as usize;
                 Rows::Images(vec![Array3::zeros((3, side, side)); rows])
             }
-            model => {
+            None => {
                 // A text as long as the model takes, so the arenas fit the longest batch.
                 let text = "warm up ".repeat(model.info().max_length);
                 Rows::Texts(model.encode(&vec![text.as_str(); rows])?)

@@ -19,8 +19,8 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use modelcrate_core::{Infer, Truncate};
+use modelcrate_runtime::Task;
 use modelcrate_runtime::embedding::l2_normalize;
-use modelcrate_runtime::{LoadedModel, Task};
 use serde_json::{Map, Value, json};
 
 use crate::error::ApiError;
@@ -127,14 +127,14 @@ pub async fn embeddings(
 async fn embed(state: &AppState, name: &str, request: EmbeddingsRequest) -> Result<(HeaderMap, Json<Value>), ApiError> {
     let started = Instant::now();
     let engine = state.engine(name)?;
-    let model = engine.model();
-    let LoadedModel::FeatureExtraction(embedder) = model.as_ref() else {
+    let info = engine.model().info();
+    if info.task != Task::FeatureExtraction {
         return Err(invalid(format!(
             "`model`: `{name}` is a {} model; /v1/embeddings serves feature-extraction models",
-            model.info().task.as_str()
+            info.task.as_str()
         )));
-    };
-    let dimension = embedder.info().dimension.unwrap_or(0);
+    }
+    let dimension = info.dimension.unwrap_or(0);
     if let Some(asked) = request.dimensions
         && asked > dimension
     {

@@ -10,7 +10,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::Html;
-use modelcrate_runtime::{LoadedModel, Task};
+use modelcrate_runtime::{Task, TaskModel};
 use serde_json::{Map, Value, json};
 
 use crate::state::AppState;
@@ -103,12 +103,12 @@ fn vector(dimension: usize) -> Value {
 }
 
 /// The Inference API route of one model, from its task and typed facts.
-fn predict_operation(model: &LoadedModel) -> Value {
+fn predict_operation(model: &dyn TaskModel) -> Value {
     let info = model.info();
     let name = info.name;
     let ranked = json!({"type": "array", "items": label_score(info.labels)});
-    let (request, answer, summary) = match model {
-        LoadedModel::TextClassification(_) => (
+    let (request, answer, summary) = match info.task {
+        Task::TextClassification => (
             json_body(json!({"type": "object", "required": ["inputs"], "properties": {
                 "inputs": one_or_many(text()),
                 "parameters": {"type": "object", "properties": {
@@ -119,7 +119,7 @@ fn predict_operation(model: &LoadedModel) -> Value {
             json!({"oneOf": [ranked, {"type": "array", "items": ranked}]}),
             "Classify texts (the text-classification pipeline's answers)",
         ),
-        LoadedModel::FeatureExtraction(_) => {
+        Task::FeatureExtraction => {
             let dimension = info.dimension.unwrap_or(0);
             (
                 json_body(json!({"type": "object", "required": ["inputs"], "properties": {
@@ -130,7 +130,7 @@ fn predict_operation(model: &LoadedModel) -> Value {
                 "Embed texts (SentenceTransformer.encode's vectors)",
             )
         }
-        LoadedModel::TokenClassification(_) => {
+        Task::TokenClassification => {
             // Entity groups are the BIO labels' types.
             let mut types: Vec<&str> = Vec::new();
             for label in info.labels.iter().filter(|label| **label != "O") {
@@ -164,7 +164,7 @@ fn predict_operation(model: &LoadedModel) -> Value {
                 "Find entities (the token-classification pipeline's answers)",
             )
         }
-        LoadedModel::ImageClassification(_) => (
+        Task::ImageClassification => (
             json!({"required": true, "content": {
                 "image/png": {"schema": {"type": "string", "format": "binary"}},
                 "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
@@ -200,7 +200,7 @@ fn get_operation(tag: &str, summary: &str) -> Value {
 pub async fn document(State(state): State<AppState>) -> Json<Value> {
     let mut paths = Map::new();
     let engines = state.models.engines();
-    let models: Vec<&LoadedModel> = engines.iter().map(|engine| engine.model().as_ref()).collect();
+    let models: Vec<&dyn TaskModel> = engines.iter().map(|engine| engine.model().as_ref()).collect();
     let names = |task: Task| -> Vec<&str> {
         models
             .iter()
@@ -211,7 +211,7 @@ pub async fn document(State(state): State<AppState>) -> Json<Value> {
     for model in &models {
         paths.insert(
             format!("/models/{}/predict", model.info().name),
-            predict_operation(model),
+            predict_operation(*model),
         );
         paths.insert(
             format!("/v2/models/{}", model.info().name),

@@ -193,7 +193,6 @@ impl Reloader {
             .plan(&self.folder(name), &self.load.variant)
             .map_err(failed("load"))?;
         let model = catalog::load(entry, &self.artifacts, &self.engines.load_options(&self.load, &plan))
-            .map(Arc::new)
             .map_err(failed("load"))?;
         seconds.insert("load", started.elapsed().as_secs_f64());
         *variant = Some(model.info().variant.name.clone());
@@ -213,7 +212,8 @@ impl Reloader {
                 checked.failures.len(),
                 checked.rows.len(),
                 checked.gate,
-                modelcrate_parity::reference_path(&model, name, &self.golden.join(name), &self.artifacts).display()
+                modelcrate_parity::reference_path(model.info(), name, &self.golden.join(name), &self.artifacts)
+                    .display()
             );
             return Err(("canary", message, checked.failures));
         }

@@ -20,7 +20,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use modelcrate_core::{Engine, Infer, TopK, Truncate};
 use modelcrate_runtime::classification::ClassificationFunction;
-use modelcrate_runtime::{LoadedModel, Task};
+use modelcrate_runtime::{SentenceEmbedder, Task};
 use serde_json::{Map, Value, json};
 
 use crate::error::ApiError;
@@ -277,12 +277,12 @@ pub async fn info(State(state): State<AppState>, RawQuery(query): RawQuery) -> R
     if let Some(engine) = engine {
         let info = engine.model().info();
         let batching = engine.options();
-        let model_type = match engine.model().as_ref() {
-            LoadedModel::FeatureExtraction(embedder) => json!({"embedding": {
+        let model_type = match engine.model().downcast::<SentenceEmbedder>() {
+            Some(embedder) => json!({"embedding": {
                 "pooling": embedder.pooling().as_str(),
                 "dimension": info.dimension,
             }}),
-            _ => {
+            None => {
                 let id2label: Map<String, Value> = info
                     .labels
                     .iter()

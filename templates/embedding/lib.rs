@@ -29,7 +29,7 @@ use std::path::Path;
 
 use modelcrate_runtime::embedding::{self, Pooling, SentenceEmbedder, SentenceEmbedderSpec};
 use modelcrate_runtime::signature::{DType, Signature, TensorSpec};
-use modelcrate_runtime::{LoadOptions, LoadedModel, ModelEntry, ModelInfo, Result, Task};
+use modelcrate_runtime::{LoadOptions, ModelEntry, ModelInfo, Result, Task, TaskModel};
 
 /// The model's name: its spec file, artifact folder and route.
 pub const NAME: &str = "{{ model.name }}";
@@ -96,11 +96,6 @@ impl Model {
     pub fn info(&self) -> &ModelInfo {
         self.embedder.info()
     }
-
-    /// The untyped embedder, as the server uses it.
-    pub fn embedder(&self) -> &SentenceEmbedder {
-        &self.embedder
-    }
 }
 
 /// Cosine similarity of two embeddings.
@@ -116,6 +111,6 @@ pub fn top_k(query: &[f32], corpus: &[Embedding], k: usize) -> Vec<(usize, f32)>
 /// This model as the umbrella crate lists it for the server.
 pub const ENTRY: ModelEntry = ModelEntry { name: NAME, task: Task::FeatureExtraction, load: load_entry };
 
-fn load_entry(dir: &Path, options: &LoadOptions) -> Result<LoadedModel> {
-    Ok(LoadedModel::FeatureExtraction(load_with(dir, options)?.embedder))
+fn load_entry(dir: &Path, options: &LoadOptions) -> Result<Box<dyn TaskModel>> {
+    Ok(Box::new(load_with(dir, options)?.embedder))
 }

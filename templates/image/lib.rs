@@ -33,7 +33,7 @@ use std::path::Path;
 
 use modelcrate_runtime::image_classification::{ImageClassifier, ImageClassifierSpec};
 use modelcrate_runtime::signature::{DType, Signature, TensorSpec};
-use modelcrate_runtime::{LoadOptions, LoadedModel, ModelEntry, ModelInfo, Preprocessing, Result, Task};
+use modelcrate_runtime::{LoadOptions, ModelEntry, ModelInfo, Preprocessing, Result, Task, TaskModel};
 
 /// The model's name: its spec file, artifact folder and route.
 pub const NAME: &str = "{{ model.name }}";
@@ -91,7 +91,7 @@ impl Model {
     /// Top label per image (PNG or JPEG bytes), with softmax scores. An image that cannot
     /// be decoded is an [`modelcrate_runtime::Error::Image`] naming the problem.
     pub fn predict(&self, images: &[&[u8]]) -> Result<Vec<Prediction>> {
-        self.classifier.predict(images, &Label::ALL)
+        self.classifier.predict(images)
     }
 
     /// Raw logits per image, by label id.
@@ -103,16 +103,11 @@ impl Model {
     pub fn info(&self) -> &ModelInfo {
         self.classifier.info()
     }
-
-    /// The untyped classifier, as the server uses it.
-    pub fn classifier(&self) -> &ImageClassifier {
-        &self.classifier
-    }
 }
 
 /// This model as the umbrella crate lists it for the server.
 pub const ENTRY: ModelEntry = ModelEntry { name: NAME, task: Task::ImageClassification, load: load_entry };
 
-fn load_entry(dir: &Path, options: &LoadOptions) -> Result<LoadedModel> {
-    Ok(LoadedModel::ImageClassification(load_with(dir, options)?.classifier))
+fn load_entry(dir: &Path, options: &LoadOptions) -> Result<Box<dyn TaskModel>> {
+    Ok(Box::new(load_with(dir, options)?.classifier))
 }

@@ -45,7 +45,7 @@ use modelcrate_runtime::classification::{ProblemType, {% if model.setfit.is_some
 use modelcrate_runtime::embedding::{Pooler, Pooling};
 {%- endif %}
 use modelcrate_runtime::signature::{DType, Signature, TensorSpec};
-use modelcrate_runtime::{ClassificationFunction, LoadOptions, LoadedModel, ModelEntry, ModelInfo, Result, Task};
+use modelcrate_runtime::{ClassificationFunction, LoadOptions, ModelEntry, ModelInfo, Result, Task, TaskModel};
 
 /// The model's name: its spec file, artifact folder and route.
 pub const NAME: &str = "{{ model.name }}";
@@ -124,12 +124,12 @@ pub fn load_with(dir: &Path, options: &LoadOptions) -> Result<Model> {
 impl Model {
     /// Top label per text, scored with the model's default function ({{ model.problem_type }}).
     pub fn predict(&self, texts: &[&str]) -> Result<Vec<Prediction>> {
-        self.classifier.predict(texts, None, &Label::ALL)
+        self.classifier.predict(texts, None)
     }
 
     /// As [`Model::predict`], with the pipeline's `function_to_apply`.
     pub fn predict_with(&self, texts: &[&str], function: ClassificationFunction) -> Result<Vec<Prediction>> {
-        self.classifier.predict(texts, Some(function), &Label::ALL)
+        self.classifier.predict(texts, Some(function))
     }
 
 {%- if model.problem_type_variant == "MultiLabel" %}
@@ -154,16 +154,11 @@ impl Model {
     pub fn info(&self) -> &ModelInfo {
         self.classifier.info()
     }
-
-    /// The untyped classifier, as the server uses it.
-    pub fn classifier(&self) -> &TextClassifier {
-        &self.classifier
-    }
 }
 
 /// This model as the umbrella crate lists it for the server.
 pub const ENTRY: ModelEntry = ModelEntry { name: NAME, task: Task::TextClassification, load: load_entry };
 
-fn load_entry(dir: &Path, options: &LoadOptions) -> Result<LoadedModel> {
-    Ok(LoadedModel::TextClassification(load_with(dir, options)?.classifier))
+fn load_entry(dir: &Path, options: &LoadOptions) -> Result<Box<dyn TaskModel>> {
+    Ok(Box::new(load_with(dir, options)?.classifier))
 }

@@ -1,4 +1,5 @@
-{#- The model's labels as an enum: ids, names, parsing, serde as the label string.
+{#- The model's labels as an enum: ids, names, parsing, serde as the label string, and
+    the runtime's `Labels` trait, by which the runtime's label ids become variants.
     Included by the lib.rs of every task whose model has `config.json` labels. -#}
 /// The model's labels, in `config.json` id order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
@@ -29,6 +30,18 @@ impl Label {
     }
 }
 
+impl modelcrate_runtime::Labels for Label {
+    const NAMES: &'static [&'static str] = &Label::NAMES;
+
+    fn from_id(id: usize) -> Option<Self> {
+        Label::from_id(id)
+    }
+
+    fn id(self) -> usize {
+        Label::id(self)
+    }
+}
+
 impl std::fmt::Display for Label {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
@@ -36,9 +49,10 @@ impl std::fmt::Display for Label {
 }
 
 impl std::str::FromStr for Label {
-    type Err = modelcrate_runtime::classification::UnknownLabel;
+    type Err = modelcrate_runtime::labels::UnknownLabel;
 
+    /// A label string (a user's, or a reference file's), as `config.json` spells it.
     fn from_str(text: &str) -> std::result::Result<Self, Self::Err> {
-        modelcrate_runtime::classification::parse_label(text, &Self::NAMES).map(|id| Self::ALL[id])
+        modelcrate_runtime::labels::parse_label(text, &Self::NAMES).map(|id| Self::ALL[id])
     }
 }

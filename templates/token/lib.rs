@@ -29,7 +29,7 @@ use std::path::Path;
 
 use modelcrate_runtime::signature::{DType, Signature, TensorSpec};
 use modelcrate_runtime::token_classification::{TokenClassifier, TokenClassifierSpec};
-use modelcrate_runtime::{AggregationStrategy, Error, LoadOptions, LoadedModel, ModelEntry, ModelInfo, Result, Task};
+use modelcrate_runtime::{AggregationStrategy, Error, LoadOptions, ModelEntry, ModelInfo, Result, Task, TaskModel, labels};
 
 /// The model's name: its spec file, artifact folder and route.
 pub const NAME: &str = "{{ model.name }}";
@@ -72,10 +72,20 @@ impl std::fmt::Display for EntityType {
 }
 
 impl std::str::FromStr for EntityType {
-    type Err = modelcrate_runtime::classification::UnknownLabel;
+    type Err = modelcrate_runtime::labels::UnknownLabel;
 
     fn from_str(text: &str) -> std::result::Result<Self, Self::Err> {
-        modelcrate_runtime::classification::parse_label(text, &Self::NAMES).map(|id| Self::ALL[id])
+        modelcrate_runtime::labels::parse_label(text, &Self::NAMES).map(|id| Self::ALL[id])
+    }
+}
+
+impl Label {
+    /// The entity type this BIO label marks; `None` for `O`.
+    pub const fn entity_type(self) -> Option<EntityType> {
+        match self {
+            {% for label in entity.label_types %}Label::{{ label.variant }} => {% match label.entity_type %}{% when Some with (kind) %}Some(EntityType::{{ kind }}){% when None %}None{% endmatch %},
+            {% endfor %}
+        }
     }
 }
 
@@ -130,10 +140,6 @@ pub fn load_with(dir: &Path, options: &LoadOptions) -> Result<Model> {
     Ok(Model { classifier: TokenClassifier::load(dir, SPEC, options)? })
 }
 
-fn typed<T: std::str::FromStr>(label: &str) -> Result<T> {
-    label.parse().map_err(|_| Error::OutputShape(format!("`{label}` is not a label of this crate")))
-}
-
 impl Model {
     /// The entities of each text, grouped as the pipeline's `aggregation_strategy="simple"`.
     pub fn entities(&self, texts: &[&str]) -> Result<Vec<Vec<Entity>>> {
@@ -150,8 +156,9 @@ impl Model {
                 found
                     .into_iter()
                     .map(|entity| {
-                        let kind = entity.label.strip_prefix("B-").or_else(|| entity.label.strip_prefix("I-")).unwrap_or(entity.label);
-                        Ok(Entity { entity_type: typed(kind)?, score: entity.score, word: entity.word, start: entity.start, end: entity.end })
+                        let label: Label = labels::label(entity.label_id)?;
+                        let entity_type = label.entity_type().ok_or_else(|| Error::OutputShape(format!("an entity labelled `{label}`, which marks none")))?;
+                        Ok(Entity { entity_type, score: entity.score, word: entity.word, start: entity.start, end: entity.end })
                     })
                     .collect()
             })
@@ -168,7 +175,7 @@ impl Model {
                     .into_iter()
                     .map(|token| {
                         Ok(TokenLabel {
-                            label: typed(token.label)?,
+                            label: labels::label(token.label_id)?,
                             score: token.score,
                             index: token.index.unwrap_or_default(),
                             word: token.word,
@@ -185,16 +192,11 @@ impl Model {
     pub fn info(&self) -> &ModelInfo {
         self.classifier.info()
     }
-
-    /// The untyped classifier, as the server uses it.
-    pub fn classifier(&self) -> &TokenClassifier {
-        &self.classifier
-    }
 }
 
 /// This model as the umbrella crate lists it for the server.
 pub const ENTRY: ModelEntry = ModelEntry { name: NAME, task: Task::TokenClassification, load: load_entry };
 
-fn load_entry(dir: &Path, options: &LoadOptions) -> Result<LoadedModel> {
-    Ok(LoadedModel::TokenClassification(load_with(dir, options)?.classifier))
+fn load_entry(dir: &Path, options: &LoadOptions) -> Result<Box<dyn TaskModel>> {
+    Ok(Box::new(load_with(dir, options)?.classifier))
 }

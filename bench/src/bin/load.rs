@@ -371,7 +371,7 @@ fn ceiling(
         },
         ..LoadOptions::default()
     };
-    let loaded = Arc::new(modelcrate_core::catalog::load(entry, artifacts, &options)?);
+    let loaded = modelcrate_core::catalog::load(entry, artifacts, &options)?;
     // The ceiling is measured for text models (the HTTP peers are text servers too).
     let encoder = loaded.text_encoder()?;
     let texts = match corpus {

@@ -28,7 +28,9 @@ use modelcrate_parity::test_split;
 use modelcrate_runtime::json_file;
 use modelcrate_runtime::policy::from_costs;
 use modelcrate_runtime::text::EncodedBatch;
-use modelcrate_runtime::{CostPoint, Costs, Input, Lane, Layout, LoadOptions, LoadedModel, VariantChoice, image};
+use modelcrate_runtime::{
+    CostPoint, Costs, ImageClassifier, Input, Lane, Layout, LoadOptions, TaskModel, VariantChoice, image,
+};
 use modelcrate_schema::{CostsReport, Latency, MeasureReport, Rss, SessionLayout, Throughput};
 
 /// The fewest batches a throughput figure is measured over.
@@ -187,7 +189,7 @@ fn run_costs(args: &Args) -> Result<CostsReport> {
         layout: Layout::Adaptive { cores },
         max_batch_size: UNIT,
     };
-    let model = Arc::new(modelcrate_core::catalog::load(entry, &args.artifacts, &options)?);
+    let model = modelcrate_core::catalog::load(entry, &args.artifacts, &options)?;
     let costs = costs(&model, &inputs, cores)?;
     let engine = from_costs(&costs);
     Ok(CostsReport {
@@ -215,10 +217,10 @@ const MIN_POINT_RUNS: usize = 2;
 /// spread over the bucket (for images, `UNIT` images) in runs of `rows`, each run's rows
 /// spread over the bucket too, as requests merged in arrival order are: what merging
 /// saves is measured with the padding it costs.
-fn costs(model: &Arc<LoadedModel>, inputs: &[Input<'_>], cores: usize) -> Result<Costs> {
+fn costs(model: &Arc<dyn TaskModel>, inputs: &[Input<'_>], cores: usize) -> Result<Costs> {
     let mut units: Vec<(usize, usize, Unit)> = Vec::new();
-    match model.as_ref() {
-        LoadedModel::ImageClassification(classifier) => {
+    match model.downcast::<ImageClassifier>() {
+        Some(classifier) => {
             let bytes = inputs.first().context("no test images")?.image()?;
             let image = classifier.prepare(bytes, modelcrate_runtime::image::DEFAULT_MAX_PIXELS)?;
             for rows in COST_ROWS {
@@ -226,7 +228,8 @@ fn costs(model: &Arc<LoadedModel>, inputs: &[Input<'_>], cores: usize) -> Result
                 units.push((1, rows, Unit::Images(runs)));
             }
         }
-        text_model => {
+        None => {
+            let text_model = model.as_ref();
             // The test split's texts end to end, cut to each length: real tokens, any length.
             let texts: Vec<&str> = inputs.iter().take(64).map(Input::text).collect::<Result<_, _>>()?;
             let encoder = text_model.text_encoder()?;
@@ -260,12 +263,12 @@ fn costs(model: &Arc<LoadedModel>, inputs: &[Input<'_>], cores: usize) -> Result
     let mut points = Vec::with_capacity(units.len());
     for (tokens, rows, unit) in units {
         let unit = Arc::new(unit);
-        let (repeats, seconds) = timed_units(model, &unit, Lane::Wide)?;
+        let (repeats, seconds) = timed_units(model.as_ref(), &unit, Lane::Wide)?;
         let wide_seconds = seconds / (repeats * unit.runs()) as f64;
         let narrow: Vec<_> = (0..cores)
             .map(|_| {
                 let (model, unit) = (Arc::clone(model), Arc::clone(&unit));
-                std::thread::spawn(move || timed_units(&model, &unit, Lane::Narrow))
+                std::thread::spawn(move || timed_units(model.as_ref(), &unit, Lane::Narrow))
             })
             .collect();
         let mut texts_per_second = 0.0;
@@ -299,7 +302,7 @@ impl Unit {
         }
     }
 
-    fn run(&self, model: &LoadedModel, lane: Lane) -> Result<()> {
+    fn run(&self, model: &dyn TaskModel, lane: Lane) -> Result<()> {
         match self {
             Self::Texts(runs) => runs.iter().try_for_each(|batch| model.run_encoded(batch, lane))?,
             Self::Images(runs) => runs
@@ -312,7 +315,7 @@ impl Unit {
 
 /// Runs `unit` on `lane` after one untimed pass, for the point's least time and passes:
 /// (passes, seconds).
-fn timed_units(model: &LoadedModel, unit: &Unit, lane: Lane) -> Result<(usize, f64)> {
+fn timed_units(model: &dyn TaskModel, unit: &Unit, lane: Lane) -> Result<(usize, f64)> {
     unit.run(model, lane)?;
     let started = Instant::now();
     let mut repeats = 0;

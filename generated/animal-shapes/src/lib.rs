@@ -33,7 +33,7 @@ use std::path::Path;
 
 use modelcrate_runtime::image_classification::{ImageClassifier, ImageClassifierSpec};
 use modelcrate_runtime::signature::{DType, Signature, TensorSpec};
-use modelcrate_runtime::{LoadOptions, LoadedModel, ModelEntry, ModelInfo, Preprocessing, Result, Task};
+use modelcrate_runtime::{LoadOptions, ModelEntry, ModelInfo, Preprocessing, Result, Task, TaskModel};
 
 /// The model's name: its spec file, artifact folder and route.
 pub const NAME: &str = "animal-shapes";
@@ -140,6 +140,18 @@ impl Label {
     }
 }
 
+impl modelcrate_runtime::Labels for Label {
+    const NAMES: &'static [&'static str] = &Label::NAMES;
+
+    fn from_id(id: usize) -> Option<Self> {
+        Label::from_id(id)
+    }
+
+    fn id(self) -> usize {
+        Label::id(self)
+    }
+}
+
 impl std::fmt::Display for Label {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
@@ -147,10 +159,11 @@ impl std::fmt::Display for Label {
 }
 
 impl std::str::FromStr for Label {
-    type Err = modelcrate_runtime::classification::UnknownLabel;
+    type Err = modelcrate_runtime::labels::UnknownLabel;
 
+    /// A label string (a user's, or a reference file's), as `config.json` spells it.
     fn from_str(text: &str) -> std::result::Result<Self, Self::Err> {
-        modelcrate_runtime::classification::parse_label(text, &Self::NAMES).map(|id| Self::ALL[id])
+        modelcrate_runtime::labels::parse_label(text, &Self::NAMES).map(|id| Self::ALL[id])
     }
 }
 
@@ -189,7 +202,7 @@ impl Model {
     /// Top label per image (PNG or JPEG bytes), with softmax scores. An image that cannot
     /// be decoded is an [`modelcrate_runtime::Error::Image`] naming the problem.
     pub fn predict(&self, images: &[&[u8]]) -> Result<Vec<Prediction>> {
-        self.classifier.predict(images, &Label::ALL)
+        self.classifier.predict(images)
     }
 
     /// Raw logits per image, by label id.
@@ -201,11 +214,6 @@ impl Model {
     pub fn info(&self) -> &ModelInfo {
         self.classifier.info()
     }
-
-    /// The untyped classifier, as the server uses it.
-    pub fn classifier(&self) -> &ImageClassifier {
-        &self.classifier
-    }
 }
 
 /// This model as the umbrella crate lists it for the server.
@@ -215,6 +223,6 @@ pub const ENTRY: ModelEntry = ModelEntry {
     load: load_entry,
 };
 
-fn load_entry(dir: &Path, options: &LoadOptions) -> Result<LoadedModel> {
-    Ok(LoadedModel::ImageClassification(load_with(dir, options)?.classifier))
+fn load_entry(dir: &Path, options: &LoadOptions) -> Result<Box<dyn TaskModel>> {
+    Ok(Box::new(load_with(dir, options)?.classifier))
 }

@@ -27,7 +27,7 @@ use std::path::Path;
 
 use modelcrate_runtime::embedding::{self, Pooling, SentenceEmbedder, SentenceEmbedderSpec};
 use modelcrate_runtime::signature::{DType, Signature, TensorSpec};
-use modelcrate_runtime::{LoadOptions, LoadedModel, ModelEntry, ModelInfo, Result, Task};
+use modelcrate_runtime::{LoadOptions, ModelEntry, ModelInfo, Result, Task, TaskModel};
 
 /// The model's name: its spec file, artifact folder and route.
 pub const NAME: &str = "news-embed";
@@ -119,11 +119,6 @@ impl Model {
     pub fn info(&self) -> &ModelInfo {
         self.embedder.info()
     }
-
-    /// The untyped embedder, as the server uses it.
-    pub fn embedder(&self) -> &SentenceEmbedder {
-        &self.embedder
-    }
 }
 
 /// Cosine similarity of two embeddings.
@@ -143,6 +138,6 @@ pub const ENTRY: ModelEntry = ModelEntry {
     load: load_entry,
 };
 
-fn load_entry(dir: &Path, options: &LoadOptions) -> Result<LoadedModel> {
-    Ok(LoadedModel::FeatureExtraction(load_with(dir, options)?.embedder))
+fn load_entry(dir: &Path, options: &LoadOptions) -> Result<Box<dyn TaskModel>> {
+    Ok(Box::new(load_with(dir, options)?.embedder))
 }

@@ -26,7 +26,7 @@ use std::path::Path;
 
 use modelcrate_runtime::classification::{ProblemType, TextClassifier, TextClassifierSpec};
 use modelcrate_runtime::signature::{DType, Signature, TensorSpec};
-use modelcrate_runtime::{ClassificationFunction, LoadOptions, LoadedModel, ModelEntry, ModelInfo, Result, Task};
+use modelcrate_runtime::{ClassificationFunction, LoadOptions, ModelEntry, ModelInfo, Result, Task, TaskModel};
 
 /// The model's name: its spec file, artifact folder and route.
 pub const NAME: &str = "news-topic-head";
@@ -111,6 +111,18 @@ impl Label {
     }
 }
 
+impl modelcrate_runtime::Labels for Label {
+    const NAMES: &'static [&'static str] = &Label::NAMES;
+
+    fn from_id(id: usize) -> Option<Self> {
+        Label::from_id(id)
+    }
+
+    fn id(self) -> usize {
+        Label::id(self)
+    }
+}
+
 impl std::fmt::Display for Label {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
@@ -118,10 +130,11 @@ impl std::fmt::Display for Label {
 }
 
 impl std::str::FromStr for Label {
-    type Err = modelcrate_runtime::classification::UnknownLabel;
+    type Err = modelcrate_runtime::labels::UnknownLabel;
 
+    /// A label string (a user's, or a reference file's), as `config.json` spells it.
     fn from_str(text: &str) -> std::result::Result<Self, Self::Err> {
-        modelcrate_runtime::classification::parse_label(text, &Self::NAMES).map(|id| Self::ALL[id])
+        modelcrate_runtime::labels::parse_label(text, &Self::NAMES).map(|id| Self::ALL[id])
     }
 }
 
@@ -160,12 +173,12 @@ pub fn load_with(dir: &Path, options: &LoadOptions) -> Result<Model> {
 impl Model {
     /// Top label per text, scored with the model's default function (single_label_classification).
     pub fn predict(&self, texts: &[&str]) -> Result<Vec<Prediction>> {
-        self.classifier.predict(texts, None, &Label::ALL)
+        self.classifier.predict(texts, None)
     }
 
     /// As [`Model::predict`], with the pipeline's `function_to_apply`.
     pub fn predict_with(&self, texts: &[&str], function: ClassificationFunction) -> Result<Vec<Prediction>> {
-        self.classifier.predict(texts, Some(function), &Label::ALL)
+        self.classifier.predict(texts, Some(function))
     }
 
     /// Raw logits per text, by label id.
@@ -177,11 +190,6 @@ impl Model {
     pub fn info(&self) -> &ModelInfo {
         self.classifier.info()
     }
-
-    /// The untyped classifier, as the server uses it.
-    pub fn classifier(&self) -> &TextClassifier {
-        &self.classifier
-    }
 }
 
 /// This model as the umbrella crate lists it for the server.
@@ -191,6 +199,6 @@ pub const ENTRY: ModelEntry = ModelEntry {
     load: load_entry,
 };
 
-fn load_entry(dir: &Path, options: &LoadOptions) -> Result<LoadedModel> {
-    Ok(LoadedModel::TextClassification(load_with(dir, options)?.classifier))
+fn load_entry(dir: &Path, options: &LoadOptions) -> Result<Box<dyn TaskModel>> {
+    Ok(Box::new(load_with(dir, options)?.classifier))
 }

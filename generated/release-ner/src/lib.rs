@@ -26,7 +26,9 @@ use std::path::Path;
 
 use modelcrate_runtime::signature::{DType, Signature, TensorSpec};
 use modelcrate_runtime::token_classification::{TokenClassifier, TokenClassifierSpec};
-use modelcrate_runtime::{AggregationStrategy, Error, LoadOptions, LoadedModel, ModelEntry, ModelInfo, Result, Task};
+use modelcrate_runtime::{
+    AggregationStrategy, Error, LoadOptions, ModelEntry, ModelInfo, Result, Task, TaskModel, labels,
+};
 
 /// The model's name: its spec file, artifact folder and route.
 pub const NAME: &str = "release-ner";
@@ -111,6 +113,18 @@ impl Label {
     }
 }
 
+impl modelcrate_runtime::Labels for Label {
+    const NAMES: &'static [&'static str] = &Label::NAMES;
+
+    fn from_id(id: usize) -> Option<Self> {
+        Label::from_id(id)
+    }
+
+    fn id(self) -> usize {
+        Label::id(self)
+    }
+}
+
 impl std::fmt::Display for Label {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
@@ -118,10 +132,11 @@ impl std::fmt::Display for Label {
 }
 
 impl std::str::FromStr for Label {
-    type Err = modelcrate_runtime::classification::UnknownLabel;
+    type Err = modelcrate_runtime::labels::UnknownLabel;
 
+    /// A label string (a user's, or a reference file's), as `config.json` spells it.
     fn from_str(text: &str) -> std::result::Result<Self, Self::Err> {
-        modelcrate_runtime::classification::parse_label(text, &Self::NAMES).map(|id| Self::ALL[id])
+        modelcrate_runtime::labels::parse_label(text, &Self::NAMES).map(|id| Self::ALL[id])
     }
 }
 
@@ -152,10 +167,23 @@ impl std::fmt::Display for EntityType {
 }
 
 impl std::str::FromStr for EntityType {
-    type Err = modelcrate_runtime::classification::UnknownLabel;
+    type Err = modelcrate_runtime::labels::UnknownLabel;
 
     fn from_str(text: &str) -> std::result::Result<Self, Self::Err> {
-        modelcrate_runtime::classification::parse_label(text, &Self::NAMES).map(|id| Self::ALL[id])
+        modelcrate_runtime::labels::parse_label(text, &Self::NAMES).map(|id| Self::ALL[id])
+    }
+}
+
+impl Label {
+    /// The entity type this BIO label marks; `None` for `O`.
+    pub const fn entity_type(self) -> Option<EntityType> {
+        match self {
+            Label::O => None,
+            Label::BProduct => Some(EntityType::Product),
+            Label::IProduct => Some(EntityType::Product),
+            Label::BVersion => Some(EntityType::Version),
+            Label::IVersion => Some(EntityType::Version),
+        }
     }
 }
 
@@ -212,12 +240,6 @@ pub fn load_with(dir: &Path, options: &LoadOptions) -> Result<Model> {
     })
 }
 
-fn typed<T: std::str::FromStr>(label: &str) -> Result<T> {
-    label
-        .parse()
-        .map_err(|_| Error::OutputShape(format!("`{label}` is not a label of this crate")))
-}
-
 impl Model {
     /// The entities of each text, grouped as the pipeline's `aggregation_strategy="simple"`.
     pub fn entities(&self, texts: &[&str]) -> Result<Vec<Vec<Entity>>> {
@@ -234,13 +256,12 @@ impl Model {
                 found
                     .into_iter()
                     .map(|entity| {
-                        let kind = entity
-                            .label
-                            .strip_prefix("B-")
-                            .or_else(|| entity.label.strip_prefix("I-"))
-                            .unwrap_or(entity.label);
+                        let label: Label = labels::label(entity.label_id)?;
+                        let entity_type = label.entity_type().ok_or_else(|| {
+                            Error::OutputShape(format!("an entity labelled `{label}`, which marks none"))
+                        })?;
                         Ok(Entity {
-                            entity_type: typed(kind)?,
+                            entity_type,
                             score: entity.score,
                             word: entity.word,
                             start: entity.start,
@@ -262,7 +283,7 @@ impl Model {
                     .into_iter()
                     .map(|token| {
                         Ok(TokenLabel {
-                            label: typed(token.label)?,
+                            label: labels::label(token.label_id)?,
                             score: token.score,
                             index: token.index.unwrap_or_default(),
                             word: token.word,
@@ -279,11 +300,6 @@ impl Model {
     pub fn info(&self) -> &ModelInfo {
         self.classifier.info()
     }
-
-    /// The untyped classifier, as the server uses it.
-    pub fn classifier(&self) -> &TokenClassifier {
-        &self.classifier
-    }
 }
 
 /// This model as the umbrella crate lists it for the server.
@@ -293,6 +309,6 @@ pub const ENTRY: ModelEntry = ModelEntry {
     load: load_entry,
 };
 
-fn load_entry(dir: &Path, options: &LoadOptions) -> Result<LoadedModel> {
-    Ok(LoadedModel::TokenClassification(load_with(dir, options)?.classifier))
+fn load_entry(dir: &Path, options: &LoadOptions) -> Result<Box<dyn TaskModel>> {
+    Ok(Box::new(load_with(dir, options)?.classifier))
 }

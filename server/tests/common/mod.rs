@@ -78,7 +78,7 @@ pub async fn start_serving_laid_out(
             .into_iter()
             .map(|name| {
                 let model = catalog::load(CATALOG.entry(&name)?, &artifacts(), &load)?;
-                Ok((name, Arc::new(Engine::start(Arc::new(model), engine_batching.clone()))))
+                Ok((name, Arc::new(Engine::start(model, engine_batching.clone()))))
             })
             .collect()
     })

@@ -118,10 +118,19 @@ pub struct ImageFacts {
 pub struct EntityFacts {
     /// The labels' types without `B-`/`I-`, `O` left out, in first-seen label order.
     pub types: Vec<LabelVariant>,
+    /// Each label's variant and the variant of the type it marks (`None` for `O`).
+    pub label_types: Vec<LabelType>,
     pub f1: String,
     pub precision: String,
     pub recall: String,
     pub test_entities: u64,
+}
+
+/// A BIO label's enum variant and the entity type's it marks.
+#[derive(Debug, Clone)]
+pub struct LabelType {
+    pub variant: String,
+    pub entity_type: Option<String>,
 }
 
 /// What an embedding model's crate adds: its vector, pooling and retrieval figures.
@@ -464,6 +473,7 @@ pub(super) fn entity_facts(
     metrics_path: &Path,
 ) -> Result<EntityFacts> {
     let mut types: Vec<LabelVariant> = Vec::new();
+    let mut label_types = Vec::new();
     for label in labels {
         let kind = label
             .label
@@ -477,9 +487,14 @@ pub(super) fn entity_facts(
                 variant: variant_name(kind),
             });
         }
+        label_types.push(LabelType {
+            variant: label.variant.clone(),
+            entity_type: (kind != "O").then(|| variant_name(kind)),
+        });
     }
     Ok(EntityFacts {
         types,
+        label_types,
         f1: metric(metrics.test_entity_f1, "test_entity_f1", metrics_path)?,
         precision: metric(metrics.test_precision, "test_precision", metrics_path)?,
         recall: metric(metrics.test_recall, "test_recall", metrics_path)?,
