@@ -12,7 +12,7 @@ use modelcrate_core::catalog;
 use modelcrate_models::MODELS;
 use modelcrate_parity::test_split::{self, TestInputs};
 use modelcrate_runtime::image::{DEFAULT_MAX_PIXELS, stack};
-use modelcrate_runtime::{ImageClassifier, Lane, LoadOptions, VariantChoice};
+use modelcrate_runtime::{Lane, LoadOptions, VariantChoice};
 
 fn artifacts() -> PathBuf {
     std::env::var_os("MODELCRATE_ARTIFACTS").map_or_else(
@@ -36,12 +36,12 @@ fn inference(c: &mut Criterion) {
         let variant = model.info().variant.name.clone();
         for size in [1, 32] {
             let name = format!("{} ({variant}) session.run, batch {size}", entry.name);
-            match (&inputs, model.downcast::<ImageClassifier>()) {
-                (TestInputs::Images(images), Some(classifier)) => {
+            match (&inputs, model.info().image) {
+                (TestInputs::Images(images), Some(preprocessing)) => {
                     let prepared: Result<Vec<_>, _> = images
                         .iter()
                         .take(size)
-                        .map(|bytes| classifier.prepare(bytes, DEFAULT_MAX_PIXELS))
+                        .map(|bytes| preprocessing.prepare(bytes, DEFAULT_MAX_PIXELS))
                         .collect();
                     let Ok(prepared) = prepared else {
                         eprintln!("skipped {}: a test image does not decode", entry.name);

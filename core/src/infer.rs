@@ -11,10 +11,7 @@ use std::time::{Duration, Instant};
 
 use modelcrate_runtime::classification::ClassificationFunction;
 use modelcrate_runtime::embedding::l2_normalize;
-use modelcrate_runtime::{
-    AggregationStrategy, Entity, ImageClassifier, ImageError, ModelInfo, RowOutput, SentenceEmbedder, TaskModel,
-    TextClassifier, TokenClassifier,
-};
+use modelcrate_runtime::{AggregationStrategy, Entity, ImageError, ModelInfo, RowOutput, Task, TaskModel};
 use tokenizers::Encoding;
 
 use crate::engine::{Answered, Engine, Rows};
@@ -143,9 +140,13 @@ impl Infer {
         self.engine.model().as_ref()
     }
 
-    /// The model as its task's type, or an error saying it does not do `asked`.
-    fn task<T: TaskModel>(&self, asked: &str) -> Result<&T, CoreError> {
-        self.model().downcast::<T>().ok_or_else(|| self.wrong_task(asked))
+    /// Refused unless the model is of `task`: `asked` names what the request wanted.
+    fn require(&self, task: Task, asked: &str) -> Result<(), CoreError> {
+        if self.info().task == task {
+            Ok(())
+        } else {
+            Err(self.wrong_task(asked))
+        }
     }
 
     pub fn info(&self) -> &ModelInfo {
@@ -171,8 +172,10 @@ impl Infer {
         tokenization: Duration,
         function: Option<ClassificationFunction>,
     ) -> Result<Classified, CoreError> {
-        let classifier = self.task::<TextClassifier>("text classification")?;
-        let function = function.unwrap_or_else(|| classifier.default_function());
+        self.require(Task::TextClassification, "text classification")?;
+        let function = function
+            .or(self.info().default_function())
+            .unwrap_or(ClassificationFunction::Softmax);
         let answered = self.run(Rows::Texts(encodings), tokenization).await?;
         classified(&answered, function)
     }
@@ -209,8 +212,8 @@ impl Infer {
         tokenization: Duration,
         normalize: Option<bool>,
     ) -> Result<Embedded, CoreError> {
-        let embedder = self.task::<SentenceEmbedder>("sentence embeddings")?;
-        let normalized = normalize.unwrap_or_else(|| embedder.normalizes());
+        self.require(Task::FeatureExtraction, "sentence embeddings")?;
+        let normalized = normalize.or(self.info().normalize).unwrap_or(false);
         let tokens = encodings.iter().map(Encoding::len).sum();
         let answered = self.run(Rows::Texts(encodings), tokenization).await?;
         let embeddings = rows_of(&answered, |row| match row {
@@ -240,10 +243,10 @@ impl Infer {
         strategy: AggregationStrategy,
         ignore_labels: Option<Vec<String>>,
     ) -> Result<Found, CoreError> {
-        self.task::<TokenClassifier>("token classification")?;
+        self.require(Task::TokenClassification, "token classification")?;
         let (encodings, took) = self.tokenized(texts.clone()).await?;
         let answered = self.run(Rows::Texts(encodings), took).await?;
-        let tagger = self.task::<TokenClassifier>("token classification")?;
+        let tagger = self.model();
         let ignore: Option<Vec<&str>> = ignore_labels
             .as_ref()
             .map(|labels| labels.iter().map(String::as_str).collect());
@@ -270,12 +273,14 @@ impl Infer {
         images: Vec<I>,
         function: Option<ClassificationFunction>,
     ) -> Result<Classified, CoreError> {
-        self.task::<ImageClassifier>("image classification")?;
+        self.require(Task::ImageClassification, "image classification")?;
         let engine = Arc::clone(&self.engine);
         let max_pixels = self.limits.max_image_pixels;
         let (prepared, preparation) = off_runtime(move || {
-            let Some(classifier) = engine.model().downcast::<ImageClassifier>() else {
-                return Err(CoreError::Failed("the model changed task while preparing".into()));
+            let Some(preprocessing) = engine.model().info().image else {
+                return Err(CoreError::Failed(
+                    "an image classifier without its preprocessing".into(),
+                ));
             };
             let count = images.len();
             let preparing = Instant::now();
@@ -283,7 +288,7 @@ impl Infer {
                 .iter()
                 .enumerate()
                 .map(|(index, bytes)| {
-                    classifier.prepare(bytes.as_ref(), max_pixels).map_err(|error| {
+                    preprocessing.prepare(bytes.as_ref(), max_pixels).map_err(|error| {
                         let which = if count == 1 {
                             String::new()
                         } else {
@@ -300,7 +305,10 @@ impl Infer {
         })
         .await?;
         let answered = self.run(Rows::Images(prepared), preparation).await?;
-        classified(&answered, function.unwrap_or(ClassificationFunction::Softmax))
+        let function = function
+            .or(self.info().default_function())
+            .unwrap_or(ClassificationFunction::Softmax);
+        classified(&answered, function)
     }
 
     /// Each text's tokens as the model's tokenizer makes them (not truncated), with

@@ -5,7 +5,7 @@
 use anyhow::{Context, Result};
 use modelcrate_core::pipeline;
 use modelcrate_runtime::classification::best;
-use modelcrate_runtime::{ProblemType, TextClassifier};
+use modelcrate_runtime::{ModelInfo, ProblemType};
 use modelcrate_schema::{Agreement, Drift, ParityMetric, ParitySummary};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -92,17 +92,17 @@ fn predicted(scores: &[f32], multi_label: bool) -> Vec<usize> {
     }
 }
 
-/// Checks `classifier` against the golden `reference.json` text and the test split.
+/// Checks the classifier described by `info` against the golden `reference.json` text and the test split.
 pub(super) async fn check(
     through: &Through,
-    classifier: &TextClassifier,
+    info: &ModelInfo,
     reference: &str,
     test: &[TestRow],
     figures: &mut Figures,
 ) -> Result<Checked> {
     let reference: Reference = serde_json::from_str(reference).context("it is not what `cargo xtask golden` writes")?;
     let reference = &reference;
-    let labels = classifier.info().labels;
+    let labels = info.labels;
     let texts: Vec<&str> = reference.cases.iter().map(|c| c.text.as_str()).collect();
 
     let golden_ids = reference.cases.iter().map(|c| (c.id.as_str(), c.input_ids.as_slice()));
@@ -229,7 +229,7 @@ pub(super) async fn check(
     }
 
     // Multi-label: the sigmoid scores (the model's default function) decide each label.
-    let multi_label = classifier.info().problem_type == Some(ProblemType::MultiLabel);
+    let multi_label = info.problem_type == Some(ProblemType::MultiLabel);
     let test_texts: Vec<&str> = test.iter().map(|row| row.text.as_str()).collect();
     // The predictions of the test split's scores, and their accuracy.
     let accuracy_of = |scores: &[Vec<f32>]| -> Result<(Vec<Vec<usize>>, f64)> {

@@ -17,7 +17,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use modelcrate_core::{TopK, pipeline};
-use modelcrate_runtime::ImageClassifier;
+use modelcrate_runtime::ModelInfo;
 use modelcrate_runtime::classification::{ClassificationFunction, best};
 use modelcrate_runtime::image::{DEFAULT_MAX_PIXELS, decode};
 use modelcrate_schema::{Agreement, Drift, ParityMetric, ParitySummary};
@@ -101,11 +101,11 @@ impl Stage {
     }
 }
 
-/// Checks `classifier` against the golden `reference.json`, the pixels Python wrote to
+/// Checks the image classifier described by `info` against the golden `reference.json`, the pixels Python wrote to
 /// `<artifacts>/<name>/golden-pixels/`, and the test split.
 pub(super) async fn check(
     through: &Through,
-    classifier: &ImageClassifier,
+    info: &ModelInfo,
     reference: &str,
     golden_dir: &Path,
     pixels_dir: &Path,
@@ -113,8 +113,8 @@ pub(super) async fn check(
     figures: &mut Figures,
 ) -> Result<Checked> {
     let reference: Reference = serde_json::from_str(reference).context("it is not what `cargo xtask golden` writes")?;
-    let labels = classifier.info().labels;
-    let preprocessing = *classifier.preprocessing();
+    let labels = info.labels;
+    let preprocessing = info.image.context("an image classifier without its preprocessing")?;
     let read = |path: &Path| std::fs::read(path).with_context(|| format!("cannot read {}", path.display()));
 
     let (mut png_decoded, mut jpeg_decoded, mut png_cropped, mut jpeg_cropped) =

@@ -119,6 +119,8 @@ impl SentenceEmbedder {
         let parts = TextModelParts::open(dir, &spec.signature, spec.max_length, options)?;
         let info = ModelInfo {
             dimension: Some(spec.dimension),
+            pooling: Some(spec.pooling),
+            normalize: Some(spec.normalize),
             ..parts.info(spec.name, Task::FeatureExtraction, spec.max_length, spec.signature)
         };
         let TextModelParts { pool, encoder, .. } = parts;

@@ -57,6 +57,8 @@ impl ImageClassifier {
             max_length: 0,
             problem_type: Some(ProblemType::SingleLabel),
             dimension: None,
+            pooling: None,
+            normalize: None,
             image: Some(spec.preprocessing),
             signature: spec.signature,
             head: None,

@@ -1,19 +1,20 @@
 //! How the server finds models without knowing any by name: each generated crate
 //! exports a [`ModelEntry`], and the umbrella crate lists them all.
 
-use std::any::Any;
 use std::path::{Path, PathBuf};
 
 pub use modelcrate_schema::Task;
 use ndarray::{Array2, Array4};
 use tokenizers::Encoding;
 
-use crate::classification::ProblemType;
+use crate::classification::{ClassificationFunction, ProblemType};
+use crate::embedding::Pooling;
 use crate::error::{Error, Result};
 use crate::image::Preprocessing;
 use crate::pool::{Lane, Layout};
 use crate::signature::Signature;
 use crate::text::{EncodedBatch, TextEncoder};
+use crate::token_classification::{AggregationStrategy, Entity};
 use crate::variants::{Resolved, VariantChoice};
 
 /// How to load a model: which variant of its folder, and the thread layout.
@@ -82,6 +83,11 @@ pub struct ModelInfo {
     pub problem_type: Option<ProblemType>,
     /// Embedding models only: the vector's length.
     pub dimension: Option<usize>,
+    /// Embedding models only: how token vectors become the embedding.
+    pub pooling: Option<Pooling>,
+    /// Embedding models only: whether the model L2-normalises its embeddings (it has a
+    /// `Normalize` module).
+    pub normalize: Option<bool>,
     /// Image models only: how an image becomes the model's input.
     pub image: Option<Preprocessing>,
     /// The ONNX signature the model's crate was generated from (and checked at load).
@@ -97,12 +103,23 @@ pub struct ModelInfo {
     pub sessions: usize,
 }
 
+impl ModelInfo {
+    /// A classifier's function to apply when a request names none: the pipeline's, by
+    /// problem type and label count. `None` for a model that does not classify.
+    pub fn default_function(&self) -> Option<ClassificationFunction> {
+        self.problem_type
+            .map(|problem_type| ClassificationFunction::default_for(problem_type, self.labels.len()))
+    }
+}
+
 /// A loaded model of any task, as the engine, the core and the server hold it. Each task
 /// implements it once beside its model type ([`TextClassifier`](crate::TextClassifier),
 /// [`SentenceEmbedder`](crate::SentenceEmbedder), …); a new task is one more
-/// implementation. What only one task has (its post-processing, its defaults) is reached
-/// through [`dyn TaskModel::downcast`](trait.TaskModel.html#method.downcast).
-pub trait TaskModel: Any + Send + Sync {
+/// implementation (and, if its answers need post-processing the model alone can do, one
+/// more method here with a default that refuses). What a task's answers need that is only
+/// data (labels, problem type, pooling, image preprocessing) is in [`ModelInfo`]. Tests
+/// of the layers above implement it with a fake.
+pub trait TaskModel: Send + Sync {
     fn info(&self) -> &ModelInfo;
 
     /// A text model's tokenizer, with its truncation; `None` for an image model.
@@ -142,18 +159,31 @@ pub trait TaskModel: Any + Send + Sync {
         )))
     }
 
+    /// A token classifier's entities in one text, from its encoding (character offsets)
+    /// and the per-token logits the engine ran: the pipeline's aggregation, without the
+    /// labels in `ignore_labels` (the pipeline's `["O"]` when `None`).
+    fn entities_of(
+        &self,
+        _text: &str,
+        _encoding: &Encoding,
+        _logits: &Array2<f32>,
+        _strategy: AggregationStrategy,
+        _ignore_labels: Option<&[&str]>,
+    ) -> Result<Vec<Entity>> {
+        Err(Error::Input(format!(
+            "model `{}` is a {} model: it finds no entities",
+            self.info().name,
+            self.info().task.as_str()
+        )))
+    }
+
     /// The whole work of a request for `inputs` (tokenize or decode, infer, post-process)
     /// with the model's defaults, its answer dropped: what warm-up and measurement run.
     /// Inputs of the other modality are refused.
     fn process(&self, inputs: &[Input<'_>]) -> Result<()>;
 }
 
-impl dyn TaskModel {
-    /// The model as its task's own type, when it is one: `model.downcast::<TextClassifier>()`.
-    pub fn downcast<T: TaskModel>(&self) -> Option<&T> {
-        (self as &dyn Any).downcast_ref::<T>()
-    }
-
+impl dyn TaskModel + '_ {
     /// A text model's tokenizer, or an error that says the model takes images.
     pub fn text_encoder(&self) -> Result<&TextEncoder> {
         text_encoder(self)

@@ -52,6 +52,8 @@ impl TextModelParts {
             max_length,
             problem_type: None,
             dimension: None,
+            pooling: None,
+            normalize: None,
             image: None,
             signature,
             head: None,
@@ -94,11 +96,18 @@ impl EncodedBatch {
 }
 
 impl TextEncoder {
+    /// The tokenizer of `path` (a `tokenizer.json`), truncating at `max_length`.
     pub fn from_file(path: &Path, max_length: usize) -> Result<Self> {
-        let mut tokenizer = Tokenizer::from_file(path).map_err(|error| Error::Artifact {
+        let tokenizer = Tokenizer::from_file(path).map_err(|error| Error::Artifact {
             path: path.to_path_buf(),
             message: error.to_string(),
         })?;
+        Self::new(tokenizer, max_length)
+    }
+
+    /// `tokenizer`, set to truncate at `max_length` and not to pad (batches are padded
+    /// to their longest row when they are made).
+    pub fn new(mut tokenizer: Tokenizer, max_length: usize) -> Result<Self> {
         let pad_id = tokenizer.get_padding().map_or(0, |padding| padding.pad_id);
         tokenizer
             .with_truncation(Some(TruncationParams {

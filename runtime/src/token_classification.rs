@@ -538,6 +538,17 @@ impl TaskModel for TokenClassifier {
         self.logits_of(batch, lane).map(drop)
     }
 
+    fn entities_of(
+        &self,
+        text: &str,
+        encoding: &Encoding,
+        logits: &Array2<f32>,
+        strategy: AggregationStrategy,
+        ignore_labels: Option<&[&str]>,
+    ) -> Result<Vec<Entity>> {
+        TokenClassifier::entities_of(self, text, encoding, logits, strategy, ignore_labels)
+    }
+
     fn process(&self, inputs: &[Input<'_>]) -> Result<()> {
         self.entities(&texts_of(inputs)?, AggregationStrategy::Simple, None)
             .map(drop)

@@ -19,8 +19,8 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use modelcrate_core::{Engine, Infer, TopK, Truncate};
+use modelcrate_runtime::Task;
 use modelcrate_runtime::classification::ClassificationFunction;
-use modelcrate_runtime::{SentenceEmbedder, Task};
 use serde_json::{Map, Value, json};
 
 use crate::error::ApiError;
@@ -277,9 +277,9 @@ pub async fn info(State(state): State<AppState>, RawQuery(query): RawQuery) -> R
     if let Some(engine) = engine {
         let info = engine.model().info();
         let batching = engine.options();
-        let model_type = match engine.model().downcast::<SentenceEmbedder>() {
-            Some(embedder) => json!({"embedding": {
-                "pooling": embedder.pooling().as_str(),
+        let model_type = match info.pooling {
+            Some(pooling) => json!({"embedding": {
+                "pooling": pooling.as_str(),
                 "dimension": info.dimension,
             }}),
             None => {

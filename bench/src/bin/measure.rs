@@ -28,9 +28,7 @@ use modelcrate_parity::test_split;
 use modelcrate_runtime::json_file;
 use modelcrate_runtime::policy::from_costs;
 use modelcrate_runtime::text::EncodedBatch;
-use modelcrate_runtime::{
-    CostPoint, Costs, ImageClassifier, Input, Lane, Layout, LoadOptions, TaskModel, VariantChoice, image,
-};
+use modelcrate_runtime::{CostPoint, Costs, Input, Lane, Layout, LoadOptions, TaskModel, VariantChoice, image};
 use modelcrate_schema::{CostsReport, Latency, MeasureReport, Rss, SessionLayout, Throughput};
 
 /// The fewest batches a throughput figure is measured over.
@@ -219,10 +217,10 @@ const MIN_POINT_RUNS: usize = 2;
 /// saves is measured with the padding it costs.
 fn costs(model: &Arc<dyn TaskModel>, inputs: &[Input<'_>], cores: usize) -> Result<Costs> {
     let mut units: Vec<(usize, usize, Unit)> = Vec::new();
-    match model.downcast::<ImageClassifier>() {
-        Some(classifier) => {
+    match model.info().image {
+        Some(preprocessing) => {
             let bytes = inputs.first().context("no test images")?.image()?;
-            let image = classifier.prepare(bytes, modelcrate_runtime::image::DEFAULT_MAX_PIXELS)?;
+            let image = preprocessing.prepare(bytes, modelcrate_runtime::image::DEFAULT_MAX_PIXELS)?;
             for rows in COST_ROWS {
                 let runs = (0..UNIT / rows).map(|_| image::stack(&vec![&image; rows])).collect();
                 units.push((1, rows, Unit::Images(runs)));
