@@ -3,6 +3,8 @@
 //! HTTP helpers. Each test file uses part of it.
 #![allow(dead_code)]
 
+pub mod fake;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -85,6 +87,32 @@ pub async fn start_serving_laid_out(
     .await
     .unwrap()
     .expect("the exported models load (run `cargo xtask export`; set ORT_DYLIB_PATH)");
+    serve(engines, options, layout, batching, request_timeout).await
+}
+
+/// The fake models of [`fake`], one engine each, served in-process as [`start_serving`]
+/// serves the real ones; returns the base URL.
+pub async fn start_fakes() -> String {
+    let batching = BatchingOptions::default();
+    let layout = Layout::Fixed {
+        sessions: 1,
+        intra_threads: 1,
+    };
+    let options = LoadOptions {
+        layout,
+        ..LoadOptions::default()
+    };
+    serve(fake::engines(&batching), options, layout, batching, fake::TIMEOUT).await
+}
+
+/// Warms `engines` up and serves them on a free loopback port, ready; returns the base URL.
+async fn serve(
+    engines: BTreeMap<String, Arc<Engine>>,
+    options: LoadOptions,
+    layout: Layout,
+    batching: BatchingOptions,
+    request_timeout: Duration,
+) -> String {
     let served = Arc::new(Served::new(engines, &[], BTreeMap::new()));
     let warm_up_timeout = request_timeout.max(Duration::from_secs(60));
     // The server's own warm-up, then ready: as `modelcrate-server` starts.

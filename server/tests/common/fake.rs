@@ -1,0 +1,351 @@
+//! Small fake models, one per task, for the protocol tests: real `TaskModel`s whose
+//! "inference" is arithmetic on the token ids or pixels, so every layer above the runtime
+//! (the engine's batching, the inference core, each protocol's parsing and shapes) runs
+//! as it serves, in seconds and without trained artifacts or ONNX Runtime.
+//!
+//! The tokenizer is a word-level one over a dozen words (lower-cased, split on
+//! whitespace and punctuation, `[CLS] … [SEP]`), truncating at [`MAX_LENGTH`] tokens.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use modelcrate_core::{BatchingOptions, Engine};
+use modelcrate_runtime::signature::{DType, Signature, TensorSpec};
+use modelcrate_runtime::text::{EncodedBatch, TextEncoder};
+use modelcrate_runtime::token_classification::{self, Vocabulary};
+use modelcrate_runtime::variants::Resolved;
+use modelcrate_runtime::{
+    AggregationStrategy, Entity, Input, Lane, Layout, ModelInfo, Pooling, Preprocessing, ProblemType, Result,
+    RowOutput, Task, TaskModel, VariantKind,
+};
+use ndarray::{Array2, Array4, Axis};
+use tokenizers::{Encoding, Tokenizer};
+
+/// Longest input in tokens, `[CLS]` and `[SEP]` included.
+pub const MAX_LENGTH: usize = 12;
+/// The embedder's vector length.
+pub const DIMENSION: usize = 4;
+
+pub const CLASSIFIER: &str = "fake-sentiment";
+pub const EMBEDDER: &str = "fake-embed";
+pub const TAGGER: &str = "fake-ner";
+pub const IMAGES: &str = "fake-shades";
+
+const WORDS: [&str; 12] = [
+    "good", "bad", "fast", "slow", "rust", "python", "is", "and", "the", "release", "of", "version",
+];
+const SENTIMENT: [&str; 2] = ["negative", "positive"];
+const LANGUAGES: [&str; 3] = ["O", "B-LANG", "I-LANG"];
+const SHADES: [&str; 2] = ["dark", "light"];
+
+const TEXT_INPUTS: [TensorSpec; 2] = [
+    TensorSpec {
+        name: "input_ids",
+        dtype: DType::Int64,
+        dims: &[None, None],
+    },
+    TensorSpec {
+        name: "attention_mask",
+        dtype: DType::Int64,
+        dims: &[None, None],
+    },
+];
+
+/// The word-level tokenizer every fake text model shares.
+fn tokenizer() -> Tokenizer {
+    let mut vocab = serde_json::json!({"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3});
+    for (index, word) in WORDS.iter().enumerate() {
+        vocab[*word] = serde_json::json!(index + 4);
+    }
+    let json = serde_json::json!({
+        "version": "1.0",
+        "truncation": null,
+        "padding": null,
+        "added_tokens": [
+            {"id": 0, "content": "[PAD]", "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true},
+            {"id": 1, "content": "[UNK]", "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true},
+            {"id": 2, "content": "[CLS]", "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true},
+            {"id": 3, "content": "[SEP]", "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true},
+        ],
+        "normalizer": {"type": "Lowercase"},
+        "pre_tokenizer": {"type": "Whitespace"},
+        "post_processor": {"type": "BertProcessing", "sep": ["[SEP]", 3], "cls": ["[CLS]", 2]},
+        "decoder": null,
+        "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "[UNK]"},
+    });
+    Tokenizer::from_str(&json.to_string()).expect("the fake tokenizer's JSON is a tokenizer")
+}
+
+/// The id of `word` in the fake vocabulary.
+fn id(word: &str) -> i64 {
+    WORDS
+        .iter()
+        .position(|w| *w == word)
+        .map_or(1, |index| index as i64 + 4)
+}
+
+fn info(name: &'static str, task: Task, labels: &'static [&'static str], outputs: &'static [TensorSpec]) -> ModelInfo {
+    ModelInfo {
+        name,
+        task,
+        labels,
+        max_length: MAX_LENGTH,
+        problem_type: None,
+        dimension: None,
+        pooling: None,
+        normalize: None,
+        image: None,
+        signature: Signature {
+            inputs: &TEXT_INPUTS,
+            outputs,
+        },
+        head: None,
+        variant: Resolved {
+            name: "fp32".into(),
+            file: "model.onnx".into(),
+            kind: VariantKind::Fp32,
+            selection: "named: a fake".into(),
+            student: None,
+            candidates: Vec::new(),
+        },
+        layout: Layout::Fixed {
+            sessions: 1,
+            intra_threads: 1,
+        },
+        sessions: 1,
+    }
+}
+
+/// The real ids of each row of `batch`.
+fn rows(batch: &EncodedBatch) -> impl Iterator<Item = &[i64]> {
+    batch
+        .input_ids
+        .axis_iter(Axis(0))
+        .zip(&batch.lengths)
+        .map(|(row, &length)| &row.to_slice().expect("rows of a standard-layout batch")[..length])
+}
+
+fn count(ids: &[i64], words: &[&str]) -> f32 {
+    ids.iter()
+        .filter(|&&id| words.iter().any(|word| self::id(word) == id))
+        .count() as f32
+}
+
+/// Sentiment: logit 0 counts `bad` and `slow`, logit 1 `good` and `fast`.
+pub struct Classifier {
+    info: ModelInfo,
+    encoder: TextEncoder,
+}
+
+impl TaskModel for Classifier {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    fn encoder(&self) -> Option<&TextEncoder> {
+        Some(&self.encoder)
+    }
+
+    fn run_texts(&self, batch: &EncodedBatch, _lane: Lane) -> Result<Vec<RowOutput>> {
+        Ok(rows(batch)
+            .map(|ids| RowOutput::Logits(vec![count(ids, &["bad", "slow"]), count(ids, &["good", "fast"])]))
+            .collect())
+    }
+
+    fn process(&self, _inputs: &[Input<'_>]) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Embeddings `[tokens, good, bad, 1]` (normalised by default, as a model with a
+/// `Normalize` module).
+pub struct Embedder {
+    info: ModelInfo,
+    encoder: TextEncoder,
+}
+
+impl TaskModel for Embedder {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    fn encoder(&self) -> Option<&TextEncoder> {
+        Some(&self.encoder)
+    }
+
+    fn run_texts(&self, batch: &EncodedBatch, _lane: Lane) -> Result<Vec<RowOutput>> {
+        Ok(rows(batch)
+            .map(|ids| RowOutput::Pooled(vec![ids.len() as f32, count(ids, &["good"]), count(ids, &["bad"]), 1.0]))
+            .collect())
+    }
+
+    fn process(&self, _inputs: &[Input<'_>]) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Languages: `rust` and `python` are `B-LANG`, every other token `O`.
+pub struct Tagger {
+    info: ModelInfo,
+    encoder: TextEncoder,
+}
+
+impl TaskModel for Tagger {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    fn encoder(&self) -> Option<&TextEncoder> {
+        Some(&self.encoder)
+    }
+
+    fn encode(&self, texts: &[&str]) -> Result<Vec<Encoding>> {
+        self.encoder.char_encodings(texts)
+    }
+
+    fn run_texts(&self, batch: &EncodedBatch, _lane: Lane) -> Result<Vec<RowOutput>> {
+        Ok(rows(batch)
+            .map(|ids| {
+                let mut logits = Array2::zeros((ids.len(), LANGUAGES.len()));
+                for (token, &id) in ids.iter().enumerate() {
+                    let language = id == self::id("rust") || id == self::id("python");
+                    logits[[token, usize::from(language)]] = 4.0;
+                }
+                RowOutput::TokenLogits(logits)
+            })
+            .collect())
+    }
+
+    fn entities_of(
+        &self,
+        text: &str,
+        encoding: &Encoding,
+        logits: &Array2<f32>,
+        strategy: AggregationStrategy,
+        ignore_labels: Option<&[&str]>,
+    ) -> Result<Vec<Entity>> {
+        let vocabulary = Vocabulary::new(self.encoder.tokenizer());
+        let ignore = ignore_labels.unwrap_or(&["O"]);
+        token_classification::entities(text, encoding, logits, &LANGUAGES, strategy, ignore, &vocabulary)
+    }
+
+    fn process(&self, _inputs: &[Input<'_>]) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Shades: logit 1 is the mean normalised pixel, logit 0 its negation.
+pub struct ImageClassifier {
+    info: ModelInfo,
+}
+
+impl TaskModel for ImageClassifier {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    fn run_images(&self, pixels: &Array4<f32>, _lane: Lane) -> Result<Vec<RowOutput>> {
+        Ok(pixels
+            .axis_iter(Axis(0))
+            .map(|image| {
+                let mean = image.mean().unwrap_or(0.0);
+                RowOutput::Logits(vec![-mean, mean])
+            })
+            .collect())
+    }
+
+    fn process(&self, _inputs: &[Input<'_>]) -> Result<()> {
+        Ok(())
+    }
+}
+
+const LOGITS: [TensorSpec; 1] = [TensorSpec {
+    name: "logits",
+    dtype: DType::Float32,
+    dims: &[None, Some(2)],
+}];
+const TOKEN_LOGITS: [TensorSpec; 1] = [TensorSpec {
+    name: "logits",
+    dtype: DType::Float32,
+    dims: &[None, None, Some(3)],
+}];
+const HIDDEN: [TensorSpec; 1] = [TensorSpec {
+    name: "last_hidden_state",
+    dtype: DType::Float32,
+    dims: &[None, None, Some(DIMENSION as i64)],
+}];
+const PIXELS: [TensorSpec; 1] = [TensorSpec {
+    name: "pixel_values",
+    dtype: DType::Float32,
+    dims: &[None, Some(3), Some(8), Some(8)],
+}];
+
+fn encoder() -> Result<TextEncoder> {
+    TextEncoder::new(tokenizer(), MAX_LENGTH)
+}
+
+/// The four fakes, by name.
+pub fn models() -> Result<Vec<Arc<dyn TaskModel>>> {
+    let classifier = Classifier {
+        info: ModelInfo {
+            problem_type: Some(ProblemType::SingleLabel),
+            ..info(CLASSIFIER, Task::TextClassification, &SENTIMENT, &LOGITS)
+        },
+        encoder: encoder()?,
+    };
+    let embedder = Embedder {
+        info: ModelInfo {
+            dimension: Some(DIMENSION),
+            pooling: Some(Pooling::Mean),
+            normalize: Some(true),
+            ..info(EMBEDDER, Task::FeatureExtraction, &[], &HIDDEN)
+        },
+        encoder: encoder()?,
+    };
+    let tagger = Tagger {
+        info: info(TAGGER, Task::TokenClassification, &LANGUAGES, &TOKEN_LOGITS),
+        encoder: encoder()?,
+    };
+    let images = ImageClassifier {
+        info: ModelInfo {
+            max_length: 0,
+            problem_type: Some(ProblemType::SingleLabel),
+            image: Some(Preprocessing {
+                resize_shortest: 8,
+                crop: 8,
+                mean: [0.5; 3],
+                std: [0.5; 3],
+            }),
+            signature: Signature {
+                inputs: &PIXELS,
+                outputs: &LOGITS,
+            },
+            ..info(IMAGES, Task::ImageClassification, &SHADES, &LOGITS)
+        },
+    };
+    Ok(vec![
+        Arc::new(classifier),
+        Arc::new(embedder),
+        Arc::new(tagger),
+        Arc::new(images),
+    ])
+}
+
+/// An engine per fake, batching as `batching` says.
+pub fn engines(batching: &BatchingOptions) -> BTreeMap<String, Arc<Engine>> {
+    models()
+        .expect("the fakes build")
+        .into_iter()
+        .map(|model| {
+            (
+                model.info().name.to_string(),
+                Arc::new(Engine::start(model, batching.clone())),
+            )
+        })
+        .collect()
+}
+
+/// How long a fake's request may take: far more than it needs.
+pub const TIMEOUT: Duration = Duration::from_secs(10);

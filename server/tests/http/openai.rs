@@ -1,0 +1,149 @@
+//! OpenAI's `/v1/embeddings` against the real embedding model: every encoding equals
+//! sentence-transformers, and refusals have OpenAI's error shape.
+
+use super::*;
+
+/// Little-endian float32s from OpenAI's base64 encoding.
+fn decode_base64_floats(text: &str) -> Vec<f32> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(text).expect("base64");
+    bytes
+        .chunks_exact(4)
+        .map(|chunk| f32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openai_embeddings_equal_sentence_transformers_in_every_encoding() {
+    let base = start().await;
+    let reference = reference_of("news-embed");
+    let cases = &reference["cases"].as_array().unwrap()[..6];
+    let texts: Vec<&Value> = cases.iter().map(|case| &case["text"]).collect();
+    let body = json!({"model": "news-embed", "input": texts, "encoding_format": "float", "user": "tests"});
+    let (status, floats) = post(&base, "/v1/embeddings", &body).await;
+    assert_eq!(status, 200, "{floats}");
+    assert_eq!(floats["object"], "list");
+    assert_eq!(floats["model"], "news-embed");
+    let tokens: usize = cases
+        .iter()
+        .map(|case| case["input_ids"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(floats["usage"]["prompt_tokens"], tokens);
+    assert_eq!(floats["usage"]["total_tokens"], tokens);
+    let data = floats["data"].as_array().unwrap();
+    assert_eq!(data.len(), cases.len());
+    for (index, (item, case)) in data.iter().zip(cases).enumerate() {
+        assert_eq!(item["object"], "embedding");
+        assert_eq!(item["index"], index);
+        assert!(
+            cosine(&vector(&item["embedding"]), &vector(&case["embedding"])) >= 0.99999,
+            "{}",
+            case["id"]
+        );
+    }
+    // base64: the same float32s, bit for bit (JSON carries each as its shortest decimal).
+    let (status, encoded) = post(
+        &base,
+        "/v1/embeddings",
+        &json!({"model": "news-embed", "input": texts, "encoding_format": "base64"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{encoded}");
+    for (item, float_item) in encoded["data"].as_array().unwrap().iter().zip(data) {
+        let decoded = decode_base64_floats(item["embedding"].as_str().unwrap());
+        let floats: Vec<f32> = vector(&float_item["embedding"]).into_iter().map(|v| v as f32).collect();
+        assert_eq!(decoded, floats);
+    }
+    // dimensions: the first n values, unit length again.
+    let (status, short) = post(
+        &base,
+        "/v1/embeddings",
+        &json!({"model": "news-embed", "input": texts[0], "dimensions": 64}),
+    )
+    .await;
+    assert_eq!(status, 200, "{short}");
+    let kept = vector(&short["data"][0]["embedding"]);
+    assert_eq!(kept.len(), 64);
+    let full = vector(&data[0]["embedding"]);
+    let norm = full[..64].iter().map(|x| x * x).sum::<f64>().sqrt();
+    for (got, value) in kept.iter().zip(&full[..64]) {
+        assert!((got - value / norm).abs() < 1e-6);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openai_refusals_have_openai_error_shape() {
+    let base = start().await;
+    let cases = [
+        (
+            json!({"model": "news-topic", "input": "a text"}),
+            422,
+            "feature-extraction",
+            Value::Null,
+        ),
+        (
+            json!({"model": "nope", "input": "a text"}),
+            404,
+            "no model named `nope`",
+            Value::Null,
+        ),
+        (
+            json!({"model": "news-embed", "input": [101, 2023]}),
+            422,
+            "token ids",
+            json!("input"),
+        ),
+        (
+            json!({"model": "news-embed", "input": ""}),
+            422,
+            "empty",
+            json!("input"),
+        ),
+        (
+            json!({"model": "news-embed", "input": "a", "dimensions": 1000}),
+            422,
+            "more than the 384",
+            json!("dimensions"),
+        ),
+        (
+            json!({"model": "news-embed", "input": "a", "encoding_format": "int8"}),
+            422,
+            "encoding_format",
+            json!("encoding_format"),
+        ),
+        (json!({"input": "a"}), 422, "missing field `model`", json!("model")),
+        (
+            json!({"model": "news-embed", "input": "a", "stream": true}),
+            422,
+            "unknown field `stream`",
+            Value::Null,
+        ),
+    ];
+    for (body, status, says, param) in cases {
+        let (got, answer) = post(&base, "/v1/embeddings", &body).await;
+        assert_eq!(got, status, "{body}: {answer}");
+        let error = &answer["error"];
+        let message = error["message"].as_str().unwrap();
+        assert!(message.contains(says), "{body}: {message}");
+        assert!(error["type"].is_string() && error["code"].is_string(), "{answer}");
+        if !param.is_null() {
+            assert_eq!(error["param"], param, "{body}: {answer}");
+        }
+    }
+    // A text past the model's 128 tokens: refused unless the server truncates.
+    let long = "word ".repeat(400);
+    let (status, answer) = post(&base, "/v1/embeddings", &json!({"model": "news-embed", "input": long})).await;
+    assert_eq!(status, 413, "{answer}");
+    assert!(
+        answer["error"]["message"].as_str().unwrap().contains("128 tokens"),
+        "{answer}"
+    );
+    let models = get(&base, "/v1/models").await;
+    let ids: Vec<&str> = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&"news-embed") && ids.contains(&"news-topic"), "{models}");
+}

@@ -1,0 +1,324 @@
+//! Every protocol's shapes, statuses and refusals against the fake models of
+//! `common/fake.rs`: the router, each protocol's parsing, the inference core and the
+//! batching engine run as they serve, with arithmetic in place of ONNX Runtime. Seconds,
+//! and no trained artifacts. What the answers equal in PyTorch is `http.rs`'s job.
+
+mod common;
+
+use common::fake::{CLASSIFIER, DIMENSION, EMBEDDER, IMAGES, MAX_LENGTH, TAGGER};
+use common::{get, post, post_bytes, start_fakes};
+use serde_json::{Value, json};
+
+/// softmax([0, 2])[1]: two counted words for one label, none for the other.
+const TWO_TO_NONE: f64 = 0.880_797_1;
+
+fn close(got: &Value, want: f64) -> bool {
+    got.as_f64().is_some_and(|got| (got - want).abs() < 1e-5)
+}
+
+fn floats(value: &Value) -> Vec<f64> {
+    value
+        .as_array()
+        .unwrap_or_else(|| panic!("{value} is an array"))
+        .iter()
+        .map(|v| v.as_f64().unwrap_or(f64::NAN))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_inference_api_answers_in_each_pipelines_shape() {
+    let base = start_fakes().await;
+    let predict = |model: &str| format!("/models/{model}/predict");
+
+    // Text classification: the top label alone, every label with top_k null, a list per text.
+    let (status, answer) = post(&base, &predict(CLASSIFIER), &json!({"inputs": "Rust is fast and good"})).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer.as_array().map(Vec::len), Some(1), "{answer}");
+    assert_eq!(answer[0]["label"], "positive");
+    assert!(close(&answer[0]["score"], TWO_TO_NONE), "{answer}");
+    let body = json!({"inputs": "slow and bad", "parameters": {"top_k": null}});
+    let (_, answer) = post(&base, &predict(CLASSIFIER), &body).await;
+    let labels: Vec<&Value> = answer.as_array().unwrap().iter().map(|a| &a["label"]).collect();
+    assert_eq!(labels, [&json!("negative"), &json!("positive")], "{answer}");
+    // A list: each text's top label, in a flat list (as the pipeline answers without top_k).
+    let body = json!({"inputs": ["good", "bad"], "parameters": {"function_to_apply": "none"}});
+    let (_, answer) = post(&base, &predict(CLASSIFIER), &body).await;
+    assert_eq!(
+        answer,
+        json!([{"label": "positive", "score": 1.0}, {"label": "negative", "score": 1.0}])
+    );
+
+    // Feature extraction: one vector for one text, normalised as the model is.
+    let (status, answer) = post(&base, &predict(EMBEDDER), &json!({"inputs": "good good"})).await;
+    assert_eq!(status, 200, "{answer}");
+    // [CLS] good good [SEP]: 4 tokens, 2 good, 0 bad, and the constant 1.
+    let norm = 21f64.sqrt();
+    let want = [4.0 / norm, 2.0 / norm, 0.0, 1.0 / norm];
+    let got = floats(&answer);
+    assert!(got.iter().zip(want).all(|(g, w)| (g - w).abs() < 1e-6), "{answer}");
+    let body = json!({"inputs": ["bad"], "parameters": {"normalize": false}});
+    let (_, answer) = post(&base, &predict(EMBEDDER), &body).await;
+    assert_eq!(floats(&answer[0]), [3.0, 0.0, 1.0, 1.0]);
+
+    // Token classification: entities with character offsets, per strategy.
+    let text = "I like Rust and Python";
+    let (status, answer) = post(&base, &predict(TAGGER), &json!({"inputs": text})).await;
+    assert_eq!(status, 200, "{answer}");
+    let groups: Vec<(&str, &str, u64, u64)> = answer
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let field = |name: &str| e[name].as_str().unwrap_or_default();
+            (
+                field("entity_group"),
+                field("word"),
+                e["start"].as_u64().unwrap_or(0),
+                e["end"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert_eq!(
+        groups,
+        [("LANG", "rust", 7, 11), ("LANG", "python", 16, 22)],
+        "{answer}"
+    );
+    // softmax([0, 4, 0])[1]
+    assert!(close(&answer[0]["score"], 0.964_663), "{answer}");
+    let body = json!({"inputs": [text], "parameters": {"aggregation_strategy": "none", "ignore_labels": []}});
+    let (_, answer) = post(&base, &predict(TAGGER), &body).await;
+    let tokens = answer[0].as_array().unwrap();
+    assert_eq!(tokens.len(), 5, "one per word, [CLS] and [SEP] left out: {answer}");
+    assert_eq!(
+        (&tokens[2]["entity"], &tokens[2]["index"]),
+        (&json!("B-LANG"), &json!(3))
+    );
+}
+
+fn png(shade: u8) -> Vec<u8> {
+    let image = image::RgbImage::from_pixel(16, 12, image::Rgb([shade; 3]));
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    image
+        .write_to(&mut bytes, image::ImageFormat::Png)
+        .expect("a PNG is written to memory");
+    bytes.into_inner()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn images_are_classified_raw_and_texts_sent_to_them_are_named() {
+    let base = start_fakes().await;
+    let path = format!("/models/{IMAGES}/predict");
+    // White: every normalised pixel is 1, so the logits are [-1, 1].
+    let (status, answer) = post_bytes(&base, &path, "image/png", png(255)).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer[0]["label"], "light");
+    assert!(close(&answer[0]["score"], TWO_TO_NONE), "{answer}");
+    let (_, answer) = post_bytes(&base, &path, "image/png", png(0)).await;
+    assert_eq!(answer[0]["label"], "dark", "{answer}");
+    let (status, answer) = post_bytes(&base, &path, "image/png", b"not a png".to_vec()).await;
+    assert_eq!(status, 422, "{answer}");
+    let (status, answer) = post(&base, &path, &json!({"inputs": "a text"})).await;
+    assert_eq!(status, 422, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("an image model takes no text"),
+        "{answer}"
+    );
+    let (status, answer) = post_bytes(&base, &format!("/models/{CLASSIFIER}/predict"), "image/png", png(9)).await;
+    assert_eq!(status, 415, "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap_or_default().contains("not images"),
+        "{answer}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tei_routes_answer_in_tei_shapes() {
+    let base = start_fakes().await;
+    // The one embedding model needs no name; /embed always answers a list of vectors.
+    let (status, answer) = post(&base, "/embed", &json!({"inputs": "good", "normalize": false})).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(floats(&answer[0]), [3.0, 1.0, 0.0, 1.0]);
+    // One classifier served: /predict answers every label, best first.
+    let (status, answer) = post(&base, "/predict", &json!({"inputs": "fast"})).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer[0]["label"], "positive", "{answer}");
+    assert_eq!(answer.as_array().map(Vec::len), Some(2), "{answer}");
+    // Tokens with byte offsets, special ones marked.
+    let (status, answer) = post(&base, "/tokenize", &json!({"inputs": "Rust is", "model": CLASSIFIER})).await;
+    assert_eq!(status, 200, "{answer}");
+    let tokens = answer[0].as_array().unwrap();
+    assert_eq!(tokens.len(), 4, "{answer}");
+    assert_eq!(tokens[0]["special"], true);
+    assert_eq!(
+        (&tokens[1]["text"], &tokens[1]["start"], &tokens[1]["stop"]),
+        (&json!("Rust"), &json!(0), &json!(4))
+    );
+    let info = get(&base, &format!("/info?model={CLASSIFIER}")).await;
+    assert_eq!(info["model_type"]["classifier"]["id2label"]["1"], "positive");
+    assert_eq!(info["max_input_length"], MAX_LENGTH);
+    let info = get(&base, &format!("/info?model={EMBEDDER}")).await;
+    assert_eq!(info["model_type"]["embedding"]["pooling"], "mean");
+    // Longer than the model takes, without truncate: refused naming the input.
+    let long = "good ".repeat(MAX_LENGTH * 2);
+    let (status, answer) = post(&base, "/embed", &json!({"inputs": ["good", long]})).await;
+    assert_eq!(status, 413, "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap_or_default().contains("`inputs[1]`"),
+        "{answer}"
+    );
+    let (status, _) = post(&base, "/embed", &json!({"inputs": long, "truncate": true})).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openai_embeddings_answer_in_openais_shape_and_refuse_in_it() {
+    let base = start_fakes().await;
+    let body = json!({"model": EMBEDDER, "input": ["good", "bad bad"]});
+    let (status, answer) = post(&base, "/v1/embeddings", &body).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["object"], "list");
+    assert_eq!(answer["data"][1]["index"], 1);
+    assert_eq!(floats(&answer["data"][0]["embedding"]).len(), DIMENSION);
+    // 3 + 4 tokens, special ones included.
+    assert_eq!(answer["usage"]["prompt_tokens"], 7, "{answer}");
+    let body = json!({"model": EMBEDDER, "input": "good", "dimensions": 2});
+    let (_, answer) = post(&base, "/v1/embeddings", &body).await;
+    let cut = floats(&answer["data"][0]["embedding"]);
+    assert_eq!(cut.len(), 2);
+    assert!(
+        (cut.iter().map(|x| x * x).sum::<f64>() - 1.0).abs() < 1e-6,
+        "re-normalised: {cut:?}"
+    );
+    let (status, answer) = post(&base, "/v1/embeddings", &json!({"model": CLASSIFIER, "input": "a"})).await;
+    assert_eq!(status, 422, "{answer}");
+    assert_eq!(answer["error"]["param"], "model", "{answer}");
+    let models = get(&base, "/v1/models").await;
+    assert_eq!(models["data"].as_array().map(Vec::len), Some(4), "{models}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kserve_describes_from_the_signature_and_infers_from_text() {
+    let base = start_fakes().await;
+    let meta = get(&base, &format!("/v2/models/{CLASSIFIER}")).await;
+    assert_eq!(
+        meta["inputs"][0],
+        json!({"name": "text", "datatype": "BYTES", "shape": [-1]})
+    );
+    assert_eq!(
+        meta["outputs"][0],
+        json!({"name": "logits", "datatype": "FP32", "shape": [-1, 2]})
+    );
+    let body = json!({"id": "x", "inputs": [{"name": "text", "datatype": "BYTES", "shape": [2], "data": ["good", "slow slow"]}]});
+    let (status, answer) = post(&base, &format!("/v2/models/{CLASSIFIER}/infer"), &body).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["id"], "x");
+    assert_eq!(floats(&answer["outputs"][0]["data"]), [0.0, 1.0, 2.0, 0.0]);
+    assert_eq!(answer["outputs"][2]["data"], json!(["positive", "negative"]));
+    let (status, answer) = post(&base, &format!("/v2/models/{TAGGER}/infer"), &body).await;
+    assert_eq!(status, 422, "a token classifier has no v2 inference: {answer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_are_json_with_the_status_that_names_the_problem() {
+    let base = start_fakes().await;
+    let predict = format!("/models/{CLASSIFIER}/predict");
+    for (body, status, says) in [
+        (json!({}), 422, "missing field `inputs`"),
+        (json!({"inputs": ""}), 422, "`inputs` is empty"),
+        (json!({"inputs": ["a", 3]}), 422, "`inputs[1]`"),
+        (
+            json!({"inputs": "a", "parameters": {"top_k": 0}}),
+            422,
+            "`parameters.top_k`",
+        ),
+        (
+            json!({"inputs": "a", "parameters": {"normalize": true}}),
+            422,
+            "unknown field `parameters.normalize`",
+        ),
+        (json!({"inputs": vec!["a"; 81]}), 413, "at most 80"),
+    ] {
+        let (got, answer) = post(&base, &predict, &body).await;
+        assert_eq!(got, status, "{body}: {answer}");
+        let error = answer["error"].as_str().unwrap_or_default();
+        assert!(error.contains(says), "{body}: {error}");
+        assert!(answer["error_type"].is_string(), "{answer}");
+    }
+    let (status, answer) = post(&base, "/models/nothing/predict", &json!({"inputs": "a"})).await;
+    assert_eq!((status, &answer["error_type"]), (404, &json!("model_not_found")));
+    let (status, answer) = post_bytes(&base, &predict, "text/plain", b"good".to_vec()).await;
+    assert_eq!(status, 415, "{answer}");
+    let (status, answer) = post_bytes(&base, &predict, "application/json", b"{\"inputs\": ".to_vec()).await;
+    assert_eq!(status, 400, "{answer}");
+}
+
+/// Whether `template` (`/models/{name}/predict`) matches `path`.
+fn fills(template: &str, path: &str) -> bool {
+    let template: Vec<&str> = template.split('/').collect();
+    let path: Vec<&str> = path.split('/').collect();
+    template.len() == path.len()
+        && template
+            .iter()
+            .zip(&path)
+            .all(|(wanted, given)| wanted == given || (wanted.starts_with('{') && !given.is_empty()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_describes_every_route_and_each_models_facts() {
+    let base = start_fakes().await;
+    let document = get(&base, "/openapi.json").await;
+    assert_eq!(document["openapi"], "3.0.3");
+    let paths = document["paths"].as_object().unwrap();
+    // Every described route exists: it answers anything but "no route" or "wrong method".
+    let client = reqwest::Client::new();
+    for (path, operations) in paths {
+        for method in operations.as_object().unwrap().keys() {
+            let request = match method.as_str() {
+                "get" => client.get(format!("{base}{path}")),
+                _ => client.post(format!("{base}{path}")).json(&json!({})),
+            };
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            assert!(
+                status != 405 && body["error_type"] != "not_found",
+                "{method} {path}: {status} {body}"
+            );
+        }
+    }
+    // Every route the server answers is described (the spec and its viewer aside), for at
+    // least one model where its path names one.
+    for endpoint in modelcrate_server::routes::endpoints() {
+        if endpoint.path == "/openapi.json" || endpoint.path.starts_with("/docs") {
+            continue;
+        }
+        let method = endpoint.method.as_str().to_lowercase();
+        let described = paths
+            .iter()
+            .any(|(path, operations)| fills(endpoint.path, path) && operations.get(&method).is_some());
+        assert!(described, "{method} {} is in /openapi.json", endpoint.path);
+    }
+    // A model's labels, embedding length and entity types are in its schemas.
+    let answer = |model: &str| {
+        paths[&format!("/models/{model}/predict")]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+            ["oneOf"][0]
+            .clone()
+    };
+    assert_eq!(
+        answer(CLASSIFIER)["items"]["properties"]["label"]["enum"],
+        json!(["negative", "positive"])
+    );
+    assert_eq!(answer(EMBEDDER)["maxItems"], DIMENSION);
+    assert_eq!(
+        answer(TAGGER)["items"]["properties"]["entity_group"]["enum"],
+        json!(["LANG"])
+    );
+    assert_eq!(
+        paths["/v1/embeddings"]["post"]["requestBody"]["content"]["application/json"]["schema"]["properties"]["model"]
+            ["enum"],
+        json!([EMBEDDER])
+    );
+}
