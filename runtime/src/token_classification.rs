@@ -257,6 +257,19 @@ fn group_name(label: &'static str) -> &'static str {
     label.split_once('-').map_or(label, |(_, kind)| kind)
 }
 
+/// The entity types `labels` name, as the pipeline names groups (`B-PRODUCT` →
+/// `PRODUCT`), in first-seen order, `O` left out.
+pub fn entity_types(labels: &[&'static str]) -> Vec<&'static str> {
+    let mut types = Vec::new();
+    for label in labels.iter().filter(|label| **label != "O") {
+        let kind = group_name(label);
+        if !types.contains(&kind) {
+            types.push(kind);
+        }
+    }
+    types
+}
+
 /// The pipeline's `group_sub_entities` for one run of entities.
 fn group(run: &[Labelled], labels: &[&'static str], vocabulary: &Vocabulary) -> Result<Entity> {
     let (first, last) = match (run.first(), run.last()) {

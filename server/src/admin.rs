@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::lifecycle::Phase;
 use crate::reload::ReloadError;
 use crate::served::Trigger;
@@ -39,6 +39,16 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
 }
 
 /// `POST /admin/models/{name}/reload`.
+#[utoipa::path(post, path = "/admin/models/{name}/reload", tag = "Admin",
+    summary = "Reload a model from its folder: swapped in only once it passes its canary (the parity gate against the golden outputs); the old model serves until then, and on when refused",
+    params(("name" = String, Path, description = "a served model")),
+    responses(
+        (status = 200, description = "swapped: generation, variant, seconds per stage, the canary's checks"),
+        (status = 401, description = "--admin-token is set and the request's bearer token is missing or wrong", body = ErrorBody),
+        (status = 404, description = "unknown model", body = ErrorBody),
+        (status = 409, description = "a reload of this model is already running", body = ErrorBody),
+        (status = 422, description = "refused at load, canary or warm-up (`stage`, `failures`): the old model serves on", body = ErrorBody),
+        (status = 503, description = "warming up or draining", body = ErrorBody)))]
 pub async fn reload(State(state): State<AppState>, Path(name): Path<String>, headers: HeaderMap) -> Response {
     if let Err(error) = authorize(&state, &headers) {
         return error.into_response();

@@ -40,10 +40,12 @@ pub enum ApiError {
     ReloadRefused(String),
 }
 
-#[derive(Serialize)]
-struct ErrorBody {
-    error: String,
-    error_type: &'static str,
+/// Every route's error, but OpenAI's: what went wrong, naming the field, and its kind.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: String,
+    /// `validation`, `model_not_found`, `payload_too_large`, `overloaded`, `timeout`, …
+    pub error_type: &'static str,
 }
 
 impl ApiError {
@@ -86,17 +88,26 @@ impl ApiError {
     }
 }
 
+/// Why a request was refused, as the logging layer reads it from the response.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    pub kind: &'static str,
+    pub message: String,
+}
+
 /// Seconds a client told 429 or 503 should wait before it tries again.
 const RETRY_AFTER_SECONDS: &str = "1";
 
 impl ApiError {
     /// This error's status, with `Retry-After` on 429 and 503, and `body` (a protocol's
-    /// own error shape); an inference failure is logged.
+    /// own error shape). The response carries the error as a [`Refusal`] for the logging
+    /// layer (`request_log`), which logs a 5xx with its message.
     pub fn respond_with(&self, body: impl Serialize) -> Response {
-        if let Self::Inference(message) = self {
-            tracing::error!(%message, "inference failed");
-        }
         let mut response = (self.status(), Json(body)).into_response();
+        response.extensions_mut().insert(Refusal {
+            kind: self.kind(),
+            message: self.to_string(),
+        });
         if matches!(self, Self::Busy(_) | Self::Unavailable(_)) {
             response
                 .headers_mut()
@@ -121,6 +132,17 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The answer to a request whose handler panicked: a 500 in the JSON error shape (the
+/// connection is kept, and the logging layer logs the message), not a dropped connection.
+pub fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("a panic without a message");
+    ApiError::Inference(format!("the server failed while answering: {message}")).into_response()
+}
+
 impl From<CoreError> for ApiError {
     fn from(error: CoreError) -> Self {
         match error {
@@ -143,5 +165,41 @@ impl From<modelcrate_core::Refused> for ApiError {
 impl From<modelcrate_runtime::Error> for ApiError {
     fn from(error: modelcrate_runtime::Error) -> Self {
         CoreError::from(error).into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_is_a_json_500_that_carries_its_message_to_the_log() {
+        let response = panicked(Box::new(String::from("index out of bounds")));
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let refusal = response.extensions().get::<Refusal>().cloned();
+        assert_eq!(
+            refusal.map(|r| (r.kind, r.message)),
+            Some((
+                "inference",
+                "inference failed: the server failed while answering: index out of bounds".to_string()
+            ))
+        );
+        let response = panicked(Box::new(7_u8));
+        let refusal = response
+            .extensions()
+            .get::<Refusal>()
+            .map(|r| r.message.clone())
+            .unwrap_or_default();
+        assert!(refusal.ends_with("a panic without a message"), "{refusal}");
+    }
+
+    #[test]
+    fn busy_and_unavailable_say_when_to_retry() {
+        for error in [ApiError::Busy("full".into()), ApiError::Unavailable("draining".into())] {
+            let response = error.into_response();
+            assert_eq!(response.headers()[header::RETRY_AFTER], RETRY_AFTER_SECONDS);
+        }
+        let response = ApiError::Validation("`inputs` is empty".into()).into_response();
+        assert!(response.headers().get(header::RETRY_AFTER).is_none());
     }
 }

@@ -11,13 +11,61 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, header};
 use modelcrate_core::{Infer, TopK, Truncate};
 use modelcrate_runtime::{ModelInfo, Task};
+use serde::Serialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 use crate::error::ApiError;
 use crate::image_request::{ImageRequest, media_type};
 use crate::request::{ClassifyRequest, EmbedRequest, EntitiesRequest};
 use crate::state::AppState;
+use crate::wire;
 use modelcrate_core::pipeline;
+
+/// A label and its score: one entry of a classifier's answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LabelScore {
+    pub label: String,
+    pub score: f64,
+}
+
+/// A classifier's answer: without `top_k`, the best label of each text in one list;
+/// with it (or from TEI's `/predict`), each text's labels best first, in a list per text
+/// when a list was sent. These and the entity types describe `core::pipeline`'s answers,
+/// which `tests/protocols.rs` checks against this description.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum Ranked {
+    Labels(Vec<LabelScore>),
+    PerText(Vec<Vec<LabelScore>>),
+}
+
+/// An entity of aggregation `simple`, `first`, `average` or `max`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EntityGroup {
+    /// The entity type (`PRODUCT`).
+    pub entity_group: String,
+    /// The mean of its tokens' (or words') scores.
+    pub score: f64,
+    /// Its words as the tokenizer decodes them.
+    pub word: String,
+    /// Character offsets into the text (not bytes).
+    pub start: usize,
+    pub end: usize,
+}
+
+/// A token's label (aggregation `none`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenEntity {
+    /// The BIO label (`B-PRODUCT`).
+    pub entity: String,
+    pub score: f64,
+    /// Its position in the model input (`[CLS]` is 0).
+    pub index: usize,
+    pub word: String,
+    pub start: usize,
+    pub end: usize,
+}
 
 /// The route label of the Inference API's prediction route in the metrics.
 const PREDICT_ROUTE: &str = "/models/{name}/predict";
@@ -66,20 +114,22 @@ async fn answer(
 async fn texts(infer: &Infer, body: &[u8], max_inputs: usize) -> Result<(Value, modelcrate_core::Timings), ApiError> {
     Ok(match infer.info().task {
         Task::TextClassification => {
-            let request = ClassifyRequest::parse(body, max_inputs)?;
-            let single = request.inputs.is_one();
+            let request: ClassifyRequest = wire::parse(body)?;
+            let parameters = request.parameters();
+            let inputs = request.inputs.at_most(max_inputs, "inputs", "text")?;
+            let single = inputs.is_one();
             let classified = infer
-                .classify(request.inputs.into_texts(), Truncate::Always, request.function)
+                .classify(inputs.into_texts(), Truncate::Always, parameters.function())
                 .await?;
-            let answer = pipeline::answer(infer.info().labels, &classified.scores, request.top_k, single);
+            let answer = pipeline::answer(infer.info().labels, &classified.scores, parameters.top_k(), single);
             (answer, classified.timings)
         }
         Task::FeatureExtraction => {
-            let request = EmbedRequest::parse(body, max_inputs)?;
-            let single = request.inputs.is_one();
-            let embedded = infer
-                .embed(request.inputs.into_texts(), Truncate::Always, request.normalize)
-                .await?;
+            let request: EmbedRequest = wire::parse(body)?;
+            let normalize = request.normalize();
+            let inputs = request.inputs.at_most(max_inputs, "inputs", "text")?;
+            let single = inputs.is_one();
+            let embedded = infer.embed(inputs.into_texts(), Truncate::Always, normalize).await?;
             // As the Inference API: one vector for one text, a list of vectors for a list.
             let answer = match (single, embedded.embeddings.as_slice()) {
                 (true, [embedding]) => json!(embedding),
@@ -88,11 +138,11 @@ async fn texts(infer: &Infer, body: &[u8], max_inputs: usize) -> Result<(Value, 
             (answer, embedded.timings)
         }
         Task::TokenClassification => {
-            let request = EntitiesRequest::parse(body, max_inputs)?;
-            let single = request.inputs.is_one();
-            let found = infer
-                .entities(request.inputs.into_texts(), request.strategy, request.ignore_labels)
-                .await?;
+            let request: EntitiesRequest = wire::parse(body)?;
+            let (strategy, ignore_labels) = (request.strategy(), request.ignore_labels());
+            let inputs = request.inputs.at_most(max_inputs, "inputs", "text")?;
+            let single = inputs.is_one();
+            let found = infer.entities(inputs.into_texts(), strategy, ignore_labels).await?;
             (pipeline::entities(&found.entities, single), found.timings)
         }
         Task::ImageClassification => {

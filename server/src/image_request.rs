@@ -19,7 +19,8 @@ use serde_json::{Map, Value};
 use crate::error::ApiError;
 use modelcrate_core::TopK;
 
-use crate::request::{Inputs, classification_parameters, invalid, parse_body, refuse_unknown};
+use crate::request::{ClassifyParameters, ImagesRequest};
+use crate::wire::{self, Inputs};
 
 /// The image pipeline's default number of labels in an answer.
 pub const DEFAULT_TOP_K: usize = 5;
@@ -65,7 +66,7 @@ impl ImageRequest {
             "multipart/form-data" => Self::from_multipart(content_type, body, max_inputs).await,
             image if image.starts_with("image/") => {
                 let parameters = query_parameters(query.unwrap_or_default())?;
-                Self::with_parameters(vec![body], true, &parameters)
+                Self::with_gathered(vec![body], true, parameters)
             }
             _ => Err(ApiError::UnsupportedMediaType(format!(
                 "{content_type}; an image model takes image/png, image/jpeg, multipart/form-data or application/json"
@@ -73,16 +74,21 @@ impl ImageRequest {
         }
     }
 
-    fn with_parameters(images: Vec<Bytes>, single: bool, parameters: &Map<String, Value>) -> Result<Self, ApiError> {
-        refuse_unknown(parameters, "parameters.", &PARAMETERS)?;
-        let (top_k, function) = classification_parameters(parameters)?;
+    /// The request of `images` with parameters gathered from a query string or a form.
+    fn with_gathered(images: Vec<Bytes>, single: bool, parameters: Map<String, Value>) -> Result<Self, ApiError> {
+        let parameters: ClassifyParameters = wire::parse_value(Value::Object(parameters), "parameters")?;
+        Self::with_parameters(images, single, &parameters)
+    }
+
+    fn with_parameters(images: Vec<Bytes>, single: bool, parameters: &ClassifyParameters) -> Result<Self, ApiError> {
+        let (top_k, function) = (parameters.top_k(), parameters.function());
         let top_k = match top_k {
             TopK::Absent => Some(DEFAULT_TOP_K),
             TopK::All => None,
             TopK::K(k) => Some(k),
         };
         if images.is_empty() {
-            return Err(invalid("the request holds no image".into()));
+            return Err(ApiError::Validation("the request holds no image".into()));
         }
         Ok(Self {
             images,
@@ -93,7 +99,9 @@ impl ImageRequest {
     }
 
     fn from_json(body: &[u8], max_inputs: usize) -> Result<Self, ApiError> {
-        let (inputs, parameters) = parse_body(body, max_inputs, &PARAMETERS, "base64-encoded image")?;
+        let request: ImagesRequest = wire::parse(body)?;
+        let parameters = request.parameters.unwrap_or_default();
+        let inputs = request.inputs.at_most(max_inputs, "inputs", "base64-encoded image")?;
         let (images, single) = match &inputs {
             Inputs::One(encoded) => (vec![base64_image(encoded, "inputs")?], true),
             Inputs::Many(list) => {
@@ -110,12 +118,12 @@ impl ImageRequest {
 
     async fn from_multipart(content_type: &str, body: Bytes, max_inputs: usize) -> Result<Self, ApiError> {
         let boundary = multer::parse_boundary(content_type)
-            .map_err(|error| invalid(format!("multipart/form-data without a usable boundary: {error}")))?;
+            .map_err(|error| ApiError::Validation(format!("multipart/form-data without a usable boundary: {error}")))?;
         let stream = futures_util::stream::once(async move { Ok::<Bytes, std::convert::Infallible>(body) });
         let mut multipart = multer::Multipart::new(stream, boundary);
         let mut images = Vec::new();
         let mut parameters = Map::new();
-        let malformed = |error: multer::Error| invalid(format!("malformed multipart body: {error}"));
+        let malformed = |error: multer::Error| ApiError::Validation(format!("malformed multipart body: {error}"));
         while let Some(field) = multipart.next_field().await.map_err(malformed)? {
             let name = field.name().unwrap_or_default().to_string();
             let is_file =
@@ -132,13 +140,13 @@ impl ImageRequest {
                 let text = String::from_utf8_lossy(&bytes);
                 parameters.insert(name, parameter_value(&text));
             } else {
-                return Err(invalid(format!(
+                return Err(ApiError::Validation(format!(
                     "unknown form field `{name}`: send images as file parts, and parameters {PARAMETERS:?} as text parts"
                 )));
             }
         }
         let single = images.len() == 1;
-        Self::with_parameters(images, single, &parameters)
+        Self::with_gathered(images, single, parameters)
     }
 }
 
@@ -152,8 +160,8 @@ fn parameter_value(text: &str) -> Value {
 }
 
 fn query_parameters(query: &str) -> Result<Map<String, Value>, ApiError> {
-    let pairs: Vec<(String, String)> =
-        serde_urlencoded::from_str(query).map_err(|error| invalid(format!("malformed query string: {error}")))?;
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
+        .map_err(|error| ApiError::Validation(format!("malformed query string: {error}")))?;
     Ok(pairs
         .into_iter()
         .map(|(key, value)| (key, parameter_value(&value)))
@@ -170,7 +178,7 @@ fn base64_image(encoded: &str, place: &str) -> Result<Bytes, ApiError> {
         .decode(data.trim())
         .map(Bytes::from)
         .map_err(|error| {
-            invalid(format!(
+            ApiError::Validation(format!(
                 "`{place}` must be a base64-encoded PNG or JPEG image (an image model takes no text): {error}"
             ))
         })

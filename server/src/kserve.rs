@@ -24,29 +24,97 @@ use modelcrate_core::{Infer, Timings, Truncate};
 use modelcrate_runtime::Task;
 use modelcrate_runtime::classification::best;
 use modelcrate_runtime::signature::DType;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use tokenizers::Encoding;
+use utoipa::ToSchema;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::lifecycle::Phase;
-use crate::request::{invalid, kind, object, optional_string, refuse_unknown};
 use crate::state::AppState;
+use crate::wire;
+
+/// `POST /v2/models/{name}/infer`'s body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InferRequest {
+    /// Echoed in the answer.
+    pub id: Option<String>,
+    /// Accepted, not used.
+    #[schema(value_type = Option<Object>)]
+    pub parameters: Option<Map<String, Value>>,
+    /// `text` (BYTES `[n]`), or the token tensors (INT64 `[rows, tokens]`).
+    pub inputs: Vec<InferInput>,
+    /// The outputs wanted; all of the task's when absent.
+    pub outputs: Option<Vec<RequestedOutput>>,
+}
+
+/// One input tensor.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InferInput {
+    pub name: String,
+    pub shape: Vec<u64>,
+    /// `BYTES` for `text`, `INT64` for token tensors.
+    pub datatype: String,
+    #[schema(value_type = Option<Object>)]
+    pub parameters: Option<Map<String, Value>>,
+    /// Row-major, flat or nested.
+    #[schema(value_type = Vec<Object>)]
+    pub data: Value,
+}
+
+/// An output asked for by name.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RequestedOutput {
+    pub name: String,
+}
+
+/// `POST /v2/models/{name}/infer`'s answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InferAnswer {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub model_name: String,
+    pub model_version: &'static str,
+    pub outputs: Vec<OutputTensor>,
+}
+
+/// One output tensor, its data flat in row-major order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OutputTensor {
+    pub name: &'static str,
+    /// `FP32` or `BYTES`.
+    pub datatype: &'static str,
+    pub shape: Vec<usize>,
+    pub data: TensorData,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum TensorData {
+    Floats(Vec<f32>),
+    Strings(Vec<String>),
+}
 
 const ROUTE: &str = "/v2/models/{name}/infer";
 /// The BYTES input a text model takes instead of token tensors.
 const TEXT_INPUT: &str = "text";
 
 /// `GET /v2`: the server's metadata.
+#[utoipa::path(get, path = "/v2", tag = "KServe v2", operation_id = "kserve_server", responses((status = 200, description = "server metadata")))]
 pub async fn server() -> Json<Value> {
     Json(json!({"name": "modelcrate", "version": env!("CARGO_PKG_VERSION"), "extensions": []}))
 }
 
 /// `GET /v2/health/live`.
+#[utoipa::path(get, path = "/v2/health/live", tag = "KServe v2", operation_id = "kserve_live", responses((status = 200, description = "live")))]
 pub async fn live() -> Json<Value> {
     Json(json!({"live": true}))
 }
 
 /// `GET /v2/health/ready`: 200 once every model is warm, 503 before and while draining.
+#[utoipa::path(get, path = "/v2/health/ready", tag = "KServe v2", operation_id = "kserve_ready", responses((status = 200, description = "ready"), (status = 503, description = "warming up or draining", body = ErrorBody)))]
 pub async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     match state.lifecycle.phase() {
         Phase::Ready => Ok(Json(json!({"ready": true}))),
@@ -55,6 +123,8 @@ pub async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiErro
 }
 
 /// `GET /v2/models/{name}/ready`.
+#[utoipa::path(get, path = "/v2/models/{name}/ready", tag = "KServe v2", operation_id = "kserve_model_ready", params(("name" = String, Path, description = "a served model")),
+    responses((status = 200, description = "ready"), (status = 404, description = "unknown model", body = ErrorBody)))]
 pub async fn model_ready(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
     state.engine(&name)?;
     match state.lifecycle.phase() {
@@ -76,6 +146,8 @@ fn tensor(name: &str, datatype: &str, shape: &[i64]) -> Value {
 }
 
 /// `GET /v2/models/{name}`: inputs and outputs from the crate's signature and task.
+#[utoipa::path(get, path = "/v2/models/{name}", tag = "KServe v2", operation_id = "kserve_metadata", params(("name" = String, Path, description = "a served model")),
+    responses((status = 200, description = "inputs and outputs, from the model's signature"), (status = 404, description = "unknown model", body = ErrorBody)))]
 pub async fn metadata(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
     let engine = state.engine(&name)?;
     let info = engine.model().info();
@@ -127,6 +199,10 @@ pub async fn metadata(State(state): State<AppState>, Path(name): Path<String>) -
     })))
 }
 
+fn invalid(message: String) -> ApiError {
+    ApiError::Validation(message)
+}
+
 /// One request input: its name, shape, datatype and flat data.
 struct Tensor<'a> {
     name: &'a str,
@@ -143,36 +219,17 @@ fn flatten<'a>(value: &'a Value, out: &mut Vec<&'a Value>) {
     }
 }
 
-fn input<'a>(value: &'a Value, index: usize) -> Result<Tensor<'a>, ApiError> {
+fn input(input: &InferInput, index: usize) -> Result<Tensor<'_>, ApiError> {
     let place = format!("inputs[{index}]");
-    let Value::Object(fields) = value else {
-        return Err(invalid(format!("`{place}` must be an object, got {}", kind(value))));
-    };
-    refuse_unknown(
-        fields,
-        &format!("{place}."),
-        &["name", "shape", "datatype", "parameters", "data"],
-    )?;
-    let name = optional_string(fields, "name")?.ok_or_else(|| invalid(format!("missing field `{place}.name`")))?;
-    let datatype =
-        optional_string(fields, "datatype")?.ok_or_else(|| invalid(format!("missing field `{place}.datatype`")))?;
-    let shape = match fields.get("shape") {
-        Some(Value::Array(dims)) => dims
-            .iter()
-            .map(|dim| dim.as_u64().and_then(|d| usize::try_from(d).ok()))
-            .collect::<Option<Vec<usize>>>()
-            .ok_or_else(|| invalid(format!("`{place}.shape` must be an array of non-negative integers")))?,
-        _ => {
-            return Err(invalid(format!(
-                "`{place}.shape` must be an array of non-negative integers"
-            )));
-        }
-    };
-    let data = fields
-        .get("data")
-        .ok_or_else(|| invalid(format!("missing field `{place}.data`")))?;
+    let shape = input
+        .shape
+        .iter()
+        .map(|&dim| usize::try_from(dim).ok())
+        .collect::<Option<Vec<usize>>>()
+        .ok_or_else(|| invalid(format!("`{place}.shape` is too large for this machine")))?;
+    let (name, datatype) = (input.name.as_str(), input.datatype.as_str());
     let mut flat = Vec::new();
-    flatten(data, &mut flat);
+    flatten(&input.data, &mut flat);
     let elements: usize = shape.iter().product();
     if flat.len() != elements {
         return Err(invalid(format!(
@@ -213,7 +270,7 @@ fn texts(tensor: &Tensor<'_>, max_inputs: usize) -> Result<Rows, ApiError> {
             ))),
             other => Err(invalid(format!(
                 "input `{TEXT_INPUT}` element {i} must be a string, got {}",
-                kind(other)
+                wire::kind(other)
             ))),
         })
         .collect::<Result<_, _>>()?;
@@ -300,11 +357,14 @@ fn tokens(tensors: &[Tensor<'_>], vocabulary: usize, max_length: usize, max_inpu
 }
 
 /// `POST /v2/models/{name}/infer`.
+#[utoipa::path(post, path = "/v2/models/{name}/infer", tag = "KServe v2", operation_id = "kserve_infer", request_body = InferRequest,
+    params(("name" = String, Path, description = "a served text classifier or embedding model")),
+    responses((status = 200, description = "the outputs asked for", body = InferAnswer)))]
 pub async fn infer(
     State(state): State<AppState>,
     Path(name): Path<String>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(HeaderMap, Json<Value>), ApiError> {
+) -> Result<(HeaderMap, Json<InferAnswer>), ApiError> {
     let work = async {
         let result = answer(&state, &name, body).await;
         (name.clone(), result)
@@ -316,13 +376,11 @@ async fn answer(
     state: &AppState,
     name: &str,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(HeaderMap, Json<Value>), ApiError> {
+) -> Result<(HeaderMap, Json<InferAnswer>), ApiError> {
     let started = Instant::now();
     let infer = state.infer(name)?;
     let body = state.body(body)?;
-    let request = object(&body)?;
-    refuse_unknown(&request, "", &["id", "parameters", "inputs", "outputs"])?;
-    let id = optional_string(&request, "id")?.map(str::to_string);
+    let request: InferRequest = wire::parse(&body)?;
     let info = infer.info();
     if !matches!(info.task, Task::TextClassification | Task::FeatureExtraction) {
         return Err(invalid(format!(
@@ -330,10 +388,8 @@ async fn answer(
             info.task.as_str()
         )));
     }
-    let Some(Value::Array(items)) = request.get("inputs") else {
-        return Err(invalid("`inputs` must be an array of tensors".into()));
-    };
-    let tensors = items
+    let tensors = request
+        .inputs
         .iter()
         .enumerate()
         .map(|(i, item)| input(item, i))
@@ -360,38 +416,39 @@ async fn answer(
             tokens(&tensors, vocabulary, info.max_length, max_inputs)?
         }
     };
-    let wanted = requested_outputs(&request, info.task)?;
+    let wanted = requested_outputs(request.outputs.as_deref(), info.task)?;
     let (outputs, timings) = run(&infer, rows, &wanted).await?;
-    let mut answer = json!({"model_name": info.name, "model_version": "1", "outputs": outputs});
-    if let (Some(id), Value::Object(fields)) = (id, &mut answer) {
-        fields.insert("id".into(), Value::String(id));
-    }
+    let answer = InferAnswer {
+        id: request.id,
+        model_name: info.name.to_string(),
+        model_version: "1",
+        outputs,
+    };
     Ok((state.finish(info.name, &timings, started), Json(answer)))
 }
 
 /// The output names asked for (all of the task's when `outputs` is absent).
-fn requested_outputs(request: &Map<String, Value>, task: Task) -> Result<Vec<String>, ApiError> {
-    let all: &[&str] = match task {
+fn requested_outputs(asked: Option<&[RequestedOutput]>, task: Task) -> Result<Vec<&'static str>, ApiError> {
+    let all: &[&'static str] = match task {
         Task::TextClassification => &["logits", "scores", "label"],
         _ => &["sentence_embedding"],
     };
-    match request.get("outputs") {
-        None | Some(Value::Null) => Ok(all.iter().map(|name| (*name).to_string()).collect()),
-        Some(Value::Array(items)) => items
+    match asked {
+        None => Ok(all.to_vec()),
+        Some(asked) => asked
             .iter()
-            .enumerate()
-            .map(|(i, item)| match item.get("name").and_then(Value::as_str) {
-                Some(name) if all.contains(&name) => Ok(name.to_string()),
-                Some(name) => Err(invalid(format!("unknown output `{name}`; this model gives {all:?}"))),
-                None => Err(invalid(format!("`outputs[{i}].name` must be a string"))),
+            .map(|output| {
+                all.iter()
+                    .find(|name| **name == output.name)
+                    .copied()
+                    .ok_or_else(|| invalid(format!("unknown output `{}`; this model gives {all:?}", output.name)))
             })
             .collect(),
-        Some(value) => Err(invalid(format!("`outputs` must be an array, got {}", kind(value)))),
     }
 }
 
 /// Runs the rows through the inference core and shapes the wanted outputs as v2 tensors.
-async fn run(infer: &Infer, rows: Rows, wanted: &[String]) -> Result<(Vec<Value>, Timings), ApiError> {
+async fn run(infer: &Infer, rows: Rows, wanted: &[&'static str]) -> Result<(Vec<OutputTensor>, Timings), ApiError> {
     let (encodings, took) = match rows {
         // Cut at the model's max length, as the pipeline does.
         Rows::Texts(texts) => infer.encode(texts, Truncate::Always).await?,
@@ -399,10 +456,14 @@ async fn run(infer: &Infer, rows: Rows, wanted: &[String]) -> Result<(Vec<Value>
         Rows::Tokens(encodings) => (encodings, Duration::ZERO),
     };
     let count = encodings.len();
-    let matrix = |name: &str, rows: &[Vec<f32>]| {
+    let matrix = |name: &'static str, rows: &[Vec<f32>]| {
         let width = rows.first().map_or(0, Vec::len);
-        let data: Vec<f32> = rows.iter().flatten().copied().collect();
-        json!({"name": name, "datatype": "FP32", "shape": [count, width], "data": data})
+        OutputTensor {
+            name,
+            datatype: "FP32",
+            shape: vec![count, width],
+            data: TensorData::Floats(rows.iter().flatten().copied().collect()),
+        }
     };
     match infer.info().task {
         Task::TextClassification => {
@@ -410,12 +471,17 @@ async fn run(infer: &Infer, rows: Rows, wanted: &[String]) -> Result<(Vec<Value>
             let labels = infer.info().labels;
             let outputs = wanted
                 .iter()
-                .map(|name| match name.as_str() {
-                    "logits" => matrix("logits", &classified.logits),
-                    "scores" => matrix("scores", &classified.scores),
+                .map(|&name| match name {
+                    "logits" => matrix(name, &classified.logits),
+                    "scores" => matrix(name, &classified.scores),
                     _ => {
-                        let top: Vec<&str> = classified.scores.iter().map(|row| labels[best(row).id]).collect();
-                        json!({"name": "label", "datatype": "BYTES", "shape": [count], "data": top})
+                        let top = classified.scores.iter().map(|row| labels[best(row).id].to_string());
+                        OutputTensor {
+                            name: "label",
+                            datatype: "BYTES",
+                            shape: vec![count],
+                            data: TensorData::Strings(top.collect()),
+                        }
                     }
                 })
                 .collect();

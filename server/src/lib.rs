@@ -22,6 +22,7 @@ pub mod routes;
 pub mod served;
 pub mod state;
 pub mod tei;
+pub mod wire;
 
 pub use config::Config;
 use modelcrate_core::Catalog;

@@ -21,14 +21,17 @@ use base64::Engine as _;
 use modelcrate_core::{Infer, Truncate};
 use modelcrate_runtime::Task;
 use modelcrate_runtime::embedding::l2_normalize;
-use serde_json::{Map, Value, json};
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::Schema;
+use utoipa::{PartialSchema, ToSchema};
 
 use crate::error::ApiError;
-use crate::request::{invalid, kind, optional_string, texts};
 use crate::state::AppState;
+use crate::wire::{self, Count, Inputs, Text};
 
 const ROUTE: &str = "/v1/embeddings";
-const FIELDS: [&str; 5] = ["model", "input", "encoding_format", "dimensions", "user"];
 
 /// An error in OpenAI's shape.
 pub struct OpenAiError(ApiError);
@@ -51,94 +54,212 @@ impl IntoResponse for OpenAiError {
             ApiError::ModelNotFound(_) => "invalid_request_error",
             _ => "server_error",
         };
-        error.respond_with(json!({
-            "error": {
-                "message": error.to_string(),
-                "type": kind,
-                "param": param,
-                "code": error.kind(),
+        error.respond_with(OpenAiErrorBody {
+            error: OpenAiErrorDetail {
+                message: error.to_string(),
+                kind,
+                param,
+                code: error.kind(),
+            },
+        })
+    }
+}
+
+/// An error in OpenAI's shape.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OpenAiErrorBody {
+    pub error: OpenAiErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OpenAiErrorDetail {
+    pub message: String,
+    /// `invalid_request_error` or `server_error`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// The request field at fault, when one is.
+    pub param: Option<String>,
+    pub code: &'static str,
+}
+
+/// `POST /v1/embeddings`'s body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmbeddingsRequest {
+    /// The served embedding model.
+    pub model: String,
+    pub input: EmbeddingInput,
+    /// `float` (default) or `base64`: little-endian float32s.
+    pub encoding_format: Option<EncodingFormat>,
+    /// Keep the first `dimensions` values, L2-normalised again when the model normalises.
+    pub dimensions: Option<Count>,
+    /// An end user's id: accepted, not used.
+    pub user: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum EncodingFormat {
+    Float,
+    Base64,
+}
+
+/// `input`: a text or a list of texts. Token ids are refused: ids are only meaningful in
+/// the model's own vocabulary, and OpenAI's clients send tiktoken's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmbeddingInput(pub Inputs);
+
+/// One text of a list, or a token id (or a list of them) refused by name.
+struct EmbeddingText(String);
+
+const TOKEN_IDS: &str = "as token ids is not accepted: send text, which the model's own tokenizer splits";
+
+impl<'de> Deserialize<'de> for EmbeddingText {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TextVisitor;
+
+        impl<'de> Visitor<'de> for TextVisitor {
+            type Value = EmbeddingText;
+
+            fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+                formatter.write_str("a string")
             }
-        }))
-    }
-}
 
-/// A validated embeddings request.
-struct EmbeddingsRequest {
-    texts: Vec<String>,
-    base64: bool,
-    dimensions: Option<usize>,
-}
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<EmbeddingText, E> {
+                Text::deserialize(de::value::StrDeserializer::new(text)).map(|Text(text)| EmbeddingText(text))
+            }
 
-/// The request in `object` (whose fields are already known ones), with its model's name.
-fn parse(object: &Map<String, Value>, max_inputs: usize) -> Result<(String, EmbeddingsRequest), ApiError> {
-    let model = match object.get("model") {
-        Some(Value::String(model)) => model.clone(),
-        None => return Err(invalid("missing field `model`".into())),
-        Some(value) => return Err(invalid(format!("`model` must be a string, got {}", kind(value)))),
-    };
-    if let Some(Value::Array(items)) = object.get("input")
-        && items.iter().any(|item| item.is_number() || item.is_array())
-    {
-        return Err(invalid(
-            "`input` as token ids is not accepted: send text, which the model's own tokenizer splits".into(),
-        ));
-    }
-    let texts = texts(object.get("input"), "input", max_inputs, "text")?;
-    let base64 = match optional_string(object, "encoding_format")? {
-        None | Some("float") => false,
-        Some("base64") => true,
-        Some(other) => {
-            return Err(invalid(format!(
-                "`encoding_format` must be \"float\" or \"base64\", got {other:?}"
-            )));
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<EmbeddingText, E> {
+                Err(E::custom(TOKEN_IDS))
+            }
+
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<EmbeddingText, E> {
+                Err(E::custom(TOKEN_IDS))
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<EmbeddingText, A::Error> {
+                Err(de::Error::custom(TOKEN_IDS))
+            }
         }
-    };
-    let dimensions = match object.get("dimensions") {
-        None | Some(Value::Null) => None,
-        Some(value) => match value.as_u64() {
-            Some(n) if n >= 1 => Some(usize::try_from(n).unwrap_or(usize::MAX)),
-            _ => return Err(invalid(format!("`dimensions` must be a positive integer, got {value}"))),
-        },
-    };
-    optional_string(object, "user")?;
-    let request = EmbeddingsRequest {
-        texts: texts.texts().into_iter().map(str::to_string).collect(),
-        base64,
-        dimensions,
-    };
-    Ok((model, request))
+
+        deserializer.deserialize_any(TextVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for EmbeddingInput {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        wire::one_or_many::<D, EmbeddingText>(deserializer).map(EmbeddingInput)
+    }
+}
+
+impl From<EmbeddingText> for String {
+    fn from(text: EmbeddingText) -> Self {
+        text.0
+    }
+}
+
+impl PartialSchema for EmbeddingInput {
+    fn schema() -> RefOr<Schema> {
+        Inputs::schema()
+    }
+}
+
+impl ToSchema for EmbeddingInput {}
+
+/// `POST /v1/embeddings`'s answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EmbeddingsAnswer {
+    /// `list`.
+    pub object: &'static str,
+    pub data: Vec<EmbeddingData>,
+    pub model: String,
+    pub usage: Usage,
+}
+
+/// One text's embedding.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EmbeddingData {
+    /// `embedding`.
+    pub object: &'static str,
+    pub index: usize,
+    pub embedding: Embedding,
+}
+
+/// A vector, as floats or as base64 of little-endian float32s (`encoding_format`).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum Embedding {
+    Float(Vec<f32>),
+    Base64(String),
+}
+
+/// Tokens of all texts, special tokens included.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Usage {
+    pub prompt_tokens: usize,
+    pub total_tokens: usize,
+}
+
+/// `GET /v1/models`'s answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModelList {
+    /// `list`.
+    pub object: &'static str,
+    pub data: Vec<ModelCard>,
+}
+
+/// One served model.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModelCard {
+    pub id: String,
+    /// `model`.
+    pub object: &'static str,
+    pub created: u64,
+    pub owned_by: &'static str,
+    /// Its task (`feature-extraction`, `text-classification`, …).
+    pub task: &'static str,
+    /// Whether `/v1/embeddings` serves it.
+    pub embeddings: bool,
 }
 
 /// `POST /v1/embeddings`.
+#[utoipa::path(post, path = "/v1/embeddings", tag = "OpenAI", operation_id = "openai_embeddings", request_body = EmbeddingsRequest,
+    responses((status = 200, description = "one embedding per text", body = EmbeddingsAnswer)))]
 pub async fn embeddings(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(HeaderMap, Json<Value>), OpenAiError> {
-    let max_inputs = state.limits.max_client_batch_size;
+) -> Result<(HeaderMap, Json<EmbeddingsAnswer>), OpenAiError> {
     state
-        .json_route(ROUTE, body, &FIELDS, async |object| {
-            let (model, request) = parse(&object, max_inputs)?;
-            embed(&state, &model, request).await
+        .json_route(ROUTE, body, async |request: EmbeddingsRequest| {
+            embed(&state, request).await
         })
         .await
         .map_err(OpenAiError)
 }
 
-async fn embed(state: &AppState, name: &str, request: EmbeddingsRequest) -> Result<(HeaderMap, Json<Value>), ApiError> {
+async fn embed(state: &AppState, request: EmbeddingsRequest) -> Result<(HeaderMap, Json<EmbeddingsAnswer>), ApiError> {
     let started = Instant::now();
+    let name = request.model.as_str();
+    let texts = request
+        .input
+        .0
+        .at_most(state.limits.max_client_batch_size, "input", "text")?
+        .into_texts();
+    let dimensions = request.dimensions.map(|count| count.0);
+    let base64 = request.encoding_format == Some(EncodingFormat::Base64);
     let engine = state.engine(name)?;
     let info = engine.model().info();
     if info.task != Task::FeatureExtraction {
-        return Err(invalid(format!(
+        return Err(ApiError::Validation(format!(
             "`model`: `{name}` is a {} model; /v1/embeddings serves feature-extraction models",
             info.task.as_str()
         )));
     }
     let dimension = info.dimension.unwrap_or(0);
-    if let Some(asked) = request.dimensions
+    if let Some(asked) = dimensions
         && asked > dimension
     {
-        return Err(invalid(format!(
+        return Err(ApiError::Validation(format!(
             "`dimensions` is {asked}, more than the {dimension} of model `{name}`"
         )));
     }
@@ -147,55 +268,63 @@ async fn embed(state: &AppState, name: &str, request: EmbeddingsRequest) -> Resu
         allowed: None,
         field: "input",
     };
-    let embedded = infer.embed(request.texts, truncate, None).await?;
+    let embedded = infer.embed(texts, truncate, None).await?;
     let (normalize, tokens) = (embedded.normalized, embedded.tokens);
-    let data: Vec<Value> = embedded
+    let data = embedded
         .embeddings
         .into_iter()
         .enumerate()
         .map(|(index, mut vector)| {
-            if let Some(kept) = request.dimensions {
+            if let Some(kept) = dimensions {
                 vector.truncate(kept);
                 if normalize {
                     l2_normalize(&mut vector);
                 }
             }
-            let embedding = if request.base64 {
+            let embedding = if base64 {
                 // Little-endian float32s, as OpenAI encodes them.
                 let bytes: Vec<u8> = vector.iter().flat_map(|v| v.to_le_bytes()).collect();
-                json!(base64::engine::general_purpose::STANDARD.encode(bytes))
+                Embedding::Base64(base64::engine::general_purpose::STANDARD.encode(bytes))
             } else {
-                json!(vector)
+                Embedding::Float(vector)
             };
-            json!({"object": "embedding", "index": index, "embedding": embedding})
+            EmbeddingData {
+                object: "embedding",
+                index,
+                embedding,
+            }
         })
         .collect();
-    let answer = json!({
-        "object": "list",
-        "data": data,
-        "model": name,
-        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-    });
+    let answer = EmbeddingsAnswer {
+        object: "list",
+        data,
+        model: name.to_string(),
+        usage: Usage {
+            prompt_tokens: tokens,
+            total_tokens: tokens,
+        },
+    };
     Ok((state.finish(name, &embedded.timings, started), Json(answer)))
 }
 
 /// `GET /v1/models`: every served model, with its task.
-pub async fn models(State(state): State<AppState>) -> Json<Value> {
-    let data: Vec<Value> = state
+#[utoipa::path(get, path = "/v1/models", tag = "OpenAI", operation_id = "openai_models", responses((status = 200, description = "every served model", body = ModelList)))]
+pub async fn models(State(state): State<AppState>) -> Json<ModelList> {
+    let data = state
         .models
         .engines()
         .iter()
         .map(|engine| {
             let info = engine.model().info();
-            json!({
-                "id": info.name,
-                "object": "model",
-                "created": 0,
-                "owned_by": "modelcrate",
-                "task": info.task.as_str(),
-                "embeddings": info.task == Task::FeatureExtraction,
-            })
+            ModelCard {
+                id: info.name.to_string(),
+                object: "model",
+                created: 0,
+                owned_by: "modelcrate",
+                task: info.task.as_str(),
+                embeddings: info.task == Task::FeatureExtraction,
+            }
         })
         .collect();
-    Json(json!({"object": "list", "data": data}))
+    Json(ModelList { object: "list", data })
 }

@@ -1,8 +1,10 @@
 //! A request id for every request: the client's `x-request-id` when it sent a usable one
 //! (1–128 visible ASCII characters), a fresh one otherwise. It is echoed in the response's
 //! `x-request-id` header and is a field of the tracing span the request runs in, so every
-//! log line a request causes carries it. A 5xx answer is logged at `warn`, every answer at
-//! `debug` (`RUST_LOG=modelcrate_server=debug`) with its status and duration.
+//! log line a request causes carries it. Errors are logged here, not where they are
+//! answered: a 5xx answer at `error` with its message (from the response's
+//! [`Refusal`]), every answer at `debug` (`RUST_LOG=modelcrate_server=debug`) with its
+//! status, duration and, when refused, why.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -12,6 +14,8 @@ use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
 use tracing::Instrument;
+
+use crate::error::Refusal;
 
 pub const HEADER: &str = "x-request-id";
 const MAX_LENGTH: usize = 128;
@@ -41,12 +45,16 @@ pub async fn with_request_id(request: Request, next: Next) -> Response {
     let mut response = next.run(request).instrument(span.clone()).await;
     let status = response.status().as_u16();
     let milliseconds = started.elapsed().as_secs_f64() * 1e3;
-    span.in_scope(|| {
-        if status >= 500 {
-            tracing::warn!(status, milliseconds, "answered");
-        } else {
-            tracing::debug!(status, milliseconds, "answered");
+    let refusal = response.extensions().get::<Refusal>();
+    span.in_scope(|| match refusal {
+        Some(refusal) if status >= 500 => {
+            tracing::error!(status, milliseconds, kind = refusal.kind, message = %refusal.message, "failed");
         }
+        Some(refusal) => {
+            tracing::debug!(status, milliseconds, kind = refusal.kind, message = %refusal.message, "refused")
+        }
+        None if status >= 500 => tracing::error!(status, milliseconds, "failed"),
+        None => tracing::debug!(status, milliseconds, "answered"),
     });
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(HEADER, value);

@@ -12,8 +12,9 @@ use axum::{Json, Router};
 use modelcrate_core::Engine;
 use modelcrate_runtime::TensorSpec;
 use serde_json::{Value, json};
+use tower_http::catch_panic::CatchPanicLayer;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::lifecycle::Phase;
 use crate::metrics::ModelGauge;
 use crate::served::{Generation, Outcome};
@@ -84,11 +85,13 @@ pub fn app(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(CatchPanicLayer::custom(crate::error::panicked))
         .layer(axum::middleware::from_fn(request_log::with_request_id))
         .with_state(state)
 }
 
-async fn health(State(state): State<AppState>) -> Json<Value> {
+#[utoipa::path(get, path = "/health", tag = "Server", responses((status = 200, description = "phase, models, requests in flight")))]
+pub(crate) async fn health(State(state): State<AppState>) -> Json<Value> {
     Json(json!({
         "status": "ok",
         "phase": state.lifecycle.phase().as_str(),
@@ -98,7 +101,8 @@ async fn health(State(state): State<AppState>) -> Json<Value> {
 }
 
 /// Prometheus metrics, in the text exposition format.
-async fn metrics(State(state): State<AppState>) -> (HeaderMap, String) {
+#[utoipa::path(get, path = "/metrics", tag = "Server", responses((status = 200, description = "Prometheus metrics", content_type = "text/plain", body = String)))]
+pub(crate) async fn metrics(State(state): State<AppState>) -> (HeaderMap, String) {
     let engines: Vec<(Arc<Engine>, Generation)> = state
         .models
         .slots()
@@ -134,13 +138,16 @@ async fn metrics(State(state): State<AppState>) -> (HeaderMap, String) {
 }
 
 /// Liveness: the process answers.
-async fn live() -> Json<Value> {
+#[utoipa::path(get, path = "/health/live", tag = "Server", responses((status = 200, description = "live")))]
+pub(crate) async fn live() -> Json<Value> {
     Json(json!({"status": "live"}))
 }
 
 /// Readiness: 200 once every loaded model has warmed up and at least one serves, 503
 /// before and while draining. The body names the models still coming (`--wait-for-models`).
-async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/health/ready", tag = "Server",
+    responses((status = 200, description = "warmed up with at least one model serving; `coming` names the models still coming"), (status = 503, description = "warming up, draining, or no model serving yet", body = ErrorBody)))]
+pub(crate) async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let coming = state.models.coming();
     match state.lifecycle.phase() {
         Phase::Ready if coming.len() == state.models.len() => Err(ApiError::Unavailable(format!(
@@ -157,7 +164,9 @@ async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     }
 }
 
-async fn list_models(State(state): State<AppState>) -> Json<Value> {
+#[utoipa::path(get, path = "/models", tag = "Server",
+    responses((status = 200, description = "every served model: task, labels, signature, variant, limits; `state` is `coming` for a model whose pipeline has not finished (--wait-for-models)")))]
+pub(crate) async fn list_models(State(state): State<AppState>) -> Json<Value> {
     let models: Vec<Value> = state
         .models
         .engines()

@@ -11,14 +11,15 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue};
 use modelcrate_core::{Engine, Infer, Prepared, Timings};
-use serde_json::{Map, Value};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use crate::error::ApiError;
 use crate::lifecycle::{Lifecycle, Phase};
 use crate::metrics::{Metrics, Timing};
 use crate::reload::Reloader;
-use crate::request;
 use crate::served::Served;
+use crate::wire;
 
 /// Limits a request is checked against.
 #[derive(Debug, Clone, Copy)]
@@ -94,28 +95,28 @@ impl AppState {
         result
     }
 
-    /// A route whose body is a JSON object naming its model in `model` (OpenAI, TEI): the
-    /// object, with fields outside `known` refused, is given to `answer`, and the request
-    /// is counted (see [`AppState::counted`]) under the model the body names.
-    pub(crate) async fn json_route<T>(
+    /// A route whose body is a JSON request naming its model in `model` (OpenAI, TEI):
+    /// the body, read as an `R` (see [`wire::parse`]), is given to `answer`, and the
+    /// request is counted (see [`AppState::counted`]) under the model the body names, even
+    /// when the rest of it is refused.
+    pub(crate) async fn json_route<R: DeserializeOwned, T>(
         &self,
         route: &'static str,
         body: Result<Bytes, BytesRejection>,
-        known: &[&str],
-        answer: impl AsyncFnOnce(Map<String, Value>) -> Result<T, ApiError>,
+        answer: impl AsyncFnOnce(R) -> Result<T, ApiError>,
     ) -> Result<T, ApiError> {
         let work = async {
-            let object = match self.body(body).and_then(|body| request::object(&body)) {
-                Ok(object) => object,
+            let value: Value = match self.body(body).and_then(|body| wire::parse(&body)) {
+                Ok(value) => value,
                 Err(error) => return (String::new(), Err(error)),
             };
-            let model = object
+            let model = value
                 .get("model")
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_string();
-            let result = match request::refuse_unknown(&object, "", known) {
-                Ok(()) => answer(object).await,
+            let result = match wire::from_value(value) {
+                Ok(request) => answer(request).await,
                 Err(error) => Err(error),
             };
             (model, result)

@@ -21,12 +21,181 @@ use axum::http::HeaderMap;
 use modelcrate_core::{Engine, Infer, TopK, Truncate};
 use modelcrate_runtime::Task;
 use modelcrate_runtime::classification::ClassificationFunction;
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ArrayBuilder, OneOfBuilder, Schema};
+use utoipa::{PartialSchema, ToSchema};
 
 use crate::error::ApiError;
-use crate::request::{Inputs, batch_size, invalid, kind, optional_bool, optional_string, text, texts};
+use crate::hf::Ranked;
 use crate::state::AppState;
+use crate::wire::{Inputs, Text};
 use modelcrate_core::pipeline;
+
+/// `POST /embed`'s body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TeiEmbedRequest {
+    pub inputs: Inputs,
+    /// L2-normalise each vector (TEI's default: true).
+    pub normalize: Option<bool>,
+    /// Cut a text longer than the model's max length; refused with 413 otherwise (unless
+    /// the server runs with `--auto-truncate`).
+    pub truncate: Option<bool>,
+    /// The served embedding model; may be left out when only one is served.
+    pub model: Option<String>,
+}
+
+/// `POST /predict`'s body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TeiPredictRequest {
+    pub inputs: PredictInputs,
+    /// The logits instead of the scores.
+    pub raw_scores: Option<bool>,
+    /// As `/embed`'s.
+    pub truncate: Option<bool>,
+    /// The served classifier; may be left out when only one is served.
+    pub model: Option<String>,
+}
+
+/// `POST /tokenize`'s body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenizeRequest {
+    pub inputs: Inputs,
+    /// `[CLS]`, `[SEP]` and the like (default: true).
+    pub add_special_tokens: Option<bool>,
+    /// The served text model; may be left out when only one is served.
+    pub model: Option<String>,
+}
+
+/// One token of `/tokenize`'s answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Token {
+    pub id: u32,
+    /// The text's piece under the token (the token itself for a special one).
+    pub text: String,
+    pub special: bool,
+    /// Byte offsets into the text; `null` for a special token.
+    pub start: Option<usize>,
+    pub stop: Option<usize>,
+}
+
+/// `/predict`'s `inputs`: a text, `["text"]`, or a batch `[["text"], …]`. A pair of texts
+/// (`["a", "b"]`, or `[["a", "b"]]` in a batch) is what a cross-encoder scores, and is
+/// refused by name: the classifiers here take one text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PredictInputs(pub Inputs);
+
+/// One item of a `/predict` list: a text, or a batch row of texts.
+enum PredictItem {
+    Text(String),
+    Row(String),
+}
+
+const PAIR: &str = "is a pair of texts, which only a cross-encoder scores; this model classifies one text: send \"text\", or a batch as [[\"text\"], …]";
+
+impl<'de> Deserialize<'de> for PredictItem {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ItemVisitor;
+
+        impl<'de> Visitor<'de> for ItemVisitor {
+            type Value = PredictItem;
+
+            fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+                formatter.write_str("a text or an array of one text")
+            }
+
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<PredictItem, E> {
+                Text::deserialize(de::value::StrDeserializer::new(text)).map(|Text(text)| PredictItem::Text(text))
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut row: A) -> Result<PredictItem, A::Error> {
+                let mut texts = Vec::new();
+                while let Some(Text(text)) = row.next_element()? {
+                    texts.push(text);
+                }
+                match <[String; 1]>::try_from(texts) {
+                    Ok([text]) => Ok(PredictItem::Row(text)),
+                    Err(texts) if texts.len() == 2 => Err(de::Error::custom(PAIR)),
+                    Err(texts) => Err(de::Error::custom(format!(
+                        "must be an array of one text, got {} texts",
+                        texts.len()
+                    ))),
+                }
+            }
+        }
+
+        deserializer.deserialize_any(ItemVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for PredictInputs {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct InputsVisitor;
+
+        impl<'de> Visitor<'de> for InputsVisitor {
+            type Value = PredictInputs;
+
+            fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+                formatter.write_str("a text, [\"text\"] or a batch [[\"text\"], …]")
+            }
+
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<PredictInputs, E> {
+                Text::deserialize(de::value::StrDeserializer::new(text))
+                    .map(|Text(text)| PredictInputs(Inputs::One(text)))
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> Result<PredictInputs, A::Error> {
+                let (mut texts, mut rows) = (Vec::new(), Vec::new());
+                while let Some(item) = items.next_element()? {
+                    match item {
+                        PredictItem::Text(text) => texts.push(text),
+                        PredictItem::Row(text) => rows.push(text),
+                    }
+                }
+                match (texts.len(), rows.len()) {
+                    (0, 0) => Err(de::Error::custom("is an empty array; send at least one text")),
+                    (1, 0) => Ok(PredictInputs(Inputs::One(texts.remove(0)))),
+                    (2, 0) => Err(de::Error::custom(PAIR)),
+                    (count, 0) => Err(de::Error::custom(format!(
+                        "has {count} strings: a text is \"text\" or [\"text\"], and a batch is [[\"text\"], …]"
+                    ))),
+                    (0, _) => Ok(PredictInputs(Inputs::Many(rows))),
+                    _ => Err(de::Error::custom(
+                        "mixes texts and one-text arrays: send a batch as [[\"text\"], …]",
+                    )),
+                }
+            }
+        }
+
+        deserializer.deserialize_any(InputsVisitor)
+    }
+}
+
+impl PartialSchema for PredictInputs {
+    fn schema() -> RefOr<Schema> {
+        let row = || {
+            ArrayBuilder::new()
+                .items(Text::schema())
+                .min_items(Some(1))
+                .max_items(Some(1))
+        };
+        OneOfBuilder::new()
+            .item(Text::schema())
+            .item(row())
+            .item(ArrayBuilder::new().items(row()).min_items(Some(1)))
+            .description(Some(
+                "a text, [\"text\"], or a batch [[\"text\"], …] (answered as a list)",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for PredictInputs {}
 
 /// The served model a TEI route runs: the one `model` names, which must be of `task`, or
 /// without a name the only served model of `task`.
@@ -35,7 +204,7 @@ fn chosen(state: &AppState, model: Option<&str>, task: Task, route: &str) -> Res
         let engine = state.engine(name)?;
         let found = engine.model().info().task;
         if found != task {
-            return Err(invalid(format!(
+            return Err(ApiError::Validation(format!(
                 "`model`: `{name}` is a {} model; {route} serves {} models",
                 found.as_str(),
                 task.as_str()
@@ -51,13 +220,13 @@ fn chosen(state: &AppState, model: Option<&str>, task: Task, route: &str) -> Res
         .collect();
     match fitting.as_slice() {
         [only] => Ok(Arc::clone(only)),
-        [] => Err(invalid(format!(
+        [] => Err(ApiError::Validation(format!(
             "no {} model is served, so {route} has nothing to run",
             task.as_str()
         ))),
         several => {
             let names: Vec<&str> = several.iter().map(|engine| engine.model().info().name).collect();
-            Err(invalid(format!(
+            Err(ApiError::Validation(format!(
                 "missing field `model`: {} {} models are served ({names:?}); name one",
                 names.len(),
                 task.as_str()
@@ -67,36 +236,27 @@ fn chosen(state: &AppState, model: Option<&str>, task: Task, route: &str) -> Res
 }
 
 /// `POST /embed`: one vector per text, always a list of vectors.
+#[utoipa::path(post, path = "/embed", tag = "TEI", operation_id = "tei_embed", request_body = TeiEmbedRequest,
+    responses((status = 200, description = "one vector per text, always a list", body = Vec<Vec<f32>>)))]
 pub async fn embed(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(HeaderMap, Json<Value>), ApiError> {
     state
-        .json_route(
-            "/embed",
-            body,
-            &["inputs", "normalize", "truncate", "model"],
-            async |object| embed_texts(&state, &object).await,
-        )
+        .json_route("/embed", body, async |request: TeiEmbedRequest| {
+            embed_texts(&state, request).await
+        })
         .await
 }
 
-async fn embed_texts(state: &AppState, object: &Map<String, Value>) -> Result<(HeaderMap, Json<Value>), ApiError> {
+async fn embed_texts(state: &AppState, request: TeiEmbedRequest) -> Result<(HeaderMap, Json<Value>), ApiError> {
     let started = Instant::now();
-    let engine = chosen(
-        state,
-        optional_string(object, "model")?,
-        Task::FeatureExtraction,
-        "/embed",
-    )?;
-    let inputs = texts(
-        object.get("inputs"),
-        "inputs",
-        state.limits.max_client_batch_size,
-        "text",
-    )?;
-    let normalize = optional_bool(object, "normalize")?.unwrap_or(true);
-    let truncate = optional_bool(object, "truncate")?;
+    let engine = chosen(state, request.model.as_deref(), Task::FeatureExtraction, "/embed")?;
+    let inputs = request
+        .inputs
+        .at_most(state.limits.max_client_batch_size, "inputs", "text")?;
+    let normalize = request.normalize.unwrap_or(true);
+    let truncate = request.truncate;
     let infer = Infer::new(engine, state.limits.core());
     let name = infer.info().name;
     let truncate = Truncate::Asked {
@@ -110,68 +270,29 @@ async fn embed_texts(state: &AppState, object: &Map<String, Value>) -> Result<(H
     ))
 }
 
-/// `/predict`'s `inputs`: a text, or a batch of one-text arrays. Pairs are refused by name.
-fn predict_inputs(value: Option<&Value>, max_inputs: usize) -> Result<Inputs, ApiError> {
-    let pair = |place: &str| {
-        invalid(format!(
-            "`{place}` is a pair of texts, which only a cross-encoder scores; this model classifies one text: send \"text\", or a batch as [[\"text\"], …]"
-        ))
-    };
-    match value {
-        Some(Value::Array(items)) if items.first().is_some_and(Value::is_string) => match items.as_slice() {
-            [one] => Ok(Inputs::One(text(one, "inputs[0]")?)),
-            [_, _] => Err(pair("inputs")),
-            _ => Err(invalid(format!(
-                "`inputs` has {} strings: a text is \"text\" or [\"text\"], and a batch is [[\"text\"], …]",
-                items.len()
-            ))),
-        },
-        Some(Value::Array(items)) => {
-            batch_size(items.len(), "inputs", max_inputs, "text")?;
-            let texts = items
-                .iter()
-                .enumerate()
-                .map(|(i, item)| match item.as_array().map(Vec::as_slice) {
-                    Some([one]) => text(one, &format!("inputs[{i}][0]")),
-                    Some([_, _]) => Err(pair(&format!("inputs[{i}]"))),
-                    _ => Err(invalid(format!(
-                        "`inputs[{i}]` must be an array of one text, got {}",
-                        kind(item)
-                    ))),
-                })
-                .collect::<Result<_, _>>()?;
-            Ok(Inputs::Many(texts))
-        }
-        other => texts(other, "inputs", max_inputs, "text"),
-    }
-}
-
 /// `POST /predict`: every label with its score, best first; a list of such lists for a batch.
+#[utoipa::path(post, path = "/predict", tag = "TEI", operation_id = "tei_predict", request_body = TeiPredictRequest,
+    responses((status = 200, description = "every label, best first; a list per text of a batch", body = Ranked)))]
 pub async fn predict(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(HeaderMap, Json<Value>), ApiError> {
     state
-        .json_route(
-            "/predict",
-            body,
-            &["inputs", "raw_scores", "truncate", "model"],
-            async |object| classify_texts(&state, &object).await,
-        )
+        .json_route("/predict", body, async |request: TeiPredictRequest| {
+            classify_texts(&state, request).await
+        })
         .await
 }
 
-async fn classify_texts(state: &AppState, object: &Map<String, Value>) -> Result<(HeaderMap, Json<Value>), ApiError> {
+async fn classify_texts(state: &AppState, request: TeiPredictRequest) -> Result<(HeaderMap, Json<Value>), ApiError> {
     let started = Instant::now();
-    let engine = chosen(
-        state,
-        optional_string(object, "model")?,
-        Task::TextClassification,
-        "/predict",
-    )?;
-    let inputs = predict_inputs(object.get("inputs"), state.limits.max_client_batch_size)?;
-    let raw_scores = optional_bool(object, "raw_scores")?.unwrap_or(false);
-    let truncate = optional_bool(object, "truncate")?;
+    let engine = chosen(state, request.model.as_deref(), Task::TextClassification, "/predict")?;
+    let inputs = request
+        .inputs
+        .0
+        .at_most(state.limits.max_client_batch_size, "inputs", "text")?;
+    let raw_scores = request.raw_scores.unwrap_or(false);
+    let truncate = request.truncate;
     let infer = Infer::new(engine, state.limits.core());
     let name = infer.info().name;
     let single = inputs.is_one();
@@ -188,22 +309,21 @@ async fn classify_texts(state: &AppState, object: &Map<String, Value>) -> Result
 
 /// `POST /tokenize`: each text's tokens as the model sees them (truncated at its max
 /// length), with byte offsets into the text; special tokens have none.
+#[utoipa::path(post, path = "/tokenize", tag = "TEI", operation_id = "tei_tokenize", request_body = TokenizeRequest,
+    responses((status = 200, description = "each text's tokens, with byte offsets", body = Vec<Vec<Token>>)))]
 pub async fn tokenize(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Vec<Vec<Token>>>, ApiError> {
     state
-        .json_route(
-            "/tokenize",
-            body,
-            &["inputs", "add_special_tokens", "model"],
-            async |object| tokens(&state, &object).await,
-        )
+        .json_route("/tokenize", body, async |request: TokenizeRequest| {
+            tokens(&state, request).await
+        })
         .await
 }
 
-async fn tokens(state: &AppState, object: &Map<String, Value>) -> Result<Json<Value>, ApiError> {
-    let engine = match optional_string(object, "model")? {
+async fn tokens(state: &AppState, request: TokenizeRequest) -> Result<Json<Vec<Vec<Token>>>, ApiError> {
+    let engine = match request.model.as_deref() {
         Some(name) => state.engine(name)?,
         None => {
             let text_models: Vec<Arc<Engine>> = state
@@ -216,48 +336,56 @@ async fn tokens(state: &AppState, object: &Map<String, Value>) -> Result<Json<Va
                 [only] => Arc::clone(only),
                 _ => {
                     let names: Vec<&str> = text_models.iter().map(|e| e.model().info().name).collect();
-                    return Err(invalid(format!(
+                    return Err(ApiError::Validation(format!(
                         "missing field `model`: name one of the text models {names:?}"
                     )));
                 }
             }
         }
     };
-    let inputs = texts(
-        object.get("inputs"),
-        "inputs",
-        state.limits.max_client_batch_size,
-        "text",
-    )?;
-    let special = optional_bool(object, "add_special_tokens")?.unwrap_or(true);
+    let inputs = request
+        .inputs
+        .at_most(state.limits.max_client_batch_size, "inputs", "text")?;
+    let special = request.add_special_tokens.unwrap_or(true);
     let tokenized = Infer::new(engine, state.limits.core())
         .tokenize(inputs.into_texts(), special)
         .await?;
     let answer = tokenized
-        .iter()
+        .into_iter()
         .map(|tokens| {
             tokens
-                .iter()
-                .map(|token| {
-                    json!({"id": token.id, "text": token.text, "special": token.special, "start": token.start, "stop": token.stop})
+                .into_iter()
+                .map(|token| Token {
+                    id: token.id,
+                    text: token.text,
+                    special: token.special,
+                    start: token.start,
+                    stop: token.stop,
                 })
-                .collect::<Vec<_>>()
+                .collect()
         })
-        .collect::<Vec<_>>();
-    Ok(Json(json!(answer)))
+        .collect();
+    Ok(Json(answer))
 }
 
 /// `GET /info[?model=name]`: TEI's description of one model (the only one, or the one
 /// named) with the server's limits; with several served and none named, the limits and
 /// every model's name.
+#[utoipa::path(get, path = "/info", tag = "TEI", operation_id = "tei_info",
+    params(("model" = Option<String>, Query, description = "the model to describe; the server's limits and models when absent and several are served")),
+    responses((status = 200, description = "TEI's description of the model, or the server's limits")))]
 pub async fn info(State(state): State<AppState>, RawQuery(query): RawQuery) -> Result<Json<Value>, ApiError> {
     let named: Vec<(String, String)> = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
-        .map_err(|error| invalid(format!("the query string is not form-encoded: {error}")))?;
+        .map_err(|error| ApiError::Validation(format!("the query string is not form-encoded: {error}")))?;
     let mut model = None;
     for (key, value) in named {
         match key.as_str() {
             "model" => model = Some(value),
-            other => return Err(invalid(format!("unknown query parameter `{other}`; expected `model`"))),
+            other => {
+                return Err(ApiError::Validation(format!(
+                    "unknown query parameter `{other}`; expected `model`"
+                )));
+            }
         }
     }
     let engine = match (model, state.models.len()) {

@@ -270,7 +270,7 @@ fn fills(template: &str, path: &str) -> bool {
 async fn the_openapi_document_describes_every_route_and_each_models_facts() {
     let base = start_fakes().await;
     let document = get(&base, "/openapi.json").await;
-    assert_eq!(document["openapi"], "3.0.3");
+    assert_eq!(document["openapi"], "3.1.0");
     let paths = document["paths"].as_object().unwrap();
     // Every described route exists: it answers anything but "no route" or "wrong method".
     let client = reqwest::Client::new();
@@ -308,17 +308,29 @@ async fn the_openapi_document_describes_every_route_and_each_models_facts() {
             .clone()
     };
     assert_eq!(
-        answer(CLASSIFIER)["items"]["properties"]["label"]["enum"],
+        answer(CLASSIFIER)["items"]["allOf"][1]["properties"]["label"]["enum"],
         json!(["negative", "positive"])
     );
     assert_eq!(answer(EMBEDDER)["maxItems"], DIMENSION);
     assert_eq!(
-        answer(TAGGER)["items"]["properties"]["entity_group"]["enum"],
+        answer(TAGGER)["items"]["oneOf"][0]["allOf"][1]["properties"]["entity_group"]["enum"],
         json!(["LANG"])
     );
     assert_eq!(
-        paths["/v1/embeddings"]["post"]["requestBody"]["content"]["application/json"]["schema"]["properties"]["model"]
-            ["enum"],
+        paths["/v1/embeddings"]["post"]["requestBody"]["content"]["application/json"]["schema"]["allOf"][1]["properties"]
+            ["model"]["enum"],
         json!([EMBEDDER])
+    );
+    // Requests are described by the types the handlers read.
+    let schemas = &document["components"]["schemas"];
+    assert_eq!(
+        schemas["ClassifyRequest"]["required"],
+        json!(["inputs"]),
+        "{}",
+        schemas["ClassifyRequest"]
+    );
+    assert!(
+        schemas["ClassifyParameters"]["properties"]["function_to_apply"].is_object(),
+        "{schemas}"
     );
 }

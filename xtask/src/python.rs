@@ -1,5 +1,7 @@
-//! The Python environment: a venv made once per machine from `python/requirements.lock`
-//! (the steps run in it through `python_host`).
+//! The Python environments: the project's venv, made once per machine from
+//! `python/requirements.lock` (the steps run in it through `python_host`), and a small
+//! one of the test command's tools from `python/tools.lock`, apart so that a tool's
+//! version keys no step.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -37,11 +39,30 @@ impl Venv {
         self.dir.join("bin").join("python")
     }
 
-    /// Creates or updates the venv so that it holds exactly the lock; a no-op when the
-    /// lock is unchanged since the last install.
+    /// Creates or updates the project's venv so that it holds exactly the lock; a no-op
+    /// when the lock is unchanged since the last install.
     pub fn ensure(paths: &Paths) -> Result<Self> {
-        let venv = Self { dir: Self::location()? };
-        let lock = paths.root.join("python/requirements.lock");
+        Self::ensure_at(
+            paths,
+            Self::location()?,
+            "python/requirements.lock",
+            "torch and its libraries: about 6 GB",
+        )
+    }
+
+    /// The test command's tools (`~/.cache/modelcrate/tools-venv`, from
+    /// `python/tools.lock`), made or updated as [`Venv::ensure`] makes the project's.
+    pub fn tools(paths: &Paths) -> Result<Self> {
+        let dir = paths::machine_cache()?.join("tools-venv");
+        Self::ensure_at(paths, dir, "python/tools.lock", "the OpenAPI validator: a few MB")
+    }
+
+    /// The venv at `dir` holding exactly `lock` (relative to the root); `what` says what
+    /// an install brings.
+    fn ensure_at(paths: &Paths, dir: PathBuf, lock: &str, what: &str) -> Result<Self> {
+        let venv = Self { dir };
+        let lock_name = lock;
+        let lock = paths.root.join(lock);
         let lock_hash = hash_paths(&paths.root, std::slice::from_ref(&lock))?;
         let marker = venv.dir.join(MARKER);
         if std::fs::read_to_string(&marker).is_ok_and(|h| h.trim() == lock_hash) && venv.python().is_file() {
@@ -55,7 +76,7 @@ impl Venv {
                 "create the venv",
             )?;
         }
-        eprintln!("    installing python/requirements.lock (torch and its libraries: about 6 GB)");
+        eprintln!("    installing {lock_name} ({what})");
         let _ = std::fs::remove_file(&marker);
         install_lock(&venv, &lock)?;
         std::fs::write(&marker, &lock_hash)?;

@@ -1,7 +1,8 @@
 //! The end of the main job, checked: start the real server binary on a free loopback
 //! port, ask it the README's question, let real clients (`python/modelcrate/clients.py`:
-//! the `openai` package, and KServe v2 requests in plain HTTP) talk to it, and stop it
-//! with SIGTERM.
+//! the `openai` package, and KServe v2 requests in plain HTTP) talk to it, validate its
+//! `/openapi.json` with a standard OpenAPI validator (`openapi-spec-validator`, from the
+//! tools venv), and stop it with SIGTERM.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -13,6 +14,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::paths::Paths;
 use crate::pipeline::release_binary;
+use crate::python::Venv;
 
 const QUESTION: &str = r#"{"inputs": "Arsenal beat Chelsea 2-1 in the league on Saturday"}"#;
 const EXPECTED_LABEL: &str = "sports";
@@ -101,6 +103,7 @@ pub fn request_at(host: &str, port: u16, method: &str, path: &str, body: &str) -
 }
 
 pub fn run(paths: &Paths, ort_dylib: &Path, python: &Path) -> Result<()> {
+    let tools = Venv::tools(paths)?;
     let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let binary = release_binary(paths, "modelcrate-server");
     let server = Server::new(
@@ -138,7 +141,37 @@ pub fn run(paths: &Paths, ort_dylib: &Path, python: &Path) -> Result<()> {
     if !status.success() {
         bail!("a real client failed against the server ({status}); see its message above");
     }
+    validate_openapi(paths, port, &tools)?;
     drop(server);
+    Ok(())
+}
+
+/// Fetches the server's `/openapi.json` into `artifacts/openapi.json` and validates it
+/// with `openapi-spec-validator`.
+fn validate_openapi(paths: &Paths, port: u16, tools: &Venv) -> Result<()> {
+    let (status, body) = request(port, "GET", "/openapi.json", "")?;
+    if status != 200 {
+        bail!("GET /openapi.json answered {status}: {body}");
+    }
+    let document = paths.artifacts().join("openapi.json");
+    std::fs::write(&document, &body).with_context(|| format!("cannot write {}", document.display()))?;
+    let output = Command::new(tools.python())
+        .args(["-m", "openapi_spec_validator"])
+        .arg(&document)
+        .output()
+        .context("cannot run python -m openapi_spec_validator")?;
+    if !output.status.success() {
+        bail!(
+            "{} (GET /openapi.json) is not a valid OpenAPI document:\n{}{}",
+            document.display(),
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    eprintln!(
+        "    GET /openapi.json: {}",
+        String::from_utf8_lossy(&output.stdout).trim()
+    );
     Ok(())
 }
 

@@ -286,7 +286,7 @@ async fn every_response_carries_a_request_id_and_a_usable_one_is_kept() {
 async fn the_openapi_document_describes_the_real_models_as_typed() {
     let base = start().await;
     let document = get(&base, "/openapi.json").await;
-    assert_eq!(document["openapi"], "3.0.3");
+    assert_eq!(document["openapi"], "3.1.0");
     let paths = document["paths"].as_object().unwrap();
     for required in [
         "/models/news-topic/predict",
@@ -294,7 +294,7 @@ async fn the_openapi_document_describes_the_real_models_as_typed() {
         "/embed",
         "/predict",
         "/tokenize",
-        "/v2/models/news-topic/infer",
+        "/v2/models/{name}/infer",
         "/metrics",
     ] {
         assert!(paths.contains_key(required), "{required} is described");
@@ -304,7 +304,7 @@ async fn the_openapi_document_describes_the_real_models_as_typed() {
     let topic = &paths["/models/news-topic/predict"]["post"];
     let answer = &topic["responses"]["200"]["content"]["application/json"]["schema"]["oneOf"][0];
     assert_eq!(
-        answer["items"]["properties"]["label"]["enum"],
+        answer["items"]["allOf"][1]["properties"]["label"]["enum"],
         json!(["business", "entertainment", "politics", "sports", "tech"])
     );
     let embedding = &paths["/models/news-embed/predict"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
@@ -313,13 +313,21 @@ async fn the_openapi_document_describes_the_real_models_as_typed() {
     let entities = &paths["/models/release-ner/predict"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
         ["oneOf"][0];
     assert_eq!(
-        entities["items"]["properties"]["entity_group"]["enum"],
+        entities["items"]["oneOf"][0]["allOf"][1]["properties"]["entity_group"]["enum"],
         json!(["PRODUCT", "VERSION"])
     );
     assert_eq!(
-        document["paths"]["/v1/embeddings"]["post"]["requestBody"]["content"]["application/json"]["schema"]["properties"]
-            ["model"]["enum"],
+        document["paths"]["/v1/embeddings"]["post"]["requestBody"]["content"]["application/json"]["schema"]["allOf"][1]
+            ["properties"]["model"]["enum"],
         json!(["news-embed"])
+    );
+    // Where a route takes a model's name, the served names are its enum.
+    let infer = &paths["/v2/models/{name}/infer"]["post"]["parameters"][0];
+    assert!(
+        infer["schema"]["enum"]
+            .as_array()
+            .is_some_and(|names| names.contains(&json!("news-topic"))),
+        "{infer}"
     );
     // Swagger UI, from the vendored assets.
     let page = reqwest::get(format!("{base}/docs"))
