@@ -11,9 +11,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, header};
 use modelcrate_core::{Infer, TopK, Truncate};
 use modelcrate_runtime::{ModelInfo, Task};
-use serde::Serialize;
 use serde_json::{Value, json};
-use utoipa::ToSchema;
 
 use crate::error::ApiError;
 use crate::image_request::{ImageRequest, media_type};
@@ -21,51 +19,6 @@ use crate::request::{ClassifyRequest, EmbedRequest, EntitiesRequest};
 use crate::state::AppState;
 use crate::wire;
 use modelcrate_core::pipeline;
-
-/// A label and its score: one entry of a classifier's answer.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct LabelScore {
-    pub label: String,
-    pub score: f64,
-}
-
-/// A classifier's answer: without `top_k`, the best label of each text in one list;
-/// with it (or from TEI's `/predict`), each text's labels best first, in a list per text
-/// when a list was sent. These and the entity types describe `core::pipeline`'s answers,
-/// which `tests/protocols.rs` checks against this description.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(untagged)]
-pub enum Ranked {
-    Labels(Vec<LabelScore>),
-    PerText(Vec<Vec<LabelScore>>),
-}
-
-/// An entity of aggregation `simple`, `first`, `average` or `max`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct EntityGroup {
-    /// The entity type (`PRODUCT`).
-    pub entity_group: String,
-    /// The mean of its tokens' (or words') scores.
-    pub score: f64,
-    /// Its words as the tokenizer decodes them.
-    pub word: String,
-    /// Character offsets into the text (not bytes).
-    pub start: usize,
-    pub end: usize,
-}
-
-/// A token's label (aggregation `none`).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TokenEntity {
-    /// The BIO label (`B-PRODUCT`).
-    pub entity: String,
-    pub score: f64,
-    /// Its position in the model input (`[CLS]` is 0).
-    pub index: usize,
-    pub word: String,
-    pub start: usize,
-    pub end: usize,
-}
 
 /// The route label of the Inference API's prediction route in the metrics.
 const PREDICT_ROUTE: &str = "/models/{name}/predict";

@@ -6,6 +6,7 @@
 //! from `modelcrate_models::MODELS`.
 
 pub mod admin;
+pub mod answers;
 pub mod config;
 pub mod error;
 pub mod hf;
@@ -21,6 +22,7 @@ pub mod request_log;
 pub mod routes;
 pub mod served;
 pub mod state;
+pub mod status;
 pub mod tei;
 pub mod wire;
 

@@ -19,12 +19,12 @@ use modelcrate_runtime::{ModelInfo, Task};
 use serde_json::{Map, Value, json};
 use utoipa::OpenApi;
 
+use crate::answers::{EntityGroup, LabelScore, Ranked, TokenEntity};
 use crate::error::ErrorBody;
-use crate::hf::{EntityGroup, LabelScore, Ranked, TokenEntity};
 use crate::openai::OpenAiErrorBody;
 use crate::request::{ClassifyRequest, EmbedRequest, EntitiesRequest, ImagesRequest};
 use crate::state::AppState;
-use crate::{admin, kserve, openai, routes, tei};
+use crate::{admin, kserve, openai, status, tei};
 
 /// The routes every server has, whatever it serves.
 #[derive(OpenApi)]
@@ -34,11 +34,11 @@ use crate::{admin, kserve, openai, routes, tei};
         description = "Fine-tuned Hugging Face models served from Rust: the Inference API's shapes, OpenAI embeddings, TEI and KServe v2."
     ),
     paths(
-        routes::health,
-        routes::live,
-        routes::ready,
-        routes::list_models,
-        routes::metrics,
+        status::health,
+        status::live,
+        status::ready,
+        status::list_models,
+        status::metrics,
         openai::embeddings,
         openai::models,
         tei::embed,

@@ -28,8 +28,8 @@ use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{ArrayBuilder, OneOfBuilder, Schema};
 use utoipa::{PartialSchema, ToSchema};
 
+use crate::answers::Ranked;
 use crate::error::ApiError;
-use crate::hf::Ranked;
 use crate::state::AppState;
 use crate::wire::{Inputs, Text};
 use modelcrate_core::pipeline;
