@@ -120,6 +120,15 @@ pub struct Config {
     /// `Authorization: Bearer <token>`; without it they are open to whoever reaches the port.
     #[arg(long, env = "MODELCRATE_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// An origin browsers may call the API from (CORS), e.g. `https://app.example.com`;
+    /// repeat it for several, or `*` for any. Without it no CORS headers are sent, and a
+    /// browser refuses other origins' pages their answers.
+    #[arg(
+        long = "cors-allow-origin",
+        env = "MODELCRATE_CORS_ALLOW_ORIGIN",
+        value_delimiter = ','
+    )]
+    pub cors_allow_origins: Vec<String>,
 }
 
 impl Config {

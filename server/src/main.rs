@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use modelcrate_server::lifecycle::{self, Lifecycle};
 use modelcrate_server::served::{Fingerprint, Served};
-use modelcrate_server::{AppState, CATALOG, Config, app, reload};
+use modelcrate_server::{AppState, CATALOG, Config, app, reload, routes};
 use tracing_subscriber::EnvFilter;
 
 /// After the drain, how long closing the remaining connections may take.
@@ -112,7 +112,8 @@ async fn run(config: Config) -> Result<()> {
             drained.notify_one();
         }
     };
-    let server = axum::serve(listener, app(state)).with_graceful_shutdown(shutdown);
+    let router = routes::with_cors(app(state), &config.cors_allow_origins)?;
+    let server = axum::serve(listener, router).with_graceful_shutdown(shutdown);
     let serving = tokio::spawn(async move { server.await });
 
     match warming.await? {

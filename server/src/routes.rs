@@ -6,9 +6,10 @@
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::handler::Handler;
-use axum::http::{Method, Uri};
+use axum::http::{HeaderName, HeaderValue, Method, Uri, header};
 use axum::routing::{MethodRouter, get, post};
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -81,6 +82,46 @@ pub fn app(state: AppState) -> Router {
         .layer(CatchPanicLayer::custom(crate::error::panicked))
         .layer(axum::middleware::from_fn(request_log::with_request_id))
         .with_state(state)
+}
+
+/// `router` answering browsers from `origins` (CORS: `*` for any), or as it is when
+/// there are none. An origin that is not a valid header value is an error naming it.
+pub fn with_cors(router: Router, origins: &[String]) -> anyhow::Result<Router> {
+    if origins.is_empty() {
+        return Ok(router);
+    }
+    let allowed = if origins.iter().any(|origin| origin == "*") {
+        AllowOrigin::any()
+    } else {
+        let values = origins
+            .iter()
+            .map(|origin| {
+                HeaderValue::from_str(origin)
+                    .map_err(|_| anyhow::anyhow!("--cors-allow-origin {origin:?} is not a valid origin"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        AllowOrigin::list(values)
+    };
+    let exposed = [
+        request_log::HEADER,
+        "x-tokenization-time",
+        "x-preparation-time",
+        "x-queue-time",
+        "x-inference-time",
+        "x-total-time",
+        "x-batch-size",
+    ]
+    .map(HeaderName::from_static);
+    let cors = CorsLayer::new()
+        .allow_origin(allowed)
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::AUTHORIZATION,
+            HeaderName::from_static(request_log::HEADER),
+        ])
+        .expose_headers(exposed);
+    Ok(router.layer(cors))
 }
 
 async fn not_found(uri: Uri) -> ApiError {

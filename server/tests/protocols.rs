@@ -6,7 +6,7 @@
 mod common;
 
 use common::fake::{CLASSIFIER, DIMENSION, EMBEDDER, IMAGES, MAX_LENGTH, TAGGER};
-use common::{get, post, post_bytes, start_fakes};
+use common::{get, post, post_bytes, start_fakes, start_fakes_for};
 use serde_json::{Value, json};
 
 /// softmax([0, 2])[1]: two counted words for one label, none for the other.
@@ -253,6 +253,53 @@ async fn refusals_are_json_with_the_status_that_names_the_problem() {
     assert_eq!(status, 415, "{answer}");
     let (status, answer) = post_bytes(&base, &predict, "application/json", b"{\"inputs\": ".to_vec()).await;
     assert_eq!(status, 400, "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browsers_are_answered_only_from_the_allowed_origins() {
+    let origin = "https://app.example.com";
+    let client = reqwest::Client::new();
+    let preflight = |base: &str| {
+        client
+            .request(reqwest::Method::OPTIONS, format!("{base}/models/{CLASSIFIER}/predict"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type")
+            .send()
+    };
+    let allowing = start_fakes_for(&[origin]).await;
+    let answer = preflight(&allowing).await.unwrap();
+    assert_eq!(answer.headers()["access-control-allow-origin"], origin);
+    let answer = client
+        .post(format!("{allowing}/models/{CLASSIFIER}/predict"))
+        .header("origin", origin)
+        .json(&json!({"inputs": "good"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.headers()["access-control-allow-origin"], origin);
+    let exposed = answer.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        exposed.contains("x-request-id") && exposed.contains("x-inference-time"),
+        "{exposed}"
+    );
+    let other = client
+        .post(format!("{allowing}/models/{CLASSIFIER}/predict"))
+        .header("origin", "https://elsewhere.example")
+        .json(&json!({"inputs": "good"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+    // Without the flag, no CORS headers at all.
+    let closed = start_fakes().await;
+    let answer = preflight(&closed).await.unwrap();
+    assert!(answer.headers().get("access-control-allow-origin").is_none());
+    assert!(modelcrate_server::routes::with_cors(axum::Router::new(), &["bad\norigin".into()]).is_err());
 }
 
 /// Whether `template` (`/models/{name}/predict`) matches `path`.

@@ -87,12 +87,17 @@ pub async fn start_serving_laid_out(
     .await
     .unwrap()
     .expect("the exported models load (run `cargo xtask export`; set ORT_DYLIB_PATH)");
-    serve(engines, options, layout, batching, request_timeout).await
+    serve_with(engines, options, layout, batching, request_timeout, app).await
 }
 
 /// The fake models of [`fake`], one engine each, served in-process as [`start_serving`]
 /// serves the real ones; returns the base URL.
 pub async fn start_fakes() -> String {
+    start_fakes_for(&[]).await
+}
+
+/// [`start_fakes`], answering browsers from `cors_origins` (`--cors-allow-origin`).
+pub async fn start_fakes_for(cors_origins: &[&str]) -> String {
     let batching = BatchingOptions::default();
     let layout = Layout::Fixed {
         sessions: 1,
@@ -102,16 +107,30 @@ pub async fn start_fakes() -> String {
         layout,
         ..LoadOptions::default()
     };
-    serve(fake::engines(&batching), options, layout, batching, fake::TIMEOUT).await
+    let router = |state| {
+        let origins: Vec<String> = cors_origins.iter().map(|origin| origin.to_string()).collect();
+        modelcrate_server::routes::with_cors(app(state), &origins).expect("the origins are valid")
+    };
+    serve_with(
+        fake::engines(&batching),
+        options,
+        layout,
+        batching,
+        fake::TIMEOUT,
+        router,
+    )
+    .await
 }
 
-/// Warms `engines` up and serves them on a free loopback port, ready; returns the base URL.
-async fn serve(
+/// Warms `engines` up and serves them on a free loopback port, ready, through the router
+/// `router` makes of the state; returns the base URL.
+async fn serve_with(
     engines: BTreeMap<String, Arc<Engine>>,
     options: LoadOptions,
     layout: Layout,
     batching: BatchingOptions,
     request_timeout: Duration,
+    router: impl FnOnce(AppState) -> axum::Router,
 ) -> String {
     let served = Arc::new(Served::new(engines, &[], BTreeMap::new()));
     let warm_up_timeout = request_timeout.max(Duration::from_secs(60));
@@ -145,7 +164,8 @@ async fn serve(
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app(state)).await.unwrap() });
+    let router = router(state);
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
     format!("http://{address}")
 }
 
