@@ -13,7 +13,8 @@
 
 use modelcrate_runtime::Entity;
 use modelcrate_runtime::classification::{best, ranked};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 
 /// The pipeline's `top_k`: absent (one best label, legacy shape), `null` (all), or k.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,60 +24,178 @@ pub enum TopK {
     K(usize),
 }
 
-fn entry(labels: &[&str], id: usize, score: f32) -> Value {
-    // Python's `score.item()` widens float32 to a double; so does this.
-    json!({"label": labels[id], "score": f64::from(score)})
+/// A label and its score: one entry of a classifier's answer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LabelScore {
+    pub label: &'static str,
+    /// The float32 score widened to a double, as Python's `score.item()` does.
+    pub score: f64,
+}
+
+/// One text's labels: the best alone (no `top_k`), or the labels best first.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum TextLabels {
+    Best(LabelScore),
+    Ranked(Vec<LabelScore>),
+}
+
+/// A classifier's answer: one text's labels best first (one text sent alone, with
+/// `top_k`), or an entry per text.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Classification {
+    Ranked(Vec<LabelScore>),
+    PerText(Vec<TextLabels>),
+}
+
+/// As a schema, an array of [`TextLabels`]: a ranked list is also one (of best labels),
+/// and the two variants' schemas side by side would not be `oneOf`, which wants exactly
+/// one to match.
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for Classification {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ArrayBuilder::new()
+            .items(utoipa::openapi::Ref::from_schema_name("TextLabels"))
+            .description(Some(
+                "one text's labels best first (one text sent alone, with top_k), or an entry per text",
+            ))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for Classification {
+    fn schemas(schemas: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)>) {
+        use utoipa::PartialSchema;
+        schemas.push(("TextLabels".into(), TextLabels::schema()));
+        <TextLabels as utoipa::ToSchema>::schemas(schemas);
+    }
+}
+
+/// A token's label (aggregation `none`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TokenEntity {
+    /// The BIO label (`B-PRODUCT`).
+    pub entity: &'static str,
+    pub score: f64,
+    /// Its position in the model input (`[CLS]` is 0).
+    pub index: usize,
+    pub word: String,
+    /// Character offsets into the text (not bytes).
+    pub start: usize,
+    pub end: usize,
+}
+
+/// An entity of aggregation `simple`, `first`, `average` or `max`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EntityGroup {
+    /// The entity type (`PRODUCT`).
+    pub entity_group: &'static str,
+    /// The mean of its tokens' (or words') scores.
+    pub score: f64,
+    /// Its words as the tokenizer decodes them.
+    pub word: String,
+    /// Character offsets into the text (not bytes).
+    pub start: usize,
+    pub end: usize,
+}
+
+/// One entity as the token-classification pipeline writes it, by strategy.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum EntityAnswer {
+    Token(TokenEntity),
+    Group(EntityGroup),
+}
+
+/// A token classifier's answer: one text's entities, or a list per text.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum Entities {
+    One(Vec<EntityAnswer>),
+    PerText(Vec<Vec<EntityAnswer>>),
+}
+
+fn entry(labels: &[&'static str], id: usize, score: f32) -> LabelScore {
+    LabelScore {
+        label: labels.get(id).copied().unwrap_or("?"),
+        score: f64::from(score),
+    }
 }
 
 /// One text's answer.
-pub fn one(labels: &[&str], scores: &[f32], top_k: TopK) -> Value {
+pub fn one(labels: &[&'static str], scores: &[f32], top_k: TopK) -> TextLabels {
     match top_k {
         TopK::Absent => {
             let top = best(scores);
-            entry(labels, top.id, top.score)
+            TextLabels::Best(entry(labels, top.id, top.score))
         }
         TopK::All | TopK::K(_) => {
             let k = if let TopK::K(k) = top_k { Some(k) } else { None };
-            Value::Array(ranked(scores, k).iter().map(|s| entry(labels, s.id, s.score)).collect())
+            TextLabels::Ranked(ranked(scores, k).iter().map(|s| entry(labels, s.id, s.score)).collect())
         }
     }
 }
 
 /// The whole answer; `single` when `inputs` was one string rather than a list.
-pub fn answer(labels: &[&str], scores: &[Vec<f32>], top_k: TopK, single: bool) -> Value {
-    let mut answers: Vec<Value> = scores.iter().map(|row| one(labels, row, top_k)).collect();
+pub fn classification(labels: &[&'static str], scores: &[Vec<f32>], top_k: TopK, single: bool) -> Classification {
+    let mut answers: Vec<TextLabels> = scores.iter().map(|row| one(labels, row, top_k)).collect();
     // One text with `top_k` gets its ranked list as is; otherwise a list, one entry per text.
-    if single && top_k != TopK::Absent && answers.len() == 1 {
-        return answers.remove(0);
+    if single
+        && answers.len() == 1
+        && let TextLabels::Ranked(ranked) = &mut answers[0]
+    {
+        return Classification::Ranked(std::mem::take(ranked));
     }
-    Value::Array(answers)
+    Classification::PerText(answers)
+}
+
+/// [`classification`] as JSON, as parity compares it with the pipeline's own.
+pub fn answer(labels: &[&'static str], scores: &[Vec<f32>], top_k: TopK, single: bool) -> Value {
+    serde_json::to_value(classification(labels, scores, top_k, single)).unwrap_or(Value::Null)
 }
 
 /// One entity as the token-classification pipeline writes it.
-fn entity(entity: &Entity) -> Value {
+fn entity(entity: &Entity) -> EntityAnswer {
     let score = f64::from(entity.score);
     match entity.index {
-        Some(index) => json!({
-            "entity": entity.label, "score": score, "index": index,
-            "word": entity.word, "start": entity.start, "end": entity.end,
+        Some(index) => EntityAnswer::Token(TokenEntity {
+            entity: entity.label,
+            score,
+            index,
+            word: entity.word.clone(),
+            start: entity.start,
+            end: entity.end,
         }),
-        None => json!({
-            "entity_group": entity.label, "score": score,
-            "word": entity.word, "start": entity.start, "end": entity.end,
+        None => EntityAnswer::Group(EntityGroup {
+            entity_group: entity.label,
+            score,
+            word: entity.word.clone(),
+            start: entity.start,
+            end: entity.end,
         }),
     }
 }
 
 /// A token-classification answer; `single` when `inputs` was one string.
-pub fn entities(found: &[Vec<Entity>], single: bool) -> Value {
-    let mut answers: Vec<Value> = found
-        .iter()
-        .map(|text| Value::Array(text.iter().map(entity).collect()))
-        .collect();
+pub fn entity_lists(found: &[Vec<Entity>], single: bool) -> Entities {
+    let mut answers: Vec<Vec<EntityAnswer>> = found.iter().map(|text| text.iter().map(entity).collect()).collect();
     if single && answers.len() == 1 {
-        return answers.remove(0);
+        return Entities::One(answers.remove(0));
     }
-    Value::Array(answers)
+    Entities::PerText(answers)
+}
+
+/// [`entity_lists`] as JSON, as parity compares it with the pipeline's own.
+pub fn entities(found: &[Vec<Entity>], single: bool) -> Value {
+    serde_json::to_value(entity_lists(found, single)).unwrap_or(Value::Null)
 }
 
 /// Max |score difference| between two answers of the same shape, or the first
@@ -110,6 +229,7 @@ pub fn difference(rust: &Value, python: &Value, place: &str) -> Result<f64, Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     const LABELS: [&str; 3] = ["a", "b", "c"];
 

@@ -9,9 +9,10 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, header};
-use modelcrate_core::{Infer, TopK, Truncate};
+use modelcrate_core::pipeline::{Classification, Entities};
+use modelcrate_core::{Infer, Timings, TopK, Truncate};
 use modelcrate_runtime::{ModelInfo, Task};
-use serde_json::{Value, json};
+use serde::Serialize;
 
 use crate::error::ApiError;
 use crate::image_request::{ImageRequest, media_type};
@@ -19,6 +20,18 @@ use crate::request::{ClassifyRequest, EmbedRequest, EntitiesRequest};
 use crate::state::AppState;
 use crate::wire;
 use modelcrate_core::pipeline;
+
+/// What the Inference API answers, by task: the pipeline's shapes (see
+/// `modelcrate_core::pipeline`); an embedding model answers one vector for one text, a
+/// list of vectors for a list.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum Prediction {
+    Labels(Classification),
+    Entities(Entities),
+    Embedding(Vec<f32>),
+    Embeddings(Vec<Vec<f32>>),
+}
 
 /// The route label of the Inference API's prediction route in the metrics.
 const PREDICT_ROUTE: &str = "/models/{name}/predict";
@@ -30,7 +43,7 @@ pub async fn predict(
     query: RawQuery,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(HeaderMap, Json<Value>), ApiError> {
+) -> Result<(HeaderMap, Json<Prediction>), ApiError> {
     let work = async {
         let result = answer(&state, &name, query, headers, body).await;
         (name.clone(), result)
@@ -44,7 +57,7 @@ async fn answer(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(HeaderMap, Json<Value>), ApiError> {
+) -> Result<(HeaderMap, Json<Prediction>), ApiError> {
     let started = Instant::now();
     let infer = state.infer(name)?;
     let body = state.body(body)?;
@@ -55,8 +68,11 @@ async fn answer(
         let request = ImageRequest::parse(content_type, query.as_deref(), body, max_inputs).await?;
         let classified = infer.classify_images(request.images, request.function).await?;
         let top_k = request.top_k.map_or(TopK::All, TopK::K);
-        let answer = pipeline::answer(infer.info().labels, &classified.scores, top_k, request.single);
-        return Ok((state.finish(model_name, &classified.timings, started), Json(answer)));
+        let answer = pipeline::classification(infer.info().labels, &classified.scores, top_k, request.single);
+        return Ok((
+            state.finish(model_name, &classified.timings, started),
+            Json(Prediction::Labels(answer)),
+        ));
     }
     require_json(&headers, infer.info())?;
     let (answer, timings) = texts(&infer, &body, max_inputs).await?;
@@ -64,7 +80,7 @@ async fn answer(
 }
 
 /// A text model's answer, as its task's pipeline gives it.
-async fn texts(infer: &Infer, body: &[u8], max_inputs: usize) -> Result<(Value, modelcrate_core::Timings), ApiError> {
+async fn texts(infer: &Infer, body: &[u8], max_inputs: usize) -> Result<(Prediction, Timings), ApiError> {
     Ok(match infer.info().task {
         Task::TextClassification => {
             let request: ClassifyRequest = wire::parse(body)?;
@@ -74,8 +90,8 @@ async fn texts(infer: &Infer, body: &[u8], max_inputs: usize) -> Result<(Value, 
             let classified = infer
                 .classify(inputs.into_texts(), Truncate::Always, parameters.function())
                 .await?;
-            let answer = pipeline::answer(infer.info().labels, &classified.scores, parameters.top_k(), single);
-            (answer, classified.timings)
+            let answer = pipeline::classification(infer.info().labels, &classified.scores, parameters.top_k(), single);
+            (Prediction::Labels(answer), classified.timings)
         }
         Task::FeatureExtraction => {
             let request: EmbedRequest = wire::parse(body)?;
@@ -84,11 +100,16 @@ async fn texts(infer: &Infer, body: &[u8], max_inputs: usize) -> Result<(Value, 
             let single = inputs.is_one();
             let embedded = infer.embed(inputs.into_texts(), Truncate::Always, normalize).await?;
             // As the Inference API: one vector for one text, a list of vectors for a list.
-            let answer = match (single, embedded.embeddings.as_slice()) {
-                (true, [embedding]) => json!(embedding),
-                _ => json!(embedded.embeddings),
+            let timings = embedded.timings;
+            let mut embeddings = embedded.embeddings;
+            let answer = match (single, embeddings.pop()) {
+                (true, Some(embedding)) if embeddings.is_empty() => Prediction::Embedding(embedding),
+                (_, last) => {
+                    embeddings.extend(last);
+                    Prediction::Embeddings(embeddings)
+                }
             };
-            (answer, embedded.timings)
+            (answer, timings)
         }
         Task::TokenClassification => {
             let request: EntitiesRequest = wire::parse(body)?;
@@ -96,7 +117,8 @@ async fn texts(infer: &Infer, body: &[u8], max_inputs: usize) -> Result<(Value, 
             let inputs = request.inputs.at_most(max_inputs, "inputs", "text")?;
             let single = inputs.is_one();
             let found = infer.entities(inputs.into_texts(), strategy, ignore_labels).await?;
-            (pipeline::entities(&found.entities, single), found.timings)
+            let answer = pipeline::entity_lists(&found.entities, single);
+            (Prediction::Entities(answer), found.timings)
         }
         Task::ImageClassification => {
             return Err(ApiError::Inference(

@@ -6,7 +6,6 @@
 //! from `modelcrate_models::MODELS`.
 
 pub mod admin;
-pub mod answers;
 pub mod config;
 pub mod error;
 pub mod hf;

@@ -19,12 +19,14 @@ use modelcrate_runtime::{ModelInfo, Task};
 use serde_json::{Map, Value, json};
 use utoipa::OpenApi;
 
-use crate::answers::{EntityGroup, LabelScore, Ranked, TokenEntity};
 use crate::error::ErrorBody;
 use crate::openai::OpenAiErrorBody;
 use crate::request::{ClassifyRequest, EmbedRequest, EntitiesRequest, ImagesRequest};
 use crate::state::AppState;
 use crate::{admin, kserve, openai, status, tei};
+use modelcrate_core::pipeline::{
+    Classification, Entities, EntityAnswer, EntityGroup, LabelScore, TextLabels, TokenEntity,
+};
 
 /// The routes every server has, whatever it serves.
 #[derive(OpenApi)]
@@ -61,9 +63,12 @@ use crate::{admin, kserve, openai, status, tei};
         EntitiesRequest,
         ImagesRequest,
         LabelScore,
-        Ranked,
+        TextLabels,
+        Classification,
         EntityGroup,
         TokenEntity,
+        EntityAnswer,
+        Entities,
     ))
 )]
 struct Routes;

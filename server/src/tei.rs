@@ -28,11 +28,10 @@ use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{ArrayBuilder, OneOfBuilder, Schema};
 use utoipa::{PartialSchema, ToSchema};
 
-use crate::answers::Ranked;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::wire::{Inputs, Text};
-use modelcrate_core::pipeline;
+use modelcrate_core::pipeline::{self, Classification};
 
 /// `POST /embed`'s body.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -241,7 +240,7 @@ fn chosen(state: &AppState, model: Option<&str>, task: Task, route: &str) -> Res
 pub async fn embed(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(HeaderMap, Json<Value>), ApiError> {
+) -> Result<(HeaderMap, Json<Vec<Vec<f32>>>), ApiError> {
     state
         .json_route("/embed", body, async |request: TeiEmbedRequest| {
             embed_texts(&state, request).await
@@ -249,7 +248,7 @@ pub async fn embed(
         .await
 }
 
-async fn embed_texts(state: &AppState, request: TeiEmbedRequest) -> Result<(HeaderMap, Json<Value>), ApiError> {
+async fn embed_texts(state: &AppState, request: TeiEmbedRequest) -> Result<(HeaderMap, Json<Vec<Vec<f32>>>), ApiError> {
     let started = Instant::now();
     let engine = chosen(state, request.model.as_deref(), Task::FeatureExtraction, "/embed")?;
     let inputs = request
@@ -266,17 +265,17 @@ async fn embed_texts(state: &AppState, request: TeiEmbedRequest) -> Result<(Head
     let embedded = infer.embed(inputs.into_texts(), truncate, Some(normalize)).await?;
     Ok((
         state.finish(name, &embedded.timings, started),
-        Json(json!(embedded.embeddings)),
+        Json(embedded.embeddings),
     ))
 }
 
 /// `POST /predict`: every label with its score, best first; a list of such lists for a batch.
 #[utoipa::path(post, path = "/predict", tag = "TEI", operation_id = "tei_predict", request_body = TeiPredictRequest,
-    responses((status = 200, description = "every label, best first; a list per text of a batch", body = Ranked)))]
+    responses((status = 200, description = "every label, best first; a list per text of a batch", body = Classification)))]
 pub async fn predict(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(HeaderMap, Json<Value>), ApiError> {
+) -> Result<(HeaderMap, Json<Classification>), ApiError> {
     state
         .json_route("/predict", body, async |request: TeiPredictRequest| {
             classify_texts(&state, request).await
@@ -284,7 +283,10 @@ pub async fn predict(
         .await
 }
 
-async fn classify_texts(state: &AppState, request: TeiPredictRequest) -> Result<(HeaderMap, Json<Value>), ApiError> {
+async fn classify_texts(
+    state: &AppState,
+    request: TeiPredictRequest,
+) -> Result<(HeaderMap, Json<Classification>), ApiError> {
     let started = Instant::now();
     let engine = chosen(state, request.model.as_deref(), Task::TextClassification, "/predict")?;
     let inputs = request
@@ -303,7 +305,7 @@ async fn classify_texts(state: &AppState, request: TeiPredictRequest) -> Result<
     // Raw scores are the logits; otherwise the model's function (the pipeline's default).
     let function = raw_scores.then_some(ClassificationFunction::None);
     let classified = infer.classify(inputs.into_texts(), truncate, function).await?;
-    let answer = pipeline::answer(infer.info().labels, &classified.scores, TopK::All, single);
+    let answer = pipeline::classification(infer.info().labels, &classified.scores, TopK::All, single);
     Ok((state.finish(name, &classified.timings, started), Json(answer)))
 }
 

@@ -146,8 +146,86 @@ pub fn run(paths: &Paths, ort_dylib: &Path, python: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Fetches the server's `/openapi.json` into `artifacts/openapi.json` and validates it
-/// with `openapi-spec-validator`.
+/// Requests whose answers are checked against the document's schemas: (the route as
+/// the document names it, the path asked, the body, what it shows).
+const SAMPLES: [(&str, &str, &str, &str); 12] = [
+    (
+        "/models/news-topic/predict",
+        "/models/news-topic/predict",
+        r#"{"inputs": "Arsenal beat Chelsea"}"#,
+        "the best label",
+    ),
+    (
+        "/models/news-topic/predict",
+        "/models/news-topic/predict",
+        r#"{"inputs": ["Arsenal won", "Stocks fell"]}"#,
+        "best labels of a list",
+    ),
+    (
+        "/models/news-topic/predict",
+        "/models/news-topic/predict",
+        r#"{"inputs": "Stocks fell", "parameters": {"top_k": null}}"#,
+        "every label",
+    ),
+    (
+        "/models/news-topic/predict",
+        "/models/news-topic/predict",
+        r#"{"inputs": ["Arsenal won", "Stocks fell"], "parameters": {"top_k": 2}}"#,
+        "top 2 of a list",
+    ),
+    (
+        "/models/news-embed/predict",
+        "/models/news-embed/predict",
+        r#"{"inputs": ["a text", "another"]}"#,
+        "vectors",
+    ),
+    (
+        "/models/release-ner/predict",
+        "/models/release-ner/predict",
+        r#"{"inputs": "PostgreSQL 16.2 is out"}"#,
+        "entity groups",
+    ),
+    (
+        "/models/release-ner/predict",
+        "/models/release-ner/predict",
+        r#"{"inputs": ["Redis 7.2 is out"], "parameters": {"aggregation_strategy": "none"}}"#,
+        "token labels",
+    ),
+    (
+        "/embed",
+        "/embed",
+        r#"{"inputs": ["a text"], "model": "news-embed"}"#,
+        "TEI vectors",
+    ),
+    (
+        "/predict",
+        "/predict",
+        r#"{"inputs": [["a text"], ["another"]], "model": "news-topic"}"#,
+        "TEI labels of a batch",
+    ),
+    (
+        "/tokenize",
+        "/tokenize",
+        r#"{"inputs": "a text", "model": "news-topic"}"#,
+        "TEI tokens",
+    ),
+    (
+        "/v1/embeddings",
+        "/v1/embeddings",
+        r#"{"model": "news-embed", "input": ["a text"], "encoding_format": "base64"}"#,
+        "OpenAI base64",
+    ),
+    (
+        "/v2/models/{name}/infer",
+        "/v2/models/news-topic/infer",
+        r#"{"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": ["a text"]}]}"#,
+        "KServe outputs",
+    ),
+];
+
+/// Fetches the server's `/openapi.json` into `artifacts/openapi.json`, validates it with
+/// `openapi-spec-validator`, and checks real answers of every protocol against it
+/// (`python/tools/openapi_answers.py`).
 fn validate_openapi(paths: &Paths, port: u16, tools: &Venv) -> Result<()> {
     let (status, body) = request(port, "GET", "/openapi.json", "")?;
     if status != 200 {
@@ -172,6 +250,34 @@ fn validate_openapi(paths: &Paths, port: u16, tools: &Venv) -> Result<()> {
         "    GET /openapi.json: {}",
         String::from_utf8_lossy(&output.stdout).trim()
     );
+    let mut samples = Vec::new();
+    for (route, path, body, what) in SAMPLES {
+        let (status, answer) = request(port, "POST", path, body)?;
+        if status != 200 {
+            bail!("POST {path} {body} answered {status}: {answer}");
+        }
+        let answer: serde_json::Value =
+            serde_json::from_str(&answer).with_context(|| format!("POST {path} answered no JSON: {answer}"))?;
+        samples.push(serde_json::json!({"path": route, "method": "post", "answer": answer, "what": what}));
+    }
+    let answers = paths.artifacts().join("openapi-answers.json");
+    std::fs::write(&answers, serde_json::to_vec(&samples)?)
+        .with_context(|| format!("cannot write {}", answers.display()))?;
+    let output = Command::new(tools.python())
+        .arg(paths.root.join("python/tools/openapi_answers.py"))
+        .arg(&document)
+        .arg(&answers)
+        .output()
+        .context("cannot run python/tools/openapi_answers.py")?;
+    if !output.status.success() {
+        bail!(
+            "answers of the server do not fit its /openapi.json ({}, {}):\n{}",
+            document.display(),
+            answers.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    eprintln!("    {}", String::from_utf8_lossy(&output.stdout).trim());
     Ok(())
 }
 
