@@ -17,7 +17,7 @@ use modelcrate_runtime::text::{EncodedBatch, TextEncoder};
 use modelcrate_runtime::token_classification::{self, Vocabulary};
 use modelcrate_runtime::variants::Resolved;
 use modelcrate_runtime::{
-    AggregationStrategy, Entity, Input, Lane, Layout, ModelInfo, Pooling, Preprocessing, ProblemType, Result,
+    AggregationStrategy, Entity, Error, Input, Lane, Layout, ModelInfo, Pooling, Preprocessing, ProblemType, Result,
     RowOutput, Task, TaskModel, VariantKind,
 };
 use ndarray::{Array2, Array4, Axis};
@@ -133,66 +133,36 @@ fn count(ids: &[i64], words: &[&str]) -> f32 {
         .count() as f32
 }
 
+/// A fake text model of any task: its rows are `row` of each text's token ids. A token
+/// classifier (`info.task`) encodes with character offsets and aggregates entities as
+/// the runtime does.
+pub struct TextModel {
+    info: ModelInfo,
+    encoder: TextEncoder,
+    row: fn(&[i64]) -> RowOutput,
+}
+
 /// Sentiment: logit 0 counts `bad` and `slow`, logit 1 `good` and `fast`.
-pub struct Classifier {
-    info: ModelInfo,
-    encoder: TextEncoder,
+fn sentiment(ids: &[i64]) -> RowOutput {
+    RowOutput::Logits(vec![count(ids, &["bad", "slow"]), count(ids, &["good", "fast"])])
 }
 
-impl TaskModel for Classifier {
-    fn info(&self) -> &ModelInfo {
-        &self.info
-    }
-
-    fn encoder(&self) -> Option<&TextEncoder> {
-        Some(&self.encoder)
-    }
-
-    fn run_texts(&self, batch: &EncodedBatch, _lane: Lane) -> Result<Vec<RowOutput>> {
-        Ok(rows(batch)
-            .map(|ids| RowOutput::Logits(vec![count(ids, &["bad", "slow"]), count(ids, &["good", "fast"])]))
-            .collect())
-    }
-
-    fn process(&self, _inputs: &[Input<'_>]) -> Result<()> {
-        Ok(())
-    }
-}
-
-/// Embeddings `[tokens, good, bad, 1]` (normalised by default, as a model with a
-/// `Normalize` module).
-pub struct Embedder {
-    info: ModelInfo,
-    encoder: TextEncoder,
-}
-
-impl TaskModel for Embedder {
-    fn info(&self) -> &ModelInfo {
-        &self.info
-    }
-
-    fn encoder(&self) -> Option<&TextEncoder> {
-        Some(&self.encoder)
-    }
-
-    fn run_texts(&self, batch: &EncodedBatch, _lane: Lane) -> Result<Vec<RowOutput>> {
-        Ok(rows(batch)
-            .map(|ids| RowOutput::Pooled(vec![ids.len() as f32, count(ids, &["good"]), count(ids, &["bad"]), 1.0]))
-            .collect())
-    }
-
-    fn process(&self, _inputs: &[Input<'_>]) -> Result<()> {
-        Ok(())
-    }
+/// Embeddings `[tokens, good, bad, 1]`.
+fn embedding(ids: &[i64]) -> RowOutput {
+    RowOutput::Pooled(vec![ids.len() as f32, count(ids, &["good"]), count(ids, &["bad"]), 1.0])
 }
 
 /// Languages: `rust` and `python` are `B-LANG`, every other token `O`.
-pub struct Tagger {
-    info: ModelInfo,
-    encoder: TextEncoder,
+fn languages(ids: &[i64]) -> RowOutput {
+    let mut logits = Array2::zeros((ids.len(), LANGUAGES.len()));
+    for (token, &id) in ids.iter().enumerate() {
+        let language = id == self::id("rust") || id == self::id("python");
+        logits[[token, usize::from(language)]] = 4.0;
+    }
+    RowOutput::TokenLogits(logits)
 }
 
-impl TaskModel for Tagger {
+impl TaskModel for TextModel {
     fn info(&self) -> &ModelInfo {
         &self.info
     }
@@ -202,20 +172,14 @@ impl TaskModel for Tagger {
     }
 
     fn encode(&self, texts: &[&str]) -> Result<Vec<Encoding>> {
-        self.encoder.char_encodings(texts)
+        match self.info.task {
+            Task::TokenClassification => self.encoder.char_encodings(texts),
+            _ => self.encoder.encodings(texts),
+        }
     }
 
     fn run_texts(&self, batch: &EncodedBatch, _lane: Lane) -> Result<Vec<RowOutput>> {
-        Ok(rows(batch)
-            .map(|ids| {
-                let mut logits = Array2::zeros((ids.len(), LANGUAGES.len()));
-                for (token, &id) in ids.iter().enumerate() {
-                    let language = id == self::id("rust") || id == self::id("python");
-                    logits[[token, usize::from(language)]] = 4.0;
-                }
-                RowOutput::TokenLogits(logits)
-            })
-            .collect())
+        Ok(rows(batch).map(self.row).collect())
     }
 
     fn entities_of(
@@ -226,9 +190,12 @@ impl TaskModel for Tagger {
         strategy: AggregationStrategy,
         ignore_labels: Option<&[&str]>,
     ) -> Result<Vec<Entity>> {
+        if self.info.task != Task::TokenClassification {
+            return Err(Error::Input(format!("model `{}` finds no entities", self.info.name)));
+        }
         let vocabulary = Vocabulary::new(self.encoder.tokenizer());
         let ignore = ignore_labels.unwrap_or(&["O"]);
-        token_classification::entities(text, encoding, logits, &LANGUAGES, strategy, ignore, &vocabulary)
+        token_classification::entities(text, encoding, logits, self.info.labels, strategy, ignore, &vocabulary)
     }
 
     fn process(&self, _inputs: &[Input<'_>]) -> Result<()> {
@@ -288,14 +255,15 @@ fn encoder() -> Result<TextEncoder> {
 
 /// The four fakes, by name.
 pub fn models() -> Result<Vec<Arc<dyn TaskModel>>> {
-    let classifier = Classifier {
+    let classifier = TextModel {
         info: ModelInfo {
             problem_type: Some(ProblemType::SingleLabel),
             ..info(CLASSIFIER, Task::TextClassification, &SENTIMENT, &LOGITS)
         },
         encoder: encoder()?,
+        row: sentiment,
     };
-    let embedder = Embedder {
+    let embedder = TextModel {
         info: ModelInfo {
             dimension: Some(DIMENSION),
             pooling: Some(Pooling::Mean),
@@ -303,10 +271,12 @@ pub fn models() -> Result<Vec<Arc<dyn TaskModel>>> {
             ..info(EMBEDDER, Task::FeatureExtraction, &[], &HIDDEN)
         },
         encoder: encoder()?,
+        row: embedding,
     };
-    let tagger = Tagger {
+    let tagger = TextModel {
         info: info(TAGGER, Task::TokenClassification, &LANGUAGES, &TOKEN_LOGITS),
         encoder: encoder()?,
+        row: languages,
     };
     let images = ImageClassifier {
         info: ModelInfo {
