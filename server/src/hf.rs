@@ -100,16 +100,13 @@ async fn texts(infer: &Infer, body: &[u8], max_inputs: usize) -> Result<(Predict
             let single = inputs.is_one();
             let embedded = infer.embed(inputs.into_texts(), Truncate::Always, normalize).await?;
             // As the Inference API: one vector for one text, a list of vectors for a list.
-            let timings = embedded.timings;
             let mut embeddings = embedded.embeddings;
-            let answer = match (single, embeddings.pop()) {
-                (true, Some(embedding)) if embeddings.is_empty() => Prediction::Embedding(embedding),
-                (_, last) => {
-                    embeddings.extend(last);
-                    Prediction::Embeddings(embeddings)
-                }
+            let answer = if single && embeddings.len() == 1 {
+                Prediction::Embedding(embeddings.remove(0))
+            } else {
+                Prediction::Embeddings(embeddings)
             };
-            (answer, timings)
+            (answer, embedded.timings)
         }
         Task::TokenClassification => {
             let request: EntitiesRequest = wire::parse(body)?;

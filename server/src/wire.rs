@@ -43,16 +43,23 @@ pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, Ap
             kind(&value)
         )));
     }
-    serde_path_to_error::deserialize(value).map_err(|error| refusal(&error.path().to_string(), error.into_inner()))
+    deserialized(value, None)
 }
 
 /// `value` (parameters gathered from a query string or a form) read as a `T`, its errors
 /// named as those of field `field` of a body.
 pub fn parse_value<T: DeserializeOwned>(value: serde_json::Value, field: &str) -> Result<T, ApiError> {
+    deserialized(value, Some(field))
+}
+
+/// `value` read as a `T`, its errors named by their path below `field` (the body's own
+/// when `None`).
+fn deserialized<T: DeserializeOwned>(value: serde_json::Value, field: Option<&str>) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(value).map_err(|error| {
-        let path = match error.path().to_string() {
-            path if path == "." => field.to_string(),
-            path => format!("{field}.{path}"),
+        let path = match (error.path().to_string(), field) {
+            (path, None) => path,
+            (path, Some(field)) if path == "." => field.to_string(),
+            (path, Some(field)) => format!("{field}.{path}"),
         };
         refusal(&path, error.into_inner())
     })
