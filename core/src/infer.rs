@@ -37,6 +37,9 @@ pub enum Truncate<'a> {
     /// As the request says (`Some`), or as the server's `auto_truncate` says; when not
     /// allowed, refuse it naming `field` (`inputs`, or `inputs[3]` in a batch).
     Asked { allowed: Option<bool>, field: &'a str },
+    /// As the server's `auto_truncate` says, for a protocol whose requests cannot ask
+    /// (OpenAI's); when not allowed, refuse it naming `field`.
+    Server { field: &'a str },
 }
 
 /// What a request's rows were made from.
@@ -356,10 +359,18 @@ impl Infer {
     /// `encodings` as they are when truncation is allowed; otherwise refused, naming the
     /// first text longer than the model's max length.
     fn truncation_checked(&self, encodings: Vec<Encoding>, truncate: Truncate<'_>) -> Result<Vec<Encoding>, CoreError> {
-        let field = match truncate {
+        let (field, remedy) = match truncate {
             Truncate::Always => return Ok(encodings),
             Truncate::Asked { allowed, .. } if allowed.unwrap_or(self.limits.auto_truncate) => return Ok(encodings),
-            Truncate::Asked { field, .. } => field,
+            Truncate::Server { .. } if self.limits.auto_truncate => return Ok(encodings),
+            Truncate::Asked { field, .. } => (
+                field,
+                "send `truncate: true` to cut it there, or start the server with --auto-truncate",
+            ),
+            Truncate::Server { field } => (
+                field,
+                "the server cuts such texts only when started with --auto-truncate",
+            ),
         };
         let max_length = self.info().max_length;
         // The tokenizer truncates at `max_length` and keeps the rest as overflow.
@@ -375,7 +386,7 @@ impl Infer {
                     format!("`{field}[{index}]`")
                 };
                 Err(CoreError::TooLarge(format!(
-                    "{which} is longer than the model's {max_length} tokens; send `truncate: true` to cut it there, or start the server with --auto-truncate"
+                    "{which} is longer than the model's {max_length} tokens; {remedy}"
                 )))
             }
         }

@@ -1,5 +1,6 @@
-"""Sentence embeddings: contrastive fine-tuning with sentence-transformers, retrieval
-metrics, and the golden outputs of `SentenceTransformer.encode`.
+"""Sentence embeddings: contrastive fine-tuning with sentence-transformers (or, for
+strategy `pretrained`, the base model served as it comes), retrieval metrics, and the
+golden outputs of `SentenceTransformer.encode`.
 
 The pairs are real: each BBC article's first line is its title, the rest its body.
 Training pulls a title towards its own body and away from the other bodies of the batch
@@ -65,7 +66,7 @@ def load_sentence_transformer(path: Path, max_length: int):
 def train(spec: Spec) -> None:
     from sentence_transformers import losses
 
-    if spec.train.strategy != "contrastive":
+    if spec.train.strategy not in ("contrastive", "pretrained"):
         raise SystemExit(f"strategy `{spec.train.strategy}` is not implemented for {spec.task}")
     started = time.monotonic()
     seed_everything(spec.train.seed)
@@ -84,6 +85,9 @@ def train(spec: Spec) -> None:
     test_titles, test_bodies = pairs("test")
     base_test = retrieval(model, test_titles, test_bodies)
     print(f"base model: test recall@1 {base_test['recall_at_1']:.4f}, @10 {base_test['recall_at_10']:.4f}", flush=True)
+    if spec.train.strategy == "pretrained":
+        keep_as_it_comes(spec, model, base_test, len(splits["train"]), started)
+        return
 
     loss_function = losses.MultipleNegativesRankingLoss(model)
     train_titles, train_bodies = pairs("train")
@@ -107,12 +111,7 @@ def train(spec: Spec) -> None:
     tuned_test = retrieval(model, test_titles, test_bodies)
     print(f"tuned model: test recall@1 {tuned_test['recall_at_1']:.4f}, @10 {tuned_test['recall_at_10']:.4f}", flush=True)
 
-    staging = spec.checkpoint_dir.with_name("checkpoint.tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    model.save(str(staging))
-    shutil.rmtree(spec.checkpoint_dir, ignore_errors=True)
-    staging.replace(spec.checkpoint_dir)
-
+    save(spec, model)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     write_json(
         spec.artifact_dir / "metrics.json",
@@ -130,6 +129,53 @@ def train(spec: Spec) -> None:
             "trainable_parameters": trainable,
             "total_parameters": sum(p.numel() for p in model.parameters()),
             "train_seconds": round(train_seconds, 1),
+        },
+    )
+
+
+def save(spec: Spec, model) -> None:
+    """The model as the checkpoint every later step reads, replaced whole or not at all."""
+    staging = spec.checkpoint_dir.with_name("checkpoint.tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    model.save(str(staging))
+    shutil.rmtree(spec.checkpoint_dir, ignore_errors=True)
+    staging.replace(spec.checkpoint_dir)
+
+
+def keep_as_it_comes(spec: Spec, model, test: dict, unused_training: int, started: float) -> None:
+    """Strategy `pretrained`: the base model is the checkpoint, unchanged, measured on the
+    same test pairs a trained model would be. Its own max length is the one it is served
+    with, so a spec that says otherwise is refused rather than silently truncating less or
+    more than the model's authors chose."""
+    import json
+
+    config = base_model_path(spec) / "sentence_bert_config.json"
+    own = json.loads(config.read_text(encoding="utf-8")).get("max_seq_length") if config.is_file() else None
+    if own is not None and own != spec.train.max_length:
+        raise SystemExit(
+            f"models/{spec.name}.toml, field train.max_length: {spec.train.max_length}, but the base model "
+            f"is served as it comes with its own max length {own} ({config})"
+        )
+    save(spec, model)
+    total = sum(p.numel() for p in model.parameters())
+    write_json(
+        spec.artifact_dir / "metrics.json",
+        {
+            "model": spec.name,
+            "strategy": spec.train.strategy,
+            "metric": "recall_at_10",
+            "test_recall_at_1": test["recall_at_1"],
+            "test_recall_at_10": test["recall_at_10"],
+            "base_test_recall_at_1": test["recall_at_1"],
+            "base_test_recall_at_10": test["recall_at_10"],
+            "test_examples": test["queries"],
+            # Nothing was trained on them; the split is kept so the test pairs are the same.
+            "train_examples": 0,
+            "unused_training_examples": unused_training,
+            "epochs": [],
+            "trainable_parameters": 0,
+            "total_parameters": total,
+            "train_seconds": round(time.monotonic() - started, 1),
         },
     )
 

@@ -40,14 +40,15 @@ class DataSpec:
 class TrainSpec:
     strategy: str
     max_length: int
-    epochs: int
-    learning_rate: float
     batch_size: int
     warmup_ratio: float
     weight_decay: float
     # `fp32`, or `bf16`: forward passes under bfloat16 autocast, fp32 weights (see `fit`).
     precision: str
     seed: int
+    # None for strategy `pretrained`, which trains nothing.
+    epochs: int | None = None
+    learning_rate: float | None = None
 
 
 @dataclass(frozen=True)

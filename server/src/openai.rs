@@ -264,10 +264,7 @@ async fn embed(state: &AppState, request: EmbeddingsRequest) -> Result<(HeaderMa
         )));
     }
     let infer = Infer::new(engine, state.limits.core());
-    let truncate = Truncate::Asked {
-        allowed: None,
-        field: "input",
-    };
+    let truncate = Truncate::Server { field: "input" };
     let embedded = infer.embed(texts, truncate, None).await?;
     let (normalize, tokens) = (embedded.normalized, embedded.tokens);
     let data = embedded

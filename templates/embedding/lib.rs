@@ -7,9 +7,13 @@
 //!
 //! - **Task:** {{ model.task }}: one {{ embedding.dimension }}-dimensional vector per text, {{ embedding.pooling }} pooling over its tokens{% if embedding.normalize %}, L2-normalised{% endif %}, equal to `SentenceTransformer.encode`
 //! - **Base model:** `{{ model.base_model }}`, weights from the `{{ model.base_package }}` package
+{%- if model.trained %}
 //! - **Data:** {{ model.data_description }}; each article's first line (its title) paired with the rest (its body): {{ model.train_examples }} pairs for training, {{ model.test_examples }} held out for testing
-//! - **Training:** {{ model.training }}; {{ model.epochs }} epoch(s), learning rate {{ model.learning_rate }}, max length {{ model.max_length }} tokens
-//! - **Retrieval (PyTorch), each held-out title as a query over all {{ model.test_examples }} held-out bodies:** recall@1 {{ embedding.recall_at_1 }} (base model {{ embedding.base_recall_at_1 }}), recall@10 {{ embedding.recall_at_10 }} (base model {{ embedding.base_recall_at_10 }})
+{%- else %}
+//! - **Data:** none to train on; tested on {{ model.data_description }}, each article's first line (its title) paired with the rest (its body): {{ model.test_examples }} held-out pairs
+{%- endif %}
+//! - **Training:** {{ model.training }}, max length {{ model.max_length }} tokens
+//! - **Retrieval (PyTorch), each held-out title as a query over all {{ model.test_examples }} held-out bodies:** {% if model.trained %}recall@1 {{ embedding.recall_at_1 }} (base model {{ embedding.base_recall_at_1 }}), recall@10 {{ embedding.recall_at_10 }} (base model {{ embedding.base_recall_at_10 }}){% else %}recall@1 {{ embedding.recall_at_1 }}, recall@10 {{ embedding.recall_at_10 }}{% endif %}
 //! - **Variants:** FP32, graph-optimized O1/O2/O3, dynamic INT8 and a selective INT8 (per-channel, the MatMuls that move the embeddings most kept FP32), each checked against PyTorch; `load` serves the one `cargo xtask select` chose (policy `{{ model.serve_policy }}`)
 {%- if let Some(student) = model.student %}
 //! - **Distilled student:** {{ student }}

@@ -8,7 +8,7 @@
 //! - **Task:** {{ model.task }} (`{{ model.problem_type }}`)
 //! - **Base model:** `{{ model.base_model }}`, weights from the `{{ model.base_package }}` package
 //! - **Data:** {{ model.data_description }}; {{ model.train_examples }} images for training, {{ model.test_examples }} held out for testing
-//! - **Training:** {{ model.training }}; {{ model.epochs }} epoch(s), learning rate {{ model.learning_rate }}
+//! - **Training:** {{ model.training }}
 //! - **Test accuracy (PyTorch):** {{ model.test_accuracy }} on the {{ model.test_examples }} held-out images
 //! - **Labels:** {% for label in model.labels %}`{{ label.label }}`{% if !loop.last %}, {% endif %}{% endfor %}
 //! - **Preprocessing:** torchvision's evaluation transform, computed pixel for pixel as PIL

@@ -8,7 +8,7 @@
 //! - **Task:** {{ model.task }} (`{{ model.problem_type }}`)
 //! - **Base model:** `{{ model.base_model }}`, weights from the `{{ model.base_package }}` package
 //! - **Data:** {{ model.data_description }}; {{ model.train_examples }} examples for training, {{ model.test_examples }} held out for testing
-//! - **Training:** {{ model.training }}; {{ model.epochs }} epoch(s), learning rate {{ model.learning_rate }}, max length {{ model.max_length }} tokens
+//! - **Training:** {{ model.training }}, max length {{ model.max_length }} tokens
 {%- if model.problem_type_variant == "MultiLabel" %}
 //! - **Test exact-match accuracy (PyTorch):** {{ model.test_accuracy }} on the {{ model.test_examples }} held-out examples (the whole label set right: every label scoring at least 0.5 after the sigmoid, and no other)
 {%- else if let Some(setfit) = model.setfit %}

@@ -8,7 +8,7 @@
 //! - **Task:** {{ model.task }}: a BIO label per token, aggregated into entities ({% for kind in entity.types %}`{{ kind.label }}`{% if !loop.last %}, {% endif %}{% endfor %}) with character offsets, as the `transformers` token-classification pipeline answers
 //! - **Base model:** `{{ model.base_model }}`, weights from the `{{ model.base_package }}` package
 //! - **Data:** {{ model.data_description }}; {{ model.train_examples }} sentences for training, {{ model.test_examples }} held out for testing. The text is synthetic: the figures below measure generalisation to unseen templates and product names of that generator, not to real release notes.
-//! - **Training:** {{ model.training }}; {{ model.epochs }} epoch(s), learning rate {{ model.learning_rate }}, max length {{ model.max_length }} tokens
+//! - **Training:** {{ model.training }}, max length {{ model.max_length }} tokens
 //! - **Entity F1 (PyTorch pipeline, `aggregation_strategy="simple"`, exact type and span):** {{ entity.f1 }} (precision {{ entity.precision }}, recall {{ entity.recall }}) over {{ entity.test_entities }} entities in the {{ model.test_examples }} held-out sentences
 //! - **Labels:** {% for label in model.labels %}`{{ label.label }}`{% if !loop.last %}, {% endif %}{% endfor %}
 //! - **Variants:** FP32, graph-optimized O1/O2/O3 and dynamic INT8, each checked against PyTorch; `load` serves the one `cargo xtask select` chose (policy `{{ model.serve_policy }}`)

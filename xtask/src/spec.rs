@@ -58,8 +58,12 @@ pub struct TrainSpec {
     pub strategy: String,
     /// Text models only: tokens kept per text.
     pub max_length: Option<usize>,
-    pub epochs: u32,
-    pub learning_rate: f64,
+    /// Passes over the training data; absent for `pretrained`, which trains nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epochs: Option<u32>,
+    /// Absent for `pretrained`, as `epochs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub learning_rate: Option<f64>,
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
     #[serde(default = "default_warmup_ratio")]
@@ -174,11 +178,12 @@ fn default_opset() -> u32 {
 }
 
 pub const PROBLEM_TYPES: &[&str] = &["single_label_classification", "multi_label_classification"];
-pub const STRATEGIES: &[&str] = &["full", "lora", "head-only", "contrastive", "setfit"];
+pub const STRATEGIES: &[&str] = &["full", "lora", "head-only", "contrastive", "setfit", "pretrained"];
 /// Which strategies each task can be trained with.
 const TASK_STRATEGIES: &[(Task, &[&str])] = &[
     (Task::TextClassification, &["full", "lora", "head-only", "setfit"]),
-    (Task::FeatureExtraction, &["contrastive"]),
+    // `pretrained`: the base model served as it comes, nothing trained.
+    (Task::FeatureExtraction, &["contrastive", "pretrained"]),
     (Task::TokenClassification, &["full"]),
     (Task::ImageClassification, &["head-only"]),
 ];
@@ -367,15 +372,7 @@ impl ModelSpec {
         self.validate_modality()?;
         self.validate_setfit()?;
         self.validate_distill()?;
-        if self.train.epochs == 0 {
-            return field("train.epochs", "must be at least 1".into());
-        }
-        if !(self.train.learning_rate > 0.0 && self.train.learning_rate < 1.0) {
-            return field(
-                "train.learning_rate",
-                format!("{} must be above 0 and below 1", self.train.learning_rate),
-            );
-        }
+        self.validate_schedule()?;
         if self.train.batch_size == 0 {
             return field("train.batch_size", "must be at least 1".into());
         }
@@ -470,6 +467,49 @@ impl ModelSpec {
                 "train.max_length",
                 format!("{length} must be from 8 to 512 (the base model's positions)"),
             ),
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// Whether the base model is served as it comes, with no training step's schedule.
+    pub fn is_pretrained(&self) -> bool {
+        self.train.strategy == "pretrained"
+    }
+
+    /// Epochs and a learning rate for every strategy that trains, none for `pretrained`.
+    fn validate_schedule(&self) -> Result<(), String> {
+        let field = |name: &str, problem: String| Err(format!("field `{name}`: {problem}"));
+        if self.is_pretrained() {
+            let set = [
+                ("train.epochs", self.train.epochs.is_some()),
+                ("train.learning_rate", self.train.learning_rate.is_some()),
+            ];
+            if let Some((name, _)) = set.iter().find(|(_, set)| *set) {
+                return field(
+                    name,
+                    "strategy `pretrained` trains nothing (the base model is served as it comes): leave it out".into(),
+                );
+            }
+            return Ok(());
+        }
+        match self.train.epochs {
+            None => {
+                return field(
+                    "train.epochs",
+                    format!("is required by strategy `{}`", self.train.strategy),
+                );
+            }
+            Some(0) => return field("train.epochs", "must be at least 1".into()),
+            Some(_) => {}
+        }
+        match self.train.learning_rate {
+            None => field(
+                "train.learning_rate",
+                format!("is required by strategy `{}`", self.train.strategy),
+            ),
+            Some(rate) if !(rate > 0.0 && rate < 1.0) => {
+                field("train.learning_rate", format!("{rate} must be above 0 and below 1"))
+            }
             Some(_) => Ok(()),
         }
     }
@@ -760,9 +800,42 @@ seed = 42
 
     #[test]
     fn a_missing_field_names_the_file_and_the_field() {
-        let error = parse(&VALID.replace("epochs = 2\n", "")).unwrap_err().to_string();
+        let error = parse(&VALID.replace("seed = 42\n", "")).unwrap_err().to_string();
         assert!(error.contains("models/news-topic.toml"), "{error}");
-        assert!(error.contains("missing field `epochs`"), "{error}");
+        assert!(error.contains("missing field `seed`"), "{error}");
+        let error = parse(&VALID.replace("epochs = 2\n", "")).unwrap_err().to_string();
+        assert!(
+            error.contains("models/news-topic.toml: field `train.epochs`: is required by strategy `full`"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_pretrained_model_is_an_embedding_model_with_no_schedule() {
+        let pretrained = VALID
+            .replace("text-classification", "feature-extraction")
+            .replace("\"full\"", "\"pretrained\"")
+            .replace("epochs = 2\n", "")
+            .replace("learning_rate = 5e-5\n", "");
+        let spec = parse(&pretrained).unwrap();
+        assert!(spec.is_pretrained() && spec.train.epochs.is_none());
+        let error = parse(&pretrained.replace("seed = 42", "seed = 42\nepochs = 1"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("field `train.epochs`: strategy `pretrained` trains nothing"),
+            "{error}"
+        );
+        let error = parse(&pretrained.replace("seed = 42", "seed = 42\nlearning_rate = 1e-5"))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("field `train.learning_rate`"), "{error}");
+        let classifier = pretrained.replace("feature-extraction", "text-classification");
+        let error = parse(&classifier).unwrap_err().to_string();
+        assert!(
+            error.contains("field `train.strategy`: `pretrained` does not train a text-classification model"),
+            "{error}"
+        );
     }
 
     #[test]

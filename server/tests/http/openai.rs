@@ -41,6 +41,38 @@ async fn openai_embeddings_equal_sentence_transformers_in_every_encoding() {
             case["id"]
         );
     }
+    // The pretrained model the same way, every golden case in one request: a text beyond
+    // its 256 tokens is refused (413; OpenAI's requests cannot ask for truncation), and the
+    // rest of its cases equal sentence-transformers' (the long ones cut where it cuts them
+    // are the TEI test's, which can ask).
+    let pretrained = reference_of("minilm-embed");
+    let pretrained_cases = pretrained["cases"].as_array().unwrap();
+    let texts_of_pretrained: Vec<&Value> = pretrained_cases.iter().map(|case| &case["text"]).collect();
+    let body = json!({"model": "minilm-embed", "input": texts_of_pretrained});
+    let (status, answer) = post(&base, "/v1/embeddings", &body).await;
+    assert_eq!(status, 413, "{answer}");
+    assert!(
+        answer["error"]["message"].as_str().unwrap().contains(
+            "`input[78]` is longer than the model's 256 tokens; the server cuts such texts only when started with --auto-truncate"
+        ),
+        "{answer}"
+    );
+    let pretrained_cases: Vec<&Value> = pretrained_cases
+        .iter()
+        .filter(|case| case["input_ids"].as_array().unwrap().len() < 256)
+        .collect();
+    let texts_of_pretrained: Vec<&Value> = pretrained_cases.iter().map(|case| &case["text"]).collect();
+    let body = json!({"model": "minilm-embed", "input": texts_of_pretrained});
+    let (status, answer) = post(&base, "/v1/embeddings", &body).await;
+    assert_eq!(status, 200, "{answer}");
+    for (item, case) in answer["data"].as_array().unwrap().iter().zip(&pretrained_cases) {
+        assert!(
+            cosine(&vector(&item["embedding"]), &vector(&case["embedding"])) >= 0.99999,
+            "{}",
+            case["id"]
+        );
+    }
+    assert_eq!(answer["data"].as_array().unwrap().len(), pretrained_cases.len());
     // base64: the same float32s, bit for bit (JSON carries each as its shortest decimal).
     let (status, encoded) = post(
         &base,

@@ -319,7 +319,7 @@ async fn the_openapi_document_describes_the_real_models_as_typed() {
     assert_eq!(
         document["paths"]["/v1/embeddings"]["post"]["requestBody"]["content"]["application/json"]["schema"]["allOf"][1]
             ["properties"]["model"]["enum"],
-        json!(["news-embed"])
+        json!(["minilm-embed", "news-embed"])
     );
     // Where a route takes a model's name, the served names are its enum.
     let infer = &paths["/v2/models/{name}/infer"]["post"]["parameters"][0];

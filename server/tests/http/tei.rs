@@ -8,11 +8,31 @@ async fn tei_routes_answer_in_tei_shapes_with_a_model_selector() {
     let base = start().await;
     let embed = reference_of("news-embed");
     let case = &embed["cases"][0];
-    // /embed: always a list of vectors; the only embedding model needs no name.
+    // /embed: always a list of vectors; two embedding models are served, so one is named.
     let (status, answer) = post(&base, "/embed", &json!({"inputs": case["text"]})).await;
-    assert_eq!(status, 200, "{answer}");
-    assert_eq!(answer.as_array().unwrap().len(), 1);
-    assert!(cosine(&vector(&answer[0]), &vector(&case["embedding"])) >= 0.99999);
+    assert_eq!(status, 422, "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains(
+            r#"missing field `model`: 2 feature-extraction models are served (["minilm-embed", "news-embed"])"#
+        ),
+        "{answer}"
+    );
+    // Each equals sentence-transformers; the pretrained model's longest case (beyond its
+    // 256 tokens) is cut where sentence-transformers cuts it, since the request asks.
+    for (name, index) in [("news-embed", 0), ("minilm-embed", 78)] {
+        let reference = reference_of(name);
+        let case = &reference["cases"][index];
+        let body = json!({"inputs": case["text"], "model": name, "truncate": true});
+        let (status, answer) = post(&base, "/embed", &body).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer.as_array().unwrap().len(), 1);
+        assert!(
+            cosine(&vector(&answer[0]), &vector(&case["embedding"])) >= 0.99999,
+            "{name}"
+        );
+    }
+    let long = &reference_of("minilm-embed")["cases"][78];
+    assert_eq!(long["input_ids"].as_array().unwrap().len(), 256);
     let (status, answer) = post(
         &base,
         "/embed",

@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use crate::card_figures::{self, TrainingFigures};
 use crate::paths::Paths;
-use crate::spec::ModelSpec;
+use crate::spec::{ModelSpec, TrainSpec};
 
 #[derive(Debug, Clone)]
 pub struct LabelVariant {
@@ -43,10 +43,11 @@ pub struct ModelFacts {
     pub base_model: String,
     pub base_package: String,
     pub data_description: String,
-    /// The strategy in the model card's words, with the share of parameters trained.
+    /// The strategy in the model card's words, with the share of parameters trained and
+    /// the schedule (or that nothing was trained).
     pub training: String,
-    pub epochs: u32,
-    pub learning_rate: String,
+    /// False for a base model served as it comes (strategy `pretrained`).
+    pub trained: bool,
     pub max_length: usize,
     pub opset: u32,
     /// The spec's serving policy (`fastest`, `most_accurate`, `named`).
@@ -362,9 +363,8 @@ impl ModelFacts {
             base_model: spec.base.model.clone(),
             base_package: spec.base.package.clone(),
             data_description: spec.data_description().to_string(),
-            training: training(&spec.train.strategy, &spec.train.precision, &metrics),
-            epochs: spec.train.epochs,
-            learning_rate: format!("{:e}", spec.train.learning_rate),
+            training: training(&spec.train, &metrics),
+            trained: !spec.is_pretrained(),
             max_length: spec.max_length(),
             opset: signature.opset,
             serve_policy: match &spec.serve.variant {
@@ -389,9 +389,16 @@ impl ModelFacts {
     }
 }
 
-/// How the model was trained, for the model card.
-fn training(strategy: &str, precision: &str, metrics: &TrainingFigures) -> String {
-    let how = match strategy {
+/// How the model was trained, for the model card: the strategy, the share of parameters it
+/// trained, the precision and the schedule.
+fn training(train: &TrainSpec, metrics: &TrainingFigures) -> String {
+    let (Some(epochs), Some(rate)) = (train.epochs, train.learning_rate) else {
+        return format!(
+            "none: the base model's weights served as they come (strategy `pretrained`; 0 of {} parameters trained)",
+            metrics.total_parameters
+        );
+    };
+    let how = match train.strategy.as_str() {
         "full" => "full fine-tune",
         "lora" => {
             "LoRA (PEFT, rank 8 on attention query and value, classifier head trained; merged into the weights before export)"
@@ -406,12 +413,12 @@ fn training(strategy: &str, precision: &str, metrics: &TrainingFigures) -> Strin
         other => other,
     };
     let share = 100.0 * metrics.trainable_parameters as f64 / metrics.total_parameters.max(1) as f64;
-    let precision = match precision {
+    let precision = match train.precision.as_str() {
         "bf16" => "; bf16 mixed precision (forward passes in bfloat16, weights and exported model fp32)",
         _ => "",
     };
     format!(
-        "{how}; {} of {} parameters trained ({share:.2} %){precision}",
+        "{how}; {} of {} parameters trained ({share:.2} %){precision}; {epochs} epoch(s), learning rate {rate:e}",
         metrics.trainable_parameters, metrics.total_parameters
     )
 }

