@@ -12,6 +12,7 @@ use crate::embedding::Pooling;
 use crate::error::{Error, Result};
 use crate::image::Preprocessing;
 use crate::pool::{Lane, Layout};
+use crate::question_answering::{Answer, AnswerOptions, SpanLogits};
 use crate::signature::Signature;
 use crate::text::{EncodedBatch, TextEncoder};
 use crate::token_classification::{AggregationStrategy, Entity};
@@ -69,6 +70,8 @@ pub enum RowOutput {
     Pooled(Vec<f32>),
     /// A token classifier's logits `[tokens, labels]` for the row's real tokens.
     TokenLogits(Array2<f32>),
+    /// A question-answering model's start and end logits for one window's real tokens.
+    SpanLogits(SpanLogits),
 }
 
 /// What `GET /models` reports of a loaded model.
@@ -177,6 +180,32 @@ pub trait TaskModel: Send + Sync {
         )))
     }
 
+    /// A question-answering model's windows of `question` over `context` (character
+    /// offsets), each a row the engine runs, as `options` ask.
+    fn windows(&self, _question: &str, _context: &str, _options: &AnswerOptions) -> Result<Vec<Encoding>> {
+        Err(Error::Input(format!(
+            "model `{}` is a {} model: it answers no questions",
+            self.info().name,
+            self.info().task.as_str()
+        )))
+    }
+
+    /// A question-answering model's answers to one question from its windows and the
+    /// start and end logits the engine ran: the pipeline's span selection.
+    fn answers_of(
+        &self,
+        _context: &str,
+        _windows: &[Encoding],
+        _logits: &[SpanLogits],
+        _options: &AnswerOptions,
+    ) -> Result<Vec<Answer>> {
+        Err(Error::Input(format!(
+            "model `{}` is a {} model: it answers no questions",
+            self.info().name,
+            self.info().task.as_str()
+        )))
+    }
+
     /// The whole work of a request for `inputs` (tokenize or decode, infer, post-process)
     /// with the model's defaults, its answer dropped: what warm-up and measurement run.
     /// Inputs of the other modality are refused.
@@ -206,12 +235,17 @@ pub fn texts_of<'a>(inputs: &[Input<'a>]) -> Result<Vec<&'a str>> {
     inputs.iter().map(Input::text).collect()
 }
 
-/// One input of a model, of either modality.
+/// One input of a model: a text, an image, or a question about a context.
 #[derive(Debug, Clone, Copy)]
 pub enum Input<'a> {
     Text(&'a str),
     /// An encoded image: PNG or JPEG bytes.
     Image(&'a [u8]),
+    /// A question-answering model's input.
+    Question {
+        question: &'a str,
+        context: &'a str,
+    },
 }
 
 impl<'a> Input<'a> {
@@ -219,13 +253,27 @@ impl<'a> Input<'a> {
         match *self {
             Self::Text(text) => Ok(text),
             Self::Image(_) => Err(Error::Input("an image was given to a text model".into())),
+            Self::Question { .. } => Err(Error::Input(
+                "a question and its context were given to a model that takes one text".into(),
+            )),
         }
     }
 
     pub fn image(&self) -> Result<&'a [u8]> {
         match *self {
             Self::Image(bytes) => Ok(bytes),
-            Self::Text(_) => Err(Error::Input("a text was given to an image model".into())),
+            _ => Err(Error::Input("a text was given to an image model".into())),
+        }
+    }
+
+    /// The question and its context of a question-answering model's input.
+    pub fn question(&self) -> Result<(&'a str, &'a str)> {
+        match *self {
+            Self::Question { question, context } => Ok((question, context)),
+            Self::Text(_) => Err(Error::Input(
+                "a question-answering model takes a question and its context, not one text".into(),
+            )),
+            Self::Image(_) => Err(Error::Input("an image was given to a question-answering model".into())),
         }
     }
 }

@@ -16,14 +16,17 @@ pub enum Task {
     TokenClassification,
     /// A label per image.
     ImageClassification,
+    /// Extractive question answering: the span of a context that answers a question.
+    QuestionAnswering,
 }
 
 impl Task {
     /// Every task, in the order specs and tables list them.
-    pub const ALL: [Self; 4] = [
+    pub const ALL: [Self; 5] = [
         Self::TextClassification,
         Self::FeatureExtraction,
         Self::TokenClassification,
+        Self::QuestionAnswering,
         Self::ImageClassification,
     ];
 
@@ -33,6 +36,7 @@ impl Task {
             Self::FeatureExtraction => "feature-extraction",
             Self::TokenClassification => "token-classification",
             Self::ImageClassification => "image-classification",
+            Self::QuestionAnswering => "question-answering",
         }
     }
 
@@ -91,7 +95,7 @@ mod tests {
             assert_eq!(serde_json::from_str::<Task>(&json).unwrap(), task);
             assert_eq!(Task::parse(task.as_str()), Some(task));
         }
-        assert_eq!(Task::parse("question-answering"), None);
+        assert_eq!(Task::parse("object-detection"), None);
         assert!(serde_json::from_str::<Task>("\"text_classification\"").is_err());
     }
 }
