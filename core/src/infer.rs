@@ -1,17 +1,20 @@
 //! What every protocol asks of a model, answered typed: [`Infer::classify`],
-//! [`Infer::embed`], [`Infer::entities`], [`Infer::classify_images`],
+//! [`Infer::embed`], [`Infer::entities`], [`Infer::answer`], [`Infer::classify_images`],
 //! [`Infer::tokenize`]. Each prepares its rows off the async runtime (tokenizing a batch
 //! of long texts or decoding images takes milliseconds), checks the truncation rule,
 //! hands the rows to the model's engine and awaits the answer without holding a thread,
 //! then applies the post-processing: the function to apply, the normalisation, entity
-//! aggregation. A protocol only parses its request and shapes the typed answer.
+//! aggregation, the choice of answer spans. A protocol only parses its request and shapes the typed answer.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use modelcrate_runtime::classification::ClassificationFunction;
 use modelcrate_runtime::embedding::l2_normalize;
-use modelcrate_runtime::{AggregationStrategy, Entity, ImageError, ModelInfo, RowOutput, Task, TaskModel};
+use modelcrate_runtime::question_answering::SpanLogits;
+use modelcrate_runtime::{
+    AggregationStrategy, Answer, AnswerOptions, Entity, ImageError, ModelInfo, RowOutput, Task, TaskModel,
+};
 use tokenizers::Encoding;
 
 use crate::engine::{Answered, Engine, Rows};
@@ -106,6 +109,17 @@ pub struct Embedded {
 #[derive(Debug, Clone)]
 pub struct Found {
     pub entities: Vec<Vec<Entity>>,
+    pub timings: Timings,
+}
+
+/// The answers to each question, best first, and what they were chosen from.
+#[derive(Debug, Clone)]
+pub struct Answers {
+    pub answers: Vec<Vec<Answer>>,
+    /// Each question's windows' start and end logits, as the engine ran them.
+    pub logits: Vec<Vec<SpanLogits>>,
+    /// Each question's windows' token ids.
+    pub window_ids: Vec<Vec<Vec<u32>>>,
     pub timings: Timings,
 }
 
@@ -265,6 +279,61 @@ impl Infer {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Found {
             entities,
+            timings: Timings::of(&answered),
+        })
+    }
+
+    /// Extractive question answering: each (question, context) pair cut into windows as
+    /// `options` say, every window a row of the engine's batches, and the best spans
+    /// chosen across a pair's windows as the pipeline chooses them.
+    pub async fn answer(&self, pairs: Vec<(String, String)>, options: AnswerOptions) -> Result<Answers, CoreError> {
+        self.require(Task::QuestionAnswering, "question answering")?;
+        let engine = Arc::clone(&self.engine);
+        let (windows, took) = off_runtime(move || {
+            let started = Instant::now();
+            let count = pairs.len();
+            let windows = pairs
+                .iter()
+                .enumerate()
+                .map(|(index, (question, context))| {
+                    engine.model().windows(question, context, &options).map_err(|error| {
+                        let which = if count == 1 {
+                            String::new()
+                        } else {
+                            format!("`inputs[{index}]`: ")
+                        };
+                        CoreError::Invalid(format!("{which}{error}"))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(((pairs, windows), started.elapsed()))
+        })
+        .await?;
+        let (pairs, windows) = windows;
+        let per_pair: Vec<usize> = windows.iter().map(Vec::len).collect();
+        let answered = self
+            .run(Rows::Texts(windows.into_iter().flatten().collect()), took)
+            .await?;
+        let logits = rows_of(&answered, |row| match row {
+            RowOutput::SpanLogits(logits) => Some(logits),
+            _ => None,
+        })?;
+        let encodings = answered.inputs.encodings();
+        let model = self.model();
+        let mut at = 0;
+        let (mut answers, mut per_question, mut window_ids) = (Vec::new(), Vec::new(), Vec::new());
+        for ((_, context), count) in pairs.iter().zip(per_pair) {
+            let own: Vec<SpanLogits> = logits[at..at + count].iter().map(|&l| l.clone()).collect();
+            let windows = &encodings[at..at + count];
+            answers.push(model.answers_of(context, windows, &own, &options)?);
+            window_ids.push(windows.iter().map(|window| window.get_ids().to_vec()).collect());
+            per_question.push(own);
+            at += count;
+        }
+        Ok(Answers {
+            answers,
+            logits: per_question,
+            window_ids,
             timings: Timings::of(&answered),
         })
     }

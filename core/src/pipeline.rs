@@ -10,9 +10,14 @@
 //! Token classification: one text → `[{entity, score, index, word, start, end}, …]` for
 //! strategy `none`, `[{entity_group, score, word, start, end}, …]` otherwise; a list of
 //! texts → one such list per text.
+//!
+//! Question answering: `{score, start, end, answer}` when one answer is left (whatever
+//! `top_k`), a list of them best first when more are; several questions → one such
+//! answer per question, except that a list of one question is answered as that one
+//! question is (the pipeline unwraps it).
 
-use modelcrate_runtime::Entity;
 use modelcrate_runtime::classification::{best, ranked};
+use modelcrate_runtime::{Answer, Entity};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -198,6 +203,68 @@ pub fn entities(found: &[Vec<Entity>], single: bool) -> Value {
     serde_json::to_value(entity_lists(found, single)).unwrap_or(Value::Null)
 }
 
+/// One span of a context that answers a question, as the question-answering pipeline
+/// writes it: `answer` is the context's characters `start..end`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SpanAnswer {
+    /// The span's probability (summed where windows or spans give the same text).
+    pub score: f64,
+    /// First character of the answer in the context (Unicode characters, not bytes).
+    pub start: usize,
+    /// One past its last character.
+    pub end: usize,
+    /// The answer; `""` at 0..0 for "no answer" (`handle_impossible_answer`).
+    pub answer: String,
+}
+
+/// One question's answer: the only answer left, or the best ones in order.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum QuestionAnswer {
+    One(SpanAnswer),
+    Ranked(Vec<SpanAnswer>),
+}
+
+/// A question-answering answer: one question's, or one per question.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum QuestionAnswers {
+    One(QuestionAnswer),
+    PerQuestion(Vec<QuestionAnswer>),
+}
+
+fn span(answer: &Answer) -> SpanAnswer {
+    SpanAnswer {
+        score: answer.score,
+        start: answer.start,
+        end: answer.end,
+        answer: answer.answer.clone(),
+    }
+}
+
+/// The pipeline's answer to the questions whose answers are `found`, best first each.
+pub fn question_answers(found: &[Vec<Answer>]) -> QuestionAnswers {
+    let mut per_question: Vec<QuestionAnswer> = found
+        .iter()
+        .map(|answers| match answers.as_slice() {
+            [only] => QuestionAnswer::One(span(only)),
+            several => QuestionAnswer::Ranked(several.iter().map(span).collect()),
+        })
+        .collect();
+    if per_question.len() == 1 {
+        return QuestionAnswers::One(per_question.remove(0));
+    }
+    QuestionAnswers::PerQuestion(per_question)
+}
+
+/// [`question_answers`] as JSON, as parity compares it with the pipeline's own.
+pub fn answers(found: &[Vec<Answer>]) -> Value {
+    serde_json::to_value(question_answers(found)).unwrap_or(Value::Null)
+}
+
 /// Max |score difference| between two answers of the same shape, or the first
 /// structural difference (a label, an offset, a word, an order, a length, a missing
 /// score) as `Err`: every field but `score` must be equal.
@@ -232,6 +299,33 @@ mod tests {
     use serde_json::json;
 
     const LABELS: [&str; 3] = ["a", "b", "c"];
+
+    fn found(score: f64, answer: &str, start: usize) -> Answer {
+        Answer {
+            score,
+            start,
+            end: start + answer.chars().count(),
+            answer: answer.into(),
+        }
+    }
+
+    #[test]
+    fn question_answers_take_the_pipelines_shapes() {
+        let best = found(0.9, "16.2", 11);
+        let next = found(0.05, "PostgreSQL 16.2", 0);
+        let one = json!({"score": 0.9, "start": 11, "end": 15, "answer": "16.2"});
+        assert_eq!(answers(&[vec![best.clone()]]), one);
+        assert_eq!(
+            answers(&[vec![best.clone(), next.clone()]]),
+            json!([one, {"score": 0.05, "start": 0, "end": 15, "answer": "PostgreSQL 16.2"}])
+        );
+        // Several questions: one answer each, each in its own shape.
+        let both = answers(&[vec![best.clone()], vec![best.clone(), next]]);
+        assert_eq!(both[0], one);
+        assert_eq!(both[1].as_array().map(Vec::len), Some(2));
+        // No span left (every candidate filtered, no-answer not allowed): an empty list.
+        assert_eq!(answers(&[Vec::new()]), json!([]));
+    }
 
     #[test]
     fn one_text_without_top_k_is_a_list_of_the_best() {
