@@ -9,14 +9,14 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, header};
-use modelcrate_core::pipeline::{Classification, Entities};
+use modelcrate_core::pipeline::{Classification, Entities, QuestionAnswers};
 use modelcrate_core::{Infer, Timings, TopK, Truncate};
 use modelcrate_runtime::{ModelInfo, Task};
 use serde::Serialize;
 
 use crate::error::ApiError;
 use crate::image_request::{ImageRequest, media_type};
-use crate::request::{ClassifyRequest, EmbedRequest, EntitiesRequest};
+use crate::request::{AnswerRequest, ClassifyRequest, EmbedRequest, EntitiesRequest};
 use crate::state::AppState;
 use crate::wire;
 use modelcrate_core::pipeline;
@@ -29,6 +29,7 @@ use modelcrate_core::pipeline;
 pub enum Prediction {
     Labels(Classification),
     Entities(Entities),
+    Answers(QuestionAnswers),
     Embedding(Vec<f32>),
     Embeddings(Vec<Vec<f32>>),
 }
@@ -116,6 +117,14 @@ async fn texts(infer: &Infer, body: &[u8], max_inputs: usize) -> Result<(Predict
             let found = infer.entities(inputs.into_texts(), strategy, ignore_labels).await?;
             let answer = pipeline::entity_lists(&found.entities, single);
             (Prediction::Entities(answer), found.timings)
+        }
+        Task::QuestionAnswering => {
+            let request: AnswerRequest = wire::parse(body)?;
+            let options = request.options();
+            wire::batch_size(request.inputs.len(), "inputs", max_inputs, "question")?;
+            let answered = infer.answer(request.inputs.into_pairs(), options).await?;
+            let answer = pipeline::question_answers(&answered.answers);
+            (Prediction::Answers(answer), answered.timings)
         }
         Task::ImageClassification => {
             return Err(ApiError::Inference(

@@ -153,7 +153,9 @@ pub async fn metadata(State(state): State<AppState>, Path(name): Path<String>) -
     let info = engine.model().info();
     let dims = |dims: &[Option<i64>]| -> Vec<i64> { dims.iter().map(|d| d.unwrap_or(-1)).collect() };
     let mut inputs: Vec<Value> = Vec::new();
-    if engine.model().encoder().is_some() {
+    // Texts go in as one string each; a question-answering model's pairs go through
+    // `/models/{name}/predict`, so it lists its token tensors only.
+    if engine.model().encoder().is_some() && info.task != Task::QuestionAnswering {
         inputs.push(tensor(TEXT_INPUT, "BYTES", &[-1]));
     }
     inputs.extend(

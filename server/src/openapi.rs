@@ -21,11 +21,14 @@ use utoipa::OpenApi;
 
 use crate::error::ErrorBody;
 use crate::openai::OpenAiErrorBody;
-use crate::request::{ClassifyRequest, EmbedRequest, EntitiesRequest, ImagesRequest};
+use crate::request::{
+    AnswerParameters, AnswerRequest, ClassifyRequest, EmbedRequest, EntitiesRequest, ImagesRequest, QuestionContext,
+};
 use crate::state::AppState;
 use crate::{admin, kserve, openai, status, tei};
 use modelcrate_core::pipeline::{
-    Classification, Entities, EntityAnswer, EntityGroup, LabelScore, TextLabels, TokenEntity,
+    Classification, Entities, EntityAnswer, EntityGroup, LabelScore, QuestionAnswer, QuestionAnswers, SpanAnswer,
+    TextLabels, TokenEntity,
 };
 
 /// The routes every server has, whatever it serves.
@@ -69,6 +72,12 @@ use modelcrate_core::pipeline::{
         TokenEntity,
         EntityAnswer,
         Entities,
+        AnswerRequest,
+        AnswerParameters,
+        QuestionContext,
+        SpanAnswer,
+        QuestionAnswer,
+        QuestionAnswers,
     ))
 )]
 struct Routes;
@@ -273,6 +282,11 @@ fn predict_operation(info: &ModelInfo) -> Value {
                 "Find entities (the token-classification pipeline's answers)",
             )
         }
+        Task::QuestionAnswering => (
+            json_body(reference("AnswerRequest")),
+            one_or_per_input(reference("QuestionAnswer")),
+            "Answer questions from their contexts (the question-answering pipeline's answers)",
+        ),
         Task::ImageClassification => {
             let label = json!({"allOf": [reference("LabelScore"), labels("label")]});
             let image = json!({"schema": {"type": "string", "format": "binary"}});

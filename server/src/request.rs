@@ -3,18 +3,22 @@
 //! the parameters of the model's task. Text classification: `top_k` (a count, or `null`
 //! for every label) and `function_to_apply`; feature extraction: `normalize`; token
 //! classification: `aggregation_strategy` and `ignore_labels`; an image classifier's
-//! JSON body carries base64 images in `inputs` with the classification parameters.
+//! JSON body carries base64 images in `inputs` with the classification parameters;
+//! question answering: `inputs` is `{"question", "context"}` (or a list of them), with
+//! the question-answering pipeline's parameters.
 //! A field outside these is refused by name.
 
+use std::fmt;
+
 use modelcrate_core::TopK;
-use modelcrate_runtime::{AggregationStrategy, ClassificationFunction};
+use modelcrate_runtime::{AggregationStrategy, AnswerOptions, ClassificationFunction};
 use serde::Deserialize;
-use serde::de::{self, Deserializer};
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use utoipa::openapi::RefOr;
-use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, Type};
 use utoipa::{PartialSchema, ToSchema};
 
-use crate::wire::{Function, Inputs, Strategy, TopKParam};
+use crate::wire::{Count, Function, Inputs, Strategy, Text, TopKParam};
 
 /// A text-classification request.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -134,6 +138,135 @@ impl PartialSchema for Stride {
 
 impl ToSchema for Stride {}
 
+/// A question-answering request.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AnswerRequest {
+    pub inputs: QuestionInputs,
+    #[serde(default)]
+    pub parameters: Option<AnswerParameters>,
+}
+
+/// One question about a context.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QuestionContext {
+    pub question: Text,
+    /// The passage the answer is a span of.
+    pub context: Text,
+}
+
+/// `inputs`: one question, or a non-empty list of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QuestionInputs {
+    One(QuestionContext),
+    Many(Vec<QuestionContext>),
+}
+
+impl QuestionInputs {
+    /// (question, context) pairs, owned (what the inference core takes).
+    pub fn into_pairs(self) -> Vec<(String, String)> {
+        let all = match self {
+            Self::One(one) => vec![one],
+            Self::Many(many) => many,
+        };
+        all.into_iter().map(|q| (q.question.0, q.context.0)).collect()
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            Self::One(_) => 1,
+            Self::Many(many) => many.len(),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for QuestionInputs {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct QuestionsVisitor;
+
+        impl<'de> Visitor<'de> for QuestionsVisitor {
+            type Value = QuestionInputs;
+
+            fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+                formatter.write_str("an object {\"question\", \"context\"} or an array of them")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<QuestionInputs, A::Error> {
+                QuestionContext::deserialize(de::value::MapAccessDeserializer::new(map)).map(QuestionInputs::One)
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> Result<QuestionInputs, A::Error> {
+                let mut all = Vec::with_capacity(items.size_hint().unwrap_or(0).min(1024));
+                while let Some(item) = items.next_element::<QuestionContext>()? {
+                    all.push(item);
+                }
+                if all.is_empty() {
+                    return Err(de::Error::custom("is an empty array; send at least one question"));
+                }
+                Ok(QuestionInputs::Many(all))
+            }
+        }
+
+        deserializer.deserialize_any(QuestionsVisitor)
+    }
+}
+
+impl PartialSchema for QuestionInputs {
+    fn schema() -> RefOr<Schema> {
+        OneOfBuilder::new()
+            .item(QuestionContext::schema())
+            .item(ArrayBuilder::new().items(QuestionContext::schema()).min_items(Some(1)))
+            .description(Some(
+                "one question about a context, or a list of them (answered one per question; a list of one is answered as one question is, as the pipeline does)",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for QuestionInputs {}
+
+/// The question-answering pipeline's parameters, with its defaults when absent.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AnswerParameters {
+    /// How many answers, best first (default 1; fewer when the context has fewer).
+    pub top_k: Option<Count>,
+    /// Tokens two consecutive windows of a long context share (default: half the
+    /// window, at most 128).
+    pub doc_stride: Option<usize>,
+    /// Longest answer, in tokens (default 15).
+    pub max_answer_len: Option<Count>,
+    /// Tokens of a window, question and special tokens included (default: the model's
+    /// max length, at most 384).
+    pub max_seq_len: Option<Count>,
+    /// Longest question, in tokens (default 64); a longer one is refused.
+    pub max_question_len: Option<Count>,
+    /// Whether "no answer" (`""` at 0) may be an answer (default false).
+    pub handle_impossible_answer: Option<bool>,
+    /// Whether answers are widened to whole words (default true).
+    pub align_to_words: Option<bool>,
+}
+
+impl AnswerRequest {
+    /// The parameters over the pipeline's defaults.
+    pub fn options(&self) -> AnswerOptions {
+        let asked = self.parameters.clone().unwrap_or_default();
+        let defaults = AnswerOptions::default();
+        AnswerOptions {
+            top_k: asked.top_k.map_or(defaults.top_k, |Count(k)| k),
+            doc_stride: asked.doc_stride,
+            max_answer_len: asked.max_answer_len.map_or(defaults.max_answer_len, |Count(n)| n),
+            max_seq_len: asked.max_seq_len.map(|Count(n)| n),
+            max_question_len: asked.max_question_len.map_or(defaults.max_question_len, |Count(n)| n),
+            handle_impossible_answer: asked
+                .handle_impossible_answer
+                .unwrap_or(defaults.handle_impossible_answer),
+            align_to_words: asked.align_to_words.unwrap_or(defaults.align_to_words),
+        }
+    }
+}
+
 /// An image classifier's JSON request: base64 images (a `data:` URL prefix allowed).
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -230,6 +363,54 @@ mod tests {
         assert!(
             message(r#"{"inputs": "a", "parameters": {"normalize": "yes"}}"#)
                 .contains("`parameters.normalize` must be true or false, got a string")
+        );
+    }
+
+    #[test]
+    fn a_question_request_takes_one_or_a_list_and_the_pipelines_parameters() {
+        let answer = |body: &str| parse::<AnswerRequest>(body.as_bytes());
+        let one = answer(r#"{"inputs": {"question": "Which?", "context": "PostgreSQL 16.2 is out"}}"#);
+        let one = one.map(|r| (r.options(), r.inputs.len(), matches!(r.inputs, QuestionInputs::One(_))));
+        assert_eq!(one.ok(), Some((AnswerOptions::default(), 1, true)));
+        let body = r#"{"inputs": [{"question": "a?", "context": "b c"}], "parameters": {"top_k": 3, "doc_stride": 32,
+            "max_answer_len": 4, "max_seq_len": 128, "max_question_len": 20, "handle_impossible_answer": true,
+            "align_to_words": false}}"#;
+        let options = answer(body).map(|r| r.options());
+        assert_eq!(
+            options.ok(),
+            Some(AnswerOptions {
+                top_k: 3,
+                doc_stride: Some(32),
+                max_answer_len: 4,
+                max_seq_len: Some(128),
+                max_question_len: 20,
+                handle_impossible_answer: true,
+                align_to_words: false,
+            })
+        );
+        let message = message::<AnswerRequest>;
+        assert!(message(r#"{"inputs": {"context": "b"}}"#).contains("missing field `inputs.question`"));
+        assert!(message(r#"{"inputs": {"question": "a?", "context": " "}}"#).contains("`inputs.context` is empty"));
+        assert!(
+            message(r#"{"inputs": [{"question": "a?", "context": "b"}, {"question": "", "context": "b"}]}"#)
+                .contains("`inputs[1].question` is empty")
+        );
+        assert!(message(r#"{"inputs": "a question?"}"#).contains("`inputs` must be an object"));
+        assert!(message(r#"{"inputs": []}"#).contains("empty array"));
+        assert!(
+            message(r#"{"inputs": {"question": "a?", "context": "b", "answer": "c"}}"#)
+                .contains("unknown field `inputs.answer`")
+        );
+        let bad = |parameters: &str| {
+            message(&format!(
+                r#"{{"inputs": {{"question": "a?", "context": "b"}}, "parameters": {parameters}}}"#
+            ))
+        };
+        assert!(bad(r#"{"top_k": 0}"#).contains("`parameters.top_k`"));
+        assert!(bad(r#"{"max_answer_len": -1}"#).contains("`parameters.max_answer_len`"));
+        assert!(bad(r#"{"doc_stride": "64"}"#).contains("`parameters.doc_stride`"));
+        assert!(
+            bad(r#"{"aggregation_strategy": "simple"}"#).contains("unknown field `parameters.aggregation_strategy`")
         );
     }
 

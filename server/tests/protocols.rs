@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::fake::{CLASSIFIER, DIMENSION, EMBEDDER, IMAGES, MAX_LENGTH, TAGGER};
+use common::fake::{ANSWERER, CLASSIFIER, DIMENSION, EMBEDDER, IMAGES, MAX_LENGTH, TAGGER};
 use common::{get, post, post_bytes, start_fakes, start_fakes_for};
 use serde_json::{Value, json};
 
@@ -92,6 +92,103 @@ async fn the_inference_api_answers_in_each_pipelines_shape() {
     assert_eq!(
         (&tokens[2]["entity"], &tokens[2]["index"]),
         (&json!("B-LANG"), &json!(3))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn questions_are_answered_in_the_pipelines_shape_and_refused_by_field() {
+    let base = start_fakes().await;
+    let route = format!("/models/{ANSWERER}/predict");
+    // The answer is the context's first language, in characters of the context.
+    let context = "the release of rust is fast and python is slow";
+    let one = json!({"inputs": {"question": "which version", "context": context}});
+    let (status, answer) = post(&base, &route, &one).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["answer"], "rust", "{answer}");
+    assert_eq!((answer["start"].as_u64(), answer["end"].as_u64()), (Some(15), Some(19)));
+    assert!(answer["score"].as_f64().is_some_and(|score| score > 0.5), "{answer}");
+    // top_k: the best answers in order; with no answer allowed it is one of them.
+    let body = json!({"inputs": {"question": "which", "context": context}, "parameters": {"top_k": 3, "handle_impossible_answer": true}});
+    let (status, ranked) = post(&base, &route, &body).await;
+    assert_eq!(status, 200, "{ranked}");
+    let ranked = ranked.as_array().unwrap_or_else(|| panic!("{ranked} is a list"));
+    assert_eq!(ranked.len(), 3);
+    assert_eq!(ranked[0]["answer"], "rust");
+    assert!(
+        ranked
+            .windows(2)
+            .all(|pair| pair[0]["score"].as_f64() >= pair[1]["score"].as_f64())
+    );
+    // A list: one answer per question; a list of one is answered as one question.
+    let two = json!({"inputs": [{"question": "which", "context": context}, {"question": "which", "context": "python and rust"}]});
+    let (status, both) = post(&base, &route, &two).await;
+    assert_eq!(status, 200, "{both}");
+    assert_eq!(
+        (both[0]["answer"].as_str(), both[1]["answer"].as_str()),
+        (Some("rust"), Some("python"))
+    );
+    let (_, single) = post(
+        &base,
+        &route,
+        &json!({"inputs": [{"question": "which", "context": context}]}),
+    )
+    .await;
+    assert_eq!(single["answer"], "rust", "{single}");
+    // A context longer than a window: the answer is found in a later window.
+    let long = format!("{} rust", "the release is good and fast ".repeat(4));
+    let (status, far) = post(
+        &base,
+        &route,
+        &json!({"inputs": {"question": "which", "context": long}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{far}");
+    assert_eq!(far["answer"], "rust", "{far}");
+    assert_eq!(far["start"].as_u64(), Some(long.chars().count() as u64 - 4));
+
+    for (body, field) in [
+        (
+            json!({"inputs": {"context": context}}),
+            "missing field `inputs.question`",
+        ),
+        (
+            json!({"inputs": {"question": "which", "context": ""}}),
+            "`inputs.context` is empty",
+        ),
+        (
+            json!({"inputs": "which language is fast"}),
+            "`inputs` must be an object",
+        ),
+        (
+            json!({"inputs": {"question": "which version is good", "context": context}, "parameters": {"max_question_len": 2}}),
+            "`question` is 4 tokens, more than `max_question_len` (2)",
+        ),
+        (
+            json!({"inputs": [{"question": "which", "context": "rust is fast"}, {"question": "which", "context": long}], "parameters": {"doc_stride": 9}}),
+            "`inputs[1]`: `doc_stride` (9) must be less than",
+        ),
+        (
+            json!({"inputs": {"question": "which", "context": context}, "parameters": {"max_seq_len": 99}}),
+            "`max_seq_len` is 99, more than the model's 12 positions",
+        ),
+    ] {
+        let (status, refusal) = post(&base, &route, &body).await;
+        assert_eq!(status, 422, "{body}: {refusal}");
+        assert!(
+            refusal["error"].as_str().is_some_and(|error| error.contains(field)),
+            "{body}: {refusal}"
+        );
+    }
+    // Texts for a classifier are not questions, and questions are not texts.
+    let (status, refusal) = post(&base, &format!("/models/{CLASSIFIER}/predict"), &one).await;
+    assert_eq!(status, 422, "{refusal}");
+    let metadata = get(&base, &format!("/v2/models/{ANSWERER}")).await;
+    assert_eq!(metadata["parameters"]["task"], "question-answering");
+    assert_eq!(metadata["outputs"][0]["name"], "start_logits", "{metadata}");
+    assert!(
+        metadata["inputs"]
+            .as_array()
+            .is_some_and(|inputs| inputs.iter().all(|i| i["name"] != "text"))
     );
 }
 
@@ -196,7 +293,7 @@ async fn openai_embeddings_answer_in_openais_shape_and_refuse_in_it() {
     assert_eq!(status, 422, "{answer}");
     assert_eq!(answer["error"]["param"], "model", "{answer}");
     let models = get(&base, "/v1/models").await;
-    assert_eq!(models["data"].as_array().map(Vec::len), Some(4), "{models}");
+    assert_eq!(models["data"].as_array().map(Vec::len), Some(5), "{models}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,13 +12,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use modelcrate_core::{BatchingOptions, Engine};
+use modelcrate_runtime::question_answering::{self, QuestionTokenizer, SpanLogits};
 use modelcrate_runtime::signature::{DType, Signature, TensorSpec};
 use modelcrate_runtime::text::{EncodedBatch, TextEncoder};
 use modelcrate_runtime::token_classification::{self, Vocabulary};
 use modelcrate_runtime::variants::Resolved;
 use modelcrate_runtime::{
-    AggregationStrategy, Entity, Error, Input, Lane, Layout, ModelInfo, Pooling, Preprocessing, ProblemType, Result,
-    RowOutput, Task, TaskModel, VariantKind,
+    AggregationStrategy, Answer, AnswerOptions, Entity, Error, Input, Lane, Layout, ModelInfo, Pooling, Preprocessing,
+    ProblemType, Result, RowOutput, Task, TaskModel, VariantKind,
 };
 use ndarray::{Array2, Array4, Axis};
 use tokenizers::{Encoding, Tokenizer};
@@ -32,6 +33,7 @@ pub const CLASSIFIER: &str = "fake-sentiment";
 pub const EMBEDDER: &str = "fake-embed";
 pub const TAGGER: &str = "fake-ner";
 pub const IMAGES: &str = "fake-shades";
+pub const ANSWERER: &str = "fake-qa";
 
 const WORDS: [&str; 12] = [
     "good", "bad", "fast", "slow", "rust", "python", "is", "and", "the", "release", "of", "version",
@@ -203,6 +205,64 @@ impl TaskModel for TextModel {
     }
 }
 
+/// Questions: the answer is the first `rust` or `python` of the context (start and end
+/// logit 5 there, 0 elsewhere), chosen by the runtime's span selection.
+pub struct QuestionModel {
+    info: ModelInfo,
+    encoder: TextEncoder,
+    questions: QuestionTokenizer,
+}
+
+impl TaskModel for QuestionModel {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    fn encoder(&self) -> Option<&TextEncoder> {
+        Some(&self.encoder)
+    }
+
+    fn run_texts(&self, batch: &EncodedBatch, _lane: Lane) -> Result<Vec<RowOutput>> {
+        let languages = [id("rust"), id("python")];
+        Ok(rows(batch)
+            .zip(batch.token_type_ids.axis_iter(Axis(0)))
+            .map(|(ids, types)| {
+                let first = ids
+                    .iter()
+                    .zip(types.iter())
+                    .position(|(id, kind)| *kind == 1 && languages.contains(id));
+                let logits: Vec<f32> = (0..ids.len())
+                    .map(|at| if Some(at) == first { 5.0 } else { 0.0 })
+                    .collect();
+                RowOutput::SpanLogits(SpanLogits {
+                    start: logits.clone(),
+                    end: logits,
+                })
+            })
+            .collect())
+    }
+
+    fn windows(&self, question: &str, context: &str, options: &AnswerOptions) -> Result<Vec<Encoding>> {
+        let windowing = options.windowing(MAX_LENGTH, MAX_LENGTH)?;
+        self.questions
+            .windows(question, context, windowing, options.max_question_len)
+    }
+
+    fn answers_of(
+        &self,
+        context: &str,
+        windows: &[Encoding],
+        logits: &[SpanLogits],
+        options: &AnswerOptions,
+    ) -> Result<Vec<Answer>> {
+        question_answering::answers(context, windows, logits, self.questions.cls_id(), options)
+    }
+
+    fn process(&self, _inputs: &[Input<'_>]) -> Result<()> {
+        Ok(())
+    }
+}
+
 /// Shades: logit 1 is the mean normalised pixel, logit 0 its negation.
 pub struct ImageClassifier {
     info: ModelInfo,
@@ -243,6 +303,18 @@ const HIDDEN: [TensorSpec; 1] = [TensorSpec {
     dtype: DType::Float32,
     dims: &[None, None, Some(DIMENSION as i64)],
 }];
+const SPANS: [TensorSpec; 2] = [
+    TensorSpec {
+        name: "start_logits",
+        dtype: DType::Float32,
+        dims: &[None, None],
+    },
+    TensorSpec {
+        name: "end_logits",
+        dtype: DType::Float32,
+        dims: &[None, None],
+    },
+];
 const PIXELS: [TensorSpec; 1] = [TensorSpec {
     name: "pixel_values",
     dtype: DType::Float32,
@@ -253,7 +325,7 @@ fn encoder() -> Result<TextEncoder> {
     TextEncoder::new(tokenizer(), MAX_LENGTH)
 }
 
-/// The four fakes, by name.
+/// The five fakes, by name.
 pub fn models() -> Result<Vec<Arc<dyn TaskModel>>> {
     let classifier = TextModel {
         info: ModelInfo {
@@ -295,11 +367,17 @@ pub fn models() -> Result<Vec<Arc<dyn TaskModel>>> {
             ..info(IMAGES, Task::ImageClassification, &SHADES, &LOGITS)
         },
     };
+    let answerer = QuestionModel {
+        info: info(ANSWERER, Task::QuestionAnswering, &[], &SPANS),
+        encoder: encoder()?,
+        questions: QuestionTokenizer::new(tokenizer())?,
+    };
     Ok(vec![
         Arc::new(classifier),
         Arc::new(embedder),
         Arc::new(tagger),
         Arc::new(images),
+        Arc::new(answerer),
     ])
 }
 
