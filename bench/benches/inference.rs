@@ -12,7 +12,7 @@ use modelcrate_core::catalog;
 use modelcrate_models::MODELS;
 use modelcrate_parity::test_split::{self, TestInputs};
 use modelcrate_runtime::image::{DEFAULT_MAX_PIXELS, stack};
-use modelcrate_runtime::{Lane, LoadOptions, VariantChoice};
+use modelcrate_runtime::{AnswerOptions, Lane, LoadOptions, VariantChoice};
 
 fn artifacts() -> PathBuf {
     std::env::var_os("MODELCRATE_ARTIFACTS").map_or_else(
@@ -58,6 +58,22 @@ fn inference(c: &mut Criterion) {
                         eprintln!("skipped {}: its tokenizer failed on the test split", entry.name);
                         continue;
                     };
+                    c.bench_function(&name, |b| {
+                        b.iter(|| black_box(model.run_encoded(black_box(&batch), Lane::Any)))
+                    });
+                }
+                (TestInputs::Questions(rows), _) => {
+                    // A question's windows, as the engine runs them.
+                    let windows: Result<Vec<_>, _> = rows
+                        .iter()
+                        .take(size)
+                        .map(|row| model.windows(&row.question, &row.context, &AnswerOptions::default()))
+                        .collect();
+                    let (Ok(windows), Ok(encoder)) = (windows, model.text_encoder()) else {
+                        eprintln!("skipped {}: its test questions could not be windowed", entry.name);
+                        continue;
+                    };
+                    let batch = encoder.pad(&windows.into_iter().flatten().collect::<Vec<_>>());
                     c.bench_function(&name, |b| {
                         b.iter(|| black_box(model.run_encoded(black_box(&batch), Lane::Any)))
                     });

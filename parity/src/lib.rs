@@ -34,6 +34,11 @@
 //! aggregation strategy and `ignore_labels` identical (labels, offsets, words; scores
 //! within 1e-4); entity F1 over the test split equal to PyTorch's (INT8: at most 1.0 point
 //! below, the rest reported).
+//! For a question-answering model (`question.rs`): every window's token ids identical;
+//! start and end logits within 1e-4, alone and batched; the pipeline's answers for every
+//! recorded call and each case's own parameters identical (spans, character offsets,
+//! texts; scores within 1e-4); SQuAD exact match and F1 over the test split equal to
+//! PyTorch's (INT8: F1 at most 1.0 point below, the rest reported).
 //! For an image classifier (`image.rs`): decoded and resized pixels against PIL's (PNG
 //! identical, JPEG within 8 levels), logits within 1e-4 on PNGs (JPEG decoding
 //! differences reported and bounded), top labels identical, undecodable files refused by
@@ -42,6 +47,7 @@
 mod classification;
 mod embedding;
 mod image;
+mod question;
 mod recorded;
 pub mod test_split;
 mod through;
@@ -271,6 +277,10 @@ async fn check_through(
         Task::TokenClassification => {
             let test = test_split::read_tagged(artifacts, name)?;
             token::check(through, &reference, &test, &mut figures).await
+        }
+        Task::QuestionAnswering => {
+            let test = test_split::read_questions(artifacts, name)?;
+            question::check(through, &reference, &test, &mut figures).await
         }
         Task::ImageClassification => {
             let test = test_split::read_images(artifacts, name)?;

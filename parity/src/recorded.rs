@@ -3,8 +3,8 @@
 
 use anyhow::{Context, Result, bail};
 use modelcrate_core::TopK;
-use modelcrate_runtime::AggregationStrategy;
 use modelcrate_runtime::classification::ClassificationFunction;
+use modelcrate_runtime::{AggregationStrategy, AnswerOptions};
 use serde_json::Value;
 
 /// A text or image classification call: `top_k` (absent, `null` for all, or k) and
@@ -51,6 +51,39 @@ pub fn entities(call: &Value) -> Result<(AggregationStrategy, Option<Vec<String>
     Ok((strategy, ignore_labels))
 }
 
+/// A question-answering call: the pipeline's parameters over its defaults.
+pub fn answer_options(call: &Value) -> Result<AnswerOptions> {
+    let count = |name: &str| -> Result<Option<usize>> {
+        match call.get(name) {
+            None => Ok(None),
+            Some(value) => value
+                .as_u64()
+                .and_then(|n| usize::try_from(n).ok())
+                .map(Some)
+                .with_context(|| format!("recorded call {call}: `{name}` {value} is not a count")),
+        }
+    };
+    let flag = |name: &str| -> Result<Option<bool>> {
+        match call.get(name) {
+            None => Ok(None),
+            Some(value) => value
+                .as_bool()
+                .map(Some)
+                .with_context(|| format!("recorded call {call}: `{name}` {value} is not true or false")),
+        }
+    };
+    let defaults = AnswerOptions::default();
+    Ok(AnswerOptions {
+        top_k: count("top_k")?.unwrap_or(defaults.top_k),
+        doc_stride: count("doc_stride")?,
+        max_answer_len: count("max_answer_len")?.unwrap_or(defaults.max_answer_len),
+        max_seq_len: count("max_seq_len")?,
+        max_question_len: count("max_question_len")?.unwrap_or(defaults.max_question_len),
+        handle_impossible_answer: flag("handle_impossible_answer")?.unwrap_or(defaults.handle_impossible_answer),
+        align_to_words: flag("align_to_words")?.unwrap_or(defaults.align_to_words),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,5 +111,12 @@ mod tests {
             (AggregationStrategy::Simple, Some(vec![]))
         );
         assert!(entities(&json!({"aggregation_strategy": "longest"})).is_err());
+        assert_eq!(answer_options(&json!({})).unwrap(), AnswerOptions::default());
+        let small = answer_options(&json!({"max_seq_len": 64, "doc_stride": 16, "top_k": 2})).unwrap();
+        assert_eq!(
+            (small.max_seq_len, small.doc_stride, small.top_k),
+            (Some(64), Some(16), 2)
+        );
+        assert!(answer_options(&json!({"handle_impossible_answer": 1})).is_err());
     }
 }

@@ -66,6 +66,27 @@ pub fn texts_of(path: &Path) -> Result<Vec<String>> {
     Ok(rows.into_iter().map(|row| row.text).collect())
 }
 
+/// A held-out question of a question-answering model: its context and its gold
+/// answers (none for a question the context does not answer).
+#[derive(Debug, Clone, Deserialize)]
+pub struct QuestionRow {
+    pub question: String,
+    pub context: String,
+    pub answers: Vec<GoldAnswer>,
+}
+
+/// A gold answer: its text, and where it starts in the context (characters).
+#[derive(Debug, Clone, Deserialize)]
+pub struct GoldAnswer {
+    pub text: String,
+    pub start: usize,
+}
+
+/// Reads the test split of a question-answering model.
+pub fn read_questions(artifacts: &Path, model: &str) -> Result<Vec<QuestionRow>> {
+    read_lines(&artifacts.join(model).join("data/test.jsonl"))
+}
+
 /// A held-out image: its file (relative to the split's folder) and label id.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ImageRow {
@@ -86,10 +107,12 @@ pub fn read_images(artifacts: &Path, model: &str) -> Result<Vec<(ImageRow, Vec<u
         .collect()
 }
 
-/// The test split's inputs as a model takes them: texts, or encoded images.
+/// The test split's inputs as a model takes them: texts, encoded images, or questions
+/// with their contexts.
 pub enum TestInputs {
     Texts(Vec<String>),
     Images(Vec<Vec<u8>>),
+    Questions(Vec<QuestionRow>),
 }
 
 impl TestInputs {
@@ -97,6 +120,13 @@ impl TestInputs {
         match self {
             Self::Texts(texts) => texts.iter().map(|text| Input::Text(text)).collect(),
             Self::Images(images) => images.iter().map(|bytes| Input::Image(bytes)).collect(),
+            Self::Questions(rows) => rows
+                .iter()
+                .map(|row| Input::Question {
+                    question: &row.question,
+                    context: &row.context,
+                })
+                .collect(),
         }
     }
 }
@@ -110,6 +140,7 @@ pub fn inputs(artifacts: &Path, model: &str, task: Task) -> Result<TestInputs> {
                 .map(|(_, bytes)| bytes)
                 .collect(),
         ),
+        Task::QuestionAnswering => TestInputs::Questions(read_questions(artifacts, model)?),
         _ => TestInputs::Texts(texts(artifacts, model)?),
     })
 }

@@ -18,10 +18,10 @@ use std::time::Duration;
 
 use anyhow::{Result, anyhow};
 use futures_util::future::try_join_all;
-use modelcrate_core::{BatchingOptions, Engine, Infer, Limits, Timings, Truncate};
+use modelcrate_core::{Answers, BatchingOptions, Engine, Infer, Limits, Timings, Truncate};
 use modelcrate_runtime::classification::ClassificationFunction;
 use modelcrate_runtime::image::DEFAULT_MAX_PIXELS;
-use modelcrate_runtime::{AggregationStrategy, Entity, MergeLimits, RowOutput, TaskModel};
+use modelcrate_runtime::{AggregationStrategy, AnswerOptions, Entity, MergeLimits, RowOutput, TaskModel};
 use modelcrate_schema::ParityBatching;
 use ndarray::Array2;
 use tokenizers::Encoding;
@@ -63,6 +63,11 @@ impl Through {
     /// The requests, inputs and batches the checks went through.
     pub fn tally(&self) -> ParityBatching {
         self.tally.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// The model checked.
+    pub fn model(&self) -> &dyn TaskModel {
+        self.infer.model()
     }
 
     /// Most rows in one `session.run`.
@@ -218,6 +223,40 @@ impl Through {
         Ok(all)
     }
 
+    /// The answers to each (question, context) pair under `options`, one request of all.
+    pub async fn answer(&self, pairs: &[(&str, &str)], options: AnswerOptions) -> Result<Answers> {
+        let owned = pairs
+            .iter()
+            .map(|(q, c)| ((*q).to_string(), (*c).to_string()))
+            .collect();
+        let answered = self.infer.answer(owned, options).await?;
+        self.count(pairs.len(), &answered.timings);
+        Ok(answered)
+    }
+
+    /// [`Through::answer`] of each pair as a request of its own, one after another.
+    pub async fn answer_each(&self, pairs: &[(&str, &str)], options: AnswerOptions) -> Result<Answers> {
+        let mut all = Vec::with_capacity(pairs.len());
+        for pair in pairs.chunks(1) {
+            all.push(self.answer(pair, options).await?);
+        }
+        joined(all)
+    }
+
+    /// [`Through::answer`] as requests of a full batch, one after another.
+    pub async fn answer_in_requests(&self, pairs: &[(&str, &str)], options: AnswerOptions) -> Result<Answers> {
+        let mut all = Vec::new();
+        for request in pairs.chunks(self.batch_size()) {
+            all.push(self.answer(request, options).await?);
+        }
+        joined(all)
+    }
+
+    /// [`Through::answer`] of each pair as a request of its own, all at once.
+    pub async fn answer_at_once(&self, pairs: &[(&str, &str)], options: AnswerOptions) -> Result<Answers> {
+        joined(try_join_all(pairs.chunks(1).map(|pair| self.answer(pair, options))).await?)
+    }
+
     /// An image classifier's logits, one request of all `images` (encoded files).
     pub async fn image_logits(&self, images: &[&[u8]]) -> Result<Vec<Vec<f32>>> {
         let owned: Vec<Vec<u8>> = images.iter().map(|bytes| bytes.to_vec()).collect();
@@ -248,6 +287,18 @@ impl Scored {
         self.logits.extend(more.logits);
         self.scores.extend(more.scores);
     }
+}
+
+/// Several requests' answers as one, in order (the first's timings); none is an error.
+fn joined(parts: Vec<Answers>) -> Result<Answers> {
+    let mut parts = parts.into_iter();
+    let mut all = parts.next().ok_or_else(|| anyhow!("no questions to answer"))?;
+    for part in parts {
+        all.answers.extend(part.answers);
+        all.logits.extend(part.logits);
+        all.window_ids.extend(part.window_ids);
+    }
+    Ok(all)
 }
 
 fn owned(texts: &[&str]) -> Vec<String> {

@@ -228,8 +228,16 @@ fn costs(model: &Arc<dyn TaskModel>, inputs: &[Input<'_>], cores: usize) -> Resu
         }
         None => {
             let text_model = model.as_ref();
-            // The test split's texts end to end, cut to each length: real tokens, any length.
-            let texts: Vec<&str> = inputs.iter().take(64).map(Input::text).collect::<Result<_, _>>()?;
+            // The test split's texts end to end, cut to each length: real tokens, any length
+            // (a question-answering model's contexts: a window's cost is its tokens').
+            let texts: Vec<&str> = inputs
+                .iter()
+                .take(64)
+                .map(|input| match *input {
+                    Input::Question { context, .. } => Ok(context),
+                    _ => input.text(),
+                })
+                .collect::<Result<_, _>>()?;
             let encoder = text_model.text_encoder()?;
             let long = text_model
                 .encode(&[texts.join(" ").as_str()])?
