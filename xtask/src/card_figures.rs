@@ -53,6 +53,10 @@ pub struct TrainingFigures {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_entities: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_exact_match: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_f1: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub examples_per_class: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contrastive_pairs: Option<u64>,
@@ -148,6 +152,8 @@ mod tests {
             test_precision: Some(0.8813),
             test_recall: Some(0.9225),
             test_entities: Some(entities),
+            test_exact_match: None,
+            test_f1: None,
             examples_per_class: None,
             contrastive_pairs: None,
             head_parameters: None,

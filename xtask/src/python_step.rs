@@ -118,14 +118,20 @@ impl PyStep {
     }
 
     /// The Python module that runs the step and, when that module holds several steps,
-    /// the step's name in it: an image model's steps are all in `vision`, a student's
-    /// export, optimize and golden in `student`.
+    /// the step's name in it: an image model's steps are all in `vision`, a
+    /// question-answering model's train, optimize and golden in `qa`, a student's export,
+    /// optimize and golden in `student`.
     fn module(self, spec: &ModelSpec) -> (&'static str, Option<&'static str>) {
         match self {
             Self::StudentExport => ("student", Some("export")),
             Self::StudentOptimize => ("student", Some("optimize")),
             Self::StudentGolden => ("student", Some("golden")),
             _ if spec.is_image() => ("vision", Some(self.name())),
+            // A question-answering model's train, optimize and golden steps are `qa`'s;
+            // its export is every text model's.
+            Self::Train | Self::Optimize | Self::Golden if spec.task == Task::QuestionAnswering => {
+                ("qa", Some(self.name()))
+            }
             _ => (self.name(), None),
         }
     }
@@ -167,6 +173,7 @@ impl PyStep {
             _ if spec.is_setfit() => &["fewshot", "embed"],
             Task::FeatureExtraction => &["embed"],
             Task::TokenClassification => &["ner"],
+            Task::QuestionAnswering => &["qa", "release_qa"],
             _ => &[],
         };
         let code = |modules: &[&str]| -> Vec<PathBuf> {

@@ -185,6 +185,7 @@ const TASK_STRATEGIES: &[(Task, &[&str])] = &[
     // `pretrained`: the base model served as it comes, nothing trained.
     (Task::FeatureExtraction, &["contrastive", "pretrained"]),
     (Task::TokenClassification, &["full"]),
+    (Task::QuestionAnswering, &["full"]),
     (Task::ImageClassification, &["head-only"]),
 ];
 pub const PRECISIONS: &[&str] = &["fp32", "bf16"];
@@ -231,6 +232,10 @@ pub const DATA_SOURCES: &[(&str, &str)] = &[
         "synthetic software-release sentences (3,000, seeded, written by `python/modelcrate/release_notes.py`: release notes, changelog lines, tickets, advisories; test sentences use only held-out templates and product names)",
     ),
     (
+        "release-qa-synthetic",
+        "synthetic questions over software-release passages (2,000, seeded, written by `python/modelcrate/release_qa.py`: which release fixes an issue, introduces or deprecates a feature, which version or product an advisory concerns; answers are spans of the passage, 15 % of questions have none, 10 % of passages are longer than one window; test questions use only held-out sentences, phrasings and product names)",
+    ),
+    (
         "animal-shapes",
         "animal silhouettes (10,000 real 28×28 grayscale images, ten classes) from the `animal-shape-mnist` package",
     ),
@@ -241,6 +246,7 @@ const TASK_SOURCES: &[(Task, &[&str])] = &[
     (Task::TextClassification, &["bbc-news", "release-notes-synthetic"]),
     (Task::FeatureExtraction, &["bbc-news"]),
     (Task::TokenClassification, &["release-notes-synthetic"]),
+    (Task::QuestionAnswering, &["release-qa-synthetic"]),
     (Task::ImageClassification, &["animal-shapes"]),
 ];
 /// Base-model packages known to carry their weights (see ASSETS.md).
@@ -889,15 +895,27 @@ seed = 42
 
     #[test]
     fn an_unknown_task_is_refused_with_the_field_and_the_tasks_named() {
-        let error = parse(&VALID.replace("text-classification", "question-answering"))
+        let error = parse(&VALID.replace("text-classification", "object-detection"))
             .unwrap_err()
             .to_string();
         assert!(
             error.contains(
-                "field `task`: `question-answering` is not one of [\"text-classification\", \"feature-extraction\""
+                "field `task`: `object-detection` is not one of [\"text-classification\", \"feature-extraction\""
             ),
             "{error}"
         );
+        // A question-answering model reads the synthetic release questions only.
+        let error = parse(&VALID.replace("text-classification", "question-answering"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("field `data.source`: a question-answering model is trained on one of [\"release-qa-synthetic\"]"),
+            "{error}"
+        );
+        let questions = VALID
+            .replace("text-classification", "question-answering")
+            .replace("bbc-news", "release-qa-synthetic");
+        assert_eq!(parse(&questions).unwrap().task, Task::QuestionAnswering);
         assert_eq!(parse(VALID).unwrap().task, Task::TextClassification);
     }
 

@@ -67,6 +67,8 @@ pub struct ModelFacts {
     pub image: Option<ImageFacts>,
     /// SetFit classifiers only.
     pub setfit: Option<SetFitFacts>,
+    /// Question-answering models only.
+    pub question: Option<QuestionFacts>,
     /// Models with a distilled student: the model card's sentence on it.
     pub student: Option<String>,
     /// `training.json`: the run whose figures the card quotes (see `card_figures`).
@@ -125,6 +127,17 @@ pub struct EntityFacts {
     pub precision: String,
     pub recall: String,
     pub test_entities: u64,
+}
+
+/// A question-answering model's outputs, window and test figures.
+#[derive(Debug, Clone)]
+pub struct QuestionFacts {
+    pub start_output: String,
+    pub end_output: String,
+    /// `config.json`'s `max_position_embeddings`: the longest window the model can take.
+    pub max_positions: usize,
+    pub exact_match: String,
+    pub f1: String,
 }
 
 /// A BIO label's enum variant and the entity type's it marks.
@@ -318,7 +331,7 @@ impl ModelFacts {
             .collect::<Result<Vec<_>>>()?;
         let config = onnx.join("config.json");
         let (mut labels, mut logits_output, mut test_accuracy) = (Vec::new(), String::new(), String::new());
-        let (mut embedding, mut entity, mut image, mut setfit) = (None, None, None, None);
+        let (mut embedding, mut entity, mut image, mut setfit, mut question) = (None, None, None, None, None);
         match spec.task {
             _ if spec.is_setfit() => {
                 let facts = setfit_facts(&onnx, &signature_path, &outputs, &metrics, &metrics_path)?;
@@ -344,6 +357,15 @@ impl ModelFacts {
             Task::TokenClassification => {
                 (labels, logits_output) = classifier_facts(&config, &signature_path, &outputs, 3)?;
                 entity = Some(entity_facts(&labels, &metrics, &metrics_path)?);
+            }
+            Task::QuestionAnswering => {
+                question = Some(question_facts(
+                    &config,
+                    &signature_path,
+                    &outputs,
+                    &metrics,
+                    &metrics_path,
+                )?);
             }
             _ => {
                 (labels, logits_output) = classifier_facts(&config, &signature_path, &outputs, 2)?;
@@ -382,6 +404,7 @@ impl ModelFacts {
             entity,
             image,
             setfit,
+            question,
             student: student_facts(paths, spec)?,
             training_record,
             kept_record,
@@ -511,6 +534,45 @@ pub(super) fn entity_facts(
                 metrics_path.display()
             )
         })?,
+    })
+}
+
+/// A question-answering model's `start_logits` and `end_logits` outputs, which must be
+/// `[batch, tokens]`, and its position embeddings from `config.json`.
+fn question_facts(
+    config_path: &Path,
+    signature_path: &Path,
+    outputs: &[Tensor],
+    metrics: &TrainingFigures,
+    metrics_path: &Path,
+) -> Result<QuestionFacts> {
+    #[derive(Deserialize)]
+    struct Positions {
+        max_position_embeddings: usize,
+    }
+    let positions: Positions = read_json(config_path, "export")?;
+    for name in ["start_logits", "end_logits"] {
+        let output = outputs.iter().find(|t| t.name == name).with_context(|| {
+            format!(
+                "{}: a question-answering model needs an output named `{name}`",
+                signature_path.display()
+            )
+        })?;
+        if output.dtype != "float32" || output.dims_rust != "&[None, None]" {
+            bail!(
+                "{}: `{name}` is {} {}, expected float32 [batch, tokens]",
+                signature_path.display(),
+                output.dtype,
+                output.dims_shown
+            );
+        }
+    }
+    Ok(QuestionFacts {
+        start_output: "start_logits".into(),
+        end_output: "end_logits".into(),
+        max_positions: positions.max_position_embeddings,
+        exact_match: metric(metrics.test_exact_match, "test_exact_match", metrics_path)?,
+        f1: metric(metrics.test_f1, "test_f1", metrics_path)?,
     })
 }
 

@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use askama::{DynTemplate, Template};
 
 use super::COMMAND;
-use super::facts::{EmbeddingFacts, EntityFacts, ImageFacts, ModelFacts};
+use super::facts::{EmbeddingFacts, EntityFacts, ImageFacts, ModelFacts, QuestionFacts};
 use crate::card_figures;
 
 #[derive(Template)]
@@ -63,6 +63,21 @@ struct TokenGoldenTest<'a> {
 }
 
 #[derive(Template)]
+#[template(path = "question/lib.rs", escape = "none")]
+struct QuestionLib<'a> {
+    model: &'a ModelFacts,
+    question: &'a QuestionFacts,
+    command: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "question/golden_test.rs", escape = "none")]
+struct QuestionGoldenTest<'a> {
+    model: &'a ModelFacts,
+    command: &'a str,
+}
+
+#[derive(Template)]
 #[template(path = "image/lib.rs", escape = "none")]
 struct ImageLib<'a> {
     model: &'a ModelFacts,
@@ -106,6 +121,17 @@ pub fn render(models: &[ModelFacts], rustfmt_config: &Path) -> Result<BTreeMap<P
             .render()?,
         );
         let (lib, golden) = match (&model.image, &model.embedding, &model.entity) {
+            _ if let Some(question) = &model.question => (
+                rust(&QuestionLib {
+                    model,
+                    question,
+                    command: COMMAND,
+                })?,
+                rust(&QuestionGoldenTest {
+                    model,
+                    command: COMMAND,
+                })?,
+            ),
             (Some(image), _, _) => (
                 rust(&ImageLib {
                     model,

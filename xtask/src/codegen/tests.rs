@@ -55,6 +55,7 @@ pub fn fixture() -> ModelFacts {
         entity: None,
         image: None,
         setfit: None,
+        question: None,
         student: None,
         training_record: "{}\n".into(),
         kept_record: None,
