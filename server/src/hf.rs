@@ -121,7 +121,7 @@ async fn texts(infer: &Infer, body: &[u8], max_inputs: usize) -> Result<(Predict
         Task::QuestionAnswering => {
             let request: AnswerRequest = wire::parse(body)?;
             let options = request.options();
-            wire::batch_size(request.inputs.len(), "inputs", max_inputs, "question")?;
+            wire::batch_size(request.inputs.count(), "inputs", max_inputs, "question")?;
             let answered = infer.answer(request.inputs.into_pairs(), options).await?;
             let answer = pipeline::question_answers(&answered.answers);
             (Prediction::Answers(answer), answered.timings)

@@ -173,7 +173,8 @@ impl QuestionInputs {
         all.into_iter().map(|q| (q.question.0, q.context.0)).collect()
     }
 
-    pub fn len(&self) -> usize {
+    /// How many questions were sent.
+    pub fn count(&self) -> usize {
         match self {
             Self::One(_) => 1,
             Self::Many(many) => many.len(),
@@ -370,7 +371,13 @@ mod tests {
     fn a_question_request_takes_one_or_a_list_and_the_pipelines_parameters() {
         let answer = |body: &str| parse::<AnswerRequest>(body.as_bytes());
         let one = answer(r#"{"inputs": {"question": "Which?", "context": "PostgreSQL 16.2 is out"}}"#);
-        let one = one.map(|r| (r.options(), r.inputs.len(), matches!(r.inputs, QuestionInputs::One(_))));
+        let one = one.map(|r| {
+            (
+                r.options(),
+                r.inputs.count(),
+                matches!(r.inputs, QuestionInputs::One(_)),
+            )
+        });
         assert_eq!(one.ok(), Some((AnswerOptions::default(), 1, true)));
         let body = r#"{"inputs": [{"question": "a?", "context": "b c"}], "parameters": {"top_k": 3, "doc_stride": 32,
             "max_answer_len": 4, "max_seq_len": 128, "max_question_len": 20, "handle_impossible_answer": true,

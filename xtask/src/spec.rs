@@ -909,7 +909,9 @@ seed = 42
             .unwrap_err()
             .to_string();
         assert!(
-            error.contains("field `data.source`: a question-answering model is trained on one of [\"release-qa-synthetic\"]"),
+            error.contains(
+                "field `data.source`: a question-answering model is trained on one of [\"release-qa-synthetic\"]"
+            ),
             "{error}"
         );
         let questions = VALID
