@@ -412,6 +412,8 @@ pub async fn info(State(state): State<AppState>, RawQuery(query): RawQuery) -> R
                 "pooling": pooling.as_str(),
                 "dimension": info.dimension,
             }}),
+            // TEI knows no question answering; its type is named as this server names it.
+            None if info.task == Task::QuestionAnswering => json!({"question_answering": {}}),
             None => {
                 let id2label: Map<String, Value> = info
                     .labels
@@ -426,9 +428,9 @@ pub async fn info(State(state): State<AppState>, RawQuery(query): RawQuery) -> R
                     .map(|(id, label)| ((*label).to_string(), json!(id)))
                     .collect();
                 let kind = match info.task {
-                    Task::TextClassification => "classifier",
                     Task::TokenClassification => "token_classifier",
-                    _ => "image_classifier",
+                    Task::ImageClassification => "image_classifier",
+                    _ => "classifier",
                 };
                 json!({kind: {"id2label": id2label, "label2id": label2id}})
             }

@@ -190,6 +190,8 @@ async fn questions_are_answered_in_the_pipelines_shape_and_refused_by_field() {
             .as_array()
             .is_some_and(|inputs| inputs.iter().all(|i| i["name"] != "text"))
     );
+    let info = get(&base, &format!("/info?model={ANSWERER}")).await;
+    assert!(info["model_type"].get("question_answering").is_some(), "{info}");
 }
 
 fn png(shade: u8) -> Vec<u8> {

@@ -148,7 +148,7 @@ pub fn run(paths: &Paths, ort_dylib: &Path, python: &Path) -> Result<()> {
 
 /// Requests whose answers are checked against the document's schemas: (the route as
 /// the document names it, the path asked, the body, what it shows).
-const SAMPLES: [(&str, &str, &str, &str); 12] = [
+const SAMPLES: [(&str, &str, &str, &str); 14] = [
     (
         "/models/news-topic/predict",
         "/models/news-topic/predict",
@@ -190,6 +190,18 @@ const SAMPLES: [(&str, &str, &str, &str); 12] = [
         "/models/release-ner/predict",
         r#"{"inputs": ["Redis 7.2 is out"], "parameters": {"aggregation_strategy": "none"}}"#,
         "token labels",
+    ),
+    (
+        "/models/release-qa/predict",
+        "/models/release-qa/predict",
+        r#"{"inputs": {"question": "Which release fixes the leak?", "context": "Redis 7.2.5 fixes the leak."}}"#,
+        "an answer",
+    ),
+    (
+        "/models/release-qa/predict",
+        "/models/release-qa/predict",
+        r#"{"inputs": [{"question": "Which release?", "context": "Redis 7.2.5 is out."}, {"question": "Which product?", "context": "Redis 7.2.5 is out."}], "parameters": {"top_k": 2, "handle_impossible_answer": true}}"#,
+        "two questions' answers, best two each",
     ),
     (
         "/embed",

@@ -541,3 +541,75 @@ async fn texts_sent_to_images_and_images_sent_to_texts_are_named() {
         "{answer}"
     );
 }
+
+/// Every golden question through the route, by the recorded calls and each case's own
+/// parameters, equals the question-answering pipeline's answer (spans and character
+/// offsets identical, scores within 1e-4); all of them in one request too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn questions_are_answered_like_the_question_answering_pipeline() {
+    let base = start_serving(
+        &["release-qa"],
+        VariantChoice::Named("fp32".into()),
+        BatchingOptions::default(),
+        REQUEST_TIMEOUT,
+    )
+    .await;
+    let reference = reference_of("release-qa");
+    let cases = reference["cases"].as_array().unwrap();
+    let route = "/models/release-qa/predict";
+    let inputs = |case: &Value| json!({"question": case["question"], "context": case["context"]});
+    let mut compared = 0;
+    for case in cases {
+        let id = case["id"].as_str().unwrap();
+        let mut calls: Vec<(String, Value)> = reference["pipeline_calls"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(key, call)| (key.clone(), call.clone()))
+            .collect();
+        if let Some(own) = case.get("parameters") {
+            calls.push(("own".into(), own.clone()));
+        }
+        for (key, parameters) in calls {
+            let body = json!({"inputs": inputs(case), "parameters": parameters});
+            let (status, answer) = post(&base, route, &body).await;
+            assert_eq!(status, 200, "{id} {key}: {answer}");
+            assert!(compare(&answer, &case["pipeline"][&key], &format!("{id} {key}")) <= SCORE_BOUND);
+            compared += 1;
+        }
+    }
+    assert!(compared > cases.len() * 7, "{compared} answers compared");
+    let all: Vec<Value> = cases.iter().map(inputs).collect();
+    let (status, answer) = post(&base, route, &json!({"inputs": all})).await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(compare(&answer, &reference["batch"]["pipeline"], "all in one request") <= SCORE_BOUND);
+    // The answer is always the context's own characters.
+    let case = &cases[0];
+    let (_, answer) = post(&base, route, &json!({"inputs": inputs(case)})).await;
+    let context: Vec<char> = case["context"].as_str().unwrap().chars().collect();
+    let (start, end) = (
+        answer["start"].as_u64().unwrap() as usize,
+        answer["end"].as_u64().unwrap() as usize,
+    );
+    assert_eq!(
+        answer["answer"].as_str().unwrap(),
+        context[start..end].iter().collect::<String>()
+    );
+    post_status(
+        &base,
+        route,
+        &json!({"inputs": {"question": "Which?"}}),
+        422,
+        "missing field `inputs.context`",
+    )
+    .await;
+    let long_question = "which release ".repeat(40);
+    post_status(
+        &base,
+        route,
+        &json!({"inputs": {"question": long_question, "context": "PostgreSQL 16.2 is out."}}),
+        422,
+        "more than `max_question_len` (64)",
+    )
+    .await;
+}
