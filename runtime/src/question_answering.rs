@@ -286,12 +286,13 @@ pub fn answers(
     }
     let characters = char_boundaries(context);
     let candidates_per_window = if options.align_to_words {
-        options.top_k * 2 + 10
+        options.top_k.saturating_mul(2).saturating_add(10)
     } else {
         options.top_k
     };
     let mut null_score = NO_NULL_SCORE;
-    let mut found: Vec<Answer> = Vec::new();
+    // Each answer with its text lower-cased: the key the pipeline merges answers by.
+    let mut found: Vec<(String, Answer)> = Vec::new();
     for (window, logits) in windows.iter().zip(logits) {
         let length = window.len();
         if logits.start.len() != length || logits.end.len() != length {
@@ -318,17 +319,21 @@ pub fn answers(
             let (from, to) = span_characters(window, first, last, options.align_to_words);
             let text = slice(context, &characters, from, to);
             let lowered = text.to_lowercase();
-            match found.iter_mut().find(|answer| answer.answer.to_lowercase() == lowered) {
-                Some(answer) => answer.score += f64::from(score),
-                None => found.push(Answer {
-                    score: f64::from(score),
-                    start: from,
-                    end: to,
-                    answer: text,
-                }),
+            match found.iter_mut().find(|(key, _)| *key == lowered) {
+                Some((_, answer)) => answer.score += f64::from(score),
+                None => found.push((
+                    lowered,
+                    Answer {
+                        score: f64::from(score),
+                        start: from,
+                        end: to,
+                        answer: text,
+                    },
+                )),
             }
         }
     }
+    let mut found: Vec<Answer> = found.into_iter().map(|(_, answer)| answer).collect();
     if options.handle_impossible_answer {
         found.push(Answer {
             score: null_score,
@@ -384,7 +389,7 @@ fn best_spans(start: &[f32], end: &[f32], count: usize, max_answer_len: usize) -
     // Candidates above 0 are the spans in the band; the rest of the matrix is 0.
     let mut spans: Vec<(usize, usize, f32)> = Vec::new();
     for first in 0..length {
-        for last in first..length.min(first + max_answer_len) {
+        for last in first..length.min(first.saturating_add(max_answer_len)) {
             let value = score(first, last);
             if value > 0.0 {
                 spans.push((first, last, value));
