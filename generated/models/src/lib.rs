@@ -11,6 +11,7 @@ pub use news_topic_fewshot;
 pub use news_topic_head;
 pub use news_topic_lora;
 pub use release_ner;
+pub use release_qa;
 pub use release_topics;
 
 /// One entry per model under `models/`, sorted by name.
@@ -23,5 +24,6 @@ pub const MODELS: &[ModelEntry] = &[
     news_topic_lora::ENTRY,
     news_topic::ENTRY,
     release_ner::ENTRY,
+    release_qa::ENTRY,
     release_topics::ENTRY,
 ];
