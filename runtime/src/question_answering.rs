@@ -369,8 +369,37 @@ fn masked_softmax(logits: &[f32], may_answer: &[bool]) -> Vec<f32> {
         .collect();
     let highest = masked.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let exponentials: Vec<f32> = masked.iter().map(|&logit| (logit - highest).exp()).collect();
-    let sum: f32 = exponentials.iter().sum();
+    let sum = numpy_sum(&exponentials);
     exponentials.into_iter().map(|value| value / sum).collect()
+}
+
+/// The sum of `values` in `f32` in NumPy's order (`pairwise_sum` in its loops): fewer than
+/// 8 values one by one; up to 128 in eight running sums added as a tree, then the rest
+/// one by one; more split in two halves (the first a multiple of 8 long) summed each the
+/// same way. A plain running sum of a 384-token window's exponentials differs from
+/// NumPy's in the last digits, and a score's last digits with it.
+fn numpy_sum(values: &[f32]) -> f32 {
+    const BLOCK: usize = 128;
+    const UNROLL: usize = 8;
+    let n = values.len();
+    if n < UNROLL {
+        values.iter().fold(0.0, |sum, &value| sum + value)
+    } else if n <= BLOCK {
+        let mut lanes = [0.0f32; UNROLL];
+        lanes.copy_from_slice(&values[..UNROLL]);
+        let whole = n - n % UNROLL;
+        for chunk in values[UNROLL..whole].chunks_exact(UNROLL) {
+            for (lane, &value) in lanes.iter_mut().zip(chunk) {
+                *lane += value;
+            }
+        }
+        let tree = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+        values[whole..].iter().fold(tree, |sum, &value| sum + value)
+    } else {
+        let half = n / 2;
+        let half = half - half % UNROLL;
+        numpy_sum(&values[..half]) + numpy_sum(&values[half..])
+    }
 }
 
 /// The `count` best spans `(first, last, score)` with `first ≤ last < first +
@@ -767,6 +796,23 @@ mod tests {
         )
         .unwrap();
         assert_eq!((first[0].start, first[0].end, first[0].answer.as_str()), (0, 4, "Café"));
+    }
+
+    #[test]
+    fn sums_are_added_in_numpys_pairwise_order() {
+        // One then fifteen tiny values: a running sum never moves off 1.0 (each 1e-8 is
+        // under half a unit in the last place), NumPy's eight lanes gather 8e-8 in the
+        // second half of the tree first, which rounds 1.0 up by one unit
+        // (`np.array([1] + [1e-8] * 15, dtype=np.float32).sum()`).
+        let mut values = vec![1.0f32];
+        values.extend([1e-8f32; 15]);
+        assert_eq!(values.iter().fold(0.0f32, |sum, &value| sum + value), 1.0);
+        assert_eq!(numpy_sum(&values), 1.0 + f32::EPSILON);
+        // Short slices are a running sum; long ones split in halves of whole lanes.
+        assert_eq!(numpy_sum(&[]), 0.0);
+        assert_eq!(numpy_sum(&[0.5, 0.25, 0.125]), 0.875);
+        let long: Vec<f32> = (0..1000).map(|i| i as f32).collect();
+        assert_eq!(numpy_sum(&long), 499_500.0);
     }
 
     #[test]
