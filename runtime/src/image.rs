@@ -25,6 +25,10 @@ pub enum ImageError {
     UnsupportedFormat(String),
     #[error("the {format} image cannot be decoded: {message}")]
     Undecodable { format: &'static str, message: String },
+    #[error(
+        "the JPEG image is cut off: its bytes end before the end-of-image marker (FF D9), as a partial upload's do; send the whole file"
+    )]
+    Truncated,
     #[error("the image is {width}×{height} pixels; at most {max} pixels are accepted (--max-image-pixels)")]
     TooLarge { width: u32, height: u32, max: u64 },
     #[error("the image has no pixels ({width}×{height})")]
@@ -72,6 +76,13 @@ pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, ImageError> {
         format: name,
         message: error.to_string(),
     };
+    // The JPEG decoder fills what a cut-off file lacks with gray and answers; PIL refuses
+    // the file ("image file is truncated"), and a guess is not an answer. (A PNG cut
+    // inside its pixel data fails in the decoder; only its closing IEND chunk may be
+    // missing, which PIL accepts too.)
+    if format == ImageFormat::Jpeg && !jpeg_reaches_its_end(bytes) {
+        return Err(ImageError::Truncated);
+    }
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     let (width, height) = reader.into_dimensions().map_err(undecodable)?;
     if u64::from(width) * u64::from(height) > max_pixels {
@@ -94,6 +105,55 @@ pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, ImageError> {
         DynamicImage::ImageRgb8(rgb) => rgb,
         other => other.to_rgb8(),
     })
+}
+
+/// Whether a JPEG stream reaches its end-of-image marker: segments are walked by their
+/// lengths, and the entropy-coded data after each start-of-scan is skipped up to the next
+/// marker (`FF 00` is a stuffed byte and `FF D0`–`FF D7` restart markers are part of the
+/// data), so an `FF D9` inside a segment (an EXIF thumbnail's) does not count. Bytes after
+/// the marker are ignored, as PIL ignores them.
+fn jpeg_reaches_its_end(bytes: &[u8]) -> bool {
+    const END_OF_IMAGE: u8 = 0xd9;
+    const START_OF_SCAN: u8 = 0xda;
+    let mut at = 2; // after the start-of-image marker `FF D8`
+    loop {
+        // A marker: one or more `FF` (fill bytes), then its code.
+        if bytes.get(at) != Some(&0xff) {
+            return false;
+        }
+        while bytes.get(at) == Some(&0xff) {
+            at += 1;
+        }
+        let Some(&code) = bytes.get(at) else {
+            return false;
+        };
+        at += 1;
+        match code {
+            END_OF_IMAGE => return true,
+            // Markers without a length: restarts, TEM, a stray start-of-image.
+            0xd0..=0xd8 | 0x01 => continue,
+            _ => {}
+        }
+        let (Some(&high), Some(&low)) = (bytes.get(at), bytes.get(at + 1)) else {
+            return false;
+        };
+        let length = usize::from(u16::from_be_bytes([high, low]));
+        if length < 2 || at + length > bytes.len() {
+            return false;
+        }
+        at += length;
+        if code == START_OF_SCAN {
+            // Entropy-coded data runs to the first `FF` followed by a marker code.
+            loop {
+                match (bytes.get(at), bytes.get(at + 1)) {
+                    (Some(0xff), Some(0x00 | 0xd0..=0xd7)) => at += 2,
+                    (Some(0xff), Some(_)) => break,
+                    (Some(_), _) => at += 1,
+                    (None, _) => return false,
+                }
+            }
+        }
+    }
 }
 
 /// torchvision's `Resize(size)` output size for a `width`×`height` image: the shorter
@@ -329,5 +389,48 @@ mod tests {
         assert!(matches!(decode(b"hello", 100), Err(ImageError::UnsupportedFormat(_))));
         let truncated = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
         assert!(matches!(decode(truncated, 100), Err(ImageError::Undecodable { .. })));
+    }
+
+    /// A golden image's bytes.
+    fn golden(name: &str) -> Vec<u8> {
+        let path = format!("{}/../golden/animal-shapes/images/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read(&path).unwrap()
+    }
+
+    #[test]
+    fn a_cut_off_jpeg_is_refused_as_pil_refuses_it() {
+        // Baseline and progressive; the decoder alone would answer every one of these cuts
+        // (china.jpg from its first 4.6 KB on) with gray where the data stops.
+        for name in ["china.jpg", "cat-progressive.jpg", "zebra-444-333x211.jpg"] {
+            let bytes = golden(name);
+            assert!(decode(&bytes, DEFAULT_MAX_PIXELS).is_ok(), "{name}");
+            for cut in [1, 2, 12, bytes.len() / 2, bytes.len() - 700] {
+                let partial = &bytes[..bytes.len() - cut];
+                assert_eq!(
+                    decode(partial, DEFAULT_MAX_PIXELS),
+                    Err(ImageError::Truncated),
+                    "{name} less {cut} bytes"
+                );
+            }
+            // Bytes after the end-of-image marker are ignored, as PIL ignores them.
+            let mut padded = bytes.clone();
+            padded.extend_from_slice(b"trailing bytes");
+            assert!(
+                decode(&padded, DEFAULT_MAX_PIXELS).is_ok(),
+                "{name} with trailing bytes"
+            );
+        }
+    }
+
+    #[test]
+    fn a_png_cut_inside_its_pixels_is_refused() {
+        let bytes = golden("elephant-2400x1600.png");
+        for cut in [20, bytes.len() / 2] {
+            let partial = &bytes[..bytes.len() - cut];
+            assert!(
+                matches!(decode(partial, DEFAULT_MAX_PIXELS), Err(ImageError::Undecodable { .. })),
+                "less {cut} bytes"
+            );
+        }
     }
 }

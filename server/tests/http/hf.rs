@@ -542,6 +542,40 @@ async fn texts_sent_to_images_and_images_sent_to_texts_are_named() {
     );
 }
 
+/// A JPEG cut off in transit is refused, raw or in base64, never answered from the gray
+/// a decoder fills the missing part with (PIL refuses it too); the whole file answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_off_image_is_refused_not_guessed_at() {
+    use base64::Engine as _;
+    let base = start_serving(
+        &["animal-shapes"],
+        VariantChoice::Named("fp32".into()),
+        BatchingOptions::default(),
+        REQUEST_TIMEOUT,
+    )
+    .await;
+    let route = "/models/animal-shapes/predict";
+    let jpeg = std::fs::read(workspace().join("golden/animal-shapes/images/china.jpg")).unwrap();
+    let (status, answer) = post_bytes(&base, route, "image/jpeg", jpeg.clone()).await;
+    assert_eq!(status, 200, "{answer}");
+    for cut in [jpeg.len() / 2, jpeg.len() - 2] {
+        let partial = jpeg[..cut].to_vec();
+        let (status, answer) = post_bytes(&base, route, "image/jpeg", partial.clone()).await;
+        assert_eq!(status, 422, "{cut} bytes: {answer}");
+        assert!(
+            answer["error"].as_str().unwrap().contains("the JPEG image is cut off"),
+            "{answer}"
+        );
+        let encoded = base64::engine::general_purpose::STANDARD.encode(&partial);
+        let (status, answer) = post(&base, route, &json!({"inputs": encoded})).await;
+        assert_eq!(status, 422, "{cut} bytes in base64: {answer}");
+        assert!(
+            answer["error"].as_str().unwrap().contains("the JPEG image is cut off"),
+            "{answer}"
+        );
+    }
+}
+
 /// Every golden question through the route, by the recorded calls and each case's own
 /// parameters, equals the question-answering pipeline's answer (spans and character
 /// offsets identical, scores within 1e-4); all of them in one request too.
