@@ -333,13 +333,14 @@ impl TextClassifier {
     }
 }
 
-/// The `[rows, labels]` output `name` of a classifier's run, copied out of the session's
-/// outputs (they borrow the session, which goes back to its pool).
+/// The `[rows, columns]` output `name` of a run (a classifier's logits, a question
+/// answerer's start or end logits), copied out of the session's outputs (they borrow the
+/// session, which goes back to its pool).
 pub(crate) fn logits_output(
     outputs: &SessionOutputs<'_>,
     name: &str,
     rows: usize,
-    labels: usize,
+    columns: usize,
 ) -> Result<Array2<f32>> {
     let output = outputs
         .get(name)
@@ -348,9 +349,12 @@ pub(crate) fn logits_output(
         .try_extract_array::<f32>()?
         .into_dimensionality::<Ix2>()
         .map_err(|error| Error::OutputShape(error.to_string()))?;
-    let expected = (rows, labels);
+    let expected = (rows, columns);
     if logits.dim() != expected {
-        return Err(Error::OutputShape(format!("{:?}, expected {expected:?}", logits.dim())));
+        return Err(Error::OutputShape(format!(
+            "`{name}` is {:?}, expected {expected:?}",
+            logits.dim()
+        )));
     }
     Ok(logits.to_owned())
 }

@@ -27,10 +27,10 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use ndarray::Ix2;
 use ort::session::Session;
 use tokenizers::{Encoding, PostProcessor, Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
+use crate::classification::logits_output;
 use crate::error::{Error, Result};
 use crate::pool::{Lane, SessionPool};
 use crate::registry::{Input, LoadOptions, ModelInfo, RowOutput, Task, TaskModel};
@@ -573,23 +573,8 @@ impl QuestionAnswerer {
 
     fn run(&self, session: &mut Session, batch: &EncodedBatch) -> Result<Vec<SpanLogits>> {
         let outputs = session.run(batch.session_inputs(&self.spec.signature)?)?;
-        let of = |name: &str| -> Result<ndarray::Array2<f32>> {
-            let output = outputs
-                .get(name)
-                .ok_or_else(|| Error::OutputShape(format!("no output named `{name}`")))?;
-            let logits = output
-                .try_extract_array::<f32>()?
-                .into_dimensionality::<Ix2>()
-                .map_err(|error| Error::OutputShape(error.to_string()))?;
-            if logits.dim() != batch.input_ids.dim() {
-                return Err(Error::OutputShape(format!(
-                    "`{name}` is {:?}, expected {:?}",
-                    logits.dim(),
-                    batch.input_ids.dim()
-                )));
-            }
-            Ok(logits.to_owned())
-        };
+        let (rows, columns) = batch.input_ids.dim();
+        let of = |name: &str| logits_output(&outputs, name, rows, columns);
         let (start, end) = (of(self.spec.start_output)?, of(self.spec.end_output)?);
         Ok(batch
             .lengths
