@@ -230,7 +230,9 @@ impl Through {
             .map(|(q, c)| ((*q).to_string(), (*c).to_string()))
             .collect();
         let answered = self.infer.answer(owned, options).await?;
-        self.count(pairs.len(), &answered.timings);
+        // The engine's inputs are the questions' windows (a long context is several).
+        let windows = answered.logits.iter().map(Vec::len).sum();
+        self.count(windows, &answered.timings);
         Ok(answered)
     }
 

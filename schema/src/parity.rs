@@ -62,6 +62,8 @@ impl ParityReport {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ParityBatching {
     pub requests: usize,
+    /// Rows of the engine's batches: a text, an image, or one window of a question's
+    /// context.
     pub inputs: usize,
     /// Inputs that ran in a batch beside texts of other lengths (padded, or padded to).
     pub mixed_length_inputs: usize,
