@@ -1,7 +1,9 @@
 //! The admin route: `POST /admin/models/{name}/reload` reloads a model behind its canary
 //! (see `reload`) and answers when it has swapped (200, with the canary's checks) or been
-//! refused (422 naming the stage and the failed checks; the old model serves on). With
-//! `--admin-token`, it wants `Authorization: Bearer <token>`.
+//! refused (422 naming the stage and the failed checks; the old model serves on). It is
+//! off (403 naming the flag) unless the server was started with `--admin-token`, and then
+//! wants `Authorization: Bearer <token>`: a reload costs seconds of every core, which no
+//! one who merely reaches the port may spend.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -15,26 +17,84 @@ use crate::reload::ReloadError;
 use crate::served::Trigger;
 use crate::state::AppState;
 
-/// Whether two byte strings are equal, in time that does not depend on where they differ.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// The admin token: compared in time that depends only on its own length, and never
+/// shown (its `Debug` hides it), so that no log or panic message carries it.
+#[derive(Clone)]
+pub struct AdminToken(String);
+
+impl AdminToken {
+    pub fn new(token: &str) -> Self {
+        Self(token.trim().to_string())
+    }
+
+    /// Its length in bytes, spaces around it trimmed.
+    pub fn length(&self) -> usize {
+        self.0.len()
+    }
+
+    fn is(&self, given: &str) -> bool {
+        same(given.trim().as_bytes(), self.0.as_bytes())
+    }
 }
 
-/// Refuses a caller without the admin token, when one is set.
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminToken(hidden)")
+    }
+}
+
+/// Whether `given` equals `secret`, in time that depends only on the secret's length:
+/// neither where they differ nor how long the guess is shows in it.
+fn same(given: &[u8], secret: &[u8]) -> bool {
+    let mut difference = u64::from(given.len() != secret.len());
+    for (at, byte) in secret.iter().enumerate() {
+        let other = given.get(at).copied().unwrap_or(!byte);
+        difference |= u64::from(std::hint::black_box(other ^ byte));
+    }
+    difference == 0
+}
+
+/// Refuses every caller while no admin token is set, and a caller without it after.
 fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(token) = &state.reloader.admin_token else {
-        return Ok(());
+        return Err(ApiError::Forbidden(
+            "the admin routes are off: start the server with --admin-token (or MODELCRATE_ADMIN_TOKEN) to use them"
+                .into(),
+        ));
     };
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer "));
     match given {
-        Some(given) if same(given.trim().as_bytes(), token.as_bytes()) => Ok(()),
+        Some(given) if token.is(given) => Ok(()),
         Some(_) => Err(ApiError::Unauthorized("the admin token is wrong".into())),
         None => Err(ApiError::Unauthorized(
             "the admin routes want `Authorization: Bearer <token>` (--admin-token)".into(),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{AdminToken, same};
+
+    #[test]
+    fn only_the_secret_itself_is_the_same() {
+        assert!(same(b"s3cret", b"s3cret"));
+        assert!(!same(b"s3cres", b"s3cret"));
+        assert!(!same(b"s3cre", b"s3cret"), "a prefix");
+        assert!(!same(b"s3crett", b"s3cret"), "longer");
+        assert!(!same(b"", b"s3cret"));
+        // A guess whose missing tail would be the complement of the secret's is no match.
+        assert!(!same(b"s", &[b's', !b'x']));
+    }
+
+    #[test]
+    fn the_token_is_never_shown() {
+        let token = AdminToken::new(" s3cret-token ");
+        assert!(token.is("s3cret-token") && token.is(" s3cret-token"));
+        assert!(!format!("{token:?}").contains("s3cret"));
     }
 }
 
@@ -44,7 +104,8 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     params(("name" = String, Path, description = "a served model")),
     responses(
         (status = 200, description = "swapped: generation, variant, seconds per stage, the canary's checks"),
-        (status = 401, description = "--admin-token is set and the request's bearer token is missing or wrong", body = ErrorBody),
+        (status = 401, description = "the request's bearer token is missing or wrong", body = ErrorBody),
+        (status = 403, description = "the admin routes are off: the server was started without --admin-token", body = ErrorBody),
         (status = 404, description = "unknown model", body = ErrorBody),
         (status = 409, description = "a reload of this model is already running", body = ErrorBody),
         (status = 422, description = "refused at load, canary or warm-up (`stage`, `failures`): the old model serves on", body = ErrorBody),

@@ -11,8 +11,18 @@ use modelcrate_runtime::{LoadOptions, VariantChoice};
 
 use modelcrate_core::engine_plan::{EngineFlags, LayoutFlag, MergeFlag};
 
+use crate::admin::AdminToken;
 use crate::reload::Reloader;
 use crate::state::Limits;
+
+/// The fewest characters an admin token may have: a shorter one is guessed too soon.
+const MIN_ADMIN_TOKEN_LENGTH: usize = 8;
+
+/// `--admin-token`'s parser: never fails, so that clap's error never repeats a token;
+/// its length is checked after parsing, by a message that does not show it.
+fn admin_token(value: &str) -> Result<AdminToken, std::convert::Infallible> {
+    Ok(AdminToken::new(value))
+}
 
 #[derive(Debug, Clone, Parser)]
 #[command(name = "modelcrate-server", about = "Serves Modelcrate's generated models over HTTP")]
@@ -106,7 +116,8 @@ pub struct Config {
     pub golden: PathBuf,
     /// How often to look for changed files in each model's folder, in milliseconds; a
     /// folder that changed and then stayed as it is for one more look is reloaded behind
-    /// its canary. 0 turns watching off (`POST /admin/models/{name}/reload` still works).
+    /// its canary. 0 turns watching off (`POST /admin/models/{name}/reload` still works, with
+    /// `--admin-token`).
     #[arg(long, env = "MODELCRATE_WATCH_INTERVAL_MS", default_value_t = 2_000)]
     pub watch_interval_ms: u64,
     /// Start even when some models' folders have no `serving.json` yet (their pipeline is
@@ -117,9 +128,10 @@ pub struct Config {
     #[arg(long, env = "MODELCRATE_WAIT_FOR_MODELS")]
     pub wait_for_models: bool,
     /// A token the admin routes (`POST /admin/models/{name}/reload`) want as
-    /// `Authorization: Bearer <token>`; without it they are open to whoever reaches the port.
-    #[arg(long, env = "MODELCRATE_ADMIN_TOKEN", hide_env_values = true)]
-    pub admin_token: Option<String>,
+    /// `Authorization: Bearer <token>` (at least 8 characters); without it they are off
+    /// (403), the watcher alone reloading models.
+    #[arg(long, env = "MODELCRATE_ADMIN_TOKEN", hide_env_values = true, value_parser = admin_token)]
+    pub admin_token: Option<AdminToken>,
     /// An origin browsers may call the API from (CORS), e.g. `https://app.example.com`;
     /// repeat it for several, or `*` for any. Without it no CORS headers are sent, and a
     /// browser refuses other origins' pages their answers.
@@ -151,6 +163,13 @@ impl Config {
         let config = Self::from_arg_matches(&matches)?;
         if config.wait_for_models && config.watch_interval_ms == 0 {
             bail!("--wait-for-models needs the watcher to load the models still coming, and --watch-interval-ms is 0");
+        }
+        if let Some(token) = &config.admin_token
+            && token.length() < MIN_ADMIN_TOKEN_LENGTH
+        {
+            bail!(
+                "--admin-token (MODELCRATE_ADMIN_TOKEN) must be at least {MIN_ADMIN_TOKEN_LENGTH} characters besides spaces"
+            );
         }
         Ok(config)
     }
@@ -281,6 +300,20 @@ mod tests {
             "{error}"
         );
         assert!(parse("wait-for-models = true\n", &[]).unwrap().wait_for_models);
+    }
+
+    #[test]
+    fn a_short_or_blank_admin_token_is_refused() {
+        for token in ["short", "        ", " 1234567 "] {
+            let error = parse("", &["--admin-token", token]).unwrap_err().to_string();
+            assert!(
+                error.contains("--admin-token") && error.contains("at least 8"),
+                "{error}"
+            );
+        }
+        let config = parse("", &["--admin-token", "s3cret-token"]).unwrap();
+        assert!(config.admin_token.is_some());
+        assert!(!format!("{config:?}").contains("s3cret"), "Debug hides the token");
     }
 
     #[test]

@@ -34,6 +34,8 @@ pub enum ApiError {
     #[error("{0}")]
     Unauthorized(String),
     #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
     Conflict(String),
     /// A hot reload refused its new model (see `reload`): the old one serves on.
     #[error("{0}")]
@@ -62,6 +64,7 @@ impl ApiError {
             Self::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::ReloadRefused(_) => StatusCode::UNPROCESSABLE_ENTITY,
         }
@@ -82,6 +85,7 @@ impl ApiError {
             Self::Timeout(_) => "timeout",
             Self::Unavailable(_) => "unavailable",
             Self::Unauthorized(_) => "unauthorized",
+            Self::Forbidden(_) => "forbidden",
             Self::Conflict(_) => "conflict",
             Self::ReloadRefused(_) => "reload_refused",
         }

@@ -32,6 +32,7 @@ use modelcrate_runtime::LoadOptions;
 
 use modelcrate_core::engine_plan::EngineFlags;
 
+use crate::admin::AdminToken;
 use crate::lifecycle::{self, Lifecycle, Phase};
 use crate::metrics::Metrics;
 use crate::served::{Attempt, Fingerprint, Outcome, Served, Trigger, now};
@@ -49,8 +50,8 @@ pub struct Reloader {
     pub engines: EngineFlags,
     /// Bounds the warm-up of a new engine.
     pub warm_up_timeout: Duration,
-    /// When set, the admin routes want `Authorization: Bearer <token>`.
-    pub admin_token: Option<String>,
+    /// When set, the admin routes want `Authorization: Bearer <token>`; when not, they are off.
+    pub admin_token: Option<AdminToken>,
 }
 
 /// Why a reload did not swap.

@@ -20,6 +20,8 @@ use serde_json::{Value, json};
 const MODEL: &str = "animal-shapes";
 const PREDICT: &str = "/models/animal-shapes/predict";
 const RELOAD: &str = "/admin/models/animal-shapes/reload";
+/// The admin token the servers of these tests start with.
+const TOKEN: &str = "s3cret-token";
 
 /// A scratch artifacts folder holding links to one model's real files; `serving.json` is
 /// a copy, so a test can pick another variant. Removed when dropped.
@@ -134,7 +136,11 @@ async fn described(base: &str) -> Value {
 }
 
 async fn reload(base: &str, token: Option<&str>) -> (u16, Value) {
-    let mut request = reqwest::Client::new().post(format!("{base}{RELOAD}"));
+    reload_at(base, RELOAD, token).await
+}
+
+async fn reload_at(base: &str, route: &str, token: Option<&str>) -> (u16, Value) {
+    let mut request = reqwest::Client::new().post(format!("{base}{route}"));
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }
@@ -168,7 +174,9 @@ async fn wait_for(base: &str, what: &str, done: impl Fn(&Value) -> bool) -> Valu
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_under_load_swaps_after_its_canary_and_fails_no_request() {
     let scratch = Scratch::new("under-load");
-    let server = scratch.serve(&["--watch-interval-ms", "0"]).await;
+    let server = scratch
+        .serve(&["--watch-interval-ms", "0", "--admin-token", TOKEN])
+        .await;
     let base = server.base.clone();
     let cat = image("cat-28.png");
     let (status, before) = predict(&base, &cat).await;
@@ -204,7 +212,7 @@ async fn a_reload_under_load_swaps_after_its_canary_and_fails_no_request() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     scratch.select("O1", "model.O1.onnx", VariantKind::Fp32);
     let reload_sent = Instant::now();
-    let (status, swapped) = reload(&base, None).await;
+    let (status, swapped) = reload(&base, Some(TOKEN)).await;
     assert_eq!(status, 200, "{swapped}");
     let swapped_at = Instant::now();
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -266,7 +274,9 @@ async fn a_reload_under_load_swaps_after_its_canary_and_fails_no_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_artifact_is_refused_and_the_old_model_serves_on() {
     let scratch = Scratch::new("bad-artifact");
-    let server = scratch.serve(&["--watch-interval-ms", "0"]).await;
+    let server = scratch
+        .serve(&["--watch-interval-ms", "0", "--admin-token", TOKEN])
+        .await;
     let base = server.base.clone();
     let cat = image("cat-28.png");
     let (_, before) = predict(&base, &cat).await;
@@ -274,7 +284,7 @@ async fn a_bad_artifact_is_refused_and_the_old_model_serves_on() {
     // Quantized weights under the FP32 file's name: the same signature, so it loads; the
     // canary holds it to the FP32 bounds and refuses it.
     scratch.replace("model.onnx", Replacement::Link("model.int8.onnx"));
-    let (status, refused) = reload(&base, None).await;
+    let (status, refused) = reload(&base, Some(TOKEN)).await;
     assert_eq!(status, 422, "{refused}");
     assert_eq!(refused["error_type"], "reload_refused");
     assert_eq!(refused["stage"], "canary");
@@ -290,7 +300,7 @@ async fn a_bad_artifact_is_refused_and_the_old_model_serves_on() {
 
     // Not an ONNX file at all: refused at load, naming the file.
     scratch.replace("model.onnx", Replacement::Bytes(b"not a model"));
-    let (status, refused) = reload(&base, None).await;
+    let (status, refused) = reload(&base, Some(TOKEN)).await;
     assert_eq!(status, 422, "{refused}");
     assert_eq!(refused["stage"], "load");
     assert!(refused["error"].as_str().unwrap().contains("model.onnx"), "{refused}");
@@ -316,15 +326,32 @@ async fn a_bad_artifact_is_refused_and_the_old_model_serves_on() {
     assert!(text.contains("modelcrate_model_generation{model=\"animal-shapes\"} 1"));
 
     // Unknown models are named.
-    let (status, answer) = post(&base, "/admin/models/no-such-model/reload", &json!({})).await;
+    let (status, answer) = reload_at(&base, "/admin/models/no-such-model/reload", Some(TOKEN)).await;
     assert_eq!(status, 404, "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_route_is_off_without_a_token() {
+    let scratch = Scratch::new("no-token");
+    let server = scratch.serve(&["--watch-interval-ms", "0"]).await;
+    let base = server.base.clone();
+    scratch.select("O1", "model.O1.onnx", VariantKind::Fp32);
+    for token in [None, Some(TOKEN)] {
+        let (status, answer) = reload(&base, token).await;
+        assert_eq!(status, 403, "{answer}");
+        assert_eq!(answer["error_type"], "forbidden");
+        assert!(answer["error"].as_str().unwrap().contains("--admin-token"), "{answer}");
+    }
+    let model = described(&base).await;
+    assert_eq!(model["variant"]["name"], "fp32", "nothing reloaded: {model}");
+    assert_eq!(model["reload"]["generation"], 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_watcher_swaps_changed_files_in_and_refuses_a_variant_that_misses_its_gate() {
     let scratch = Scratch::new("watch");
     let server = scratch
-        .serve(&["--watch-interval-ms", "100", "--admin-token", "s3cret"])
+        .serve(&["--watch-interval-ms", "100", "--admin-token", TOKEN])
         .await;
     let base = server.base.clone();
 
@@ -367,7 +394,7 @@ async fn the_watcher_swaps_changed_files_in_and_refuses_a_variant_that_misses_it
     assert_eq!(status, 200, "{answer}");
 
     // With the token, the admin route reloads (the same refused files: refused again).
-    let (status, answer) = reload(&base, Some("s3cret")).await;
+    let (status, answer) = reload(&base, Some(TOKEN)).await;
     assert_eq!(status, 422, "{answer}");
     assert_eq!(answer["stage"], "canary");
 }
