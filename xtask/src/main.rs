@@ -11,6 +11,7 @@ mod bench;
 mod bench_limit;
 mod bench_table;
 mod bench_workload;
+mod beside;
 mod cache;
 mod cache_command;
 mod card_figures;

@@ -9,6 +9,7 @@ use anyhow::{Context, Result, bail};
 use modelcrate_schema::{SERVING_FILE, Serving};
 
 use crate::bench::{self, BenchArgs};
+use crate::beside::{self, Beside};
 use crate::cache::Cache;
 use crate::paths::Paths;
 use crate::python::Venv;
@@ -402,18 +403,20 @@ fn start_serving(
     Ok(server)
 }
 
-/// setup → train → export → optimize → golden (→ the student's distill, export, optimize,
-/// golden) → gen (or gen --check) → build → parity → measure → select → report. `targets` is what the build builds: the server's binaries
-/// for the main job, every target for the test command.
-fn pipeline_to_parity(paths: &Paths, select: &Select, check_generated: bool, targets: Build) -> Result<Environment> {
+/// The test command's pipeline: setup → train → export → optimize → golden (→ the
+/// student's distill, export, optimize, golden) → gen --check, with `rust` (the lint and
+/// the release build of every target) running beside the Python steps → parity → measure
+/// → select → report.
+fn pipeline_to_parity(paths: &Paths, select: &Select, mut rust: Beside) -> Result<Environment> {
     let started = Instant::now();
     let environment = setup(paths, false)?;
     for spec in selected(paths, select)? {
+        rust.check()?;
         python_step::run_model(paths, &environment, &spec, &PyStep::IN_ORDER, select.force)?;
     }
     environment.python.stop();
-    generate(paths, check_generated)?;
-    build(paths, targets)?;
+    generate(paths, true)?;
+    rust.finish()?;
     parity_with(paths, select, &environment)?;
     measure_with(paths, select, &environment)?;
     select_with(paths, select, &environment)?;
@@ -436,46 +439,64 @@ pub enum Build {
 }
 
 pub fn build(paths: &Paths, targets: Build) -> Result<()> {
-    let args: &[&str] = match targets {
-        Build::ServerBinaries => &[
-            "build",
-            "--release",
-            "-p",
-            "modelcrate-server",
-            "-p",
-            "modelcrate-parity",
-            "-p",
-            "modelcrate-bench",
-            "--bins",
-        ],
-        Build::Everything => &["build", "--release", "--workspace", "--all-targets"],
-    };
     timed("build (release)", || {
-        run(cargo().current_dir(&paths.root).args(args), "cargo build")
+        run(
+            cargo().current_dir(&paths.root).args(targets.cargo_args()),
+            "cargo build",
+        )
     })
+}
+
+impl Build {
+    fn cargo_args(self) -> &'static [&'static str] {
+        match self {
+            Build::ServerBinaries => &[
+                "build",
+                "--release",
+                "-p",
+                "modelcrate-server",
+                "-p",
+                "modelcrate-parity",
+                "-p",
+                "modelcrate-bench",
+                "--bins",
+            ],
+            Build::Everything => &["build", "--release", "--workspace", "--all-targets"],
+        }
+    }
+}
+
+/// The cargo this xtask was run by, at the lowest CPU priority.
+fn niced_cargo() -> Command {
+    beside::niced(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
 }
 
 pub fn test(paths: &Paths) -> Result<()> {
     let started = Instant::now();
-    timed("lint", || {
-        run(
-            cargo().current_dir(&paths.root).args(["fmt", "--all", "--check"]),
-            "cargo fmt --check",
-        )?;
-        run(
-            cargo().current_dir(&paths.root).args([
-                "clippy",
-                "--release",
-                "--workspace",
-                "--all-targets",
-                "--",
-                "-D",
-                "warnings",
-            ]),
-            "cargo clippy",
-        )
-    })?;
-    let environment = pipeline_to_parity(paths, &Select::default(), true, Build::Everything)?;
+    let mut fmt = niced_cargo();
+    fmt.current_dir(&paths.root).args(["fmt", "--all", "--check"]);
+    let mut clippy = niced_cargo();
+    clippy.current_dir(&paths.root).args([
+        "clippy",
+        "--release",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    let mut everything = niced_cargo();
+    everything.current_dir(&paths.root).args(Build::Everything.cargo_args());
+    let rust = Beside::start(
+        "lint and build (release)",
+        paths.artifacts().join("logs").join("lint-and-build.log"),
+        vec![
+            ("cargo fmt --check", fmt),
+            ("cargo clippy", clippy),
+            ("cargo build", everything),
+        ],
+    )?;
+    let environment = pipeline_to_parity(paths, &Select::default(), rust)?;
     timed("tests", || {
         let nextest = Command::new("cargo-nextest")
             .arg("--version")
