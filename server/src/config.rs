@@ -12,6 +12,7 @@ use modelcrate_runtime::{LoadOptions, VariantChoice};
 use modelcrate_core::engine_plan::{EngineFlags, LayoutFlag, MergeFlag};
 
 use crate::admin::AdminToken;
+use crate::listen::{ConnectionLimits, MIN_HEADER_BYTES};
 use crate::reload::Reloader;
 use crate::state::Limits;
 
@@ -97,6 +98,17 @@ pub struct Config {
     /// Largest request body, in bytes (an image upload is one body: a phone photo is 2–6 MB).
     #[arg(long, env = "MODELCRATE_MAX_BODY_BYTES", default_value_t = 8 * 1024 * 1024)]
     pub max_body_bytes: usize,
+    /// Most bytes a request's line and headers may take (at least 8192); a larger head gets
+    /// 431 and its connection closes.
+    #[arg(long, env = "MODELCRATE_MAX_HEADER_BYTES", default_value_t = 32 * 1024)]
+    pub max_header_bytes: usize,
+    /// Longest a client may take to send a request's line and headers, in milliseconds; a
+    /// slower one (a byte at a time, or never finishing) is disconnected.
+    #[arg(long, env = "MODELCRATE_HEADER_READ_TIMEOUT_MS", default_value_t = 10_000)]
+    pub header_read_timeout_ms: u64,
+    /// Most connections open at once; more wait to be accepted until one closes.
+    #[arg(long, env = "MODELCRATE_MAX_CONNECTIONS", default_value_t = 512)]
+    pub max_connections: usize,
     /// Largest image accepted, in pixels (width × height), checked from its header before it
     /// is decoded; larger images get 413.
     #[arg(long, env = "MODELCRATE_MAX_IMAGE_PIXELS", default_value_t = modelcrate_runtime::image::DEFAULT_MAX_PIXELS)]
@@ -164,6 +176,12 @@ impl Config {
         if config.wait_for_models && config.watch_interval_ms == 0 {
             bail!("--wait-for-models needs the watcher to load the models still coming, and --watch-interval-ms is 0");
         }
+        if config.max_header_bytes < MIN_HEADER_BYTES {
+            bail!("--max-header-bytes must be at least {MIN_HEADER_BYTES} (hyper's read buffer)");
+        }
+        if config.max_connections == 0 || config.header_read_timeout_ms == 0 {
+            bail!("--max-connections and --header-read-timeout-ms must be at least 1");
+        }
         if let Some(token) = &config.admin_token
             && token.length() < MIN_ADMIN_TOKEN_LENGTH
         {
@@ -172,6 +190,15 @@ impl Config {
             );
         }
         Ok(config)
+    }
+
+    /// What the listener holds each connection to.
+    pub fn connection_limits(&self) -> ConnectionLimits {
+        ConnectionLimits {
+            max_connections: self.max_connections,
+            max_header_bytes: self.max_header_bytes,
+            header_read_timeout: Duration::from_millis(self.header_read_timeout_ms),
+        }
     }
 
     /// The operator's say over each model's engine (its measured policy fills the rest).

@@ -12,6 +12,7 @@ pub mod hf;
 pub mod image_request;
 pub mod kserve;
 pub mod lifecycle;
+pub mod listen;
 pub mod metrics;
 pub mod openai;
 pub mod openapi;

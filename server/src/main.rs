@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use modelcrate_server::lifecycle::{self, Lifecycle};
 use modelcrate_server::served::{Fingerprint, Served};
-use modelcrate_server::{AppState, CATALOG, Config, app, reload, routes};
+use modelcrate_server::{AppState, CATALOG, Config, app, listen, reload, routes};
 use tracing_subscriber::EnvFilter;
 
 /// After the drain, how long closing the remaining connections may take.
@@ -113,8 +113,7 @@ async fn run(config: Config) -> Result<()> {
         }
     };
     let router = routes::with_cors(app(state), &config.cors_allow_origins)?;
-    let server = axum::serve(listener, router).with_graceful_shutdown(shutdown);
-    let serving = tokio::spawn(async move { server.await });
+    let serving = tokio::spawn(listen::serve(listener, router, config.connection_limits(), shutdown));
 
     match warming.await? {
         Ok(()) => {
@@ -128,7 +127,7 @@ async fn run(config: Config) -> Result<()> {
         }
     }
     tokio::select! {
-        result = serving => result?.context("the server stopped")?,
+        result = serving => result.context("the server stopped")?,
         () = async { drained.notified().await; tokio::time::sleep(CLOSE_GRACE).await } => {
             tracing::warn!(?CLOSE_GRACE, "connections still open after the drain: exiting");
         }

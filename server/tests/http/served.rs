@@ -341,3 +341,116 @@ async fn the_openapi_document_describes_the_real_models_as_typed() {
     assert_eq!(script.headers()["content-type"], "application/javascript");
     assert!(script.bytes().await.unwrap().len() > 1_000_000);
 }
+
+/// The listener's limits on the real binary: a head larger than `--max-header-bytes` gets
+/// 431; a client that sends its head a byte at a time, or never finishes it, is cut off
+/// after `--header-read-timeout-ms`; past `--max-connections`, a client waits until a
+/// place frees; and through all of it, other clients are answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_and_oversized_headers_are_cut_off_while_others_are_answered() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::Instant;
+
+    let artifacts = artifacts();
+    let server = Binary::start(&[
+        "--model",
+        "news-topic",
+        "--variant",
+        "fp32",
+        "--artifacts",
+        artifacts.to_str().unwrap(),
+        "--max-header-bytes",
+        "16384",
+        "--header-read-timeout-ms",
+        "1000",
+        "--max-connections",
+        "8",
+    ])
+    .await;
+    let base = server.base.clone();
+    let address = base.trim_start_matches("http://").to_string();
+    let client = reqwest::Client::new();
+    let predict = format!("{base}/models/news-topic/predict");
+
+    // A 40 KB header: 431, and nothing else of the request is read.
+    let response = client
+        .post(&predict)
+        .header("x-padding", "a".repeat(40 * 1024))
+        .json(&json!({"inputs": "Arsenal won"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 431);
+
+    // Six clients that start a request and never finish its head, one sending a byte at a
+    // time: a normal request is answered at once beside them.
+    let mut slow = Vec::new();
+    for _ in 0..6 {
+        let mut stream = TcpStream::connect(&address).unwrap();
+        stream.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n").unwrap();
+        slow.push(stream);
+    }
+    let dripping = {
+        let address = address.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut stream = TcpStream::connect(&address).unwrap();
+            let started = Instant::now();
+            for byte in b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ".iter().cycle() {
+                if stream.write_all(&[*byte]).is_err() || started.elapsed() > Duration::from_secs(10) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            started.elapsed()
+        })
+    };
+    let started = Instant::now();
+    let response = client
+        .post(&predict)
+        .json(&json!({"inputs": "Arsenal won"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    assert!(
+        started.elapsed() < Duration::from_millis(900),
+        "answered beside the slow ones"
+    );
+
+    // Each slow client is disconnected after the header timeout: its read ends.
+    tokio::task::spawn_blocking(move || {
+        for mut stream in slow {
+            stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut rest = Vec::new();
+            let read = stream.read_to_end(&mut rest);
+            assert!(
+                read.is_ok(),
+                "a client that never finishes its head is disconnected: {read:?}"
+            );
+        }
+    })
+    .await
+    .unwrap();
+    let dripped = dripping.await.unwrap();
+    assert!(
+        dripped < Duration::from_secs(5),
+        "a client sending a byte at a time is cut off too (after {dripped:?})"
+    );
+
+    // Eight idle connections fill the places: a ninth client is answered only once the
+    // header timeout has closed one of them.
+    let mut idle = Vec::new();
+    for _ in 0..8 {
+        idle.push(TcpStream::connect(&address).unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    let response = client.get(format!("{base}/health")).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(500) && waited < Duration::from_secs(5),
+        "the ninth waited for a place: {waited:?}"
+    );
+}
