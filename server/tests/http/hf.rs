@@ -7,7 +7,7 @@ use super::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn predict_answers_like_the_transformers_pipeline_for_every_golden_input() {
-    let base = start().await;
+    let base = start_only(&["news-topic"]).await;
     answers_like_the_reference(&base, "news-topic").await;
 }
 
@@ -79,7 +79,7 @@ async fn answers_like_the_reference(base: &str, model: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embeddings_answer_like_sentence_transformers_in_the_inference_api_shape() {
-    let base = start().await;
+    let base = start_only(&["news-embed"]).await;
     let reference = reference_of("news-embed");
     let cases = reference["cases"].as_array().unwrap();
     // One text: one vector.
@@ -121,7 +121,7 @@ async fn embeddings_answer_like_sentence_transformers_in_the_inference_api_shape
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_readme_question_is_answered_with_the_sports_topic() {
-    let base = start().await;
+    let base = start_only(&["news-topic"]).await;
     let body = json!({"inputs": "Arsenal beat Chelsea 2-1 in the league on Saturday"});
     let (status, answer) = post(&base, "/models/news-topic/predict", &body).await;
     assert_eq!(status, 200);
@@ -130,7 +130,7 @@ async fn the_readme_question_is_answered_with_the_sports_topic() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_get_a_4xx_json_error_that_names_the_problem() {
-    let base = start().await;
+    let base = start_only(&["news-topic"]).await;
     let client = reqwest::Client::new();
     let url = format!("{base}/models/news-topic/predict");
     let too_many: Vec<String> = (0..=MAX_CLIENT_BATCH_SIZE).map(|i| format!("text {i}")).collect();
@@ -282,7 +282,7 @@ async fn bad_requests_get_a_4xx_json_error_that_names_the_problem() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_models_routes_and_methods_get_json_errors() {
-    let base = start().await;
+    let base = start_only(&["news-topic"]).await;
     let (status, answer) = post(&base, "/models/no-such-model/predict", &json!({"inputs": "a"})).await;
     assert_eq!(status, 404);
     assert_eq!(answer["error_type"], "model_not_found");
@@ -299,7 +299,7 @@ async fn unknown_models_routes_and_methods_get_json_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn entities_answer_like_the_token_classification_pipeline_for_every_strategy() {
-    let base = start().await;
+    let base = start_only(&["release-ner"]).await;
     let reference = reference_of("release-ner");
     let calls = reference["pipeline_calls"].as_object().unwrap();
     let cases = reference["cases"].as_array().unwrap();

@@ -37,7 +37,20 @@ async fn start() -> String {
     start_with(VariantChoice::Named("fp32".into())).await
 }
 
-/// Starts the server on a free loopback port; returns its base URL.
+/// Starts the server with only `names` (their FP32 variants): a test about one model's
+/// answers need not load and warm up all ten (about 30 s of both cores each time, in a
+/// process of its own under nextest).
+async fn start_only(names: &[&str]) -> String {
+    start_serving(
+        names,
+        VariantChoice::Named("fp32".into()),
+        BatchingOptions::default(),
+        REQUEST_TIMEOUT,
+    )
+    .await
+}
+
+/// Starts the server with every model on a free loopback port; returns its base URL.
 async fn start_with(variant: VariantChoice) -> String {
     start_serving(&[], variant, BatchingOptions::default(), REQUEST_TIMEOUT).await
 }

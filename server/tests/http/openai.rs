@@ -15,7 +15,7 @@ fn decode_base64_floats(text: &str) -> Vec<f32> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openai_embeddings_equal_sentence_transformers_in_every_encoding() {
-    let base = start().await;
+    let base = start_only(&["minilm-embed", "news-embed"]).await;
     let reference = reference_of("news-embed");
     let cases = &reference["cases"].as_array().unwrap()[..6];
     let texts: Vec<&Value> = cases.iter().map(|case| &case["text"]).collect();
@@ -105,7 +105,7 @@ async fn openai_embeddings_equal_sentence_transformers_in_every_encoding() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openai_refusals_have_openai_error_shape() {
-    let base = start().await;
+    let base = start_only(&["news-embed", "news-topic"]).await;
     let cases = [
         (
             json!({"model": "news-topic", "input": "a text"}),

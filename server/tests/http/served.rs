@@ -259,7 +259,7 @@ async fn metrics_count_requests_by_status_and_time_each_answer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_response_carries_a_request_id_and_a_usable_one_is_kept() {
-    let base = start().await;
+    let base = start_only(&["news-topic"]).await;
     let client = reqwest::Client::new();
     let sent = client
         .post(format!("{base}/models/news-topic/predict"))
