@@ -2,8 +2,9 @@
 //! front of traffic needs and `axum::serve` does not expose. How many bytes a request's
 //! head (request line and headers) may take: a larger one gets 431 with a JSON body
 //! naming the flag (hyper's read buffer, held to [`HEAD_BUFFER_FACTOR`] times it, stops
-//! reading a head far larger still with a bare 431, so that memory stays bounded). How long a client may take to send that head: a slower one is disconnected,
-//! so that clients sending a byte at a time, or never finishing, cannot hold the server's
+//! reading a head far larger still with a bare 431, so that memory stays bounded). How
+//! long a client may take to send that head: a slower one is disconnected, so that
+//! clients sending a byte at a time, or never finishing, cannot hold the server's
 //! connections. How many connections are open at once: more wait in the kernel's backlog
 //! until one closes, so that descriptors and memory stay bounded.
 //!
@@ -64,7 +65,12 @@ pub async fn serve(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
-        .max_buf_size((limits.max_header_bytes * HEAD_BUFFER_FACTOR).max(MIN_HEADER_BYTES));
+        .max_buf_size(
+            limits
+                .max_header_bytes
+                .saturating_mul(HEAD_BUFFER_FACTOR)
+                .max(MIN_HEADER_BYTES),
+        );
     tokio::pin!(shutdown);
     loop {
         // A free place first, then a connection: past the limit, clients wait to be accepted.
