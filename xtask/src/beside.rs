@@ -1,9 +1,10 @@
 //! Work run beside the Python steps: the test command's lint and release build. The
-//! Python steps leave a core idle for much of their time (export, optimize and golden
-//! are single-threaded; training waits on its data), and the build needs nothing they
-//! make: `generated/` is checked in (`gen --check` fails the run if it is stale). So
-//! the Rust work starts with the pipeline at the lowest CPU priority, taking only the
-//! time the Python steps leave, its output kept in a log that is quoted if it fails.
+//! Python steps leave some core time idle (export, optimize and golden are mostly
+//! single-threaded; on a fresh machine about 5 % of two cores over their 48 minutes), and
+//! the build needs nothing they make: `generated/` is checked in (`gen --check` fails the
+//! run if it is stale). So the Rust work starts with the pipeline at the lowest CPU
+//! priority, taking only the time the Python steps leave, its output kept in a log that
+//! is quoted if it fails.
 
 use std::ffi::OsStr;
 use std::fs::File;

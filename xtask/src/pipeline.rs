@@ -156,8 +156,13 @@ fn crate_is_current(paths: &Paths, spec: &ModelSpec) -> Result<bool> {
     Ok(!stale.iter().any(|path| path.starts_with(&spec.name)))
 }
 
+/// The cargo this xtask was run by.
+fn cargo_program() -> std::ffi::OsString {
+    std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
+}
+
 fn cargo() -> Command {
-    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+    Command::new(cargo_program())
 }
 
 /// `cargo run` of a binary of the server crate, in the one (release) profile.
@@ -466,9 +471,9 @@ impl Build {
     }
 }
 
-/// The cargo this xtask was run by, at the lowest CPU priority.
+/// [`cargo`] at the lowest CPU priority.
 fn niced_cargo() -> Command {
-    beside::niced(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+    beside::niced(cargo_program())
 }
 
 pub fn test(paths: &Paths) -> Result<()> {
