@@ -10,7 +10,7 @@ use modelcrate_schema::{Agreement, Drift, ParityMetric, ParitySummary};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Checked, Figures, Rule, STUDENT_METRIC_DROP, check_token_ids, max_abs_difference};
+use super::{Checked, Figures, Rule, check_token_ids, max_abs_difference};
 use crate::recorded;
 use crate::test_split::TestRow;
 use crate::through::Through;
@@ -259,13 +259,11 @@ pub(super) async fn check(
         figures.alone_metric(&metric_name.replace('_', "-"), alone, reference.test_split.accuracy);
     }
     if let Some(teacher) = &reference.teacher {
-        figures.row(
-            Rule::Every,
-            &format!("test split {} vs the teacher's FP32", metric_name.replace('_', "-")),
-            format!("Rust {rust_accuracy:.4}, teacher {:.4}", teacher.test_split.accuracy),
-            "at most 1.0 point below the teacher",
-            test.len() == teacher.test_split.examples
-                && teacher.test_split.accuracy - rust_accuracy <= STUDENT_METRIC_DROP + 1e-9,
+        figures.teacher_metric(
+            &metric_name.replace('_', "-"),
+            rust_accuracy,
+            teacher.test_split.accuracy,
+            test.len() == teacher.test_split.examples,
         );
     }
     figures.row(

@@ -8,7 +8,7 @@ use modelcrate_schema::{Agreement, Drift, ParityMetric, ParitySummary};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{Checked, Figures, Gate, Rule, STUDENT_METRIC_DROP, check_token_ids};
+use super::{Checked, Figures, Gate, Rule, check_token_ids};
 use crate::test_split::TitleBody;
 use crate::through::Through;
 
@@ -188,12 +188,11 @@ pub(super) async fn check(
     }
     if let Some(teacher) = &reference.teacher {
         let teacher = &teacher.test_split;
-        figures.row(
-            Rule::Every,
-            "test split recall@10 vs the teacher's FP32",
-            format!("Rust {recall_10:.4}, teacher {:.4}", teacher.recall_at_10),
-            "at most 1.0 point below the teacher",
-            pairs.len() == teacher.queries && teacher.recall_at_10 - recall_10 <= STUDENT_METRIC_DROP + 1e-9,
+        figures.teacher_metric(
+            "recall@10",
+            recall_10,
+            teacher.recall_at_10,
+            pairs.len() == teacher.queries,
         );
     }
     figures.row(

@@ -150,6 +150,18 @@ impl Figures {
         }
     }
 
+    /// A distilled student's test metric against its teacher's FP32 (from the student's
+    /// reference): at most 1.0 point below, over as many examples (`same_split`).
+    fn teacher_metric(&mut self, metric: &str, rust: f64, teacher: f64, same_split: bool) {
+        self.row(
+            Rule::Every,
+            &format!("test split {metric} vs the teacher's FP32"),
+            format!("Rust {rust:.4}, teacher {teacher:.4}"),
+            "at most 1.0 point below the teacher",
+            same_split && teacher - rust <= STUDENT_METRIC_DROP + 1e-9,
+        );
+    }
+
     /// Whether the INT8-only figures are taken.
     fn int8(&self) -> bool {
         self.gate == Gate::Int8
@@ -307,4 +319,37 @@ async fn check_through(
         checked,
         batching,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn figures(gate: Gate) -> Figures {
+        Figures {
+            gate,
+            failures: Vec::new(),
+            rows: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_student_is_held_to_one_point_below_its_teacher_on_the_same_split_whatever_its_gate() {
+        for gate in [Gate::Exact, Gate::Int8] {
+            let mut held = figures(gate);
+            held.teacher_metric("accuracy", 0.9618, 0.9718, true);
+            held.teacher_metric("accuracy", 0.9800, 0.9718, true);
+            assert!(held.failures.is_empty(), "{:?}", held.failures);
+            assert_eq!(held.rows[0].figure, "Rust 0.9618, teacher 0.9718");
+            let mut missed = figures(gate);
+            missed.teacher_metric("recall@10", 0.9568, 0.9718, true);
+            missed.teacher_metric("entity F1", 0.9718, 0.9718, false);
+            assert_eq!(missed.failures.len(), 2, "{:?}", missed.failures);
+            assert_eq!(
+                missed.failures[0],
+                "test split recall@10 vs the teacher's FP32: Rust 0.9568, teacher 0.9718 (bound at most 1.0 point below the teacher)"
+            );
+            assert!(missed.rows.iter().all(|row| !row.pass));
+        }
+    }
 }

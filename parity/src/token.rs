@@ -13,7 +13,7 @@ use modelcrate_schema::{Agreement, Drift, ParityMetric, ParitySummary};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::{Checked, Figures, Rule, STUDENT_METRIC_DROP, check_token_ids};
+use super::{Checked, Figures, Rule, check_token_ids};
 use crate::recorded;
 use crate::test_split::{Span, Tagged};
 use crate::through::Through;
@@ -265,13 +265,11 @@ pub(super) async fn check(
         figures.alone_metric("entity F1", entity_f1(&alone, &gold), pytorch_f1);
     }
     if let Some(teacher) = &reference.teacher {
-        figures.row(
-            Rule::Every,
-            "test split entity F1 vs the teacher's FP32",
-            format!("Rust {rust_f1:.4}, teacher {:.4}", teacher.test_split.entity_f1),
-            "at most 1.0 point below the teacher",
-            test.len() == teacher.test_split.examples
-                && teacher.test_split.entity_f1 - rust_f1 <= STUDENT_METRIC_DROP + 1e-9,
+        figures.teacher_metric(
+            "entity F1",
+            rust_f1,
+            teacher.test_split.entity_f1,
+            test.len() == teacher.test_split.examples,
         );
     }
     figures.row(
