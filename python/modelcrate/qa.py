@@ -351,10 +351,7 @@ def calibration_feeds(spec: Spec, source: Path) -> list[dict]:
 def optimize_step(spec: Spec) -> None:
     """Every text model's variants, the static INT8 calibrated on question–passage pairs
     (a question-answering model's inputs are pairs, with token types)."""
-    onnx_dir = spec.onnx_dir
-    fp32 = onnx_dir / "model.onnx"
-    if not fp32.is_file():
-        raise SystemExit(f"no {fp32}: run `cargo xtask export` first")
+    fp32 = spec.onnx_dir / "model.onnx"
 
     def static_of_pairs(target: Path) -> dict:
         feeds = calibration_feeds(spec, fp32)
@@ -368,9 +365,7 @@ def optimize_step(spec: Spec) -> None:
         else (name, file, kind, how, make)
         for name, file, kind, how, make in recipes
     ]
-    variants = [{"name": "fp32", "kind": "fp32", "made": True, "how": "optimum export", **optimize.describe(fp32)}]
-    variants += [optimize.made(*recipe, onnx_dir) for recipe in recipes]
-    write_json(onnx_dir / "variants.json", {"model": spec.name, "int8_config": int8_config, "variants": variants})
+    optimize.write_variants(spec, recipes, int8_config)
 
 
 def golden_step(spec: Spec) -> None:

@@ -19,11 +19,11 @@
 {%- endif %}
 //! - **Labels:** {% for label in model.labels %}`{{ label.label }}`{% if !loop.last %}, {% endif %}{% endfor %}
 {%- if let Some(setfit) = model.setfit %}
-//! - **Variants:** of the body: FP32, graph-optimized O1/O2/O3 and dynamic INT8, each checked with the head against SetFit; `load` serves the one `cargo xtask select` chose (policy `{{ model.serve_policy }}`); the head always runs in FP32
+//! - **Variants:** of the body: FP32, graph-optimized O1/O2 (O3 where the spec asks for it) and dynamic INT8, each checked with the head against SetFit; `load` serves the one `cargo xtask select` chose (policy `{{ model.serve_policy }}`); the head always runs in FP32
 //! - **ONNX body (opset {{ model.opset }}):** inputs {% for input in model.inputs %}`{{ input.name }}` {{ input.dtype }} {{ input.dims_shown }}{% if !loop.last %}, {% endif %}{% endfor %}; outputs {% for output in model.outputs %}`{{ output.name }}` {{ output.dtype }} {{ output.dims_shown }}{% if !loop.last %}, {% endif %}{% endfor %}; {{ setfit.body.pooling }} pooling{% if setfit.body.normalize %}, L2-normalised{% endif %}
 //! - **ONNX head (`head.onnx`, opset {{ setfit.head_opset }}, skl2onnx):** inputs {% for input in setfit.head_inputs %}`{{ input.name }}` {{ input.dtype }} {{ input.dims_shown }}{% if !loop.last %}, {% endif %}{% endfor %}; outputs {% for output in setfit.head_outputs %}`{{ output.name }}` {{ output.dtype }} {{ output.dims_shown }}{% if !loop.last %}, {% endif %}{% endfor %} (`logits` is the decision function: its softmax is SetFit's `predict_proba`)
 {%- else %}
-//! - **Variants:** FP32, graph-optimized O1/O2/O3 and dynamic INT8, each checked against PyTorch; `load` serves the one `cargo xtask select` chose (policy `{{ model.serve_policy }}`)
+//! - **Variants:** FP32, graph-optimized O1/O2 (O3 where the spec asks for it) and dynamic INT8, each checked against PyTorch; `load` serves the one `cargo xtask select` chose (policy `{{ model.serve_policy }}`)
 {%- if let Some(student) = model.student %}
 //! - **Distilled student:** {{ student }}
 {%- endif %}

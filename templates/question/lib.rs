@@ -10,7 +10,7 @@
 //! - **Data:** {{ model.data_description }}; {{ model.train_examples }} questions for training, {{ model.test_examples }} held out for testing. The text is synthetic: the figures below measure generalisation to unseen phrasings, sentences and product names of that generator, not to real release notes.
 //! - **Training:** {{ model.training }}, windows of {{ model.max_length }} tokens
 //! - **Test (PyTorch pipeline, best answer, no answer allowed; SQuAD's normalisation):** exact match {{ question.exact_match }}, F1 {{ question.f1 }} over the {{ model.test_examples }} held-out questions
-//! - **Variants:** FP32, graph-optimized O1/O2/O3, dynamic and static INT8, each checked against PyTorch; `load` serves the one `cargo xtask select` chose (policy `{{ model.serve_policy }}`)
+//! - **Variants:** FP32, graph-optimized O1/O2 (O3 where the spec asks for it), dynamic and static INT8, each checked against PyTorch; `load` serves the one `cargo xtask select` chose (policy `{{ model.serve_policy }}`)
 //! - **ONNX (opset {{ model.opset }}):** inputs {% for input in model.inputs %}`{{ input.name }}` {{ input.dtype }} {{ input.dims_shown }}{% if !loop.last %}, {% endif %}{% endfor %}; outputs {% for output in model.outputs %}`{{ output.name }}` {{ output.dtype }} {{ output.dims_shown }}{% if !loop.last %}, {% endif %}{% endfor %}
 //!
 //! ```no_run

@@ -11,7 +11,7 @@
 //! - **Training:** {{ model.training }}, max length {{ model.max_length }} tokens
 //! - **Entity F1 (PyTorch pipeline, `aggregation_strategy="simple"`, exact type and span):** {{ entity.f1 }} (precision {{ entity.precision }}, recall {{ entity.recall }}) over {{ entity.test_entities }} entities in the {{ model.test_examples }} held-out sentences
 //! - **Labels:** {% for label in model.labels %}`{{ label.label }}`{% if !loop.last %}, {% endif %}{% endfor %}
-//! - **Variants:** FP32, graph-optimized O1/O2/O3 and dynamic INT8, each checked against PyTorch; `load` serves the one `cargo xtask select` chose (policy `{{ model.serve_policy }}`)
+//! - **Variants:** FP32, graph-optimized O1/O2 (O3 where the spec asks for it) and dynamic INT8, each checked against PyTorch; `load` serves the one `cargo xtask select` chose (policy `{{ model.serve_policy }}`)
 {%- if let Some(student) = model.student %}
 //! - **Distilled student:** {{ student }}
 {%- endif %}

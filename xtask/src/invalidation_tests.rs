@@ -150,6 +150,15 @@ fn each_change_invalidates_exactly_the_steps_it_can_affect() {
         )),
         distill
     );
+    // An `[optimize]` field: the teacher's optimize step only (its variants.json then
+    // re-keys the checks).
+    assert_eq!(
+        invalidated(&paths, |root| append(
+            &root.join("models/news-topic.toml"),
+            "\n[optimize]\no3 = true\n"
+        )),
+        set(&["news-topic:optimize"])
+    );
     // A Python step's code: that step, for every model that runs it (the student's steps
     // run through the teacher's export, optimize and golden).
     let mut export = set(&["news-embed:export", "news-topic:export"]);

@@ -84,7 +84,7 @@ enum Step {
     Distill(Select),
     /// Export each checkpoint to ONNX with optimum (artifacts/<name>/onnx/).
     Export(Select),
-    /// Make graph-optimized (O1, O2, O3) and INT8 (dynamic, static; selective for embeddings) variants beside each export.
+    /// Make graph-optimized (O1, O2; O3 where the spec asks) and INT8 (dynamic, static; selective for embeddings) variants beside each export.
     Optimize(Select),
     /// Write PyTorch's outputs for the golden inputs (golden/<name>/reference.json).
     Golden(Select),

@@ -30,8 +30,8 @@ const EXPORTED_FILES: [&str; 7] = [
 /// What the export step adds for a SetFit model: its scikit-learn head.
 const SETFIT_HEAD_FILES: [&str; 2] = ["head.onnx", "head_signature.json"];
 
-/// What the optimize step writes into `onnx/`, besides `variants.json` (the selective INT8
-/// for sentence-embedding models only).
+/// What the optimize step may write into `onnx/`, besides `variants.json` (O3 only where
+/// the spec asks for it, the selective INT8 for sentence-embedding models only).
 const VARIANT_FILES: [&str; 7] = [
     "model.O1.onnx",
     "model.O2.onnx",
@@ -348,18 +348,20 @@ fn write_resolved_spec(paths: &Paths, spec: &ModelSpec) -> Result<PathBuf> {
 
 /// The step's key: its code, the lock, the resolved spec (written here first) and the
 /// upstream artifacts it reads, each under a label that does not depend on where this
-/// clone or its artifacts are. A teacher's step never reads `[distill]`, so its key holds
-/// the spec without it: tuning the student re-runs only the student's steps.
+/// clone or its artifacts are. Its key holds only the sections of the spec the step reads:
+/// a teacher's step never reads `[distill]` and only the optimize step reads `[optimize]`,
+/// so tuning the student re-runs only the student's steps, and asking for O3 only optimize.
 pub fn key(paths: &Paths, spec: &ModelSpec, step: PyStep) -> Result<Key> {
     let spec_json = write_resolved_spec(paths, spec)?;
     let (inputs, _) = step.io(paths, spec);
     let mut key = KeyBuilder::new(step.name());
     for input in &with_imports(paths, &inputs)? {
         let label = label(paths, &spec.name, input);
-        key = if *input == spec_json && !step.is_student() {
+        key = if *input == spec_json {
             let art = paths.relative(&paths.artifact(&spec.name));
             let golden = paths.relative(&paths.golden(&spec.name));
-            key.file_text(&label, &spec.teacher_json(&art, &golden)?)
+            let read = spec.json_read_by(&art, &golden, step.is_student(), step == PyStep::Optimize)?;
+            key.file_text(&label, &read)
         } else {
             key.path(&label, input)?
         };

@@ -29,6 +29,10 @@ pub struct ModelSpec {
     /// A smaller student distilled from the fine-tuned model, served as more variants.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub distill: Option<DistillSpec>,
+    /// The optional variants the optimize step makes; written only when one is asked for,
+    /// so a spec without it resolves to the same JSON (and the same step keys) as before.
+    #[serde(default, skip_serializing_if = "OptimizeSpec::is_default")]
+    pub optimize: OptimizeSpec,
     /// Read by the xtask alone, so it stays out of the Python steps' input hashes.
     #[serde(default, skip_serializing)]
     pub serve: ServeSpec,
@@ -88,6 +92,22 @@ pub struct ExportSpec {
 impl Default for ExportSpec {
     fn default() -> Self {
         Self { opset: default_opset() }
+    }
+}
+
+/// The variants the optimize step makes only when asked (`python/modelcrate/optimize.py`).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptimizeSpec {
+    /// Make `O3`: O2 with GELU approximated (`FastGelu`). Not the trained model, so it
+    /// missed the exact gate on every transformer model tried; off unless asked for.
+    #[serde(default)]
+    pub o3: bool,
+}
+
+impl OptimizeSpec {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
     }
 }
 
@@ -392,9 +412,21 @@ impl ModelSpec {
         if !(11..=21).contains(&self.export.opset) {
             return field("export.opset", format!("{} must be from 11 to 21", self.export.opset));
         }
+        if self.optimize.o3 && self.is_image() {
+            return field(
+                "optimize.o3",
+                "an image model has no O3: it approximates a transformer's GELU, which a CNN does not have".into(),
+            );
+        }
         match (self.serve.policy, &self.serve.variant) {
             (Policy::Named, None) => return field("serve.variant", "is required by policy `named`".into()),
             (Policy::Named, Some(variant)) => {
+                if variant == "O3" && !self.optimize.o3 {
+                    return field(
+                        "serve.variant",
+                        "`O3` is made only when asked for: add `[optimize]` with `o3 = true`".into(),
+                    );
+                }
                 let mut known: Vec<&str> = variants_for(self.task, VARIANTS).collect();
                 if self.distill.is_some() {
                     known.extend(variants_for(self.task, STUDENT_VARIANTS));
@@ -668,12 +700,24 @@ impl ModelSpec {
         Ok(serde_json::to_string_pretty(&value)? + "\n")
     }
 
-    /// What the teacher's steps read of [`Self::resolved_json`]: all of it but `[distill]`,
-    /// in the same text as the resolved JSON of a spec without one.
-    pub fn teacher_json(&self, artifact_dir: &Path, golden_dir: &Path) -> Result<String> {
+    /// What one step reads of [`Self::resolved_json`]: all of it but the sections it does
+    /// not read (`[distill]`, read by a student's steps; `[optimize]`, by the teacher's
+    /// optimize step), in the same text as the resolved JSON of a spec without them, so a
+    /// change to a section re-runs only the steps that read it.
+    pub fn json_read_by(
+        &self,
+        artifact_dir: &Path,
+        golden_dir: &Path,
+        reads_distill: bool,
+        reads_optimize: bool,
+    ) -> Result<String> {
         let mut value = self.resolved_value(artifact_dir, golden_dir)?;
         if let Some(object) = value.as_object_mut() {
-            object.remove("distill");
+            for (section, read) in [("distill", reads_distill), ("optimize", reads_optimize)] {
+                if !read {
+                    object.remove(section);
+                }
+            }
         }
         Ok(serde_json::to_string_pretty(&value)? + "\n")
     }
@@ -1007,6 +1051,40 @@ seed = 42
             "{error}"
         );
         assert!(parse(&format!("{image}{}", text_static.replace("int8-static", "int8"))).is_ok());
+        let error = parse(&format!("{image}[optimize]\no3 = true\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("field `optimize.o3`: an image model has no O3"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn o3_is_made_and_named_only_when_asked_for_and_asking_changes_no_other_spec_json() {
+        let spec = parse(VALID).unwrap();
+        assert!(!spec.optimize.o3);
+        let dirs = (Path::new("artifacts/news-topic"), Path::new("golden/news-topic"));
+        let plain = spec.resolved_json(dirs.0, dirs.1).unwrap();
+        assert!(!plain.contains("optimize"), "{plain}");
+        let named_o3 = "[serve]\npolicy = \"named\"\nvariant = \"O3\"\n";
+        let error = parse(&format!("{VALID}{named_o3}")).unwrap_err().to_string();
+        assert!(
+            error
+                .contains("field `serve.variant`: `O3` is made only when asked for: add `[optimize]` with `o3 = true`"),
+            "{error}"
+        );
+        let asked = parse(&format!("{VALID}[optimize]\no3 = true\n{named_o3}")).unwrap();
+        assert!(asked.optimize.o3);
+        let json: serde_json::Value = serde_json::from_str(&asked.resolved_json(dirs.0, dirs.1).unwrap()).unwrap();
+        assert_eq!(json["optimize"]["o3"], serde_json::Value::Bool(true), "{json}");
+        // Only the optimize step reads it: every other step's view is the plain spec's.
+        assert_eq!(asked.json_read_by(dirs.0, dirs.1, true, false).unwrap(), plain);
+        assert_ne!(asked.json_read_by(dirs.0, dirs.1, true, true).unwrap(), plain);
+        let error = parse(&format!("{VALID}[optimize]\no4 = true\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("o4"), "{error}");
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //! - **Few-shot:** 8 labelled examples per label; the body trained on 1600 pairs of them; the head has 1925 weights
 //! - **Test accuracy (SetFit, PyTorch and scikit-learn):** 0.9393 on the 445 held-out examples (the same head on the untuned body: 0.9146)
 //! - **Labels:** `business`, `entertainment`, `politics`, `sports`, `tech`
-//! - **Variants:** of the body: FP32, graph-optimized O1/O2/O3 and dynamic INT8, each checked with the head against SetFit; `load` serves the one `cargo xtask select` chose (policy `fastest`); the head always runs in FP32
+//! - **Variants:** of the body: FP32, graph-optimized O1/O2 (O3 where the spec asks for it) and dynamic INT8, each checked with the head against SetFit; `load` serves the one `cargo xtask select` chose (policy `fastest`); the head always runs in FP32
 //! - **ONNX body (opset 17):** inputs `input_ids` int64 [batch_size, sequence_length], `attention_mask` int64 [batch_size, sequence_length], `token_type_ids` int64 [batch_size, sequence_length]; outputs `last_hidden_state` float32 [batch_size, sequence_length, 384]; mean pooling, L2-normalised
 //! - **ONNX head (`head.onnx`, opset 9, skl2onnx):** inputs `sentence_embedding` float32 [?, 384]; outputs `label` int64 [?], `logits` float32 [?, 5] (`logits` is the decision function: its softmax is SetFit's `predict_proba`)
 //!

@@ -11,7 +11,7 @@
 //! - **Training:** head-only (frozen backbone, classifier head trained); 1925 of 22715141 parameters trained (0.01 %); bf16 mixed precision (forward passes in bfloat16, weights and exported model fp32); 2 epoch(s), learning rate 5e-3, max length 128 tokens
 //! - **Test accuracy (PyTorch):** 0.8562 on the 445 held-out examples
 //! - **Labels:** `business`, `entertainment`, `politics`, `sports`, `tech`
-//! - **Variants:** FP32, graph-optimized O1/O2/O3 and dynamic INT8, each checked against PyTorch; `load` serves the one `cargo xtask select` chose (policy `fastest`)
+//! - **Variants:** FP32, graph-optimized O1/O2 (O3 where the spec asks for it) and dynamic INT8, each checked against PyTorch; `load` serves the one `cargo xtask select` chose (policy `fastest`)
 //! - **ONNX (opset 17):** inputs `input_ids` int64 [batch_size, sequence_length], `attention_mask` int64 [batch_size, sequence_length], `token_type_ids` int64 [batch_size, sequence_length]; outputs `logits` float32 [batch_size, 5]
 //!
 //! ```no_run

@@ -11,7 +11,7 @@
 //! - **Training:** full fine-tune; 22567301 of 22567301 parameters trained (100.00 %); bf16 mixed precision (forward passes in bfloat16, weights and exported model fp32); 3 epoch(s), learning rate 1e-4, max length 128 tokens
 //! - **Entity F1 (PyTorch pipeline, `aggregation_strategy="simple"`, exact type and span):** 0.9017 (precision 0.8858, recall 0.9181) over 1368 entities in the 600 held-out sentences
 //! - **Labels:** `O`, `B-PRODUCT`, `I-PRODUCT`, `B-VERSION`, `I-VERSION`
-//! - **Variants:** FP32, graph-optimized O1/O2/O3 and dynamic INT8, each checked against PyTorch; `load` serves the one `cargo xtask select` chose (policy `fastest`)
+//! - **Variants:** FP32, graph-optimized O1/O2 (O3 where the spec asks for it) and dynamic INT8, each checked against PyTorch; `load` serves the one `cargo xtask select` chose (policy `fastest`)
 //! - **ONNX (opset 17):** inputs `input_ids` int64 [batch_size, sequence_length], `attention_mask` int64 [batch_size, sequence_length], `token_type_ids` int64 [batch_size, sequence_length]; outputs `logits` float32 [batch_size, sequence_length, 5]
 //!
 //! ```no_run

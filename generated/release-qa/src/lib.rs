@@ -10,7 +10,7 @@
 //! - **Data:** synthetic questions over software-release passages (2,000, seeded, written by `python/modelcrate/release_qa.py`: which release fixes an issue, introduces or deprecates a feature, which version or product an advisory concerns; answers are spans of the passage, 15 % of questions have none, 10 % of passages are longer than one window; test questions use only held-out sentences, phrasings and product names); 1400 questions for training, 400 held out for testing. The text is synthetic: the figures below measure generalisation to unseen phrasings, sentences and product names of that generator, not to real release notes.
 //! - **Training:** full fine-tune; 22566146 of 22566146 parameters trained (100.00 %); bf16 mixed precision (forward passes in bfloat16, weights and exported model fp32); 3 epoch(s), learning rate 1e-4, windows of 256 tokens
 //! - **Test (PyTorch pipeline, best answer, no answer allowed; SQuAD's normalisation):** exact match 0.9075, F1 0.9188 over the 400 held-out questions
-//! - **Variants:** FP32, graph-optimized O1/O2/O3, dynamic and static INT8, each checked against PyTorch; `load` serves the one `cargo xtask select` chose (policy `fastest`)
+//! - **Variants:** FP32, graph-optimized O1/O2 (O3 where the spec asks for it), dynamic and static INT8, each checked against PyTorch; `load` serves the one `cargo xtask select` chose (policy `fastest`)
 //! - **ONNX (opset 17):** inputs `input_ids` int64 [batch_size, sequence_length], `attention_mask` int64 [batch_size, sequence_length], `token_type_ids` int64 [batch_size, sequence_length]; outputs `start_logits` float32 [batch_size, sequence_length], `end_logits` float32 [batch_size, sequence_length]
 //!
 //! ```no_run
