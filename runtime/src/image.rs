@@ -2,9 +2,11 @@
 //! image: decode, convert to RGB, resize the shorter side with PIL's antialiased bilinear
 //! filter, center-crop, scale to [0, 1], normalise, lay out as NCHW.
 //!
-//! PIL resamples 8-bit images in fixed point (22 fractional bits) in two passes,
-//! horizontal then vertical, rounding to 8 bits after each; [`resize_crop`] does the same
-//! arithmetic, so PNG inputs give the very pixels Python gives. JPEG decoders may differ
+//! PIL resamples 8-bit images in fixed point (22 fractional bits) in two passes, rounding
+//! to 8 bits after each: horizontal then vertical, except (Pillow 13, the lock's) where the
+//! height shrinks by more than twice what the width does, which runs the vertical pass
+//! first. [`resize_crop`] does the same arithmetic in the same order, so PNG inputs give
+//! the very pixels Python gives. JPEG decoders may differ
 //! by a level here and there (PIL uses libjpeg-turbo, the `image` crate zune-jpeg): the
 //! parity check measures it on the golden JPEGs. Only the output pixels inside the crop
 //! are computed: an extreme aspect ratio costs what its crop costs.
@@ -259,12 +261,66 @@ pub fn resize_crop(image: &RgbImage, resize_shortest: u32, crop: u32) -> Array3<
     let (width, height) = image.dimensions();
     let (new_width, new_height) = resized_size(width, height, resize_shortest);
     let (left, top) = (crop_offset(new_width, crop), crop_offset(new_height, crop));
-    let columns = Coefficients::bilinear(width, new_width, left..left + crop.min(new_width));
-    let rows = Coefficients::bilinear(height, new_height, top..top + crop.min(new_height));
-    // Horizontal pass, over the input rows the vertical pass reads.
-    let (row_start, row_end) = rows.span();
+    resample(
+        image,
+        (new_width, new_height),
+        Coefficients::bilinear(width, new_width, left..left + crop.min(new_width)),
+        Coefficients::bilinear(height, new_height, top..top + crop.min(new_height)),
+    )
+}
+
+/// `image.resize((width, height), Image.Resampling.BILINEAR)` of PIL, as `[height, width, 3]`.
+pub fn resize(image: &RgbImage, width: u32, height: u32) -> Array3<u8> {
+    let (in_width, in_height) = image.dimensions();
+    resample(
+        image,
+        (width, height),
+        Coefficients::bilinear(in_width, width, 0..width),
+        Coefficients::bilinear(in_height, height, 0..height),
+    )
+}
+
+/// Whether Pillow resamples an `input` image to `output` vertically first: when the height
+/// shrinks by more than twice as many pixels as the width (`ImagingResampleInner`, Pillow 13).
+/// The order changes the 8-bit rounding between the passes, so it must be Pillow's.
+fn vertical_first(input: (u32, u32), output: (u32, u32)) -> bool {
+    let shrink = |from: u32, to: u32| i64::from(from) - i64::from(to);
+    let (width, height) = (shrink(input.0, output.0), shrink(input.1, output.1));
+    height > 0 && height > width * 2
+}
+
+/// PIL's two passes, each rounded to 8 bits, in Pillow's order for a resize to `size`:
+/// the outputs that `columns` and `rows` describe (a window of that size, for a crop).
+fn resample(image: &RgbImage, size: (u32, u32), columns: Coefficients, rows: Coefficients) -> Array3<u8> {
+    let (width, height) = image.dimensions();
     let source = ArrayView3::from_shape((height as usize, width as usize, 3), image.as_raw())
         .unwrap_or_else(|_| unreachable!("an RgbImage holds height × width × 3 bytes"));
+    let mut out = Array3::<u8>::zeros((rows.first.len(), columns.first.len(), 3));
+    if vertical_first((width, height), size) {
+        // Vertical pass, over the input columns the horizontal pass reads.
+        let (column_start, column_end) = columns.span();
+        let mut vertical = Array3::<u8>::zeros((rows.first.len(), column_end - column_start, 3));
+        for (y, (first, weights)) in rows.first.iter().zip(&rows.weights).enumerate() {
+            for x in 0..column_end - column_start {
+                for channel in 0..3 {
+                    let pixels = (0..weights.len()).map(|k| source[[first + k, column_start + x, channel]]);
+                    vertical[[y, x, channel]] = weighted(pixels, weights);
+                }
+            }
+        }
+        // Horizontal pass.
+        for (y, mut out_row) in out.outer_iter_mut().enumerate() {
+            for (x, (first, weights)) in columns.first.iter().zip(&columns.weights).enumerate() {
+                for channel in 0..3 {
+                    let pixels = (0..weights.len()).map(|k| vertical[[y, first - column_start + k, channel]]);
+                    out_row[[x, channel]] = weighted(pixels, weights);
+                }
+            }
+        }
+        return out;
+    }
+    // Horizontal pass, over the input rows the vertical pass reads.
+    let (row_start, row_end) = rows.span();
     let mut horizontal = Array3::<u8>::zeros((row_end - row_start, columns.first.len(), 3));
     for (y, mut out_row) in horizontal.outer_iter_mut().enumerate() {
         let in_row = source.index_axis(Axis(0), row_start + y);
@@ -276,7 +332,6 @@ pub fn resize_crop(image: &RgbImage, resize_shortest: u32, crop: u32) -> Array3<
         }
     }
     // Vertical pass.
-    let mut out = Array3::<u8>::zeros((rows.first.len(), columns.first.len(), 3));
     for (y, (first, weights)) in rows.first.iter().zip(&rows.weights).enumerate() {
         for x in 0..columns.first.len() {
             for channel in 0..3 {
@@ -288,6 +343,15 @@ pub fn resize_crop(image: &RgbImage, resize_shortest: u32, crop: u32) -> Array3<
     out
 }
 
+/// `ToTensor` then `Normalize` of `[h, w, 3]` pixels: `(p / 255 - mean) / std` in f32,
+/// channels first, torch's arithmetic bit for bit.
+pub fn normalized(pixels: &Array3<u8>, mean: [f32; 3], std: [f32; 3]) -> Array3<f32> {
+    let (height, width, _) = pixels.dim();
+    Array3::from_shape_fn((3, height, width), |(c, y, x)| {
+        (f32::from(pixels[[y, x, c]]) / 255.0 - mean[c]) / std[c]
+    })
+}
+
 impl Preprocessing {
     /// One image's pixels after resize and crop, `[crop, crop, 3]` bytes.
     pub fn pixels(&self, image: &RgbImage) -> Array3<u8> {
@@ -296,10 +360,7 @@ impl Preprocessing {
 
     /// `ToTensor` then `Normalize`: `(p / 255 - mean) / std` in f32, channels first.
     pub fn tensor(&self, pixels: &Array3<u8>) -> Array3<f32> {
-        let (height, width, _) = pixels.dim();
-        Array3::from_shape_fn((3, height, width), |(c, y, x)| {
-            (f32::from(pixels[[y, x, c]]) / 255.0 - self.mean[c]) / self.std[c]
-        })
+        normalized(pixels, self.mean, self.std)
     }
 
     /// Decode and prepare one image: the `[3, crop, crop]` tensor the model takes.
@@ -352,6 +413,36 @@ mod tests {
                 assert_eq!(out[[y, x, 0]], ((x + 1) * 30) as u8);
                 assert_eq!(out[[y, x, 1]], (y * 50) as u8);
             }
+        }
+    }
+
+    /// Σ pixel × (index mod 251 + 1), as the tests' NumPy computes it.
+    fn checksum(pixels: &Array3<u8>) -> u64 {
+        pixels
+            .iter()
+            .enumerate()
+            .map(|(index, &value)| u64::from(value) * (index as u64 % 251 + 1))
+            .sum()
+    }
+
+    #[test]
+    fn the_passes_run_in_pillows_order() {
+        // Pillow 13 runs the vertical pass first when the height shrinks by more than
+        // twice as many pixels as the width.
+        assert!(vertical_first((97, 413), (60, 255)));
+        assert!(!vertical_first((300, 200), (96, 64)));
+        assert!(!vertical_first((28, 28), (256, 256)));
+        assert!(!vertical_first((100, 100), (80, 60)));
+        assert!(vertical_first((100, 100), (80, 59)));
+        // torchvision's CenterCrop(c)(Resize(r)) of golden images, checksummed by NumPy:
+        // the giraffe shrinks 413 → 255 rows but 97 → 60 columns (vertical first), the
+        // horse 300 → 96 columns and 200 → 64 rows (horizontal first).
+        for (name, resize, crop, expected) in [
+            ("giraffe-rgb-97x413.png", 60, 56, 20_215_492_u64),
+            ("horse-rgb-300x200.png", 64, 60, 122_361_984),
+        ] {
+            let image = decode(&golden(name), DEFAULT_MAX_PIXELS).unwrap();
+            assert_eq!(checksum(&resize_crop(&image, resize, crop)), expected, "{name}");
         }
     }
 
