@@ -1,6 +1,7 @@
 //! What every generated model crate shares: the ONNX Runtime environment and session
 //! pools, the check of an artifact against the signature a crate was generated from,
-//! tokenization into batched tensors, torchvision's image preprocessing (pixel for pixel),
+//! tokenization into batched tensors, torchvision's image preprocessing and a detector's
+//! letterboxing (pixel for pixel), a detector's box decoding and NMS,
 //! and the Hugging Face post-processing (pipeline scores for classifiers, entity
 //! aggregation for token classifiers, sentence-transformers pooling for embedding models).
 //!
@@ -8,6 +9,7 @@
 //! the server reaches models only through [`registry`].
 
 pub mod classification;
+pub mod detection;
 pub mod embedding;
 pub mod environment;
 pub mod error;
