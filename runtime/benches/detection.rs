@@ -4,8 +4,9 @@
 //! a low threshold, as a mAP evaluation uses). Outputs are made by a fixed LCG, so every
 //! run measures the same work.
 
+mod golden;
+
 use std::hint::black_box;
-use std::path::PathBuf;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use modelcrate_runtime::detection::{
@@ -30,15 +31,8 @@ impl Lcg {
     }
 }
 
-fn golden(name: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../golden/animal-shapes/images")
-        .join(name);
-    std::fs::read(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()))
-}
-
 fn detection(c: &mut Criterion) {
-    let photo = decode_image(&golden("china.jpg"), DEFAULT_MAX_PIXELS).expect("the golden photograph decodes");
+    let photo = decode_image(&golden::image("china.jpg"), DEFAULT_MAX_PIXELS).expect("the golden photograph decodes");
     c.bench_function("letterbox JPEG 640x427 -> 256x256", |b| {
         b.iter(|| letterbox(black_box(&photo), 256))
     });

@@ -3,8 +3,9 @@
 //! centre crop to 224×224, and normalisation into the model's tensor. Reads only the
 //! committed golden images.
 
+mod golden;
+
 use std::hint::black_box;
-use std::path::PathBuf;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use modelcrate_runtime::image::{DEFAULT_MAX_PIXELS, Preprocessing, decode, resize_crop};
@@ -16,16 +17,9 @@ const PREPROCESSING: Preprocessing = Preprocessing {
     std: [0.229, 0.224, 0.225],
 };
 
-fn golden(name: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../golden/animal-shapes/images")
-        .join(name);
-    std::fs::read(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()))
-}
-
 fn preprocessing(c: &mut Criterion) {
-    let photo = golden("china.jpg");
-    let silhouette = golden("zebra-28.png");
+    let photo = golden::image("china.jpg");
+    let silhouette = golden::image("zebra-28.png");
     c.bench_function("decode JPEG 640x427", |b| {
         b.iter(|| decode(black_box(&photo), DEFAULT_MAX_PIXELS))
     });
