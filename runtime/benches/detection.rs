@@ -56,6 +56,7 @@ fn detection(c: &mut Criterion) {
             &geometry,
             options,
         )
+        .expect("the outputs fit the grid")
         .len();
         c.bench_function(
             &format!("decode 16x16 cells x {LABELS} labels, threshold {threshold} ({found} kept)"),

@@ -14,6 +14,7 @@
 use image::RgbImage;
 use ndarray::{Array3, ArrayView2, s};
 
+use crate::error::{Error, Result};
 use crate::image::resize;
 
 /// Distances above e^6 strides are not boxes: the exponent is capped there (as in training).
@@ -149,7 +150,9 @@ fn sigmoid(x: f64) -> f64 {
 
 /// One image's detections from its raw outputs (`distances` `[cells, 4]`, `centerness`
 /// `[cells, 1]`, `classes` `[cells, labels]`), best first: every (cell, label) at or above
-/// the threshold, sorted by score (ties by cell, then label), then class-wise NMS.
+/// the threshold, sorted by score (ties by cell, then label), then class-wise NMS. Outputs
+/// of other shapes than the grid's (a model file that is not the one generated for) are an
+/// error, never an index out of bounds.
 pub fn decode(
     distances: ArrayView2<'_, f32>,
     centerness: ArrayView2<'_, f32>,
@@ -157,7 +160,18 @@ pub fn decode(
     grid: Grid,
     geometry: &Letterbox,
     options: DecodeOptions,
-) -> Vec<RawDetection> {
+) -> Result<Vec<RawDetection>> {
+    let cells = grid.cells();
+    if distances.dim() != (cells, 4) || centerness.dim() != (cells, 1) || classes.nrows() != cells {
+        return Err(Error::OutputShape(format!(
+            "a {size}×{size} input at stride {stride} has {cells} cells: expected box distances [{cells}, 4], centerness [{cells}, 1] and class logits [{cells}, labels], got {:?}, {:?} and {:?}",
+            distances.dim(),
+            centerness.dim(),
+            classes.dim(),
+            size = grid.size,
+            stride = grid.stride,
+        )));
+    }
     let side = grid.side();
     let stride = f64::from(grid.stride);
     let mut candidates = Vec::new();
@@ -182,7 +196,7 @@ pub fn decode(
     }
     // Stable: equal scores keep the (cell, label) order they were found in.
     candidates.sort_by(|a, b| b.score.total_cmp(&a.score));
-    non_maximum_suppression(candidates, options.iou_threshold)
+    Ok(non_maximum_suppression(candidates, options.iou_threshold))
 }
 
 /// Class-wise NMS over detections sorted best first: each is kept unless a kept one of its
@@ -315,7 +329,8 @@ mod tests {
             grid,
             &geometry,
             DEFAULT_DECODE,
-        );
+        )
+        .unwrap();
         assert_eq!(found.len(), 1);
         let only = found[0];
         assert_eq!(only.label_id, 2);
@@ -337,8 +352,25 @@ mod tests {
             grid,
             &geometry,
             options,
-        );
+        )
+        .unwrap();
         assert_eq!(half.len(), 1);
         assert_eq!(half[0].score, 0.5);
+        // Outputs that do not fit the grid are refused, naming both shapes.
+        let short = Array2::<f32>::zeros((3, 4));
+        let error = decode(
+            short.view(),
+            centerness.view(),
+            classes.view(),
+            grid,
+            &geometry,
+            options,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("expected box distances [4, 4]") && error.contains("(3, 4)"),
+            "{error}"
+        );
     }
 }
