@@ -5,10 +5,12 @@
 //! run measures the same work.
 
 mod golden;
+mod lcg;
 
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use lcg::Lcg;
 use modelcrate_runtime::detection::{
     BoundingBox, DecodeOptions, Grid, Letterbox, RawDetection, decode, letterbox, non_maximum_suppression,
 };
@@ -17,19 +19,6 @@ use ndarray::Array2;
 
 const GRID: Grid = Grid { size: 256, stride: 16 };
 const LABELS: usize = 10;
-
-/// A fixed sequence in [0, 1).
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> f32 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        (self.0 >> 40) as f32 / (1u64 << 24) as f32
-    }
-}
 
 fn detection(c: &mut Criterion) {
     let photo = decode_image(&golden::image("china.jpg"), DEFAULT_MAX_PIXELS).expect("the golden photograph decodes");

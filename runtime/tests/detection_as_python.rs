@@ -4,20 +4,12 @@
 //! expected figures were printed by NumPy from the same LCG, computed in float64 from the
 //! float32 outputs; `exp` may differ in its last bit between libm and NumPy, hence 1e-9.
 
+#[path = "../benches/lcg/mod.rs"]
+mod lcg;
+
+use lcg::Lcg;
 use modelcrate_runtime::detection::{DecodeOptions, Grid, Letterbox, decode};
 use ndarray::Array2;
-
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> f32 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        (self.0 >> 40) as f32 / (1u64 << 24) as f32
-    }
-}
 
 #[test]
 fn decoding_random_outputs_gives_numpys_detections() {
