@@ -14,7 +14,7 @@
 use std::io::Cursor;
 
 use image::{DynamicImage, ImageFormat, ImageReader, Limits, RgbImage};
-use ndarray::{Array3, Array4, ArrayView3, Axis};
+use ndarray::{Array3, Array4, ArrayView3, s};
 
 /// What can be wrong with an image a user sent.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -291,51 +291,47 @@ fn vertical_first(input: (u32, u32), output: (u32, u32)) -> bool {
 
 /// PIL's two passes, each rounded to 8 bits, in Pillow's order for a resize to `size`:
 /// the outputs that `columns` and `rows` describe (a window of that size, for a crop).
+/// The first pass covers only the input the second reads.
 fn resample(image: &RgbImage, size: (u32, u32), columns: Coefficients, rows: Coefficients) -> Array3<u8> {
     let (width, height) = image.dimensions();
     let source = ArrayView3::from_shape((height as usize, width as usize, 3), image.as_raw())
         .unwrap_or_else(|_| unreachable!("an RgbImage holds height × width × 3 bytes"));
-    let mut out = Array3::<u8>::zeros((rows.first.len(), columns.first.len(), 3));
     if vertical_first((width, height), size) {
-        // Vertical pass, over the input columns the horizontal pass reads.
-        let (column_start, column_end) = columns.span();
-        let mut vertical = Array3::<u8>::zeros((rows.first.len(), column_end - column_start, 3));
-        for (y, (first, weights)) in rows.first.iter().zip(&rows.weights).enumerate() {
-            for x in 0..column_end - column_start {
-                for channel in 0..3 {
-                    let pixels = (0..weights.len()).map(|k| source[[first + k, column_start + x, channel]]);
-                    vertical[[y, x, channel]] = weighted(pixels, weights);
-                }
-            }
-        }
-        // Horizontal pass.
-        for (y, mut out_row) in out.outer_iter_mut().enumerate() {
-            for (x, (first, weights)) in columns.first.iter().zip(&columns.weights).enumerate() {
-                for channel in 0..3 {
-                    let pixels = (0..weights.len()).map(|k| vertical[[y, first - column_start + k, channel]]);
-                    out_row[[x, channel]] = weighted(pixels, weights);
-                }
-            }
-        }
-        return out;
+        let (start, end) = columns.span();
+        let vertical = vertical_pass(source.slice(s![.., start..end, ..]), &rows, 0);
+        horizontal_pass(vertical.view(), &columns, start)
+    } else {
+        let (start, end) = rows.span();
+        let horizontal = horizontal_pass(source.slice(s![start..end, .., ..]), &columns, 0);
+        vertical_pass(horizontal.view(), &rows, start)
     }
-    // Horizontal pass, over the input rows the vertical pass reads.
-    let (row_start, row_end) = rows.span();
-    let mut horizontal = Array3::<u8>::zeros((row_end - row_start, columns.first.len(), 3));
-    for (y, mut out_row) in horizontal.outer_iter_mut().enumerate() {
-        let in_row = source.index_axis(Axis(0), row_start + y);
+}
+
+/// One horizontal pass over every row of `input`, whose first column is column `offset`
+/// of what `columns` indexes.
+fn horizontal_pass(input: ArrayView3<'_, u8>, columns: &Coefficients, offset: usize) -> Array3<u8> {
+    let mut out = Array3::<u8>::zeros((input.dim().0, columns.first.len(), 3));
+    for (in_row, mut out_row) in input.outer_iter().zip(out.outer_iter_mut()) {
         for (x, (first, weights)) in columns.first.iter().zip(&columns.weights).enumerate() {
+            let first = first - offset;
             for channel in 0..3 {
                 let pixels = (0..weights.len()).map(|k| in_row[[first + k, channel]]);
                 out_row[[x, channel]] = weighted(pixels, weights);
             }
         }
     }
-    // Vertical pass.
+    out
+}
+
+/// One vertical pass over every column of `input`, whose first row is row `offset` of
+/// what `rows` indexes.
+fn vertical_pass(input: ArrayView3<'_, u8>, rows: &Coefficients, offset: usize) -> Array3<u8> {
+    let mut out = Array3::<u8>::zeros((rows.first.len(), input.dim().1, 3));
     for (y, (first, weights)) in rows.first.iter().zip(&rows.weights).enumerate() {
-        for x in 0..columns.first.len() {
+        let first = first - offset;
+        for x in 0..input.dim().1 {
             for channel in 0..3 {
-                let pixels = (0..weights.len()).map(|k| horizontal[[first - row_start + k, x, channel]]);
+                let pixels = (0..weights.len()).map(|k| input[[first + k, x, channel]]);
                 out[[y, x, channel]] = weighted(pixels, weights);
             }
         }
