@@ -12,15 +12,15 @@
 //! computed in f64 from the f32 outputs, as NumPy computes them there.
 
 use image::RgbImage;
-use ndarray::{Array3, ArrayView2, s};
+use ndarray::{Array2, Array3, ArrayView2, s};
 
 use crate::error::{Error, Result};
-use crate::image::resize;
+use crate::image::{ImageError, decode as decode_image, normalized, resize};
 
-/// Distances above e^6 strides are not boxes: the exponent is capped there (as in training).
-pub const MAX_LOG_DISTANCE: f64 = 6.0;
 /// The gray the letterbox pads with (YOLO's).
-pub const PAD_LEVEL: u8 = 114;
+pub use modelcrate_schema::LETTERBOX_PAD_VALUE as PAD_LEVEL;
+/// Distances above e^6 strides are not boxes: the exponent is capped there (as in training).
+pub use modelcrate_schema::MAX_LOG_DISTANCE;
 
 /// How an image was fitted onto the model's square input: scaled by `scale`, placed at
 /// (`left`, `top`); `width`×`height` is the image's own size.
@@ -73,6 +73,55 @@ pub fn letterbox(image: &RgbImage, size: u32) -> (Array3<u8>, Letterbox) {
         .slice_mut(s![top..top + height as usize, left..left + width as usize, ..])
         .assign(&resize(image, width, height));
     (canvas, geometry)
+}
+
+/// How a detector's input is made: the image letterboxed onto a `size`×`size` canvas, then
+/// normalised per channel.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Letterboxing {
+    pub size: u32,
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+}
+
+impl Letterboxing {
+    /// Decodes one image (at most `max_pixels` pixels) and prepares it: the `[3, size,
+    /// size]` tensor the model takes, and the geometry its boxes are mapped back through.
+    pub fn prepare(&self, bytes: &[u8], max_pixels: u64) -> std::result::Result<(Array3<f32>, Letterbox), ImageError> {
+        let (pixels, geometry) = letterbox(&decode_image(bytes, max_pixels)?, self.size);
+        Ok((normalized(&pixels, self.mean, self.std), geometry))
+    }
+}
+
+/// What a detector's answers need beside its labels: how images are letterboxed, and the
+/// grid its outputs are laid on.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DetectorInfo {
+    pub letterboxing: Letterboxing,
+    pub grid: Grid,
+}
+
+/// One image's raw outputs, cells row-major: `distances` `[cells, 4]`, `centerness`
+/// `[cells, 1]`, `classes` `[cells, labels]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawOutputs {
+    pub distances: Array2<f32>,
+    pub centerness: Array2<f32>,
+    pub classes: Array2<f32>,
+}
+
+impl RawOutputs {
+    /// The image's detections (see [`decode`]).
+    pub fn decode(&self, grid: Grid, geometry: &Letterbox, options: DecodeOptions) -> Result<Vec<RawDetection>> {
+        decode(
+            self.distances.view(),
+            self.centerness.view(),
+            self.classes.view(),
+            grid,
+            geometry,
+            options,
+        )
+    }
 }
 
 /// A box in an image's pixels: `xmax` and `ymax` are the far edges.

@@ -60,6 +60,7 @@ impl ImageClassifier {
             pooling: None,
             normalize: None,
             image: Some(spec.preprocessing),
+            detector: None,
             signature: spec.signature,
             head: None,
             variant,

@@ -4,13 +4,14 @@
 use std::path::{Path, PathBuf};
 
 pub use modelcrate_schema::Task;
-use ndarray::{Array2, Array4};
+use ndarray::{Array2, Array3, Array4};
 use tokenizers::Encoding;
 
 use crate::classification::{ClassificationFunction, ProblemType};
+use crate::detection::{DetectorInfo, RawOutputs};
 use crate::embedding::Pooling;
 use crate::error::{Error, Result};
-use crate::image::Preprocessing;
+use crate::image::{ImageError, Preprocessing};
 use crate::pool::{Lane, Layout};
 use crate::question_answering::{Answer, AnswerOptions, SpanLogits};
 use crate::signature::Signature;
@@ -72,6 +73,8 @@ pub enum RowOutput {
     TokenLogits(Array2<f32>),
     /// A question-answering model's start and end logits for one window's real tokens.
     SpanLogits(SpanLogits),
+    /// A detector's raw outputs for one image, decoded with the image's letterbox.
+    Detection(RawOutputs),
 }
 
 /// What `GET /models` reports of a loaded model.
@@ -91,8 +94,10 @@ pub struct ModelInfo {
     /// Embedding models only: whether the model L2-normalises its embeddings (it has a
     /// `Normalize` module).
     pub normalize: Option<bool>,
-    /// Image models only: how an image becomes the model's input.
+    /// Image classifiers only: how an image becomes the model's input.
     pub image: Option<Preprocessing>,
+    /// Detectors only: the letterbox and the grid of their outputs.
+    pub detector: Option<DetectorInfo>,
     /// The ONNX signature the model's crate was generated from (and checked at load).
     pub signature: Signature,
     /// A SetFit classifier's head (`head.onnx`): embeddings in, logits out.
@@ -107,6 +112,31 @@ pub struct ModelInfo {
 }
 
 impl ModelInfo {
+    /// An image model's input side (a classifier's crop, a detector's letterbox); `None`
+    /// for a text model.
+    pub fn image_side(&self) -> Option<u32> {
+        match (self.image, self.detector) {
+            (Some(preprocessing), _) => Some(preprocessing.crop),
+            (None, Some(detector)) => Some(detector.letterboxing.size),
+            (None, None) => None,
+        }
+    }
+
+    /// One encoded image (at most `max_pixels` pixels) prepared as this model takes it;
+    /// `None` for a text model.
+    pub fn prepare_image(&self, bytes: &[u8], max_pixels: u64) -> Option<std::result::Result<Array3<f32>, ImageError>> {
+        match (self.image, self.detector) {
+            (Some(preprocessing), _) => Some(preprocessing.prepare(bytes, max_pixels)),
+            (None, Some(detector)) => Some(
+                detector
+                    .letterboxing
+                    .prepare(bytes, max_pixels)
+                    .map(|(tensor, _)| tensor),
+            ),
+            (None, None) => None,
+        }
+    }
+
     /// A classifier's function to apply when a request names none: the pipeline's, by
     /// problem type and label count. `None` for a model that does not classify.
     pub fn default_function(&self) -> Option<ClassificationFunction> {

@@ -55,6 +55,7 @@ impl TextModelParts {
             pooling: None,
             normalize: None,
             image: None,
+            detector: None,
             signature,
             head: None,
             variant: self.variant.clone(),

@@ -81,6 +81,47 @@ pub struct PreprocessorConfig {
     pub do_convert_rgb: bool,
 }
 
+/// PIL's number for its bilinear filter, as `preprocessor_config.json` records `resample`:
+/// the one filter the runtime computes.
+pub const PIL_BILINEAR: u32 = 2;
+/// The gray a letterbox pads with (YOLO's): the one `pad_value` the runtime pads with.
+pub const LETTERBOX_PAD_VALUE: u8 = 114;
+/// The cap on a detector's raw log-distance before it is exponentiated (`config.json`'s
+/// `max_log_distance`), as training and the runtime's decoding apply it.
+pub const MAX_LOG_DISTANCE: f64 = 6.0;
+
+/// The parts of a detector's `preprocessor_config.json` (YOLO's letterbox, in a Hugging
+/// Face image processor's terms) its crate is generated from and checked against at load.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LetterboxConfig {
+    /// The longer side is scaled to this (the shorter keeps the aspect ratio)…
+    pub size: LongestEdge,
+    /// …and the image centred on a canvas of this size, filled with `pad_value`.
+    pub pad_size: CropSize,
+    pub pad_value: u8,
+    pub image_mean: [f64; 3],
+    pub image_std: [f64; 3],
+    /// PIL's number for the resampling filter (2: bilinear).
+    pub resample: u32,
+    pub do_convert_rgb: bool,
+}
+
+/// What a detector's `config.json` adds to its labels: the grid its outputs are laid on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DetectorConfig {
+    /// The side of the square input.
+    pub image_size: u32,
+    /// Pixels per grid cell: the outputs hold one row per cell, `(image_size / stride)²`.
+    pub stride: u32,
+    /// The cap on a raw log-distance before it is exponentiated.
+    pub max_log_distance: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LongestEdge {
+    pub longest_edge: u32,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShortestEdge {
     pub shortest_edge: u32,

@@ -18,16 +18,19 @@ pub enum Task {
     ImageClassification,
     /// Extractive question answering: the span of a context that answers a question.
     QuestionAnswering,
+    /// Labelled boxes around the objects an image shows.
+    ObjectDetection,
 }
 
 impl Task {
     /// Every task, in the order specs and tables list them.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::TextClassification,
         Self::FeatureExtraction,
         Self::TokenClassification,
         Self::QuestionAnswering,
         Self::ImageClassification,
+        Self::ObjectDetection,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -37,6 +40,7 @@ impl Task {
             Self::TokenClassification => "token-classification",
             Self::ImageClassification => "image-classification",
             Self::QuestionAnswering => "question-answering",
+            Self::ObjectDetection => "object-detection",
         }
     }
 
@@ -47,7 +51,7 @@ impl Task {
 
     /// Whether its inputs are images (else texts).
     pub fn is_image(self) -> bool {
-        self == Self::ImageClassification
+        matches!(self, Self::ImageClassification | Self::ObjectDetection)
     }
 }
 
@@ -95,7 +99,7 @@ mod tests {
             assert_eq!(serde_json::from_str::<Task>(&json).unwrap(), task);
             assert_eq!(Task::parse(task.as_str()), Some(task));
         }
-        assert_eq!(Task::parse("object-detection"), None);
+        assert_eq!(Task::parse("text-to-speech"), None);
         assert!(serde_json::from_str::<Task>("\"text_classification\"").is_err());
     }
 }
