@@ -1,5 +1,5 @@
 //! What every protocol asks of a model, answered typed: [`Infer::classify`],
-//! [`Infer::embed`], [`Infer::entities`], [`Infer::answer`], [`Infer::classify_images`],
+//! [`Infer::embed`], [`Infer::entities`], [`Infer::answer`], [`Infer::classify_images`], [`Infer::detect`],
 //! [`Infer::tokenize`]. Each prepares its rows off the async runtime (tokenizing a batch
 //! of long texts or decoding images takes milliseconds), checks the truncation rule,
 //! hands the rows to the model's engine and awaits the answer without holding a thread,
@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use modelcrate_runtime::classification::ClassificationFunction;
+use modelcrate_runtime::detection::{DecodeOptions, RawDetection};
 use modelcrate_runtime::embedding::l2_normalize;
 use modelcrate_runtime::question_answering::SpanLogits;
 use modelcrate_runtime::{
@@ -120,6 +121,14 @@ pub struct Answers {
     pub logits: Vec<Vec<SpanLogits>>,
     /// Each question's windows' token ids.
     pub window_ids: Vec<Vec<Vec<u32>>>,
+    pub timings: Timings,
+}
+
+/// The objects found in each image, best first, in the image's pixels (labels by id:
+/// the model's `info().labels` names them).
+#[derive(Debug, Clone)]
+pub struct Detected {
+    pub detections: Vec<Vec<RawDetection>>,
     pub timings: Timings,
 }
 
@@ -346,21 +355,76 @@ impl Infer {
         function: Option<ClassificationFunction>,
     ) -> Result<Classified, CoreError> {
         self.require(Task::ImageClassification, "image classification")?;
-        let engine = Arc::clone(&self.engine);
+        let Some(preprocessing) = self.info().image else {
+            return Err(CoreError::Failed(
+                "an image classifier without its preprocessing".into(),
+            ));
+        };
+        let (prepared, preparation) = self
+            .prepare_images(images, move |bytes, max_pixels| {
+                preprocessing.prepare(bytes, max_pixels)
+            })
+            .await?;
+        let answered = self.run(Rows::Images(prepared), preparation).await?;
+        let function = function
+            .or(self.info().default_function())
+            .unwrap_or(ClassificationFunction::Softmax);
+        classified(&answered, function)
+    }
+
+    /// Object detection in encoded images (PNG or JPEG), each decoded and letterboxed as
+    /// PIL does; each image's outputs decoded with `options` (score threshold, NMS).
+    pub async fn detect<I: AsRef<[u8]> + Send + 'static>(
+        &self,
+        images: Vec<I>,
+        options: DecodeOptions,
+    ) -> Result<Detected, CoreError> {
+        self.require(Task::ObjectDetection, "object detection")?;
+        let Some(detector) = self.info().detector else {
+            return Err(CoreError::Failed("a detector without its letterbox".into()));
+        };
+        let (prepared, preparation) = self
+            .prepare_images(images, move |bytes, max_pixels| {
+                detector.letterboxing.prepare(bytes, max_pixels)
+            })
+            .await?;
+        let (tensors, geometries): (Vec<_>, Vec<_>) = prepared.into_iter().unzip();
+        let answered = self.run(Rows::Images(tensors), preparation).await?;
+        let detections = answered
+            .rows
+            .iter()
+            .zip(&geometries)
+            .map(|(row, geometry)| match row {
+                RowOutput::Detection(raw) => Ok(raw.decode(detector.grid, geometry, options)?),
+                other => Err(CoreError::Failed(format!("a detector's row yielded {other:?}"))),
+            })
+            .collect::<Result<Vec<_>, CoreError>>()?;
+        Ok(Detected {
+            detections,
+            timings: Timings::of(&answered),
+        })
+    }
+
+    /// Each image decoded and prepared by `prepare` on a blocking thread, and how long it
+    /// took; an image that cannot be is refused, named by its index in a batch.
+    async fn prepare_images<I, T>(
+        &self,
+        images: Vec<I>,
+        prepare: impl Fn(&[u8], u64) -> Result<T, ImageError> + Send + 'static,
+    ) -> Result<(Vec<T>, Duration), CoreError>
+    where
+        I: AsRef<[u8]> + Send + 'static,
+        T: Send + 'static,
+    {
         let max_pixels = self.limits.max_image_pixels;
-        let (prepared, preparation) = off_runtime(move || {
-            let Some(preprocessing) = engine.model().info().image else {
-                return Err(CoreError::Failed(
-                    "an image classifier without its preprocessing".into(),
-                ));
-            };
+        off_runtime(move || {
             let count = images.len();
             let preparing = Instant::now();
             let prepared = images
                 .iter()
                 .enumerate()
                 .map(|(index, bytes)| {
-                    preprocessing.prepare(bytes.as_ref(), max_pixels).map_err(|error| {
+                    prepare(bytes.as_ref(), max_pixels).map_err(|error| {
                         let which = if count == 1 {
                             String::new()
                         } else {
@@ -375,12 +439,7 @@ impl Infer {
                 .collect::<Result<Vec<_>, _>>()?;
             Ok((prepared, preparing.elapsed()))
         })
-        .await?;
-        let answered = self.run(Rows::Images(prepared), preparation).await?;
-        let function = function
-            .or(self.info().default_function())
-            .unwrap_or(ClassificationFunction::Softmax);
-        classified(&answered, function)
+        .await
     }
 
     /// Each text's tokens as the model's tokenizer makes them (not truncated), with

@@ -15,8 +15,13 @@
 //! `top_k`), a list of them best first when more are; several questions → one such
 //! answer per question, except that a list of one question is answered as that one
 //! question is (the pipeline unwraps it).
+//!
+//! Object detection: one image → `[{score, label, box: {xmin, ymin, xmax, ymax}}, …]` best
+//! first, the box in whole pixels (each corner's `int()`, as the pipeline writes it); a
+//! list of images → one such list per image.
 
 use modelcrate_runtime::classification::{best, ranked};
+use modelcrate_runtime::detection::RawDetection;
 use modelcrate_runtime::{Answer, Entity};
 use serde::Serialize;
 use serde_json::Value;
@@ -263,6 +268,69 @@ pub fn question_answers(found: &[Vec<Answer>]) -> QuestionAnswers {
 /// [`question_answers`] as JSON, as parity compares it with the pipeline's own.
 pub fn answers(found: &[Vec<Answer>]) -> Value {
     serde_json::to_value(question_answers(found)).unwrap_or(Value::Null)
+}
+
+/// A box in whole pixels of the image: each corner of the detection's box truncated, as
+/// the object-detection pipeline's `box.int()` does (the corners are never negative).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PixelBox {
+    pub xmin: u32,
+    pub ymin: u32,
+    pub xmax: u32,
+    pub ymax: u32,
+}
+
+/// One object found in an image.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DetectedObject {
+    pub score: f64,
+    pub label: &'static str,
+    #[serde(rename = "box")]
+    pub bbox: PixelBox,
+}
+
+/// An object-detection answer: one image's objects, or a list per image.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum ObjectDetections {
+    One(Vec<DetectedObject>),
+    PerImage(Vec<Vec<DetectedObject>>),
+}
+
+/// The detection with its label named by `labels`. Every id has a name: a detector's run
+/// refuses class logits with another column count than its labels (an empty name else).
+pub fn detected_object(labels: &[&'static str], detection: &RawDetection) -> DetectedObject {
+    let corner = |value: f64| value as u32;
+    DetectedObject {
+        score: detection.score,
+        label: labels.get(detection.label_id).copied().unwrap_or_default(),
+        bbox: PixelBox {
+            xmin: corner(detection.bbox.xmin),
+            ymin: corner(detection.bbox.ymin),
+            xmax: corner(detection.bbox.xmax),
+            ymax: corner(detection.bbox.ymax),
+        },
+    }
+}
+
+/// The pipeline's answer for images whose detections are `found`; `single` when one image
+/// was sent alone (not in a list).
+pub fn object_detections(labels: &[&'static str], found: &[Vec<RawDetection>], single: bool) -> ObjectDetections {
+    let mut per_image: Vec<Vec<DetectedObject>> = found
+        .iter()
+        .map(|image| {
+            image
+                .iter()
+                .map(|detection| detected_object(labels, detection))
+                .collect()
+        })
+        .collect();
+    if single && per_image.len() == 1 {
+        return ObjectDetections::One(per_image.remove(0));
+    }
+    ObjectDetections::PerImage(per_image)
 }
 
 /// Max |score difference| between two answers of the same shape, or the first

@@ -43,8 +43,16 @@
 //! identical, JPEG within 8 levels), logits within 1e-4 on PNGs (JPEG decoding
 //! differences reported and bounded), top labels identical, undecodable files refused by
 //! both, and test-split accuracy equal to PyTorch's (INT8: at most 1.0 point below).
+//! For an object detector (`detection.rs`): letterboxed pixels against PIL's (PNG
+//! identical, JPEG within 8 levels), the same objects as PyTorch's on every golden image
+//! (PNG: scores within 1e-4, boxes within 0.5 pixel, alone and in one request), undecodable
+//! files refused by both, and mAP@0.5 and mAP@0.5:0.95 over the test scenes, computed as
+//! Python computes them (`average_precision.rs`), within 0.001 of PyTorch's (INT8: at most
+//! 1.0 point below).
 
+mod average_precision;
 mod classification;
+mod detection;
 mod embedding;
 mod image;
 mod question;
@@ -298,6 +306,20 @@ async fn check_through(
             let test = test_split::read_images(artifacts, name)?;
             let pixels = artifacts.join(name).join("golden-pixels");
             image::check(through, model.info(), &reference, golden, &pixels, &test, &mut figures).await
+        }
+        Task::ObjectDetection => {
+            let test = test_split::read_scenes(artifacts, name)?;
+            let model_dir = artifacts.join(name);
+            detection::check(
+                through,
+                model.info(),
+                &reference,
+                golden,
+                &model_dir,
+                &test,
+                &mut figures,
+            )
+            .await
         }
     }
     .with_context(|| format!("checking against {}", reference_path.display()))?;

@@ -8,6 +8,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use modelcrate_runtime::{Input, Task};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
 /// One labelled example of a text classifier: a BBC article with its label id, or a
 /// synthetic release sentence with its topics (any number: multi-label).
@@ -94,17 +95,67 @@ pub struct ImageRow {
     pub label_id: usize,
 }
 
+/// A held-out scene of a detector: its file and its true boxes.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SceneRow {
+    pub file: String,
+    pub boxes: Vec<TrueBox>,
+}
+
+/// One object of a scene, its box in the image's pixels (far edges exclusive).
+#[derive(Debug, Clone, Deserialize)]
+pub struct TrueBox {
+    pub label_id: usize,
+    #[serde(rename = "box")]
+    pub bbox: PixelEdges,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct PixelEdges {
+    pub xmin: f64,
+    pub ymin: f64,
+    pub xmax: f64,
+    pub ymax: f64,
+}
+
+/// The test split of a detector, with each scene's encoded bytes.
+pub fn read_scenes(artifacts: &Path, model: &str) -> Result<Vec<(SceneRow, Vec<u8>)>> {
+    read_with_files(artifacts, model)
+}
+
 /// The test split of an image classifier, with each image's encoded bytes.
 pub fn read_images(artifacts: &Path, model: &str) -> Result<Vec<(ImageRow, Vec<u8>)>> {
+    read_with_files(artifacts, model)
+}
+
+/// Rows of `data/test.jsonl` that name a `file` under `data/`, each with its bytes.
+fn read_with_files<Row: DeserializeOwned + Named>(artifacts: &Path, model: &str) -> Result<Vec<(Row, Vec<u8>)>> {
     let data = artifacts.join(model).join("data");
-    let rows: Vec<ImageRow> = read_lines(&data.join("test.jsonl"))?;
+    let rows: Vec<Row> = read_lines(&data.join("test.jsonl"))?;
     rows.into_iter()
         .map(|row| {
-            let path = data.join(&row.file);
+            let path = data.join(row.file());
             let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
             Ok((row, bytes))
         })
         .collect()
+}
+
+/// A test row that names a file.
+trait Named {
+    fn file(&self) -> &str;
+}
+
+impl Named for ImageRow {
+    fn file(&self) -> &str {
+        &self.file
+    }
+}
+
+impl Named for SceneRow {
+    fn file(&self) -> &str {
+        &self.file
+    }
 }
 
 /// The test split's inputs as a model takes them: texts, encoded images, or questions
@@ -140,6 +191,12 @@ pub fn inputs(artifacts: &Path, model: &str, task: Task) -> Result<TestInputs> {
                 .map(|(_, bytes)| bytes)
                 .collect(),
         ),
+        Task::ObjectDetection => TestInputs::Images(
+            read_scenes(artifacts, model)?
+                .into_iter()
+                .map(|(_, bytes)| bytes)
+                .collect(),
+        ),
         Task::QuestionAnswering => TestInputs::Questions(read_questions(artifacts, model)?),
         _ => TestInputs::Texts(texts(artifacts, model)?),
     })
@@ -157,7 +214,7 @@ pub fn read_pairs(artifacts: &Path, model: &str) -> Result<Vec<TitleBody>> {
     read_lines(&artifacts.join(model).join("data/test_pairs.jsonl"))
 }
 
-fn read_lines<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
+fn read_lines<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read {}: run `cargo xtask train`", path.display()))?;
     text.lines()

@@ -20,6 +20,7 @@ use anyhow::{Result, anyhow};
 use futures_util::future::try_join_all;
 use modelcrate_core::{Answers, BatchingOptions, Engine, Infer, Limits, Timings, Truncate};
 use modelcrate_runtime::classification::ClassificationFunction;
+use modelcrate_runtime::detection::{DecodeOptions, RawDetection};
 use modelcrate_runtime::image::DEFAULT_MAX_PIXELS;
 use modelcrate_runtime::{AggregationStrategy, AnswerOptions, Entity, MergeLimits, RowOutput, TaskModel};
 use modelcrate_schema::ParityBatching;
@@ -272,6 +273,27 @@ impl Through {
         let mut all = Vec::with_capacity(images.len());
         for request in images.chunks(self.batch_size()) {
             all.extend(self.image_logits(request).await?);
+        }
+        Ok(all)
+    }
+
+    /// A detector's detections in each image, one request of all `images` (encoded files).
+    pub async fn detections(&self, images: &[&[u8]], options: DecodeOptions) -> Result<Vec<Vec<RawDetection>>> {
+        let owned: Vec<Vec<u8>> = images.iter().map(|bytes| bytes.to_vec()).collect();
+        let detected = self.infer.detect(owned, options).await?;
+        self.count(images.len(), &detected.timings);
+        Ok(detected.detections)
+    }
+
+    /// [`Through::detections`] as requests of a full batch, one after another.
+    pub async fn detections_in_requests(
+        &self,
+        images: &[&[u8]],
+        options: DecodeOptions,
+    ) -> Result<Vec<Vec<RawDetection>>> {
+        let mut all = Vec::with_capacity(images.len());
+        for request in images.chunks(self.batch_size()) {
+            all.extend(self.detections(request, options).await?);
         }
         Ok(all)
     }
