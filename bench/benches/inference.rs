@@ -36,15 +36,18 @@ fn inference(c: &mut Criterion) {
         let variant = model.info().variant.name.clone();
         for size in [1, 32] {
             let name = format!("{} ({variant}) session.run, batch {size}", entry.name);
-            match (&inputs, model.info().image) {
-                (TestInputs::Images(images), Some(preprocessing)) => {
-                    let prepared: Result<Vec<_>, _> = images
+            match &inputs {
+                TestInputs::Images(images) => {
+                    let prepared: Option<Result<Vec<_>, _>> = images
                         .iter()
                         .take(size)
-                        .map(|bytes| preprocessing.prepare(bytes, DEFAULT_MAX_PIXELS))
+                        .map(|bytes| model.info().prepare_image(bytes, DEFAULT_MAX_PIXELS))
                         .collect();
-                    let Ok(prepared) = prepared else {
-                        eprintln!("skipped {}: a test image does not decode", entry.name);
+                    let Some(Ok(prepared)) = prepared else {
+                        eprintln!(
+                            "skipped {}: a test image does not decode, or it takes no images",
+                            entry.name
+                        );
                         continue;
                     };
                     let batch = stack(&prepared.iter().collect::<Vec<_>>());
@@ -52,7 +55,7 @@ fn inference(c: &mut Criterion) {
                         b.iter(|| black_box(model.run_images(black_box(&batch), Lane::Any)))
                     });
                 }
-                (TestInputs::Texts(texts), _) => {
+                TestInputs::Texts(texts) => {
                     let texts: Vec<&str> = texts.iter().take(size).map(String::as_str).collect();
                     let Ok(batch) = model.text_encoder().and_then(|encoder| encoder.encode(&texts)) else {
                         eprintln!("skipped {}: its tokenizer failed on the test split", entry.name);
@@ -62,7 +65,7 @@ fn inference(c: &mut Criterion) {
                         b.iter(|| black_box(model.run_encoded(black_box(&batch), Lane::Any)))
                     });
                 }
-                (TestInputs::Questions(rows), _) => {
+                TestInputs::Questions(rows) => {
                     // A question's windows, as the engine runs them.
                     let windows: Result<Vec<_>, _> = rows
                         .iter()
@@ -78,7 +81,6 @@ fn inference(c: &mut Criterion) {
                         b.iter(|| black_box(model.run_encoded(black_box(&batch), Lane::Any)))
                     });
                 }
-                _ => eprintln!("skipped {}: its test split is not of its modality", entry.name),
             }
         }
     }

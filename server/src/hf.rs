@@ -9,14 +9,17 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, header};
-use modelcrate_core::pipeline::{Classification, Entities, QuestionAnswers};
+use modelcrate_core::pipeline::{Classification, Entities, ObjectDetections, QuestionAnswers};
 use modelcrate_core::{Infer, Timings, TopK, Truncate};
+use modelcrate_runtime::image_classification::DEFAULT_TOP_K;
 use modelcrate_runtime::{ModelInfo, Task};
 use serde::Serialize;
 
 use crate::error::ApiError;
 use crate::image_request::{ImageRequest, media_type};
-use crate::request::{AnswerRequest, ClassifyRequest, EmbedRequest, EntitiesRequest};
+use crate::request::{
+    AnswerRequest, ClassifyParameters, ClassifyRequest, DetectionParameters, EmbedRequest, EntitiesRequest,
+};
 use crate::state::AppState;
 use crate::wire;
 use modelcrate_core::pipeline;
@@ -30,6 +33,7 @@ pub enum Prediction {
     Labels(Classification),
     Entities(Entities),
     Answers(QuestionAnswers),
+    Objects(ObjectDetections),
     Embedding(Vec<f32>),
     Embeddings(Vec<Vec<f32>>),
 }
@@ -64,16 +68,36 @@ async fn answer(
     let body = state.body(body)?;
     let max_inputs = state.limits.max_client_batch_size;
     let model_name = infer.info().name;
-    if infer.info().task == Task::ImageClassification {
-        let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
-        let request = ImageRequest::parse(content_type, query.as_deref(), body, max_inputs).await?;
-        let classified = infer.classify_images(request.images, request.function).await?;
-        let top_k = request.top_k.map_or(TopK::All, TopK::K);
-        let answer = pipeline::classification(infer.info().labels, &classified.scores, top_k, request.single);
-        return Ok((
-            state.finish(model_name, &classified.timings, started),
-            Json(Prediction::Labels(answer)),
-        ));
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    match infer.info().task {
+        Task::ImageClassification => {
+            let request: ImageRequest<ClassifyParameters> =
+                ImageRequest::parse(content_type, query.as_deref(), body, max_inputs).await?;
+            let function = request.parameters.function();
+            let classified = infer.classify_images(request.images, function).await?;
+            // The image pipeline's `top_k` is 5 when absent (the text pipeline's is the best label).
+            let top_k = match request.parameters.top_k() {
+                TopK::Absent => TopK::K(DEFAULT_TOP_K),
+                asked => asked,
+            };
+            let answer = pipeline::classification(infer.info().labels, &classified.scores, top_k, request.single);
+            return Ok((
+                state.finish(model_name, &classified.timings, started),
+                Json(Prediction::Labels(answer)),
+            ));
+        }
+        Task::ObjectDetection => {
+            let request: ImageRequest<DetectionParameters> =
+                ImageRequest::parse(content_type, query.as_deref(), body, max_inputs).await?;
+            let options = request.parameters.options()?;
+            let detected = infer.detect(request.images, options).await?;
+            let answer = pipeline::object_detections(infer.info().labels, &detected.detections, request.single);
+            return Ok((
+                state.finish(model_name, &detected.timings, started),
+                Json(Prediction::Objects(answer)),
+            ));
+        }
+        _ => {}
     }
     require_json(&headers, infer.info())?;
     let (answer, timings) = texts(&infer, &body, max_inputs).await?;
@@ -126,7 +150,7 @@ async fn texts(infer: &Infer, body: &[u8], max_inputs: usize) -> Result<(Predict
             let answer = pipeline::question_answers(&answered.answers);
             (Prediction::Answers(answer), answered.timings)
         }
-        Task::ImageClassification => {
+        Task::ImageClassification | Task::ObjectDetection => {
             return Err(ApiError::Inference(
                 "an image model's request reached the text path".into(),
             ));

@@ -1,40 +1,62 @@
-//! Image-classification requests, in the three shapes clients send images in:
+//! Image requests (an image classifier's, an object detector's), in the three shapes
+//! clients send images in:
 //!
 //! - the raw bytes of one image, `Content-Type: image/png` or `image/jpeg` (as the
 //!   Hugging Face Inference API takes them), with parameters in the query string
-//!   (`?top_k=3&function_to_apply=softmax`);
+//!   (`?top_k=3&function_to_apply=softmax`, `?threshold=0.7`);
 //! - `multipart/form-data` (an HTML form or `curl -F image=@cat.png`): every file part is
-//!   an image, and the text parts `top_k` and `function_to_apply` are parameters;
-//! - JSON `{"inputs": base64 | [base64], "parameters": {"top_k": n | null,
-//!   "function_to_apply": …}}`, base64 with or without a `data:image/…;base64,` prefix.
+//!   an image, and the text parts named as the task's parameters are parameters;
+//! - JSON `{"inputs": base64 | [base64], "parameters": {…}}`, base64 with or without a
+//!   `data:image/…;base64,` prefix.
 //!
-//! The answer is the image-classification pipeline's: the `top_k` (default 5) labels by
-//! descending score, one list per image (a bare list for one image not sent as a list).
+//! Each task's parameters say their names and their JSON body ([`ImageParameters`]); the
+//! answer is the task's pipeline's, one per image (one image not sent as a list is
+//! answered alone).
 
 use axum::body::Bytes;
 use base64::Engine as _;
-use modelcrate_runtime::ClassificationFunction;
+use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
-use modelcrate_core::TopK;
-
-use crate::request::{ClassifyParameters, ImagesRequest};
+use crate::request::{ClassifyParameters, DetectionParameters, DetectionRequest, ImagesRequest};
 use crate::wire::{self, Inputs};
 
-/// The image pipeline's default number of labels in an answer.
-pub const DEFAULT_TOP_K: usize = 5;
-const PARAMETERS: [&str; 2] = ["top_k", "function_to_apply"];
+/// The parameters of an image task's requests.
+pub trait ImageParameters: DeserializeOwned + Default {
+    /// Their names: the keys of a query string and the text parts of a form they take.
+    const NAMES: &'static [&'static str];
+    /// The task's JSON body: base64 images and these parameters.
+    type Body: DeserializeOwned;
+    /// The body's images and parameters.
+    fn from_body(body: Self::Body) -> (Inputs, Option<Self>);
+}
+
+impl ImageParameters for ClassifyParameters {
+    const NAMES: &'static [&'static str] = &["top_k", "function_to_apply"];
+    type Body = ImagesRequest;
+
+    fn from_body(body: ImagesRequest) -> (Inputs, Option<Self>) {
+        (body.inputs, body.parameters)
+    }
+}
+
+impl ImageParameters for DetectionParameters {
+    const NAMES: &'static [&'static str] = &["threshold", "iou_threshold"];
+    type Body = DetectionRequest;
+
+    fn from_body(body: DetectionRequest) -> (Inputs, Option<Self>) {
+        (body.inputs, body.parameters)
+    }
+}
 
 #[derive(Debug)]
-pub struct ImageRequest {
+pub struct ImageRequest<P> {
     /// Encoded images, PNG or JPEG, not yet decoded.
     pub images: Vec<Bytes>,
-    /// One image not sent as a list: the answer is that image's list alone.
+    /// One image not sent as a list: the answer is that image's alone.
     pub single: bool,
-    /// Labels per answer; `None` for all of them.
-    pub top_k: Option<usize>,
-    pub function: Option<ClassificationFunction>,
+    pub parameters: P,
 }
 
 /// The media type of a `Content-Type` value, lower-cased, without parameters.
@@ -47,7 +69,7 @@ pub fn media_type(content_type: &str) -> String {
         .to_ascii_lowercase()
 }
 
-impl ImageRequest {
+impl<P: ImageParameters> ImageRequest<P> {
     /// Parses a request by its `Content-Type`; `query` is the URL's query string.
     pub async fn parse(
         content_type: Option<&str>,
@@ -76,32 +98,25 @@ impl ImageRequest {
 
     /// The request of `images` with parameters gathered from a query string or a form.
     fn with_gathered(images: Vec<Bytes>, single: bool, parameters: Map<String, Value>) -> Result<Self, ApiError> {
-        let parameters: ClassifyParameters = wire::parse_value(Value::Object(parameters), "parameters")?;
-        Self::with_parameters(images, single, &parameters)
+        let parameters: P = wire::parse_value(Value::Object(parameters), "parameters")?;
+        Self::with_parameters(images, single, parameters)
     }
 
-    fn with_parameters(images: Vec<Bytes>, single: bool, parameters: &ClassifyParameters) -> Result<Self, ApiError> {
-        let (top_k, function) = (parameters.top_k(), parameters.function());
-        let top_k = match top_k {
-            TopK::Absent => Some(DEFAULT_TOP_K),
-            TopK::All => None,
-            TopK::K(k) => Some(k),
-        };
+    fn with_parameters(images: Vec<Bytes>, single: bool, parameters: P) -> Result<Self, ApiError> {
         if images.is_empty() {
             return Err(ApiError::Validation("the request holds no image".into()));
         }
         Ok(Self {
             images,
             single,
-            top_k,
-            function,
+            parameters,
         })
     }
 
     fn from_json(body: &[u8], max_inputs: usize) -> Result<Self, ApiError> {
-        let request: ImagesRequest = wire::parse(body)?;
-        let parameters = request.parameters.unwrap_or_default();
-        let inputs = request.inputs.at_most(max_inputs, "inputs", "base64-encoded image")?;
+        let (inputs, parameters) = P::from_body(wire::parse(body)?);
+        let parameters = parameters.unwrap_or_default();
+        let inputs = inputs.at_most(max_inputs, "inputs", "base64-encoded image")?;
         let (images, single) = match &inputs {
             Inputs::One(encoded) => (vec![base64_image(encoded, "inputs")?], true),
             Inputs::Many(list) => {
@@ -113,7 +128,7 @@ impl ImageRequest {
                 (images, false)
             }
         };
-        Self::with_parameters(images, single, &parameters)
+        Self::with_parameters(images, single, parameters)
     }
 
     async fn from_multipart(content_type: &str, body: Bytes, max_inputs: usize) -> Result<Self, ApiError> {
@@ -136,12 +151,13 @@ impl ImageRequest {
                         "more than {max_inputs} images in one request (--max-client-batch-size)"
                     )));
                 }
-            } else if PARAMETERS.contains(&name.as_str()) {
+            } else if P::NAMES.contains(&name.as_str()) {
                 let text = String::from_utf8_lossy(&bytes);
                 parameters.insert(name, parameter_value(&text));
             } else {
                 return Err(ApiError::Validation(format!(
-                    "unknown form field `{name}`: send images as file parts, and parameters {PARAMETERS:?} as text parts"
+                    "unknown form field `{name}`: send images as file parts, and parameters {:?} as text parts",
+                    P::NAMES
                 )));
             }
         }
@@ -188,7 +204,22 @@ fn base64_image(encoded: &str, place: &str) -> Result<Bytes, ApiError> {
 mod tests {
     use super::*;
 
-    fn parse(content_type: &str, query: Option<&str>, body: &'static [u8]) -> Result<ImageRequest, ApiError> {
+    use modelcrate_core::TopK;
+    use modelcrate_runtime::ClassificationFunction;
+
+    fn parse(
+        content_type: &str,
+        query: Option<&str>,
+        body: &'static [u8],
+    ) -> Result<ImageRequest<ClassifyParameters>, ApiError> {
+        parse_as(content_type, query, body)
+    }
+
+    fn parse_as<P: ImageParameters>(
+        content_type: &str,
+        query: Option<&str>,
+        body: &'static [u8],
+    ) -> Result<ImageRequest<P>, ApiError> {
         let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
         runtime.block_on(ImageRequest::parse(
             Some(content_type),
@@ -202,12 +233,21 @@ mod tests {
     fn raw_bytes_take_parameters_from_the_query() {
         let request = parse("image/png", Some("top_k=2&function_to_apply=sigmoid"), b"png").unwrap();
         assert_eq!(
-            (request.images.len(), request.single, request.top_k),
-            (1, true, Some(2))
+            (request.images.len(), request.single, request.parameters.top_k()),
+            (1, true, TopK::K(2))
         );
-        assert_eq!(request.function, Some(ClassificationFunction::Sigmoid));
-        assert_eq!(parse("image/jpeg", None, b"jpg").unwrap().top_k, Some(DEFAULT_TOP_K));
-        assert_eq!(parse("image/jpeg", Some("top_k=null"), b"jpg").unwrap().top_k, None);
+        assert_eq!(request.parameters.function(), Some(ClassificationFunction::Sigmoid));
+        assert_eq!(
+            parse("image/jpeg", None, b"jpg").unwrap().parameters.top_k(),
+            TopK::Absent
+        );
+        assert_eq!(
+            parse("image/jpeg", Some("top_k=null"), b"jpg")
+                .unwrap()
+                .parameters
+                .top_k(),
+            TopK::All
+        );
         let error = parse("image/png", Some("threshold=1"), b"png").unwrap_err();
         assert!(
             error.to_string().contains("unknown field `parameters.threshold`"),
@@ -244,10 +284,35 @@ mod tests {
         let body = b"--XX\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\nContent-Type: image/png\r\n\r\nPNGDATA\r\n--XX\r\nContent-Disposition: form-data; name=\"top_k\"\r\n\r\n3\r\n--XX--\r\n";
         let request = parse("multipart/form-data; boundary=XX", None, body).unwrap();
         assert_eq!(request.images, vec![Bytes::from_static(b"PNGDATA")]);
-        assert_eq!((request.single, request.top_k), (true, Some(3)));
+        assert_eq!((request.single, request.parameters.top_k()), (true, TopK::K(3)));
         let stray = b"--XX\r\nContent-Disposition: form-data; name=\"colour\"\r\n\r\nred\r\n--XX--\r\n";
         let error = parse("multipart/form-data; boundary=XX", None, stray).unwrap_err();
         assert!(error.to_string().contains("unknown form field `colour`"), "{error}");
+    }
+
+    #[test]
+    fn a_detectors_parameters_come_by_their_own_names_in_every_shape() {
+        let request: ImageRequest<DetectionParameters> = parse_as("image/png", Some("threshold=0.7"), b"png").unwrap();
+        let options = request.parameters.options().unwrap();
+        assert_eq!((options.threshold, options.iou_threshold), (0.7, 0.5));
+        let form = b"--XX\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\n\r\nPNG\r\n--XX\r\nContent-Disposition: form-data; name=\"iou_threshold\"\r\n\r\n0.3\r\n--XX--\r\n";
+        let request: ImageRequest<DetectionParameters> =
+            parse_as("multipart/form-data; boundary=XX", None, form).unwrap();
+        assert_eq!(request.parameters.options().unwrap().iou_threshold, 0.3);
+        let json = br#"{"inputs": ["aGk="], "parameters": {"threshold": 1.5}}"#;
+        let request: ImageRequest<DetectionParameters> = parse_as("application/json", None, json).unwrap();
+        assert!(!request.single);
+        let error = request.parameters.options().unwrap_err().to_string();
+        assert!(
+            error.contains("`parameters.threshold` must be from 0 to 1, not 1.5"),
+            "{error}"
+        );
+        // A classifier's parameter is not a detector's.
+        let error = parse_as::<DetectionParameters>("image/png", Some("top_k=2"), b"png").unwrap_err();
+        assert!(
+            error.to_string().contains("unknown field `parameters.top_k`"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -122,9 +122,9 @@ pub fn warm_up_engine(name: &str, engine: &Engine, timeout: Duration) -> anyhow:
     let started = Instant::now();
     let inputs = |rows: usize| -> anyhow::Result<Rows> {
         let model = engine.model();
-        Ok(match &model.info().image {
-            Some(preprocessing) => {
-                let side = preprocessing.crop as usize;
+        Ok(match model.info().image_side() {
+            Some(side) => {
+                let side = side as usize;
                 Rows::Images(vec![Array3::zeros((3, side, side)); rows])
             }
             None => {

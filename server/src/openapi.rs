@@ -22,13 +22,14 @@ use utoipa::OpenApi;
 use crate::error::ErrorBody;
 use crate::openai::OpenAiErrorBody;
 use crate::request::{
-    AnswerParameters, AnswerRequest, ClassifyRequest, EmbedRequest, EntitiesRequest, ImagesRequest, QuestionContext,
+    AnswerParameters, AnswerRequest, ClassifyRequest, DetectionParameters, DetectionRequest, EmbedRequest,
+    EntitiesRequest, ImagesRequest, QuestionContext,
 };
 use crate::state::AppState;
 use crate::{admin, kserve, openai, status, tei};
 use modelcrate_core::pipeline::{
-    Classification, Entities, EntityAnswer, EntityGroup, LabelScore, QuestionAnswer, QuestionAnswers, SpanAnswer,
-    TextLabels, TokenEntity,
+    Classification, DetectedObject, Entities, EntityAnswer, EntityGroup, LabelScore, PixelBox, QuestionAnswer,
+    QuestionAnswers, SpanAnswer, TextLabels, TokenEntity,
 };
 
 /// The routes every server has, whatever it serves.
@@ -65,6 +66,10 @@ use modelcrate_core::pipeline::{
         EmbedRequest,
         EntitiesRequest,
         ImagesRequest,
+        DetectionRequest,
+        DetectionParameters,
+        DetectedObject,
+        PixelBox,
         LabelScore,
         TextLabels,
         Classification,
@@ -249,6 +254,22 @@ fn one_or_per_input(one: Value) -> Value {
     json!({"oneOf": [one.clone(), {"type": "array", "items": one}]})
 }
 
+/// An image model's request body: the raw image, a form of files and the `parameters`
+/// fields as text parts, or the JSON body `json_schema`.
+fn image_body(parameters: Value, json_schema: &str) -> Value {
+    let image = json!({"schema": {"type": "string", "format": "binary"}});
+    let mut form = json!({"image": {"type": "string", "format": "binary"}});
+    if let (Some(form), Value::Object(parameters)) = (form.as_object_mut(), parameters) {
+        form.extend(parameters);
+    }
+    json!({"required": true, "content": {
+        "image/png": image,
+        "image/jpeg": image,
+        "multipart/form-data": {"schema": {"type": "object", "properties": form}},
+        "application/json": {"schema": reference(json_schema)},
+    }})
+}
+
 /// The Inference API route of one model: its task's request, its answer narrowed to the
 /// model's facts.
 fn predict_operation(info: &ModelInfo) -> Value {
@@ -289,20 +310,23 @@ fn predict_operation(info: &ModelInfo) -> Value {
         ),
         Task::ImageClassification => {
             let label = json!({"allOf": [reference("LabelScore"), labels("label")]});
-            let image = json!({"schema": {"type": "string", "format": "binary"}});
+            let form = json!({
+                "top_k": {"type": "integer"},
+                "function_to_apply": {"type": "string", "enum": ["softmax", "sigmoid", "none"]},
+            });
             (
-                json!({"required": true, "content": {
-                    "image/png": image,
-                    "image/jpeg": image,
-                    "multipart/form-data": {"schema": {"type": "object", "properties": {
-                        "image": {"type": "string", "format": "binary"},
-                        "top_k": {"type": "integer"},
-                        "function_to_apply": {"type": "string", "enum": ["softmax", "sigmoid", "none"]},
-                    }}},
-                    "application/json": {"schema": reference("ImagesRequest")},
-                }}),
+                image_body(form, "ImagesRequest"),
                 one_or_per_input(json!({"type": "array", "items": label})),
                 "Classify images (the image-classification pipeline's answers)",
+            )
+        }
+        Task::ObjectDetection => {
+            let object = json!({"allOf": [reference("DetectedObject"), labels("label")]});
+            let unit = json!({"type": "number", "minimum": 0, "maximum": 1});
+            (
+                image_body(json!({"threshold": unit, "iou_threshold": unit}), "DetectionRequest"),
+                one_or_per_input(json!({"type": "array", "items": object})),
+                "Find objects in images (the object-detection pipeline's answers)",
             )
         }
     };

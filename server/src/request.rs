@@ -3,7 +3,8 @@
 //! the parameters of the model's task. Text classification: `top_k` (a count, or `null`
 //! for every label) and `function_to_apply`; feature extraction: `normalize`; token
 //! classification: `aggregation_strategy` and `ignore_labels`; an image classifier's
-//! JSON body carries base64 images in `inputs` with the classification parameters;
+//! JSON body carries base64 images in `inputs` with the classification parameters, an
+//! object detector's with `threshold` and `iou_threshold`;
 //! question answering: `inputs` is `{"question", "context"}` (or a list of them), with
 //! the question-answering pipeline's parameters.
 //! A field outside these is refused by name.
@@ -11,6 +12,7 @@
 use std::fmt;
 
 use modelcrate_core::TopK;
+use modelcrate_runtime::detection::{DEFAULT_DECODE, DecodeOptions};
 use modelcrate_runtime::{AggregationStrategy, AnswerOptions, ClassificationFunction};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -18,6 +20,7 @@ use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, Type};
 use utoipa::{PartialSchema, ToSchema};
 
+use crate::error::ApiError;
 use crate::wire::{Count, Function, Inputs, Strategy, Text, TopKParam};
 
 /// A text-classification request.
@@ -278,10 +281,49 @@ pub struct ImagesRequest {
     pub parameters: Option<ClassifyParameters>,
 }
 
+/// An object detector's JSON request: base64 images (a `data:` URL prefix allowed).
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DetectionRequest {
+    /// A base64-encoded PNG or JPEG, or a list of them.
+    pub inputs: Inputs,
+    #[serde(default)]
+    pub parameters: Option<DetectionParameters>,
+}
+
+/// The object-detection pipeline's parameter, `threshold`, and the NMS overlap.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DetectionParameters {
+    /// Objects scoring below this are left out (0 to 1; the pipeline's default, 0.5).
+    pub threshold: Option<f64>,
+    /// A box overlapping a better one of its label by more than this IoU is dropped
+    /// (0 to 1; 0.5 by default). Not one of the pipeline's parameters: its post-processing
+    /// is the model's own, and this model's is class-wise NMS.
+    pub iou_threshold: Option<f64>,
+}
+
+impl DetectionParameters {
+    /// The decoding the parameters ask for, the defaults filling what they leave out; a
+    /// value outside 0 to 1 is refused by its field.
+    pub fn options(&self) -> Result<DecodeOptions, ApiError> {
+        let within = |value: Option<f64>, default: f64, field: &str| match value {
+            None => Ok(default),
+            Some(value) if (0.0..=1.0).contains(&value) => Ok(value),
+            Some(value) => Err(ApiError::Validation(format!(
+                "`parameters.{field}` must be from 0 to 1, not {value}"
+            ))),
+        };
+        Ok(DecodeOptions {
+            threshold: within(self.threshold, DEFAULT_DECODE.threshold, "threshold")?,
+            iou_threshold: within(self.iou_threshold, DEFAULT_DECODE.iou_threshold, "iou_threshold")?,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::ApiError;
     use crate::wire::parse;
 
     fn classify(body: &str) -> Result<ClassifyRequest, ApiError> {

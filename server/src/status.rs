@@ -8,6 +8,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use modelcrate_core::Engine;
 use modelcrate_runtime::TensorSpec;
+use modelcrate_runtime::detection::DEFAULT_DECODE;
 use serde_json::{Value, json};
 
 use crate::error::{ApiError, ErrorBody};
@@ -112,6 +113,15 @@ pub async fn list_models(State(state): State<AppState>) -> Json<Value> {
                     "image_mean": image.mean,
                     "image_std": image.std,
                     "max_pixels": state.limits.max_image_pixels,
+                })),
+                "detector": info.detector.map(|detector| json!({
+                    "letterbox_size": detector.letterboxing.size,
+                    "stride": detector.grid.stride,
+                    "image_mean": detector.letterboxing.mean,
+                    "image_std": detector.letterboxing.std,
+                    "max_pixels": state.limits.max_image_pixels,
+                    "threshold": DEFAULT_DECODE.threshold,
+                    "iou_threshold": DEFAULT_DECODE.iou_threshold,
                 })),
                 "signature": {
                     "inputs": tensors(info.signature.inputs),

@@ -430,6 +430,7 @@ pub async fn info(State(state): State<AppState>, RawQuery(query): RawQuery) -> R
                 let kind = match info.task {
                     Task::TokenClassification => "token_classifier",
                     Task::ImageClassification => "image_classifier",
+                    Task::ObjectDetection => "object_detector",
                     _ => "classifier",
                 };
                 json!({kind: {"id2label": id2label, "label2id": label2id}})

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::fake::{ANSWERER, CLASSIFIER, DIMENSION, EMBEDDER, IMAGES, MAX_LENGTH, TAGGER};
+use common::fake::{ANSWERER, CLASSIFIER, DETECTOR, DIMENSION, EMBEDDER, IMAGES, MAX_LENGTH, TAGGER};
 use common::{get, post, post_bytes, start_fakes, start_fakes_for};
 use serde_json::{Value, json};
 
@@ -234,6 +234,58 @@ async fn images_are_classified_raw_and_texts_sent_to_them_are_named() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_are_found_in_the_pipelines_shape_with_its_threshold() {
+    let base = start_fakes().await;
+    let path = format!("/models/{DETECTOR}/predict");
+    // A white 16×12 image on the fake's 32×32 input: scale 2, 32×24 placed 4 rows down,
+    // gray 114 above and below. The bottom-right cell's box, (8, 8)–(40, 40) on the input,
+    // is (4, 2)–(20, 18) in the image, clipped to (16, 12). Its class logit is 4 × the
+    // input's mean (white normalises to 1, the padding below 0), centerness sure.
+    let padding = (114.0 / 255.0 - 0.5) / 0.5;
+    let mean: f64 = (24.0 * 32.0 + 8.0 * 32.0 * padding) / 1024.0;
+    let score = (1.0 / (1.0 + (-4.0 * mean).exp())).sqrt();
+    let (status, answer) = post_bytes(&base, &path, "image/png", png(255)).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer.as_array().map(Vec::len), Some(1), "{answer}");
+    assert_eq!(answer[0]["label"], "light");
+    assert_eq!(
+        answer[0]["box"],
+        json!({"xmin": 4, "ymin": 2, "xmax": 16, "ymax": 12}),
+        "{answer}"
+    );
+    assert!(close(&answer[0]["score"], score), "{answer} against {score}");
+    // Above the threshold: nothing found, an empty list.
+    let (status, answer) = post_bytes(&base, &format!("{path}?threshold=0.995"), "image/png", png(255)).await;
+    assert_eq!((status, answer), (200, json!([])));
+    // A list of base64 images: one list per image (a light gray one scores about 0.81).
+    let encoded = |shade| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, png(shade));
+    let body = json!({"inputs": [encoded(0), encoded(160)], "parameters": {"threshold": 0.1}});
+    let (status, answer) = post(&base, &path, &body).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer[0][0]["label"], "dark", "{answer}");
+    assert_eq!(answer[1][0]["label"], "light", "{answer}");
+    // Parameters are checked and named; a classifier's is not a detector's.
+    let (status, answer) = post_bytes(&base, &format!("{path}?threshold=2"), "image/png", png(255)).await;
+    assert_eq!(status, 422, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("`parameters.threshold` must be from 0 to 1"),
+        "{answer}"
+    );
+    let (status, answer) = post_bytes(&base, &format!("{path}?top_k=2"), "image/png", png(255)).await;
+    assert_eq!(status, 422, "{answer}");
+    let (status, answer) = post_bytes(&base, &path, "image/png", b"not a png".to_vec()).await;
+    assert_eq!(status, 422, "{answer}");
+    let info = get(&base, &format!("/info?model={DETECTOR}")).await;
+    assert_eq!(
+        info["model_type"]["object_detector"]["id2label"]["1"], "light",
+        "{info}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tei_routes_answer_in_tei_shapes() {
     let base = start_fakes().await;
     // The one embedding model needs no name; /embed always answers a list of vectors.
@@ -295,7 +347,7 @@ async fn openai_embeddings_answer_in_openais_shape_and_refuse_in_it() {
     assert_eq!(status, 422, "{answer}");
     assert_eq!(answer["error"]["param"], "model", "{answer}");
     let models = get(&base, "/v1/models").await;
-    assert_eq!(models["data"].as_array().map(Vec::len), Some(5), "{models}");
+    assert_eq!(models["data"].as_array().map(Vec::len), Some(6), "{models}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -130,6 +130,7 @@ fn run(args: &Args) -> Result<MeasureReport> {
     }
     let seconds = started.elapsed().as_secs_f64();
     let peak_rss = memory().map(|(_, peak)| peak);
+    let side = info.image_side();
 
     Ok(MeasureReport {
         model: args.model.clone(),
@@ -141,13 +142,8 @@ fn run(args: &Args) -> Result<MeasureReport> {
             intra_threads: args.intra_threads,
         },
         load_seconds,
-        inputs: match info.image {
-            Some(image) => format!(
-                "test split, {} image files, prepared to {}×{}",
-                texts.len(),
-                image.crop,
-                image.crop
-            ),
+        inputs: match side {
+            Some(side) => format!("test split, {} image files, prepared to {side}×{side}", texts.len()),
             None => format!(
                 "test split, {} texts, truncated to {} tokens",
                 texts.len(),
@@ -217,10 +213,14 @@ const MIN_POINT_RUNS: usize = 2;
 /// saves is measured with the padding it costs.
 fn costs(model: &Arc<dyn TaskModel>, inputs: &[Input<'_>], cores: usize) -> Result<Costs> {
     let mut units: Vec<(usize, usize, Unit)> = Vec::new();
-    match model.info().image {
-        Some(preprocessing) => {
-            let bytes = inputs.first().context("no test images")?.image()?;
-            let image = preprocessing.prepare(bytes, modelcrate_runtime::image::DEFAULT_MAX_PIXELS)?;
+    let first_image = inputs.first().and_then(|input| input.image().ok());
+    match first_image.and_then(|bytes| {
+        model
+            .info()
+            .prepare_image(bytes, modelcrate_runtime::image::DEFAULT_MAX_PIXELS)
+    }) {
+        Some(image) => {
+            let image = image?;
             for rows in COST_ROWS {
                 let runs = (0..UNIT / rows).map(|_| image::stack(&vec![&image; rows])).collect();
                 units.push((1, rows, Unit::Images(runs)));

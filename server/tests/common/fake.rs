@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use modelcrate_core::{BatchingOptions, Engine};
+use modelcrate_runtime::detection::{DetectorInfo, Grid, Letterboxing, RawOutputs};
 use modelcrate_runtime::question_answering::{self, QuestionTokenizer, SpanLogits};
 use modelcrate_runtime::signature::{DType, Signature, TensorSpec};
 use modelcrate_runtime::text::{EncodedBatch, TextEncoder};
@@ -34,6 +35,7 @@ pub const EMBEDDER: &str = "fake-embed";
 pub const TAGGER: &str = "fake-ner";
 pub const IMAGES: &str = "fake-shades";
 pub const ANSWERER: &str = "fake-qa";
+pub const DETECTOR: &str = "fake-spots";
 
 const WORDS: [&str; 12] = [
     "good", "bad", "fast", "slow", "rust", "python", "is", "and", "the", "release", "of", "version",
@@ -99,6 +101,7 @@ fn info(name: &'static str, task: Task, labels: &'static [&'static str], outputs
         pooling: None,
         normalize: None,
         image: None,
+        detector: None,
         signature: Signature {
             inputs: &TEXT_INPUTS,
             outputs,
@@ -288,6 +291,41 @@ impl TaskModel for ImageClassifier {
     }
 }
 
+/// A detector on a 32×32 input with 16-pixel cells (four of them) that finds one object,
+/// in the bottom-right cell, one stride from its centre each way: `light` when the image's
+/// normalised pixels average above 0, else `dark`, scored by how far from 0 they are.
+pub struct Detector {
+    info: ModelInfo,
+}
+
+impl TaskModel for Detector {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    fn run_images(&self, pixels: &Array4<f32>, _lane: Lane) -> Result<Vec<RowOutput>> {
+        Ok(pixels
+            .axis_iter(Axis(0))
+            .map(|image| {
+                let mean = image.mean().unwrap_or(0.0);
+                let mut centerness = Array2::from_elem((4, 1), -20.0);
+                let mut classes = Array2::from_elem((4, 2), -20.0);
+                centerness[[3, 0]] = 20.0;
+                classes[[3, usize::from(mean > 0.0)]] = 4.0 * mean.abs();
+                RowOutput::Detection(RawOutputs {
+                    distances: Array2::zeros((4, 4)),
+                    centerness,
+                    classes,
+                })
+            })
+            .collect())
+    }
+
+    fn process(&self, _inputs: &[Input<'_>]) -> Result<()> {
+        Ok(())
+    }
+}
+
 const LOGITS: [TensorSpec; 1] = [TensorSpec {
     name: "logits",
     dtype: DType::Float32,
@@ -320,6 +358,29 @@ const PIXELS: [TensorSpec; 1] = [TensorSpec {
     dtype: DType::Float32,
     dims: &[None, Some(3), Some(8), Some(8)],
 }];
+
+const DETECTOR_PIXELS: [TensorSpec; 1] = [TensorSpec {
+    name: "pixel_values",
+    dtype: DType::Float32,
+    dims: &[None, Some(3), Some(32), Some(32)],
+}];
+const DETECTOR_OUTPUTS: [TensorSpec; 3] = [
+    TensorSpec {
+        name: "box_distances",
+        dtype: DType::Float32,
+        dims: &[None, Some(4), Some(4)],
+    },
+    TensorSpec {
+        name: "centerness_logits",
+        dtype: DType::Float32,
+        dims: &[None, Some(4), Some(1)],
+    },
+    TensorSpec {
+        name: "class_logits",
+        dtype: DType::Float32,
+        dims: &[None, Some(4), Some(2)],
+    },
+];
 
 fn encoder() -> Result<TextEncoder> {
     TextEncoder::new(tokenizer(), MAX_LENGTH)
@@ -367,6 +428,24 @@ pub fn models() -> Result<Vec<Arc<dyn TaskModel>>> {
             ..info(IMAGES, Task::ImageClassification, &SHADES, &LOGITS)
         },
     };
+    let detector = Detector {
+        info: ModelInfo {
+            max_length: 0,
+            detector: Some(DetectorInfo {
+                letterboxing: Letterboxing {
+                    size: 32,
+                    mean: [0.5; 3],
+                    std: [0.5; 3],
+                },
+                grid: Grid { size: 32, stride: 16 },
+            }),
+            signature: Signature {
+                inputs: &DETECTOR_PIXELS,
+                outputs: &DETECTOR_OUTPUTS,
+            },
+            ..info(DETECTOR, Task::ObjectDetection, &SHADES, &DETECTOR_OUTPUTS)
+        },
+    };
     let answerer = QuestionModel {
         info: info(ANSWERER, Task::QuestionAnswering, &[], &SPANS),
         encoder: encoder()?,
@@ -378,6 +457,7 @@ pub fn models() -> Result<Vec<Arc<dyn TaskModel>>> {
         Arc::new(tagger),
         Arc::new(images),
         Arc::new(answerer),
+        Arc::new(detector),
     ])
 }
 
