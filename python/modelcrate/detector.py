@@ -47,6 +47,9 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 # centre sampling), and inside the box.
 CENTRE_RADIUS = 1.5
 FOCAL_ALPHA, FOCAL_GAMMA = 0.25, 2.0
+# The backbone's first layers (stride 2 and 4: edges and blobs) keep their ImageNet
+# weights: trained on 6,400 scenes they only drift.
+FROZEN_LAYERS = 4
 # IoU thresholds of COCO's mAP@0.5:0.95.
 COCO_THRESHOLDS = tuple(0.5 + 0.05 * i for i in range(10))
 
@@ -111,8 +114,9 @@ def conv_bn(channels_in: int, channels_out: int, kernel: int):
     )
 
 
-def detector(labels: int, backbone_features, width: int = 96):
-    """The detector on MobileNetV2's `features` (ImageNet weights loaded by the caller)."""
+def detector(labels: int, backbone_features, width: int = 96, frozen: int = FROZEN_LAYERS):
+    """The detector on MobileNetV2's `features` (ImageNet weights loaded by the caller);
+    the backbone's first `frozen` layers keep their weights and batch-norm statistics."""
     import torch
     import torch.nn as nn
     import torch.nn.functional as F
@@ -133,6 +137,13 @@ def detector(labels: int, backbone_features, width: int = 96):
             nn.init.constant_(self.classes.bias, -math.log(99.0))
             nn.init.normal_(self.distances.weight, std=0.01)
             nn.init.constant_(self.distances.bias, 0.5)
+            for parameter in self.stride16[:frozen].parameters():
+                parameter.requires_grad = False
+
+        def train(self, mode: bool = True):
+            super().train(mode)
+            self.stride16[:frozen].eval()
+            return self
 
         def forward(self, pixel_values):
             c16 = self.stride16(pixel_values)

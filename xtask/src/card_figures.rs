@@ -56,6 +56,13 @@ pub struct TrainingFigures {
     pub test_exact_match: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_f1: Option<f64>,
+    /// A detector's COCO mAP on the test scenes, and the objects they hold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_map_50: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_map_50_95: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_boxes: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub examples_per_class: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -154,6 +161,9 @@ mod tests {
             test_entities: Some(entities),
             test_exact_match: None,
             test_f1: None,
+            test_map_50: None,
+            test_map_50_95: None,
+            test_boxes: None,
             examples_per_class: None,
             contrastive_pairs: None,
             head_parameters: None,

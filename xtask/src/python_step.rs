@@ -118,7 +118,8 @@ impl PyStep {
     }
 
     /// The Python module that runs the step and, when that module holds several steps,
-    /// the step's name in it: an image model's steps are all in `vision`, a
+    /// the step's name in it: an image classifier's steps are all in `vision`, a detector's
+    /// in `detect`, a
     /// question-answering model's train, optimize and golden in `qa`, a student's export,
     /// optimize and golden in `student`.
     fn module(self, spec: &ModelSpec) -> (&'static str, Option<&'static str>) {
@@ -126,6 +127,7 @@ impl PyStep {
             Self::StudentExport => ("student", Some("export")),
             Self::StudentOptimize => ("student", Some("optimize")),
             Self::StudentGolden => ("student", Some("golden")),
+            _ if spec.task == Task::ObjectDetection => ("detect", Some(self.name())),
             _ if spec.is_image() => ("vision", Some(self.name())),
             // A question-answering model's train, optimize and golden steps are `qa`'s;
             // its export is every text model's.
@@ -273,14 +275,22 @@ const STUDENT_MODULES: &[&str] = &[
 ];
 
 impl PyStep {
-    /// An image model's steps: the `vision` module and what it borrows from the others.
+    /// An image model's steps: the `vision` module (a detector's `detect`, which imports
+    /// `vision`) and what they borrow from the others.
     fn image_io(self, paths: &Paths, spec: &ModelSpec) -> (Vec<PathBuf>, Vec<PathBuf>) {
         let art = paths.artifact(&spec.name);
         let onnx = paths.onnx(&spec.name);
         let golden = paths.golden(&spec.name);
+        let detector = spec.task == Task::ObjectDetection;
+        let task_modules: &[&str] = if detector {
+            &["detect", "detector", "scenes", "quantize"]
+        } else {
+            &[]
+        };
         let code = |modules: &[&str]| -> Vec<PathBuf> {
             let mut files: Vec<PathBuf> = ["__init__", "spec", "vision"]
                 .iter()
+                .chain(task_modules)
                 .chain(modules)
                 .map(|m| paths.root.join(format!("python/modelcrate/{m}.py")))
                 .collect();
@@ -303,7 +313,12 @@ impl PyStep {
             Self::Optimize => {
                 // `optimize` lends `describe` and `made`; `quantize` the static INT8.
                 let mut inputs = code(&["optimize", "quantize", "selective"]);
-                inputs.extend([onnx.join("model.onnx"), art.join("data/split.json")]);
+                inputs.push(onnx.join("model.onnx"));
+                // A classifier calibrates on its split's images; a detector on scenes drawn
+                // from the spec, which is an input already.
+                if !detector {
+                    inputs.push(art.join("data/split.json"));
+                }
                 let outputs = ["model.O1.onnx", "model.O2.onnx", "model.int8.onnx", "variants.json"]
                     .iter()
                     .map(|f| onnx.join(f))
@@ -319,7 +334,10 @@ impl PyStep {
                     golden.join("inputs.json"),
                     golden.join("images"),
                 ]);
-                let outputs = vec![golden.join("reference.json"), art.join("golden-pixels")];
+                let mut outputs = vec![golden.join("reference.json"), art.join("golden-pixels")];
+                if detector {
+                    outputs.push(art.join("test-detections.json"));
+                }
                 (inputs, outputs)
             }
         }

@@ -11,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use base64::Engine as _;
 
 use crate::paths::Paths;
 use crate::pipeline::release_binary;
@@ -235,6 +236,31 @@ const SAMPLES: [(&str, &str, &str, &str); 14] = [
     ),
 ];
 
+/// The detector's requests: golden images as base64 JSON, one alone and a list of two.
+fn detection_samples(paths: &Paths) -> Result<Vec<(&'static str, &'static str, String, &'static str)>> {
+    let encoded = |name: &str| -> Result<String> {
+        let path = paths.golden("animal-detect").join("images").join(name);
+        let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
+    };
+    let (scene, empty) = (encoded("scene-0-256x256.png")?, encoded("empty-320x240.png")?);
+    let route = "/models/animal-detect/predict";
+    Ok(vec![
+        (
+            route,
+            route,
+            serde_json::json!({"inputs": scene}).to_string(),
+            "objects in an image",
+        ),
+        (
+            route,
+            route,
+            serde_json::json!({"inputs": [scene, empty], "parameters": {"threshold": 0.3}}).to_string(),
+            "objects in each of two images",
+        ),
+    ])
+}
+
 /// Fetches the server's `/openapi.json` into `artifacts/openapi.json`, validates it with
 /// `openapi-spec-validator`, and checks real answers of every protocol against it
 /// (`python/tools/openapi_answers.py`).
@@ -263,8 +289,17 @@ fn validate_openapi(paths: &Paths, port: u16, tools: &Venv) -> Result<()> {
         String::from_utf8_lossy(&output.stdout).trim()
     );
     let mut samples = Vec::new();
-    for (route, path, body, what) in SAMPLES {
-        let (status, answer) = request(port, "POST", path, body)?;
+    let detections = detection_samples(paths)?;
+    let all = SAMPLES
+        .iter()
+        .map(|(route, path, body, what)| (*route, *path, (*body).to_string(), *what))
+        .chain(
+            detections
+                .iter()
+                .map(|(route, path, body, what)| (*route, *path, body.clone(), *what)),
+        );
+    for (route, path, body, what) in all {
+        let (status, answer) = request(port, "POST", path, &body)?;
         if status != 200 {
             bail!("POST {path} {body} answered {status}: {answer}");
         }

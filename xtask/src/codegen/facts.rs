@@ -5,7 +5,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use modelcrate_schema::{Dim, Pooling, PoolingFile, PreprocessorConfig, SignatureFile, Task, TensorFile};
+use modelcrate_schema::{
+    DetectorConfig, Dim, LETTERBOX_PAD_VALUE, LetterboxConfig, MAX_LOG_DISTANCE, PIL_BILINEAR, Pooling, PoolingFile,
+    PreprocessorConfig, SignatureFile, Task, TensorFile,
+};
 use serde::Deserialize;
 
 use crate::card_figures::{self, TrainingFigures};
@@ -65,6 +68,8 @@ pub struct ModelFacts {
     pub entity: Option<EntityFacts>,
     /// Image classifiers only.
     pub image: Option<ImageFacts>,
+    /// Object detectors only.
+    pub detection: Option<DetectionFacts>,
     /// SetFit classifiers only.
     pub setfit: Option<SetFitFacts>,
     /// Question-answering models only.
@@ -114,6 +119,23 @@ pub struct ImageFacts {
     pub mean: String,
     pub std: String,
     pub pixels_input: String,
+}
+
+/// What a detector's crate adds: its letterbox, its grid, its three outputs and its mAP.
+#[derive(Debug, Clone)]
+pub struct DetectionFacts {
+    pub size: u32,
+    pub stride: u32,
+    /// Rust `[f32; 3]` literals.
+    pub mean: String,
+    pub std: String,
+    pub pixels_input: String,
+    pub distances_output: String,
+    pub centerness_output: String,
+    pub classes_output: String,
+    pub map_50: String,
+    pub map_50_95: String,
+    pub test_boxes: u64,
 }
 
 /// What a token classifier's crate adds: its entity types and entity-level figures.
@@ -228,9 +250,6 @@ fn student_facts(paths: &Paths, spec: &ModelSpec) -> Result<Option<String>> {
     )))
 }
 
-/// PIL's number for the bilinear filter, the one the runtime implements.
-const PIL_BILINEAR: u32 = 2;
-
 /// A metric the train step must have written for this task.
 fn metric(value: Option<f64>, name: &str, path: &Path) -> Result<String> {
     value
@@ -332,6 +351,7 @@ impl ModelFacts {
         let config = onnx.join("config.json");
         let (mut labels, mut logits_output, mut test_accuracy) = (Vec::new(), String::new(), String::new());
         let (mut embedding, mut entity, mut image, mut setfit, mut question) = (None, None, None, None, None);
+        let mut detection = None;
         match spec.task {
             _ if spec.is_setfit() => {
                 let facts = setfit_facts(&onnx, &signature_path, &outputs, &metrics, &metrics_path)?;
@@ -344,6 +364,17 @@ impl ModelFacts {
                 (labels, logits_output) = classifier_facts(&config, &signature_path, &outputs, 2)?;
                 test_accuracy = metric(metrics.test_accuracy, "test_accuracy", &metrics_path)?;
                 image = Some(image_facts(&onnx, &signature_path, &inputs)?);
+            }
+            Task::ObjectDetection => {
+                labels = detector_labels(&config)?;
+                detection = Some(detection_facts(
+                    &onnx,
+                    &signature_path,
+                    (&inputs, &outputs),
+                    labels.len(),
+                    &metrics,
+                    &metrics_path,
+                )?);
             }
             Task::FeatureExtraction => {
                 embedding = Some(embedding_facts(
@@ -403,6 +434,7 @@ impl ModelFacts {
             embedding,
             entity,
             image,
+            detection,
             setfit,
             question,
             student: student_facts(paths, spec)?,
@@ -456,26 +488,7 @@ fn classifier_facts(
     rank: usize,
 ) -> Result<(Vec<LabelVariant>, String)> {
     let config: ConfigJson = read_json(config_path, "export")?;
-    let mut labels = Vec::new();
-    for id in 0..config.id2label.len() {
-        let label = config
-            .id2label
-            .get(&id.to_string())
-            .with_context(|| format!("{}: id2label has no id {id}", config_path.display()))?;
-        labels.push(LabelVariant {
-            id,
-            label: label.clone(),
-            variant: variant_name(label),
-        });
-    }
-    let mut seen = std::collections::HashSet::new();
-    if let Some(clash) = labels.iter().find(|l| !seen.insert(l.variant.clone())) {
-        bail!(
-            "{}: two labels map to the Rust variant `{}`",
-            config_path.display(),
-            clash.variant
-        );
-    }
+    let labels = labels_of(&config, config_path)?;
     let logits = outputs.iter().find(|t| t.name == "logits").with_context(|| {
         format!(
             "{}: a classifier needs an output named `logits`",
@@ -606,20 +619,145 @@ fn image_facts(onnx: &Path, signature_path: &Path, inputs: &[Tensor]) -> Result<
             input.dims_shown
         );
     }
-    // `{:?}` of an f32 is the shortest literal that reads back as the same f32.
-    let triple = |values: [f64; 3]| {
-        format!(
-            "[{:?}, {:?}, {:?}]",
-            values[0] as f32, values[1] as f32, values[2] as f32
-        )
-    };
     Ok(ImageFacts {
         resize: config.size.shortest_edge,
         crop,
-        mean: triple(config.image_mean),
-        std: triple(config.image_std),
+        mean: f32_triple(config.image_mean),
+        std: f32_triple(config.image_std),
         pixels_input: input.name.clone(),
     })
+}
+
+/// `id2label`'s labels in id order, each with its Rust variant (no two the same).
+fn labels_of(config: &ConfigJson, config_path: &Path) -> Result<Vec<LabelVariant>> {
+    let mut labels = Vec::new();
+    for id in 0..config.id2label.len() {
+        let label = config
+            .id2label
+            .get(&id.to_string())
+            .with_context(|| format!("{}: id2label has no id {id}", config_path.display()))?;
+        labels.push(LabelVariant {
+            id,
+            label: label.clone(),
+            variant: variant_name(label),
+        });
+    }
+    let mut seen = std::collections::HashSet::new();
+    if let Some(clash) = labels.iter().find(|l| !seen.insert(l.variant.clone())) {
+        bail!(
+            "{}: two labels map to the Rust variant `{}`",
+            config_path.display(),
+            clash.variant
+        );
+    }
+    Ok(labels)
+}
+
+/// A detector's labels, from `config.json`'s `id2label` (its class logits are checked
+/// against them in [`detection_facts`]).
+fn detector_labels(config_path: &Path) -> Result<Vec<LabelVariant>> {
+    let config: ConfigJson = read_json(config_path, "export")?;
+    labels_of(&config, config_path)
+}
+
+/// The letterbox from `preprocessor_config.json`, the grid from `config.json`, and the
+/// signature they must fit: pixels `[batch, 3, size, size]` in, `box_distances` `[batch,
+/// cells, 4]`, `centerness_logits` `[batch, cells, 1]` and `class_logits` `[batch, cells,
+/// labels]` out, with `cells = (size / stride)²`.
+fn detection_facts(
+    onnx: &Path,
+    signature_path: &Path,
+    (inputs, outputs): (&[Tensor], &[Tensor]),
+    labels: usize,
+    metrics: &TrainingFigures,
+    metrics_path: &Path,
+) -> Result<DetectionFacts> {
+    let path = onnx.join("preprocessor_config.json");
+    let letterbox: LetterboxConfig = read_json(&path, "export")?;
+    let grid: DetectorConfig = read_json(&onnx.join("config.json"), "export")?;
+    let size = letterbox.pad_size.height;
+    if letterbox.pad_size.width != size || letterbox.size.longest_edge != size || grid.image_size != size {
+        bail!(
+            "{}: the letterbox must fill a square of config.json's image_size ({}): longest edge {}, pad size {}×{}",
+            path.display(),
+            grid.image_size,
+            letterbox.size.longest_edge,
+            letterbox.pad_size.width,
+            letterbox.pad_size.height
+        );
+    }
+    if letterbox.resample != PIL_BILINEAR || !letterbox.do_convert_rgb || letterbox.pad_value != LETTERBOX_PAD_VALUE {
+        bail!(
+            "{}: the runtime implements RGB conversion, PIL bilinear resampling (resample {PIL_BILINEAR}) and padding with gray {LETTERBOX_PAD_VALUE} only",
+            path.display()
+        );
+    }
+    if grid.stride == 0 || !size.is_multiple_of(grid.stride) || grid.max_log_distance != MAX_LOG_DISTANCE {
+        bail!(
+            "{}: stride {} must divide image_size {size}, and max_log_distance ({}) be the runtime's {MAX_LOG_DISTANCE}",
+            onnx.join("config.json").display(),
+            grid.stride,
+            grid.max_log_distance
+        );
+    }
+    let cells = (size / grid.stride).pow(2);
+    let [input] = inputs else {
+        bail!("{}: a detector has one input, the pixels", signature_path.display());
+    };
+    if input.dtype != "float32" || input.dims_rust != format!("&[None, Some(3), Some({size}), Some({size})]") {
+        bail!(
+            "{}: `{}` is {} {}, expected float32 [batch, 3, {size}, {size}] as preprocessor_config.json says",
+            signature_path.display(),
+            input.name,
+            input.dtype,
+            input.dims_shown
+        );
+    }
+    let [distances, centerness, classes] = outputs else {
+        bail!(
+            "{}: a detector has three outputs (box distances, centerness logits, class logits), not {}",
+            signature_path.display(),
+            outputs.len()
+        );
+    };
+    for (output, columns) in [(distances, 4), (centerness, 1), (classes, labels)] {
+        if output.dtype != "float32" || output.dims_rust != format!("&[None, Some({cells}), Some({columns})]") {
+            bail!(
+                "{}: `{}` is {} {}, expected float32 [batch, {cells}, {columns}] ({cells} cells of stride {} on {size}²)",
+                signature_path.display(),
+                output.name,
+                output.dtype,
+                output.dims_shown,
+                grid.stride
+            );
+        }
+    }
+    Ok(DetectionFacts {
+        size,
+        stride: grid.stride,
+        mean: f32_triple(letterbox.image_mean),
+        std: f32_triple(letterbox.image_std),
+        pixels_input: input.name.clone(),
+        distances_output: distances.name.clone(),
+        centerness_output: centerness.name.clone(),
+        classes_output: classes.name.clone(),
+        map_50: metric(metrics.test_map_50, "test_map_50", metrics_path)?,
+        map_50_95: metric(metrics.test_map_50_95, "test_map_50_95", metrics_path)?,
+        test_boxes: metrics.test_boxes.with_context(|| {
+            format!(
+                "{}: no `test_boxes` (run `cargo xtask train --force`)",
+                metrics_path.display()
+            )
+        })?,
+    })
+}
+
+/// `{:?}` of an f32 is the shortest literal that reads back as the same f32.
+fn f32_triple(values: [f64; 3]) -> String {
+    format!(
+        "[{:?}, {:?}, {:?}]",
+        values[0] as f32, values[1] as f32, values[2] as f32
+    )
 }
 
 /// Pooling from `pooling.json`, and the `last_hidden_state` output it pools.

@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use askama::{DynTemplate, Template};
 
 use super::COMMAND;
-use super::facts::{EmbeddingFacts, EntityFacts, ImageFacts, ModelFacts, QuestionFacts};
+use super::facts::{DetectionFacts, EmbeddingFacts, EntityFacts, ImageFacts, ModelFacts, QuestionFacts};
 use crate::card_figures;
 
 #[derive(Template)]
@@ -93,6 +93,21 @@ struct ImageGoldenTest<'a> {
 }
 
 #[derive(Template)]
+#[template(path = "detection/lib.rs", escape = "none")]
+struct DetectionLib<'a> {
+    model: &'a ModelFacts,
+    detection: &'a DetectionFacts,
+    command: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "detection/golden_test.rs", escape = "none")]
+struct DetectionGoldenTest<'a> {
+    model: &'a ModelFacts,
+    command: &'a str,
+}
+
+#[derive(Template)]
 #[template(path = "umbrella/Cargo.toml", escape = "none")]
 struct UmbrellaCargoToml<'a> {
     models: &'a [ModelFacts],
@@ -128,6 +143,17 @@ pub fn render(models: &[ModelFacts], rustfmt_config: &Path) -> Result<BTreeMap<P
                     command: COMMAND,
                 })?,
                 rust(&QuestionGoldenTest {
+                    model,
+                    command: COMMAND,
+                })?,
+            ),
+            _ if let Some(detection) = &model.detection => (
+                rust(&DetectionLib {
+                    model,
+                    detection,
+                    command: COMMAND,
+                })?,
+                rust(&DetectionGoldenTest {
                     model,
                     command: COMMAND,
                 })?,

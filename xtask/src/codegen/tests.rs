@@ -54,6 +54,7 @@ pub fn fixture() -> ModelFacts {
         embedding: None,
         entity: None,
         image: None,
+        detection: None,
         setfit: None,
         question: None,
         student: None,
