@@ -82,11 +82,13 @@ def static(
     calibration: Iterable[dict],
     *,
     op_types: list[str] | None = None,
+    exclude: list[str] | None = None,
     pre_process: bool = False,
 ) -> None:
     """Static INT8 of `source` into `target`: QDQ, per-channel QInt8 weights, QUInt8
     activations whose ranges are the MinMax of `calibration` (input feeds, one per run).
-    `op_types` limits what is quantized (all that ONNX Runtime can, by default);
+    `op_types` limits what is quantized (all that ONNX Runtime can, by default), and the
+    nodes named in `exclude` stay FP32;
     `pre_process` runs ONNX Runtime's shape inference and folding first, which a graph
     with fixed shapes takes and a transformer's dynamic axes refuse."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
@@ -113,6 +115,7 @@ def static(
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             op_types_to_quantize=op_types,
+            nodes_to_exclude=exclude,
         )
 
 

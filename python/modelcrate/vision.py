@@ -418,6 +418,15 @@ def static_int8(spec: Spec, settings: dict, source: Path) -> Callable[[Path], No
 
 
 def optimize(spec: Spec, settings: dict) -> None:
+    fp32 = spec.onnx_dir / "model.onnx"
+    how = f"{quantize.STATIC_HOW} on {CALIBRATION_IMAGES} training images"
+    write_image_variants(spec, how, static_int8(spec, settings, fp32))
+
+
+def write_image_variants(spec: Spec, int8_how: str, make_int8: Callable[[Path], "dict | None"]) -> None:
+    """An image model's variants beside its export: ONNX Runtime's offline `O1` and `O2`,
+    and its static INT8 made by `make_int8`; the transformer-only variants recorded as
+    not made, with why. Writes `variants.json`."""
     from .optimize import describe, made
 
     onnx_dir = spec.onnx_dir
@@ -427,13 +436,7 @@ def optimize(spec: Spec, settings: dict) -> None:
     recipes = [
         ("O1", "model.O1.onnx", "fp32", "ONNX Runtime offline optimization, basic", ort_optimized(fp32, "O1")),
         ("O2", "model.O2.onnx", "fp32", "ONNX Runtime offline optimization, extended", ort_optimized(fp32, "O2")),
-        (
-            "int8",
-            "model.int8.onnx",
-            "int8",
-            f"{quantize.STATIC_HOW} on {CALIBRATION_IMAGES} training images",
-            static_int8(spec, settings, fp32),
-        ),
+        ("int8", "model.int8.onnx", "int8", int8_how, make_int8),
     ]
     variants = [{"name": "fp32", "kind": "fp32", "made": True, "how": "torch.onnx.export", **describe(fp32)}]
     variants += [made(*recipe, onnx_dir) for recipe in recipes]
