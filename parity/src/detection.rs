@@ -28,6 +28,7 @@ use serde_json::json;
 
 use super::average_precision::{MeanAp, Truth, mean_average_precision};
 use super::{Checked, Figures, INT8_METRIC_DROP, Rule};
+use crate::pixels::{JPEG_PIXEL_BOUND, Refusals, is_jpeg, pixel_difference};
 use crate::test_split::SceneRow;
 use crate::through::Through;
 
@@ -35,8 +36,6 @@ use crate::through::Through;
 const SCORE_BOUND: f64 = 1e-4;
 /// Largest difference of a box's corner, in the image's pixels, exact variants.
 const BOX_BOUND: f64 = 0.5;
-/// Largest per-channel level difference of a JPEG decoded here and by PIL.
-const JPEG_PIXEL_BOUND: u8 = 8;
 /// Largest |score difference| a JPEG's decoding difference may cause: three times the
 /// largest measured on the golden JPEGs (3.0e-3 at 3 levels), so that a decoder change
 /// shows. An object that close to the threshold may fall on either side of it.
@@ -186,22 +185,6 @@ fn compare(rust: &[RawDetection], python: &[Object], labels: &[&str], threshold:
     compared
 }
 
-/// (differing bytes, largest level difference) of two pixel buffers; a length mismatch
-/// counts every byte.
-fn pixel_difference(rust: &[u8], python: &[u8]) -> (usize, u8) {
-    if rust.len() != python.len() {
-        return (rust.len().max(python.len()), u8::MAX);
-    }
-    rust.iter().zip(python).fold((0, 0), |(count, max), (a, b)| {
-        let difference = a.abs_diff(*b);
-        (count + usize::from(difference > 0), max.max(difference))
-    })
-}
-
-fn is_jpeg(file: &str) -> bool {
-    file.ends_with(".jpg") || file.ends_with(".jpeg")
-}
-
 /// PyTorch's detections with their labels as ids; `None` if one names no label of `labels`.
 fn python_detections(images: &[Vec<Object>], labels: &[&str]) -> Option<Vec<Vec<RawDetection>>> {
     images
@@ -266,20 +249,12 @@ pub(super) async fn check(
 
     let (mut png_pixels, mut jpeg_level) = ((0usize, 0usize), 0u8);
     let (mut png, mut jpeg) = (Compared::default(), Compared::default());
-    let (mut refused_both, mut refusals, mut per_case) = (Vec::new(), 0, Vec::new());
+    let (mut refusals, mut per_case) = (Refusals::default(), Vec::new());
     let mut decodable = Vec::new();
     for case in &reference.cases {
         let bytes = read(&golden_dir.join(&case.file))?;
         if let Some(python_error) = &case.error {
-            refusals += 1;
-            match decode(&bytes, DEFAULT_MAX_PIXELS) {
-                Err(error) => {
-                    refused_both.push(json!({"id": case.id, "rust": error.to_string(), "python": python_error}))
-                }
-                Ok(image) => {
-                    per_case.push(json!({"id": case.id, "rust_decoded": image.dimensions(), "python": python_error}))
-                }
-            }
+            per_case.extend(refusals.check(&case.id, &bytes, python_error));
             continue;
         }
         let image = decode(&bytes, DEFAULT_MAX_PIXELS).with_context(|| format!("golden image {}", case.id))?;
@@ -332,13 +307,7 @@ pub(super) async fn check(
         &format!("≤ {JPEG_PIXEL_BOUND}"),
         jpeg_level <= JPEG_PIXEL_BOUND,
     );
-    figures.row(
-        Rule::Every,
-        "undecodable files refused by both",
-        format!("{}/{refusals}", refused_both.len()),
-        "all",
-        refused_both.len() == refusals,
-    );
+    refusals.row(figures);
     let shown = |c: &Compared| {
         format!(
             "{} objects matched, {} at the threshold, {} unmatched; max |score diff| {:.2e}, max corner diff {:.3} px",
@@ -465,7 +434,7 @@ pub(super) async fn check(
                 "jpeg_alone": {"matched": jpeg.matched, "at_threshold": jpeg.at_threshold, "unmatched": jpeg.unmatched, "max_abs_score_diff": jpeg.max_score, "max_corner_diff": jpeg.max_corner},
                 "bounds": {"score": SCORE_BOUND, "corner": BOX_BOUND},
             },
-            "refused": refused_both,
+            "refused": refusals.refused(),
             "cases": per_case,
             "test_split": {
                 "examples": test.len(),

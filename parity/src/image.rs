@@ -25,13 +25,12 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{Checked, Figures, Rule, max_abs_difference};
+use crate::pixels::{JPEG_PIXEL_BOUND, Refusals, is_jpeg, pixel_difference};
 use crate::test_split::ImageRow;
 use crate::through::Through;
 
 const LOGIT_BOUND: f64 = 1e-4;
 const SCORE_BOUND: f64 = 1e-4;
-/// Largest per-channel level difference of a JPEG decoded here and by PIL.
-const JPEG_PIXEL_BOUND: u8 = 8;
 /// Largest |logit difference| a JPEG's decoding difference may cause.
 const JPEG_LOGIT_BOUND: f64 = 0.5;
 
@@ -69,22 +68,6 @@ struct TestSplit {
     predictions: Vec<usize>,
 }
 
-/// (differing bytes, largest level difference) of two pixel buffers; a length mismatch
-/// counts every byte.
-fn pixel_difference(rust: &[u8], python: &[u8]) -> (usize, u8) {
-    if rust.len() != python.len() {
-        return (rust.len().max(python.len()), u8::MAX);
-    }
-    rust.iter().zip(python).fold((0, 0), |(count, max), (a, b)| {
-        let difference = a.abs_diff(*b);
-        (count + usize::from(difference > 0), max.max(difference))
-    })
-}
-
-fn is_jpeg(file: &str) -> bool {
-    file.ends_with(".jpg") || file.ends_with(".jpeg")
-}
-
 /// Per-format figures of the decodable golden images.
 #[derive(Default)]
 struct Stage {
@@ -120,21 +103,13 @@ pub(super) async fn check(
     let (mut png_decoded, mut jpeg_decoded, mut png_cropped, mut jpeg_cropped) =
         (Stage::default(), Stage::default(), Stage::default(), Stage::default());
     let (mut png_logits, mut jpeg_logits, mut pipeline_max) = (0.0f64, 0.0f64, 0.0f64);
-    let (mut refused_both, mut refusals) = (Vec::new(), 0);
+    let mut refusals = Refusals::default();
     let (mut top_mismatches, mut pipeline_errors, mut decodable) = (Vec::new(), Vec::new(), Vec::new());
     let mut per_case = Vec::new();
     for case in &reference.cases {
         let bytes = read(&golden_dir.join(&case.file))?;
         if let Some(python_error) = &case.error {
-            refusals += 1;
-            match decode(&bytes, DEFAULT_MAX_PIXELS) {
-                Err(error) => {
-                    refused_both.push(json!({"id": case.id, "rust": error.to_string(), "python": python_error}))
-                }
-                Ok(image) => {
-                    per_case.push(json!({"id": case.id, "rust_decoded": image.dimensions(), "python": python_error}))
-                }
-            }
+            per_case.extend(refusals.check(&case.id, &bytes, python_error));
             continue;
         }
         let jpeg = is_jpeg(&case.file);
@@ -208,13 +183,7 @@ pub(super) async fn check(
         &format!("≤ {JPEG_PIXEL_BOUND}"),
         jpeg_decoded.max_level <= JPEG_PIXEL_BOUND && jpeg_cropped.max_level <= JPEG_PIXEL_BOUND,
     );
-    figures.row(
-        Rule::Every,
-        "undecodable files refused by both",
-        format!("{}/{refusals}", refused_both.len()),
-        "all",
-        refused_both.len() == refusals,
-    );
+    refusals.row(figures);
     figures.row(
         Rule::Exact,
         "max |logit diff|, PNG images alone",
@@ -322,7 +291,7 @@ pub(super) async fn check(
             "logits_max_abs_diff": {"png_alone": png_logits, "png_batched": batch_png, "jpeg_alone": jpeg_logits, "bound": LOGIT_BOUND, "jpeg_bound": JPEG_LOGIT_BOUND},
             "top_label": {"images": decodable.len(), "mismatched": top_mismatches},
             "pipeline_json": {"max_abs_score_diff": pipeline_max, "bound": SCORE_BOUND, "differences": pipeline_errors},
-            "refused": refused_both,
+            "refused": refusals.refused(),
             "cases": per_case,
             "test_split": {"examples": test.len(), "rust_accuracy": rust_accuracy, "pytorch_accuracy": reference.test_split.accuracy, "agreement": agreement},
         }),

@@ -55,6 +55,7 @@ mod classification;
 mod detection;
 mod embedding;
 mod image;
+mod pixels;
 mod question;
 mod recorded;
 pub mod test_split;
