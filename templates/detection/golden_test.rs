@@ -14,21 +14,8 @@ use {{ model.crate_name }}::{Label, Model, load, load_with};
 
 {% include "shared/variant_tests.rs" %}
 
-fn golden_cases() -> Vec<(serde_json::Value, Vec<u8>)> {
-    let reference = std::fs::read_to_string(workspace().join("golden/{{ model.name }}/reference.json"))
-        .expect("golden/{{ model.name }}/reference.json is written by `cargo xtask golden`");
-    let reference: serde_json::Value = serde_json::from_str(&reference).expect("reference.json is JSON");
-    let cases = reference["cases"].as_array().expect("reference.json has cases").clone();
-    assert!(!cases.is_empty());
-    cases
-        .into_iter()
-        .map(|case| {
-            let file = workspace().join("golden/{{ model.name }}").join(case["file"].as_str().expect("a case names its file"));
-            let bytes = std::fs::read(&file).unwrap_or_else(|error| panic!("{}: {error}", file.display()));
-            (case, bytes)
-        })
-        .collect()
-}
+{% import "shared/image_cases.rs" as image_cases %}
+{% call image_cases::golden_cases() %}{% endcall %}
 
 #[test]
 fn detect_returns_pytorch_objects_for_every_golden_png() {
@@ -60,20 +47,6 @@ fn detect_returns_pytorch_objects_for_every_golden_png() {
     assert!(objects > 0, "the golden scenes hold objects PyTorch found");
 }
 
-#[test]
-fn images_python_cannot_open_are_refused_with_an_image_error() {
-    let model = variant("fp32");
-    let mut refused = 0;
-    for (case, bytes) in golden_cases() {
-        if case.get("error").is_none() {
-            continue;
-        }
-        match model.detect(&[&bytes]) {
-            Err(Error::Image(_)) => refused += 1,
-            other => panic!("case {}: expected an image error, got {:?}", case["id"], other.map(|p| p.len())),
-        }
-    }
-    assert!(refused > 0, "the golden set has undecodable files");
-}
+{% call image_cases::refused("detect") %}{% endcall %}
 
 {% include "shared/label_tests.rs" %}

@@ -257,6 +257,11 @@ fn metric(value: Option<f64>, name: &str, path: &Path) -> Result<String> {
         .with_context(|| format!("{}: no `{name}` (run `cargo xtask train --force`)", path.display()))
 }
 
+/// A count the train step must have written for this task.
+fn count(value: Option<u64>, name: &str, path: &Path) -> Result<u64> {
+    value.with_context(|| format!("{}: no `{name}` (run `cargo xtask train --force`)", path.display()))
+}
+
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path, made_by: &str) -> Result<T> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read {}: run `cargo xtask {made_by}` first", path.display()))?;
@@ -541,12 +546,7 @@ pub(super) fn entity_facts(
         f1: metric(metrics.test_entity_f1, "test_entity_f1", metrics_path)?,
         precision: metric(metrics.test_precision, "test_precision", metrics_path)?,
         recall: metric(metrics.test_recall, "test_recall", metrics_path)?,
-        test_entities: metrics.test_entities.with_context(|| {
-            format!(
-                "{}: no `test_entities` (run `cargo xtask train --force`)",
-                metrics_path.display()
-            )
-        })?,
+        test_entities: count(metrics.test_entities, "test_entities", metrics_path)?,
     })
 }
 
@@ -743,12 +743,7 @@ fn detection_facts(
         classes_output: classes.name.clone(),
         map_50: metric(metrics.test_map_50, "test_map_50", metrics_path)?,
         map_50_95: metric(metrics.test_map_50_95, "test_map_50_95", metrics_path)?,
-        test_boxes: metrics.test_boxes.with_context(|| {
-            format!(
-                "{}: no `test_boxes` (run `cargo xtask train --force`)",
-                metrics_path.display()
-            )
-        })?,
+        test_boxes: count(metrics.test_boxes, "test_boxes", metrics_path)?,
     })
 }
 
