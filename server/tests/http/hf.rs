@@ -424,6 +424,58 @@ async fn images_answer_like_pytorch_and_undecodable_ones_get_422() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_are_found_as_pytorch_finds_them_in_the_pipelines_shape() {
+    let base = start_serving(
+        &["animal-detect"],
+        VariantChoice::Named("fp32".into()),
+        BatchingOptions::default(),
+        REQUEST_TIMEOUT,
+    )
+    .await;
+    let reference = reference_of("animal-detect");
+    let (mut objects, mut refused) = (0, 0);
+    for case in reference["cases"].as_array().unwrap() {
+        let (id, file) = (case["id"].as_str().unwrap(), case["file"].as_str().unwrap());
+        if !file.ends_with(".png") {
+            continue;
+        }
+        let bytes = std::fs::read(workspace().join("golden/animal-detect").join(file)).unwrap();
+        let (status, answer) = post_bytes(&base, "/models/animal-detect/predict", "image/png", bytes).await;
+        if case.get("error").is_some() {
+            assert_eq!(
+                (status, &answer["error_type"]),
+                (422, &json!("validation")),
+                "{id}: {answer}"
+            );
+            refused += 1;
+            continue;
+        }
+        assert_eq!(status, 200, "{id}: {answer}");
+        // PIL's very pixels: PyTorch's objects in order, scores within the FP32 bound, and
+        // each corner PyTorch's truncated to a whole pixel (its float within 0.5 px here).
+        let (found, expected) = (answer.as_array().unwrap(), case["pipeline"].as_array().unwrap());
+        assert_eq!(found.len(), expected.len(), "{id}: {answer}");
+        for (rust, python) in found.iter().zip(expected) {
+            assert_eq!(rust["label"], python["label"], "{id}");
+            assert!(
+                (rust["score"].as_f64().unwrap() - python["score"].as_f64().unwrap()).abs() <= SCORE_BOUND,
+                "{id}"
+            );
+            for corner in ["xmin", "ymin", "xmax", "ymax"] {
+                let pixel = rust["box"][corner].as_u64().unwrap() as f64;
+                let exact = python["box"][corner].as_f64().unwrap();
+                assert!(
+                    exact.floor() - pixel <= 1.0 && pixel <= exact.floor() + 1.0,
+                    "{id} {corner}: {pixel} for {exact}"
+                );
+            }
+            objects += 1;
+        }
+    }
+    assert!(objects > 0 && refused == 1, "{objects} {refused}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn images_arrive_raw_in_a_form_or_as_base64_with_the_same_answer() {
     use base64::Engine as _;
     let base = start_serving(
