@@ -433,7 +433,7 @@ async fn objects_are_found_as_pytorch_finds_them_in_the_pipelines_shape() {
     )
     .await;
     let reference = reference_of("animal-detect");
-    let (mut objects, mut refused) = (0, 0);
+    let (mut objects, mut refused, mut too_large) = (0, 0, 0);
     for case in reference["cases"].as_array().unwrap() {
         let (id, file) = (case["id"].as_str().unwrap(), case["file"].as_str().unwrap());
         if !file.ends_with(".png") {
@@ -448,6 +448,15 @@ async fn objects_are_found_as_pytorch_finds_them_in_the_pipelines_shape() {
                 "{id}: {answer}"
             );
             refused += 1;
+            continue;
+        }
+        if case["width"].as_u64().unwrap() * case["height"].as_u64().unwrap() > MAX_IMAGE_PIXELS {
+            assert_eq!(status, 413, "{id}: {answer}");
+            assert!(
+                answer["error"].as_str().unwrap().contains("--max-image-pixels"),
+                "{id}: {answer}"
+            );
+            too_large += 1;
             continue;
         }
         assert_eq!(status, 200, "{id}: {answer}");
@@ -472,7 +481,10 @@ async fn objects_are_found_as_pytorch_finds_them_in_the_pipelines_shape() {
             objects += 1;
         }
     }
-    assert!(objects > 0 && refused == 1, "{objects} {refused}");
+    assert!(
+        objects > 0 && refused == 1 && too_large == 1,
+        "{objects} {refused} {too_large}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
