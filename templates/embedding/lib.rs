@@ -14,7 +14,7 @@
 {%- endif %}
 //! - **Training:** {{ model.training }}, max length {{ model.max_length }} tokens
 //! - **Retrieval (PyTorch), each held-out title as a query over all {{ model.test_examples }} held-out bodies:** {% if model.trained %}recall@1 {{ embedding.recall_at_1 }} (base model {{ embedding.base_recall_at_1 }}), recall@10 {{ embedding.recall_at_10 }} (base model {{ embedding.base_recall_at_10 }}){% else %}recall@1 {{ embedding.recall_at_1 }}, recall@10 {{ embedding.recall_at_10 }}{% endif %}
-//! - **Variants:** FP32, graph-optimized O1/O2 (O3 where the spec asks for it), dynamic INT8 and a selective INT8 (per-channel, the MatMuls that move the embeddings most kept FP32), each checked against PyTorch; `load` serves the one `cargo xtask select` chose (policy `{{ model.serve_policy }}`)
+//! - **Variants:** FP32, graph-optimized O1/O2 (O3 where the spec asks for it), dynamic INT8 and, where the spec asks (a distilled student's always), a selective INT8 (per-channel, the MatMuls that move the embeddings most kept FP32), each checked against PyTorch; `load` serves the one `cargo xtask select` chose (policy `{{ model.serve_policy }}`)
 {%- if let Some(student) = model.student %}
 //! - **Distilled student:** {{ student }}
 {%- endif %}

@@ -31,7 +31,7 @@ const EXPORTED_FILES: [&str; 7] = [
 const SETFIT_HEAD_FILES: [&str; 2] = ["head.onnx", "head_signature.json"];
 
 /// What the optimize step may write into `onnx/`, besides `variants.json` (O3 only where
-/// the spec asks for it, the selective INT8 for sentence-embedding models only).
+/// the spec asks for it, the selective INT8 for sentence-embedding models that ask).
 const VARIANT_FILES: [&str; 7] = [
     "model.O1.onnx",
     "model.O2.onnx",

