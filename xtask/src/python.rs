@@ -137,7 +137,9 @@ const UV: &str = "uv==0.13.8";
 /// pip does the work when uv cannot be installed (say so, since it is slower).
 fn install_locks(venv: &Venv, locks: &[PathBuf]) -> Result<()> {
     let started = std::time::Instant::now();
-    let requirements = locks.iter().flat_map(|lock| [std::ffi::OsStr::new("-r"), lock.as_os_str()]);
+    let requirements = locks
+        .iter()
+        .flat_map(|lock| [std::ffi::OsStr::new("-r"), lock.as_os_str()]);
     let status = match uv() {
         Ok(uv) => Command::new(uv)
             .args(["pip", "install", "--no-deps", "--python"])
