@@ -319,6 +319,8 @@ def export(spec: Spec, settings: dict) -> None:
         opset_version=spec.opset,
         do_constant_folding=True,
     )
+    fix_embedding_dims(staging / "model.onnx", "image_embeds")
+    fix_embedding_dims(staging / "text_model.onnx", "text_embeds")
     # Validate as optimum does: each export against PyTorch on inputs it did not trace.
     check_pixels = torch.randn(5, 3, crop, crop, generator=generator)
     check_texts = tokenize(tokenizer, ["This is a photo of giraffe.", "a zebra", "an image that shows a small brown horse in a field"], spec.train.max_length)
@@ -343,6 +345,20 @@ def export(spec: Spec, settings: dict) -> None:
     shutil.rmtree(spec.onnx_dir, ignore_errors=True)
     staging.replace(spec.onnx_dir)
     print(f"exported {spec.onnx_dir / 'model.onnx'} and {spec.onnx_dir / 'text_model.onnx'}", flush=True)
+
+
+def fix_embedding_dims(path: Path, output: str) -> None:
+    """The tracer names an embedding's width as if it varied (it comes out of the
+    normalisation's division); it is the projection's, so the signature says so."""
+    import onnx
+
+    model = onnx.load(str(path))
+    (value,) = [o for o in model.graph.output if o.name == output]
+    width = value.type.tensor_type.shape.dim[1]
+    width.Clear()
+    width.dim_value = dual_encoder.EMBEDDING_DIM
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
 
 
 def ort_pair(image: Path, text: Path, level: str):
