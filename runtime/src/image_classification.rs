@@ -61,6 +61,7 @@ impl ImageClassifier {
             normalize: None,
             image: Some(spec.preprocessing),
             detector: None,
+            image_text: None,
             signature: spec.signature,
             head: None,
             variant,
@@ -159,7 +160,7 @@ impl ImageClassifier {
 
 /// The artifact's `preprocessor_config.json` must describe the transform the crate was
 /// generated with: a model fed other pixels than it was trained on fails silently.
-fn check_preprocessing(path: &Path, expected: &Preprocessing) -> Result<()> {
+pub(crate) fn check_preprocessing(path: &Path, expected: &Preprocessing) -> Result<()> {
     let config: PreprocessorConfig = crate::json_file::read(path)?;
     let single = |triple: [f64; 3]| triple.map(|value| value as f32);
     let found = (

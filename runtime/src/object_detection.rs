@@ -86,6 +86,7 @@ impl ObjectDetector {
                 letterboxing: spec.letterboxing,
                 grid: spec.grid(),
             }),
+            image_text: None,
             signature: spec.signature,
             head: None,
             variant,

@@ -12,6 +12,7 @@ use crate::detection::{DetectorInfo, RawOutputs};
 use crate::embedding::Pooling;
 use crate::error::{Error, Result};
 use crate::image::{ImageError, Preprocessing};
+use crate::image_text::ImageTextInfo;
 use crate::pool::{Lane, Layout};
 use crate::question_answering::{Answer, AnswerOptions, SpanLogits};
 use crate::signature::Signature;
@@ -94,10 +95,12 @@ pub struct ModelInfo {
     /// Embedding models only: whether the model L2-normalises its embeddings (it has a
     /// `Normalize` module).
     pub normalize: Option<bool>,
-    /// Image classifiers only: how an image becomes the model's input.
+    /// Image classifiers and image–text models only: how an image becomes the model's input.
     pub image: Option<Preprocessing>,
     /// Detectors only: the letterbox and the grid of their outputs.
     pub detector: Option<DetectorInfo>,
+    /// Image–text models only: the text tower's signature and the temperature.
+    pub image_text: Option<ImageTextInfo>,
     /// The ONNX signature the model's crate was generated from (and checked at load).
     pub signature: Signature,
     /// A SetFit classifier's head (`head.onnx`): embeddings in, logits out.
@@ -135,6 +138,12 @@ impl ModelInfo {
             ),
             (None, None) => None,
         }
+    }
+
+    /// Whether the model embeds texts: a sentence-embedding model, or an image–text
+    /// model's text tower.
+    pub fn embeds_texts(&self) -> bool {
+        matches!(self.task, Task::FeatureExtraction | Task::ZeroShotImageClassification)
     }
 
     /// A classifier's function to apply when a request names none: the pipeline's, by

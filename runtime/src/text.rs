@@ -56,6 +56,7 @@ impl TextModelParts {
             normalize: None,
             image: None,
             detector: None,
+            image_text: None,
             signature,
             head: None,
             variant: self.variant.clone(),

@@ -117,6 +117,19 @@ pub struct DetectorConfig {
     pub max_log_distance: f64,
 }
 
+/// What an image–text model's `config.json` says of its two towers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageTextConfig {
+    /// The length of both towers' embeddings.
+    pub projection_dim: usize,
+    /// The side of the image tower's square input.
+    pub image_size: u32,
+    /// Tokens the text tower reads of a text.
+    pub max_length: usize,
+    /// CLIP's temperature: zero-shot logits are `exp(logit_scale)` × the similarity.
+    pub logit_scale: f64,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LongestEdge {
     pub longest_edge: u32,

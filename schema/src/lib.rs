@@ -27,8 +27,8 @@ mod variants;
 
 pub use costs::{CostPoint, Costs, CostsReport};
 pub use export::{
-    CropSize, DetectorConfig, Dim, LETTERBOX_PAD_VALUE, LetterboxConfig, LongestEdge, MAX_LOG_DISTANCE, PIL_BILINEAR,
-    Pooling, PoolingFile, PreprocessorConfig, ShortestEdge, SignatureFile, TensorFile,
+    CropSize, DetectorConfig, Dim, ImageTextConfig, LETTERBOX_PAD_VALUE, LetterboxConfig, LongestEdge,
+    MAX_LOG_DISTANCE, PIL_BILINEAR, Pooling, PoolingFile, PreprocessorConfig, ShortestEdge, SignatureFile, TensorFile,
 };
 pub use load::{CeilingBatch, CeilingReport, ClosedLevel, LevelFigures, LoadReport, OpenLevel, TokenMoments};
 pub use measure::{Latency, Machine, MeasureReport, Rss, SessionLayout, Throughput};

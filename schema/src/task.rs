@@ -20,17 +20,21 @@ pub enum Task {
     QuestionAnswering,
     /// Labelled boxes around the objects an image shows.
     ObjectDetection,
+    /// Images and texts in one space (a CLIP-style dual encoder): an image's scores over
+    /// candidate labels it was never trained on, and each tower's embeddings.
+    ZeroShotImageClassification,
 }
 
 impl Task {
     /// Every task, in the order specs and tables list them.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::TextClassification,
         Self::FeatureExtraction,
         Self::TokenClassification,
         Self::QuestionAnswering,
         Self::ImageClassification,
         Self::ObjectDetection,
+        Self::ZeroShotImageClassification,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -41,6 +45,7 @@ impl Task {
             Self::ImageClassification => "image-classification",
             Self::QuestionAnswering => "question-answering",
             Self::ObjectDetection => "object-detection",
+            Self::ZeroShotImageClassification => "zero-shot-image-classification",
         }
     }
 
@@ -49,9 +54,13 @@ impl Task {
         Self::ALL.into_iter().find(|task| task.as_str() == name)
     }
 
-    /// Whether its inputs are images (else texts).
+    /// Whether its inputs are images (else texts). An image–text model's are both; its
+    /// task's input is the image.
     pub fn is_image(self) -> bool {
-        matches!(self, Self::ImageClassification | Self::ObjectDetection)
+        matches!(
+            self,
+            Self::ImageClassification | Self::ObjectDetection | Self::ZeroShotImageClassification
+        )
     }
 }
 
