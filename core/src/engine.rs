@@ -7,11 +7,12 @@
 //! rows a run may hold at its padded length: measured per variant, since merging saves
 //! work on some graphs and CPUs and costs it on others), `max_batch_size` rows and
 //! `max_batch_tokens` (rows × longest row, the padded size a batch costs); a job that
-//! does not fit waits for the worker's next batch. The rows of a batch are sorted by
-//! length and cut into runs within the same limits, so that short texts are not padded to
-//! long ones; each run is one `session.run`. Images all have the model's input size: they
-//! count as one token each. Every job gets back exactly its own rows, in its own order,
-//! with the time it waited and the time it ran.
+//! does not fit waits for the worker's next batch, as does a job of images behind texts
+//! or of texts behind images (an image–text model takes both, never in one batch). The
+//! rows of a batch are sorted by length and cut into runs within the same limits, so that
+//! short texts are not padded to long ones; each run is one `session.run`. Images all
+//! have the model's input size: they count as one token each. Every job gets back exactly
+//! its own rows, in its own order, with the time it waited and the time it ran.
 //!
 //! A worker whose batch has the machine to itself (no other run under way, nothing
 //! waiting) runs it on the [`Lane::Wide`] session when the layout has one: a lone request
@@ -104,6 +105,10 @@ impl Rows {
             Self::Texts(encodings) => encodings,
             Self::Images(_) => &[],
         }
+    }
+
+    fn is_images(&self) -> bool {
+        matches!(self, Self::Images(_))
     }
 
     fn images(&self) -> &[Array3<f32>] {
@@ -378,6 +383,7 @@ impl Worker {
         };
         let mut rows = first.rows();
         let mut longest = first.longest();
+        let is_images = first.inputs.is_images();
         let mut jobs = vec![first];
         let until = Instant::now() + self.options.max_queue_delay;
         while rows < self.options.max_batch_size && rows < self.options.merge.max_rows(longest) {
@@ -397,7 +403,8 @@ impl Worker {
                 continue;
             };
             let (more_rows, more_longest) = (rows + next.rows(), longest.max(next.longest()));
-            if !self.options.fits(more_rows, more_longest) {
+            // A model that takes both (an image–text model) runs texts and images apart.
+            if next.inputs.is_images() != is_images || !self.options.fits(more_rows, more_longest) {
                 break;
             }
             (rows, longest) = (more_rows, more_longest);

@@ -1,6 +1,6 @@
 //! What every protocol asks of a model, answered typed: [`Infer::classify`],
-//! [`Infer::embed`], [`Infer::entities`], [`Infer::answer`], [`Infer::classify_images`], [`Infer::detect`],
-//! [`Infer::tokenize`]. Each prepares its rows off the async runtime (tokenizing a batch
+//! [`Infer::embed`], [`Infer::entities`], [`Infer::answer`], [`Infer::classify_images`],
+//! [`Infer::detect`], [`Infer::embed_images`], [`Infer::zero_shot`], [`Infer::tokenize`]. Each prepares its rows off the async runtime (tokenizing a batch
 //! of long texts or decoding images takes milliseconds), checks the truncation rule,
 //! hands the rows to the model's engine and awaits the answer without holding a thread,
 //! then applies the post-processing: the function to apply, the normalisation, entity
@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use modelcrate_runtime::classification::ClassificationFunction;
 use modelcrate_runtime::detection::{DecodeOptions, RawDetection};
 use modelcrate_runtime::embedding::l2_normalize;
+use modelcrate_runtime::image_text::{ImageEmbedding, TextEmbedding, hypothesis, zero_shot_scores};
 use modelcrate_runtime::question_answering::SpanLogits;
 use modelcrate_runtime::{
     AggregationStrategy, Answer, AnswerOptions, Entity, ImageError, ModelInfo, RowOutput, Task, TaskModel,
@@ -132,6 +133,24 @@ pub struct Detected {
     pub timings: Timings,
 }
 
+/// Embedded images: one unit vector each, in the space the model's texts share.
+#[derive(Debug, Clone)]
+pub struct ImagesEmbedded {
+    pub embeddings: Vec<Vec<f32>>,
+    pub timings: Timings,
+}
+
+/// Images classified zero-shot: per image, its scores over the candidate labels in the
+/// request's order (the caller sorts them), and where the time of each tower's run went.
+#[derive(Debug, Clone)]
+pub struct ZeroShot {
+    pub scores: Vec<Vec<f32>>,
+    /// The hypotheses embedded: the candidate labels in the template.
+    pub hypotheses: Vec<String>,
+    pub image_timings: Timings,
+    pub text_timings: Timings,
+}
+
 /// One token of a text as the model sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Token {
@@ -168,7 +187,12 @@ impl Infer {
 
     /// Refused unless the model is of `task`: `asked` names what the request wanted.
     fn require(&self, task: Task, asked: &str) -> Result<(), CoreError> {
-        if self.info().task == task {
+        self.require_any(&[task], asked)
+    }
+
+    /// Refused unless the model is of one of `tasks`.
+    fn require_any(&self, tasks: &[Task], asked: &str) -> Result<(), CoreError> {
+        if tasks.contains(&self.info().task) {
             Ok(())
         } else {
             Err(self.wrong_task(asked))
@@ -238,7 +262,11 @@ impl Infer {
         tokenization: Duration,
         normalize: Option<bool>,
     ) -> Result<Embedded, CoreError> {
-        self.require(Task::FeatureExtraction, "sentence embeddings")?;
+        // An image–text model's text tower embeds texts as a sentence-embedding model does.
+        self.require_any(
+            &[Task::FeatureExtraction, Task::ZeroShotImageClassification],
+            "sentence embeddings",
+        )?;
         let normalized = normalize.or(self.info().normalize).unwrap_or(false);
         let tokens = encodings.iter().map(Encoding::len).sum();
         let answered = self.run(Rows::Texts(encodings), tokenization).await?;
@@ -405,6 +433,83 @@ impl Infer {
         })
     }
 
+    /// An image–text model's image embeddings of encoded images (PNG or JPEG), each
+    /// decoded and prepared as PIL and torchvision do.
+    pub async fn embed_images<I: AsRef<[u8]> + Send + 'static>(
+        &self,
+        images: Vec<I>,
+    ) -> Result<ImagesEmbedded, CoreError> {
+        self.require(Task::ZeroShotImageClassification, "image embeddings")?;
+        let answered = self.run_image_tower(images).await?;
+        Ok(ImagesEmbedded {
+            embeddings: pooled_rows(&answered)?,
+            timings: Timings::of(&answered),
+        })
+    }
+
+    /// Zero-shot image classification, as the pipeline does it: each of
+    /// `candidate_labels` put in `template` (the hypotheses, embedded by the text tower in
+    /// one batch), each image embedded by the image tower, and per image the softmax over
+    /// the candidates of the model's temperature × the similarities. A hypothesis longer
+    /// than the model's max length is refused unless the server truncates.
+    pub async fn zero_shot<I: AsRef<[u8]> + Send + 'static>(
+        &self,
+        images: Vec<I>,
+        candidate_labels: Vec<String>,
+        template: &str,
+    ) -> Result<ZeroShot, CoreError> {
+        self.require(Task::ZeroShotImageClassification, "zero-shot image classification")?;
+        let Some(image_text) = self.info().image_text else {
+            return Err(CoreError::Failed("an image–text model without its temperature".into()));
+        };
+        if candidate_labels.is_empty() {
+            return Err(CoreError::Invalid(
+                "`candidate_labels` is empty: give at least one label to score the image against".into(),
+            ));
+        }
+        let hypotheses = candidate_labels
+            .iter()
+            .map(|label| hypothesis(template, label).map_err(|error| CoreError::Invalid(error.to_string())))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (encodings, took) = self
+            .encode(
+                hypotheses.clone(),
+                Truncate::Server {
+                    field: "candidate_labels",
+                },
+            )
+            .await?;
+        let texts = self.run(Rows::Texts(encodings), took).await?;
+        let candidates: Vec<TextEmbedding> = pooled_rows(&texts)?.into_iter().map(TextEmbedding).collect();
+        let answered = self.run_image_tower(images).await?;
+        let scale = image_text.scale();
+        let scores = pooled_rows(&answered)?
+            .into_iter()
+            .map(|vector| zero_shot_scores(&ImageEmbedding(vector), &candidates, scale))
+            .collect();
+        Ok(ZeroShot {
+            scores,
+            hypotheses,
+            image_timings: Timings::of(&answered),
+            text_timings: Timings::of(&texts),
+        })
+    }
+
+    /// `images` prepared for an image–text model's image tower and run by the engine.
+    async fn run_image_tower<I: AsRef<[u8]> + Send + 'static>(&self, images: Vec<I>) -> Result<Answered, CoreError> {
+        let Some(preprocessing) = self.info().image else {
+            return Err(CoreError::Failed(
+                "an image–text model without its preprocessing".into(),
+            ));
+        };
+        let (prepared, preparation) = self
+            .prepare_images(images, move |bytes, max_pixels| {
+                preprocessing.prepare(bytes, max_pixels)
+            })
+            .await?;
+        self.run(Rows::Images(prepared), preparation).await
+    }
+
     /// Each image decoded and prepared by `prepare` on a blocking thread, and how long it
     /// took; an image that cannot be is refused, named by its index in a batch.
     async fn prepare_images<I, T>(
@@ -558,6 +663,14 @@ fn rows_of<'a, T>(answered: &'a Answered, pick: impl Fn(&'a RowOutput) -> Option
         .iter()
         .map(|row| pick(row).ok_or_else(|| CoreError::Failed("the engine answered another task's output".into())))
         .collect()
+}
+
+/// The vectors of an answer whose rows are embeddings.
+fn pooled_rows(answered: &Answered) -> Result<Vec<Vec<f32>>, CoreError> {
+    rows_of(answered, |row| match row {
+        RowOutput::Pooled(vector) => Some(vector.clone()),
+        _ => None,
+    })
 }
 
 /// A classifier's answer: each row's logits, and its scores under `function`.

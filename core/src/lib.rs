@@ -18,5 +18,8 @@ pub use catalog::Catalog;
 pub use engine::{Answered, BatchingOptions, Engine, Pending, Refused, Rows};
 pub use engine_plan::{EngineFlags, EnginePlan, LayoutFlag, MergeFlag};
 pub use error::CoreError;
-pub use infer::{Answers, Classified, Detected, Embedded, Found, Infer, Limits, Prepared, Timings, Token, Truncate};
+pub use infer::{
+    Answers, Classified, Detected, Embedded, Found, ImagesEmbedded, Infer, Limits, Prepared, Timings, Token, Truncate,
+    ZeroShot,
+};
 pub use pipeline::TopK;

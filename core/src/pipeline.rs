@@ -19,6 +19,10 @@
 //! Object detection: one image → `[{score, label, box: {xmin, ymin, xmax, ymax}}, …]` best
 //! first, the box in whole pixels (each corner's `int()`, as the pipeline writes it); a
 //! list of images → one such list per image.
+//!
+//! Zero-shot image classification: one image → `[{score, label}, …]`, every candidate
+//! label best first (ties in the request's order, as Python's stable sort keeps them); a
+//! list of images → one such list per image.
 
 use modelcrate_runtime::classification::{best, ranked};
 use modelcrate_runtime::detection::RawDetection;
@@ -333,6 +337,47 @@ pub fn object_detections(labels: &[&'static str], found: &[Vec<RawDetection>], s
     ObjectDetections::PerImage(per_image)
 }
 
+/// A candidate label and its score: one entry of a zero-shot answer (the label is the
+/// request's own).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CandidateScore {
+    /// The float32 score widened to a double, as Python's `score.item()` does.
+    pub score: f64,
+    pub label: String,
+}
+
+/// A zero-shot image classifier's answer: one image's candidates best first, or a list
+/// per image.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum ZeroShotAnswer {
+    One(Vec<CandidateScore>),
+    PerImage(Vec<Vec<CandidateScore>>),
+}
+
+/// The pipeline's answer for images whose scores over `candidate_labels` (in their
+/// order) are `scores`; `single` when one image was sent alone (not in a list).
+pub fn zero_shot(candidate_labels: &[String], scores: &[Vec<f32>], single: bool) -> ZeroShotAnswer {
+    let mut per_image: Vec<Vec<CandidateScore>> = scores
+        .iter()
+        .map(|row| {
+            ranked(row, None)
+                .iter()
+                .map(|entry| CandidateScore {
+                    score: f64::from(entry.score),
+                    label: candidate_labels.get(entry.id).cloned().unwrap_or_default(),
+                })
+                .collect()
+        })
+        .collect();
+    if single && per_image.len() == 1 {
+        return ZeroShotAnswer::One(per_image.remove(0));
+    }
+    ZeroShotAnswer::PerImage(per_image)
+}
+
 /// Max |score difference| between two answers of the same shape, or the first
 /// structural difference (a label, an offset, a word, an order, a length, a missing
 /// score) as `Err`: every field but `score` must be equal.
@@ -375,6 +420,21 @@ mod tests {
             end: start + answer.chars().count(),
             answer: answer.into(),
         }
+    }
+
+    #[test]
+    fn a_zero_shot_answer_ranks_every_candidate_and_keeps_their_order_on_ties() {
+        let labels: Vec<String> = ["cat", "dog", "cow"].map(String::from).to_vec();
+        let scores = vec![vec![0.25f32, 0.5, 0.25]];
+        let one = serde_json::to_value(zero_shot(&labels, &scores, true)).unwrap();
+        let ranked = json!([
+            {"score": 0.5, "label": "dog"},
+            {"score": 0.25, "label": "cat"},
+            {"score": 0.25, "label": "cow"}
+        ]);
+        assert_eq!(one, ranked);
+        let listed = serde_json::to_value(zero_shot(&labels, &scores, false)).unwrap();
+        assert_eq!(listed, json!([ranked]));
     }
 
     #[test]
