@@ -19,13 +19,12 @@ use anyhow::{Context, Result};
 use modelcrate_core::{TopK, pipeline};
 use modelcrate_runtime::ModelInfo;
 use modelcrate_runtime::classification::{ClassificationFunction, best};
-use modelcrate_runtime::image::{DEFAULT_MAX_PIXELS, decode};
 use modelcrate_schema::{Agreement, Drift, ParityMetric, ParitySummary};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{Checked, Figures, Rule, max_abs_difference};
-use crate::pixels::{JPEG_PIXEL_BOUND, Refusals, is_jpeg, pixel_difference};
+use crate::pixels::{Refusals, TransformPixels, is_jpeg};
 use crate::test_split::ImageRow;
 use crate::through::Through;
 
@@ -68,22 +67,6 @@ struct TestSplit {
     predictions: Vec<usize>,
 }
 
-/// Per-format figures of the decodable golden images.
-#[derive(Default)]
-struct Stage {
-    images: usize,
-    identical: usize,
-    max_level: u8,
-}
-
-impl Stage {
-    fn add(&mut self, (count, max): (usize, u8)) {
-        self.images += 1;
-        self.identical += usize::from(count == 0);
-        self.max_level = self.max_level.max(max);
-    }
-}
-
 /// Checks the image classifier described by `info` against the golden `reference.json`, the pixels Python wrote to
 /// `<artifacts>/<name>/golden-pixels/`, and the test split.
 pub(super) async fn check(
@@ -100,8 +83,7 @@ pub(super) async fn check(
     let preprocessing = info.image.context("an image classifier without its preprocessing")?;
     let read = |path: &Path| std::fs::read(path).with_context(|| format!("cannot read {}", path.display()));
 
-    let (mut png_decoded, mut jpeg_decoded, mut png_cropped, mut jpeg_cropped) =
-        (Stage::default(), Stage::default(), Stage::default(), Stage::default());
+    let mut stages = TransformPixels::default();
     let (mut png_logits, mut jpeg_logits, mut pipeline_max) = (0.0f64, 0.0f64, 0.0f64);
     let mut refusals = Refusals::default();
     let (mut top_mismatches, mut pipeline_errors, mut decodable) = (Vec::new(), Vec::new(), Vec::new());
@@ -113,17 +95,7 @@ pub(super) async fn check(
             continue;
         }
         let jpeg = is_jpeg(&case.file);
-        let image = decode(&bytes, DEFAULT_MAX_PIXELS).with_context(|| format!("golden image {}", case.id))?;
-        let decoded = pixel_difference(
-            image.as_raw(),
-            &read(&pixels_dir.join(format!("{}.decoded.rgb", case.id)))?,
-        );
-        let cropped = preprocessing.pixels(&image);
-        let cropped_bytes: Vec<u8> = cropped.iter().copied().collect();
-        let cropped = pixel_difference(
-            &cropped_bytes,
-            &read(&pixels_dir.join(format!("{}.cropped.rgb", case.id)))?,
-        );
+        let (decoded, cropped) = stages.add(&case.id, jpeg, &bytes, &preprocessing, pixels_dir)?;
         let logits = through
             .image_logits(&[&bytes])
             .await?
@@ -137,12 +109,8 @@ pub(super) async fn check(
         let scores = ClassificationFunction::Softmax.apply(&logits);
         let answer = pipeline::answer(labels, &[scores], TopK::K(reference.top_k), true);
         if jpeg {
-            jpeg_decoded.add(decoded);
-            jpeg_cropped.add(cropped);
             jpeg_logits = jpeg_logits.max(difference);
         } else {
-            png_decoded.add(decoded);
-            png_cropped.add(cropped);
             png_logits = png_logits.max(difference);
             match pipeline::difference(&answer, &case.pipeline, &case.id) {
                 Ok(score) => pipeline_max = pipeline_max.max(score),
@@ -158,31 +126,7 @@ pub(super) async fn check(
         decodable.push((case, bytes));
     }
 
-    let exact = |stage: &Stage| stage.identical == stage.images;
-    figures.row(
-        Rule::Every,
-        "PNG decoded pixels identical to PIL's",
-        format!("{}/{} images", png_decoded.identical, png_decoded.images),
-        "all",
-        exact(&png_decoded) && png_decoded.images > 0,
-    );
-    figures.row(
-        Rule::Every,
-        "PNG pixels after resize and crop identical",
-        format!("{}/{} images", png_cropped.identical, png_cropped.images),
-        "all",
-        exact(&png_cropped) && png_cropped.images > 0,
-    );
-    figures.row(
-        Rule::Every,
-        "JPEG decoded pixels, max level difference",
-        format!(
-            "{} ({}/{} images identical)",
-            jpeg_decoded.max_level, jpeg_decoded.identical, jpeg_decoded.images
-        ),
-        &format!("≤ {JPEG_PIXEL_BOUND}"),
-        jpeg_decoded.max_level <= JPEG_PIXEL_BOUND && jpeg_cropped.max_level <= JPEG_PIXEL_BOUND,
-    );
+    stages.rows(figures);
     refusals.row(figures);
     figures.row(
         Rule::Exact,
@@ -271,7 +215,7 @@ pub(super) async fn check(
         true,
     );
 
-    let stage = |s: &Stage| json!({"images": s.images, "identical": s.identical, "max_level": s.max_level});
+    let (decoded, cropped) = stages.json();
     Ok(Checked {
         checkpoint: reference.checkpoint_sha256.clone(),
         metric: ParityMetric {
@@ -286,8 +230,8 @@ pub(super) async fn check(
             test_agreement: Agreement::new("top-1", agreement, test.len()),
         },
         details: json!({
-            "decoded": {"png": stage(&png_decoded), "jpeg": stage(&jpeg_decoded)},
-            "cropped": {"png": stage(&png_cropped), "jpeg": stage(&jpeg_cropped)},
+            "decoded": decoded,
+            "cropped": cropped,
             "logits_max_abs_diff": {"png_alone": png_logits, "png_batched": batch_png, "jpeg_alone": jpeg_logits, "bound": LOGIT_BOUND, "jpeg_bound": JPEG_LOGIT_BOUND},
             "top_label": {"images": decodable.len(), "mismatched": top_mismatches},
             "pipeline_json": {"max_abs_score_diff": pipeline_max, "bound": SCORE_BOUND, "differences": pipeline_errors},

@@ -49,12 +49,20 @@
 //! files refused by both, and mAP@0.5 and mAP@0.5:0.95 over the test scenes, computed as
 //! Python computes them (`average_precision.rs`), within 0.001 of PyTorch's (INT8: at most
 //! 1.0 point below).
+//! For an image–text model (`image_text.rs`): the image tower's pixels as an image
+//! classifier's; every golden image's and text's embedding within cosine ≥ 0.99999 of
+//! PyTorch's, alone and in one request (INT8: reported); the zero-shot pipeline's answer
+//! over the golden candidate labels (same labels in the same order, scores within 1e-4)
+//! and its top label on every image; undecodable files refused by both; and zero-shot
+//! accuracy over the test images with every held-out template equal to PyTorch's (INT8:
+//! the mean at most 1.0 point below).
 
 mod average_precision;
 mod classification;
 mod detection;
 mod embedding;
 mod image;
+mod image_text;
 mod pixels;
 mod question;
 mod recorded;
@@ -307,6 +315,11 @@ async fn check_through(
             let test = test_split::read_images(artifacts, name)?;
             let pixels = artifacts.join(name).join("golden-pixels");
             image::check(through, model.info(), &reference, golden, &pixels, &test, &mut figures).await
+        }
+        Task::ZeroShotImageClassification => {
+            let test = test_split::read_images(artifacts, name)?;
+            let pixels = artifacts.join(name).join("golden-pixels");
+            image_text::check(through, model.info(), &reference, golden, &pixels, &test, &mut figures).await
         }
         Task::ObjectDetection => {
             let test = test_split::read_scenes(artifacts, name)?;

@@ -185,7 +185,7 @@ impl TestInputs {
 /// The inputs of any model's test split: what measurement and benchmarks feed it.
 pub fn inputs(artifacts: &Path, model: &str, task: Task) -> Result<TestInputs> {
     Ok(match task {
-        Task::ImageClassification => TestInputs::Images(
+        Task::ImageClassification | Task::ZeroShotImageClassification => TestInputs::Images(
             read_images(artifacts, model)?
                 .into_iter()
                 .map(|(_, bytes)| bytes)

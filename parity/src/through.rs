@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use anyhow::{Result, anyhow};
 use futures_util::future::try_join_all;
-use modelcrate_core::{Answers, BatchingOptions, Engine, Infer, Limits, Timings, Truncate};
+use modelcrate_core::{Answers, BatchingOptions, Engine, Infer, Limits, Timings, Truncate, ZeroShot};
 use modelcrate_runtime::classification::ClassificationFunction;
 use modelcrate_runtime::detection::{DecodeOptions, RawDetection};
 use modelcrate_runtime::image::DEFAULT_MAX_PIXELS;
@@ -296,6 +296,34 @@ impl Through {
             all.extend(self.detections(request, options).await?);
         }
         Ok(all)
+    }
+}
+
+impl Through {
+    /// An image–text model's image embeddings, one request of all `images`.
+    pub async fn image_embeddings(&self, images: &[&[u8]]) -> Result<Vec<Vec<f32>>> {
+        let owned: Vec<Vec<u8>> = images.iter().map(|bytes| bytes.to_vec()).collect();
+        let embedded = self.infer.embed_images(owned).await?;
+        self.count(images.len(), &embedded.timings);
+        Ok(embedded.embeddings)
+    }
+
+    /// [`Through::image_embeddings`] as requests of a full batch, one after another.
+    pub async fn image_embeddings_in_requests(&self, images: &[&[u8]]) -> Result<Vec<Vec<f32>>> {
+        let mut all = Vec::with_capacity(images.len());
+        for request in images.chunks(self.batch_size()) {
+            all.extend(self.image_embeddings(request).await?);
+        }
+        Ok(all)
+    }
+
+    /// Zero-shot scores of `images` over `labels` put in `template`, one request.
+    pub async fn zero_shot(&self, images: &[&[u8]], labels: &[String], template: &str) -> Result<ZeroShot> {
+        let owned: Vec<Vec<u8>> = images.iter().map(|bytes| bytes.to_vec()).collect();
+        let answered = self.infer.zero_shot(owned, labels.to_vec(), template).await?;
+        self.count(images.len(), &answered.image_timings);
+        self.count(labels.len(), &answered.text_timings);
+        Ok(answered)
     }
 }
 
