@@ -1,6 +1,8 @@
 //! The Hugging Face Inference API: `POST /models/{name}/predict` takes what the
 //! `transformers` pipeline of the model's task takes (`{"inputs": …, "parameters": …}`,
-//! or an image as raw bytes, multipart or base64 JSON) and answers in its shapes.
+//! or an image as raw bytes, multipart or base64 JSON) and answers in its shapes; an
+//! image–text model's image tower answers `POST /models/{name}/image-embeddings` in the
+//! feature-extraction shape (one vector for one image, a list of vectors for a list).
 
 use std::time::Instant;
 
@@ -9,7 +11,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, header};
-use modelcrate_core::pipeline::{Classification, Entities, ObjectDetections, QuestionAnswers};
+use modelcrate_core::pipeline::{Classification, Entities, ObjectDetections, QuestionAnswers, ZeroShotAnswer};
 use modelcrate_core::{Infer, Timings, TopK, Truncate};
 use modelcrate_runtime::image_classification::DEFAULT_TOP_K;
 use modelcrate_runtime::{ModelInfo, Task};
@@ -19,6 +21,7 @@ use crate::error::ApiError;
 use crate::image_request::{ImageRequest, media_type};
 use crate::request::{
     AnswerRequest, ClassifyParameters, ClassifyRequest, DetectionParameters, EmbedRequest, EntitiesRequest,
+    NoParameters, ZeroShotParameters,
 };
 use crate::state::AppState;
 use crate::wire;
@@ -34,12 +37,50 @@ pub enum Prediction {
     Entities(Entities),
     Answers(QuestionAnswers),
     Objects(ObjectDetections),
+    Candidates(ZeroShotAnswer),
     Embedding(Vec<f32>),
     Embeddings(Vec<Vec<f32>>),
 }
 
 /// The route label of the Inference API's prediction route in the metrics.
 const PREDICT_ROUTE: &str = "/models/{name}/predict";
+/// The route label of an image–text model's image embeddings route in the metrics.
+const IMAGE_EMBEDDINGS_ROUTE: &str = "/models/{name}/image-embeddings";
+
+/// An image–text model's image embeddings: one vector for one image, a list of vectors
+/// for a list (raw bytes, multipart or base64 JSON, as a prediction's images).
+pub async fn image_embeddings(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(HeaderMap, Json<Prediction>), ApiError> {
+    let work = async {
+        let result = async {
+            let started = Instant::now();
+            let infer = state.infer(&name)?;
+            let body = state.body(body)?;
+            let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+            let request: ImageRequest<NoParameters> =
+                ImageRequest::parse(content_type, query.as_deref(), body, state.limits.max_client_batch_size).await?;
+            let embedded = infer.embed_images(request.images).await?;
+            let mut embeddings = embedded.embeddings;
+            let answer = if request.single && embeddings.len() == 1 {
+                Prediction::Embedding(embeddings.remove(0))
+            } else {
+                Prediction::Embeddings(embeddings)
+            };
+            Ok((
+                state.finish(infer.info().name, &embedded.timings, started),
+                Json(answer),
+            ))
+        }
+        .await;
+        (name.clone(), result)
+    };
+    state.counted(IMAGE_EMBEDDINGS_ROUTE, &name, work).await
+}
 
 /// A prediction in the Inference API's shapes.
 pub async fn predict(
@@ -97,6 +138,19 @@ async fn answer(
                 Json(Prediction::Objects(answer)),
             ));
         }
+        Task::ZeroShotImageClassification => {
+            let request: ImageRequest<ZeroShotParameters> =
+                ImageRequest::parse(content_type, query.as_deref(), body, max_inputs).await?;
+            let labels = request.parameters.labels()?;
+            let answered = infer
+                .zero_shot(request.images, labels.clone(), request.parameters.template())
+                .await?;
+            let answer = pipeline::zero_shot(&labels, &answered.scores, request.single);
+            return Ok((
+                state.finish(model_name, &answered.image_timings, started),
+                Json(Prediction::Candidates(answer)),
+            ));
+        }
         _ => {}
     }
     require_json(&headers, infer.info())?;
@@ -150,7 +204,7 @@ async fn texts(infer: &Infer, body: &[u8], max_inputs: usize) -> Result<(Predict
             let answer = pipeline::question_answers(&answered.answers);
             (Prediction::Answers(answer), answered.timings)
         }
-        Task::ImageClassification | Task::ObjectDetection => {
+        Task::ImageClassification | Task::ObjectDetection | Task::ZeroShotImageClassification => {
             return Err(ApiError::Inference(
                 "an image model's request reached the text path".into(),
             ));

@@ -19,7 +19,10 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
-use crate::request::{ClassifyParameters, DetectionParameters, DetectionRequest, ImagesRequest};
+use crate::request::{
+    ClassifyParameters, DetectionParameters, DetectionRequest, ImageEmbedRequest, ImagesRequest, NoParameters,
+    ZeroShotParameters, ZeroShotRequest,
+};
 use crate::wire::{self, Inputs};
 
 /// The parameters of an image task's requests.
@@ -46,6 +49,24 @@ impl ImageParameters for DetectionParameters {
     type Body = DetectionRequest;
 
     fn from_body(body: DetectionRequest) -> (Inputs, Option<Self>) {
+        (body.inputs, body.parameters)
+    }
+}
+
+impl ImageParameters for NoParameters {
+    const NAMES: &'static [&'static str] = &[];
+    type Body = ImageEmbedRequest;
+
+    fn from_body(body: ImageEmbedRequest) -> (Inputs, Option<Self>) {
+        (body.inputs, None)
+    }
+}
+
+impl ImageParameters for ZeroShotParameters {
+    const NAMES: &'static [&'static str] = &["candidate_labels", "hypothesis_template"];
+    type Body = ZeroShotRequest;
+
+    fn from_body(body: ZeroShotRequest) -> (Inputs, Option<Self>) {
         (body.inputs, body.parameters)
     }
 }

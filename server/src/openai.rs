@@ -19,7 +19,6 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use modelcrate_core::{Infer, Truncate};
-use modelcrate_runtime::Task;
 use modelcrate_runtime::embedding::l2_normalize;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
@@ -249,9 +248,9 @@ async fn embed(state: &AppState, request: EmbeddingsRequest) -> Result<(HeaderMa
     let base64 = request.encoding_format == Some(EncodingFormat::Base64);
     let engine = state.engine(name)?;
     let info = engine.model().info();
-    if info.task != Task::FeatureExtraction {
+    if !info.embeds_texts() {
         return Err(ApiError::Validation(format!(
-            "`model`: `{name}` is a {} model; /v1/embeddings serves feature-extraction models",
+            "`model`: `{name}` is a {} model; /v1/embeddings serves feature-extraction models and the text towers of zero-shot-image-classification models",
             info.task.as_str()
         )));
     }
@@ -319,7 +318,7 @@ pub async fn models(State(state): State<AppState>) -> Json<ModelList> {
                 created: 0,
                 owned_by: "modelcrate",
                 task: info.task.as_str(),
-                embeddings: info.task == Task::FeatureExtraction,
+                embeddings: info.embeds_texts(),
             }
         })
         .collect();

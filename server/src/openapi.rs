@@ -23,13 +23,13 @@ use crate::error::ErrorBody;
 use crate::openai::OpenAiErrorBody;
 use crate::request::{
     AnswerParameters, AnswerRequest, ClassifyRequest, DetectionParameters, DetectionRequest, EmbedRequest,
-    EntitiesRequest, ImagesRequest, QuestionContext,
+    EntitiesRequest, ImageEmbedRequest, ImagesRequest, QuestionContext, ZeroShotParameters, ZeroShotRequest,
 };
 use crate::state::AppState;
 use crate::{admin, kserve, openai, status, tei};
 use modelcrate_core::pipeline::{
-    Classification, DetectedObject, Entities, EntityAnswer, EntityGroup, LabelScore, PixelBox, QuestionAnswer,
-    QuestionAnswers, SpanAnswer, TextLabels, TokenEntity,
+    CandidateScore, Classification, DetectedObject, Entities, EntityAnswer, EntityGroup, LabelScore, PixelBox,
+    QuestionAnswer, QuestionAnswers, SpanAnswer, TextLabels, TokenEntity,
 };
 
 /// The routes every server has, whatever it serves.
@@ -70,6 +70,10 @@ use modelcrate_core::pipeline::{
         DetectionParameters,
         DetectedObject,
         PixelBox,
+        ZeroShotRequest,
+        ZeroShotParameters,
+        ImageEmbedRequest,
+        CandidateScore,
         LabelScore,
         TextLabels,
         Classification,
@@ -142,18 +146,25 @@ pub fn described(models: &[&ModelInfo]) -> Value {
             .map(|info| info.name)
             .collect()
     };
+    // The models whose texts `/v1/embeddings` embeds: sentence-embedding models and the
+    // text towers of image–text models.
+    let text_embedders: Vec<&str> = models
+        .iter()
+        .filter(|info| info.embeds_texts())
+        .map(|info| info.name)
+        .collect();
     if let Some(paths) = document["paths"].as_object_mut() {
         for info in models {
             paths.insert(format!("/models/{}/predict", info.name), predict_operation(info));
+            if info.task == Task::ZeroShotImageClassification {
+                paths.insert(
+                    format!("/models/{}/image-embeddings", info.name),
+                    image_embeddings_operation(info),
+                );
+            }
         }
         // The served models' names where a route takes one.
-        narrow_body(
-            paths,
-            "/v1/embeddings",
-            "EmbeddingsRequest",
-            "model",
-            &names(Some(Task::FeatureExtraction)),
-        );
+        narrow_body(paths, "/v1/embeddings", "EmbeddingsRequest", "model", &text_embedders);
         narrow_body(
             paths,
             "/embed",
@@ -270,6 +281,19 @@ fn image_body(parameters: Value, json_schema: &str) -> Value {
     }})
 }
 
+/// An image–text model's image embeddings route: images in, vectors of its dimension out.
+fn image_embeddings_operation(info: &ModelInfo) -> Value {
+    let dimension = info.dimension.unwrap_or(0);
+    let vector = json!({"type": "array", "items": {"type": "number"}, "minItems": dimension, "maxItems": dimension});
+    json!({"post": {
+        "tags": ["Inference API"],
+        "summary": "Embed images with the image tower (unit vectors in the text tower's space)",
+        "operationId": format!("image_embeddings_{}", info.name),
+        "requestBody": image_body(json!({}), "ImageEmbedRequest"),
+        "responses": {"200": {"description": "one vector for one image, a list of vectors for a list", "content": {"application/json": {"schema": {"oneOf": [vector.clone(), {"type": "array", "items": vector}]}}}}},
+    }})
+}
+
 /// The Inference API route of one model: its task's request, its answer narrowed to the
 /// model's facts.
 fn predict_operation(info: &ModelInfo) -> Value {
@@ -327,6 +351,17 @@ fn predict_operation(info: &ModelInfo) -> Value {
                 image_body(json!({"threshold": unit, "iou_threshold": unit}), "DetectionRequest"),
                 one_or_per_input(json!({"type": "array", "items": object})),
                 "Find objects in images (the object-detection pipeline's answers)",
+            )
+        }
+        Task::ZeroShotImageClassification => {
+            let form = json!({
+                "candidate_labels": {"type": "string", "description": "comma-separated labels"},
+                "hypothesis_template": {"type": "string"},
+            });
+            (
+                image_body(form, "ZeroShotRequest"),
+                one_or_per_input(json!({"type": "array", "items": reference("CandidateScore")})),
+                "Score images against any labels (the zero-shot-image-classification pipeline's answers)",
             )
         }
     };

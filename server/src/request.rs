@@ -4,7 +4,8 @@
 //! for every label) and `function_to_apply`; feature extraction: `normalize`; token
 //! classification: `aggregation_strategy` and `ignore_labels`; an image classifier's
 //! JSON body carries base64 images in `inputs` with the classification parameters, an
-//! object detector's with `threshold` and `iou_threshold`;
+//! object detector's with `threshold` and `iou_threshold`, a zero-shot image classifier's
+//! with `candidate_labels` and `hypothesis_template`;
 //! question answering: `inputs` is `{"question", "context"}` (or a list of them), with
 //! the question-answering pipeline's parameters.
 //! A field outside these is refused by name.
@@ -13,6 +14,7 @@ use std::fmt;
 
 use modelcrate_core::TopK;
 use modelcrate_runtime::detection::{DEFAULT_DECODE, DecodeOptions};
+use modelcrate_runtime::image_text::DEFAULT_HYPOTHESIS_TEMPLATE;
 use modelcrate_runtime::{AggregationStrategy, AnswerOptions, ClassificationFunction};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -318,6 +320,102 @@ impl DetectionParameters {
             threshold: within(self.threshold, DEFAULT_DECODE.threshold, "threshold")?,
             iou_threshold: within(self.iou_threshold, DEFAULT_DECODE.iou_threshold, "iou_threshold")?,
         })
+    }
+}
+
+/// A zero-shot image classifier's JSON request: base64 images (a `data:` URL prefix
+/// allowed) and the labels to score them against.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ZeroShotRequest {
+    /// A base64-encoded PNG or JPEG, or a list of them.
+    pub inputs: Inputs,
+    pub parameters: Option<ZeroShotParameters>,
+}
+
+/// An image–text model's image embeddings request as JSON: base64 images (a `data:` URL
+/// prefix allowed), no parameters.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImageEmbedRequest {
+    /// A base64-encoded PNG or JPEG, or a list of them.
+    pub inputs: Inputs,
+}
+
+/// The image embeddings route takes no parameters; any is refused by name.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoParameters {}
+
+/// Most candidate labels one request may score an image against: each is a text the
+/// text tower embeds.
+pub const MAX_CANDIDATE_LABELS: usize = 1000;
+
+/// The zero-shot-image-classification pipeline's parameters.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ZeroShotParameters {
+    /// The labels to score each image against (required): a list, or one string of
+    /// comma-separated labels (as a query string or a form field holds them).
+    pub candidate_labels: Option<CandidateLabels>,
+    /// Each label is put in its `{}` to make the text the image is compared with
+    /// (default `"This is a photo of {}."`, the pipeline's).
+    pub hypothesis_template: Option<String>,
+}
+
+/// Candidate labels as the zero-shot pipelines take them.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(untagged, expecting = "a list of labels, or one string of comma-separated labels")]
+pub enum CandidateLabels {
+    List(Vec<String>),
+    Joined(String),
+}
+
+impl ZeroShotParameters {
+    /// The candidate labels, each trimmed (a joined string split at its commas, empty
+    /// pieces dropped, as the pipelines split it); refused by name when absent, empty,
+    /// blank or more than [`MAX_CANDIDATE_LABELS`].
+    pub fn labels(&self) -> Result<Vec<String>, ApiError> {
+        let labels: Vec<String> = match &self.candidate_labels {
+            None => {
+                return Err(ApiError::Validation(
+                    "`parameters.candidate_labels` is required: the labels to score the image against".into(),
+                ));
+            }
+            Some(CandidateLabels::Joined(joined)) => joined
+                .split(',')
+                .map(str::trim)
+                .filter(|label| !label.is_empty())
+                .map(String::from)
+                .collect(),
+            Some(CandidateLabels::List(list)) => {
+                if let Some(index) = list.iter().position(|label| label.trim().is_empty()) {
+                    return Err(ApiError::Validation(format!(
+                        "`parameters.candidate_labels[{index}]` is blank"
+                    )));
+                }
+                list.clone()
+            }
+        };
+        if labels.is_empty() {
+            return Err(ApiError::Validation(
+                "`parameters.candidate_labels` holds no label".into(),
+            ));
+        }
+        if labels.len() > MAX_CANDIDATE_LABELS {
+            return Err(ApiError::PayloadTooLarge(format!(
+                "`parameters.candidate_labels` holds {} labels, more than {MAX_CANDIDATE_LABELS}",
+                labels.len()
+            )));
+        }
+        Ok(labels)
+    }
+
+    /// The hypothesis template: the request's, or the pipeline's default.
+    pub fn template(&self) -> &str {
+        self.hypothesis_template
+            .as_deref()
+            .unwrap_or(DEFAULT_HYPOTHESIS_TEMPLATE)
     }
 }
 

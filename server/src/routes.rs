@@ -49,6 +49,7 @@ pub fn endpoints() -> Vec<Endpoint> {
         get_at("/models", status::list_models),
         get_at("/metrics", status::metrics),
         post_at("/models/{name}/predict", hf::predict),
+        post_at("/models/{name}/image-embeddings", hf::image_embeddings),
         post_at("/v1/embeddings", openai::embeddings),
         get_at("/v1/models", openai::models),
         post_at("/embed", tei::embed),

@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use modelcrate_core::Engine;
 use modelcrate_runtime::TensorSpec;
 use modelcrate_runtime::detection::DEFAULT_DECODE;
+use modelcrate_runtime::image_text::DEFAULT_HYPOTHESIS_TEMPLATE;
 use serde_json::{Value, json};
 
 use crate::error::{ApiError, ErrorBody};
@@ -127,6 +128,15 @@ pub async fn list_models(State(state): State<AppState>) -> Json<Value> {
                     "inputs": tensors(info.signature.inputs),
                     "outputs": tensors(info.signature.outputs),
                 },
+                // An image–text model's text tower, and the temperature of its zero-shot scores.
+                "image_text": info.image_text.map(|towers| json!({
+                    "text_signature": {
+                        "inputs": tensors(towers.text_signature.inputs),
+                        "outputs": tensors(towers.text_signature.outputs),
+                    },
+                    "logit_scale": towers.logit_scale,
+                    "hypothesis_template": DEFAULT_HYPOTHESIS_TEMPLATE,
+                })),
                 // A SetFit classifier's second session, run on the body's embeddings.
                 "head_signature": info.head.map(|head| json!({
                     "inputs": tensors(head.inputs),

@@ -431,6 +431,7 @@ pub async fn info(State(state): State<AppState>, RawQuery(query): RawQuery) -> R
                     Task::TokenClassification => "token_classifier",
                     Task::ImageClassification => "image_classifier",
                     Task::ObjectDetection => "object_detector",
+                    Task::ZeroShotImageClassification => "zero_shot_image_classifier",
                     _ => "classifier",
                 };
                 json!({kind: {"id2label": id2label, "label2id": label2id}})

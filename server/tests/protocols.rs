@@ -5,7 +5,9 @@
 
 mod common;
 
-use common::fake::{ANSWERER, CLASSIFIER, DETECTOR, DIMENSION, EMBEDDER, IMAGES, MAX_LENGTH, TAGGER};
+use common::fake::{
+    ANSWERER, CLASSIFIER, DETECTOR, DIMENSION, EMBEDDER, IMAGES, MAX_LENGTH, PAIRS, PAIRS_SCALE, TAGGER,
+};
 use common::{get, post, post_bytes, start_fakes, start_fakes_for};
 use serde_json::{Value, json};
 
@@ -286,6 +288,107 @@ async fn objects_are_found_in_the_pipelines_shape_with_its_threshold() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn images_are_scored_against_any_labels_and_embedded_beside_texts() {
+    let base = start_fakes().await;
+    let path = format!("/models/{PAIRS}/predict");
+    // White: the image points along `good`, (1.1, 0.1) normalised, as the hypothesis
+    // holding `good` does; the one holding `bad` is (0.1, 1.1), at cosine 0.22 / 1.22.
+    let unit = |x: f64, y: f64| [x / x.hypot(y), y / x.hypot(y)];
+    let light = unit(1.1, 0.1);
+    let off = 0.22 / 1.22;
+    let best = 1.0 / (1.0 + (-f64::from(PAIRS_SCALE) * (1.0 - off)).exp());
+    let (status, answer) = post_bytes(
+        &base,
+        &format!("{path}?candidate_labels=bad,%20good"),
+        "image/png",
+        png(255),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer[0]["label"], "good", "{answer}");
+    assert_eq!(answer[1]["label"], "bad", "{answer}");
+    assert!(close(&answer[0]["score"], best), "{answer} against {best}");
+    // A list of base64 images with a template of the request's own: one list per image.
+    let encoded = |shade| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, png(shade));
+    let body = json!({
+        "inputs": [encoded(0), encoded(255)],
+        "parameters": {"candidate_labels": ["good", "bad", "slow"], "hypothesis_template": "the {} one"},
+    });
+    let (status, answer) = post(&base, &path, &body).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer.as_array().map(Vec::len), Some(2), "{answer}");
+    // Dark: `bad` and `slow` point the same way; the pipeline keeps their order on a tie.
+    assert_eq!(answer[0][0]["label"], "bad", "{answer}");
+    assert_eq!(answer[0][1]["label"], "slow", "{answer}");
+    assert_eq!(answer[1][0]["label"], "good", "{answer}");
+    // A form: the image as a file part, the labels as a text part.
+    let form = reqwest::multipart::Form::new()
+        .part("image", reqwest::multipart::Part::bytes(png(255)).file_name("a.png"))
+        .text("candidate_labels", "bad,good");
+    let response = reqwest::Client::new()
+        .post(format!("{base}{path}"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer[0]["label"], "good", "{answer}");
+    // What the pipeline needs is asked for by name.
+    for (query, wanted) in [
+        ("", "`parameters.candidate_labels` is required"),
+        (
+            "?candidate_labels=%20,%20",
+            "`parameters.candidate_labels` holds no label",
+        ),
+        (
+            "?candidate_labels=good&hypothesis_template=a%20photo",
+            "must hold exactly one `{}`",
+        ),
+        ("?candidate_labels=good&top_k=1", "top_k"),
+    ] {
+        let (status, answer) = post_bytes(&base, &format!("{path}{query}"), "image/png", png(255)).await;
+        assert_eq!(status, 422, "{query}: {answer}");
+        let error = answer["error"].as_str().unwrap_or_default();
+        assert!(error.contains(wanted), "{query}: {answer}");
+    }
+    // The image tower's embeddings: one vector for one image, a list for a list.
+    let embeddings = format!("/models/{PAIRS}/image-embeddings");
+    let (status, answer) = post_bytes(&base, &embeddings, "image/png", png(255)).await;
+    assert_eq!(status, 200, "{answer}");
+    let vector = floats(&answer);
+    assert!(
+        (vector[0] - light[0]).abs() < 1e-6 && (vector[1] - light[1]).abs() < 1e-6,
+        "{answer}"
+    );
+    let (status, answer) = post(&base, &embeddings, &json!({"inputs": [encoded(0)]})).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(floats(&answer[0]).len(), 2, "{answer}");
+    let (status, answer) = post_bytes(
+        &base,
+        &format!("/models/{IMAGES}/image-embeddings"),
+        "image/png",
+        png(255),
+    )
+    .await;
+    assert_eq!(status, 422, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("image embeddings"),
+        "{answer}"
+    );
+    // The text tower on OpenAI's route: `good` in the images' space.
+    let (status, answer) = post(&base, "/v1/embeddings", &json!({"model": PAIRS, "input": "good"})).await;
+    assert_eq!(status, 200, "{answer}");
+    let vector = floats(&answer["data"][0]["embedding"]);
+    assert!((vector[0] - light[0]).abs() < 1e-6, "{answer}");
+    let info = get(&base, &format!("/info?model={PAIRS}")).await;
+    assert!(info["model_type"].get("zero_shot_image_classifier").is_some(), "{info}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tei_routes_answer_in_tei_shapes() {
     let base = start_fakes().await;
     // The one embedding model needs no name; /embed always answers a list of vectors.
@@ -347,7 +450,16 @@ async fn openai_embeddings_answer_in_openais_shape_and_refuse_in_it() {
     assert_eq!(status, 422, "{answer}");
     assert_eq!(answer["error"]["param"], "model", "{answer}");
     let models = get(&base, "/v1/models").await;
-    assert_eq!(models["data"].as_array().map(Vec::len), Some(6), "{models}");
+    assert_eq!(models["data"].as_array().map(Vec::len), Some(7), "{models}");
+    // The embedding model and the image–text model's text tower are marked as embedders.
+    let embedders: Vec<&Value> = models["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|model| model["embeddings"] == true)
+        .map(|model| &model["id"])
+        .collect();
+    assert_eq!(embedders, [EMBEDDER, PAIRS], "{models}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -517,7 +629,7 @@ async fn the_openapi_document_describes_every_route_and_each_models_facts() {
     assert_eq!(
         paths["/v1/embeddings"]["post"]["requestBody"]["content"]["application/json"]["schema"]["allOf"][1]["properties"]
             ["model"]["enum"],
-        json!([EMBEDDER])
+        json!([EMBEDDER, PAIRS])
     );
     // Requests are described by the types the handlers read.
     let schemas = &document["components"]["schemas"];

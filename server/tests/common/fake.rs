@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use modelcrate_core::{BatchingOptions, Engine};
 use modelcrate_runtime::detection::{DetectorInfo, Grid, Letterboxing, RawOutputs};
+use modelcrate_runtime::image_text::ImageTextInfo;
 use modelcrate_runtime::question_answering::{self, QuestionTokenizer, SpanLogits};
 use modelcrate_runtime::signature::{DType, Signature, TensorSpec};
 use modelcrate_runtime::text::{EncodedBatch, TextEncoder};
@@ -36,6 +37,9 @@ pub const TAGGER: &str = "fake-ner";
 pub const IMAGES: &str = "fake-shades";
 pub const ANSWERER: &str = "fake-qa";
 pub const DETECTOR: &str = "fake-spots";
+pub const PAIRS: &str = "fake-pairs";
+/// The image–text fake's temperature: zero-shot logits are 10 × the similarity.
+pub const PAIRS_SCALE: f32 = 10.0;
 
 const WORDS: [&str; 12] = [
     "good", "bad", "fast", "slow", "rust", "python", "is", "and", "the", "release", "of", "version",
@@ -102,6 +106,7 @@ fn info(name: &'static str, task: Task, labels: &'static [&'static str], outputs
         normalize: None,
         image: None,
         detector: None,
+        image_text: None,
         signature: Signature {
             inputs: &TEXT_INPUTS,
             outputs,
@@ -326,6 +331,64 @@ impl TaskModel for Detector {
     }
 }
 
+/// An image–text model in two dimensions, `[good, bad]`: a text points along the counts of
+/// `good` (and `fast`) and `bad` (and `slow`) in it, an image along its lightness (the mean
+/// normalised pixel, above 0 towards `good`, below towards `bad`). Both unit vectors.
+pub struct ImageText {
+    info: ModelInfo,
+    encoder: TextEncoder,
+}
+
+fn unit(x: f32, y: f32) -> Vec<f32> {
+    let norm = (x * x + y * y).sqrt().max(1e-12);
+    vec![x / norm, y / norm]
+}
+
+impl TaskModel for ImageText {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    fn encoder(&self) -> Option<&TextEncoder> {
+        Some(&self.encoder)
+    }
+
+    fn run_texts(&self, batch: &EncodedBatch, _lane: Lane) -> Result<Vec<RowOutput>> {
+        Ok(rows(batch)
+            .map(|ids| {
+                let good = 0.1 + count(ids, &["good", "fast"]);
+                let bad = 0.1 + count(ids, &["bad", "slow"]);
+                RowOutput::Pooled(unit(good, bad))
+            })
+            .collect())
+    }
+
+    fn run_images(&self, pixels: &Array4<f32>, _lane: Lane) -> Result<Vec<RowOutput>> {
+        Ok(pixels
+            .axis_iter(Axis(0))
+            .map(|image| {
+                let mean = image.mean().unwrap_or(0.0);
+                RowOutput::Pooled(unit(0.1 + mean.max(0.0), 0.1 + (-mean).max(0.0)))
+            })
+            .collect())
+    }
+
+    fn process(&self, _inputs: &[Input<'_>]) -> Result<()> {
+        Ok(())
+    }
+}
+
+const PAIR_EMBEDDINGS: [TensorSpec; 1] = [TensorSpec {
+    name: "image_embeds",
+    dtype: DType::Float32,
+    dims: &[None, Some(2)],
+}];
+const PAIR_TEXT_EMBEDDINGS: [TensorSpec; 1] = [TensorSpec {
+    name: "text_embeds",
+    dtype: DType::Float32,
+    dims: &[None, Some(2)],
+}];
+
 const LOGITS: [TensorSpec; 1] = [TensorSpec {
     name: "logits",
     dtype: DType::Float32,
@@ -386,7 +449,7 @@ fn encoder() -> Result<TextEncoder> {
     TextEncoder::new(tokenizer(), MAX_LENGTH)
 }
 
-/// The five fakes, by name.
+/// The seven fakes, by name.
 pub fn models() -> Result<Vec<Arc<dyn TaskModel>>> {
     let classifier = TextModel {
         info: ModelInfo {
@@ -446,6 +509,31 @@ pub fn models() -> Result<Vec<Arc<dyn TaskModel>>> {
             ..info(DETECTOR, Task::ObjectDetection, &SHADES, &DETECTOR_OUTPUTS)
         },
     };
+    let pairs = ImageText {
+        info: ModelInfo {
+            dimension: Some(2),
+            normalize: Some(true),
+            image: Some(Preprocessing {
+                resize_shortest: 8,
+                crop: 8,
+                mean: [0.5; 3],
+                std: [0.5; 3],
+            }),
+            image_text: Some(ImageTextInfo {
+                text_signature: Signature {
+                    inputs: &TEXT_INPUTS,
+                    outputs: &PAIR_TEXT_EMBEDDINGS,
+                },
+                logit_scale: PAIRS_SCALE.ln(),
+            }),
+            signature: Signature {
+                inputs: &PIXELS,
+                outputs: &PAIR_EMBEDDINGS,
+            },
+            ..info(PAIRS, Task::ZeroShotImageClassification, &[], &PAIR_EMBEDDINGS)
+        },
+        encoder: encoder()?,
+    };
     let answerer = QuestionModel {
         info: info(ANSWERER, Task::QuestionAnswering, &[], &SPANS),
         encoder: encoder()?,
@@ -458,6 +546,7 @@ pub fn models() -> Result<Vec<Arc<dyn TaskModel>>> {
         Arc::new(images),
         Arc::new(answerer),
         Arc::new(detector),
+        Arc::new(pairs),
     ])
 }
 

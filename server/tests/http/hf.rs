@@ -488,6 +488,91 @@ async fn objects_are_found_as_pytorch_finds_them_in_the_pipelines_shape() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn images_are_scored_zero_shot_as_pytorch_scores_them_in_the_pipelines_shape() {
+    let base = start_serving(
+        &["animal-clip"],
+        VariantChoice::Named("fp32".into()),
+        BatchingOptions::default(),
+        REQUEST_TIMEOUT,
+    )
+    .await;
+    let reference = reference_of("animal-clip");
+    let labels = reference["candidate_labels"].as_array().unwrap();
+    let joined: Vec<&str> = labels.iter().map(|label| label.as_str().unwrap()).collect();
+    let query = format!("?candidate_labels={}", joined.join(","));
+    let (mut compared, mut refused, mut too_large) = (0, 0, 0);
+    for case in reference["cases"].as_array().unwrap() {
+        let (id, file) = (case["id"].as_str().unwrap(), case["file"].as_str().unwrap());
+        if !file.ends_with(".png") {
+            continue;
+        }
+        let bytes = std::fs::read(workspace().join("golden/animal-clip").join(file)).unwrap();
+        let path = format!("/models/animal-clip/predict{query}");
+        let (status, answer) = post_bytes(&base, &path, "image/png", bytes.clone()).await;
+        if case.get("error").is_some() {
+            assert_eq!(
+                (status, &answer["error_type"]),
+                (422, &json!("validation")),
+                "{id}: {answer}"
+            );
+            refused += 1;
+            continue;
+        }
+        if case["width"].as_u64().unwrap() * case["height"].as_u64().unwrap() > MAX_IMAGE_PIXELS {
+            assert_eq!(status, 413, "{id}: {answer}");
+            too_large += 1;
+            continue;
+        }
+        assert_eq!(status, 200, "{id}: {answer}");
+        // PIL's very pixels: PyTorch's candidates in its order, scores within the FP32 bound.
+        let max = compare(&answer, &case["pipeline"], id);
+        assert!(max <= SCORE_BOUND, "{id}: {max}");
+        // The image tower's embedding, PyTorch's within cosine 0.99999.
+        let (status, embedding) = post_bytes(&base, "/models/animal-clip/image-embeddings", "image/png", bytes).await;
+        assert_eq!(status, 200, "{id}: {embedding}");
+        let (rust, python) = (embedding.as_array().unwrap(), case["image_embeds"].as_array().unwrap());
+        let dot: f64 = rust
+            .iter()
+            .zip(python)
+            .map(|(a, b)| a.as_f64().unwrap() * b.as_f64().unwrap())
+            .sum();
+        assert!(dot >= 0.99999, "{id}: cosine {dot}");
+        compared += 1;
+    }
+    // The text tower on OpenAI's route: every golden text's embedding, PyTorch's; the one
+    // longer than the tower's 32 tokens refused, as OpenAI's route refuses without
+    // --auto-truncate, and the empty one as OpenAI refuses it.
+    for text in reference["texts"].as_array().unwrap() {
+        let body = json!({"model": "animal-clip", "input": text["text"]});
+        let (status, answer) = post(&base, "/v1/embeddings", &body).await;
+        match text["id"].as_str() {
+            Some("long") => {
+                assert_eq!(status, 413, "{answer}");
+                continue;
+            }
+            Some("empty") => {
+                assert_eq!(status, 422, "{answer}");
+                continue;
+            }
+            _ => {}
+        }
+        assert_eq!(status, 200, "{}: {answer}", text["id"]);
+        let rust = answer["data"][0]["embedding"].as_array().unwrap();
+        let python = text["text_embeds"].as_array().unwrap();
+        let dot: f64 = rust
+            .iter()
+            .zip(python)
+            .map(|(a, b)| a.as_f64().unwrap() * b.as_f64().unwrap())
+            .sum();
+        assert!(dot >= 0.99999, "{}: cosine {dot}", text["id"]);
+    }
+    assert!(
+        compared >= 15 && refused == 1 && too_large == 1,
+        "{compared} {refused} {too_large}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn images_arrive_raw_in_a_form_or_as_base64_with_the_same_answer() {
     use base64::Engine as _;
     let base = start_serving(

@@ -64,6 +64,20 @@ async fn models_and_health_describe_what_is_served() {
         animals["signature"]["inputs"],
         json!([{"name": "pixel_values", "dtype": "float32", "dims": [null, 3, 224, 224]}])
     );
+    let clip = by_name["animal-clip"];
+    assert_eq!(clip["task"], "zero-shot-image-classification");
+    assert_eq!(clip["dimension"], 256);
+    assert_eq!(clip["image"]["crop_size"], 96);
+    assert_eq!(
+        clip["image_text"]["text_signature"]["outputs"],
+        json!([{"name": "text_embeds", "dtype": "float32", "dims": [null, 256]}])
+    );
+    assert!(
+        clip["image_text"]["logit_scale"]
+            .as_f64()
+            .is_some_and(|scale| scale > 0.0),
+        "{clip}"
+    );
     assert_eq!(news["signature"]["inputs"][0]["name"], "input_ids");
     assert_eq!(news["variant"]["name"], "fp32");
     assert_eq!(news["variant"]["file"], "model.onnx");
@@ -319,7 +333,7 @@ async fn the_openapi_document_describes_the_real_models_as_typed() {
     assert_eq!(
         document["paths"]["/v1/embeddings"]["post"]["requestBody"]["content"]["application/json"]["schema"]["allOf"][1]
             ["properties"]["model"]["enum"],
-        json!(["minilm-embed", "news-embed"])
+        json!(["animal-clip", "minilm-embed", "news-embed"])
     );
     // Where a route takes a model's name, the served names are its enum.
     let infer = &paths["/v2/models/{name}/infer"]["post"]["parameters"][0];
