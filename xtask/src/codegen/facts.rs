@@ -6,8 +6,8 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use modelcrate_schema::{
-    DetectorConfig, Dim, LETTERBOX_PAD_VALUE, LetterboxConfig, MAX_LOG_DISTANCE, PIL_BILINEAR, Pooling, PoolingFile,
-    PreprocessorConfig, SignatureFile, Task, TensorFile,
+    DetectorConfig, Dim, ImageTextConfig, LETTERBOX_PAD_VALUE, LetterboxConfig, MAX_LOG_DISTANCE, PIL_BILINEAR,
+    Pooling, PoolingFile, PreprocessorConfig, SignatureFile, Task, TensorFile,
 };
 use serde::Deserialize;
 
@@ -70,6 +70,8 @@ pub struct ModelFacts {
     pub image: Option<ImageFacts>,
     /// Object detectors only.
     pub detection: Option<DetectionFacts>,
+    /// Image–text models only.
+    pub image_text: Option<ImageTextFacts>,
     /// SetFit classifiers only.
     pub setfit: Option<SetFitFacts>,
     /// Question-answering models only.
@@ -119,6 +121,23 @@ pub struct ImageFacts {
     pub mean: String,
     pub std: String,
     pub pixels_input: String,
+}
+
+/// What an image–text model's crate adds: the image tower's preprocessing and output, the
+/// text tower's signature, tokenizer length and base model, and the zero-shot figures.
+#[derive(Debug, Clone)]
+pub struct ImageTextFacts {
+    pub image: ImageFacts,
+    pub image_output: String,
+    pub text_opset: u32,
+    pub text_inputs: Vec<Tensor>,
+    pub text_outputs: Vec<Tensor>,
+    pub text_output: String,
+    pub dimension: usize,
+    pub text_base_model: String,
+    pub text_base_package: String,
+    /// Mean zero-shot accuracy of PyTorch on the test images over the held-out templates.
+    pub zero_shot_accuracy: String,
 }
 
 /// What a detector's crate adds: its letterbox, its grid, its three outputs and its mAP.
@@ -356,7 +375,7 @@ impl ModelFacts {
         let config = onnx.join("config.json");
         let (mut labels, mut logits_output, mut test_accuracy) = (Vec::new(), String::new(), String::new());
         let (mut embedding, mut entity, mut image, mut setfit, mut question) = (None, None, None, None, None);
-        let mut detection = None;
+        let (mut detection, mut image_text) = (None, None);
         match spec.task {
             _ if spec.is_setfit() => {
                 let facts = setfit_facts(&onnx, &signature_path, &outputs, &metrics, &metrics_path)?;
@@ -377,6 +396,16 @@ impl ModelFacts {
                     &signature_path,
                     (&inputs, &outputs),
                     labels.len(),
+                    &metrics,
+                    &metrics_path,
+                )?);
+            }
+            Task::ZeroShotImageClassification => {
+                image_text = Some(image_text_facts(
+                    spec,
+                    &onnx,
+                    &signature_path,
+                    (&inputs, &outputs),
                     &metrics,
                     &metrics_path,
                 )?);
@@ -421,7 +450,7 @@ impl ModelFacts {
             base_model: spec.base.model.clone(),
             base_package: spec.base.package.clone(),
             data_description: spec.data_description().to_string(),
-            training: training(&spec.train, &metrics),
+            training: training(spec.task, &spec.train, &metrics),
             trained: !spec.is_pretrained(),
             max_length: spec.max_length(),
             opset: signature.opset,
@@ -440,6 +469,7 @@ impl ModelFacts {
             entity,
             image,
             detection,
+            image_text,
             setfit,
             question,
             student: student_facts(paths, spec)?,
@@ -451,7 +481,7 @@ impl ModelFacts {
 
 /// How the model was trained, for the model card: the strategy, the share of parameters it
 /// trained, the precision and the schedule.
-fn training(train: &TrainSpec, metrics: &TrainingFigures) -> String {
+fn training(task: Task, train: &TrainSpec, metrics: &TrainingFigures) -> String {
     let (Some(epochs), Some(rate)) = (train.epochs, train.learning_rate) else {
         return format!(
             "none: the base model's weights served as they come (strategy `pretrained`; 0 of {} parameters trained)",
@@ -464,6 +494,9 @@ fn training(train: &TrainSpec, metrics: &TrainingFigures) -> String {
             "LoRA (PEFT, rank 8 on attention query and value, classifier head trained; merged into the weights before export)"
         }
         "head-only" => "head-only (frozen backbone, classifier head trained)",
+        "contrastive" if task == Task::ZeroShotImageClassification => {
+            "contrastive (CLIP's symmetric InfoNCE: each image against its caption and the batch's other captions, each caption against the batch's images; the text tower locked, the image tower, both projections and the temperature trained)"
+        }
         "contrastive" => {
             "contrastive (sentence-transformers `MultipleNegativesRankingLoss`: a title against its own body and the other bodies of its batch)"
         }
@@ -664,6 +697,79 @@ fn detector_labels(config_path: &Path) -> Result<Vec<LabelVariant>> {
 /// signature they must fit: pixels `[batch, 3, size, size]` in, `box_distances` `[batch,
 /// cells, 4]`, `centerness_logits` `[batch, cells, 1]` and `class_logits` `[batch, cells,
 /// labels]` out, with `cells = (size / stride)²`.
+/// An image–text model's towers: the image tower's one pixels input and one `[batch,
+/// dimension]` output, the text tower's text inputs and one output of the same dimension,
+/// and `config.json` agreeing with both.
+fn image_text_facts(
+    spec: &ModelSpec,
+    onnx: &Path,
+    signature_path: &Path,
+    (inputs, outputs): (&[Tensor], &[Tensor]),
+    metrics: &TrainingFigures,
+    metrics_path: &Path,
+) -> Result<ImageTextFacts> {
+    let image = image_facts(onnx, signature_path, inputs)?;
+    let config_path = onnx.join("config.json");
+    let config: ImageTextConfig = read_json(&config_path, "export")?;
+    let embeddings = |tensors: &[Tensor], path: &Path, tower: &str| -> Result<String> {
+        let [output] = tensors else {
+            bail!("{}: the {tower} tower has one output, its embeddings", path.display());
+        };
+        let wanted = format!("&[None, Some({})]", config.projection_dim);
+        if output.dtype != "float32" || output.dims_rust != wanted {
+            bail!(
+                "{}: `{}` is {} {}, expected float32 [batch, {}] as config.json's projection_dim says",
+                path.display(),
+                output.name,
+                output.dtype,
+                output.dims_shown,
+                config.projection_dim
+            );
+        }
+        Ok(output.name.clone())
+    };
+    let image_output = embeddings(outputs, signature_path, "image")?;
+    let text_path = onnx.join("text_signature.json");
+    let text: SignatureFile = read_json(&text_path, "export")?;
+    let text_inputs = text
+        .inputs
+        .iter()
+        .map(|t| tensor(t, &text_path))
+        .collect::<Result<Vec<_>>>()?;
+    let text_outputs = text
+        .outputs
+        .iter()
+        .map(|t| tensor(t, &text_path))
+        .collect::<Result<Vec<_>>>()?;
+    let text_output = embeddings(&text_outputs, &text_path, "text")?;
+    if config.image_size != image.crop || config.max_length != spec.max_length() {
+        bail!(
+            "{}: image_size {} and max_length {} must be the crop ({}) and the spec's train.max_length ({})",
+            config_path.display(),
+            config.image_size,
+            config.max_length,
+            image.crop,
+            spec.max_length()
+        );
+    }
+    let tower = spec
+        .text_tower
+        .as_ref()
+        .with_context(|| format!("models/{}.toml: no [text_tower]", spec.name))?;
+    Ok(ImageTextFacts {
+        image,
+        image_output,
+        text_opset: text.opset,
+        text_inputs,
+        text_outputs,
+        text_output,
+        dimension: config.projection_dim,
+        text_base_model: tower.model.clone(),
+        text_base_package: tower.package.clone(),
+        zero_shot_accuracy: metric(metrics.test_accuracy, "test_accuracy", metrics_path)?,
+    })
+}
+
 fn detection_facts(
     onnx: &Path,
     signature_path: &Path,

@@ -8,7 +8,9 @@ use anyhow::{Context, Result, bail};
 use askama::{DynTemplate, Template};
 
 use super::COMMAND;
-use super::facts::{DetectionFacts, EmbeddingFacts, EntityFacts, ImageFacts, ModelFacts, QuestionFacts};
+use super::facts::{
+    DetectionFacts, EmbeddingFacts, EntityFacts, ImageFacts, ImageTextFacts, ModelFacts, QuestionFacts,
+};
 use crate::card_figures;
 
 #[derive(Template)]
@@ -108,6 +110,21 @@ struct DetectionGoldenTest<'a> {
 }
 
 #[derive(Template)]
+#[template(path = "image_text/lib.rs", escape = "none")]
+struct ImageTextLib<'a> {
+    model: &'a ModelFacts,
+    image_text: &'a ImageTextFacts,
+    command: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "image_text/golden_test.rs", escape = "none")]
+struct ImageTextGoldenTest<'a> {
+    model: &'a ModelFacts,
+    command: &'a str,
+}
+
+#[derive(Template)]
 #[template(path = "umbrella/Cargo.toml", escape = "none")]
 struct UmbrellaCargoToml<'a> {
     models: &'a [ModelFacts],
@@ -143,6 +160,17 @@ pub fn render(models: &[ModelFacts], rustfmt_config: &Path) -> Result<BTreeMap<P
                     command: COMMAND,
                 })?,
                 rust(&QuestionGoldenTest {
+                    model,
+                    command: COMMAND,
+                })?,
+            ),
+            _ if let Some(image_text) = &model.image_text => (
+                rust(&ImageTextLib {
+                    model,
+                    image_text,
+                    command: COMMAND,
+                })?,
+                rust(&ImageTextGoldenTest {
                     model,
                     command: COMMAND,
                 })?,

@@ -55,6 +55,7 @@ pub fn fixture() -> ModelFacts {
         entity: None,
         image: None,
         detection: None,
+        image_text: None,
         setfit: None,
         question: None,
         student: None,
