@@ -153,9 +153,11 @@ pub async fn metadata(State(state): State<AppState>, Path(name): Path<String>) -
     let info = engine.model().info();
     let dims = |dims: &[Option<i64>]| -> Vec<i64> { dims.iter().map(|d| d.unwrap_or(-1)).collect() };
     let mut inputs: Vec<Value> = Vec::new();
-    // Texts go in as one string each; a question-answering model's pairs go through
-    // `/models/{name}/predict`, so it lists its token tensors only.
-    if engine.model().encoder().is_some() && info.task != Task::QuestionAnswering {
+    // Texts go in as one string each; a question-answering model's pairs and an image–text
+    // model's images and labels go through `/models/{name}/predict`, so they list their
+    // tensors only.
+    let by_tensors_only = matches!(info.task, Task::QuestionAnswering | Task::ZeroShotImageClassification);
+    if engine.model().encoder().is_some() && !by_tensors_only {
         inputs.push(tensor(TEXT_INPUT, "BYTES", &[-1]));
     }
     inputs.extend(

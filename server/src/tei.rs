@@ -414,6 +414,10 @@ pub async fn info(State(state): State<AppState>, RawQuery(query): RawQuery) -> R
             }}),
             // TEI knows no question answering; its type is named as this server names it.
             None if info.task == Task::QuestionAnswering => json!({"question_answering": {}}),
+            // Nor image–text models: named as this server names them, with their space's size.
+            None if info.task == Task::ZeroShotImageClassification => {
+                json!({"zero_shot_image_classifier": {"dimension": info.dimension}})
+            }
             None => {
                 let id2label: Map<String, Value> = info
                     .labels
@@ -431,7 +435,6 @@ pub async fn info(State(state): State<AppState>, RawQuery(query): RawQuery) -> R
                     Task::TokenClassification => "token_classifier",
                     Task::ImageClassification => "image_classifier",
                     Task::ObjectDetection => "object_detector",
-                    Task::ZeroShotImageClassification => "zero_shot_image_classifier",
                     _ => "classifier",
                 };
                 json!({kind: {"id2label": id2label, "label2id": label2id}})

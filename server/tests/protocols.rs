@@ -385,7 +385,14 @@ async fn images_are_scored_against_any_labels_and_embedded_beside_texts() {
     let vector = floats(&answer["data"][0]["embedding"]);
     assert!((vector[0] - light[0]).abs() < 1e-6, "{answer}");
     let info = get(&base, &format!("/info?model={PAIRS}")).await;
-    assert!(info["model_type"].get("zero_shot_image_classifier").is_some(), "{info}");
+    assert_eq!(
+        info["model_type"]["zero_shot_image_classifier"]["dimension"], 2,
+        "{info}"
+    );
+    // KServe describes its image tower's tensors, and that v2 infer does not serve it.
+    let meta = get(&base, &format!("/v2/models/{PAIRS}")).await;
+    assert_eq!(meta["inputs"][0]["name"], "pixel_values", "{meta}");
+    assert_eq!(meta["parameters"]["infer"], false, "{meta}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
