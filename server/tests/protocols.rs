@@ -396,6 +396,38 @@ async fn images_are_scored_against_any_labels_and_embedded_beside_texts() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_text_model_never_batches_its_images_with_its_texts() {
+    // Images and texts at once, on one engine: a worker that merged them would run texts
+    // through the image tower's path (or the other way) and fail every request of the batch.
+    let base = start_fakes().await;
+    let requests = (0..24).map(|index| {
+        let base = base.clone();
+        tokio::spawn(async move {
+            if index % 2 == 0 {
+                post_bytes(
+                    &base,
+                    &format!("/models/{PAIRS}/image-embeddings"),
+                    "image/png",
+                    png(255),
+                )
+                .await
+            } else {
+                post(
+                    &base,
+                    "/v1/embeddings",
+                    &json!({"model": PAIRS, "input": ["good", "bad"]}),
+                )
+                .await
+            }
+        })
+    });
+    for (index, answered) in futures_util::future::join_all(requests).await.into_iter().enumerate() {
+        let (status, answer) = answered.expect("the request's task runs");
+        assert_eq!(status, 200, "request {index}: {answer}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tei_routes_answer_in_tei_shapes() {
     let base = start_fakes().await;
     // The one embedding model needs no name; /embed always answers a list of vectors.
