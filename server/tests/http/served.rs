@@ -377,7 +377,7 @@ async fn slow_clients_and_oversized_headers_are_cut_off_while_others_are_answere
         "--max-header-bytes",
         "16384",
         "--header-read-timeout-ms",
-        "1000",
+        "3000",
         "--max-connections",
         "8",
     ])
@@ -436,7 +436,6 @@ async fn slow_clients_and_oversized_headers_are_cut_off_while_others_are_answere
             started.elapsed()
         })
     };
-    let started = Instant::now();
     let response = client
         .post(&predict)
         .json(&json!({"inputs": "Arsenal won"}))
@@ -444,10 +443,20 @@ async fn slow_clients_and_oversized_headers_are_cut_off_while_others_are_answere
         .await
         .unwrap();
     assert_eq!(response.status().as_u16(), 200);
-    assert!(
-        started.elapsed() < Duration::from_millis(900),
-        "answered beside the slow ones"
-    );
+    // Answered beside them, not after them: when the answer came, every slow client was
+    // still connected (nothing to read, no end of stream), within its header timeout. No
+    // clock bound: the answer's time is the machine's, the order is the server's.
+    for stream in &slow {
+        stream.set_nonblocking(true).unwrap();
+        let mut byte = [0u8; 1];
+        let still_waiting =
+            matches!(stream.peek(&mut byte), Err(error) if error.kind() == std::io::ErrorKind::WouldBlock);
+        assert!(
+            still_waiting,
+            "answered beside the slow ones, while they still hold their connections"
+        );
+        stream.set_nonblocking(false).unwrap();
+    }
 
     // Each slow client is disconnected after the header timeout: its read ends.
     tokio::task::spawn_blocking(move || {
