@@ -372,6 +372,47 @@ fn golden_images() -> Vec<(Value, Vec<u8>, &'static str)> {
         .collect()
 }
 
+/// What the server answered one golden image, asserted against what its golden case calls
+/// for: Python could not open it (422, a validation error), it is larger than the test
+/// server's pixel limit (413 naming the flag), or an answer to compare with PyTorch's.
+enum Posted {
+    Answered(Value),
+    Refused(Value),
+    TooLarge,
+}
+
+async fn post_golden_image(base: &str, path: &str, media: &str, case: &Value, bytes: Vec<u8>) -> Posted {
+    let id = &case["id"];
+    let (status, answer) = post_bytes(base, path, media, bytes).await;
+    if case.get("error").is_some() {
+        assert_eq!(
+            (status, &answer["error_type"]),
+            (422, &json!("validation")),
+            "{id}: {answer}"
+        );
+        return Posted::Refused(answer);
+    }
+    if case["width"].as_u64().unwrap() * case["height"].as_u64().unwrap() > MAX_IMAGE_PIXELS {
+        assert_eq!(status, 413, "{id}: {answer}");
+        assert!(
+            answer["error"].as_str().unwrap().contains("--max-image-pixels"),
+            "{id}: {answer}"
+        );
+        return Posted::TooLarge;
+    }
+    assert_eq!(status, 200, "{id}: {answer}");
+    Posted::Answered(answer)
+}
+
+/// The dot product of two JSON vectors: their cosine when both are unit vectors.
+fn dot(a: &Value, b: &Value) -> f64 {
+    let (a, b) = (a.as_array().unwrap(), b.as_array().unwrap());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| x.as_f64().unwrap() * y.as_f64().unwrap())
+        .sum()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn images_answer_like_pytorch_and_undecodable_ones_get_422() {
     let base = start_serving(
@@ -384,25 +425,18 @@ async fn images_answer_like_pytorch_and_undecodable_ones_get_422() {
     let (mut compared, mut refused, mut too_large) = (0, 0, 0);
     for (case, bytes, media) in golden_images() {
         let id = case["id"].as_str().unwrap().to_string();
-        let (status, answer) = post_bytes(&base, "/models/animal-shapes/predict", media, bytes.clone()).await;
-        if case.get("error").is_some() {
-            assert_eq!(status, 422, "{id}: {answer}");
-            assert_eq!(answer["error_type"], "validation", "{id}");
-            assert!(answer["error"].as_str().unwrap().contains("PNG"), "{id}: {answer}");
-            refused += 1;
-            continue;
-        }
-        let pixels = case["width"].as_u64().unwrap() * case["height"].as_u64().unwrap();
-        if pixels > MAX_IMAGE_PIXELS {
-            assert_eq!(status, 413, "{id}: {answer}");
-            assert!(
-                answer["error"].as_str().unwrap().contains("--max-image-pixels"),
-                "{id}: {answer}"
-            );
-            too_large += 1;
-            continue;
-        }
-        assert_eq!(status, 200, "{id}: {answer}");
+        let answer = match post_golden_image(&base, "/models/animal-shapes/predict", media, &case, bytes).await {
+            Posted::Answered(answer) => answer,
+            Posted::Refused(answer) => {
+                assert!(answer["error"].as_str().unwrap().contains("PNG"), "{id}: {answer}");
+                refused += 1;
+                continue;
+            }
+            Posted::TooLarge => {
+                too_large += 1;
+                continue;
+            }
+        };
         assert_eq!(
             answer.as_array().unwrap().len(),
             5,
@@ -440,26 +474,17 @@ async fn objects_are_found_as_pytorch_finds_them_in_the_pipelines_shape() {
             continue;
         }
         let bytes = std::fs::read(workspace().join("golden/animal-detect").join(file)).unwrap();
-        let (status, answer) = post_bytes(&base, "/models/animal-detect/predict", "image/png", bytes).await;
-        if case.get("error").is_some() {
-            assert_eq!(
-                (status, &answer["error_type"]),
-                (422, &json!("validation")),
-                "{id}: {answer}"
-            );
-            refused += 1;
-            continue;
-        }
-        if case["width"].as_u64().unwrap() * case["height"].as_u64().unwrap() > MAX_IMAGE_PIXELS {
-            assert_eq!(status, 413, "{id}: {answer}");
-            assert!(
-                answer["error"].as_str().unwrap().contains("--max-image-pixels"),
-                "{id}: {answer}"
-            );
-            too_large += 1;
-            continue;
-        }
-        assert_eq!(status, 200, "{id}: {answer}");
+        let answer = match post_golden_image(&base, "/models/animal-detect/predict", "image/png", case, bytes).await {
+            Posted::Answered(answer) => answer,
+            Posted::Refused(_) => {
+                refused += 1;
+                continue;
+            }
+            Posted::TooLarge => {
+                too_large += 1;
+                continue;
+            }
+        };
         // PIL's very pixels: PyTorch's objects in order, scores within the FP32 bound, and
         // each corner PyTorch's truncated to a whole pixel (its float within 0.5 px here).
         let (found, expected) = (answer.as_array().unwrap(), case["pipeline"].as_array().unwrap());
@@ -508,35 +533,25 @@ async fn images_are_scored_zero_shot_as_pytorch_scores_them_in_the_pipelines_sha
         }
         let bytes = std::fs::read(workspace().join("golden/animal-clip").join(file)).unwrap();
         let path = format!("/models/animal-clip/predict{query}");
-        let (status, answer) = post_bytes(&base, &path, "image/png", bytes.clone()).await;
-        if case.get("error").is_some() {
-            assert_eq!(
-                (status, &answer["error_type"]),
-                (422, &json!("validation")),
-                "{id}: {answer}"
-            );
-            refused += 1;
-            continue;
-        }
-        if case["width"].as_u64().unwrap() * case["height"].as_u64().unwrap() > MAX_IMAGE_PIXELS {
-            assert_eq!(status, 413, "{id}: {answer}");
-            too_large += 1;
-            continue;
-        }
-        assert_eq!(status, 200, "{id}: {answer}");
+        let answer = match post_golden_image(&base, &path, "image/png", case, bytes.clone()).await {
+            Posted::Answered(answer) => answer,
+            Posted::Refused(_) => {
+                refused += 1;
+                continue;
+            }
+            Posted::TooLarge => {
+                too_large += 1;
+                continue;
+            }
+        };
         // PIL's very pixels: PyTorch's candidates in its order, scores within the FP32 bound.
         let max = compare(&answer, &case["pipeline"], id);
         assert!(max <= SCORE_BOUND, "{id}: {max}");
         // The image tower's embedding, PyTorch's within cosine 0.99999.
         let (status, embedding) = post_bytes(&base, "/models/animal-clip/image-embeddings", "image/png", bytes).await;
         assert_eq!(status, 200, "{id}: {embedding}");
-        let (rust, python) = (embedding.as_array().unwrap(), case["image_embeds"].as_array().unwrap());
-        let dot: f64 = rust
-            .iter()
-            .zip(python)
-            .map(|(a, b)| a.as_f64().unwrap() * b.as_f64().unwrap())
-            .sum();
-        assert!(dot >= 0.99999, "{id}: cosine {dot}");
+        let cosine = dot(&embedding, &case["image_embeds"]);
+        assert!(cosine >= 0.99999, "{id}: cosine {cosine}");
         compared += 1;
     }
     // The text tower on OpenAI's route: every golden text's embedding, PyTorch's; the one
@@ -557,14 +572,8 @@ async fn images_are_scored_zero_shot_as_pytorch_scores_them_in_the_pipelines_sha
             _ => {}
         }
         assert_eq!(status, 200, "{}: {answer}", text["id"]);
-        let rust = answer["data"][0]["embedding"].as_array().unwrap();
-        let python = text["text_embeds"].as_array().unwrap();
-        let dot: f64 = rust
-            .iter()
-            .zip(python)
-            .map(|(a, b)| a.as_f64().unwrap() * b.as_f64().unwrap())
-            .sum();
-        assert!(dot >= 0.99999, "{}: cosine {dot}", text["id"]);
+        let cosine = dot(&answer["data"][0]["embedding"], &text["text_embeds"]);
+        assert!(cosine >= 0.99999, "{}: cosine {cosine}", text["id"]);
     }
     assert!(
         compared >= 15 && refused == 1 && too_large == 1,
