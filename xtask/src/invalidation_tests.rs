@@ -17,7 +17,7 @@ const MODELS: [&str; 2] = ["news-topic", "news-embed"];
 
 /// What the test copies from this workspace: what the keys read (with
 /// [`variant_check::RUST_SOURCES`], what every check's key reads).
-const COPIED: [&str; 8] = [
+const COPIED: [&str; 9] = [
     "models/news-topic.toml",
     "models/news-embed.toml",
     "python",
@@ -26,6 +26,7 @@ const COPIED: [&str; 8] = [
     "generated/news-topic",
     "generated/news-embed",
     "Cargo.lock",
+    "Cargo.toml",
 ];
 
 fn copy(from: &Path, to: &Path) {
@@ -209,7 +210,7 @@ fn each_change_invalidates_exactly_the_steps_it_can_affect() {
         )),
         set(&[])
     );
-    // A registry crate's version: every check.
+    // A registry crate's version the checks' binaries build against: every check.
     assert_eq!(
         invalidated(&paths, |root| edit(
             &root.join("Cargo.lock"),
@@ -217,6 +218,33 @@ fn each_change_invalidates_exactly_the_steps_it_can_affect() {
             "name = \"ort\"\nversion = \"9"
         )),
         checks(&MODELS)
+    );
+    // ... or its features in the workspace manifest: every check.
+    assert_eq!(
+        invalidated(&paths, |root| edit(
+            &root.join("Cargo.toml"),
+            "\"api-31\"",
+            "\"api-31\", \"x\""
+        )),
+        checks(&MODELS)
+    );
+    // A crate only the server or the xtask builds against (axum; a new one in the
+    // manifest): nothing.
+    assert_eq!(
+        invalidated(&paths, |root| edit(
+            &root.join("Cargo.lock"),
+            "name = \"axum\"\nversion = \"",
+            "name = \"axum\"\nversion = \"9"
+        )),
+        set(&[])
+    );
+    assert_eq!(
+        invalidated(&paths, |root| edit(
+            &root.join("Cargo.toml"),
+            "axum = \"0.8\"",
+            "axum = \"0.9\"\nnew-crate = \"1\""
+        )),
+        set(&[])
     );
     // The Python lock (torch, onnxruntime, the data and weight packages): everything.
     let mut everything: BTreeSet<String> = MODELS.iter().flat_map(|m| python_steps(m)).collect();

@@ -12,6 +12,7 @@ mod bench_limit;
 mod bench_table;
 mod bench_workload;
 mod beside;
+mod build_inputs;
 mod cache;
 mod cache_command;
 mod card_figures;

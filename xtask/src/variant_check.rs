@@ -21,6 +21,7 @@ use modelcrate_schema::{
 };
 
 use crate::Select;
+use crate::build_inputs;
 use crate::cache::{Key, KeyBuilder, Output};
 use crate::paths::Paths;
 use crate::pipeline::{Build, Environment, build, release_binary, selected, setup, with_runtime_env};
@@ -367,7 +368,7 @@ fn passed_parity(paths: &Paths, model: &str, variant: &str) -> Result<bool> {
 }
 
 /// The workspace's files every check's key reads (see [`rust_key`]).
-pub const RUST_SOURCES: [&str; 12] = [
+pub const RUST_SOURCES: [&str; 11] = [
     "schema/Cargo.toml",
     "schema/src",
     "runtime/Cargo.toml",
@@ -378,14 +379,14 @@ pub const RUST_SOURCES: [&str; 12] = [
     "parity/src",
     "bench/Cargo.toml",
     "bench/src",
-    "Cargo.toml",
     "python/requirements.lock",
 ];
 
 /// The Rust side of a check's key: the schema of the files the checks read and write,
 /// the runtime, the inference core, the parity and bench crates (whose binaries the
-/// checks are), the model's generated crate, the workspace manifest, the registry
-/// crates' versions in `Cargo.lock`, the compiler, and the Python lock (it pins
+/// checks are), the model's generated crate, the registry crates those binaries are
+/// built against and their entries of the workspace manifest (`build_inputs`: not a
+/// crate only the server or the xtask uses), the compiler, and the Python lock (it pins
 /// onnxruntime, whose library the checks run on). Another model's crate, and the umbrella
 /// crate that lists them, are left out: adding a model re-runs no other model's checks.
 fn rust_key(paths: &Paths, model: &str) -> Result<Key> {
@@ -395,31 +396,17 @@ fn rust_key(paths: &Paths, model: &str) -> Result<Key> {
         key = key.path(part, &root.join(part))?;
     }
     let crate_dir = paths.generated().join(model);
+    let (registry, names) = build_inputs::closure(&root.join("Cargo.lock"), &build_inputs::CHECK_CRATES)?;
     key = key
         .path("generated/model/Cargo.toml", &crate_dir.join("Cargo.toml"))?
         .path("generated/model/src", &crate_dir.join("src"))?
-        .text("registry crates", &registry_crates(&root.join("Cargo.lock"))?)
+        .text("registry crates", &registry)
+        .text(
+            "workspace manifest",
+            &build_inputs::manifest_for(&root.join("Cargo.toml"), &names)?,
+        )
         .text("rustc", &rustc_version()?);
     Ok(key.finish())
-}
-
-/// The `[[package]]` entries of `Cargo.lock` that come from a registry: what the workspace
-/// builds against, without the workspace's own members (which a new model adds to).
-fn registry_crates(lock: &Path) -> Result<String> {
-    let text = std::fs::read_to_string(lock).with_context(|| format!("cannot read {}", lock.display()))?;
-    let parsed: toml::Table = toml::from_str(&text).with_context(|| format!("{} is not TOML", lock.display()))?;
-    let packages = parsed.get("package").and_then(toml::Value::as_array);
-    let mut lines: Vec<String> = packages
-        .into_iter()
-        .flatten()
-        .filter(|package| package.get("source").is_some())
-        .map(|package| {
-            let field = |name: &str| package.get(name).and_then(toml::Value::as_str).unwrap_or("");
-            format!("{} {} {}", field("name"), field("version"), field("checksum"))
-        })
-        .collect();
-    lines.sort();
-    Ok(lines.join("\n"))
 }
 
 fn rustc_version() -> Result<String> {
