@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use modelcrate_server::config::LogFormat;
 use modelcrate_server::lifecycle::{self, Lifecycle};
 use modelcrate_server::served::{Fingerprint, Served};
 use modelcrate_server::{AppState, CATALOG, Config, app, listen, reload, routes};
@@ -19,9 +20,6 @@ const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
 #[tokio::main]
 async fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
-        .init();
     let config = match Config::from_env_and_args() {
         Ok(config) => config,
         Err(error) => match error.downcast::<clap::Error>() {
@@ -33,9 +31,20 @@ async fn main() {
             }
         },
     };
+    init_logs(config.log_format);
     if let Err(error) = run(config).await {
         eprintln!("error: {error:#}");
         std::process::exit(1);
+    }
+}
+
+/// Log lines to stdout, at `RUST_LOG`'s levels (`info` by default), as text or JSON.
+fn init_logs(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().with_current_span(true).with_span_list(false).init(),
     }
 }
 
