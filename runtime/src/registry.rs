@@ -322,6 +322,9 @@ impl<'a> Input<'a> {
 pub struct ModelEntry {
     pub name: &'static str,
     pub task: Task,
+    /// The model card, Markdown: the generated crate's `README.md` (its task, base model,
+    /// data, training, test figures, labels, variants and ONNX signature).
+    pub card: &'static str,
     /// Loads the model from its ONNX folder (`artifacts/<name>/onnx`).
     pub load: fn(&Path, &LoadOptions) -> Result<Box<dyn TaskModel>>,
 }

@@ -24,6 +24,12 @@ struct ModelCargoToml<'a> {
 #[template(path = "model/lib.rs", escape = "none")]
 struct ModelLib<'a> {
     model: &'a ModelFacts,
+}
+
+#[derive(Template)]
+#[template(path = "model/README.md", escape = "none")]
+struct ModelCard<'a> {
+    model: &'a ModelFacts,
     command: &'a str,
 }
 
@@ -37,6 +43,13 @@ struct ModelGoldenTest<'a> {
 #[derive(Template)]
 #[template(path = "embedding/lib.rs", escape = "none")]
 struct EmbeddingLib<'a> {
+    model: &'a ModelFacts,
+    embedding: &'a EmbeddingFacts,
+}
+
+#[derive(Template)]
+#[template(path = "embedding/README.md", escape = "none")]
+struct EmbeddingCard<'a> {
     model: &'a ModelFacts,
     embedding: &'a EmbeddingFacts,
     command: &'a str,
@@ -54,6 +67,13 @@ struct EmbeddingGoldenTest<'a> {
 struct TokenLib<'a> {
     model: &'a ModelFacts,
     entity: &'a EntityFacts,
+}
+
+#[derive(Template)]
+#[template(path = "token/README.md", escape = "none")]
+struct TokenCard<'a> {
+    model: &'a ModelFacts,
+    entity: &'a EntityFacts,
     command: &'a str,
 }
 
@@ -67,6 +87,13 @@ struct TokenGoldenTest<'a> {
 #[derive(Template)]
 #[template(path = "question/lib.rs", escape = "none")]
 struct QuestionLib<'a> {
+    model: &'a ModelFacts,
+    question: &'a QuestionFacts,
+}
+
+#[derive(Template)]
+#[template(path = "question/README.md", escape = "none")]
+struct QuestionCard<'a> {
     model: &'a ModelFacts,
     question: &'a QuestionFacts,
     command: &'a str,
@@ -84,6 +111,13 @@ struct QuestionGoldenTest<'a> {
 struct ImageLib<'a> {
     model: &'a ModelFacts,
     image: &'a ImageFacts,
+}
+
+#[derive(Template)]
+#[template(path = "image/README.md", escape = "none")]
+struct ImageCard<'a> {
+    model: &'a ModelFacts,
+    image: &'a ImageFacts,
     command: &'a str,
 }
 
@@ -99,6 +133,13 @@ struct ImageGoldenTest<'a> {
 struct DetectionLib<'a> {
     model: &'a ModelFacts,
     detection: &'a DetectionFacts,
+}
+
+#[derive(Template)]
+#[template(path = "detection/README.md", escape = "none")]
+struct DetectionCard<'a> {
+    model: &'a ModelFacts,
+    detection: &'a DetectionFacts,
     command: &'a str,
 }
 
@@ -112,6 +153,13 @@ struct DetectionGoldenTest<'a> {
 #[derive(Template)]
 #[template(path = "image_text/lib.rs", escape = "none")]
 struct ImageTextLib<'a> {
+    model: &'a ModelFacts,
+    image_text: &'a ImageTextFacts,
+}
+
+#[derive(Template)]
+#[template(path = "image_text/README.md", escape = "none")]
+struct ImageTextCard<'a> {
     model: &'a ModelFacts,
     image_text: &'a ImageTextFacts,
     command: &'a str,
@@ -152,86 +200,101 @@ pub fn render(models: &[ModelFacts], rustfmt_config: &Path) -> Result<BTreeMap<P
             }
             .render()?,
         );
-        let (lib, golden) = match (&model.image, &model.embedding, &model.entity) {
+        let (lib, golden, card) = match (&model.image, &model.embedding, &model.entity) {
             _ if let Some(question) = &model.question => (
-                rust(&QuestionLib {
-                    model,
-                    question,
-                    command: COMMAND,
-                })?,
+                rust(&QuestionLib { model, question })?,
                 rust(&QuestionGoldenTest {
                     model,
                     command: COMMAND,
                 })?,
+                QuestionCard {
+                    model,
+                    question,
+                    command: COMMAND,
+                }
+                .render()?,
             ),
             _ if let Some(image_text) = &model.image_text => (
-                rust(&ImageTextLib {
-                    model,
-                    image_text,
-                    command: COMMAND,
-                })?,
+                rust(&ImageTextLib { model, image_text })?,
                 rust(&ImageTextGoldenTest {
                     model,
                     command: COMMAND,
                 })?,
+                ImageTextCard {
+                    model,
+                    image_text,
+                    command: COMMAND,
+                }
+                .render()?,
             ),
             _ if let Some(detection) = &model.detection => (
-                rust(&DetectionLib {
-                    model,
-                    detection,
-                    command: COMMAND,
-                })?,
+                rust(&DetectionLib { model, detection })?,
                 rust(&DetectionGoldenTest {
                     model,
                     command: COMMAND,
                 })?,
+                DetectionCard {
+                    model,
+                    detection,
+                    command: COMMAND,
+                }
+                .render()?,
             ),
             (Some(image), _, _) => (
-                rust(&ImageLib {
-                    model,
-                    image,
-                    command: COMMAND,
-                })?,
+                rust(&ImageLib { model, image })?,
                 rust(&ImageGoldenTest {
                     model,
                     command: COMMAND,
                 })?,
+                ImageCard {
+                    model,
+                    image,
+                    command: COMMAND,
+                }
+                .render()?,
             ),
             (None, _, Some(entity)) => (
-                rust(&TokenLib {
-                    model,
-                    entity,
-                    command: COMMAND,
-                })?,
+                rust(&TokenLib { model, entity })?,
                 rust(&TokenGoldenTest {
                     model,
                     command: COMMAND,
                 })?,
+                TokenCard {
+                    model,
+                    entity,
+                    command: COMMAND,
+                }
+                .render()?,
             ),
             (None, Some(embedding), None) => (
-                rust(&EmbeddingLib {
-                    model,
-                    embedding,
-                    command: COMMAND,
-                })?,
+                rust(&EmbeddingLib { model, embedding })?,
                 rust(&EmbeddingGoldenTest {
                     model,
                     command: COMMAND,
                 })?,
+                EmbeddingCard {
+                    model,
+                    embedding,
+                    command: COMMAND,
+                }
+                .render()?,
             ),
             (None, None, None) => (
-                rust(&ModelLib {
-                    model,
-                    command: COMMAND,
-                })?,
+                rust(&ModelLib { model })?,
                 rust(&ModelGoldenTest {
                     model,
                     command: COMMAND,
                 })?,
+                ModelCard {
+                    model,
+                    command: COMMAND,
+                }
+                .render()?,
             ),
         };
         files.insert(dir.join("src/lib.rs"), lib);
         files.insert(dir.join("tests/golden.rs"), golden);
+        files.insert(dir.join("README.md"), card);
         files.insert(dir.join(card_figures::FILE), model.training_record.clone());
     }
     files.insert(

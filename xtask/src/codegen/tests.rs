@@ -267,6 +267,7 @@ fn rendered() -> BTreeMap<PathBuf, String> {
 fn a_multi_label_crate_adds_its_label_sets_and_their_test() {
     let files = rendered();
     insta::assert_snapshot!("multi_label_lib_rs", files[Path::new("release-topics/src/lib.rs")]);
+    insta::assert_snapshot!("multi_label_readme_md", files[Path::new("release-topics/README.md")]);
     let golden = &files[Path::new("release-topics/tests/golden.rs")];
     assert!(golden.contains("fn labels_are_those_the_pipeline_scores_at_least_one_half"));
     let single = &files[Path::new("news-topic/src/lib.rs")];
@@ -292,6 +293,7 @@ fn entity_types_are_the_bio_labels_without_prefix_or_o() {
 fn token_crate_renders_as_snapshotted() {
     let files = rendered();
     insta::assert_snapshot!("token_lib_rs", files[Path::new("release-ner/src/lib.rs")]);
+    insta::assert_snapshot!("token_readme_md", files[Path::new("release-ner/README.md")]);
     insta::assert_snapshot!("token_golden_test_rs", files[Path::new("release-ner/tests/golden.rs")]);
 }
 
@@ -299,6 +301,7 @@ fn token_crate_renders_as_snapshotted() {
 fn image_crate_renders_as_snapshotted() {
     let files = rendered();
     insta::assert_snapshot!("image_lib_rs", files[Path::new("animal-shapes/src/lib.rs")]);
+    insta::assert_snapshot!("image_readme_md", files[Path::new("animal-shapes/README.md")]);
     insta::assert_snapshot!(
         "image_golden_test_rs",
         files[Path::new("animal-shapes/tests/golden.rs")]
@@ -309,6 +312,7 @@ fn image_crate_renders_as_snapshotted() {
 fn setfit_crate_renders_as_snapshotted() {
     let files = rendered();
     insta::assert_snapshot!("setfit_lib_rs", files[Path::new("news-topic-fewshot/src/lib.rs")]);
+    insta::assert_snapshot!("setfit_readme_md", files[Path::new("news-topic-fewshot/README.md")]);
     let golden = &files[Path::new("news-topic-fewshot/tests/golden.rs")];
     assert!(golden.contains("fn scores_are_setfit_probabilities_for_every_golden_input"));
     let plain = &files[Path::new("news-topic/src/lib.rs")];
@@ -329,6 +333,7 @@ fn model_crate_renders_as_snapshotted() {
     let files = rendered();
     insta::assert_snapshot!("model_cargo_toml", files[Path::new("news-topic/Cargo.toml")]);
     insta::assert_snapshot!("model_lib_rs", files[Path::new("news-topic/src/lib.rs")]);
+    insta::assert_snapshot!("model_readme_md", files[Path::new("news-topic/README.md")]);
     insta::assert_snapshot!("model_golden_test_rs", files[Path::new("news-topic/tests/golden.rs")]);
 }
 
@@ -336,6 +341,7 @@ fn model_crate_renders_as_snapshotted() {
 fn embedding_crate_renders_as_snapshotted() {
     let files = rendered();
     insta::assert_snapshot!("embedding_lib_rs", files[Path::new("news-embed/src/lib.rs")]);
+    insta::assert_snapshot!("embedding_readme_md", files[Path::new("news-embed/README.md")]);
     insta::assert_snapshot!(
         "embedding_golden_test_rs",
         files[Path::new("news-embed/tests/golden.rs")]
