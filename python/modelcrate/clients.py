@@ -3,7 +3,9 @@ runs once the server binary is up.
 
 `python -m modelcrate.clients --base http://127.0.0.1:PORT` uses the `openai` package as
 its users do (`OpenAI(base_url=…/v1)`): embeddings in its default transfer encoding
-(base64) and as floats, with `dimensions`, then an error it must raise. Then the KServe
+(base64) and as floats, with `dimensions`, then the errors it must raise by OpenAI's
+statuses. Then `huggingface_hub`'s InferenceClient on TEI's `/embed`, with TEI's error
+types (it runs without `HF_HUB_OFFLINE`: it talks to this server only). Then the KServe
 v2 protocol in plain HTTP, as its REST spec writes requests (`tritonclient` is not in the
 lock): server and model metadata, readiness, and an inference from BYTES text. Every
 check prints what it saw; the first failure exits non-zero with the reason.
@@ -54,13 +56,49 @@ def openai_embeddings(base: str) -> None:
     vector = short.data[0].embedding
     check(len(vector) == 64 and abs(norm(vector) - 1.0) < 1e-5, f"dimensions=64 gave {len(vector)} values, norm {norm(vector)}")
 
-    try:
-        client.embeddings.create(model="news-topic", input="a text")
-    except openai.UnprocessableEntityError as error:
-        check("feature-extraction" in str(error), f"the refusal says why: {error}")
-    else:
-        raise SystemExit("client check failed: a classifier answered /v1/embeddings")
-    print(f"openai {openai.__version__}: /v1/models, embeddings (base64, float, dimensions) and a refusal: ok", flush=True)
+    # OpenAI's statuses, as its client sorts them: an invalid request is BadRequestError
+    # (400), an unknown model NotFoundError (404).
+    refusals = [
+        (dict(model="news-topic", input="a text"), openai.BadRequestError, "feature-extraction", "model"),
+        (dict(model="news-embed", input="word " * 400), openai.BadRequestError, "128 tokens", "input"),
+        (dict(model="no-such-model", input="a text"), openai.NotFoundError, "no-such-model", None),
+    ]
+    for request, raised, says, param in refusals:
+        try:
+            client.embeddings.create(**request)
+        except raised as error:
+            body = error.body if isinstance(error.body, dict) else {}
+            check(says in str(error) and body.get("param") == param, f"the refusal says why: {error}")
+        else:
+            raise SystemExit(f"client check failed: {request['model']} was not refused with {raised.__name__}")
+    print(
+        f"openai {openai.__version__}: /v1/models, embeddings (base64, float, dimensions); "
+        "BadRequestError twice and NotFoundError: ok",
+        flush=True,
+    )
+
+
+def tei(base: str) -> None:
+    """TEI's routes through `huggingface_hub`'s InferenceClient, which posts to a URL as
+    TEI's users point it at one: an embedding, then TEI's error types and statuses."""
+    import huggingface_hub
+    from huggingface_hub import InferenceClient
+    from huggingface_hub.errors import BadRequestError, HfHubHTTPError
+
+    client = InferenceClient(model=f"{base}/embed")
+    vector = client.feature_extraction(TEXTS[0])
+    check(vector.shape == (1, 384) and abs(norm(list(vector[0])) - 1.0) < 1e-5, f"/embed gave {vector.shape}")
+    refusals = [(" ", BadRequestError, 400, "Empty"), ("word " * 400, HfHubHTTPError, 413, "Validation")]
+    for text, raised, status, error_type in refusals:
+        try:
+            client.feature_extraction(text)
+        except raised as error:
+            answer = error.response.json()
+            seen = (error.response.status_code, answer.get("error_type"))
+            check(seen == (status, error_type), f"TEI's refusal: {seen}, {answer}")
+        else:
+            raise SystemExit(f"client check failed: /embed answered {text[:20]!r}")
+    print(f"huggingface_hub {huggingface_hub.__version__} on TEI's /embed: an embedding, Empty (400), Validation (413): ok", flush=True)
 
 
 def kserve_v2(base: str) -> None:
@@ -98,6 +136,7 @@ def main() -> None:
     parser.add_argument("--base", required=True, help="the server's base URL")
     args = parser.parse_args()
     openai_embeddings(args.base.rstrip("/"))
+    tei(args.base.rstrip("/"))
     kserve_v2(args.base.rstrip("/"))
 
 

@@ -111,7 +111,12 @@ impl ApiError {
     /// own error shape). The response carries the error as a [`Refusal`] for the logging
     /// layer (`request_log`), which logs a 5xx with its message.
     pub fn respond_with(&self, body: impl Serialize) -> Response {
-        let mut response = (self.status(), Json(body)).into_response();
+        self.respond(self.status(), body)
+    }
+
+    /// As [`ApiError::respond_with`], with a protocol's own status for this error.
+    pub fn respond(&self, status: StatusCode, body: impl Serialize) -> Response {
+        let mut response = (status, Json(body)).into_response();
         response.extensions_mut().insert(Refusal {
             kind: self.kind(),
             message: self.to_string(),

@@ -15,7 +15,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use modelcrate_core::{Infer, Truncate};
@@ -32,35 +32,54 @@ use crate::wire::{self, Count, Inputs, Text};
 
 const ROUTE: &str = "/v1/embeddings";
 
-/// An error in OpenAI's shape.
+/// An error in OpenAI's shape, with OpenAI's statuses: every invalid request is 400
+/// (the `openai` client raises `BadRequestError`: a missing or wrong field, malformed
+/// JSON, a text longer than the model takes, too many inputs), an unknown model 404
+/// (`NotFoundError`, code `model_not_found`); overload, timeouts and failures keep the
+/// other routes' 429, 503, 504 and 500.
 pub struct OpenAiError(ApiError);
+
+impl OpenAiError {
+    /// The status OpenAI's API answers this error with.
+    pub fn status(&self) -> StatusCode {
+        match &self.0 {
+            ApiError::Validation(_)
+            | ApiError::MalformedJson(_)
+            | ApiError::PayloadTooLarge(_)
+            | ApiError::UnsupportedMediaType(_) => StatusCode::BAD_REQUEST,
+            other => other.status(),
+        }
+    }
+}
 
 impl IntoResponse for OpenAiError {
     fn into_response(self) -> Response {
+        let status = self.status();
         let error = &self.0;
         // The field a validation message names first (`input[2]` → `input`).
         let param = match error {
-            ApiError::Validation(message) => message
+            ApiError::Validation(message) | ApiError::PayloadTooLarge(message) => message
                 .split('`')
                 .nth(1)
                 .map(|field| field.split(['[', '.']).next().unwrap_or(field).to_string()),
             _ => None,
         };
-        let kind = match error {
-            ApiError::Validation(_) | ApiError::MalformedJson(_) | ApiError::PayloadTooLarge(_) => {
-                "invalid_request_error"
-            }
-            ApiError::ModelNotFound(_) => "invalid_request_error",
+        let kind = match status {
+            StatusCode::TOO_MANY_REQUESTS => "rate_limit_error",
+            status if status.is_client_error() => "invalid_request_error",
             _ => "server_error",
         };
-        error.respond_with(OpenAiErrorBody {
-            error: OpenAiErrorDetail {
-                message: error.to_string(),
-                kind,
-                param,
-                code: error.kind(),
+        error.respond(
+            status,
+            OpenAiErrorBody {
+                error: OpenAiErrorDetail {
+                    message: error.to_string(),
+                    kind,
+                    param,
+                    code: error.kind(),
+                },
             },
-        })
+        )
     }
 }
 
@@ -73,7 +92,7 @@ pub struct OpenAiErrorBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OpenAiErrorDetail {
     pub message: String,
-    /// `invalid_request_error` or `server_error`.
+    /// `invalid_request_error`, `rate_limit_error` or `server_error`.
     #[serde(rename = "type")]
     pub kind: &'static str,
     /// The request field at fault, when one is.

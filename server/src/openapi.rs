@@ -26,6 +26,7 @@ use crate::request::{
     EntitiesRequest, ImageEmbedRequest, ImagesRequest, QuestionContext, ZeroShotParameters, ZeroShotRequest,
 };
 use crate::state::AppState;
+use crate::tei::TeiErrorBody;
 use crate::{admin, kserve, openai, status, tei};
 use modelcrate_core::pipeline::{
     CandidateScore, Classification, DetectedObject, Entities, EntityAnswer, EntityGroup, LabelScore, PixelBox,
@@ -62,6 +63,7 @@ use modelcrate_core::pipeline::{
     components(schemas(
         ErrorBody,
         OpenAiErrorBody,
+        TeiErrorBody,
         ClassifyRequest,
         EmbedRequest,
         EntitiesRequest,
@@ -228,15 +230,7 @@ fn errors(path_item: &mut Value) {
     if operation.get("requestBody").is_none() {
         return;
     }
-    let schema = if operation["tags"][0] == "OpenAI" {
-        "OpenAiErrorBody"
-    } else {
-        "ErrorBody"
-    };
-    let Some(responses) = operation.get_mut("responses").and_then(Value::as_object_mut) else {
-        return;
-    };
-    for (status, why) in [
+    const OURS: [(&str, &str); 8] = [
         ("400", "malformed JSON"),
         ("404", "unknown model"),
         ("413", "body, batch or text too large"),
@@ -245,8 +239,42 @@ fn errors(path_item: &mut Value) {
         ("429", "queue full; retry after Retry-After"),
         ("503", "draining, warming up, or the model still coming"),
         ("504", "no answer within --request-timeout-ms"),
-    ] {
-        responses.entry(status).or_insert_with(
+    ];
+    // OpenAI's statuses (`OpenAiError`): every invalid request is 400.
+    const OPENAI: [(&str, &str); 6] = [
+        (
+            "400",
+            "an invalid request: a field named in `param`, malformed JSON, too many or too long inputs",
+        ),
+        ("404", "unknown model (`model_not_found`)"),
+        ("429", "queue full; retry after Retry-After"),
+        ("500", "the inference failed"),
+        ("503", "draining, warming up, or the model still coming"),
+        ("504", "no answer within --request-timeout-ms"),
+    ];
+    // TEI's (`TeiError`): its `error_type` names, 424 for a failed inference.
+    const TEI: [(&str, &str); 10] = [
+        ("400", "malformed JSON, or an empty input (`Empty`)"),
+        ("404", "unknown model"),
+        ("413", "too many or too long inputs (`Validation`)"),
+        ("415", "wrong content type"),
+        ("422", "an invalid field, named (`Validation`)"),
+        ("424", "the inference failed (`Backend`)"),
+        ("429", "queue full; retry after Retry-After (`Overloaded`)"),
+        ("503", "draining, warming up, or the model still coming (`Unhealthy`)"),
+        ("504", "no answer within --request-timeout-ms (`Overloaded`)"),
+        ("500", "the server failed while answering"),
+    ];
+    let (schema, statuses): (&str, &[(&str, &str)]) = match operation["tags"][0].as_str() {
+        Some("OpenAI") => ("OpenAiErrorBody", &OPENAI),
+        Some("TEI") => ("TeiErrorBody", &TEI),
+        _ => ("ErrorBody", &OURS),
+    };
+    let Some(responses) = operation.get_mut("responses").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for (status, why) in statuses {
+        responses.entry(*status).or_insert_with(
             || json!({"description": why, "content": {"application/json": {"schema": reference(schema)}}}),
         );
     }

@@ -30,8 +30,74 @@ use utoipa::{PartialSchema, ToSchema};
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::wire::{Inputs, Text};
+use crate::wire::{self, Inputs, Text};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use modelcrate_core::pipeline::{self, Classification};
+
+/// An error as TEI answers it: `{"error": "...", "error_type": "Validation"}`, its
+/// `error_type` one of TEI's names and its status TEI's for that type: a failed inference
+/// is `Backend` with 424, a full queue `Overloaded` with 429, a model not ready
+/// `Unhealthy` with 503, too many or too long inputs `Validation` with 413, an empty input
+/// `Empty` with 400. A field of the wrong shape keeps 422, malformed JSON 400, a wrong
+/// content type 415 (TEI's axum answers those the same, in plain text); all are
+/// `Validation`.
+pub struct TeiError(pub ApiError);
+
+/// TEI's `error_type` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+pub enum TeiErrorType {
+    Unhealthy,
+    Backend,
+    Overloaded,
+    Validation,
+    Tokenizer,
+    Empty,
+}
+
+/// Every TEI route's error.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TeiErrorBody {
+    pub error: String,
+    pub error_type: TeiErrorType,
+}
+
+impl TeiError {
+    /// TEI's type and status for this error.
+    pub fn kind(&self) -> (TeiErrorType, StatusCode) {
+        match &self.0 {
+            ApiError::Inference(_) => (TeiErrorType::Backend, StatusCode::FAILED_DEPENDENCY),
+            ApiError::Busy(_) => (TeiErrorType::Overloaded, StatusCode::TOO_MANY_REQUESTS),
+            ApiError::Timeout(_) => (TeiErrorType::Overloaded, StatusCode::GATEWAY_TIMEOUT),
+            ApiError::Unavailable(_) => (TeiErrorType::Unhealthy, StatusCode::SERVICE_UNAVAILABLE),
+            ApiError::Validation(message)
+                if message.contains(wire::EMPTY_LIST) || message.contains(wire::EMPTY_TEXT) =>
+            {
+                (TeiErrorType::Empty, StatusCode::BAD_REQUEST)
+            }
+            other => (TeiErrorType::Validation, other.status()),
+        }
+    }
+}
+
+impl From<ApiError> for TeiError {
+    fn from(error: ApiError) -> Self {
+        Self(error)
+    }
+}
+
+impl IntoResponse for TeiError {
+    fn into_response(self) -> Response {
+        let (error_type, status) = self.kind();
+        self.0.respond(
+            status,
+            TeiErrorBody {
+                error: self.0.to_string(),
+                error_type,
+            },
+        )
+    }
+}
 
 /// `POST /embed`'s body.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -240,12 +306,13 @@ fn chosen(state: &AppState, model: Option<&str>, task: Task, route: &str) -> Res
 pub async fn embed(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(HeaderMap, Json<Vec<Vec<f32>>>), ApiError> {
+) -> Result<(HeaderMap, Json<Vec<Vec<f32>>>), TeiError> {
     state
         .json_route("/embed", body, async |request: TeiEmbedRequest| {
             embed_texts(&state, request).await
         })
         .await
+        .map_err(TeiError)
 }
 
 async fn embed_texts(state: &AppState, request: TeiEmbedRequest) -> Result<(HeaderMap, Json<Vec<Vec<f32>>>), ApiError> {
@@ -275,12 +342,13 @@ async fn embed_texts(state: &AppState, request: TeiEmbedRequest) -> Result<(Head
 pub async fn predict(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(HeaderMap, Json<Classification>), ApiError> {
+) -> Result<(HeaderMap, Json<Classification>), TeiError> {
     state
         .json_route("/predict", body, async |request: TeiPredictRequest| {
             classify_texts(&state, request).await
         })
         .await
+        .map_err(TeiError)
 }
 
 async fn classify_texts(
@@ -316,12 +384,13 @@ async fn classify_texts(
 pub async fn tokenize(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Vec<Vec<Token>>>, ApiError> {
+) -> Result<Json<Vec<Vec<Token>>>, TeiError> {
     state
         .json_route("/tokenize", body, async |request: TokenizeRequest| {
             tokens(&state, request).await
         })
         .await
+        .map_err(TeiError)
 }
 
 async fn tokens(state: &AppState, request: TokenizeRequest) -> Result<Json<Vec<Vec<Token>>>, ApiError> {
@@ -376,7 +445,7 @@ async fn tokens(state: &AppState, request: TokenizeRequest) -> Result<Json<Vec<V
 #[utoipa::path(get, path = "/info", tag = "TEI", operation_id = "tei_info",
     params(("model" = Option<String>, Query, description = "the model to describe; the server's limits and models when absent and several are served")),
     responses((status = 200, description = "TEI's description of the model, or the server's limits")))]
-pub async fn info(State(state): State<AppState>, RawQuery(query): RawQuery) -> Result<Json<Value>, ApiError> {
+pub async fn info(State(state): State<AppState>, RawQuery(query): RawQuery) -> Result<Json<Value>, TeiError> {
     let named: Vec<(String, String)> = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
         .map_err(|error| ApiError::Validation(format!("the query string is not form-encoded: {error}")))?;
     let mut model = None;
@@ -384,9 +453,9 @@ pub async fn info(State(state): State<AppState>, RawQuery(query): RawQuery) -> R
         match key.as_str() {
             "model" => model = Some(value),
             other => {
-                return Err(ApiError::Validation(format!(
-                    "unknown query parameter `{other}`; expected `model`"
-                )));
+                return Err(
+                    ApiError::Validation(format!("unknown query parameter `{other}`; expected `model`")).into(),
+                );
             }
         }
     }

@@ -160,6 +160,11 @@ pub fn kind(value: &serde_json::Value) -> &'static str {
     }
 }
 
+/// What a refusal of an empty list of inputs says, and of an empty text (TEI calls
+/// both errors `Empty`).
+pub const EMPTY_LIST: &str = "is an empty array";
+pub const EMPTY_TEXT: &str = "is empty or only whitespace";
+
 /// A text: a non-empty string with something besides whitespace.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
@@ -169,7 +174,7 @@ impl<'de> Deserialize<'de> for Text {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
         if text.trim().is_empty() {
-            return Err(de::Error::custom("is empty or only whitespace"));
+            return Err(de::Error::custom(EMPTY_TEXT));
         }
         Ok(Self(text))
     }
@@ -262,7 +267,7 @@ pub fn one_or_many<'de, D: Deserializer<'de>, I: Deserialize<'de> + Into<String>
                 texts.push(item.into());
             }
             if texts.is_empty() {
-                return Err(de::Error::custom("is an empty array; send at least one text"));
+                return Err(de::Error::custom(format!("{EMPTY_LIST}; send at least one text")));
             }
             Ok(Inputs::Many(texts))
         }

@@ -6,7 +6,7 @@
 mod common;
 
 use common::fake::{
-    ANSWERER, CLASSIFIER, DETECTOR, DIMENSION, EMBEDDER, IMAGES, MAX_LENGTH, PAIRS, PAIRS_SCALE, TAGGER,
+    ANSWERER, CLASSIFIER, CRASH, DETECTOR, DIMENSION, EMBEDDER, IMAGES, MAX_LENGTH, PAIRS, PAIRS_SCALE, TAGGER,
 };
 use common::{get, post, post_bytes, start_fakes, start_fakes_for};
 use serde_json::{Value, json};
@@ -467,6 +467,67 @@ async fn tei_routes_answer_in_tei_shapes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tei_refusals_carry_teis_error_types_and_statuses() {
+    let base = start_fakes().await;
+    let long = "good ".repeat(MAX_LENGTH * 2);
+    let cases = [
+        (json!({"inputs": []}), 400, "Empty"),
+        (json!({"inputs": " "}), 400, "Empty"),
+        (json!({"inputs": long}), 413, "Validation"),
+        (json!({"inputs": "good", "normalize": "yes"}), 422, "Validation"),
+        (json!({"inputs": "good", "model": "nope"}), 404, "Validation"),
+        (json!({"inputs": format!("good {CRASH}")}), 424, "Backend"),
+    ];
+    for (body, status, error_type) in cases {
+        let (got, answer) = post(&base, "/embed", &body).await;
+        assert_eq!(
+            (got, &answer["error_type"]),
+            (status, &json!(error_type)),
+            "{body}: {answer}"
+        );
+        assert!(answer["error"].as_str().is_some_and(|e| !e.is_empty()), "{answer}");
+    }
+    let (status, answer) = post(&base, "/predict", &json!({"inputs": CRASH})).await;
+    assert_eq!((status, &answer["error_type"]), (424, &json!("Backend")), "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_run_fails_its_own_requests_in_each_protocols_shape_and_the_next_runs() {
+    let base = start_fakes().await;
+    let crash = format!("good {CRASH}");
+    let (status, answer) = post(&base, &format!("/models/{EMBEDDER}/predict"), &json!({"inputs": crash})).await;
+    assert_eq!((status, &answer["error_type"]), (500, &json!("inference")), "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("the fake session failed"),
+        "the cause is named: {answer}"
+    );
+    let body = json!({"model": EMBEDDER, "input": crash});
+    let (status, answer) = post(&base, "/v1/embeddings", &body).await;
+    assert_eq!(
+        (status, &answer["error"]["type"]),
+        (500, &json!("server_error")),
+        "{answer}"
+    );
+    let (status, answer) = post(&base, "/embed", &json!({"inputs": crash})).await;
+    assert_eq!(status, 424, "{answer}");
+    // The engine runs on: the next request of every protocol is answered.
+    let (status, answer) = post(
+        &base,
+        &format!("/models/{EMBEDDER}/predict"),
+        &json!({"inputs": "good"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let (status, answer) = post(&base, "/v1/embeddings", &json!({"model": EMBEDDER, "input": "good"})).await;
+    assert_eq!(status, 200, "{answer}");
+    let (status, answer) = post(&base, "/embed", &json!({"inputs": "good"})).await;
+    assert_eq!(status, 200, "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openai_embeddings_answer_in_openais_shape_and_refuse_in_it() {
     let base = start_fakes().await;
     let body = json!({"model": EMBEDDER, "input": ["good", "bad bad"]});
@@ -485,9 +546,11 @@ async fn openai_embeddings_answer_in_openais_shape_and_refuse_in_it() {
         (cut.iter().map(|x| x * x).sum::<f64>() - 1.0).abs() < 1e-6,
         "re-normalised: {cut:?}"
     );
+    // OpenAI's status for an invalid request: 400 (its client raises BadRequestError).
     let (status, answer) = post(&base, "/v1/embeddings", &json!({"model": CLASSIFIER, "input": "a"})).await;
-    assert_eq!(status, 422, "{answer}");
+    assert_eq!(status, 400, "{answer}");
     assert_eq!(answer["error"]["param"], "model", "{answer}");
+    assert_eq!(answer["error"]["type"], "invalid_request_error", "{answer}");
     let models = get(&base, "/v1/models").await;
     assert_eq!(models["data"].as_array().map(Vec::len), Some(7), "{models}");
     // The embedding model and the image–text model's text tower are marked as embedders.

@@ -137,6 +137,9 @@ pub fn run(paths: &Paths, ort_dylib: &Path, python: &Path) -> Result<()> {
         ])
         .current_dir(&paths.root)
         .env("PYTHONPATH", paths.root.join("python"))
+        // huggingface_hub refuses every URL offline, this server's too; the clients talk
+        // to nothing else.
+        .env_remove("HF_HUB_OFFLINE")
         .status()
         .context("cannot run python -m modelcrate.clients")?;
     if !status.success() {

@@ -41,9 +41,13 @@ pub const PAIRS: &str = "fake-pairs";
 /// The image–text fake's temperature: zero-shot logits are 10 × the similarity.
 pub const PAIRS_SCALE: f32 = 10.0;
 
-const WORDS: [&str; 12] = [
-    "good", "bad", "fast", "slow", "rust", "python", "is", "and", "the", "release", "of", "version",
+const WORDS: [&str; 13] = [
+    "good", "bad", "fast", "slow", "rust", "python", "is", "and", "the", "release", "of", "version", "crash",
 ];
+
+/// A word that makes a fake text model's run fail, as a session's failure would: only
+/// the batch that holds it.
+pub const CRASH: &str = "crash";
 const SENTIMENT: [&str; 2] = ["negative", "positive"];
 const LANGUAGES: [&str; 3] = ["O", "B-LANG", "I-LANG"];
 const SHADES: [&str; 2] = ["dark", "light"];
@@ -189,6 +193,11 @@ impl TaskModel for TextModel {
     }
 
     fn run_texts(&self, batch: &EncodedBatch, _lane: Lane) -> Result<Vec<RowOutput>> {
+        if rows(batch).any(|ids| ids.contains(&id(CRASH))) {
+            return Err(modelcrate_runtime::Error::Ort(format!(
+                "the fake session failed on `{CRASH}`"
+            )));
+        }
         Ok(rows(batch).map(self.row).collect())
     }
 

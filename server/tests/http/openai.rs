@@ -42,7 +42,8 @@ async fn openai_embeddings_equal_sentence_transformers_in_every_encoding() {
         );
     }
     // The pretrained model the same way, every golden case in one request: a text beyond
-    // its 256 tokens is refused (413; OpenAI's requests cannot ask for truncation), and the
+    // its 256 tokens is refused (400, as OpenAI refuses a context length exceeded; its
+    // requests cannot ask for truncation), and the
     // rest of its cases equal sentence-transformers' (the long ones cut where it cuts them
     // are the TEI test's, which can ask).
     let pretrained = reference_of("minilm-embed");
@@ -50,7 +51,8 @@ async fn openai_embeddings_equal_sentence_transformers_in_every_encoding() {
     let texts_of_pretrained: Vec<&Value> = pretrained_cases.iter().map(|case| &case["text"]).collect();
     let body = json!({"model": "minilm-embed", "input": texts_of_pretrained});
     let (status, answer) = post(&base, "/v1/embeddings", &body).await;
-    assert_eq!(status, 413, "{answer}");
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(answer["error"]["param"], "input", "{answer}");
     assert!(
         answer["error"]["message"].as_str().unwrap().contains(
             "`input[78]` is longer than the model's 256 tokens; the server cuts such texts only when started with --auto-truncate"
@@ -109,7 +111,7 @@ async fn openai_refusals_have_openai_error_shape() {
     let cases = [
         (
             json!({"model": "news-topic", "input": "a text"}),
-            422,
+            400,
             "feature-extraction",
             Value::Null,
         ),
@@ -121,32 +123,32 @@ async fn openai_refusals_have_openai_error_shape() {
         ),
         (
             json!({"model": "news-embed", "input": [101, 2023]}),
-            422,
+            400,
             "token ids",
             json!("input"),
         ),
         (
             json!({"model": "news-embed", "input": ""}),
-            422,
+            400,
             "empty",
             json!("input"),
         ),
         (
             json!({"model": "news-embed", "input": "a", "dimensions": 1000}),
-            422,
+            400,
             "more than the 384",
             json!("dimensions"),
         ),
         (
             json!({"model": "news-embed", "input": "a", "encoding_format": "int8"}),
-            422,
+            400,
             "encoding_format",
             json!("encoding_format"),
         ),
-        (json!({"input": "a"}), 422, "missing field `model`", json!("model")),
+        (json!({"input": "a"}), 400, "missing field `model`", json!("model")),
         (
             json!({"model": "news-embed", "input": "a", "stream": true}),
-            422,
+            400,
             "unknown field `stream`",
             Value::Null,
         ),
@@ -162,10 +164,11 @@ async fn openai_refusals_have_openai_error_shape() {
             assert_eq!(error["param"], param, "{body}: {answer}");
         }
     }
-    // A text past the model's 128 tokens: refused unless the server truncates.
+    // A text past the model's 128 tokens: refused unless the server truncates; an invalid
+    // request to OpenAI's clients, 400, as OpenAI answers a context length exceeded.
     let long = "word ".repeat(400);
     let (status, answer) = post(&base, "/v1/embeddings", &json!({"model": "news-embed", "input": long})).await;
-    assert_eq!(status, 413, "{answer}");
+    assert_eq!(status, 400, "{answer}");
     assert!(
         answer["error"]["message"].as_str().unwrap().contains("128 tokens"),
         "{answer}"
