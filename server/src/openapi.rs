@@ -27,7 +27,7 @@ use crate::request::{
 };
 use crate::state::AppState;
 use crate::tei::TeiErrorBody;
-use crate::{admin, kserve, openai, status, tei};
+use crate::{admin, card, kserve, openai, status, tei};
 use modelcrate_core::pipeline::{
     CandidateScore, Classification, DetectedObject, Entities, EntityAnswer, EntityGroup, LabelScore, PixelBox,
     QuestionAnswer, QuestionAnswers, SpanAnswer, TextLabels, TokenEntity,
@@ -45,6 +45,7 @@ use modelcrate_core::pipeline::{
         status::live,
         status::ready,
         status::list_models,
+        card::card,
         status::metrics,
         openai::embeddings,
         openai::models,

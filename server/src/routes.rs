@@ -13,7 +13,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::{admin, hf, kserve, openai, openapi, request_log, status, tei};
+use crate::{admin, card, hf, kserve, openai, openapi, playground, request_log, status, tei};
 
 /// One route: a path, the method it answers and its handler. [`app`] serves the table of
 /// [`endpoints`], and the OpenAPI test reads the same table, so a route added without its
@@ -46,7 +46,11 @@ pub fn endpoints() -> Vec<Endpoint> {
         get_at("/health", status::health),
         get_at("/health/live", status::live),
         get_at("/health/ready", status::ready),
+        get_at("/", playground::index),
+        get_at("/assets/playground.js", playground::script),
+        get_at("/assets/modelcrate.css", playground::stylesheet),
         get_at("/models", status::list_models),
+        get_at("/models/{name}", card::card),
         get_at("/metrics", status::metrics),
         post_at("/models/{name}/predict", hf::predict),
         post_at("/models/{name}/image-embeddings", hf::image_embeddings),

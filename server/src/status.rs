@@ -99,72 +99,7 @@ pub async fn list_models(State(state): State<AppState>) -> Json<Value> {
         .models
         .engines()
         .iter()
-        .map(|engine| {
-            let info = engine.model().info();
-            let batching = engine.options();
-            json!({
-                "name": info.name,
-                "task": info.task.as_str(),
-                "labels": info.labels,
-                "problem_type": info.problem_type.map(|p| p.as_str()),
-                "dimension": info.dimension,
-                "image": info.image.map(|image| json!({
-                    "resize_shortest_edge": image.resize_shortest,
-                    "crop_size": image.crop,
-                    "image_mean": image.mean,
-                    "image_std": image.std,
-                    "max_pixels": state.limits.max_image_pixels,
-                })),
-                "detector": info.detector.map(|detector| json!({
-                    "letterbox_size": detector.letterboxing.size,
-                    "stride": detector.grid.stride,
-                    "image_mean": detector.letterboxing.mean,
-                    "image_std": detector.letterboxing.std,
-                    "max_pixels": state.limits.max_image_pixels,
-                    "threshold": DEFAULT_DECODE.threshold,
-                    "iou_threshold": DEFAULT_DECODE.iou_threshold,
-                })),
-                "signature": {
-                    "inputs": tensors(info.signature.inputs),
-                    "outputs": tensors(info.signature.outputs),
-                },
-                // An image–text model's text tower, and the temperature of its zero-shot scores.
-                "image_text": info.image_text.map(|towers| json!({
-                    "text_signature": {
-                        "inputs": tensors(towers.text_signature.inputs),
-                        "outputs": tensors(towers.text_signature.outputs),
-                    },
-                    "logit_scale": towers.logit_scale,
-                    "hypothesis_template": DEFAULT_HYPOTHESIS_TEMPLATE,
-                })),
-                // A SetFit classifier's second session, run on the body's embeddings.
-                "head_signature": info.head.map(|head| json!({
-                    "inputs": tensors(head.inputs),
-                    "outputs": tensors(head.outputs),
-                })),
-                "max_length": info.max_length,
-                // name, file, kind, and why it serves
-                "variant": info.variant,
-                "sessions": info.sessions,
-                // the serving policy (measured, or the flags'), as it runs
-                "layout": engine.layout().describe(),
-                "max_client_batch_size": state.limits.max_client_batch_size,
-                "batching": {
-                    "max_batch_size": batching.max_batch_size,
-                    "max_batch_tokens": batching.max_batch_tokens,
-                    "merge": batching.merge.describe(),
-                    "merge_steps": batching.merge.steps,
-                    "max_queue_delay_ms": batching.max_queue_delay.as_secs_f64() * 1e3,
-                    "queue_capacity": batching.queue_capacity,
-                    "workers": engine.workers(),
-                    "waiting": engine.waiting(),
-                },
-                "request_timeout_ms": state.limits.request_timeout.as_millis(),
-                // generation, serving_since, last_reload (see `reload`)
-                "reload": state.models.describe(info.name),
-                "state": "serving",
-            })
-        })
+        .map(|engine| described(&state, engine))
         .collect();
     // Models still coming have no engine yet: their name, task and last load attempt.
     let coming = state.models.coming().into_iter().map(|name| {
@@ -176,6 +111,75 @@ pub async fn list_models(State(state): State<AppState>) -> Json<Value> {
         })
     });
     Json(Value::Array(models.into_iter().chain(coming).collect()))
+}
+
+/// A served model as `/models` lists it (and `/models/{name}` describes it): task,
+/// labels, signature, the variant serving and why, its engine and the limits.
+pub(crate) fn described(state: &AppState, engine: &Engine) -> Value {
+    let info = engine.model().info();
+    let batching = engine.options();
+    json!({
+        "name": info.name,
+        "task": info.task.as_str(),
+        "labels": info.labels,
+        "problem_type": info.problem_type.map(|p| p.as_str()),
+        "dimension": info.dimension,
+        "image": info.image.map(|image| json!({
+            "resize_shortest_edge": image.resize_shortest,
+            "crop_size": image.crop,
+            "image_mean": image.mean,
+            "image_std": image.std,
+            "max_pixels": state.limits.max_image_pixels,
+        })),
+        "detector": info.detector.map(|detector| json!({
+            "letterbox_size": detector.letterboxing.size,
+            "stride": detector.grid.stride,
+            "image_mean": detector.letterboxing.mean,
+            "image_std": detector.letterboxing.std,
+            "max_pixels": state.limits.max_image_pixels,
+            "threshold": DEFAULT_DECODE.threshold,
+            "iou_threshold": DEFAULT_DECODE.iou_threshold,
+        })),
+        "signature": {
+            "inputs": tensors(info.signature.inputs),
+            "outputs": tensors(info.signature.outputs),
+        },
+        // An image–text model's text tower, and the temperature of its zero-shot scores.
+        "image_text": info.image_text.map(|towers| json!({
+            "text_signature": {
+                "inputs": tensors(towers.text_signature.inputs),
+                "outputs": tensors(towers.text_signature.outputs),
+            },
+            "logit_scale": towers.logit_scale,
+            "hypothesis_template": DEFAULT_HYPOTHESIS_TEMPLATE,
+        })),
+        // A SetFit classifier's second session, run on the body's embeddings.
+        "head_signature": info.head.map(|head| json!({
+            "inputs": tensors(head.inputs),
+            "outputs": tensors(head.outputs),
+        })),
+        "max_length": info.max_length,
+        // name, file, kind, and why it serves
+        "variant": info.variant,
+        "sessions": info.sessions,
+        // the serving policy (measured, or the flags'), as it runs
+        "layout": engine.layout().describe(),
+        "max_client_batch_size": state.limits.max_client_batch_size,
+        "batching": {
+            "max_batch_size": batching.max_batch_size,
+            "max_batch_tokens": batching.max_batch_tokens,
+            "merge": batching.merge.describe(),
+            "merge_steps": batching.merge.steps,
+            "max_queue_delay_ms": batching.max_queue_delay.as_secs_f64() * 1e3,
+            "queue_capacity": batching.queue_capacity,
+            "workers": engine.workers(),
+            "waiting": engine.waiting(),
+        },
+        "request_timeout_ms": state.limits.request_timeout.as_millis(),
+        // generation, serving_since, last_reload (see `reload`)
+        "reload": state.models.describe(info.name),
+        "state": "serving",
+    })
 }
 
 /// Tensors as `/models` lists them; `null` marks a dynamic dimension.

@@ -704,7 +704,12 @@ async fn the_openapi_document_describes_every_route_and_each_models_facts() {
     // Every route the server answers is described (the spec and its viewer aside), for at
     // least one model where its path names one.
     for endpoint in modelcrate_server::routes::endpoints() {
-        if endpoint.path == "/openapi.json" || endpoint.path.starts_with("/docs") {
+        // Pages for a browser, not API routes.
+        if endpoint.path == "/openapi.json"
+            || endpoint.path.starts_with("/docs")
+            || endpoint.path == "/"
+            || endpoint.path.starts_with("/assets/")
+        {
             continue;
         }
         let method = endpoint.method.as_str().to_lowercase();
@@ -744,5 +749,80 @@ async fn the_openapi_document_describes_every_route_and_each_models_facts() {
     assert!(
         schemas["ClassifyParameters"]["properties"]["function_to_apply"].is_object(),
         "{schemas}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_playground_and_a_model_card_are_pages_and_json_stays_the_default() {
+    let base = start_fakes().await;
+    let client = reqwest::Client::new();
+    let page = client.get(format!("{base}/")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains(r#"<script src="/assets/playground.js"></script>"#),
+        "{html}"
+    );
+    for (asset, media) in [("playground.js", "text/javascript"), ("modelcrate.css", "text/css")] {
+        let answer = client.get(format!("{base}/assets/{asset}")).send().await.unwrap();
+        assert_eq!(answer.status(), 200, "{asset}");
+        assert!(
+            answer.headers()["content-type"].to_str().unwrap().starts_with(media),
+            "{asset}"
+        );
+    }
+    // An API client (no Accept, or JSON) gets JSON: the model as /models lists it, its
+    // card and its variants, the serving one marked.
+    let (status, described) = common::get_status(&base, &format!("/models/{CLASSIFIER}")).await;
+    assert_eq!(status, 200, "{described}");
+    assert_eq!(described["name"], CLASSIFIER);
+    assert_eq!(described["task"], "text-classification");
+    assert!(described["card"].is_string(), "{described}");
+    let serving: Vec<&Value> = described["variants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| v["serves"] == true)
+        .map(|v| &v["name"])
+        .collect();
+    assert_eq!(serving, [&described["variant"]["name"]], "{described}");
+    // A browser gets the card as a page.
+    let card = client
+        .get(format!("{base}/models/{CLASSIFIER}"))
+        .header(
+            "accept",
+            "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(card.status(), 200);
+    assert!(
+        card.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let html = card.text().await.unwrap();
+    assert!(
+        html.contains(&format!("<h1>{CLASSIFIER}</h1>")) && html.contains(r#"<tr class="serves">"#),
+        "{html}"
+    );
+    assert!(
+        html.contains("<h2>Limits</h2>") && html.contains("--max-client-batch-size"),
+        "{html}"
+    );
+    // An unknown model: 404 in JSON.
+    let (status, answer) = common::get_status(&base, "/models/nope").await;
+    assert_eq!(
+        (status, &answer["error_type"]),
+        (404, &json!("model_not_found")),
+        "{answer}"
     );
 }

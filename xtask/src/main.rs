@@ -12,6 +12,7 @@ mod bench_limit;
 mod bench_table;
 mod bench_workload;
 mod beside;
+mod browser;
 mod build_inputs;
 mod cache;
 mod cache_command;
@@ -32,6 +33,7 @@ mod smoke;
 mod spec;
 mod stamp;
 mod step;
+mod system;
 mod variant_check;
 mod work;
 

@@ -63,7 +63,12 @@ impl Venv {
     /// `python/tools.lock`), made or updated as [`Venv::ensure`] makes the project's.
     pub fn tools(paths: &Paths) -> Result<Self> {
         let dir = paths::machine_cache()?.join("tools-venv");
-        Self::ensure_at(paths, dir, &["python/tools.lock"], "the OpenAPI validator: a few MB")
+        Self::ensure_at(
+            paths,
+            dir,
+            &["python/tools.lock"],
+            "the OpenAPI validator and Playwright, with its driver but no browser: about 170 MB",
+        )
     }
 
     /// The venv at `dir` holding exactly `locks` (relative to the root); `what` says what

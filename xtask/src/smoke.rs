@@ -1,8 +1,10 @@
 //! The end of the main job, checked: start the real server binary on a free loopback
 //! port, ask it the README's question, let real clients (`python/modelcrate/clients.py`:
-//! the `openai` package, and KServe v2 requests in plain HTTP) talk to it, validate its
+//! the `openai` package, `huggingface_hub`'s InferenceClient on TEI's routes, and KServe
+//! v2 requests in plain HTTP) talk to it, validate its
 //! `/openapi.json` with a standard OpenAPI validator (`openapi-spec-validator`, from the
-//! tools venv), and stop it with SIGTERM.
+//! tools venv), drive the playground and a model card in Chromium (`browser`), and stop
+//! it with SIGTERM.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -13,6 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use base64::Engine as _;
 
+use crate::browser;
 use crate::paths::Paths;
 use crate::pipeline::release_binary;
 use crate::python::Venv;
@@ -146,6 +149,7 @@ pub fn run(paths: &Paths, ort_dylib: &Path, python: &Path) -> Result<()> {
         bail!("a real client failed against the server ({status}); see its message above");
     }
     validate_openapi(paths, port, &tools)?;
+    browser::run(paths, port, &tools)?;
     drop(server);
     Ok(())
 }

@@ -266,6 +266,13 @@ pub fn header_number(headers: &reqwest::header::HeaderMap, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("header {name} is a number"))
 }
 
+/// A GET's status and JSON answer, whatever the status.
+pub async fn get_status(base: &str, path: &str) -> (u16, Value) {
+    let response = reqwest::get(format!("{base}{path}")).await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("every answer is JSON"))
+}
+
 pub async fn get(base: &str, path: &str) -> Value {
     let response = reqwest::get(format!("{base}{path}")).await.unwrap();
     assert_eq!(response.status().as_u16(), 200, "GET {path}");

@@ -1,0 +1,93 @@
+//! The Debian packages the test command needs beside Rust and Python (Chromium, for the
+//! browser test of the playground), installed by the set-up like every other dependency:
+//! what is missing is installed with `apt-get` (as root, or through `sudo` when it is
+//! there), once per machine; a machine where neither can install says which command to run.
+
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, Result, bail};
+
+/// Debian's package, and the file it must leave on the machine.
+pub struct Package {
+    pub name: &'static str,
+    pub provides: &'static str,
+}
+
+/// Headless Chromium for `python/tools/browser.py` (Playwright drives it; it never
+/// downloads a browser of its own).
+pub const CHROMIUM: Package = Package {
+    name: "chromium",
+    provides: "/usr/bin/chromium",
+};
+
+fn installed(package: &Package) -> bool {
+    std::path::Path::new(package.provides).is_file()
+}
+
+/// `apt-get` as root, or through `sudo` (non-interactive) for another user.
+fn apt_get() -> Result<Command> {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|output| String::from_utf8_lossy(&output.stdout).trim() == "0");
+    if root {
+        return Ok(Command::new("apt-get"));
+    }
+    let sudo = Command::new("sudo").args(["-n", "true"]).stderr(Stdio::null()).status();
+    if sudo.is_ok_and(|status| status.success()) {
+        let mut command = Command::new("sudo");
+        command.args(["-n", "apt-get"]);
+        return Ok(command);
+    }
+    bail!("installing Debian packages needs root or passwordless sudo")
+}
+
+/// Installs whichever of `packages` is missing; says what it installed and how long it took.
+pub fn ensure(packages: &[Package]) -> Result<()> {
+    let missing: Vec<&Package> = packages.iter().filter(|package| !installed(package)).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<&str> = missing.iter().map(|package| package.name).collect();
+    let started = std::time::Instant::now();
+    eprintln!("    installing Debian packages {names:?} (apt-get; once per machine)");
+    let run = |arguments: &[&str]| -> Result<()> {
+        let mut command = apt_get().with_context(|| {
+            format!(
+                "cannot install {names:?}: run `apt-get install -y --no-install-recommends {}` as root, then again",
+                names.join(" ")
+            )
+        })?;
+        let output = command
+            .args(arguments)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .output()
+            .context("cannot run apt-get")?;
+        if !output.status.success() {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
+            bail!(
+                "apt-get {} failed: {}",
+                arguments.join(" "),
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
+        Ok(())
+    };
+    // A fresh machine's package lists may be empty or stale: read them once first.
+    run(&["update", "-qq"])?;
+    let mut install = vec!["install", "-y", "-qq", "--no-install-recommends"];
+    install.extend(&names);
+    run(&install)?;
+    for package in missing {
+        if !installed(package) {
+            bail!(
+                "apt-get installed {} but {} is not there",
+                package.name,
+                package.provides
+            );
+        }
+    }
+    eprintln!("    installed {names:?} in {:.0}s", started.elapsed().as_secs_f64());
+    Ok(())
+}
