@@ -32,11 +32,13 @@ use modelcrate_schema::{
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+use crate::bench_chart;
 use crate::bench_limit;
 use crate::bench_table::{number, table};
 use crate::bench_workload::{self, Workload};
 use crate::paths::Paths;
 use crate::pipeline::{Environment, release_binary};
+use crate::progress::Progress;
 use crate::select;
 use crate::smoke::{Server, wait_healthy};
 use crate::spec::{self, ModelSpec};
@@ -476,7 +478,7 @@ fn run_model(paths: &Paths, environment: &Environment, args: &BenchArgs, spec: &
             None
         };
         let mut results = Vec::new();
-        for peer in peers(
+        let peers = peers(
             paths,
             environment,
             model,
@@ -484,7 +486,10 @@ fn run_model(paths: &Paths, environment: &Environment, args: &BenchArgs, spec: &
             &variant_file,
             teacher.as_ref(),
             args.smoke,
-        ) {
+        );
+        let progress = Progress::new(peers.len() as u64, &format!("peers of {model}, {}", workload.name()));
+        for peer in peers {
+            let name = peer.name;
             let (serves, metric) = served_metric(paths, model, serving_variant, peer.serves.clone())?;
             // The work of one of the workload's sequences in what it serves: a student's
             // layers, or the teacher's (the PyTorch checkpoint is the teacher).
@@ -499,7 +504,9 @@ fn run_model(paths: &Paths, environment: &Environment, args: &BenchArgs, spec: &
             result["test_metric"] = metric;
             result["gop_per_sequence"] = json!(gop);
             results.push(result);
+            progress.advance(&format!("{name} measured"));
         }
+        progress.finish();
         let report = json!({
             "model": model,
             "task": task,
@@ -521,11 +528,17 @@ fn run_model(paths: &Paths, environment: &Environment, args: &BenchArgs, spec: &
         } else {
             format!("{model}-{}", workload.name())
         };
-        let markdown = table(&report);
+        let mut markdown = table(&report);
         std::fs::write(
             out_dir.join(format!("{stem}.json")),
             serde_json::to_string_pretty(&report)? + "\n",
         )?;
+        // The charts beside the table, which shows them.
+        for (chart, svg) in bench_chart::charts(&report)? {
+            let file = format!("{stem}.{chart}.svg");
+            std::fs::write(out_dir.join(&file), svg)?;
+            markdown.push_str(&format!("\n![{chart}]({file})\n"));
+        }
         std::fs::write(out_dir.join(format!("{stem}.md")), &markdown)?;
         println!("{markdown}");
         if args.smoke {

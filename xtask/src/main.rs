@@ -8,6 +8,7 @@
 //! checks `generated/`, parity and the tests. `report` tabulates every model and variant.
 
 mod bench;
+mod bench_chart;
 mod bench_limit;
 mod bench_table;
 mod bench_workload;
@@ -17,11 +18,13 @@ mod build_inputs;
 mod cache;
 mod cache_command;
 mod card_figures;
+mod chart;
 mod codegen;
 #[cfg(test)]
 mod invalidation_tests;
 mod paths;
 mod pipeline;
+mod progress;
 mod python;
 mod python_host;
 mod python_step;

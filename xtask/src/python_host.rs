@@ -16,6 +16,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
+use crate::progress::{self, Progress};
 use crate::python::OFFLINE_ENV;
 
 /// Starts every line the host writes on its stdout; a step's own output never does.
@@ -208,11 +209,21 @@ impl Running {
         })
     }
 
-    /// Shows the step's progress until the host says it is done; its exit code.
+    /// Shows the step's progress until the host says it is done; its exit code. A
+    /// training's lines (`epoch e/E step s/S loss …`) drive a bar of its optimizer steps.
     fn wait_done(&mut self) -> Result<i32> {
+        let mut training: Option<Progress> = None;
         loop {
             match self.next_line()? {
-                Line::Progress(line) => eprintln!("    {line}"),
+                Line::Progress(line) => match progress::optimizer_step(&line) {
+                    Some((step, steps)) => training
+                        .get_or_insert_with(|| Progress::new(steps, "optimizer steps"))
+                        .set(step, steps, &line),
+                    None => match &training {
+                        Some(bar) => bar.println(&format!("    {line}")),
+                        None => eprintln!("    {line}"),
+                    },
+                },
                 Line::Control(message) => {
                     let code = message
                         .strip_prefix("done ")

@@ -10,6 +10,7 @@ use modelcrate_schema::{MeasureReport, ParityReport, SERVING_FILE, Serving, VARI
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+use crate::chart::{self, Point};
 use crate::paths::Paths;
 use crate::spec::ModelSpec;
 use crate::work::{Encoder, WORK_AT_TOKENS, kept_layers, layers};
@@ -239,6 +240,44 @@ fn markdown(model: &Value) -> String {
     out
 }
 
+/// The chart of each measured variant's speed (texts/s at batch 32, one thread) against its
+/// test metric, the serving one marked; `None` when fewer than two were measured.
+fn speed_against_metric(model: &Value) -> Result<Option<String>> {
+    let points: Vec<Point> = model["variants"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| {
+            Some(Point {
+                label: v["name"].as_str()?.to_string(),
+                x: v["throughput"]["sequences_per_second"].as_f64()?,
+                y: v["metric"]["value"].as_f64()?,
+                marked: v["selected"] == true,
+            })
+        })
+        .collect();
+    if points.len() < 2 {
+        return Ok(None);
+    }
+    let metric = model["variants"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find_map(|v| v["metric"]["name"].as_str())
+        .unwrap_or("test metric");
+    let title = format!(
+        "{}: each variant's speed and test {metric}",
+        model["model"].as_str().unwrap_or("?")
+    );
+    chart::points(
+        &title,
+        "inputs/s at batch 32, one thread",
+        &format!("test {metric}"),
+        &points,
+    )
+    .map(Some)
+}
+
 pub fn write(paths: &Paths, specs: &[ModelSpec]) -> Result<()> {
     let models = specs
         .iter()
@@ -260,12 +299,18 @@ pub fn write(paths: &Paths, specs: &[ModelSpec]) -> Result<()> {
         machine["avx2"],
         machine["avx512_vnni"],
     );
+    let artifacts = paths.artifacts();
+    let charts = artifacts.join("report");
+    std::fs::create_dir_all(&charts).with_context(|| format!("cannot create {}", charts.display()))?;
     for model in &models {
         text.push_str(&markdown(model));
+        if let Some(svg) = speed_against_metric(model)? {
+            let file = format!("{}.svg", model["model"].as_str().unwrap_or("model"));
+            std::fs::write(charts.join(&file), svg)?;
+            let _ = writeln!(text, "\n![each variant's speed against its test metric](report/{file})");
+        }
         text.push('\n');
     }
-    let artifacts = paths.artifacts();
-    std::fs::create_dir_all(&artifacts).with_context(|| format!("cannot create {}", artifacts.display()))?;
     let json_path = artifacts.join("report.json");
     let md_path = artifacts.join("report.md");
     std::fs::write(

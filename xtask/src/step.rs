@@ -26,11 +26,18 @@ pub enum Outcome {
 
 impl Outcome {
     /// A line for a step that did not run, nothing for one that did (it spoke for itself).
-    pub fn report(self) {
+    pub fn describe(self) -> Option<&'static str> {
         match self {
-            Self::UpToDate => eprintln!("    up to date (inputs and outputs unchanged; --force to redo)"),
-            Self::Restored => eprintln!("    restored from the cache"),
-            Self::Ran => {}
+            Self::UpToDate => Some("    up to date (inputs and outputs unchanged; --force to redo)"),
+            Self::Restored => Some("    restored from the cache"),
+            Self::Ran => None,
+        }
+    }
+
+    /// Prints [`Outcome::describe`]'s line, if any.
+    pub fn report(self) {
+        if let Some(line) = self.describe() {
+            eprintln!("{line}");
         }
     }
 }

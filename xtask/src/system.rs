@@ -7,6 +7,8 @@ use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
 
+use crate::progress::Progress;
+
 /// Debian's package, and the file it must leave on the machine.
 pub struct Package {
     pub name: &'static str,
@@ -50,7 +52,9 @@ pub fn ensure(packages: &[Package]) -> Result<()> {
     }
     let names: Vec<&str> = missing.iter().map(|package| package.name).collect();
     let started = std::time::Instant::now();
-    eprintln!("    installing Debian packages {names:?} (apt-get; once per machine)");
+    let spinner = Progress::spinner(&format!(
+        "installing Debian packages {names:?} (apt-get; once per machine)"
+    ));
     let run = |arguments: &[&str]| -> Result<()> {
         let mut command = apt_get().with_context(|| {
             format!(
@@ -88,6 +92,7 @@ pub fn ensure(packages: &[Package]) -> Result<()> {
             );
         }
     }
+    spinner.finish();
     eprintln!("    installed {names:?} in {:.0}s", started.elapsed().as_secs_f64());
     Ok(())
 }

@@ -25,6 +25,7 @@ use crate::build_inputs;
 use crate::cache::{Key, KeyBuilder, Output};
 use crate::paths::Paths;
 use crate::pipeline::{Build, Environment, build, release_binary, selected, setup, with_runtime_env};
+use crate::progress::Progress;
 use crate::python_step::label;
 use crate::select;
 use crate::step::Step;
@@ -278,6 +279,7 @@ impl VariantCheck {
         let all_started = Instant::now();
         let queue = Mutex::new(pending.iter());
         let printing = Mutex::new(());
+        let progress = Progress::new(pending.len() as u64, &format!("{} checks of {model}", self.step()));
         let failure: Mutex<Option<anyhow::Error>> = Mutex::new(None);
         std::thread::scope(|scope| {
             for _ in 0..jobs {
@@ -295,20 +297,29 @@ impl VariantCheck {
                             Ok(())
                         });
                         let _guard = printing.lock();
-                        eprintln!("==> {} {model} {}", self.step(), check.variant);
-                        eprint!("{said}");
+                        progress.println(&format!("==> {} {model} {}", self.step(), check.variant));
+                        if !said.trim().is_empty() {
+                            progress.println(said.trim_end_matches('\n'));
+                        }
                         let seconds = started.elapsed().as_secs_f64();
                         match outcome {
                             Ok(outcome) => {
-                                outcome.report();
-                                eprintln!("    {} {model} {}: done in {seconds:.1}s", self.step(), check.variant);
+                                if let Some(line) = outcome.describe() {
+                                    progress.println(line);
+                                }
+                                progress.println(&format!(
+                                    "    {} {model} {}: done in {seconds:.1}s",
+                                    self.step(),
+                                    check.variant
+                                ));
+                                progress.advance(&format!("{} {model} {}", self.step(), check.variant));
                             }
                             Err(error) => {
-                                eprintln!(
+                                progress.println(&format!(
                                     "    {} {model} {}: FAILED after {seconds:.1}s",
                                     self.step(),
                                     check.variant
-                                );
+                                ));
                                 if let Ok(mut failure) = failure.lock() {
                                     failure.get_or_insert(error);
                                 }

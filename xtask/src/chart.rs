@@ -1,0 +1,227 @@
+//! SVG charts beside the bench's and the report's tables (plotters' SVG backend: text
+//! stays text, no font files or bitmaps): lines of a measure against a level (requests/s
+//! against concurrency, latency against offered load), and points of two measures (each
+//! variant's speed against its test metric).
+
+use anyhow::{Result, anyhow};
+use plotters::coord::types::RangedCoordf64;
+use plotters::prelude::*;
+
+const SIZE: (u32, u32) = (760, 440);
+/// Distinguishable on white, in order (Okabe–Ito, then greys).
+const PALETTE: [RGBColor; 8] = [
+    RGBColor(0, 114, 178),
+    RGBColor(213, 94, 0),
+    RGBColor(0, 158, 115),
+    RGBColor(204, 121, 167),
+    RGBColor(230, 159, 0),
+    RGBColor(86, 180, 233),
+    RGBColor(120, 120, 120),
+    RGBColor(0, 0, 0),
+];
+
+/// One named line of points (x ascending), dashed or not.
+pub struct Line {
+    pub name: String,
+    pub points: Vec<(f64, f64)>,
+    pub dashed: bool,
+    /// Lines with the same colour index share a colour (a peer's p50 and p99).
+    pub colour: usize,
+}
+
+/// One labelled point; `marked` draws it larger and filled (the variant that serves).
+pub struct Point {
+    pub label: String,
+    pub x: f64,
+    pub y: f64,
+    pub marked: bool,
+}
+
+fn range(values: impl Iterator<Item = f64>, from_zero: bool) -> (f64, f64) {
+    let (low, high) = values
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| (l.min(v), h.max(v)));
+    if !low.is_finite() {
+        return (0.0, 1.0);
+    }
+    let low = if from_zero { low.min(0.0) } else { low };
+    let pad = ((high - low) * 0.08).max(high.abs() * 0.02).max(1e-9);
+    (if from_zero { low } else { low - pad }, high + pad)
+}
+
+fn error(what: impl std::fmt::Display) -> anyhow::Error {
+    anyhow!("cannot draw the chart: {what}")
+}
+
+/// A line chart; `log_x` for levels that double (concurrency 1, 2, 4, …).
+pub fn lines(title: &str, x_label: &str, y_label: &str, lines: &[Line], log_x: bool) -> Result<String> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        root.fill(&WHITE).map_err(error)?;
+        let (x_low, x_high) = range(lines.iter().flat_map(|l| l.points.iter().map(|p| p.0)), false);
+        let (_, y_high) = range(lines.iter().flat_map(|l| l.points.iter().map(|p| p.1)), true);
+        let mut builder = ChartBuilder::on(&root);
+        builder
+            .caption(title, ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(42)
+            .y_label_area_size(64);
+        if log_x {
+            let mut chart = builder
+                .build_cartesian_2d((x_low.max(0.5)..x_high).log_scale(), 0.0..y_high)
+                .map_err(error)?;
+            chart
+                .configure_mesh()
+                .x_desc(x_label)
+                .y_desc(y_label)
+                .x_label_formatter(&|x| format!("{x:.0}"))
+                .light_line_style(WHITE.mix(0.0))
+                .draw()
+                .map_err(error)?;
+            draw_lines(&mut chart, lines)?;
+        } else {
+            let mut chart = builder.build_cartesian_2d(x_low..x_high, 0.0..y_high).map_err(error)?;
+            chart
+                .configure_mesh()
+                .x_desc(x_label)
+                .y_desc(y_label)
+                .light_line_style(WHITE.mix(0.0))
+                .draw()
+                .map_err(error)?;
+            draw_lines(&mut chart, lines)?;
+        }
+        root.present().map_err(error)?;
+    }
+    Ok(svg)
+}
+
+fn draw_lines<'a, X>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, RangedCoordf64>>,
+    lines: &[Line],
+) -> Result<()>
+where
+    X: Ranged<ValueType = f64>,
+{
+    for line in lines {
+        let colour = PALETTE[line.colour % PALETTE.len()];
+        let stroke = colour.stroke_width(2);
+        let series = if line.dashed {
+            chart.draw_series(DashedLineSeries::new(line.points.iter().copied(), 6, 4, stroke))
+        } else {
+            chart.draw_series(LineSeries::new(line.points.iter().copied(), stroke))
+        }
+        .map_err(error)?;
+        series
+            .label(line.name.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2)));
+        chart
+            .draw_series(line.points.iter().map(|&p| Circle::new(p, 3, colour.filled())))
+            .map_err(error)?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.3))
+        .label_font(("sans-serif", 12))
+        .draw()
+        .map_err(error)
+}
+
+/// A scatter of labelled points.
+pub fn points(title: &str, x_label: &str, y_label: &str, points: &[Point]) -> Result<String> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        root.fill(&WHITE).map_err(error)?;
+        let (x_low, x_high) = range(points.iter().map(|p| p.x), true);
+        let (y_low, y_high) = range(points.iter().map(|p| p.y), false);
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(42)
+            .y_label_area_size(64)
+            .build_cartesian_2d(x_low..x_high * 1.15, y_low..y_high)
+            .map_err(error)?;
+        chart
+            .configure_mesh()
+            .x_desc(x_label)
+            .y_desc(y_label)
+            .y_label_formatter(&|y| format!("{y:.3}"))
+            .light_line_style(WHITE.mix(0.0))
+            .draw()
+            .map_err(error)?;
+        for point in points {
+            let colour = if point.marked { PALETTE[1] } else { PALETTE[0] };
+            let size = if point.marked { 6 } else { 4 };
+            chart
+                .draw_series(std::iter::once(Circle::new((point.x, point.y), size, colour.filled())))
+                .map_err(error)?;
+            let label = if point.marked {
+                format!("{} (serves)", point.label)
+            } else {
+                point.label.clone()
+            };
+            chart
+                .draw_series(std::iter::once(Text::new(
+                    label,
+                    (point.x, point.y),
+                    ("sans-serif", 12).into_font().color(&BLACK),
+                )))
+                .map_err(error)?;
+        }
+        root.present().map_err(error)?;
+    }
+    Ok(svg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn charts_are_svg_with_their_titles_labels_and_one_mark_per_point() {
+        let line = |name: &str, dashed| Line {
+            name: name.into(),
+            points: vec![(1.0, 100.0), (2.0, 180.0), (4.0, 210.0)],
+            dashed,
+            colour: 0,
+        };
+        let svg = lines(
+            "requests/s",
+            "concurrency",
+            "requests/s",
+            &[line("modelcrate", false), line("python p99", true)],
+            true,
+        )
+        .unwrap();
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"), "{svg}");
+        for text in ["requests/s", "concurrency", "modelcrate", "python p99"] {
+            assert!(svg.contains(text), "{text} in the chart");
+        }
+        assert_eq!(svg.matches("<circle").count(), 6, "one mark per point");
+        let svg = points(
+            "speed and accuracy",
+            "texts/s",
+            "accuracy",
+            &[
+                Point {
+                    label: "fp32".into(),
+                    x: 100.0,
+                    y: 0.973,
+                    marked: false,
+                },
+                Point {
+                    label: "int8".into(),
+                    x: 250.0,
+                    y: 0.969,
+                    marked: true,
+                },
+            ],
+        )
+        .unwrap();
+        assert!(svg.contains("int8 (serves)") && svg.contains("fp32"), "{svg}");
+        assert_eq!(svg.matches("<circle").count(), 2);
+    }
+}
