@@ -197,6 +197,17 @@ pub struct Config {
         default_value_t = 30_000
     )]
     pub drain_timeout_ms: u64,
+    /// On SIGTERM or SIGINT, how long to go on answering every request while
+    /// `/health/ready` already answers 503, in milliseconds, before the drain: the time a
+    /// load balancer or a Kubernetes endpoint update takes to stop sending here. 0 drains
+    /// at once. Behind a load balancer, set it above its health check's interval × fall.
+    #[arg(
+        help_heading = "Limits",
+        long,
+        env = "MODELCRATE_SHUTDOWN_DELAY_MS",
+        default_value_t = 0
+    )]
+    pub shutdown_delay_ms: u64,
     /// Folder with each model's golden outputs (`<name>/reference.json`, as `cargo xtask
     /// golden` writes them): a hot reload's canary holds the new model to them.
     #[arg(help_heading = "Model", long, env = "MODELCRATE_GOLDEN", default_value = "golden")]

@@ -3,10 +3,13 @@
 //! Models are loaded before the server listens. Once it listens, each model runs a
 //! warm-up (one input alone and a full batch, through its engine, so that ONNX Runtime
 //! allocates its arenas and picks its kernels before a user pays for it); only then does
-//! `GET /health/ready` answer 200. On SIGTERM or SIGINT the server drains: readiness
-//! turns 503 so that a load balancer stops sending, new predictions get 503 with
-//! `Retry-After`, the requests in flight finish, and once none is left (or
-//! `--drain-timeout-ms` passed) the listener closes and the process exits.
+//! `GET /health/ready` answer 200. On SIGTERM or SIGINT the server first leaves, for
+//! `--shutdown-delay-ms` (0 by default): readiness turns 503 so that a load balancer
+//! stops sending, while every request that still arrives is answered — the time a load
+//! balancer's health check or a Kubernetes endpoint update takes to notice. Then it
+//! drains: new predictions get 503 with `Retry-After`, the requests in flight finish, and
+//! once none is left (or `--drain-timeout-ms` passed) the listener closes and the process
+//! exits.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
@@ -22,6 +25,8 @@ use crate::served::Served;
 pub enum Phase {
     WarmingUp,
     Ready,
+    /// Unready, still answering: the load balancers are being told.
+    Leaving,
     Draining,
 }
 
@@ -30,6 +35,7 @@ impl Phase {
         match self {
             Self::WarmingUp => "warming_up",
             Self::Ready => "ready",
+            Self::Leaving => "leaving",
             Self::Draining => "draining",
         }
     }
@@ -56,6 +62,7 @@ impl Lifecycle {
         match self.phase.load(Ordering::SeqCst) {
             0 => Phase::WarmingUp,
             1 => Phase::Ready,
+            2 => Phase::Leaving,
             _ => Phase::Draining,
         }
     }
@@ -68,6 +75,11 @@ impl Lifecycle {
             Ordering::SeqCst,
             Ordering::SeqCst,
         );
+    }
+
+    /// Readiness turns 503; requests are still admitted until [`Lifecycle::begin_draining`].
+    pub fn begin_leaving(&self) {
+        self.phase.store(Phase::Leaving as u8, Ordering::SeqCst);
     }
 
     pub fn begin_draining(&self) {
@@ -150,6 +162,17 @@ pub fn warm_up_engine(name: &str, engine: &Engine, timeout: Duration) -> anyhow:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn leaving_is_unready_and_a_late_ready_does_not_undo_it() {
+        let lifecycle = Lifecycle::default();
+        lifecycle.set_ready();
+        lifecycle.begin_leaving();
+        lifecycle.set_ready();
+        assert_eq!(lifecycle.phase(), Phase::Leaving);
+        lifecycle.begin_draining();
+        assert_eq!(lifecycle.phase(), Phase::Draining);
+    }
 
     #[test]
     fn phases_go_forward_and_draining_wins_over_a_late_ready() {

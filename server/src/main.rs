@@ -101,11 +101,20 @@ async fn run(config: Config) -> Result<()> {
         ));
     }
     let drain_timeout = Duration::from_millis(config.drain_timeout_ms);
+    let shutdown_delay = Duration::from_millis(config.shutdown_delay_ms);
     let drained = Arc::new(tokio::sync::Notify::new());
     let shutdown = {
         let (lifecycle, drained) = (Arc::clone(&lifecycle), Arc::clone(&drained));
         async move {
             shutdown_signal().await;
+            if !shutdown_delay.is_zero() {
+                lifecycle.begin_leaving();
+                tracing::info!(
+                    ?shutdown_delay,
+                    "leaving: /health/ready answers 503, requests are still answered"
+                );
+                tokio::time::sleep(shutdown_delay).await;
+            }
             lifecycle.begin_draining();
             tracing::info!(in_flight = lifecycle.in_flight(), "draining: new requests get 503");
             let left = lifecycle.drained(drain_timeout).await;

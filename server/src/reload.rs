@@ -243,7 +243,7 @@ pub async fn watch(
     loop {
         tokio::time::sleep(interval).await;
         match lifecycle.phase() {
-            Phase::Draining => return,
+            Phase::Leaving | Phase::Draining => return,
             Phase::WarmingUp => continue,
             Phase::Ready => {}
         }

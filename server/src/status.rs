@@ -88,7 +88,7 @@ pub async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiErro
             "coming": coming,
         }))),
         Phase::WarmingUp => Err(ApiError::Unavailable("the models are warming up".into())),
-        Phase::Draining => Err(ApiError::Unavailable("the server is shutting down".into())),
+        Phase::Leaving | Phase::Draining => Err(ApiError::Unavailable("the server is shutting down".into())),
     }
 }
 
