@@ -15,11 +15,13 @@ mod bench_workload;
 mod beside;
 mod browser;
 mod build_inputs;
+mod bundle;
 mod cache;
 mod cache_command;
 mod card_figures;
 mod chart;
 mod codegen;
+mod deploy_check;
 #[cfg(test)]
 mod invalidation_tests;
 mod paths;
@@ -29,6 +31,7 @@ mod python;
 mod python_host;
 mod python_step;
 mod report;
+mod rolling;
 #[cfg(test)]
 mod scratch;
 mod select;
@@ -110,6 +113,9 @@ enum Step {
     Choose(Select),
     /// One table of every model and variant (artifacts/report.md and report.json).
     Report,
+    /// Gather what the deployable image carries (deploy/Dockerfile): each model's serving
+    /// variant, tokenizer and configs, and its golden outputs, in artifacts/deploy/.
+    Bundle,
     /// Serve every model over HTTP.
     Serve(ServeArgs),
     /// The main job: setup, train, distill, export, optimize, golden, gen, parity, measure, select, then serve.
@@ -143,6 +149,7 @@ fn main() {
         Step::Measure(select) => variant_check::measure(&paths, &select),
         Step::Choose(select) => pipeline::select_serving(&paths, &select),
         Step::Report => pipeline::report(&paths),
+        Step::Bundle => bundle::write(&paths).map(drop),
         Step::Serve(serve) => pipeline::serve(&paths, &serve),
         Step::All { select, serve } => pipeline::all(&paths, &select, &serve),
         Step::Test => pipeline::test(&paths),

@@ -18,7 +18,7 @@ use crate::python_step::{self, PyStep};
 use crate::spec::{self, ModelSpec};
 use crate::step::{Runner, Tally};
 use crate::variant_check::{costs_with, made_variants, measure_with, parity_with};
-use crate::{Select, ServeArgs, card_figures, codegen, report, select, smoke};
+use crate::{Select, ServeArgs, bundle, card_figures, codegen, deploy_check, report, rolling, select, smoke};
 
 /// Runs `work` under a heading, then says how long it took.
 pub fn timed<T>(what: &str, work: impl FnOnce() -> Result<T>) -> Result<T> {
@@ -518,6 +518,14 @@ pub fn test(paths: &Paths) -> Result<()> {
     timed("serve smoke test", || {
         smoke::run(paths, &environment.ort_dylib, &environment.venv.python())
     })?;
+    timed(
+        "deploy: the bundle, its manifests, a rolling restart behind HAProxy",
+        || {
+            let (bundle, _) = bundle::write(paths)?;
+            let peak_rss = rolling::run(paths, &environment.ort_dylib, &bundle)?;
+            deploy_check::manifests(paths, peak_rss)
+        },
+    )?;
     timed("bench smoke test", || {
         bench::run(paths, &environment, &BenchArgs::smoke())
     })?;

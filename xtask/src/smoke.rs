@@ -53,6 +53,25 @@ impl Server {
         }
     }
 
+    /// Sends SIGTERM and waits for a clean exit within `within` (a Kubernetes rollout's
+    /// termination); an error if it fails or takes longer.
+    pub fn terminate_and_wait(mut self, within: Duration) -> Result<()> {
+        let _ = Command::new("kill").arg("-TERM").arg(self.0.id().to_string()).status();
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.0.try_wait()? {
+                if !status.success() {
+                    bail!("the server exited with {status} on SIGTERM");
+                }
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("the server had not exited {within:?} after SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Waits for the server to exit (on SIGINT or SIGTERM); an error if it failed.
     pub fn wait(mut self) -> Result<()> {
         let status = self.0.wait().context("cannot wait for the server")?;

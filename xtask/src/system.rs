@@ -1,5 +1,5 @@
 //! The Debian packages the test command needs beside Rust and Python (Chromium, for the
-//! browser test of the playground), installed by the set-up like every other dependency:
+//! browser test of the playground; HAProxy, for the rolling restart), installed by the set-up like every other dependency:
 //! what is missing is installed with `apt-get` (as root, or through `sudo` when it is
 //! there), once per machine; a machine where neither can install says which command to run.
 
@@ -20,6 +20,12 @@ pub struct Package {
 pub const CHROMIUM: Package = Package {
     name: "chromium",
     provides: "/usr/bin/chromium",
+};
+
+/// The load balancer of the rolling-restart check (`rolling`).
+pub const HAPROXY: Package = Package {
+    name: "haproxy",
+    provides: "/usr/sbin/haproxy",
 };
 
 fn installed(package: &Package) -> bool {
@@ -95,4 +101,17 @@ pub fn ensure(packages: &[Package]) -> Result<()> {
     spinner.finish();
     eprintln!("    installed {names:?} in {:.0}s", started.elapsed().as_secs_f64());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Installs what the test command needs, as it would (`--ignored`: it changes the machine).
+    #[test]
+    #[ignore]
+    fn the_test_commands_packages_install() {
+        ensure(&[CHROMIUM, HAPROXY]).unwrap();
+        assert!(installed(&CHROMIUM) && installed(&HAPROXY));
+    }
 }
