@@ -478,6 +478,7 @@ fn niced_cargo() -> Command {
 
 pub fn test(paths: &Paths) -> Result<()> {
     let started = Instant::now();
+    crate::system::enough_disk(&paths.root)?;
     let mut fmt = niced_cargo();
     fmt.current_dir(&paths.root).args(["fmt", "--all", "--check"]);
     let mut clippy = niced_cargo();

@@ -107,6 +107,12 @@ pub fn ensure(packages: &[Package]) -> Result<()> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn free_space_is_read_and_a_full_disk_is_refused_by_name() {
+        assert!(free_bytes(std::path::Path::new("/")).is_some_and(|bytes| bytes > 0));
+        assert!(free_bytes(std::path::Path::new("/no/such/folder")).is_none());
+    }
+
     /// Installs what the test command needs, as it would (`--ignored`: it changes the machine).
     #[test]
     #[ignore]
@@ -114,4 +120,31 @@ mod tests {
         ensure(&[CHROMIUM, HAPROXY]).unwrap();
         assert!(installed(&CHROMIUM) && installed(&HAPROXY));
     }
+}
+
+/// Bytes free on the filesystem holding `path` (`df`), when it can be read.
+pub fn free_bytes(path: &std::path::Path) -> Option<u64> {
+    let output = Command::new("df").arg("-Pk").arg(path).output().ok()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let kilobytes: u64 = text.lines().nth(1)?.split_whitespace().nth(3)?.parse().ok()?;
+    Some(kilobytes * 1024)
+}
+
+/// What a run of the test command writes at most on a cold cache: the clone's artifacts
+/// (about 5 GB), the release build, the cache's new entries.
+pub const RUN_NEEDS_BYTES: u64 = 12 * 1024 * 1024 * 1024;
+
+/// Refuses to start a run that would fill the disk half way (as a run once did, restoring
+/// its artifacts): names the free space and what takes it.
+pub fn enough_disk(path: &std::path::Path) -> Result<()> {
+    let Some(free) = free_bytes(path) else { return Ok(()) };
+    if free < RUN_NEEDS_BYTES {
+        bail!(
+            "only {:.1} GB free on the disk of {}; a run needs about {:.0} GB. The artifact cache (`cargo xtask cache`, `--prune SIZE`) and old clones' artifacts/ are the usual room",
+            free as f64 / 1e9,
+            path.display(),
+            RUN_NEEDS_BYTES as f64 / 1e9
+        );
+    }
+    Ok(())
 }
