@@ -108,7 +108,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn free_space_is_read_and_a_full_disk_is_refused_by_name() {
+    fn free_space_is_read_from_df_and_an_unknown_path_has_none() {
         assert!(free_bytes(std::path::Path::new("/")).is_some_and(|bytes| bytes > 0));
         assert!(free_bytes(std::path::Path::new("/no/such/folder")).is_none());
     }
