@@ -15,7 +15,7 @@ use axum::response::{Html, IntoResponse, Response};
 use modelcrate_core::Engine;
 use modelcrate_runtime::variants::read_variants;
 use modelcrate_runtime::{ModelInfo, Task};
-use modelcrate_schema::Candidate;
+use modelcrate_schema::{Candidate, VariantKind};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -45,6 +45,40 @@ pub struct VariantRow {
     pub serves: bool,
 }
 
+impl VariantRow {
+    /// A variant with no figures yet.
+    fn new(name: &str, kind: VariantKind, serves: bool) -> Self {
+        Self {
+            name: name.to_string(),
+            kind: kind.as_str().to_string(),
+            file: None,
+            size_bytes: None,
+            how: None,
+            test_metric: None,
+            sequences_per_second: None,
+            p50_ms: None,
+            peak_rss_bytes: None,
+            passed: None,
+            verdict: None,
+            serves,
+        }
+    }
+
+    /// The figures `select` weighed it by.
+    fn weighed(&mut self, candidate: &Candidate) {
+        self.test_metric = Some(json!({
+            "name": candidate.test_metric.name,
+            "value": candidate.test_metric.value,
+            "points_vs_teacher": candidate.test_metric.points_vs_teacher,
+        }));
+        self.sequences_per_second = candidate.sequences_per_second;
+        self.p50_ms = candidate.p50_ms;
+        self.peak_rss_bytes = candidate.peak_rss_bytes;
+        self.passed = Some(candidate.passed);
+        self.verdict = Some(candidate.verdict.clone());
+    }
+}
+
 /// Every variant of `name`: those `variants.json` lists as made, with the figures of
 /// `select`'s candidates; a candidate missing from `variants.json` (a folder holding the
 /// serving files only) still shows. Also a note when `variants.json` cannot be read.
@@ -55,78 +89,35 @@ fn variant_rows(state: &AppState, name: &str, info: &ModelInfo) -> (Vec<VariantR
         Ok(None) => (Vec::new(), None),
         Err(error) => (Vec::new(), Some(format!("variants.json could not be read: {error}"))),
     };
-    let candidate = |variant: &str| info.variant.candidates.iter().find(|c| c.name == variant);
-    let figures = |row: &mut VariantRow, candidate: &Candidate| {
-        row.test_metric = Some(json!({
-            "name": candidate.test_metric.name,
-            "value": candidate.test_metric.value,
-            "points_vs_teacher": candidate.test_metric.points_vs_teacher,
-        }));
-        row.sequences_per_second = candidate.sequences_per_second;
-        row.p50_ms = candidate.p50_ms;
-        row.peak_rss_bytes = candidate.peak_rss_bytes;
-        row.passed = Some(candidate.passed);
-        row.verdict = Some(candidate.verdict.clone());
-    };
+    let serving = &info.variant.name;
+    let weighed = |variant: &str| info.variant.candidates.iter().find(|c| &c.name == variant);
     let mut rows: Vec<VariantRow> = made
         .iter()
         .map(|variant| {
-            let mut row = VariantRow {
-                name: variant.name.clone(),
-                kind: variant.kind.as_str().to_string(),
-                file: variant.file.clone(),
-                size_bytes: variant.size_bytes,
-                how: variant.how.clone(),
-                test_metric: None,
-                sequences_per_second: None,
-                p50_ms: None,
-                peak_rss_bytes: None,
-                passed: None,
-                verdict: None,
-                serves: variant.name == info.variant.name,
-            };
-            if let Some(candidate) = candidate(&variant.name) {
-                figures(&mut row, candidate);
+            let mut row = VariantRow::new(&variant.name, variant.kind, variant.name == *serving);
+            row.file = variant.file.clone();
+            row.size_bytes = variant.size_bytes;
+            row.how = variant.how.clone();
+            if let Some(candidate) = weighed(&variant.name) {
+                row.weighed(candidate);
             }
             row
         })
         .collect();
     for candidate in &info.variant.candidates {
         if rows.iter().all(|row| row.name != candidate.name) {
-            let mut row = VariantRow {
-                name: candidate.name.clone(),
-                kind: candidate.kind.as_str().to_string(),
-                file: None,
-                size_bytes: None,
-                how: None,
-                test_metric: None,
-                sequences_per_second: None,
-                p50_ms: None,
-                peak_rss_bytes: None,
-                passed: None,
-                verdict: None,
-                serves: candidate.name == info.variant.name,
-            };
-            figures(&mut row, candidate);
+            let mut row = VariantRow::new(&candidate.name, candidate.kind, candidate.name == *serving);
+            row.weighed(candidate);
             rows.push(row);
         }
     }
     if rows.iter().all(|row| !row.serves) {
         // Served by name or as the FP32 fallback: not among the weighed variants.
-        rows.push(VariantRow {
-            name: info.variant.name.clone(),
-            kind: info.variant.kind.as_str().to_string(),
-            file: Some(info.variant.file.clone()),
-            size_bytes: std::fs::metadata(folder.join(&info.variant.file)).ok().map(|m| m.len()),
-            how: None,
-            test_metric: None,
-            sequences_per_second: None,
-            p50_ms: None,
-            peak_rss_bytes: None,
-            passed: None,
-            verdict: Some(info.variant.selection.clone()),
-            serves: true,
-        });
+        let mut row = VariantRow::new(serving, info.variant.kind, true);
+        row.file = Some(info.variant.file.clone());
+        row.size_bytes = std::fs::metadata(folder.join(&info.variant.file)).ok().map(|m| m.len());
+        row.verdict = Some(info.variant.selection.clone());
+        rows.push(row);
     }
     (rows, note)
 }
