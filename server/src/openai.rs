@@ -40,9 +40,9 @@ const ROUTE: &str = "/v1/embeddings";
 pub struct OpenAiError(ApiError);
 
 impl OpenAiError {
-    /// The status OpenAI's API answers this error with.
-    pub fn status(&self) -> StatusCode {
-        match &self.0 {
+    /// The status OpenAI's API answers `error` with.
+    pub fn status_of(error: &ApiError) -> StatusCode {
+        match error {
             ApiError::Validation(_)
             | ApiError::MalformedJson(_)
             | ApiError::PayloadTooLarge(_)
@@ -54,7 +54,7 @@ impl OpenAiError {
 
 impl IntoResponse for OpenAiError {
     fn into_response(self) -> Response {
-        let status = self.status();
+        let status = Self::status_of(&self.0);
         let error = &self.0;
         // The field a validation message names first (`input[2]` → `input`).
         let param = match error {
@@ -248,9 +248,12 @@ pub async fn embeddings(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(HeaderMap, Json<EmbeddingsAnswer>), OpenAiError> {
     state
-        .json_route(ROUTE, body, async |request: EmbeddingsRequest| {
-            embed(&state, request).await
-        })
+        .json_route(
+            ROUTE,
+            OpenAiError::status_of,
+            body,
+            async |request: EmbeddingsRequest| embed(&state, request).await,
+        )
         .await
         .map_err(OpenAiError)
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use modelcrate_core::{Engine, Infer, Prepared, Timings};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -70,6 +70,18 @@ impl AppState {
         model: &str,
         work: impl Future<Output = (String, Result<T, ApiError>)>,
     ) -> Result<T, ApiError> {
+        self.counted_as(route, model, ApiError::status, work).await
+    }
+
+    /// As [`AppState::counted`], for a protocol that answers an error with its own status
+    /// (`status_of`: OpenAI's, TEI's): the metrics count the status the client got.
+    pub(crate) async fn counted_as<T>(
+        &self,
+        route: &'static str,
+        model: &str,
+        status_of: fn(&ApiError) -> StatusCode,
+        work: impl Future<Output = (String, Result<T, ApiError>)>,
+    ) -> Result<T, ApiError> {
         // Counted in before the phase is read: a drain either sees this request or it is refused.
         let in_flight = self.lifecycle.enter();
         let (model, result) = if self.lifecycle.phase() == Phase::Draining {
@@ -90,7 +102,7 @@ impl AppState {
             Ok(_) => self.metrics.request(label, route, 200, ""),
             Err(error) => self
                 .metrics
-                .request(label, route, error.status().as_u16(), error.kind()),
+                .request(label, route, status_of(error).as_u16(), error.kind()),
         }
         result
     }
@@ -102,6 +114,7 @@ impl AppState {
     pub(crate) async fn json_route<R: DeserializeOwned, T>(
         &self,
         route: &'static str,
+        status_of: fn(&ApiError) -> StatusCode,
         body: Result<Bytes, BytesRejection>,
         answer: impl AsyncFnOnce(R) -> Result<T, ApiError>,
     ) -> Result<T, ApiError> {
@@ -121,7 +134,7 @@ impl AppState {
             };
             (model, result)
         };
-        self.counted(route, "", work).await
+        self.counted_as(route, "", status_of, work).await
     }
 
     /// The inference core of a served model, on the engine serving it now.

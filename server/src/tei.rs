@@ -63,9 +63,9 @@ pub struct TeiErrorBody {
 }
 
 impl TeiError {
-    /// TEI's type and status for this error.
-    pub fn kind(&self) -> (TeiErrorType, StatusCode) {
-        match &self.0 {
+    /// TEI's type and status for `error`.
+    pub fn kind_of(error: &ApiError) -> (TeiErrorType, StatusCode) {
+        match error {
             ApiError::Inference(_) => (TeiErrorType::Backend, StatusCode::FAILED_DEPENDENCY),
             ApiError::Busy(_) => (TeiErrorType::Overloaded, StatusCode::TOO_MANY_REQUESTS),
             ApiError::Timeout(_) => (TeiErrorType::Overloaded, StatusCode::GATEWAY_TIMEOUT),
@@ -78,6 +78,11 @@ impl TeiError {
             other => (TeiErrorType::Validation, other.status()),
         }
     }
+
+    /// TEI's status for `error`.
+    pub fn status_of(error: &ApiError) -> StatusCode {
+        Self::kind_of(error).1
+    }
 }
 
 impl From<ApiError> for TeiError {
@@ -88,7 +93,7 @@ impl From<ApiError> for TeiError {
 
 impl IntoResponse for TeiError {
     fn into_response(self) -> Response {
-        let (error_type, status) = self.kind();
+        let (error_type, status) = Self::kind_of(&self.0);
         self.0.respond(
             status,
             TeiErrorBody {
@@ -308,7 +313,7 @@ pub async fn embed(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(HeaderMap, Json<Vec<Vec<f32>>>), TeiError> {
     state
-        .json_route("/embed", body, async |request: TeiEmbedRequest| {
+        .json_route("/embed", TeiError::status_of, body, async |request: TeiEmbedRequest| {
             embed_texts(&state, request).await
         })
         .await
@@ -344,9 +349,12 @@ pub async fn predict(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(HeaderMap, Json<Classification>), TeiError> {
     state
-        .json_route("/predict", body, async |request: TeiPredictRequest| {
-            classify_texts(&state, request).await
-        })
+        .json_route(
+            "/predict",
+            TeiError::status_of,
+            body,
+            async |request: TeiPredictRequest| classify_texts(&state, request).await,
+        )
         .await
         .map_err(TeiError)
 }
@@ -386,9 +394,12 @@ pub async fn tokenize(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Vec<Vec<Token>>>, TeiError> {
     state
-        .json_route("/tokenize", body, async |request: TokenizeRequest| {
-            tokens(&state, request).await
-        })
+        .json_route(
+            "/tokenize",
+            TeiError::status_of,
+            body,
+            async |request: TokenizeRequest| tokens(&state, request).await,
+        )
         .await
         .map_err(TeiError)
 }
