@@ -514,7 +514,12 @@ async fn a_failed_run_fails_its_own_requests_in_each_protocols_shape_and_the_nex
     let (status, answer) = post(&base, "/embed", &json!({"inputs": crash, "model": EMBEDDER})).await;
     assert_eq!(status, 424, "{answer}");
     // The metrics count the status each client got: OpenAI's 500 and TEI's 424.
-    let metrics = reqwest::get(format!("{base}/metrics")).await.unwrap().text().await.unwrap();
+    let metrics = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     for (route, status) in [("/v1/embeddings", 500), ("/embed", 424)] {
         let line = format!(
             "modelcrate_requests_total{{model=\"{EMBEDDER}\",route=\"{route}\",status=\"{status}\",error_type=\"inference\"}} 1"
