@@ -116,6 +116,10 @@ enum Step {
     /// Gather what the deployable image carries (deploy/Dockerfile): each model's serving
     /// variant, tokenizer and configs, and its golden outputs, in artifacts/deploy/.
     Bundle,
+    /// Check deploy/ here: gather the bundle, serve it from two replicas behind HAProxy
+    /// and restart both under load (every request must be answered), then validate the
+    /// manifests against Kubernetes's and KServe's schemas and the measured memory.
+    Deploy,
     /// Serve every model over HTTP.
     Serve(ServeArgs),
     /// The main job: setup, train, distill, export, optimize, golden, gen, parity, measure, select, then serve.
@@ -150,6 +154,7 @@ fn main() {
         Step::Choose(select) => pipeline::select_serving(&paths, &select),
         Step::Report => pipeline::report(&paths),
         Step::Bundle => bundle::write(&paths).map(drop),
+        Step::Deploy => pipeline::deploy(&paths),
         Step::Serve(serve) => pipeline::serve(&paths, &serve),
         Step::All { select, serve } => pipeline::all(&paths, &select, &serve),
         Step::Test => pipeline::test(&paths),

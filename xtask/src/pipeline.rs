@@ -1,7 +1,7 @@
 //! How the steps chain: setup, the Python steps (`python_step`), gen, the release build,
 //! the per-variant checks (`variant_check`), select, report, serve, and the test command.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
@@ -519,19 +519,32 @@ pub fn test(paths: &Paths) -> Result<()> {
     timed("serve smoke test", || {
         smoke::run(paths, &environment.ort_dylib, &environment.venv.python())
     })?;
-    timed(
-        "deploy: the bundle, its manifests, a rolling restart behind HAProxy",
-        || {
-            let (bundle, _) = bundle::write(paths)?;
-            let peak_rss = rolling::run(paths, &environment.ort_dylib, &bundle)?;
-            deploy_check::manifests(paths, peak_rss)
-        },
-    )?;
+    deploy_with(paths, &environment.ort_dylib)?;
     timed("bench smoke test", || {
         bench::run(paths, &environment, &BenchArgs::smoke())
     })?;
     eprintln!("test: everything passed in {:.0}s", started.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// `cargo xtask deploy`: `deploy/` checked here, after the main job.
+pub fn deploy(paths: &Paths) -> Result<()> {
+    let environment = setup(paths, false)?;
+    build(paths, Build::ServerBinaries)?;
+    deploy_with(paths, &environment.ort_dylib)
+}
+
+/// The bundle, a rolling restart of two replicas serving it behind HAProxy, then the
+/// manifests checked against the schemas and the memory the replicas were measured at.
+fn deploy_with(paths: &Paths, ort_dylib: &Path) -> Result<()> {
+    timed(
+        "deploy: the bundle, a rolling restart behind HAProxy, the manifests",
+        || {
+            let (bundle, _) = bundle::write(paths)?;
+            let peak_rss = rolling::run(paths, ort_dylib, &bundle)?;
+            deploy_check::manifests(paths, peak_rss)
+        },
+    )
 }
 
 pub fn bench(paths: &Paths, args: &BenchArgs) -> Result<()> {
