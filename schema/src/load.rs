@@ -1,7 +1,7 @@
 //! What `modelcrate-load` prints for `cargo xtask bench`: a server loaded over HTTP
 //! ([`LoadReport`]), or ONNX Runtime alone on the workload's texts ([`CeilingReport`]).
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::measure::{Machine, SessionLayout};
 
@@ -45,9 +45,19 @@ pub struct LevelFigures {
     pub errors: usize,
     pub first_error: Option<String>,
     pub requests_per_second: f64,
+    /// NaN (`null` in JSON) when nothing was answered: a quantile of no latencies.
+    #[serde(deserialize_with = "nan_if_null")]
     pub p50_ms: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub p90_ms: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub p99_ms: f64,
+}
+
+/// A quantile of no samples is NaN, which JSON writes as `null`: `null` reads back as NaN
+/// (a level where a peer answered nothing must not make its report unreadable).
+fn nan_if_null<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(deserializer)?.unwrap_or(f64::NAN))
 }
 
 /// ONNX Runtime alone on the workload's texts, tokenized beforehand: what no server
@@ -61,7 +71,9 @@ pub struct CeilingReport {
     pub tokens: TokenMoments,
     pub batches: Vec<CeilingBatch>,
     pub best_sequences_per_second: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub single_inference_p50_ms: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub single_tokenization_p50_ms: f64,
     pub machine: Machine,
 }

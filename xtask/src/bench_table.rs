@@ -10,6 +10,11 @@ pub fn number(value: &Value) -> f64 {
     value.as_f64().unwrap_or(f64::NAN)
 }
 
+/// Milliseconds as the tables show them; `—` for a quantile of no answers.
+fn ms(value: &Value) -> String {
+    value.as_f64().map_or_else(|| "—".to_string(), |ms| format!("{ms:.2}"))
+}
+
 /// The table of every peer and level, with ratios to the Python ONNX Runtime peer at the
 /// same concurrency and to the ceiling.
 pub fn table(report: &Value) -> String {
@@ -95,13 +100,13 @@ pub fn table(report: &Value) -> String {
                 .and_then(|gop| fraction_of_peak(rps, gop, &report["peak"]))
                 .map_or("—".into(), |f| format!("{f:.2}"));
             out.push_str(&format!(
-                "| {} | {serves} | {} | {rps:.1} | {versus} |{equal} {:.2} | {of_peak} | {:.2} | {:.2} | {:.2} | {} | {} | {rss} |\n",
+                "| {} | {serves} | {} | {rps:.1} | {versus} |{equal} {:.2} | {of_peak} | {} | {} | {} | {} | {} | {rss} |\n",
                 peer["peer"].as_str().unwrap_or("?"),
                 level["concurrency"],
                 rps / ceiling,
-                number(&level["p50_ms"]),
-                number(&level["p90_ms"]),
-                number(&level["p99_ms"]),
+                ms(&level["p50_ms"]),
+                ms(&level["p90_ms"]),
+                ms(&level["p99_ms"]),
                 level["shed"],
                 level["errors"],
             ));
@@ -134,13 +139,13 @@ pub fn table(report: &Value) -> String {
         out.push_str("|---|--:|--:|--:|--:|--:|--:|--:|--:|\n");
         for (peer, level) in open {
             out.push_str(&format!(
-                "| {} | {:.1} | {:.1} | {:.2} | {:.2} | {:.2} | {} | {} | {} |\n",
+                "| {} | {:.1} | {:.1} | {} | {} | {} | {} | {} | {} |\n",
                 peer["peer"].as_str().unwrap_or("?"),
                 number(&level["offered_per_second"]),
                 number(&level["requests_per_second"]),
-                number(&level["p50_ms"]),
-                number(&level["p90_ms"]),
-                number(&level["p99_ms"]),
+                ms(&level["p50_ms"]),
+                ms(&level["p90_ms"]),
+                ms(&level["p99_ms"]),
                 level["shed"],
                 level["errors"],
                 level["dropped"],
