@@ -73,6 +73,10 @@ pub struct BenchArgs {
     /// `--concurrency`, `--seconds` and `--open-loop`.
     #[arg(long)]
     pub smoke: bool,
+    /// Draw every report's table and charts again from its JSON in artifacts/bench/,
+    /// measuring nothing.
+    #[arg(long)]
+    pub redraw: bool,
 }
 
 impl BenchArgs {
@@ -84,6 +88,7 @@ impl BenchArgs {
             seconds: 1.0,
             open_loop: vec![0.3],
             smoke: true,
+            redraw: false,
         }
     }
 
@@ -528,23 +533,53 @@ fn run_model(paths: &Paths, environment: &Environment, args: &BenchArgs, spec: &
         } else {
             format!("{model}-{}", workload.name())
         };
-        let mut markdown = table(&report);
         std::fs::write(
             out_dir.join(format!("{stem}.json")),
             serde_json::to_string_pretty(&report)? + "\n",
         )?;
-        // The charts beside the table, which shows them.
-        for (chart, svg) in bench_chart::charts(&report)? {
-            let file = format!("{stem}.{chart}.svg");
-            std::fs::write(out_dir.join(&file), svg)?;
-            markdown.push_str(&format!("\n![{chart}]({file})\n"));
-        }
-        std::fs::write(out_dir.join(format!("{stem}.md")), &markdown)?;
-        println!("{markdown}");
+        println!("{}", draw(&out_dir, &stem, &report)?);
         if args.smoke {
             check_smoke(&report)?;
         }
     }
+    Ok(())
+}
+
+/// Writes a report's table (`<stem>.md`) and its charts beside it; returns the table.
+fn draw(out_dir: &Path, stem: &str, report: &Value) -> Result<String> {
+    let mut markdown = table(report);
+    for (chart, svg) in bench_chart::charts(report)? {
+        let file = format!("{stem}.{chart}.svg");
+        std::fs::write(out_dir.join(&file), svg)?;
+        markdown.push_str(&format!("\n![{chart}]({file})\n"));
+    }
+    std::fs::write(out_dir.join(format!("{stem}.md")), &markdown)?;
+    Ok(markdown)
+}
+
+/// `cargo xtask bench --redraw`: every report of `artifacts/bench/` drawn again (tables
+/// and charts) from its JSON, measuring nothing.
+pub fn redraw(paths: &Paths) -> Result<()> {
+    let out_dir = paths.artifacts().join("bench");
+    let entries = std::fs::read_dir(&out_dir)
+        .with_context(|| format!("cannot list {}: run `cargo xtask bench` first", out_dir.display()))?;
+    let mut drawn = 0;
+    for entry in entries {
+        let path = entry?.path();
+        let (Some(stem), Some("json")) = (
+            path.file_stem().and_then(|s| s.to_str()),
+            path.extension().and_then(|e| e.to_str()),
+        ) else {
+            continue;
+        };
+        let report: Value = select::read_json(&path, "cargo xtask bench")?;
+        draw(&out_dir, stem, &report)?;
+        drawn += 1;
+    }
+    eprintln!(
+        "    redrew {drawn} reports' tables and charts in {}",
+        paths.relative(&out_dir).display()
+    );
     Ok(())
 }
 

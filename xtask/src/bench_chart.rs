@@ -6,7 +6,7 @@ use anyhow::Result;
 use serde_json::Value;
 
 use crate::bench_table::number;
-use crate::chart::{self, Line};
+use crate::chart::{self, Line, Scale};
 
 /// `(file suffix, SVG)` of each chart `report` has data for.
 pub fn charts(report: &Value) -> Result<Vec<(&'static str, String)>> {
@@ -56,7 +56,8 @@ pub fn charts(report: &Value) -> Result<Vec<(&'static str, String)>> {
                 "concurrent clients",
                 "requests/s",
                 &throughput,
-                true,
+                Scale::Log,
+                Scale::Linear,
             )?,
         ),
         (
@@ -64,9 +65,10 @@ pub fn charts(report: &Value) -> Result<Vec<(&'static str, String)>> {
             chart::lines(
                 &format!("{title}: latency by concurrency (p50 solid, p99 dashed)"),
                 "concurrent clients",
-                "milliseconds",
+                "milliseconds (log)",
                 &latency,
-                true,
+                Scale::Log,
+                Scale::Log,
             )?,
         ),
     ];
@@ -87,9 +89,10 @@ pub fn charts(report: &Value) -> Result<Vec<(&'static str, String)>> {
             chart::lines(
                 &format!("{title}: p99 latency by offered load (open loop)"),
                 "offered requests/s",
-                "p99 milliseconds",
+                "p99 milliseconds (log)",
                 &open,
-                false,
+                Scale::Linear,
+                Scale::Log,
             )?,
         ));
     }

@@ -4,7 +4,6 @@
 //! variant's speed against its test metric).
 
 use anyhow::{Result, anyhow};
-use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 const SIZE: (u32, u32) = (760, 440);
@@ -53,80 +52,131 @@ fn error(what: impl std::fmt::Display) -> anyhow::Error {
     anyhow!("cannot draw the chart: {what}")
 }
 
-/// A line chart; `log_x` for levels that double (concurrency 1, 2, 4, …).
-pub fn lines(title: &str, x_label: &str, y_label: &str, lines: &[Line], log_x: bool) -> Result<String> {
+/// How an axis maps its values.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Scale {
+    Linear,
+    /// For values spanning orders of magnitude (concurrency 1 to 64, latency 1 ms to 30 s).
+    Log,
+}
+
+/// Height of one row of the legend under a line chart (two entries a row).
+const LEGEND_ROW: u32 = 18;
+
+/// A line chart, its legend under it (so that it hides no line).
+pub fn lines(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    lines: &[Line],
+    x_scale: Scale,
+    y_scale: Scale,
+) -> Result<String> {
+    let rows = lines.len().div_ceil(2) as u32;
+    let size = (SIZE.0, SIZE.1 + rows * LEGEND_ROW + 8);
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
         root.fill(&WHITE).map_err(error)?;
-        let (x_low, x_high) = range(lines.iter().flat_map(|l| l.points.iter().map(|p| p.0)), false);
-        let (_, y_high) = range(lines.iter().flat_map(|l| l.points.iter().map(|p| p.1)), true);
-        let mut builder = ChartBuilder::on(&root);
+        let (plot, legend) = root.split_vertically(SIZE.1);
+        let xs = || lines.iter().flat_map(|l| l.points.iter().map(|p| p.0));
+        let ys = || lines.iter().flat_map(|l| l.points.iter().map(|p| p.1));
+        let (x_low, x_high) = range(xs(), false);
+        let (_, y_high) = range(ys(), true);
+        // A log axis starts at the smallest value shown, a little below it.
+        let positive = |values: &mut dyn Iterator<Item = f64>| {
+            values
+                .filter(|v| v.is_finite() && *v > 0.0)
+                .fold(f64::INFINITY, f64::min)
+        };
+        let x_floor = (positive(&mut xs()) * 0.8).min(x_high * 0.5).max(1e-9);
+        let y_floor = (positive(&mut ys()) * 0.8).min(y_high * 0.5).max(1e-9);
+        let mut builder = ChartBuilder::on(&plot);
         builder
             .caption(title, ("sans-serif", 18))
             .margin(12)
             .x_label_area_size(42)
             .y_label_area_size(64);
-        if log_x {
-            let mut chart = builder
-                .build_cartesian_2d((x_low.max(0.5)..x_high).log_scale(), 0.0..y_high)
+        // One body per pair of scales: plotters types each coordinate system apart.
+        macro_rules! draw {
+            ($x:expr, $y:expr) => {{
+                let mut chart = builder.build_cartesian_2d($x, $y).map_err(error)?;
+                chart
+                    .configure_mesh()
+                    .x_desc(x_label)
+                    .y_desc(y_label)
+                    .x_label_formatter(&|x| compact(*x))
+                    .y_label_formatter(&|y| compact(*y))
+                    .light_line_style(WHITE.mix(0.0))
+                    .draw()
+                    .map_err(error)?;
+                for line in lines {
+                    let colour = PALETTE[line.colour % PALETTE.len()];
+                    let stroke = colour.stroke_width(2);
+                    let points = line
+                        .points
+                        .iter()
+                        .copied()
+                        .filter(|(x, y)| x.is_finite() && y.is_finite());
+                    if line.dashed {
+                        chart
+                            .draw_series(DashedLineSeries::new(points.clone(), 6, 4, stroke))
+                            .map_err(error)?;
+                    } else {
+                        chart
+                            .draw_series(LineSeries::new(points.clone(), stroke))
+                            .map_err(error)?;
+                    }
+                    chart
+                        .draw_series(points.map(|p| Circle::new(p, 3, colour.filled())))
+                        .map_err(error)?;
+                }
+            }};
+        }
+        match (x_scale, y_scale) {
+            (Scale::Linear, Scale::Linear) => draw!(x_low..x_high, 0.0..y_high),
+            (Scale::Log, Scale::Linear) => draw!((x_floor..x_high).log_scale(), 0.0..y_high),
+            (Scale::Linear, Scale::Log) => draw!(x_low..x_high, (y_floor..y_high).log_scale()),
+            (Scale::Log, Scale::Log) => draw!((x_floor..x_high).log_scale(), (y_floor..y_high).log_scale()),
+        }
+        for (index, line) in lines.iter().enumerate() {
+            let (column, row) = ((index % 2) as i32, (index / 2) as i32);
+            let (x, y) = (70 + column * 350, 4 + row * LEGEND_ROW as i32 + 8);
+            let colour = PALETTE[line.colour % PALETTE.len()];
+            let sample = vec![(x, y), (x + 24, y)];
+            if line.dashed {
+                legend
+                    .draw(&plotters::element::DashedPathElement::new(
+                        sample,
+                        5,
+                        3,
+                        colour.stroke_width(2),
+                    ))
+                    .map_err(error)?;
+            } else {
+                legend
+                    .draw(&PathElement::new(sample, colour.stroke_width(2)))
+                    .map_err(error)?;
+            }
+            let font = ("sans-serif", 12).into_font().color(&BLACK);
+            legend
+                .draw(&Text::new(line.name.clone(), (x + 30, y - 6), font))
                 .map_err(error)?;
-            chart
-                .configure_mesh()
-                .x_desc(x_label)
-                .y_desc(y_label)
-                .x_label_formatter(&|x| format!("{x:.0}"))
-                .light_line_style(WHITE.mix(0.0))
-                .draw()
-                .map_err(error)?;
-            draw_lines(&mut chart, lines)?;
-        } else {
-            let mut chart = builder.build_cartesian_2d(x_low..x_high, 0.0..y_high).map_err(error)?;
-            chart
-                .configure_mesh()
-                .x_desc(x_label)
-                .y_desc(y_label)
-                .light_line_style(WHITE.mix(0.0))
-                .draw()
-                .map_err(error)?;
-            draw_lines(&mut chart, lines)?;
         }
         root.present().map_err(error)?;
     }
     Ok(svg)
 }
 
-fn draw_lines<'a, X>(
-    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, RangedCoordf64>>,
-    lines: &[Line],
-) -> Result<()>
-where
-    X: Ranged<ValueType = f64>,
-{
-    for line in lines {
-        let colour = PALETTE[line.colour % PALETTE.len()];
-        let stroke = colour.stroke_width(2);
-        let series = if line.dashed {
-            chart.draw_series(DashedLineSeries::new(line.points.iter().copied(), 6, 4, stroke))
-        } else {
-            chart.draw_series(LineSeries::new(line.points.iter().copied(), stroke))
-        }
-        .map_err(error)?;
-        series
-            .label(line.name.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2)));
-        chart
-            .draw_series(line.points.iter().map(|&p| Circle::new(p, 3, colour.filled())))
-            .map_err(error)?;
+/// An axis label: no more digits than the value needs.
+fn compact(value: f64) -> String {
+    if value.abs() >= 100.0 || value.fract() == 0.0 {
+        format!("{value:.0}")
+    } else if value.abs() >= 1.0 {
+        format!("{value:.1}")
+    } else {
+        format!("{value:.2}")
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.3))
-        .label_font(("sans-serif", 12))
-        .draw()
-        .map_err(error)
 }
 
 /// A scatter of labelled points.
@@ -206,7 +256,8 @@ mod tests {
             "concurrency",
             "requests/s",
             &[line("modelcrate", false), line("python p99", true)],
-            true,
+            Scale::Log,
+            Scale::Log,
         )
         .unwrap();
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"), "{svg}");

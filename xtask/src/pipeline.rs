@@ -548,6 +548,9 @@ fn deploy_with(paths: &Paths, ort_dylib: &Path) -> Result<()> {
 }
 
 pub fn bench(paths: &Paths, args: &BenchArgs) -> Result<()> {
+    if args.redraw {
+        return bench::redraw(paths);
+    }
     let environment = setup(paths, false)?;
     build(paths, Build::ServerBinaries)?;
     timed(&format!("bench {}", args.models().join(", ")), || {
