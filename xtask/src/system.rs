@@ -103,25 +103,6 @@ pub fn ensure(packages: &[Package]) -> Result<()> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn free_space_is_read_from_df_and_an_unknown_path_has_none() {
-        assert!(free_bytes(std::path::Path::new("/")).is_some_and(|bytes| bytes > 0));
-        assert!(free_bytes(std::path::Path::new("/no/such/folder")).is_none());
-    }
-
-    /// Installs what the test command needs, as it would (`--ignored`: it changes the machine).
-    #[test]
-    #[ignore]
-    fn the_test_commands_packages_install() {
-        ensure(&[CHROMIUM, HAPROXY]).unwrap();
-        assert!(installed(&CHROMIUM) && installed(&HAPROXY));
-    }
-}
-
 /// Bytes free on the filesystem holding `path` (`df`), when it can be read.
 pub fn free_bytes(path: &std::path::Path) -> Option<u64> {
     let output = Command::new("df").arg("-Pk").arg(path).output().ok()?;
@@ -147,4 +128,23 @@ pub fn enough_disk(path: &std::path::Path) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_space_is_read_from_df_and_an_unknown_path_has_none() {
+        assert!(free_bytes(std::path::Path::new("/")).is_some_and(|bytes| bytes > 0));
+        assert!(free_bytes(std::path::Path::new("/no/such/folder")).is_none());
+    }
+
+    /// Installs what the test command needs, as it would (`--ignored`: it changes the machine).
+    #[test]
+    #[ignore]
+    fn the_test_commands_packages_install() {
+        ensure(&[CHROMIUM, HAPROXY]).unwrap();
+        assert!(installed(&CHROMIUM) && installed(&HAPROXY));
+    }
 }
