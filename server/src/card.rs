@@ -90,7 +90,7 @@ fn variant_rows(state: &AppState, name: &str, info: &ModelInfo) -> (Vec<VariantR
         Err(error) => (Vec::new(), Some(format!("variants.json could not be read: {error}"))),
     };
     let serving = &info.variant.name;
-    let weighed = |variant: &str| info.variant.candidates.iter().find(|c| &c.name == variant);
+    let weighed = |variant: &str| info.variant.candidates.iter().find(|c| c.name == variant);
     let mut rows: Vec<VariantRow> = made
         .iter()
         .map(|variant| {
