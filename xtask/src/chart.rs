@@ -60,7 +60,8 @@ pub enum Scale {
     Log,
 }
 
-/// Height of one row of the legend under a line chart (two entries a row).
+/// Height of one row of the legend under a line chart (one entry a row: peers' names
+/// are long).
 const LEGEND_ROW: u32 = 18;
 
 /// A line chart, its legend under it (so that it hides no line).
@@ -72,7 +73,7 @@ pub fn lines(
     x_scale: Scale,
     y_scale: Scale,
 ) -> Result<String> {
-    let rows = lines.len().div_ceil(2) as u32;
+    let rows = lines.len() as u32;
     let size = (SIZE.0, SIZE.1 + rows * LEGEND_ROW + 8);
     let mut svg = String::new();
     {
@@ -105,6 +106,7 @@ pub fn lines(
                     .configure_mesh()
                     .x_desc(x_label)
                     .y_desc(y_label)
+                    .x_labels(8)
                     .x_label_formatter(&|x| compact(*x))
                     .y_label_formatter(&|y| compact(*y))
                     .light_line_style(WHITE.mix(0.0))
@@ -140,8 +142,7 @@ pub fn lines(
             (Scale::Log, Scale::Log) => draw!((x_floor..x_high).log_scale(), (y_floor..y_high).log_scale()),
         }
         for (index, line) in lines.iter().enumerate() {
-            let (column, row) = ((index % 2) as i32, (index / 2) as i32);
-            let (x, y) = (70 + column * 350, 4 + row * LEGEND_ROW as i32 + 8);
+            let (x, y) = (70, 4 + index as i32 * LEGEND_ROW as i32 + 8);
             let colour = PALETTE[line.colour % PALETTE.len()];
             let sample = vec![(x, y), (x + 24, y)];
             if line.dashed {
