@@ -18,7 +18,7 @@ use crate::python_step::{self, PyStep};
 use crate::spec::{self, ModelSpec};
 use crate::step::{Runner, Tally};
 use crate::variant_check::{costs_with, made_variants, measure_with, parity_with};
-use crate::{Select, ServeArgs, bundle, card_figures, codegen, deploy_check, report, rolling, select, smoke};
+use crate::{Select, ServeArgs, bundle, card_figures, codegen, deploy_check, report, rolling, select, smoke, system};
 
 /// Runs `work` under a heading, then says how long it took.
 pub fn timed<T>(what: &str, work: impl FnOnce() -> Result<T>) -> Result<T> {
@@ -502,7 +502,14 @@ pub fn test(paths: &Paths) -> Result<()> {
             ("cargo build", everything),
         ],
     )?;
+    // The Debian packages of the browser test and the rolling restart install beside the
+    // pipeline (a fresh machine downloads them while it trains), waited for before the
+    // smoke step needs them.
+    let packages = std::thread::spawn(|| system::ensure(&[system::CHROMIUM, system::HAPROXY]));
     let environment = pipeline_to_parity(paths, &Select::default(), rust)?;
+    packages
+        .join()
+        .map_err(|_| anyhow::anyhow!("the Debian packages' install panicked"))??;
     timed("tests", || {
         let nextest = Command::new("cargo-nextest")
             .arg("--version")
