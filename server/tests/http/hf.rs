@@ -561,12 +561,9 @@ async fn images_are_scored_zero_shot_as_pytorch_scores_them_in_the_pipelines_sha
     for text in reference["texts"].as_array().unwrap() {
         let body = json!({"model": "animal-clip", "input": text["text"]});
         let (status, answer) = post(&base, "/v1/embeddings", &body).await;
-        match text["id"].as_str() {
-            Some("long" | "empty") => {
-                assert_eq!((status, &answer["error"]["param"]), (400, &json!("input")), "{answer}");
-                continue;
-            }
-            _ => {}
+        if let Some("long" | "empty") = text["id"].as_str() {
+            assert_eq!((status, &answer["error"]["param"]), (400, &json!("input")), "{answer}");
+            continue;
         }
         assert_eq!(status, 200, "{}: {answer}", text["id"]);
         let cosine = dot(&answer["data"][0]["embedding"], &text["text_embeds"]);
