@@ -4,8 +4,10 @@ runs once the server binary is up.
 `python -m modelcrate.clients --base http://127.0.0.1:PORT` uses the `openai` package as
 its users do (`OpenAI(base_url=…/v1)`): embeddings in its default transfer encoding
 (base64) and as floats, with `dimensions`, then the errors it must raise by OpenAI's
-statuses. Then `huggingface_hub`'s InferenceClient on TEI's `/embed`, with TEI's error
-types (it runs without `HF_HUB_OFFLINE`: it talks to this server only). Then the KServe
+statuses. Then `huggingface_hub`'s InferenceClient on TEI's `/embed` of a server of the
+embedding model alone (`--tei-base`: TEI serves one model, and its clients name none),
+with TEI's error types (it runs without `HF_HUB_OFFLINE`: it talks to these servers
+only). Then the KServe
 v2 protocol in plain HTTP, as its REST spec writes requests (`tritonclient` is not in the
 lock): server and model metadata, readiness, and an inference from BYTES text. Every
 check prints what it saw; the first failure exits non-zero with the reason.
@@ -134,9 +136,10 @@ def kserve_v2(base: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--base", required=True, help="the server's base URL")
+    parser.add_argument("--tei-base", required=True, help="a server of news-embed alone, as TEI serves one model")
     args = parser.parse_args()
     openai_embeddings(args.base.rstrip("/"))
-    tei(args.base.rstrip("/"))
+    tei(args.tei_base.rstrip("/"))
     kserve_v2(args.base.rstrip("/"))
 
 

@@ -150,12 +150,29 @@ pub fn run(paths: &Paths, ort_dylib: &Path, python: &Path) -> Result<()> {
         bail!("POST /models/news-topic/predict {QUESTION} answered {body}; expected top label `{EXPECTED_LABEL}`");
     }
     eprintln!("    POST /models/news-topic/predict {QUESTION}\n    → {body}");
+    // TEI serves one model a process, and its clients name none: they get a server of
+    // the embedding model alone, as a TEI user runs it.
+    let tei_port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let mut tei = Server::new(
+        Command::new(&binary)
+            .args(["--host", "127.0.0.1", "--port", &tei_port.to_string()])
+            .args(["--model", "news-embed", "--watch-interval-ms", "0"])
+            .arg("--artifacts")
+            .arg(paths.artifacts())
+            .env("ORT_DYLIB_PATH", ort_dylib)
+            .stdout(Stdio::null())
+            .spawn()
+            .with_context(|| format!("cannot start {}", binary.display()))?,
+    );
+    tei.wait_ready("127.0.0.1", tei_port, "/health/ready", Duration::from_secs(60))?;
     let status = Command::new(python)
         .args([
             "-m",
             "modelcrate.clients",
             "--base",
             &format!("http://127.0.0.1:{port}"),
+            "--tei-base",
+            &format!("http://127.0.0.1:{tei_port}"),
         ])
         .current_dir(&paths.root)
         .env("PYTHONPATH", paths.root.join("python"))
@@ -164,6 +181,7 @@ pub fn run(paths: &Paths, ort_dylib: &Path, python: &Path) -> Result<()> {
         .env_remove("HF_HUB_OFFLINE")
         .status()
         .context("cannot run python -m modelcrate.clients")?;
+    drop(tei);
     if !status.success() {
         bail!("a real client failed against the server ({status}); see its message above");
     }
