@@ -125,13 +125,15 @@ pub fn request_at(host: &str, port: u16, method: &str, path: &str, body: &str) -
     Ok((status, body))
 }
 
-pub fn run(paths: &Paths, ort_dylib: &Path, python: &Path) -> Result<()> {
-    let tools = Venv::tools(paths)?;
+/// The release server on a free loopback port over the artifacts, with `extra` flags,
+/// once `/health/ready` answers 200; its port.
+fn start_ready(paths: &Paths, ort_dylib: &Path, extra: &[&str]) -> Result<(Server, u16)> {
     let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let binary = release_binary(paths, "modelcrate-server");
-    let server = Server::new(
+    let mut server = Server::new(
         Command::new(&binary)
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(extra)
             .arg("--artifacts")
             .arg(paths.artifacts())
             .env("ORT_DYLIB_PATH", ort_dylib)
@@ -139,7 +141,13 @@ pub fn run(paths: &Paths, ort_dylib: &Path, python: &Path) -> Result<()> {
             .spawn()
             .with_context(|| format!("cannot start {}", binary.display()))?,
     );
-    wait_healthy(port, "/health/ready", Duration::from_secs(60))?;
+    server.wait_ready("127.0.0.1", port, "/health/ready", Duration::from_secs(60))?;
+    Ok((server, port))
+}
+
+pub fn run(paths: &Paths, ort_dylib: &Path, python: &Path) -> Result<()> {
+    let tools = Venv::tools(paths)?;
+    let (server, port) = start_ready(paths, ort_dylib, &[])?;
     let (status, body) = request(port, "POST", "/models/news-topic/predict", QUESTION)?;
     if status != 200 {
         bail!("POST /models/news-topic/predict answered {status}: {body}");
@@ -152,19 +160,7 @@ pub fn run(paths: &Paths, ort_dylib: &Path, python: &Path) -> Result<()> {
     eprintln!("    POST /models/news-topic/predict {QUESTION}\n    → {body}");
     // TEI serves one model a process, and its clients name none: they get a server of
     // the embedding model alone, as a TEI user runs it.
-    let tei_port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let mut tei = Server::new(
-        Command::new(&binary)
-            .args(["--host", "127.0.0.1", "--port", &tei_port.to_string()])
-            .args(["--model", "news-embed", "--watch-interval-ms", "0"])
-            .arg("--artifacts")
-            .arg(paths.artifacts())
-            .env("ORT_DYLIB_PATH", ort_dylib)
-            .stdout(Stdio::null())
-            .spawn()
-            .with_context(|| format!("cannot start {}", binary.display()))?,
-    );
-    tei.wait_ready("127.0.0.1", tei_port, "/health/ready", Duration::from_secs(60))?;
+    let (tei, tei_port) = start_ready(paths, ort_dylib, &["--model", "news-embed", "--watch-interval-ms", "0"])?;
     let status = Command::new(python)
         .args([
             "-m",
