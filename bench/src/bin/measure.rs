@@ -48,14 +48,17 @@ struct Args {
     /// Intra-op threads of the one session (the server's default layout is 2 sessions × 1).
     #[arg(long, default_value_t = 1)]
     intra_threads: usize,
-    /// Single-input requests timed for the latency figures.
-    #[arg(long, default_value_t = 200)]
+    /// Single-input requests timed for the latency figures. Of 100, p99 is the second
+    /// slowest (nearest rank), and they cost a fresh run half of what 200 did (up to 6.5 s
+    /// per variant of the slowest models, ~2 minutes over all of them).
+    #[arg(long, default_value_t = 100)]
     latency_requests: usize,
     /// Rows per run for the throughput figure.
     #[arg(long, default_value_t = 32)]
     batch_size: usize,
-    /// Throughput runs over the test split last at least this long (and 4 batches).
-    #[arg(long, default_value_t = 5.0)]
+    /// Throughput runs over the test split last at least this long (and 4 batches): 3 s
+    /// are hundreds of batches on the small models and the 4 batches on the slow ones.
+    #[arg(long, default_value_t = 3.0)]
     min_seconds: f64,
     /// Measure the variant's costs by length and merge size instead, in both layouts, and
     /// the engine policy they argue for (`<variant>.costs.json`): what `cargo xtask select`
