@@ -29,6 +29,9 @@ use crate::wire::{self, Inputs};
 pub trait ImageParameters: DeserializeOwned + Default {
     /// Their names: the keys of a query string and the text parts of a form they take.
     const NAMES: &'static [&'static str];
+    /// Those of them whose value is text: a query's or a form's `0` is the string "0"
+    /// for these, the number 0 for the others.
+    const TEXTS: &'static [&'static str] = &[];
     /// The task's JSON body: base64 images and these parameters.
     type Body: DeserializeOwned;
     /// The body's images and parameters.
@@ -37,6 +40,7 @@ pub trait ImageParameters: DeserializeOwned + Default {
 
 impl ImageParameters for ClassifyParameters {
     const NAMES: &'static [&'static str] = &["top_k", "function_to_apply"];
+    const TEXTS: &'static [&'static str] = &["function_to_apply"];
     type Body = ImagesRequest;
 
     fn from_body(body: ImagesRequest) -> (Inputs, Option<Self>) {
@@ -64,6 +68,7 @@ impl ImageParameters for NoParameters {
 
 impl ImageParameters for ZeroShotParameters {
     const NAMES: &'static [&'static str] = &["candidate_labels", "hypothesis_template"];
+    const TEXTS: &'static [&'static str] = Self::NAMES;
     type Body = ZeroShotRequest;
 
     fn from_body(body: ZeroShotRequest) -> (Inputs, Option<Self>) {
@@ -108,7 +113,7 @@ impl<P: ImageParameters> ImageRequest<P> {
             "application/json" => Self::from_json(&body, max_inputs),
             "multipart/form-data" => Self::from_multipart(content_type, body, max_inputs).await,
             image if image.starts_with("image/") => {
-                let parameters = query_parameters(query.unwrap_or_default())?;
+                let parameters = query_parameters::<P>(query.unwrap_or_default())?;
                 Self::with_gathered(vec![body], true, parameters)
             }
             _ => Err(ApiError::UnsupportedMediaType(format!(
@@ -174,7 +179,7 @@ impl<P: ImageParameters> ImageRequest<P> {
                 }
             } else if P::NAMES.contains(&name.as_str()) {
                 let text = String::from_utf8_lossy(&bytes);
-                parameters.insert(name, parameter_value(&text));
+                gather::<P>(&mut parameters, name, &text, "form field")?;
             } else {
                 return Err(ApiError::Validation(format!(
                     "unknown form field `{name}`: send images as file parts, and parameters {:?} as text parts",
@@ -187,22 +192,37 @@ impl<P: ImageParameters> ImageRequest<P> {
     }
 }
 
-/// A parameter given as text (query string, form field): a number or `null` as JSON,
-/// anything else as a string.
-fn parameter_value(text: &str) -> Value {
-    match serde_json::from_str::<Value>(text.trim()) {
-        Ok(value @ (Value::Number(_) | Value::Null)) => value,
+/// Adds parameter `name` given as `text` (a query string's or a form field's value) to
+/// `parameters`: a text parameter as the string, any other as JSON's number or `null`
+/// when it is one (a string otherwise, refused by the parameter's type). A parameter
+/// given twice is refused: which one was meant is not for the server to guess.
+fn gather<P: ImageParameters>(
+    parameters: &mut Map<String, Value>,
+    name: String,
+    text: &str,
+    place: &str,
+) -> Result<(), ApiError> {
+    let value = match serde_json::from_str::<Value>(text.trim()) {
+        Ok(value @ (Value::Number(_) | Value::Null)) if !P::TEXTS.contains(&name.as_str()) => value,
         _ => Value::String(text.to_string()),
+    };
+    if parameters.contains_key(&name) {
+        return Err(ApiError::Validation(format!(
+            "{place} `{name}` is given more than once; give each parameter once"
+        )));
     }
+    parameters.insert(name, value);
+    Ok(())
 }
 
-fn query_parameters(query: &str) -> Result<Map<String, Value>, ApiError> {
+fn query_parameters<P: ImageParameters>(query: &str) -> Result<Map<String, Value>, ApiError> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
         .map_err(|error| ApiError::Validation(format!("malformed query string: {error}")))?;
-    Ok(pairs
-        .into_iter()
-        .map(|(key, value)| (key, parameter_value(&value)))
-        .collect())
+    let mut parameters = Map::new();
+    for (name, value) in pairs {
+        gather::<P>(&mut parameters, name, &value, "query parameter")?;
+    }
+    Ok(parameters)
 }
 
 /// The bytes of a base64 image, with or without a `data:` URL prefix.
@@ -334,6 +354,37 @@ mod tests {
             error.to_string().contains("unknown field `parameters.top_k`"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn a_parameter_given_twice_is_refused_and_a_text_parameter_stays_text() {
+        let twice = b"--XX\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\n\r\nPNG\r\n--XX\r\nContent-Disposition: form-data; name=\"threshold\"\r\n\r\n0.2\r\n--XX\r\nContent-Disposition: form-data; name=\"threshold\"\r\n\r\n0.9\r\n--XX--\r\n";
+        let error = parse_as::<DetectionParameters>("multipart/form-data; boundary=XX", None, twice).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("form field `threshold` is given more than once"),
+            "{error}"
+        );
+        let error =
+            parse_as::<DetectionParameters>("image/png", Some("threshold=0.2&threshold=0.9"), b"png").unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("query parameter `threshold` is given more than once"),
+            "{error}"
+        );
+        // `0` is a label as text, and `null` a number parameter's absence.
+        let labels: ImageRequest<ZeroShotParameters> = parse_as(
+            "image/png",
+            Some("candidate_labels=0,1&hypothesis_template=null"),
+            b"png",
+        )
+        .unwrap();
+        assert_eq!(labels.parameters.labels().unwrap(), vec!["0", "1"]);
+        assert_eq!(labels.parameters.template(), "null");
+        let all: ImageRequest<ClassifyParameters> = parse_as("image/png", Some("top_k=null"), b"png").unwrap();
+        assert_eq!(all.parameters.top_k(), TopK::All);
     }
 
     #[test]

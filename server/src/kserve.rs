@@ -44,8 +44,10 @@ pub struct InferRequest {
     #[schema(value_type = Option<Object>)]
     pub parameters: Option<Map<String, Value>>,
     /// `text` (BYTES `[n]`), or the token tensors (INT64 `[rows, tokens]`).
+    #[serde(deserialize_with = "wire::objects")]
     pub inputs: Vec<InferInput>,
     /// The outputs wanted; all of the task's when absent.
+    #[serde(default, deserialize_with = "wire::optional_objects")]
     pub outputs: Option<Vec<RequestedOutput>>,
 }
 
@@ -124,7 +126,7 @@ pub async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiErro
 
 /// `GET /v2/models/{name}/ready`.
 #[utoipa::path(get, path = "/v2/models/{name}/ready", tag = "KServe v2", operation_id = "kserve_model_ready", params(("name" = String, Path, description = "a served model")),
-    responses((status = 200, description = "ready"), (status = 404, description = "unknown model", body = ErrorBody)))]
+    responses((status = 200, description = "ready"), (status = 404, description = "unknown model", body = ErrorBody), (status = 503, description = "warming up, draining, or the model still coming", body = ErrorBody)))]
 pub async fn model_ready(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
     state.engine(&name)?;
     match state.lifecycle.phase() {

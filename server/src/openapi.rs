@@ -142,20 +142,20 @@ pub async fn document(State(state): State<AppState>) -> Json<Value> {
 /// The document for a server serving `models`.
 pub fn described(models: &[&ModelInfo]) -> Value {
     let mut document = serde_json::to_value(Routes::openapi()).unwrap_or_else(|_| json!({}));
-    let names = |task: Option<Task>| -> Vec<&str> {
+    let names = |served: &dyn Fn(&ModelInfo) -> bool| -> Vec<&str> {
         models
             .iter()
-            .filter(|info| task.is_none_or(|task| info.task == task))
+            .filter(|info| served(info))
             .map(|info| info.name)
             .collect()
     };
+    let of_task = |task: Task| move |info: &ModelInfo| info.task == task;
     // The models whose texts `/v1/embeddings` embeds: sentence-embedding models and the
     // text towers of image–text models.
-    let text_embedders: Vec<&str> = models
-        .iter()
-        .filter(|info| info.embeds_texts())
-        .map(|info| info.name)
-        .collect();
+    let text_embedders = names(&ModelInfo::embeds_texts);
+    // The models `/tokenize` tokenizes for: every model that reads text.
+    let text_models = names(&|info: &ModelInfo| !info.task.is_image() || info.embeds_texts());
+    let all = names(&|_: &ModelInfo| true);
     if let Some(paths) = document["paths"].as_object_mut() {
         for info in models {
             paths.insert(format!("/models/{}/predict", info.name), predict_operation(info));
@@ -168,30 +168,32 @@ pub fn described(models: &[&ModelInfo]) -> Value {
         }
         // The served models' names where a route takes one.
         narrow_body(paths, "/v1/embeddings", "EmbeddingsRequest", "model", &text_embedders);
+        narrow_dimensions(paths, models);
         narrow_body(
             paths,
             "/embed",
             "TeiEmbedRequest",
             "model",
-            &names(Some(Task::FeatureExtraction)),
+            &names(&of_task(Task::FeatureExtraction)),
         );
         narrow_body(
             paths,
             "/predict",
             "TeiPredictRequest",
             "model",
-            &names(Some(Task::TextClassification)),
+            &names(&of_task(Task::TextClassification)),
         );
-        narrow_body(paths, "/tokenize", "TokenizeRequest", "model", &names(None));
+        narrow_body(paths, "/tokenize", "TokenizeRequest", "model", &text_models);
         for path_item in paths.values_mut() {
-            name_parameters(path_item, &names(None));
+            name_parameters(path_item, &all);
             errors(path_item);
         }
     }
     document
 }
 
-/// The request body of `path`: `schema` (a component) with its `field` one of `names`.
+/// The request body of `path`: `schema` (a component) with its `field` one of `names`,
+/// required unless one model is the only one it could name.
 fn narrow_body(paths: &mut Map<String, Value>, path: &str, schema: &str, field: &str, names: &[&str]) {
     let Some(body) = paths
         .get_mut(path)
@@ -199,13 +201,40 @@ fn narrow_body(paths: &mut Map<String, Value>, path: &str, schema: &str, field: 
     else {
         return;
     };
-    body["schema"] = json!({"allOf": [
-        reference(schema),
-        {"properties": {field: {"type": "string", "enum": names}}},
-    ]});
+    let mut narrowed = json!({"properties": {field: {"type": "string", "enum": names}}});
+    if names.len() != 1 {
+        narrowed["required"] = json!([field]);
+    }
+    body["schema"] = json!({"allOf": [reference(schema), narrowed]});
 }
 
-/// Every `{name}` path parameter of `path_item` as one of the served models' names.
+/// `/v1/embeddings`'s `dimensions` at most the named model's dimension.
+fn narrow_dimensions(paths: &mut Map<String, Value>, models: &[&ModelInfo]) {
+    let Some(schema) = paths
+        .get_mut("/v1/embeddings")
+        .and_then(|item| item.pointer_mut("/post/requestBody/content/application~1json/schema/allOf"))
+        .and_then(Value::as_array_mut)
+    else {
+        return;
+    };
+    let each: Vec<Value> = models
+        .iter()
+        .filter(|info| info.embeds_texts())
+        .filter_map(|info| {
+            let dimension = info.dimension?;
+            Some(json!({"properties": {
+                "model": {"const": info.name},
+                "dimensions": {"type": ["integer", "null"], "maximum": dimension},
+            }}))
+        })
+        .collect();
+    if !each.is_empty() {
+        schema.push(json!({"anyOf": each}));
+    }
+}
+
+/// Every `{name}` path parameter and `?model=` query parameter of `path_item` as one of
+/// the served models' names.
 fn name_parameters(path_item: &mut Value, names: &[&str]) {
     let Some(operations) = path_item.as_object_mut() else {
         return;
@@ -216,7 +245,7 @@ fn name_parameters(path_item: &mut Value, names: &[&str]) {
         };
         for parameter in parameters
             .iter_mut()
-            .filter(|p| p["in"] == "path" && p["name"] == "name")
+            .filter(|p| (p["in"] == "path" && p["name"] == "name") || (p["in"] == "query" && p["name"] == "model"))
         {
             parameter["schema"] = json!({"type": "string", "enum": names});
         }
@@ -290,22 +319,27 @@ fn json_body(schema: Value) -> Value {
 }
 
 /// An answer for one input or a list of them: `one`, or a list of `one` per input.
+/// `anyOf`, not `oneOf`: an empty list, or a list of answers that are lists themselves,
+/// fits both.
 fn one_or_per_input(one: Value) -> Value {
-    json!({"oneOf": [one.clone(), {"type": "array", "items": one}]})
+    json!({"anyOf": [one.clone(), {"type": "array", "items": one}]})
 }
 
 /// An image model's request body: the raw image, a form of files and the `parameters`
-/// fields as text parts, or the JSON body `json_schema`.
-fn image_body(parameters: Value, json_schema: &str) -> Value {
+/// fields as text parts (those named in `required` must be there), or the JSON body
+/// `json_schema`. A text part holds a parameter's JSON number or `null`, or its string.
+fn image_body(parameters: Value, required: &[&str], json_schema: &str) -> Value {
     let image = json!({"schema": {"type": "string", "format": "binary"}});
     let mut form = json!({"image": {"type": "string", "format": "binary"}});
     if let (Some(form), Value::Object(parameters)) = (form.as_object_mut(), parameters) {
         form.extend(parameters);
     }
+    let mut needed = vec!["image"];
+    needed.extend(required);
     json!({"required": true, "content": {
         "image/png": image,
         "image/jpeg": image,
-        "multipart/form-data": {"schema": {"type": "object", "properties": form}},
+        "multipart/form-data": {"schema": {"type": "object", "properties": form, "required": needed}},
         "application/json": {"schema": reference(json_schema)},
     }})
 }
@@ -318,8 +352,8 @@ fn image_embeddings_operation(info: &ModelInfo) -> Value {
         "tags": ["Inference API"],
         "summary": "Embed images with the image tower (unit vectors in the text tower's space)",
         "operationId": format!("image_embeddings_{}", info.name),
-        "requestBody": image_body(json!({}), "ImageEmbedRequest"),
-        "responses": {"200": {"description": "one vector for one image, a list of vectors for a list", "content": {"application/json": {"schema": {"oneOf": [vector.clone(), {"type": "array", "items": vector}]}}}}},
+        "requestBody": image_body(json!({}), &[], "ImageEmbedRequest"),
+        "responses": {"200": {"description": "one vector for one image, a list of vectors for a list", "content": {"application/json": {"schema": one_or_per_input(vector)}}}},
     }})
 }
 
@@ -342,7 +376,7 @@ fn predict_operation(info: &ModelInfo) -> Value {
                 json!({"type": "array", "items": {"type": "number"}, "minItems": dimension, "maxItems": dimension});
             (
                 json_body(reference("EmbedRequest")),
-                json!({"oneOf": [vector.clone(), {"type": "array", "items": vector}]}),
+                one_or_per_input(vector),
                 "Embed texts (SentenceTransformer.encode's vectors)",
             )
         }
@@ -364,31 +398,36 @@ fn predict_operation(info: &ModelInfo) -> Value {
         Task::ImageClassification => {
             let label = json!({"allOf": [reference("LabelScore"), labels("label")]});
             let form = json!({
-                "top_k": {"type": "integer"},
+                "top_k": {"type": ["integer", "null"], "minimum": 1, "description": "null for every label"},
                 "function_to_apply": {"type": "string", "enum": ["softmax", "sigmoid", "none"]},
             });
             (
-                image_body(form, "ImagesRequest"),
+                image_body(form, &[], "ImagesRequest"),
                 one_or_per_input(json!({"type": "array", "items": label})),
                 "Classify images (the image-classification pipeline's answers)",
             )
         }
         Task::ObjectDetection => {
             let object = json!({"allOf": [reference("DetectedObject"), labels("label")]});
-            let unit = json!({"type": "number", "minimum": 0, "maximum": 1});
+            let unit =
+                json!({"type": ["number", "null"], "minimum": 0, "maximum": 1, "description": "null for the default"});
             (
-                image_body(json!({"threshold": unit, "iou_threshold": unit}), "DetectionRequest"),
+                image_body(
+                    json!({"threshold": unit, "iou_threshold": unit}),
+                    &[],
+                    "DetectionRequest",
+                ),
                 one_or_per_input(json!({"type": "array", "items": object})),
                 "Find objects in images (the object-detection pipeline's answers)",
             )
         }
         Task::ZeroShotImageClassification => {
             let form = json!({
-                "candidate_labels": {"type": "string", "description": "comma-separated labels"},
+                "candidate_labels": {"type": "string", "pattern": "[^,\\s]", "description": "comma-separated labels"},
                 "hypothesis_template": {"type": "string"},
             });
             (
-                image_body(form, "ZeroShotRequest"),
+                image_body(form, &["candidate_labels"], "ZeroShotRequest"),
                 one_or_per_input(json!({"type": "array", "items": reference("CandidateScore")})),
                 "Score images against any labels (the zero-shot-image-classification pipeline's answers)",
             )

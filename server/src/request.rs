@@ -23,14 +23,14 @@ use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema,
 use utoipa::{PartialSchema, ToSchema};
 
 use crate::error::ApiError;
-use crate::wire::{Count, Function, Inputs, Strategy, Text, TopKParam};
+use crate::wire::{self, Count, Function, Inputs, Strategy, Text, TopKParam, Whole};
 
 /// A text-classification request.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClassifyRequest {
     pub inputs: Inputs,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "wire::object")]
     pub parameters: Option<ClassifyParameters>,
 }
 
@@ -67,7 +67,7 @@ impl ClassifyRequest {
 #[serde(deny_unknown_fields)]
 pub struct EmbedRequest {
     pub inputs: Inputs,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "wire::object")]
     pub parameters: Option<EmbedParameters>,
 }
 
@@ -90,7 +90,7 @@ impl EmbedRequest {
 #[serde(deny_unknown_fields)]
 pub struct EntitiesRequest {
     pub inputs: Inputs,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "wire::object")]
     pub parameters: Option<EntitiesParameters>,
 }
 
@@ -148,7 +148,7 @@ impl ToSchema for Stride {}
 #[serde(deny_unknown_fields)]
 pub struct AnswerRequest {
     pub inputs: QuestionInputs,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "wire::object")]
     pub parameters: Option<AnswerParameters>,
 }
 
@@ -204,7 +204,7 @@ impl<'de> Deserialize<'de> for QuestionInputs {
 
             fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> Result<QuestionInputs, A::Error> {
                 let mut all = Vec::with_capacity(items.size_hint().unwrap_or(0).min(1024));
-                while let Some(item) = items.next_element::<QuestionContext>()? {
+                while let Some(wire::Object(item)) = items.next_element::<wire::Object<QuestionContext>>()? {
                     all.push(item);
                 }
                 if all.is_empty() {
@@ -240,7 +240,7 @@ pub struct AnswerParameters {
     pub top_k: Option<Count>,
     /// Tokens two consecutive windows of a long context share (default: half the
     /// window, at most 128).
-    pub doc_stride: Option<usize>,
+    pub doc_stride: Option<Whole>,
     /// Longest answer, in tokens (default 15).
     pub max_answer_len: Option<Count>,
     /// Tokens of a window, question and special tokens included (default: the model's
@@ -261,7 +261,7 @@ impl AnswerRequest {
         let defaults = AnswerOptions::default();
         AnswerOptions {
             top_k: asked.top_k.map_or(defaults.top_k, |Count(k)| k),
-            doc_stride: asked.doc_stride,
+            doc_stride: asked.doc_stride.map(|Whole(stride)| stride),
             max_answer_len: asked.max_answer_len.map_or(defaults.max_answer_len, |Count(n)| n),
             max_seq_len: asked.max_seq_len.map(|Count(n)| n),
             max_question_len: asked.max_question_len.map_or(defaults.max_question_len, |Count(n)| n),
@@ -279,7 +279,7 @@ impl AnswerRequest {
 pub struct ImagesRequest {
     /// A base64-encoded PNG or JPEG, or a list of them.
     pub inputs: Inputs,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "wire::object")]
     pub parameters: Option<ClassifyParameters>,
 }
 
@@ -289,7 +289,7 @@ pub struct ImagesRequest {
 pub struct DetectionRequest {
     /// A base64-encoded PNG or JPEG, or a list of them.
     pub inputs: Inputs,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "wire::object")]
     pub parameters: Option<DetectionParameters>,
 }
 
@@ -330,6 +330,7 @@ impl DetectionParameters {
 pub struct ZeroShotRequest {
     /// A base64-encoded PNG or JPEG, or a list of them.
     pub inputs: Inputs,
+    #[serde(default, deserialize_with = "wire::object")]
     pub parameters: Option<ZeroShotParameters>,
 }
 
@@ -364,12 +365,61 @@ pub struct ZeroShotParameters {
 }
 
 /// Candidate labels as the zero-shot pipelines take them.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(untagged, expecting = "a list of labels, or one string of comma-separated labels")]
+#[derive(Debug, Clone)]
 pub enum CandidateLabels {
     List(Vec<String>),
     Joined(String),
 }
+
+impl<'de> Deserialize<'de> for CandidateLabels {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct LabelsVisitor;
+
+        impl<'de> Visitor<'de> for LabelsVisitor {
+            type Value = CandidateLabels;
+
+            fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+                formatter.write_str("a list of labels, or one string of comma-separated labels")
+            }
+
+            fn visit_str<E: de::Error>(self, joined: &str) -> Result<CandidateLabels, E> {
+                Ok(CandidateLabels::Joined(joined.to_string()))
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> Result<CandidateLabels, A::Error> {
+                let mut labels = Vec::with_capacity(items.size_hint().unwrap_or(0).min(MAX_CANDIDATE_LABELS));
+                while let Some(label) = items.next_element::<String>()? {
+                    labels.push(label);
+                }
+                Ok(CandidateLabels::List(labels))
+            }
+        }
+
+        deserializer.deserialize_any(LabelsVisitor)
+    }
+}
+
+impl PartialSchema for CandidateLabels {
+    fn schema() -> RefOr<Schema> {
+        let label = ObjectBuilder::new().schema_type(Type::String).pattern(Some(r"\S"));
+        OneOfBuilder::new()
+            .item(
+                ArrayBuilder::new()
+                    .items(label)
+                    .min_items(Some(1))
+                    .max_items(Some(MAX_CANDIDATE_LABELS)),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some("[^,\\s]"))
+                    .description(Some("labels separated by commas")),
+            )
+            .into()
+    }
+}
+
+impl ToSchema for CandidateLabels {}
 
 impl ZeroShotParameters {
     /// The candidate labels, each trimmed (a joined string split at its commas, empty

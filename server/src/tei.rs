@@ -455,7 +455,11 @@ async fn tokens(state: &AppState, request: TokenizeRequest) -> Result<Json<Vec<V
 /// every model's name.
 #[utoipa::path(get, path = "/info", tag = "TEI", operation_id = "tei_info",
     params(("model" = Option<String>, Query, description = "the model to describe; the server's limits and models when absent and several are served")),
-    responses((status = 200, description = "TEI's description of the model, or the server's limits")))]
+    responses(
+        (status = 200, description = "TEI's description of the model, or the server's limits"),
+        (status = 404, description = "no model of that name is served", body = TeiErrorBody),
+        (status = 422, description = "a query parameter other than `model`, or a query string that is not form-encoded", body = TeiErrorBody),
+    ))]
 pub async fn info(State(state): State<AppState>, RawQuery(query): RawQuery) -> Result<Json<Value>, TeiError> {
     let named: Vec<(String, String)> = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
         .map_err(|error| ApiError::Validation(format!("the query string is not form-encoded: {error}")))?;

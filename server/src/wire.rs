@@ -160,6 +160,54 @@ pub fn kind(value: &serde_json::Value) -> &'static str {
     }
 }
 
+/// A field holding a JSON object, read as `T`, or `null`/absent as `None` (with
+/// `#[serde(default, deserialize_with = "wire::object")]`). serde's own struct reading
+/// also takes an array of the fields' values (`"parameters": [null, 2]`), which no client
+/// means and the schema does not allow.
+pub fn object<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Option<T>, D::Error> {
+    Ok(Option::<Object<T>>::deserialize(deserializer)?.map(|Object(value)| value))
+}
+
+/// A field holding an array of JSON objects, each read as `T` as [`object`] reads one.
+pub fn objects<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Vec<T>, D::Error> {
+    Ok(Vec::<Object<T>>::deserialize(deserializer)?
+        .into_iter()
+        .map(|Object(value)| value)
+        .collect())
+}
+
+/// [`objects`], or `null`/absent as `None`.
+pub fn optional_objects<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<Vec<T>>, D::Error> {
+    Ok(Option::<Vec<Object<T>>>::deserialize(deserializer)?
+        .map(|list| list.into_iter().map(|Object(value)| value).collect()))
+}
+
+/// A `T` read from a JSON object only. Its fields are read through the same map, so an
+/// error inside still names its path (`parameters.top_k`).
+pub struct Object<T>(pub T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor<T>(std::marker::PhantomData<T>);
+
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectVisitor<T> {
+            type Value = Object<T>;
+
+            fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+                formatter.write_str("a JSON object")
+            }
+
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<Object<T>, A::Error> {
+                T::deserialize(de::value::MapAccessDeserializer::new(map)).map(Object)
+            }
+        }
+
+        deserializer.deserialize_map(ObjectVisitor(std::marker::PhantomData))
+    }
+}
+
 /// What a refusal of an empty list of inputs says, and of an empty text (TEI calls
 /// both errors `Empty`).
 pub const EMPTY_LIST: &str = "is an empty array";
@@ -185,6 +233,7 @@ impl PartialSchema for Text {
         ObjectBuilder::new()
             .schema_type(Type::String)
             .min_length(Some(1))
+            .pattern(Some(r"\S"))
             .description(Some("a text, not only whitespace"))
             .into()
     }
@@ -336,31 +385,71 @@ pub struct Count(pub usize);
 
 impl<'de> Deserialize<'de> for Count {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct CountVisitor;
+        deserializer.deserialize_any(AtLeast(1)).map(Count)
+    }
+}
 
-        impl<'de> Visitor<'de> for CountVisitor {
-            type Value = Count;
+/// A non-negative integer (a stride).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Whole(pub usize);
 
-            fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
-                formatter.write_str("a positive integer")
-            }
+impl<'de> Deserialize<'de> for Whole {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(AtLeast(0)).map(Whole)
+    }
+}
 
-            fn visit_u64<E: de::Error>(self, n: u64) -> Result<Count, E> {
-                match n {
-                    0 => Err(E::custom("must be a positive integer, got 0")),
-                    n => Ok(Count(usize::try_from(n).unwrap_or(usize::MAX))),
-                }
-            }
+impl PartialSchema for Whole {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(0)).into()
+    }
+}
 
-            fn visit_i64<E: de::Error>(self, n: i64) -> Result<Count, E> {
-                match u64::try_from(n) {
-                    Ok(n) => self.visit_u64(n),
-                    Err(_) => Err(E::custom(format!("must be a positive integer, got {n}"))),
-                }
-            }
+impl ToSchema for Whole {}
+
+/// Reads an integer of at least `.0`. JSON has one kind of number, and JSON Schema's
+/// `integer` is any number without a fraction: `3.0` reads as 3, as a client that wrote
+/// it in Python or JavaScript means; `3.5` is refused.
+struct AtLeast(u64);
+
+impl AtLeast {
+    fn refusal<E: de::Error>(&self, got: impl fmt::Display) -> E {
+        let kind = if self.0 == 1 { "positive" } else { "non-negative" };
+        E::custom(format!("must be a {kind} integer, got {got}"))
+    }
+}
+
+impl<'de> Visitor<'de> for AtLeast {
+    type Value = usize;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        match self.0 {
+            1 => formatter.write_str("a positive integer"),
+            _ => formatter.write_str("a non-negative integer"),
         }
+    }
 
-        deserializer.deserialize_any(CountVisitor)
+    fn visit_u64<E: de::Error>(self, n: u64) -> Result<usize, E> {
+        if n < self.0 {
+            return Err(self.refusal(n));
+        }
+        Ok(usize::try_from(n).unwrap_or(usize::MAX))
+    }
+
+    fn visit_i64<E: de::Error>(self, n: i64) -> Result<usize, E> {
+        match u64::try_from(n) {
+            Ok(n) => self.visit_u64(n),
+            Err(_) => Err(self.refusal(n)),
+        }
+    }
+
+    fn visit_f64<E: de::Error>(self, n: f64) -> Result<usize, E> {
+        if n.is_finite() && n.fract() == 0.0 && n >= 0.0 {
+            // Past u64's range the cast saturates, as a count that large does.
+            self.visit_u64(n as u64)
+        } else {
+            Err(self.refusal(n))
+        }
     }
 }
 
@@ -441,7 +530,7 @@ mod tests {
     #[serde(deny_unknown_fields)]
     struct Request {
         inputs: Inputs,
-        #[serde(default)]
+        #[serde(default, deserialize_with = "object")]
         parameters: Option<Parameters>,
     }
 
@@ -492,7 +581,19 @@ mod tests {
         );
         assert_eq!(
             message(r#"{"inputs": "a", "parameters": {"top_k": 1.5}}"#),
-            "`parameters.top_k` must be a positive integer, got a number"
+            "`parameters.top_k` must be a positive integer, got 1.5"
+        );
+        assert_eq!(
+            message(r#"{"inputs": "a", "parameters": {"top_k": -2}}"#),
+            "`parameters.top_k` must be a positive integer, got -2"
+        );
+        assert_eq!(
+            message(r#"{"inputs": "a", "parameters": {"top_k": 0.0}}"#),
+            "`parameters.top_k` must be a positive integer, got 0"
+        );
+        assert_eq!(
+            message(r#"{"inputs": "a", "parameters": {"top_k": "2"}}"#),
+            "`parameters.top_k` must be a positive integer, got a string"
         );
         assert_eq!(
             message(r#"{"inputs": "a", "parameters": {"normalize": "yes"}}"#),
@@ -502,6 +603,35 @@ mod tests {
             message(r#"{"inputs": "a", "parameters": 3}"#),
             "`parameters` must be a JSON object, got a number"
         );
+        // serde alone reads a struct from an array of its fields' values.
+        assert_eq!(
+            message(r#"{"inputs": "a", "parameters": [null, true]}"#),
+            "`parameters` must be a JSON object, got an array"
+        );
+        assert_eq!(
+            message(r#"{"inputs": "a", "parameters": []}"#),
+            "`parameters` must be a JSON object, got an array"
+        );
+    }
+
+    #[test]
+    fn a_count_written_with_a_zero_fraction_is_that_count() {
+        let top_k = |body: &str| parse::<Request>(body.as_bytes()).map(|r| r.parameters.unwrap_or_default().top_k.0);
+        assert_eq!(
+            top_k(r#"{"inputs": "a", "parameters": {"top_k": 3.0}}"#).ok(),
+            Some(TopK::K(3))
+        );
+        assert_eq!(
+            top_k(r#"{"inputs": "a", "parameters": {"top_k": 3e0}}"#).ok(),
+            Some(TopK::K(3))
+        );
+        let whole = |text: &str| serde_json::from_str::<Whole>(text).map(|Whole(n)| n).ok();
+        assert_eq!(whole("0"), Some(0));
+        assert_eq!(whole("0.0"), Some(0));
+        assert_eq!(whole("7.0"), Some(7));
+        assert_eq!(whole("7.25"), None);
+        assert_eq!(whole("-1"), None);
+        assert_eq!(whole("1e30"), Some(usize::MAX), "a count past any list is every item");
     }
 
     #[test]

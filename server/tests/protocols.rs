@@ -731,10 +731,11 @@ async fn the_openapi_document_describes_every_route_and_each_models_facts() {
             .any(|(path, operations)| fills(endpoint.path, path) && operations.get(&method).is_some());
         assert!(described, "{method} {} is in /openapi.json", endpoint.path);
     }
-    // A model's labels, embedding length and entity types are in its schemas.
+    // A model's labels, embedding length and entity types are in its schemas. One answer
+    // or a list of them is `anyOf`: an empty list fits both.
     let answer = |model: &str| {
         paths[&format!("/models/{model}/predict")]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
-            ["oneOf"][0]
+            ["anyOf"][0]
             .clone()
     };
     assert_eq!(
@@ -746,11 +747,31 @@ async fn the_openapi_document_describes_every_route_and_each_models_facts() {
         answer(TAGGER)["items"]["oneOf"][0]["allOf"][1]["properties"]["entity_group"]["enum"],
         json!(["LANG"])
     );
+    let embeddings = &paths["/v1/embeddings"]["post"]["requestBody"]["content"]["application/json"]["schema"]["allOf"];
+    assert_eq!(embeddings[1]["properties"]["model"]["enum"], json!([EMBEDDER, PAIRS]));
     assert_eq!(
-        paths["/v1/embeddings"]["post"]["requestBody"]["content"]["application/json"]["schema"]["allOf"][1]["properties"]
-            ["model"]["enum"],
-        json!([EMBEDDER, PAIRS])
+        embeddings[1]["required"],
+        json!(["model"]),
+        "two models: one must be named"
     );
+    assert_eq!(
+        embeddings[2]["anyOf"][0]["properties"],
+        json!({"model": {"const": EMBEDDER}, "dimensions": {"type": ["integer", "null"], "maximum": DIMENSION}}),
+        "`dimensions` is at most the named model's"
+    );
+    // `/tokenize` names the models that read text; an image classifier does not.
+    let tokenizers = &paths["/tokenize"]["post"]["requestBody"]["content"]["application/json"]["schema"]["allOf"][1];
+    let tokenizers = tokenizers["properties"]["model"]["enum"].as_array().unwrap();
+    assert!(
+        tokenizers.contains(&json!(CLASSIFIER)) && tokenizers.contains(&json!(PAIRS)),
+        "{tokenizers:?}"
+    );
+    assert!(!tokenizers.contains(&json!(IMAGES)), "{tokenizers:?}");
+    // A form must hold its image; a form's `top_k` may be `null`, as the JSON body's.
+    let form =
+        &paths[&format!("/models/{IMAGES}/predict")]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"];
+    assert_eq!(form["required"], json!(["image"]));
+    assert_eq!(form["properties"]["top_k"]["type"], json!(["integer", "null"]));
     // Requests are described by the types the handlers read.
     let schemas = &document["components"]["schemas"];
     assert_eq!(
