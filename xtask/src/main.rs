@@ -32,6 +32,7 @@ mod python_host;
 mod python_step;
 mod report;
 mod rolling;
+mod schemathesis;
 #[cfg(test)]
 mod scratch;
 mod select;

@@ -67,7 +67,7 @@ impl Venv {
             paths,
             dir,
             &["python/tools.lock"],
-            "the OpenAPI validator and Playwright, with its driver but no browser: about 170 MB",
+            "the OpenAPI validator, Schemathesis and Playwright, with its driver but no browser: about 200 MB",
         )
     }
 

@@ -3,7 +3,8 @@
 //! the `openai` package, `huggingface_hub`'s InferenceClient on TEI's routes, and KServe
 //! v2 requests in plain HTTP) talk to it, validate its
 //! `/openapi.json` with a standard OpenAPI validator (`openapi-spec-validator`, from the
-//! tools venv), drive the playground and a model card in Chromium (`browser`), and stop
+//! tools venv), test every route from that document with Schemathesis (`schemathesis`),
+//! drive the playground and a model card in Chromium (`browser`), and stop
 //! it with SIGTERM.
 
 use std::io::{Read, Write};
@@ -15,10 +16,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use base64::Engine as _;
 
-use crate::browser;
 use crate::paths::Paths;
 use crate::pipeline::release_binary;
 use crate::python::Venv;
+use crate::{browser, schemathesis};
 
 const QUESTION: &str = r#"{"inputs": "Arsenal beat Chelsea 2-1 in the league on Saturday"}"#;
 const EXPECTED_LABEL: &str = "sports";
@@ -147,7 +148,7 @@ fn start_ready(paths: &Paths, ort_dylib: &Path, extra: &[&str]) -> Result<(Serve
 
 pub fn run(paths: &Paths, ort_dylib: &Path, python: &Path) -> Result<()> {
     let tools = Venv::tools(paths)?;
-    let (server, port) = start_ready(paths, ort_dylib, &[])?;
+    let (server, port) = start_ready(paths, ort_dylib, &["--admin-token", schemathesis::ADMIN_TOKEN])?;
     let (status, body) = request(port, "POST", "/models/news-topic/predict", QUESTION)?;
     if status != 200 {
         bail!("POST /models/news-topic/predict answered {status}: {body}");
@@ -182,6 +183,7 @@ pub fn run(paths: &Paths, ort_dylib: &Path, python: &Path) -> Result<()> {
         bail!("a real client failed against the server ({status}); see its message above");
     }
     validate_openapi(paths, port, &tools)?;
+    schemathesis::run(paths, port, &tools)?;
     browser::run(paths, port, &tools)?;
     drop(server);
     Ok(())
