@@ -211,6 +211,8 @@ fn invalid(message: String) -> ApiError {
 
 /// One request input: its name, shape, datatype and flat data.
 struct Tensor<'a> {
+    /// Where it is in the request: `inputs[1]`.
+    place: String,
     name: &'a str,
     shape: Vec<usize>,
     datatype: &'a str,
@@ -244,6 +246,7 @@ fn input(input: &InferInput, index: usize) -> Result<Tensor<'_>, ApiError> {
         )));
     }
     Ok(Tensor {
+        place,
         name,
         shape,
         datatype,
@@ -260,8 +263,8 @@ enum Rows {
 fn texts(tensor: &Tensor<'_>, max_inputs: usize) -> Result<Rows, ApiError> {
     if tensor.datatype != "BYTES" || tensor.shape.len() != 1 {
         return Err(invalid(format!(
-            "input `{TEXT_INPUT}` must be BYTES of shape [n], got {} {:?}",
-            tensor.datatype, tensor.shape
+            "`{}` (input `{TEXT_INPUT}`) must be `datatype` BYTES of `shape` [n], got {:?} of {:?}",
+            tensor.place, tensor.datatype, tensor.shape
         )));
     }
     check_rows(tensor.shape[0], max_inputs)?;
@@ -272,10 +275,12 @@ fn texts(tensor: &Tensor<'_>, max_inputs: usize) -> Result<Rows, ApiError> {
         .map(|(i, value)| match value {
             Value::String(text) if !text.trim().is_empty() => Ok(text.clone()),
             Value::String(_) => Err(invalid(format!(
-                "input `{TEXT_INPUT}` element {i} is empty or only whitespace"
+                "`{}.data` element {i} (input `{TEXT_INPUT}`) is empty or only whitespace",
+                tensor.place
             ))),
             other => Err(invalid(format!(
-                "input `{TEXT_INPUT}` element {i} must be a string, got {}",
+                "`{}.data` element {i} (input `{TEXT_INPUT}`) must be a string, got {}",
+                tensor.place,
                 wire::kind(other)
             ))),
         })
@@ -285,7 +290,7 @@ fn texts(tensor: &Tensor<'_>, max_inputs: usize) -> Result<Rows, ApiError> {
 
 fn check_rows(rows: usize, max_inputs: usize) -> Result<(), ApiError> {
     if rows == 0 {
-        return Err(invalid("the inputs have no rows".into()));
+        return Err(invalid("`inputs` have no rows: their `shape` starts with 0".into()));
     }
     if rows > max_inputs {
         return Err(ApiError::PayloadTooLarge(format!(
@@ -299,23 +304,29 @@ fn check_rows(rows: usize, max_inputs: usize) -> Result<(), ApiError> {
 /// the same shape, ids inside the vocabulary, masks of ones then zeros.
 fn tokens(tensors: &[Tensor<'_>], vocabulary: usize, max_length: usize, max_inputs: usize) -> Result<Rows, ApiError> {
     let find = |name: &str| tensors.iter().find(|t| t.name == name);
-    let ids = find("input_ids").ok_or_else(|| invalid("missing input `input_ids` (or send `text`)".into()))?;
-    let mask = find("attention_mask").ok_or_else(|| invalid("missing input `attention_mask`".into()))?;
+    let ids = find("input_ids").ok_or_else(|| {
+        invalid("`inputs` holds neither `text` nor `input_ids`: send the texts, or the token tensors".into())
+    })?;
+    let mask = find("attention_mask")
+        .ok_or_else(|| invalid("`inputs` holds `input_ids` without its `attention_mask`".into()))?;
     let types = find("token_type_ids");
     for tensor in [Some(ids), Some(mask), types].into_iter().flatten() {
         if tensor.datatype != "INT64" || tensor.shape.len() != 2 || tensor.shape != ids.shape {
             return Err(invalid(format!(
-                "input `{}` must be INT64 of shape [rows, tokens] like `input_ids` {:?}, got {} {:?}",
-                tensor.name, ids.shape, tensor.datatype, tensor.shape
+                "`{}` (input `{}`) must be `datatype` INT64 of `shape` [rows, tokens] as `input_ids`'s {:?}, got {:?} of {:?}",
+                tensor.place, tensor.name, ids.shape, tensor.datatype, tensor.shape
             )));
         }
     }
     let (rows, columns) = (ids.shape[0], ids.shape[1]);
     check_rows(rows, max_inputs)?;
     let integer = |tensor: &Tensor<'_>, at: usize| -> Result<i64, ApiError> {
-        tensor.data[at]
-            .as_i64()
-            .ok_or_else(|| invalid(format!("input `{}` element {at} must be an integer", tensor.name)))
+        tensor.data[at].as_i64().ok_or_else(|| {
+            invalid(format!(
+                "`{}.data` element {at} (input `{}`) must be an integer",
+                tensor.place, tensor.name
+            ))
+        })
     };
     let mut encodings = Vec::with_capacity(rows);
     for row in 0..rows {
@@ -326,14 +337,16 @@ fn tokens(tensors: &[Tensor<'_>], vocabulary: usize, max_length: usize, max_inpu
                 0 => {}
                 value => {
                     return Err(invalid(format!(
-                        "`attention_mask` row {row} must be ones then zeros (right padding), found {value} at {column}"
+                        "`{}.data` (input `attention_mask`) row {row} must be ones then zeros (right padding), found {value} at {column}",
+                        mask.place
                     )));
                 }
             }
         }
         if length == 0 || length > max_length {
             return Err(invalid(format!(
-                "row {row} has {length} tokens; the model takes 1 to {max_length}"
+                "`{}.data` (input `attention_mask`) row {row} has {length} tokens; the model takes 1 to {max_length}",
+                mask.place
             )));
         }
         let mut tokens = Vec::with_capacity(length);
@@ -345,14 +358,20 @@ fn tokens(tensors: &[Tensor<'_>], vocabulary: usize, max_length: usize, max_inpu
                 .filter(|&id| (id as usize) < vocabulary)
                 .ok_or_else(|| {
                     invalid(format!(
-                        "`input_ids` row {row} column {column} is {id}, outside the vocabulary of {vocabulary}"
+                        "`{}.data` (input `input_ids`) row {row} column {column} is {id}, outside the vocabulary of {vocabulary}",
+                        ids.place
                     ))
                 })?;
             let type_id = match types {
                 Some(types) => u32::try_from(integer(types, at)?)
                     .ok()
                     .filter(|&t| t <= 1)
-                    .ok_or_else(|| invalid(format!("`token_type_ids` row {row} column {column} must be 0 or 1")))?,
+                    .ok_or_else(|| {
+                        invalid(format!(
+                            "`{}.data` (input `token_type_ids`) row {row} column {column} must be 0 or 1",
+                            types.place
+                        ))
+                    })?,
                 None => 0,
             };
             tokens.push((id, String::new(), (0, 0), None, type_id));
@@ -405,8 +424,8 @@ async fn answer(
         .collect();
     if let Some(unknown) = tensors.iter().find(|t| !known.contains(&t.name)) {
         return Err(invalid(format!(
-            "unknown input `{}`; model `{name}` takes {known:?}",
-            unknown.name
+            "`{}.name` is `{}`, an unknown input; model `{name}` takes {known:?}",
+            unknown.place, unknown.name
         )));
     }
     let max_inputs = state.limits.max_client_batch_size;
@@ -414,7 +433,7 @@ async fn answer(
         Some(text) if tensors.len() == 1 => texts(text, max_inputs)?,
         Some(_) => {
             return Err(invalid(format!(
-                "send either `{TEXT_INPUT}` or the token tensors, not both"
+                "`inputs` holds `{TEXT_INPUT}` and token tensors: send one or the other"
             )));
         }
         None => {
@@ -443,11 +462,14 @@ fn requested_outputs(asked: Option<&[RequestedOutput]>, task: Task) -> Result<Ve
         None => Ok(all.to_vec()),
         Some(asked) => asked
             .iter()
-            .map(|output| {
-                all.iter()
-                    .find(|name| **name == output.name)
-                    .copied()
-                    .ok_or_else(|| invalid(format!("unknown output `{}`; this model gives {all:?}", output.name)))
+            .enumerate()
+            .map(|(index, output)| {
+                all.iter().find(|name| **name == output.name).copied().ok_or_else(|| {
+                    invalid(format!(
+                        "`outputs[{index}].name` is `{}`, an unknown output; this model gives {all:?}",
+                        output.name
+                    ))
+                })
             })
             .collect(),
     }

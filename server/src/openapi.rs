@@ -381,7 +381,11 @@ fn predict_operation(info: &ModelInfo) -> Value {
             )
         }
         Task::TokenClassification => {
-            let group = json!({"allOf": [reference("EntityGroup"), {"properties": {"entity_group": {"type": "string", "enum": entity_types(info.labels)}}}]});
+            // The entity types, and `O` too: a request whose `ignore_labels` leaves it in
+            // gets its runs as groups named `O`, as the pipeline does.
+            let mut groups = entity_types(info.labels);
+            groups.extend(info.labels.iter().filter(|label| **label == "O"));
+            let group = json!({"allOf": [reference("EntityGroup"), {"properties": {"entity_group": {"type": "string", "enum": groups}}}]});
             let token = json!({"allOf": [reference("TokenEntity"), labels("entity")]});
             let entities = json!({"type": "array", "items": {"oneOf": [group, token]}});
             (

@@ -127,16 +127,30 @@ async fn kserve_v2_metadata_and_infer_from_text_or_token_tensors() {
     post_status(&base, path, &text(json!(["a", "b"]), json!([3])), 422, "has 2 elements").await;
     post_status(&base, path, &text(json!([" "]), json!([1])), 422, "empty").await;
     let unknown = json!({"inputs": [{"name": "pixels", "datatype": "FP32", "shape": [1], "data": [0.5]}]});
-    post_status(&base, path, &unknown, 422, "unknown input `pixels`").await;
+    post_status(
+        &base,
+        path,
+        &unknown,
+        422,
+        "`inputs[0].name` is `pixels`, an unknown input",
+    )
+    .await;
     let mut both = text(json!(["a"]), json!([1]));
     both["inputs"]
         .as_array_mut()
         .unwrap()
         .push(json!({"name": "input_ids", "datatype": "INT64", "shape": [1, 1], "data": [101]}));
-    post_status(&base, path, &both, 422, "not both").await;
+    post_status(&base, path, &both, 422, "send one or the other").await;
     let mut no_such_output = text(json!(["a text"]), json!([1]));
     no_such_output["outputs"] = json!([{"name": "probabilities"}]);
-    post_status(&base, path, &no_such_output, 422, "unknown output `probabilities`").await;
+    post_status(
+        &base,
+        path,
+        &no_such_output,
+        422,
+        "`outputs[0].name` is `probabilities`, an unknown output",
+    )
+    .await;
     post_status(
         &base,
         "/v2/models/release-ner/infer",

@@ -328,7 +328,7 @@ async fn the_openapi_document_describes_the_real_models_as_typed() {
         ["anyOf"][0];
     assert_eq!(
         entities["items"]["oneOf"][0]["allOf"][1]["properties"]["entity_group"]["enum"],
-        json!(["PRODUCT", "VERSION"])
+        json!(["PRODUCT", "VERSION", "O"])
     );
     assert_eq!(
         document["paths"]["/v1/embeddings"]["post"]["requestBody"]["content"]["application/json"]["schema"]["allOf"][1]
