@@ -11,6 +11,7 @@ pub mod config;
 pub mod error;
 pub mod hf;
 pub mod image_request;
+pub mod integrity;
 pub mod kserve;
 pub mod lifecycle;
 pub mod listen;

@@ -63,6 +63,10 @@ async fn run(config: Config) -> Result<()> {
         if !coming.is_empty() {
             tracing::info!(models = ?coming, "coming: no serving.json yet; loaded behind their canary once it appears");
         }
+        // A file cut short, corrupted or replaced since `select` recorded it is not loaded.
+        for name in &ready {
+            reload::verified(name, &loader.folder(name))?;
+        }
         let engines = CATALOG.start_each(&ready, &loader.artifacts, &loader.load, &loader.engines)?;
         Ok((engines, coming, seen))
     })

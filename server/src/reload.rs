@@ -6,8 +6,10 @@
 //! change and then stay unchanged for one more poll — loads the new files next to the
 //! serving model, in three stages:
 //!
-//! 1. **load**: the variant `--variant` names (by default the one `serving.json` names),
-//!    its signature checked against the generated crate's, as at start;
+//! 1. **load**: the folder's files checked against `checksums.json` (`integrity`: one cut
+//!    short, corrupted or replaced is refused by name), then the variant `--variant` names
+//!    (by default the one `serving.json` names), its signature checked against the
+//!    generated crate's, as at start;
 //! 2. **canary**: the gate of `modelcrate_parity` — the one the pipeline held that
 //!    variant to — against the PyTorch outputs in `<golden>/<name>/reference.json` (a
 //!    distilled student's in its own, `modelcrate_parity::reference_path`): every
@@ -20,7 +22,7 @@
 //!
 //! A model still coming (`--wait-for-models`) has no engine to swap out: the watcher loads
 //! it the same way, behind the same canary, once its folder holds a `serving.json` (what
-//! `cargo xtask select` writes last) and has stopped changing.
+//! `cargo xtask select` writes, with `checksums.json` after it) and has stopped changing.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -33,6 +35,7 @@ use modelcrate_runtime::LoadOptions;
 use modelcrate_core::engine_plan::EngineFlags;
 
 use crate::admin::AdminToken;
+use crate::integrity::{self, Verified};
 use crate::lifecycle::{self, Lifecycle, Phase};
 use crate::metrics::Metrics;
 use crate::served::{Attempt, Fingerprint, Outcome, Served, Trigger, now};
@@ -189,6 +192,7 @@ impl Reloader {
         let failed = |stage: &'static str| move |error: anyhow::Error| (stage, format!("{error:#}"), Vec::new());
         let started = Instant::now();
         let entry = crate::CATALOG.entry(name).map_err(failed("load"))?;
+        verified(name, &self.folder(name)).map_err(failed("load"))?;
         let plan = self
             .engines
             .plan(&self.folder(name), &self.load.variant)
@@ -225,6 +229,21 @@ impl Reloader {
         seconds.insert("warm_up", started.elapsed().as_secs_f64());
         Ok(engine)
     }
+}
+
+/// Checks `name`'s files in `onnx` against their recorded checksums (`integrity`), saying
+/// in the logs when there is no record to check against.
+pub fn verified(name: &str, onnx: &std::path::Path) -> anyhow::Result<()> {
+    match integrity::verify(onnx)? {
+        Verified::Files(count) => tracing::debug!(model = name, files = count, "files as recorded"),
+        Verified::Unrecorded => tracing::warn!(
+            model = name,
+            "no {} in {}: its files are loaded unchecked",
+            integrity::CHECKSUMS_FILE,
+            onnx.display()
+        ),
+    }
+    Ok(())
 }
 
 /// Watches every served model's folder every `interval`: a folder whose files changed,
