@@ -38,6 +38,7 @@ use crate::bench_table::{number, table};
 use crate::bench_workload::{self, Workload};
 use crate::paths::Paths;
 use crate::pipeline::{Environment, release_binary};
+use crate::process;
 use crate::progress::Progress;
 use crate::select;
 use crate::smoke::{Server, wait_healthy};
@@ -259,13 +260,6 @@ fn peers(
     peers
 }
 
-/// Peak resident memory of a process (`VmHWM`), in bytes.
-fn peak_rss(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
-}
-
 fn load<T: DeserializeOwned>(paths: &Paths, arguments: &[String], environment: &Environment) -> Result<T> {
     let output = Command::new(release_binary(paths, "modelcrate-load"))
         .args(arguments)
@@ -352,7 +346,7 @@ fn measure_peer(
         arguments.push(list(plan.rates.iter().map(|rate| format!("{rate:.1}")).collect()));
     }
     let report: LoadReport = load(paths, &arguments, environment)?;
-    let rss = peak_rss(server.id());
+    let rss = process::peak_rss(server.id());
     drop(server);
     Ok(json!({
         "peer": peer.name,

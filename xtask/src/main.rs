@@ -19,13 +19,16 @@ mod bundle;
 mod cache;
 mod cache_command;
 mod card_figures;
+mod chaos;
 mod chart;
+mod checksums;
 mod codegen;
 mod deploy_check;
 #[cfg(test)]
 mod invalidation_tests;
 mod paths;
 mod pipeline;
+mod process;
 mod progress;
 mod python;
 mod python_host;
@@ -121,6 +124,14 @@ enum Step {
     /// and restart both under load (every request must be answered), then validate the
     /// manifests against Kubernetes's and KServe's schemas and the measured memory.
     Deploy,
+    /// The server under faults and load, as a table (case, expected, observed, held):
+    /// damaged files at start and reload, a full disk, SIGKILL, twice the capacity, slow
+    /// clients, and a soak of every task. The test command runs it short.
+    Chaos {
+        /// The overload for 60 s and the soak for 20 minutes (else 20 s and 60 s).
+        #[arg(long)]
+        long: bool,
+    },
     /// Serve every model over HTTP.
     Serve(ServeArgs),
     /// The main job: setup, train, distill, export, optimize, golden, gen, parity, measure, select, then serve.
@@ -156,6 +167,7 @@ fn main() {
         Step::Report => pipeline::report(&paths),
         Step::Bundle => bundle::write(&paths).map(drop),
         Step::Deploy => pipeline::deploy(&paths),
+        Step::Chaos { long } => pipeline::chaos(&paths, long),
         Step::Serve(serve) => pipeline::serve(&paths, &serve),
         Step::All { select, serve } => pipeline::all(&paths, &select, &serve),
         Step::Test => pipeline::test(&paths),

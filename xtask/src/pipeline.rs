@@ -18,7 +18,10 @@ use crate::python_step::{self, PyStep};
 use crate::spec::{self, ModelSpec};
 use crate::step::{Runner, Tally};
 use crate::variant_check::{costs_with, made_variants, measure_with, parity_with};
-use crate::{Select, ServeArgs, bundle, card_figures, codegen, deploy_check, report, rolling, select, smoke, system};
+use crate::{
+    Select, ServeArgs, bundle, card_figures, chaos, checksums, codegen, deploy_check, report, rolling, select, smoke,
+    system,
+};
 
 /// Runs `work` under a heading, then says how long it took.
 pub fn timed<T>(what: &str, work: impl FnOnce() -> Result<T>) -> Result<T> {
@@ -230,7 +233,7 @@ fn choose_serving(paths: &Paths, spec: &ModelSpec) -> Result<(Vec<select::Candid
 }
 
 /// Writes `onnx/serving.json`: the chosen variant, why, its engine policy, and every
-/// variant's figures and verdict.
+/// variant's figures and verdict; then `onnx/checksums.json` of what the server loads.
 fn write_serving(paths: &Paths, spec: &ModelSpec) -> Result<()> {
     let (candidates, index, reason) = choose_serving(paths, spec)?;
     let chosen = &candidates[index];
@@ -247,6 +250,9 @@ fn write_serving(paths: &Paths, spec: &ModelSpec) -> Result<()> {
     let path = paths.onnx(&spec.name).join(SERVING_FILE);
     let text = serde_json::to_string_pretty(&serving)? + "\n";
     std::fs::write(&path, &text).with_context(|| format!("cannot write {}", path.display()))?;
+    // What the server loads, recorded for it to check before loading (and last: the
+    // watcher loads a folder once it stops changing).
+    checksums::write(&paths.onnx(&spec.name))?;
     eprintln!("    serves {}: {}", chosen.name, serving.reason);
     for line in chosen.engine.iter().flat_map(|engine| &engine.why) {
         eprintln!("        engine: {line}");
@@ -527,11 +533,26 @@ pub fn test(paths: &Paths) -> Result<()> {
         smoke::run(paths, &environment.ort_dylib, &environment.venv.python())
     })?;
     deploy_with(paths, &environment.ort_dylib)?;
+    timed("chaos (short)", || {
+        chaos::run(paths, &environment.ort_dylib, chaos::Length::SHORT)
+    })?;
     timed("bench smoke test", || {
         bench::run(paths, &environment, &BenchArgs::smoke())
     })?;
     eprintln!("test: everything passed in {:.0}s", started.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// `cargo xtask chaos`: faults and load on the release server, after the main job.
+pub fn chaos(paths: &Paths, long: bool) -> Result<()> {
+    let environment = setup(paths, false)?;
+    build(paths, Build::ServerBinaries)?;
+    let length = if long {
+        chaos::Length::LONG
+    } else {
+        chaos::Length::SHORT
+    };
+    timed("chaos", || chaos::run(paths, &environment.ort_dylib, length))
 }
 
 /// `cargo xtask deploy`: `deploy/` checked here, after the main job.

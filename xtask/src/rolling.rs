@@ -19,6 +19,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::paths::Paths;
 use crate::pipeline::release_binary;
+use crate::process;
 use crate::smoke::{Server, request_at};
 use crate::system;
 
@@ -99,15 +100,7 @@ struct Tally {
 
 /// A process's peak resident memory (`VmHWM`), in bytes.
 fn peak_rss(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find_map(|line| line.strip_prefix("VmHWM:"))
-                .and_then(|value| value.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        })
-        .map_or(0, |kilobytes| kilobytes * 1024)
+    process::peak_rss(pid).unwrap_or(0)
 }
 
 /// Runs the check; prints the figures; returns the highest peak RSS of a replica

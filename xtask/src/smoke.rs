@@ -105,11 +105,26 @@ pub fn request(port: u16, method: &str, path: &str, body: &str) -> Result<(u16, 
 
 /// Sends one HTTP/1.1 request to `host:port` and returns (status, body).
 pub fn request_at(host: &str, port: u16, method: &str, path: &str, body: &str) -> Result<(u16, String)> {
+    request_with(host, port, method, path, &[], body, Duration::from_secs(30))
+}
+
+/// [`request_at`] with extra `headers` (each `Name: value`), waiting at most `within`
+/// for the answer.
+pub fn request_with(
+    host: &str,
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[&str],
+    body: &str,
+    within: Duration,
+) -> Result<(u16, String)> {
     let mut stream = TcpStream::connect((host, port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    stream.set_read_timeout(Some(within))?;
+    let extra: String = headers.iter().map(|header| format!("{header}\r\n")).collect();
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )?;
     let mut response = String::new();
@@ -287,6 +302,15 @@ const SAMPLES: [(&str, &str, &str, &str); 15] = [
 /// The image models' requests, golden images as base64 JSON: the detector's (one alone
 /// and a list of two), the image–text model's zero-shot classification and image
 /// embeddings.
+/// A request of every task and protocol, each answered 200 by a server of every model:
+/// (the route as the document names it, the path asked, the body, what it shows).
+pub fn samples_of_every_task(paths: &Paths) -> Result<Vec<(&'static str, &'static str, String, &'static str)>> {
+    let texts = SAMPLES
+        .iter()
+        .map(|(route, path, body, what)| (*route, *path, (*body).to_string(), *what));
+    Ok(texts.chain(image_samples(paths)?).collect())
+}
+
 fn image_samples(paths: &Paths) -> Result<Vec<(&'static str, &'static str, String, &'static str)>> {
     let encoded = |model: &str, name: &str| -> Result<String> {
         let path = paths.golden(model).join("images").join(name);
@@ -356,16 +380,7 @@ fn validate_openapi(paths: &Paths, port: u16, tools: &Venv) -> Result<()> {
         String::from_utf8_lossy(&output.stdout).trim()
     );
     let mut samples = Vec::new();
-    let images = image_samples(paths)?;
-    let all = SAMPLES
-        .iter()
-        .map(|(route, path, body, what)| (*route, *path, (*body).to_string(), *what))
-        .chain(
-            images
-                .iter()
-                .map(|(route, path, body, what)| (*route, *path, body.clone(), *what)),
-        );
-    for (route, path, body, what) in all {
+    for (route, path, body, what) in samples_of_every_task(paths)? {
         let (status, answer) = request(port, "POST", path, &body)?;
         if status != 200 {
             bail!("POST {path} {body} answered {status}: {answer}");
