@@ -575,26 +575,18 @@ mod tests {
         );
         assert!(message(r#"{"inputs": "a", "topk": 1}"#).starts_with("unknown field `topk`; expected"));
         assert!(message(r#"{"inputs": "a", "parameters": {"k": 1}}"#).starts_with("unknown field `parameters.k`"));
-        assert_eq!(
-            message(r#"{"inputs": "a", "parameters": {"top_k": 0}}"#),
-            "`parameters.top_k` must be a positive integer, got 0"
-        );
-        assert_eq!(
-            message(r#"{"inputs": "a", "parameters": {"top_k": 1.5}}"#),
-            "`parameters.top_k` must be a positive integer, got 1.5"
-        );
-        assert_eq!(
-            message(r#"{"inputs": "a", "parameters": {"top_k": -2}}"#),
-            "`parameters.top_k` must be a positive integer, got -2"
-        );
-        assert_eq!(
-            message(r#"{"inputs": "a", "parameters": {"top_k": 0.0}}"#),
-            "`parameters.top_k` must be a positive integer, got 0"
-        );
-        assert_eq!(
-            message(r#"{"inputs": "a", "parameters": {"top_k": "2"}}"#),
-            "`parameters.top_k` must be a positive integer, got a string"
-        );
+        for (top_k, got) in [
+            ("0", "0"),
+            ("1.5", "1.5"),
+            ("-2", "-2"),
+            ("0.0", "0"),
+            (r#""2""#, "a string"),
+        ] {
+            assert_eq!(
+                message(&format!(r#"{{"inputs": "a", "parameters": {{"top_k": {top_k}}}}}"#)),
+                format!("`parameters.top_k` must be a positive integer, got {got}")
+            );
+        }
         assert_eq!(
             message(r#"{"inputs": "a", "parameters": {"normalize": "yes"}}"#),
             "`parameters.normalize` must be true or false, got a string"

@@ -558,7 +558,9 @@ impl Chaos {
         let tally = Tally::of(&answers);
         let peak = peak.load(Ordering::Relaxed) as f64;
         let bounded = peak <= rss_before as f64 * 1.5 + 256.0 * 1024.0 * 1024.0;
-        let held = tally.other == 0
+        // The load must have been sent at well over the capacity, or nothing was tested.
+        let held = sent_rate >= 1.5 * capacity
+            && tally.other == 0
             && tally.ok > 0
             && tally.refused > 0
             && tally.p99_ok <= REQUEST_TIMEOUT.as_secs_f64()
@@ -707,29 +709,33 @@ fn open_loop(port: u16, requests: &[(String, String)], rate: f64, duration: Dura
     let answers = Arc::new(Mutex::new(Vec::with_capacity(count)));
     let requests = Arc::new(requests.to_vec());
     let started = Instant::now();
-    // Enough senders that each waits for its answer while the schedule goes on.
-    let senders = 256.min(count.max(1));
+    // Enough senders that the schedule goes on while answers take up to two seconds
+    // (an overloaded queue's wait): each sender waits for its own answer.
+    let senders = ((rate * 2.0) as usize + 64).clamp(1, 2048).min(count.max(1));
     let workers: Vec<_> = (0..senders)
-        .map(|_| {
+        .filter_map(|_| {
             let (next, answers, requests) = (Arc::clone(&next), Arc::clone(&answers), Arc::clone(&requests));
-            std::thread::spawn(move || {
-                loop {
-                    let index = next.fetch_add(1, Ordering::Relaxed);
-                    if index >= count {
-                        break;
+            std::thread::Builder::new()
+                .stack_size(256 * 1024)
+                .spawn(move || {
+                    loop {
+                        let index = next.fetch_add(1, Ordering::Relaxed);
+                        if index >= count {
+                            break;
+                        }
+                        let due = started + Duration::from_secs_f64(index as f64 / rate);
+                        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                            std::thread::sleep(wait);
+                        }
+                        let (path, body) = &requests[index % requests.len()];
+                        let sent = Instant::now();
+                        let status = post(port, path, &[], body).map_or(0, |(status, _)| status);
+                        if let Ok(mut answers) = answers.lock() {
+                            answers.push((status, sent.elapsed().as_secs_f64()));
+                        }
                     }
-                    let due = started + Duration::from_secs_f64(index as f64 / rate);
-                    if let Some(wait) = due.checked_duration_since(Instant::now()) {
-                        std::thread::sleep(wait);
-                    }
-                    let (path, body) = &requests[index % requests.len()];
-                    let sent = Instant::now();
-                    let status = post(port, path, &[], body).map_or(0, |(status, _)| status);
-                    if let Ok(mut answers) = answers.lock() {
-                        answers.push((status, sent.elapsed().as_secs_f64()));
-                    }
-                }
-            })
+                })
+                .ok()
         })
         .collect();
     workers.into_iter().for_each(|worker| drop(worker.join()));
