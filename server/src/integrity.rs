@@ -127,6 +127,20 @@ pub fn verify(onnx: &Path) -> Result<Verified, IntegrityError> {
     Ok(Verified::Files(checksums.files.len()))
 }
 
+/// [`verify`], saying in the logs how model `name`'s files stood: checked, or loaded
+/// unchecked for want of a record.
+pub fn check(name: &str, onnx: &Path) -> Result<(), IntegrityError> {
+    match verify(onnx)? {
+        Verified::Files(count) => tracing::debug!(model = name, files = count, "files as recorded"),
+        Verified::Unrecorded => tracing::warn!(
+            model = name,
+            "no {CHECKSUMS_FILE} in {}: its files are loaded unchecked",
+            onnx.display()
+        ),
+    }
+    Ok(())
+}
+
 /// `path`'s SHA-256, lower-case hex.
 fn digest(path: &Path) -> std::io::Result<String> {
     let mut file = std::fs::File::open(path)?;

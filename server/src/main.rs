@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 use modelcrate_server::config::LogFormat;
 use modelcrate_server::lifecycle::{self, Lifecycle};
 use modelcrate_server::served::{Fingerprint, Served};
-use modelcrate_server::{AppState, CATALOG, Config, app, listen, reload, routes};
+use modelcrate_server::{AppState, CATALOG, Config, app, integrity, listen, reload, routes};
 use tracing_subscriber::EnvFilter;
 
 /// After the drain, how long closing the remaining connections may take.
@@ -65,7 +65,7 @@ async fn run(config: Config) -> Result<()> {
         }
         // A file cut short, corrupted or replaced since `select` recorded it is not loaded.
         for name in &ready {
-            reload::verified(name, &loader.folder(name))?;
+            integrity::check(name, &loader.folder(name))?;
         }
         let engines = CATALOG.start_each(&ready, &loader.artifacts, &loader.load, &loader.engines)?;
         Ok((engines, coming, seen))

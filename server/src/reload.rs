@@ -35,7 +35,7 @@ use modelcrate_runtime::LoadOptions;
 use modelcrate_core::engine_plan::EngineFlags;
 
 use crate::admin::AdminToken;
-use crate::integrity::{self, Verified};
+use crate::integrity;
 use crate::lifecycle::{self, Lifecycle, Phase};
 use crate::metrics::Metrics;
 use crate::served::{Attempt, Fingerprint, Outcome, Served, Trigger, now};
@@ -192,7 +192,7 @@ impl Reloader {
         let failed = |stage: &'static str| move |error: anyhow::Error| (stage, format!("{error:#}"), Vec::new());
         let started = Instant::now();
         let entry = crate::CATALOG.entry(name).map_err(failed("load"))?;
-        verified(name, &self.folder(name)).map_err(failed("load"))?;
+        integrity::check(name, &self.folder(name)).map_err(|error| failed("load")(error.into()))?;
         let plan = self
             .engines
             .plan(&self.folder(name), &self.load.variant)
@@ -229,21 +229,6 @@ impl Reloader {
         seconds.insert("warm_up", started.elapsed().as_secs_f64());
         Ok(engine)
     }
-}
-
-/// Checks `name`'s files in `onnx` against their recorded checksums (`integrity`), saying
-/// in the logs when there is no record to check against.
-pub fn verified(name: &str, onnx: &std::path::Path) -> anyhow::Result<()> {
-    match integrity::verify(onnx)? {
-        Verified::Files(count) => tracing::debug!(model = name, files = count, "files as recorded"),
-        Verified::Unrecorded => tracing::warn!(
-            model = name,
-            "no {} in {}: its files are loaded unchecked",
-            integrity::CHECKSUMS_FILE,
-            onnx.display()
-        ),
-    }
-    Ok(())
 }
 
 /// Watches every served model's folder every `interval`: a folder whose files changed,

@@ -422,9 +422,7 @@ impl Chaos {
             server.wait_ready("127.0.0.1", port, "/health/ready", Duration::from_secs(120))?;
             let (_, before) = predict(port)?;
             let target = onnx.join(&self.scratch.serving);
-            let larger = vec![7u8; usize::try_from(size * 2).unwrap_or(usize::MAX)];
-            let written = std::fs::write(&target, &larger);
-            let full = written.as_ref().err().and_then(std::io::Error::raw_os_error) == Some(28); // ENOSPC
+            let full = write_until_full(&target, size * 2)?;
             let (held, observed) = self.refused_reload(port, &self.scratch.serving, &before)?;
             drop(server);
             Ok((
@@ -672,6 +670,22 @@ impl Chaos {
         }
         Ok(cases)
     }
+}
+
+/// Writes `bytes` bytes over `path` as a new export would, a MiB at a time; whether the
+/// disk filled first (ENOSPC), leaving the file cut short.
+fn write_until_full(path: &Path, bytes: u64) -> Result<bool> {
+    let mut file = std::fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?;
+    let chunk = vec![7u8; 1 << 20];
+    let mut written = 0;
+    while written < bytes {
+        match file.write_all(&chunk) {
+            Ok(()) => written += chunk.len() as u64,
+            Err(error) if error.raw_os_error() == Some(28) => return Ok(true), // ENOSPC
+            Err(error) => return Err(error).with_context(|| format!("cannot write {}", path.display())),
+        }
+    }
+    Ok(false)
 }
 
 /// Requests answered per second by `clients` clients asking one after another.

@@ -1,11 +1,13 @@
 //! Properties of everything a client controls, on stable Rust with proptest: request
-//! bodies of every protocol (`bodies`), image bytes (`images`), and texts through
+//! bodies of every protocol (`bodies`), image forms and query strings (`forms`), image
+//! bytes (`images`), and texts through
 //! tokenization, entity aggregation and answer spans (`text`). Each property runs a
 //! bounded number of generated cases from a fixed seed, so the test command repeats the
 //! same cases; `PROPTEST_RNG_SEED` explores others and `PROPTEST_CASES` runs more.
 //! A failure prints the smallest input proptest shrank it to.
 
 mod bodies;
+mod forms;
 mod images;
 mod text;
 
