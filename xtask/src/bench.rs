@@ -41,7 +41,7 @@ use crate::pipeline::{Environment, release_binary};
 use crate::process;
 use crate::progress::Progress;
 use crate::select;
-use crate::smoke::{Server, wait_healthy};
+use crate::smoke::{Server, free_port, wait_healthy};
 use crate::spec::{self, ModelSpec};
 use crate::variant_check::{Made, made_variants};
 
@@ -273,10 +273,6 @@ fn load<T: DeserializeOwned>(paths: &Paths, arguments: &[String], environment: &
         bail!("modelcrate-load {} failed ({})", arguments.join(" "), output.status);
     }
     serde_json::from_slice(&output.stdout).context("modelcrate-load printed no JSON report")
-}
-
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 /// What one model's peers are loaded with.

@@ -75,6 +75,17 @@ pub fn kept_files(onnx: &Path) -> Result<Vec<String>> {
     Ok(kept)
 }
 
+/// Copies the files of `onnx` the image carries ([`kept_files`]) into `target`; returns
+/// their size in bytes.
+pub fn copy_kept(onnx: &Path, target: &Path) -> Result<u64> {
+    let mut bytes = 0;
+    for file in kept_files(onnx)? {
+        bytes += std::fs::copy(onnx.join(&file), target.join(&file))
+            .with_context(|| format!("cannot copy {} to {}", onnx.join(&file).display(), target.display()))?;
+    }
+    Ok(bytes)
+}
+
 /// Writes the bundle; returns its folder and its size in bytes.
 pub fn write(paths: &Paths) -> Result<(PathBuf, u64)> {
     let out = folder(paths);
@@ -87,10 +98,7 @@ pub fn write(paths: &Paths) -> Result<(PathBuf, u64)> {
         let onnx = paths.onnx(&name);
         let target = out.join("models").join(&name).join("onnx");
         std::fs::create_dir_all(&target)?;
-        for file in kept_files(&onnx)? {
-            bytes += std::fs::copy(onnx.join(&file), target.join(&file))
-                .with_context(|| format!("cannot copy {} into the bundle", onnx.join(&file).display()))?;
-        }
+        bytes += copy_kept(&onnx, &target)?;
         let golden = paths.golden(&name).join("reference.json");
         let target = out.join("golden").join(&name);
         std::fs::create_dir_all(&target)?;

@@ -21,7 +21,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -33,7 +33,7 @@ use modelcrate_schema::Serving;
 
 use crate::paths::Paths;
 use crate::pipeline::release_binary;
-use crate::smoke::{Server, request_with, samples_of_every_task};
+use crate::smoke::{Server, free_port, request_with, samples_of_every_task};
 use crate::{bundle, checksums, process};
 
 /// The model the faults and the load run on: small, so that a case takes seconds.
@@ -131,10 +131,7 @@ impl Scratch {
         let onnx = paths.onnx(MODEL);
         let pristine = dir.join("pristine");
         std::fs::create_dir_all(&pristine)?;
-        for file in bundle::kept_files(&onnx)? {
-            std::fs::copy(onnx.join(&file), pristine.join(&file))
-                .with_context(|| format!("cannot copy {}", onnx.join(&file).display()))?;
-        }
+        bundle::copy_kept(&onnx, &pristine)?;
         if !pristine.join(checksums::FILE).is_file() {
             bail!(
                 "{} has no {}: run `cargo xtask select`",
@@ -238,10 +235,6 @@ struct Chaos {
     binary: PathBuf,
     ort_dylib: PathBuf,
     scratch: Scratch,
-}
-
-fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 fn post(port: u16, path: &str, headers: &[&str], body: &str) -> Result<(u16, String)> {

@@ -9,14 +9,13 @@
 //! The format: `{"files": {"model.int8.onnx": {"bytes": 23456789, "sha256": "…"}, …}}`.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::Path;
 
 use anyhow::{Context, Result};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::bundle;
+use crate::{bundle, stamp};
 
 /// The file's name in each model's ONNX folder.
 pub const FILE: &str = "checksums.json";
@@ -44,19 +43,8 @@ pub fn write(onnx: &Path) -> Result<usize> {
 
 /// `path`'s size and SHA-256 (lower-case hex).
 pub fn digest(path: &Path) -> Result<(u64, String)> {
-    let mut file = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let file = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 1 << 20];
-    let mut bytes = 0u64;
-    loop {
-        let read = file
-            .read(&mut buffer)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        if read == 0 {
-            break;
-        }
-        hasher.update(&buffer[..read]);
-        bytes += read as u64;
-    }
+    let bytes = stamp::feed(&mut hasher, file).with_context(|| format!("cannot read {}", path.display()))?;
     Ok((bytes, format!("{:x}", hasher.finalize())))
 }

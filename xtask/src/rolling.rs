@@ -8,7 +8,6 @@
 //! test command. HAProxy retries nothing (`retries 0`, no `redispatch`), so an answer is
 //! the server's doing.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -20,7 +19,7 @@ use anyhow::{Context, Result, bail};
 use crate::paths::Paths;
 use crate::pipeline::release_binary;
 use crate::process;
-use crate::smoke::{Server, request_at};
+use crate::smoke::{Server, free_port, request_at};
 use crate::system;
 
 /// What the manifests set (deploy/kubernetes/deployment.yaml): answered while leaving for
@@ -32,10 +31,6 @@ const CLIENTS: usize = 4;
 /// The model the clients ask; every model loads (the bundle's completeness).
 const MODEL: &str = "news-topic";
 const BODY: &str = r#"{"inputs": "The central bank raised interest rates again to curb inflation."}"#;
-
-fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
 
 /// One replica as the image runs it (deploy/Dockerfile's environment).
 fn replica(paths: &Paths, bundle: &Path, ort_dylib: &Path, port: u16) -> Result<Server> {

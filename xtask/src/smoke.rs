@@ -141,10 +141,15 @@ pub fn request_with(
     Ok((status, body))
 }
 
+/// A loopback port nothing listens on now.
+pub fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
 /// The release server on a free loopback port over the artifacts, with `extra` flags,
 /// once `/health/ready` answers 200; its port.
 fn start_ready(paths: &Paths, ort_dylib: &Path, extra: &[&str]) -> Result<(Server, u16)> {
-    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = free_port()?;
     let binary = release_binary(paths, "modelcrate-server");
     let mut server = Server::new(
         Command::new(&binary)

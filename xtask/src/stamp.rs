@@ -52,19 +52,26 @@ pub fn hash_tree(hasher: &mut Sha256, base: &Path, path: &Path) -> Result<()> {
 
 /// One file of a tree: its name under the tree's root (empty for a lone file), then its
 /// content, read in chunks.
-pub fn hash_file(hasher: &mut Sha256, shown: &str, mut content: impl Read) -> std::io::Result<()> {
+pub fn hash_file(hasher: &mut Sha256, shown: &str, content: impl Read) -> std::io::Result<()> {
     hasher.update(shown.as_bytes());
     hasher.update([0]);
+    feed(hasher, content)?;
+    hasher.update([0]);
+    Ok(())
+}
+
+/// Feeds all of `content` to `hasher`, a MiB at a time; returns how many bytes it held.
+pub fn feed(hasher: &mut Sha256, mut content: impl Read) -> std::io::Result<u64> {
     let mut buffer = vec![0; 1 << 20];
+    let mut bytes = 0;
     loop {
         let read = content.read(&mut buffer)?;
         if read == 0 {
-            break;
+            return Ok(bytes);
         }
         hasher.update(&buffer[..read]);
+        bytes += read as u64;
     }
-    hasher.update([0]);
-    Ok(())
 }
 
 /// A step's record: `<artifacts>/<model>/.stamps/<step>`.
